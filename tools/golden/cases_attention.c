@@ -1,0 +1,175 @@
+/*
+ * cases_attention.c - golden cases for RoPE (S9) and decode attention over
+ * the mixed cache (S11), with the per-element error bound (S12.3).
+ */
+#include "golden.h"
+#include "golden_qtensor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SHAPE(...) ((const uint32_t[4]){__VA_ARGS__})
+
+static const char *pairing_name(kvq_rope_pairing p)
+{
+    static const char *const names[] = {"none", "half", "interleaved"};
+    return names[p];
+}
+
+/* S9: cos/sin of every pair and rotated vectors, at positions up to 10^7. */
+static void rope_case(golden_writer *w, kvq_rope_pairing pairing, uint32_t d)
+{
+    enum { N_POS = 12 };
+    static const uint32_t positions[N_POS] = {0, 1, 2, 100, 4095, 32768, 131071, 1000000, 4194305, 9999991,
+                                              10000000, 2147483647u};
+    static float cosines[N_POS * 128], sines[N_POS * 128], x[N_POS * 256], rotated[N_POS * 256];
+    kvq_rope rope = {pairing, 10000.0f};
+    kvq_rng rng;
+    kvq_rng_seed(&rng, 91 + d);
+    for (uint32_t i = 0; i < N_POS * d; i++) x[i] = kvq_fp32_from_fp16(kvq_fp16_from_fp32(kvq_rng_normal(&rng)));
+    for (uint32_t p = 0; p < N_POS; p++) {
+        for (uint32_t i = 0; i < d / 2; i++)
+            kvq_rope_angle(&rope, d, i, positions[p], &cosines[p * (d / 2) + i], &sines[p * (d / 2) + i]);
+        GOLDEN_CHECK(w, kvq_rope_apply(&rope, d, positions[p], x + p * d, rotated + p * d));
+    }
+    char name[64], params_json[160];
+    snprintf(name, sizeof name, "rope_%s_d%u", pairing_name(pairing), d);
+    snprintf(params_json, sizeof params_json, "{\"pairing\": \"%s\", \"base\": 10000, \"head_dim\": %u}",
+             pairing_name(pairing), d);
+    golden_begin_case(w, name, "S9", "rope", params_json);
+    golden_array(w, GOLDEN_INPUT, "positions", GOLDEN_U32, positions, SHAPE(N_POS));
+    golden_array(w, GOLDEN_INPUT, "x", GOLDEN_F32, x, SHAPE(N_POS, d));
+    golden_array(w, GOLDEN_BOUNDED, "cos", GOLDEN_F32, cosines, SHAPE(N_POS, d / 2));
+    golden_array(w, GOLDEN_BOUNDED, "sin", GOLDEN_F32, sines, SHAPE(N_POS, d / 2));
+    golden_array(w, GOLDEN_BOUNDED, "rotated", GOLDEN_F32, rotated, SHAPE(N_POS, d));
+    golden_end_case(w);
+}
+
+typedef struct attention_case {
+    const char *name;
+    uint32_t n_tokens, head_dim, n_q;
+    kvq_rope_pairing pairing;
+    uint32_t first_position; /* key t sits at first_position + t; the query right after the last key */
+    kvq_scheme key_scheme, value_scheme;
+    uint32_t key_bits, value_bits;
+    kvq_key_mode key_mode;
+    uint64_t seed;
+} attention_case;
+
+static const attention_case attention_cases[] = {
+    {"attention_d128_n300_half_gqa4", 300, 128, 4, KVQ_ROPE_HALF, 0, KVQ_SCHEME_NUQ, KVQ_SCHEME_UNIFORM_ASYM, 4, 4,
+     KVQ_KEYS_PER_CHANNEL_CALIBRATED, 301},
+    {"attention_d64_n1", 1, 64, 1, KVQ_ROPE_HALF, 0, KVQ_SCHEME_UNIFORM_ASYM, KVQ_SCHEME_UNIFORM_ASYM, 4, 4,
+     KVQ_KEYS_PER_CHANNEL_ONLINE, 302},
+    {"attention_d64_n97_interleaved", 97, 64, 2, KVQ_ROPE_INTERLEAVED, 17, KVQ_SCHEME_UNIFORM_ASYM,
+     KVQ_SCHEME_UNIFORM_ASYM, 2, 2, KVQ_KEYS_PER_CHANNEL_ONLINE, 303},
+    {"attention_d256_n200_nuq3", 200, 256, 1, KVQ_ROPE_HALF, 0, KVQ_SCHEME_NUQ, KVQ_SCHEME_NUQ, 3, 3,
+     KVQ_KEYS_PER_CHANNEL_CALIBRATED, 304},
+    {"attention_d128_far_positions", 64, 128, 2, KVQ_ROPE_HALF, 9999936, KVQ_SCHEME_UNIFORM_ASYM,
+     KVQ_SCHEME_UNIFORM_ASYM, 4, 4, KVQ_KEYS_PER_CHANNEL_ONLINE, 305},
+    {"attention_d128_n129_norope_int8", 129, 128, 8, KVQ_ROPE_NONE, 0, KVQ_SCHEME_UNIFORM_SYM,
+     KVQ_SCHEME_UNIFORM_SYM, 8, 8, KVQ_KEYS_PER_CHANNEL_ONLINE, 306},
+};
+
+static void attention_case_run(golden_writer *w, const attention_case *ac)
+{
+    uint32_t n = ac->n_tokens, d = ac->head_dim;
+    float *keys = malloc((size_t)n * d * sizeof *keys), *values = malloc((size_t)n * d * sizeof *values);
+    float *samples = malloc((size_t)256 * d * sizeof *samples);
+    float *q = malloc((size_t)ac->n_q * d * sizeof *q), *out = malloc((size_t)ac->n_q * d * sizeof *out);
+    float *bound = malloc((size_t)ac->n_q * d * sizeof *bound);
+    uint8_t *modality = malloc(n);
+    uint32_t *positions = malloc((size_t)n * sizeof *positions);
+    kvq_channel_range *ranges = malloc(d * sizeof *ranges);
+    kvq_qtensor *kq = NULL, *vq = NULL;
+    if (!keys || !values || !samples || !q || !out || !bound || !modality || !positions || !ranges) {
+        golden_fail(w, ac->name, KVQ_ERR_OUT_OF_MEMORY);
+        goto done;
+    }
+    kvq_synth_params sp = {n, d, ac->seed, 4, 0.01f, 1, 24, 6};
+    GOLDEN_CHECK(w, kvq_synth_kv(&sp, keys, values, modality));
+    kvq_synth_params cal = {256, d, ac->seed + 1000u, 4, 0.01f, 1, 24, 6};
+    GOLDEN_CHECK(w, kvq_synth_kv(&cal, samples, NULL, NULL));
+    GOLDEN_CHECK(w, kvq_calibrate_channel_ranges(samples, 256, d, 10000, ranges));
+    for (uint32_t t = 0; t < n; t++) positions[t] = ac->first_position + t;
+    kvq_rng rng;
+    kvq_rng_seed(&rng, ac->seed + 7u);
+    for (uint32_t i = 0; i < ac->n_q * d; i++) q[i] = kvq_fp32_from_fp16(kvq_fp16_from_fp32(kvq_rng_normal(&rng)));
+
+    kvq_codebook key_cb, value_cb;
+    kvq_head_config kc = {0}, vc = {0};
+    kc.role = KVQ_ROLE_KEYS;
+    kc.quantizer = (kvq_quantizer){ac->key_scheme, ac->key_bits, NULL};
+    if (ac->key_scheme == KVQ_SCHEME_NUQ) {
+        GOLDEN_CHECK(w, kvq_codebook_normalfloat(ac->key_bits, &key_cb));
+        kc.quantizer.codebook = &key_cb;
+    }
+    kc.key_mode = ac->key_mode;
+    kc.group_size = ac->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE ? 32 : 0;
+    kc.outlier_ppm = 10000;
+    kc.channel_range = ranges;
+    kc.policy = kvq_token_policy_default();
+    vc.role = KVQ_ROLE_VALUES;
+    vc.quantizer = (kvq_quantizer){ac->value_scheme, ac->value_bits, NULL};
+    if (ac->value_scheme == KVQ_SCHEME_NUQ) {
+        GOLDEN_CHECK(w, kvq_codebook_normalfloat(ac->value_bits, &value_cb));
+        vc.quantizer.codebook = &value_cb;
+    }
+    vc.outlier_ppm = 10000;
+    vc.policy = kc.policy;
+    GOLDEN_CHECK(w, kvq_quantize_head(&kc, keys, n, d, modality, &kq));
+    GOLDEN_CHECK(w, kvq_quantize_head(&vc, values, n, d, modality, &vq));
+    if (kq == NULL || vq == NULL) goto done;
+    kvq_rope rope = {ac->pairing, 10000.0f};
+    uint32_t q_position = ac->first_position + n;
+    GOLDEN_CHECK(w, kvq_attention_decode(kq, vq, positions, &rope, q, ac->n_q, q_position, out));
+    GOLDEN_CHECK(w, kvq_attention_error_bound(kq, vq, positions, &rope, q, ac->n_q, q_position, bound));
+
+    static const char *const scheme_names[] = {"asym", "sym", "nuq"};
+    char params_json[640];
+    snprintf(params_json, sizeof params_json,
+             "{\"n_tokens\": %u, \"head_dim\": %u, \"n_q\": %u, \"rope\": {\"pairing\": \"%s\", \"base\": 10000}, "
+             "\"q_position\": %u, \"keys\": {\"scheme\": \"%s\", \"bits\": %u, \"key_mode\": \"%s\", \"group_size\": %u, "
+             "\"outlier_ppm\": 10000, \"codebook\": \"%s\"}, \"values\": {\"scheme\": \"%s\", \"bits\": %u, "
+             "\"group_size\": 0, \"outlier_ppm\": 10000, \"codebook\": \"%s\"}, \"policy\": {\"rule\": \"text_centric\", "
+             "\"budget_ppm\": 100000, \"n_sinks\": 1, \"recent_window\": 0}, \"seed\": %llu}",
+             n, d, ac->n_q, pairing_name(ac->pairing), q_position, scheme_names[ac->key_scheme], ac->key_bits,
+             ac->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE ? "online" : "calibrated", kc.group_size,
+             ac->key_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", scheme_names[ac->value_scheme], ac->value_bits,
+             ac->value_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", (unsigned long long)ac->seed);
+    golden_begin_case(w, ac->name, "S9,S11,S12.3", "attention_decode", params_json);
+    golden_array(w, GOLDEN_INPUT, "keys", GOLDEN_F32, keys, SHAPE(n, d));
+    golden_array(w, GOLDEN_INPUT, "values", GOLDEN_F32, values, SHAPE(n, d));
+    golden_array(w, GOLDEN_INPUT, "modality", GOLDEN_U8, modality, SHAPE(n));
+    golden_array(w, GOLDEN_INPUT, "positions", GOLDEN_U32, positions, SHAPE(n));
+    if (ac->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED)
+        golden_array(w, GOLDEN_INPUT, "channel_range", GOLDEN_F32, ranges, SHAPE(d, 2));
+    golden_array(w, GOLDEN_INPUT, "q", GOLDEN_F32, q, SHAPE(ac->n_q, d));
+    golden_qtensor_arrays(w, "k", kq);
+    golden_qtensor_arrays(w, "v", vq);
+    golden_array(w, GOLDEN_BOUNDED, "out", GOLDEN_F32, out, SHAPE(ac->n_q, d));
+    golden_array(w, GOLDEN_REFERENCE, "bound", GOLDEN_F32, bound, SHAPE(ac->n_q, d));
+    golden_end_case(w);
+done:
+    kvq_qtensor_free(kq);
+    kvq_qtensor_free(vq);
+    free(keys);
+    free(values);
+    free(samples);
+    free(q);
+    free(out);
+    free(bound);
+    free(modality);
+    free(positions);
+    free(ranges);
+}
+
+void golden_cases_attention(golden_writer *w)
+{
+    rope_case(w, KVQ_ROPE_HALF, 64);
+    rope_case(w, KVQ_ROPE_INTERLEAVED, 64);
+    rope_case(w, KVQ_ROPE_HALF, 256);
+    for (size_t i = 0; i < sizeof attention_cases / sizeof attention_cases[0]; i++)
+        attention_case_run(w, &attention_cases[i]);
+}

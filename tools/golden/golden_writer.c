@@ -1,0 +1,187 @@
+/*
+ * golden_writer.c - files and manifest of the golden set (S16.5).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "golden.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct golden_writer {
+    char directory[1024];
+    FILE *manifest; /* the "cases" array is streamed into a temporary file */
+    char manifest_tmp[1100];
+    bool failed;
+    bool in_case;
+    unsigned n_cases, n_files_in_case, n_files;
+    char case_name[256]; /* prefix of the current case's files */
+};
+
+static const char *dtype_name(golden_dtype d)
+{
+    static const char *const names[] = {"u8", "u16", "u32", "u64", "f32"};
+    return names[d];
+}
+
+static size_t dtype_size(golden_dtype d)
+{
+    static const size_t sizes[] = {1, 2, 4, 8, 4};
+    return sizes[d];
+}
+
+static const char *class_name(golden_class c)
+{
+    static const char *const names[] = {"input", "exact", "boundary", "bounded", "reference"};
+    return names[c];
+}
+
+void golden_fail(golden_writer *w, const char *what, kvq_status status)
+{
+    fprintf(stderr, "kvq golden: %s failed: %s: %s\n", what, kvq_status_name(status), kvq_last_error());
+    w->failed = true;
+}
+
+golden_writer *golden_open(const char *directory)
+{
+    golden_writer *w = calloc(1, sizeof *w);
+    if (w == NULL) return NULL;
+    snprintf(w->directory, sizeof w->directory, "%s", directory);
+    snprintf(w->manifest_tmp, sizeof w->manifest_tmp, "%s/manifest.cases.tmp", directory);
+    w->manifest = fopen(w->manifest_tmp, "w");
+    if (w->manifest == NULL) {
+        fprintf(stderr, "kvq golden: cannot write %s\n", w->manifest_tmp);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void golden_begin_case(golden_writer *w, const char *name, const char *section, const char *operation,
+                       const char *params_json)
+{
+    fprintf(w->manifest, "%s    {\"case\": \"%s\", \"section\": \"%s\", \"operation\": \"%s\",\n",
+            w->n_cases ? ",\n" : "", name, section, operation);
+    fprintf(w->manifest, "     \"params\": %s,\n     \"files\": [", params_json ? params_json : "{}");
+    snprintf(w->case_name, sizeof w->case_name, "%s", name);
+    w->in_case = true;
+    w->n_files_in_case = 0;
+    w->n_cases++;
+}
+
+static void record_file(golden_writer *w, golden_class cls, const char *label, const char *file_name,
+                        const char *kind, const char *extra_json)
+{
+    char path[1400];
+    snprintf(path, sizeof path, "%s/%s", w->directory, file_name);
+    uint8_t digest[32];
+    char hex[65];
+    kvq_status st = kvq_sha256_file(path, digest);
+    if (st != KVQ_OK) {
+        golden_fail(w, path, st);
+        return;
+    }
+    kvq_sha256_hex(digest, hex);
+    FILE *f = fopen(path, "rb");
+    long size = -1;
+    if (f != NULL && fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+    if (f != NULL) fclose(f);
+    fprintf(w->manifest,
+            "%s\n       {\"label\": \"%s\", \"class\": \"%s\", \"file\": \"%s\", \"kind\": \"%s\", %s\"bytes\": %ld, "
+            "\"sha256\": \"%s\"}",
+            w->n_files_in_case ? "," : "", label, class_name(cls), file_name, kind, extra_json, size, hex);
+    w->n_files_in_case++;
+    w->n_files++;
+}
+
+void golden_array(golden_writer *w, golden_class cls, const char *label, golden_dtype dtype, const void *data,
+                  const uint32_t shape[4])
+{
+    /* shape[0] == 0 is an empty array (e.g. no outliers): an empty file with shape [0] */
+    size_t count = shape[0] == 0 ? 0 : 1;
+    char shape_json[128] = "[";
+    for (int i = 0; i < 4 && shape[i] != 0; i++) {
+        count *= shape[i];
+        char part[24];
+        snprintf(part, sizeof part, "%s%u", i ? ", " : "", shape[i]);
+        strcat(shape_json, part);
+    }
+    if (shape[0] == 0) strcat(shape_json, "0");
+    strcat(shape_json, "]");
+    char file_name[512], path[1600];
+    snprintf(file_name, sizeof file_name, "%s.%s.bin", w->case_name, label);
+    snprintf(path, sizeof path, "%s/%s", w->directory, file_name);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) {
+        fprintf(stderr, "kvq golden: cannot write %s\n", path);
+        w->failed = true;
+        return;
+    }
+    /* Little-endian regardless of the host: write byte by byte. */
+    const uint8_t *bytes = data;
+    size_t width = dtype_size(dtype);
+    for (size_t i = 0; i < count; i++) {
+        uint8_t le[8];
+        uint64_t v = 0;
+        memcpy(&v, bytes + i * width, width); /* host order in, little-endian out (S16.1) */
+        for (size_t b = 0; b < width; b++) le[b] = (uint8_t)(v >> (8 * b));
+        fwrite(le, 1, width, f);
+    }
+    if (fclose(f) != 0) w->failed = true;
+    char extra[256];
+    snprintf(extra, sizeof extra, "\"dtype\": \"%s\", \"shape\": %s, ", dtype_name(dtype), shape_json);
+    record_file(w, cls, label, file_name, "array", extra);
+}
+
+const char *golden_file_path(golden_writer *w, const char *label, const char *extension)
+{
+    static char path[1600];
+    snprintf(path, sizeof path, "%s/%s.%s.%s", w->directory, w->case_name, label, extension);
+    return path;
+}
+
+void golden_file_done(golden_writer *w, golden_class cls, const char *label, const char *extension, const char *kind)
+{
+    char file_name[512];
+    snprintf(file_name, sizeof file_name, "%s.%s.%s", w->case_name, label, extension);
+    record_file(w, cls, label, file_name, kind, "");
+}
+
+void golden_expect_status(golden_writer *w, kvq_status status)
+{
+    fprintf(w->manifest, "%s\n       {\"label\": \"status\", \"class\": \"exact\", \"kind\": \"status\", \"status\": \"%s\"}",
+            w->n_files_in_case ? "," : "", kvq_status_name(status));
+    w->n_files_in_case++;
+}
+
+void golden_end_case(golden_writer *w)
+{
+    fprintf(w->manifest, "\n     ]}");
+    w->in_case = false;
+}
+
+bool golden_close(golden_writer *w)
+{
+    bool ok = !w->failed;
+    fclose(w->manifest);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/manifest.json", w->directory);
+    FILE *out = fopen(path, "w");
+    FILE *in = fopen(w->manifest_tmp, "r");
+    if (out == NULL || in == NULL) ok = false;
+    if (ok) {
+        fprintf(out, "{\n  \"format\": \"kvq-golden\",\n  \"format_version\": 1,\n  \"spec_version\": \"%s\",\n",
+                KVQ_SPEC_VERSION_STRING);
+        fprintf(out, "  \"generator\": \"kvq golden\",\n  \"n_cases\": %u,\n  \"n_files\": %u,\n  \"cases\": [\n",
+                w->n_cases, w->n_files);
+        char buffer[4096];
+        size_t n;
+        while ((n = fread(buffer, 1, sizeof buffer, in)) > 0) fwrite(buffer, 1, n, out);
+        fprintf(out, "\n  ]\n}\n");
+    }
+    if (in) fclose(in);
+    if (out && fclose(out) != 0) ok = false;
+    remove(w->manifest_tmp);
+    free(w);
+    return ok;
+}
