@@ -28,4 +28,25 @@ kvq_status kvq_check_finite(const float *x, size_t n, const char *argument);
 /* Number of levels L = 2^bits. */
 static inline uint32_t kvq_levels(uint32_t bits) { return 1u << bits; }
 
+/* S9.1: validate a RoPE configuration for head_dim (pairing, head_dim, base). */
+kvq_status kvq_rope_check(const kvq_rope *rope, uint32_t head_dim);
+
+/* S11.1-S11.3: the exact quantities of decode attention, shared by
+ * kvq_attention_decode and kvq_attention_error_bound (S12.3). */
+typedef struct kvq_attention_work {
+    uint32_t n_tokens, head_dim, n_q;
+    float *key_raw;  /* [n_tokens][head_dim] dequantized keys, before RoPE */
+    float *key;      /* [n_tokens][head_dim] keys after RoPE */
+    float *value;    /* [n_tokens][head_dim] dequantized values */
+    float *query;    /* [n_q][head_dim] queries after RoPE */
+    double *score;   /* [n_q][n_tokens] scaled scores */
+    double *weight;  /* [n_q][n_tokens] softmax weights */
+} kvq_attention_work;
+/* Validates everything (S11.1; `out` / `out_name` is the caller's output) and
+ * fills *work; on failure nothing is allocated. */
+kvq_status kvq_attention_prepare(const kvq_qtensor *keys, const kvq_qtensor *values, const uint32_t *key_positions,
+                                 const kvq_rope *rope, const float *q, uint32_t n_q, uint32_t q_position,
+                                 const void *out, const char *out_name, kvq_attention_work *work);
+void kvq_attention_work_free(kvq_attention_work *work);
+
 #endif /* KVQ_INTERNAL_H */

@@ -1,0 +1,733 @@
+/*
+ * cmd_inspect.c - `kvq inspect`: what a kvq file holds, as text or JSON.
+ *
+ *  .kvt  (S16.3): shape, modality counts, per (layer, head) statistics of keys
+ *        and values, a histogram of each, and per-channel key absmax with the
+ *        outlier channels (absmax above 4 x the head's median channel absmax).
+ *  .kvqz (S16.5): per slice the configuration, precision counts (S10.5),
+ *        outliers (S7) and bytes; with --against ORIGINAL.kvt the error of the
+ *        dequantized values, per quantization group, in absolute terms and in
+ *        units of the group's step (uniform schemes), checked against the S3.8
+ *        bound, and the overall RMSE.
+ *  .kvc  (S16.4): ranges and codebooks.
+ * The kind is told by the file's magic (S16.2); the matching reader then
+ * validates the whole file, so a damaged file fails with the reader's status.
+ */
+#define _GNU_SOURCE
+#include "cli_common.h"
+#include "kvq/kvq_io.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define CMD "inspect"
+
+void cli_usage_inspect(FILE *out)
+{
+    fprintf(out,
+            "usage: kvq inspect FILE [--against ORIGINAL.kvt] [--json] [--bins N]\n"
+            "  FILE.kvt:  shape, modality counts, min/max/mean/std per layer and head, histograms of\n"
+            "             keys and values, per-channel key absmax and outlier channels.\n"
+            "  FILE.kvqz: configuration, precision counts, outliers, bytes; with --against, the\n"
+            "             error of the dequantized values per group (absolute and in steps, checked\n"
+            "             against the S3.8 bound) and the overall RMSE.\n"
+            "  FILE.kvc:  calibration ranges and codebooks.\n"
+            "  --json     the same as one JSON object\n"
+            "  --bins N   histogram bins (default 20)\n");
+}
+
+/* ------------------------------------------------------------ helpers -- */
+
+/* JSON numbers: 9 significant digits round-trip every fp32 value. Inputs are
+ * finite (every reader checks), so no NaN can reach JSON. */
+static void jnum(double v) { printf("%.9g", v); }
+
+static void jstr(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", (unsigned)(unsigned char)*s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+static const char *role_name(int role) { return role == KVQ_ROLE_KEYS ? "keys" : "values"; }
+
+typedef struct stats {
+    double min, max, sum, sum_sq;
+    uint64_t count;
+} stats;
+
+static void stats_init(stats *s)
+{
+    s->min = INFINITY;
+    s->max = -INFINITY;
+    s->sum = s->sum_sq = 0.0;
+    s->count = 0;
+}
+
+static void stats_add(stats *s, double x)
+{
+    if (x < s->min) s->min = x;
+    if (x > s->max) s->max = x;
+    s->sum += x;
+    s->sum_sq += x * x;
+    s->count++;
+}
+
+static double stats_mean(const stats *s) { return s->count ? s->sum / (double)s->count : 0.0; }
+
+/* Population standard deviation; clamped at 0 against cancellation. */
+static double stats_std(const stats *s)
+{
+    if (s->count == 0) return 0.0;
+    double m = stats_mean(s);
+    double v = s->sum_sq / (double)s->count - m * m;
+    return v > 0.0 ? sqrt(v) : 0.0;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Reads the first 4 bytes; "" when the file has fewer (the reader then reports why). */
+static void read_magic(const char *path, char magic[5])
+{
+    memset(magic, 0, 5);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return;
+    if (fread(magic, 1, 4, f) != 4) magic[0] = '\0';
+    fclose(f);
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+/* ---------------------------------------------------------------- .kvt -- */
+
+static int inspect_kvt(const char *path, bool json, uint32_t bins)
+{
+    kvq_kvfile *f = NULL;
+    kvq_status st = kvq_kvfile_read(path, &f);
+    if (st != KVQ_OK) return cli_fail(CMD, st);
+    uint32_t L = f->n_layers, H = f->n_heads, N = f->n_tokens, D = f->head_dim;
+    size_t n = (size_t)N * D;
+    uint32_t modality_count[3] = {0, 0, 0};
+    if (f->modality)
+        for (uint32_t t = 0; t < N; t++) modality_count[f->modality[t] < 3 ? f->modality[t] : 2]++;
+
+    stats *slice = cli_alloc(CMD, (size_t)L * H * 2, sizeof *slice, "statistics");
+    double *absmax = cli_alloc(CMD, (size_t)L * H * D, sizeof *absmax, "channel absmax");
+    double *sorted = cli_alloc(CMD, D, sizeof *sorted, "channel absmax");
+    uint64_t *hist = cli_alloc(CMD, (size_t)2 * bins, sizeof *hist, "histogram");
+    if (!slice || !absmax || !sorted || !hist) {
+        free(slice);
+        free(absmax);
+        free(sorted);
+        free(hist);
+        kvq_kvfile_free(f);
+        return CLI_FAILED;
+    }
+    /* Statistics per slice, and each role's overall range for the histogram. */
+    stats all[2];
+    for (int r = 0; r < 2; r++) {
+        stats_init(&all[r]);
+        for (uint32_t l = 0; l < L; l++)
+            for (uint32_t h = 0; h < H; h++) {
+                stats *s = &slice[((size_t)l * H + h) * 2 + r];
+                stats_init(s);
+                const float *x = kvq_kvfile_slice(f, (kvq_role)r, l, h);
+                if (x == NULL) continue;
+                for (size_t i = 0; i < n; i++) {
+                    stats_add(s, x[i]);
+                    stats_add(&all[r], x[i]);
+                }
+            }
+        /* Histogram over [min, max] of the role in `bins` equal bins; max falls in the last. */
+        double lo = all[r].min, hi = all[r].max, width = (hi - lo) / bins;
+        for (uint32_t l = 0; l < L; l++)
+            for (uint32_t h = 0; h < H; h++) {
+                const float *x = kvq_kvfile_slice(f, (kvq_role)r, l, h);
+                if (x == NULL) continue;
+                for (size_t i = 0; i < n; i++) {
+                    uint32_t b = width > 0.0 ? (uint32_t)((x[i] - lo) / width) : 0;
+                    hist[(size_t)r * bins + (b < bins ? b : bins - 1)]++;
+                }
+            }
+    }
+    /* Per-channel key absmax per head. */
+    if (f->keys)
+        for (uint32_t l = 0; l < L; l++)
+            for (uint32_t h = 0; h < H; h++) {
+                const float *x = kvq_kvfile_slice(f, KVQ_ROLE_KEYS, l, h);
+                double *a = &absmax[((size_t)l * H + h) * D];
+                for (uint32_t t = 0; t < N; t++)
+                    for (uint32_t c = 0; c < D; c++) a[c] = fmax(a[c], fabs((double)x[(size_t)t * D + c]));
+            }
+
+    const char *dtype = f->dtype == KVQ_DTYPE_FP16 ? "fp16" : "fp32";
+    if (json) {
+        printf("{\"kind\": \"kvt\", \"path\": ");
+        jstr(path);
+        printf(", \"spec\": \"%u.%u.%u\", \"n_layers\": %u, \"n_heads\": %u, \"n_tokens\": %u, \"head_dim\": %u, "
+               "\"dtype\": \"%s\", \"has_keys\": %s, \"has_values\": %s, \"has_modality\": %s, "
+               "\"has_positions\": %s, \"modality\": {\"text\": %u, \"image\": %u, \"other\": %u}",
+               f->spec_major, f->spec_minor, f->spec_patch, L, H, N, D, dtype, f->keys ? "true" : "false",
+               f->values ? "true" : "false", f->modality ? "true" : "false", f->positions ? "true" : "false",
+               modality_count[0], modality_count[1], modality_count[2]);
+        printf(", \"heads\": [");
+        for (uint32_t l = 0; l < L; l++)
+            for (uint32_t h = 0; h < H; h++) {
+                printf("%s\n  {\"layer\": %u, \"head\": %u", l + h ? "," : "", l, h);
+                for (int r = 0; r < 2; r++) {
+                    const stats *s = &slice[((size_t)l * H + h) * 2 + r];
+                    if (s->count == 0) continue;
+                    printf(", \"%s\": {\"min\": ", role_name(r));
+                    jnum(s->min);
+                    printf(", \"max\": ");
+                    jnum(s->max);
+                    printf(", \"mean\": ");
+                    jnum(stats_mean(s));
+                    printf(", \"std\": ");
+                    jnum(stats_std(s));
+                    printf("}");
+                }
+                if (f->keys) {
+                    const double *a = &absmax[((size_t)l * H + h) * D];
+                    memcpy(sorted, a, D * sizeof *sorted);
+                    qsort(sorted, D, sizeof *sorted, compare_doubles);
+                    double median = sorted[D / 2];
+                    printf(", \"key_channel_absmax\": [");
+                    for (uint32_t c = 0; c < D; c++) {
+                        printf("%s", c ? ", " : "");
+                        jnum(a[c]);
+                    }
+                    printf("], \"key_outlier_channels\": [");
+                    bool first = true;
+                    for (uint32_t c = 0; c < D; c++)
+                        if (a[c] > 4.0 * median) {
+                            printf("%s%u", first ? "" : ", ", c);
+                            first = false;
+                        }
+                    printf("]");
+                }
+                printf("}");
+            }
+        printf("],\n \"histogram\": {");
+        bool first_role = true;
+        for (int r = 0; r < 2; r++) {
+            if (all[r].count == 0) continue;
+            printf("%s\"%s\": {\"lo\": ", first_role ? "" : ", ", role_name(r));
+            first_role = false;
+            jnum(all[r].min);
+            printf(", \"hi\": ");
+            jnum(all[r].max);
+            printf(", \"counts\": [");
+            for (uint32_t b = 0; b < bins; b++) printf("%s%llu", b ? ", " : "", (unsigned long long)hist[(size_t)r * bins + b]);
+            printf("]}");
+        }
+        printf("}}\n");
+    } else {
+        printf("%s: KV tensor file (spec %u.%u.%u)\n", path, f->spec_major, f->spec_minor, f->spec_patch);
+        printf("shape: %u layers x %u heads x %u tokens x %u channels, dtype %s, arrays:%s%s%s%s\n", L, H, N, D,
+               dtype, f->keys ? " keys" : "", f->values ? " values" : "", f->modality ? " modality" : "",
+               f->positions ? " positions" : "");
+        if (f->modality)
+            printf("modality: text %u, image %u, other %u\n", modality_count[0], modality_count[1],
+                   modality_count[2]);
+        printf("\nlayer head role          min          max         mean          std\n");
+        for (uint32_t l = 0; l < L; l++)
+            for (uint32_t h = 0; h < H; h++)
+                for (int r = 0; r < 2; r++) {
+                    const stats *s = &slice[((size_t)l * H + h) * 2 + r];
+                    if (s->count == 0) continue;
+                    printf("%5u %4u %-6s %12.5g %12.5g %12.5g %12.5g\n", l, h, role_name(r), s->min, s->max,
+                           stats_mean(s), stats_std(s));
+                }
+        for (int r = 0; r < 2; r++) {
+            if (all[r].count == 0) continue;
+            uint64_t peak = 1;
+            for (uint32_t b = 0; b < bins; b++)
+                if (hist[(size_t)r * bins + b] > peak) peak = hist[(size_t)r * bins + b];
+            double width = (all[r].max - all[r].min) / bins;
+            printf("\n%s histogram (all layers and heads, %u bins):\n", role_name(r), bins);
+            for (uint32_t b = 0; b < bins; b++) {
+                uint64_t count = hist[(size_t)r * bins + b];
+                int bar = (int)((50 * count + peak - 1) / peak); /* any non-empty bin shows */
+                printf("  [%11.4g, %11.4g%c %10llu %.*s\n", all[r].min + b * width, all[r].min + (b + 1) * width,
+                       b + 1 == bins ? ']' : ')', (unsigned long long)count, bar,
+                       "##################################################");
+            }
+        }
+        if (f->keys) {
+            printf("\nkey channel absmax (outlier channels: absmax > 4 x the head's median channel absmax):\n");
+            for (uint32_t l = 0; l < L; l++)
+                for (uint32_t h = 0; h < H; h++) {
+                    const double *a = &absmax[((size_t)l * H + h) * D];
+                    memcpy(sorted, a, D * sizeof *sorted);
+                    qsort(sorted, D, sizeof *sorted, compare_doubles);
+                    double median = sorted[D / 2];
+                    printf("  layer %u head %u: median %.4g, max %.4g; outlier channels:", l, h, median,
+                           sorted[D - 1]);
+                    uint32_t k = 0;
+                    for (uint32_t c = 0; c < D; c++)
+                        if (a[c] > 4.0 * median) {
+                            printf(" %u (%.4g)", c, a[c]);
+                            k++;
+                        }
+                    printf("%s\n", k ? "" : " none");
+                }
+        }
+    }
+    free(slice);
+    free(absmax);
+    free(sorted);
+    free(hist);
+    kvq_kvfile_free(f);
+    return CLI_OK;
+}
+
+/* --------------------------------------------------------------- .kvqz -- */
+
+/* S4.4: the index into qt->params of element (t, c)'s group. */
+static size_t param_index(const kvq_qtensor *qt, uint32_t t, uint32_t c)
+{
+    if (qt->role == KVQ_ROLE_VALUES) return (size_t)t * (qt->head_dim / qt->group_size) + c / qt->group_size;
+    if (qt->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED) return c;
+    return (size_t)(t / qt->group_size) * qt->head_dim + c;
+}
+
+/* S4.4: mark[t * head_dim + c] = 1 for every stored outlier. */
+static void mark_outliers(const kvq_qtensor *qt, uint8_t *mark)
+{
+    uint32_t d = qt->head_dim;
+    if (qt->role == KVQ_ROLE_VALUES) {
+        for (uint32_t t = 0; t < qt->n_tokens; t++)
+            for (uint32_t k = qt->outlier_ptr[t]; k < qt->outlier_ptr[t + 1]; k++)
+                mark[(size_t)t * d + qt->outlier_index[k]] = 1;
+    } else {
+        for (uint32_t c = 0; c < d; c++)
+            for (uint32_t k = qt->outlier_ptr[c]; k < qt->outlier_ptr[c + 1]; k++)
+                mark[(size_t)qt->outlier_index[k] * d + c] = 1;
+    }
+}
+
+/* Bytes a qtensor's arrays take (S4.4): codes, group parameters, fp16 rows,
+ * outliers with their index and pointer arrays, and one precision byte per token. */
+static uint64_t payload_bytes(const kvq_qtensor *qt)
+{
+    uint64_t ptrs = qt->role == KVQ_ROLE_VALUES ? (uint64_t)qt->n_tokens + 1 : (uint64_t)qt->head_dim + 1;
+    return (uint64_t)qt->n_tokens * qt->row_bytes + (uint64_t)qt->n_params * 4 +
+           (uint64_t)qt->n_fp16_rows * qt->head_dim * 2 + (uint64_t)qt->n_outliers * 6 + ptrs * 4 + qt->n_tokens;
+}
+
+/* Error of one slice against its original (S3.8 for quantized dense elements). */
+typedef struct slice_error {
+    uint64_t dense, fp16_stored, violations;
+    double sum_sq, max_abs, max_steps, fp16_max_abs;
+    size_t worst_group;
+    double *group_max_abs;   /* [n_params] */
+    double *group_max_steps; /* [n_params]; -1 where the scheme has no step (NUQ) or b = 0 */
+} slice_error;
+
+/* S3.8: |x - y| <= b/2 (1 + 2^-20) + ulp32(|x| + b)/2, with ulp32(v) the gap above v. */
+static bool within_step_bound(float x, float y, float b)
+{
+    float v = fabsf(x) + b;
+    double ulp = (double)nextafterf(v, INFINITY) - (double)v;
+    double bound = (double)b / 2.0 * (1.0 + ldexp(1.0, -20)) + ulp / 2.0;
+    return fabs((double)x - (double)y) <= bound;
+}
+
+static void measure(const kvq_qtensor *qt, const float *x, const float *y, const uint8_t *mark, slice_error *e)
+{
+    uint32_t D = qt->head_dim;
+    bool uniform = qt->scheme != KVQ_SCHEME_NUQ;
+    for (uint32_t g = 0; g < qt->n_params; g++) {
+        e->group_max_abs[g] = 0.0;
+        e->group_max_steps[g] = -1.0;
+    }
+    for (uint32_t t = 0; t < qt->n_tokens; t++) {
+        for (uint32_t c = 0; c < D; c++) {
+            size_t i = (size_t)t * D + c;
+            double err = fabs((double)x[i] - (double)y[i]);
+            e->sum_sq += err * err;
+            if (err > e->max_abs) e->max_abs = err;
+            if (qt->precision[t] != KVQ_PREC_QUANTIZED || mark[i]) {
+                /* Stored in fp16: the error is the one fp16 rounding of x. */
+                e->fp16_stored++;
+                if (err > e->fp16_max_abs) e->fp16_max_abs = err;
+                continue;
+            }
+            e->dense++;
+            size_t g = param_index(qt, t, c);
+            if (err > e->group_max_abs[g]) e->group_max_abs[g] = err;
+            if (!uniform) continue;
+            float b = kvq_fp32_from_fp16(qt->params[g].b);
+            if (!within_step_bound(x[i], y[i], b)) e->violations++;
+            if (b > 0.0f) {
+                double steps = err / (double)b;
+                if (steps > e->group_max_steps[g]) e->group_max_steps[g] = steps;
+                if (steps > e->max_steps) {
+                    e->max_steps = steps;
+                    e->worst_group = g;
+                }
+            }
+        }
+    }
+}
+
+static void print_codebook_json(const kvq_codebook *cb)
+{
+    printf("[");
+    for (uint32_t j = 0; j < (1u << cb->bits); j++) {
+        printf("%s", j ? ", " : "");
+        jnum(cb->signpost[j]);
+    }
+    printf("]");
+}
+
+static int inspect_kvqz(const char *path, const char *against, bool json)
+{
+    kvq_qfile *qf = NULL;
+    kvq_status st = kvq_qfile_read(path, &qf);
+    if (st != KVQ_OK) return cli_fail(CMD, st);
+    uint32_t L = qf->n_layers, H = qf->n_heads, N = qf->n_tokens, D = qf->head_dim;
+    size_t n = (size_t)N * D;
+    kvq_kvfile *orig = NULL;
+    if (against != NULL) {
+        st = kvq_kvfile_read(against, &orig);
+        if (st != KVQ_OK) {
+            kvq_qfile_free(qf);
+            return cli_fail(CMD, st);
+        }
+        if (orig->n_layers != L || orig->n_heads != H || orig->n_tokens != N || orig->head_dim != D ||
+            orig->keys == NULL || orig->values == NULL) {
+            cli_error(CMD, KVQ_ERR_SIZE_MISMATCH,
+                      "%s: shape %u x %u x %u x %u%s does not match %s's %u x %u x %u x %u", against,
+                      orig->n_layers, orig->n_heads, orig->n_tokens, orig->head_dim,
+                      orig->keys && orig->values ? "" : " (without keys or values)", path, L, H, N, D);
+            kvq_kvfile_free(orig);
+            kvq_qfile_free(qf);
+            return CLI_FAILED;
+        }
+    }
+    float *y = cli_alloc(CMD, n, sizeof *y, "dequantized slice");
+    uint8_t *mark = cli_alloc(CMD, n, 1, "outlier marks");
+    if (y == NULL || mark == NULL) {
+        free(y);
+        free(mark);
+        kvq_kvfile_free(orig);
+        kvq_qfile_free(qf);
+        return CLI_FAILED;
+    }
+
+    uint64_t prec_total[5] = {0, 0, 0, 0, 0}, outliers_total = 0, payload_total = 0;
+    slice_error overall;
+    memset(&overall, 0, sizeof overall);
+    if (json) {
+        printf("{\"kind\": \"kvqz\", \"path\": ");
+        jstr(path);
+        printf(", \"n_layers\": %u, \"n_heads\": %u, \"n_tokens\": %u, \"head_dim\": %u, \"slices\": [", L, H, N, D);
+    } else {
+        printf("%s: quantized KV file\nshape: %u layers x %u heads x %u tokens x %u channels\n", path, L, H, N, D);
+        printf("\nlayer head role   scheme bits keys-mode  group quantized sink policy window residual  "
+               "outliers    rate   bytes\n");
+    }
+    int rc = CLI_OK;
+    bool first = true;
+    for (uint32_t l = 0; l < L && rc == CLI_OK; l++) {
+        for (uint32_t h = 0; h < H && rc == CLI_OK; h++) {
+            for (int r = 0; r < 2; r++) {
+                const kvq_qtensor *qt = *kvq_qfile_slot(qf, l, h, (kvq_role)r);
+                uint64_t prec[5] = {0, 0, 0, 0, 0};
+                for (uint32_t t = 0; t < N; t++)
+                    if (qt->precision[t] < 5) prec[qt->precision[t]]++;
+                for (int k = 0; k < 5; k++) prec_total[k] += prec[k];
+                outliers_total += qt->n_outliers;
+                uint64_t bytes = payload_bytes(qt);
+                payload_total += bytes;
+                double rate = n ? (double)qt->n_outliers / (double)n : 0.0;
+                const char *mode = r == KVQ_ROLE_KEYS ? cli_key_mode_name(qt->key_mode) : "-";
+
+                slice_error e;
+                memset(&e, 0, sizeof e);
+                if (orig != NULL) {
+                    e.group_max_abs = cli_alloc(CMD, qt->n_params, sizeof(double), "group errors");
+                    e.group_max_steps = cli_alloc(CMD, qt->n_params, sizeof(double), "group errors");
+                    st = e.group_max_abs && e.group_max_steps ? kvq_dequantize_head(qt, y) : KVQ_ERR_OUT_OF_MEMORY;
+                    if (st != KVQ_OK) {
+                        if (st != KVQ_ERR_OUT_OF_MEMORY)
+                            cli_fail_at(CMD, st, "layer %u head %u %s: ", l, h, role_name(r));
+                        free(e.group_max_abs);
+                        free(e.group_max_steps);
+                        rc = CLI_FAILED;
+                        break;
+                    }
+                    memset(mark, 0, n);
+                    mark_outliers(qt, mark);
+                    measure(qt, kvq_kvfile_slice(orig, (kvq_role)r, l, h), y, mark, &e);
+                    overall.dense += e.dense;
+                    overall.fp16_stored += e.fp16_stored;
+                    overall.violations += e.violations;
+                    overall.sum_sq += e.sum_sq;
+                    overall.max_abs = fmax(overall.max_abs, e.max_abs);
+                    overall.max_steps = fmax(overall.max_steps, e.max_steps);
+                    overall.fp16_max_abs = fmax(overall.fp16_max_abs, e.fp16_max_abs);
+                }
+
+                if (json) {
+                    printf("%s\n  {\"layer\": %u, \"head\": %u, \"role\": \"%s\", \"scheme\": \"%s\", \"bits\": %u, "
+                           "\"key_mode\": ",
+                           first ? "" : ",", l, h, role_name(r), cli_scheme_name(qt->scheme), qt->bits);
+                    first = false;
+                    if (r == KVQ_ROLE_KEYS)
+                        jstr(mode);
+                    else
+                        printf("null");
+                    printf(", \"group_size\": %u, \"n_params\": %u, \"precision\": {", qt->group_size, qt->n_params);
+                    for (int k = 0; k < 5; k++)
+                        printf("%s\"%s\": %llu", k ? ", " : "", cli_precision_name((kvq_precision)k),
+                               (unsigned long long)prec[k]);
+                    printf("}, \"fp16_rows\": %u, \"outliers\": %u, \"outlier_rate\": ", qt->n_fp16_rows,
+                           qt->n_outliers);
+                    jnum(rate);
+                    printf(", \"payload_bytes\": %llu", (unsigned long long)bytes);
+                    if (qt->scheme == KVQ_SCHEME_NUQ) {
+                        printf(", \"codebook\": ");
+                        print_codebook_json(&qt->codebook);
+                    }
+                    if (orig != NULL) {
+                        printf(", \"error\": {\"dense_elements\": %llu, \"fp16_elements\": %llu, \"rmse\": ",
+                               (unsigned long long)e.dense, (unsigned long long)e.fp16_stored);
+                        jnum(n ? sqrt(e.sum_sq / (double)n) : 0.0);
+                        printf(", \"max_abs\": ");
+                        jnum(e.max_abs);
+                        printf(", \"fp16_max_abs\": ");
+                        jnum(e.fp16_max_abs);
+                        if (qt->scheme != KVQ_SCHEME_NUQ) {
+                            printf(", \"max_steps\": ");
+                            jnum(e.max_steps);
+                            printf(", \"worst_group\": %zu, \"bound_violations\": %llu", e.worst_group,
+                                   (unsigned long long)e.violations);
+                        }
+                        printf(", \"group_max_abs\": [");
+                        for (uint32_t g = 0; g < qt->n_params; g++) {
+                            printf("%s", g ? ", " : "");
+                            jnum(e.group_max_abs[g]);
+                        }
+                        printf("]");
+                        if (qt->scheme != KVQ_SCHEME_NUQ) {
+                            printf(", \"group_max_steps\": [");
+                            for (uint32_t g = 0; g < qt->n_params; g++) {
+                                printf("%s", g ? ", " : "");
+                                if (e.group_max_steps[g] < 0.0)
+                                    printf("null");
+                                else
+                                    jnum(e.group_max_steps[g]);
+                            }
+                            printf("]");
+                        }
+                        printf("}");
+                    }
+                    printf("}");
+                } else {
+                    char group[16];
+                    snprintf(group, sizeof group, "%u", qt->group_size);
+                    printf("%5u %4u %-6s %-6s %4u %-10s %5s %9llu %4llu %6llu %6llu %8llu %9u %6.3f%% %7llu\n", l,
+                           h, role_name(r), cli_scheme_name(qt->scheme), qt->bits, mode,
+                           r == KVQ_ROLE_KEYS && qt->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED ? "-" : group,
+                           (unsigned long long)prec[0], (unsigned long long)prec[1], (unsigned long long)prec[2],
+                           (unsigned long long)prec[3], (unsigned long long)prec[4], qt->n_outliers, 100.0 * rate,
+                           (unsigned long long)bytes);
+                    if (qt->scheme == KVQ_SCHEME_NUQ) {
+                        printf("      codebook:");
+                        for (uint32_t j = 0; j < (1u << qt->codebook.bits); j++) printf(" %.6g", qt->codebook.signpost[j]);
+                        printf("\n");
+                    }
+                    if (orig != NULL) {
+                        printf("      error: %u groups, max abs %.6g", qt->n_params, e.max_abs);
+                        if (qt->scheme != KVQ_SCHEME_NUQ)
+                            printf(", max %.6f steps (group %zu), S3.8 bound violations %llu", e.max_steps,
+                                   e.worst_group, (unsigned long long)e.violations);
+                        printf(", fp16-stored max abs %.6g, rmse %.6g\n", e.fp16_max_abs,
+                               n ? sqrt(e.sum_sq / (double)n) : 0.0);
+                    }
+                }
+                free(e.group_max_abs);
+                free(e.group_max_steps);
+            }
+        }
+    }
+    if (rc == CLI_OK) {
+        uint64_t elements = (uint64_t)L * H * 2 * n, size = file_size(path);
+        double rmse = elements ? sqrt(overall.sum_sq / (double)elements) : 0.0;
+        if (json) {
+            printf("],\n \"precision\": {");
+            for (int k = 0; k < 5; k++)
+                printf("%s\"%s\": %llu", k ? ", " : "", cli_precision_name((kvq_precision)k),
+                       (unsigned long long)prec_total[k]);
+            printf("}, \"outliers\": %llu, \"outlier_rate\": ", (unsigned long long)outliers_total);
+            jnum(elements ? (double)outliers_total / (double)elements : 0.0);
+            printf(", \"payload_bytes\": %llu, \"file_bytes\": %llu, \"fp16_bytes\": %llu",
+                   (unsigned long long)payload_total, (unsigned long long)size, (unsigned long long)(elements * 2));
+            if (orig != NULL) {
+                printf(", \"error\": {\"against\": ");
+                jstr(against);
+                printf(", \"rmse\": ");
+                jnum(rmse);
+                printf(", \"max_abs\": ");
+                jnum(overall.max_abs);
+                printf(", \"max_steps\": ");
+                jnum(overall.max_steps);
+                printf(", \"fp16_max_abs\": ");
+                jnum(overall.fp16_max_abs);
+                printf(", \"bound_violations\": %llu}", (unsigned long long)overall.violations);
+            }
+            printf("}\n");
+        } else {
+            printf("\ntotal: token rows quantized %llu, sink %llu, policy %llu, window %llu, residual %llu\n",
+                   (unsigned long long)prec_total[0], (unsigned long long)prec_total[1],
+                   (unsigned long long)prec_total[2], (unsigned long long)prec_total[3],
+                   (unsigned long long)prec_total[4]);
+            printf("outliers: %llu of %llu elements (%.4f%%)\n", (unsigned long long)outliers_total,
+                   (unsigned long long)elements, elements ? 100.0 * (double)outliers_total / (double)elements : 0.0);
+            printf("bytes: file %llu, payload %llu, fp16 equivalent %llu (ratio %.3fx)\n", (unsigned long long)size,
+                   (unsigned long long)payload_total, (unsigned long long)(elements * 2),
+                   size ? (double)(elements * 2) / (double)size : 0.0);
+            if (orig != NULL)
+                printf("overall: rmse %.6g, max abs error %.6g, max error in steps %.6f, fp16-stored max abs error "
+                       "%.6g, step bound violations %llu\n",
+                       rmse, overall.max_abs, overall.max_steps, overall.fp16_max_abs,
+                       (unsigned long long)overall.violations);
+        }
+    }
+    free(y);
+    free(mark);
+    kvq_kvfile_free(orig);
+    kvq_qfile_free(qf);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- .kvc -- */
+
+static int inspect_kvc(const char *path, bool json)
+{
+    kvq_calibration *c = NULL;
+    kvq_status st = kvq_calibration_read(path, &c);
+    if (st != KVQ_OK) return cli_fail(CMD, st);
+    if (json) {
+        printf("{\"kind\": \"kvc\", \"path\": ");
+        jstr(path);
+        printf(", \"n_layers\": %u, \"n_heads\": %u, \"head_dim\": %u, \"outlier_ppm\": %u, \"layers\": [",
+               c->n_layers, c->n_heads, c->head_dim, c->outlier_ppm);
+        for (uint32_t l = 0; l < c->n_layers; l++) {
+            printf("%s\n  {\"layer\": %u", l ? "," : "", l);
+            if (c->key_range) {
+                printf(", \"key_ranges\": [");
+                for (uint32_t h = 0; h < c->n_heads; h++) {
+                    const kvq_channel_range *r = kvq_calibration_ranges(c, l, h);
+                    printf("%s[", h ? ", " : "");
+                    for (uint32_t k = 0; k < c->head_dim; k++) {
+                        printf("%s[", k ? ", " : "");
+                        jnum(r[k].lo);
+                        printf(", ");
+                        jnum(r[k].hi);
+                        printf("]");
+                    }
+                    printf("]");
+                }
+                printf("]");
+            }
+            if (c->key_codebook) {
+                printf(", \"key_codebook\": ");
+                print_codebook_json(&c->key_codebook[l]);
+            }
+            if (c->value_codebook) {
+                printf(", \"value_codebook\": ");
+                print_codebook_json(&c->value_codebook[l]);
+            }
+            printf("}");
+        }
+        printf("]}\n");
+    } else {
+        printf("%s: calibration file\nshape: %u layers x %u heads x %u channels, ranges for %u ppm outliers\n",
+               path, c->n_layers, c->n_heads, c->head_dim, c->outlier_ppm);
+        for (uint32_t l = 0; l < c->n_layers; l++) {
+            if (c->key_range)
+                for (uint32_t h = 0; h < c->n_heads; h++) {
+                    const kvq_channel_range *r = kvq_calibration_ranges(c, l, h);
+                    float lo = r[0].lo, hi = r[0].hi;
+                    for (uint32_t k = 1; k < c->head_dim; k++) {
+                        lo = fminf(lo, r[k].lo);
+                        hi = fmaxf(hi, r[k].hi);
+                    }
+                    printf("  layer %u head %u: key ranges within [%.6g, %.6g]\n", l, h, lo, hi);
+                }
+            for (int r = 0; r < 2; r++) {
+                const kvq_codebook *cb = r == 0 ? c->key_codebook : c->value_codebook;
+                if (cb == NULL) continue;
+                printf("  layer %u %s codebook (%u bits):", l, r == 0 ? "key" : "value", cb[l].bits);
+                for (uint32_t j = 0; j < (1u << cb[l].bits); j++) printf(" %.6g", cb[l].signpost[j]);
+                printf("\n");
+            }
+        }
+    }
+    kvq_calibration_free(c);
+    return CLI_OK;
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+    enum { OPT_AGAINST = 1, OPT_JSON, OPT_BINS, OPT_HELP };
+    static const struct option options[] = {
+        {"against", required_argument, NULL, OPT_AGAINST},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"bins", required_argument, NULL, OPT_BINS},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    const char *against = NULL;
+    bool json = false;
+    uint32_t bins = 20;
+    int c;
+    optind = 1;
+    while ((c = cli_getopt(CMD, argc, argv, ":h", options)) != -1) {
+        switch (c) {
+        case -2: return CLI_USAGE;
+        case 'h':
+        case OPT_HELP: cli_usage_inspect(stdout); return CLI_OK;
+        case OPT_AGAINST: against = optarg; break;
+        case OPT_JSON: json = true; break;
+        case OPT_BINS:
+            if (!cli_parse_u32(CMD, "--bins", optarg, 1, 1000, &bins)) return CLI_USAGE;
+            break;
+        default: return cli_usage_error(CMD, "unexpected option");
+        }
+    }
+    if (optind >= argc) return cli_usage_error(CMD, "missing FILE");
+    if (optind + 1 < argc) return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind + 1]);
+    const char *path = argv[optind];
+    char magic[5];
+    read_magic(path, magic);
+    if (strcmp(magic, KVQ_QFILE_MAGIC) == 0) return inspect_kvqz(path, against, json);
+    if (against != NULL) return cli_usage_error(CMD, "--against applies to a .kvqz file only");
+    if (strcmp(magic, KVQ_CALIBRATION_MAGIC) == 0) return inspect_kvc(path, json);
+    if (strcmp(magic, KVQ_KVFILE_MAGIC) == 0 || magic[0] == '\0') /* the reader says what is wrong */
+        return inspect_kvt(path, json, bins);
+    return cli_error(CMD, KVQ_ERR_FILE_CORRUPT, "%s: magic '%.4s' is not %s, %s or %s", path, magic,
+                     KVQ_KVFILE_MAGIC, KVQ_QFILE_MAGIC, KVQ_CALIBRATION_MAGIC);
+}

@@ -1,0 +1,92 @@
+/*
+ * kvq_main.c - the `kvq` command-line tool: dispatches `kvq CMD ...` to one
+ * subcommand (one file each, cmd_*.c) and prints the general usage.
+ *
+ * Exit status of every subcommand: 0 success, 1 the operation failed (the
+ * message names the kvq status), 2 usage error (docs/CLI.md).
+ */
+#include "cli_common.h"
+
+#include <string.h>
+
+/* One row per subcommand. Adding one is one row here plus its sources in
+ * tools/CMakeLists.txt. `usage` may be NULL when the command prints its own
+ * usage on `kvq CMD --help` (as cmd_golden.c does); `kvq help CMD` then runs
+ * `kvq CMD --help`. The golden row, once cmd_golden.c builds, is:
+ *     {"golden", cmd_golden, NULL, "write or verify the golden set with the reference (S16.5)"}, */
+typedef struct cli_command {
+    const char *name;
+    cli_command_fn run;
+    void (*usage)(FILE *out);
+    const char *summary;
+} cli_command;
+
+static const cli_command commands[] = {
+    {"synth", cmd_synth, cli_usage_synth, "write synthetic KV tensors (.kvt) with kvq_synth_kv (S14.3)"},
+    {"quantize", cmd_quantize, cli_usage_quantize, "quantize a .kvt into a .kvqz (S4, S7, S8, S10)"},
+    {"dequantize", cmd_dequantize, cli_usage_dequantize, "dequantize a .kvqz back into a .kvt (S4.5)"},
+    {"inspect", cmd_inspect, cli_usage_inspect, "statistics of a .kvt or .kvqz; errors against an original"},
+    {"calibrate", cmd_calibrate, cli_usage_calibrate, "key channel ranges and NUQ codebooks into a .kvc (S4.2, S6.6)"},
+};
+static const size_t n_commands = sizeof commands / sizeof commands[0];
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: kvq COMMAND [ARGS...]\n"
+            "       kvq help [COMMAND]     usage of kvq or of one command (also: kvq COMMAND --help)\n"
+            "       kvq --version          library and spec version\n"
+            "\ncommands:\n");
+    for (size_t i = 0; i < n_commands; i++) fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nexit status: 0 success, 1 the operation failed, 2 usage error\n");
+}
+
+static const cli_command *find_command(const char *name)
+{
+    for (size_t i = 0; i < n_commands; i++)
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    return NULL;
+}
+
+/* `kvq help [CMD]` */
+static int help(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (argc > 2) return cli_usage_error("help", "expected at most one command name, got %d", argc - 1);
+    const cli_command *c = find_command(argv[1]);
+    if (c == NULL) return cli_usage_error("help", "unknown command '%s'", argv[1]);
+    if (c->usage != NULL) {
+        c->usage(stdout);
+        return CLI_OK;
+    }
+    char help_flag[] = "--help";
+    char *args[] = {argv[1], help_flag, NULL};
+    return c->run(2, args);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+        /* The tool is built from the same tree as the library; the spec
+         * version is the one the header declares (S0). */
+        printf("kvq %s (library), spec %s\n", KVQ_TOOL_VERSION, KVQ_SPEC_VERSION_STRING);
+        return CLI_OK;
+    }
+    if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+        return help(argc - 1, argv + 1);
+    const cli_command *c = find_command(name);
+    if (c == NULL) {
+        fprintf(stderr, "kvq: unknown command '%s'\n", name);
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    return c->run(argc - 1, argv + 1);
+}
