@@ -12,8 +12,7 @@
 /* One row per subcommand. Adding one is one row here plus its sources in
  * tools/CMakeLists.txt. `usage` may be NULL when the command prints its own
  * usage on `kvq CMD --help` (as cmd_golden.c does); `kvq help CMD` then runs
- * `kvq CMD --help`. The golden row, once cmd_golden.c builds, is:
- *     {"golden", cmd_golden, NULL, "write or verify the golden set with the reference (S16.5)"}, */
+ * `kvq CMD --help`. */
 typedef struct cli_command {
     const char *name;
     cli_command_fn run;
@@ -27,6 +26,7 @@ static const cli_command commands[] = {
     {"dequantize", cmd_dequantize, cli_usage_dequantize, "dequantize a .kvqz back into a .kvt (S4.5)"},
     {"inspect", cmd_inspect, cli_usage_inspect, "statistics of a .kvt or .kvqz; errors against an original"},
     {"calibrate", cmd_calibrate, cli_usage_calibrate, "key channel ranges and NUQ codebooks into a .kvc (S4.2, S6.6)"},
+    {"golden", cmd_golden, NULL, "write or verify the golden set with the reference (S16.5)"},
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 

@@ -1,0 +1,140 @@
+/*
+ * cases_files.c - golden cases for the file formats (S16) and for readers'
+ * errors on damaged files (S13): a KV tensor file, a calibration file, the
+ * quantized file made from them, and corrupted copies with their status.
+ */
+#include "golden.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { LAYERS = 2, HEADS = 2, TOKENS = 32, D = 64 };
+
+/* Copies `from` to `to`, keeping `keep` bytes (all if keep < 0) and XOR-ing
+ * byte `flip_at` (if >= 0) with `flip_mask`. */
+static bool damaged_copy(const char *from, const char *to, long keep, long flip_at, uint8_t flip_mask)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    bool ok = in != NULL && out != NULL;
+    long offset = 0;
+    int c;
+    while (ok && (c = fgetc(in)) != EOF && (keep < 0 || offset < keep)) {
+        if (offset == flip_at) c ^= flip_mask;
+        fputc(c, out);
+        offset++;
+    }
+    if (in) fclose(in);
+    if (out && fclose(out) != 0) ok = false;
+    return ok;
+}
+
+static void error_case(golden_writer *w, const char *name, const char *source, const char *kind, long keep,
+                       long flip_at, uint8_t flip_mask, const char *how)
+{
+    char params_json[256];
+    snprintf(params_json, sizeof params_json, "{\"damage\": \"%s\", \"reader\": \"%s\"}", how, kind);
+    golden_begin_case(w, name, "S16,S13", "read_file", params_json);
+    const char *ext = strcmp(kind, "kvt") == 0 ? "kvt" : strcmp(kind, "kvc") == 0 ? "kvc" : "kvqz";
+    const char *path = golden_file_path(w, "file", ext);
+    char copy[2048];
+    snprintf(copy, sizeof copy, "%s", path);
+    if (!damaged_copy(source, copy, keep, flip_at, flip_mask)) {
+        golden_fail(w, name, KVQ_ERR_IO);
+        golden_end_case(w);
+        return;
+    }
+    kvq_status st;
+    if (strcmp(kind, "kvt") == 0) {
+        kvq_kvfile *f = NULL;
+        st = kvq_kvfile_read(copy, &f);
+        kvq_kvfile_free(f);
+    } else if (strcmp(kind, "kvc") == 0) {
+        kvq_calibration *c = NULL;
+        st = kvq_calibration_read(copy, &c);
+        kvq_calibration_free(c);
+    } else {
+        kvq_qfile *q = NULL;
+        st = kvq_qfile_read(copy, &q);
+        kvq_qfile_free(q);
+    }
+    golden_file_done(w, GOLDEN_INPUT, "file", ext, kind);
+    golden_expect_status(w, st);
+    golden_end_case(w);
+}
+
+void golden_cases_files(golden_writer *w)
+{
+    kvq_kvfile *kv = NULL;
+    kvq_calibration *cal = NULL;
+    kvq_qfile *qf = NULL;
+    char kvt_path[2048], kvc_path[2048], kvqz_path[2048];
+    GOLDEN_CHECK(w, kvq_kvfile_create(LAYERS, HEADS, TOKENS, D, KVQ_DTYPE_FP16,
+                                      KVQ_KVFILE_KEYS | KVQ_KVFILE_VALUES | KVQ_KVFILE_MODALITY |
+                                          KVQ_KVFILE_POSITIONS,
+                                      &kv));
+    GOLDEN_CHECK(w, kvq_calibration_create(LAYERS, HEADS, D,
+                                           KVQ_CALIB_KEY_RANGES | KVQ_CALIB_KEY_CODEBOOKS | KVQ_CALIB_VALUE_CODEBOOKS,
+                                           10000, &cal));
+    GOLDEN_CHECK(w, kvq_qfile_create(LAYERS, HEADS, D, TOKENS, &qf));
+    if (kv == NULL || cal == NULL || qf == NULL) goto done;
+    for (uint32_t l = 0; l < LAYERS; l++) {
+        for (uint32_t h = 0; h < HEADS; h++) {
+            kvq_synth_params sp = {TOKENS, D, 500u + 10u * l + h, 3, 0.01f, 1, 12, 4};
+            GOLDEN_CHECK(w, kvq_synth_kv(&sp, kvq_kvfile_slice(kv, KVQ_ROLE_KEYS, l, h),
+                                         kvq_kvfile_slice(kv, KVQ_ROLE_VALUES, l, h), kv->modality));
+            GOLDEN_CHECK(w, kvq_calibrate_channel_ranges(kvq_kvfile_slice(kv, KVQ_ROLE_KEYS, l, h), TOKENS, D, 10000,
+                                                         kvq_calibration_ranges(cal, l, h)));
+        }
+        GOLDEN_CHECK(w, kvq_codebook_normalfloat(3, &cal->key_codebook[l]));
+        GOLDEN_CHECK(w, kvq_codebook_normalfloat(3, &cal->value_codebook[l]));
+    }
+    for (uint32_t t = 0; t < TOKENS; t++) kv->positions[t] = 100u + 2u * t; /* not consecutive, on purpose */
+    for (uint32_t l = 0; l < LAYERS; l++) {
+        for (uint32_t h = 0; h < HEADS; h++) {
+            kvq_head_config kc = {0}, vc = {0};
+            kc.role = KVQ_ROLE_KEYS;
+            kc.quantizer = (kvq_quantizer){KVQ_SCHEME_NUQ, 3, &cal->key_codebook[l]};
+            kc.key_mode = KVQ_KEYS_PER_CHANNEL_CALIBRATED;
+            kc.channel_range = kvq_calibration_ranges(cal, l, h);
+            kc.policy = kvq_token_policy_default();
+            vc.role = KVQ_ROLE_VALUES;
+            vc.quantizer = (kvq_quantizer){KVQ_SCHEME_NUQ, 3, &cal->value_codebook[l]};
+            vc.outlier_ppm = 10000;
+            vc.policy = kc.policy;
+            GOLDEN_CHECK(w, kvq_quantize_head(&kc, kvq_kvfile_slice(kv, KVQ_ROLE_KEYS, l, h), TOKENS, D, kv->modality,
+                                              kvq_qfile_slot(qf, l, h, KVQ_ROLE_KEYS)));
+            GOLDEN_CHECK(w, kvq_quantize_head(&vc, kvq_kvfile_slice(kv, KVQ_ROLE_VALUES, l, h), TOKENS, D,
+                                              kv->modality, kvq_qfile_slot(qf, l, h, KVQ_ROLE_VALUES)));
+        }
+    }
+    golden_begin_case(w, "files_round_trip", "S16.3-S16.5", "files",
+                      "{\"kvt\": {\"layers\": 2, \"heads\": 2, \"tokens\": 32, \"head_dim\": 64, \"dtype\": \"fp16\"}, "
+                      "\"kvc\": {\"outlier_ppm\": 10000, \"codebooks\": \"normalfloat 3-bit\"}, "
+                      "\"kvqz\": {\"keys\": \"nuq 3-bit calibrated\", \"values\": \"nuq 3-bit, 1% outliers\", "
+                      "\"policy\": \"default\"}}");
+    snprintf(kvt_path, sizeof kvt_path, "%s", golden_file_path(w, "kv", "kvt"));
+    GOLDEN_CHECK(w, kvq_kvfile_write(kvt_path, kv));
+    golden_file_done(w, GOLDEN_EXACT, "kv", "kvt", "kvt");
+    snprintf(kvc_path, sizeof kvc_path, "%s", golden_file_path(w, "calibration", "kvc"));
+    GOLDEN_CHECK(w, kvq_calibration_write(kvc_path, cal));
+    golden_file_done(w, GOLDEN_EXACT, "calibration", "kvc", "kvc");
+    snprintf(kvqz_path, sizeof kvqz_path, "%s", golden_file_path(w, "quantized", "kvqz"));
+    GOLDEN_CHECK(w, kvq_qfile_write(kvqz_path, qf));
+    golden_file_done(w, GOLDEN_EXACT, "quantized", "kvqz", "kvqz");
+    golden_end_case(w);
+
+    /* Damaged copies: each reader must fail with the status recorded here (S16 check order). */
+    error_case(w, "error_kvt_truncated_header", kvt_path, "kvt", 10, -1, 0, "first 10 bytes only");
+    error_case(w, "error_kvt_truncated_data", kvt_path, "kvt", 4000, -1, 0, "cut inside the keys");
+    error_case(w, "error_kvt_bad_magic", kvt_path, "kvt", -1, 0, 0x20, "byte 0 changed");
+    error_case(w, "error_kvt_bad_version", kvt_path, "kvt", -1, 4, 0x02, "format version 3");
+    error_case(w, "error_kvt_checksum", kvt_path, "kvt", -1, 1000, 0x01, "one data bit flipped");
+    error_case(w, "error_kvc_checksum", kvc_path, "kvc", -1, 100, 0x40, "one data bit flipped");
+    error_case(w, "error_kvqz_truncated", kvqz_path, "kvqz", 200, -1, 0, "first 200 bytes only");
+    error_case(w, "error_kvqz_checksum", kvqz_path, "kvqz", -1, 3000, 0x80, "one bit flipped");
+done:
+    kvq_kvfile_free(kv);
+    kvq_calibration_free(cal);
+    kvq_qfile_free(qf);
+}
