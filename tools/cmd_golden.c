@@ -88,8 +88,11 @@ static bool same_bytes(const char *path_a, const char *path_b, long *first_diffe
     long offset = 0;
     while (same) {
         int ca = fgetc(a), cb = fgetc(b);
-        if (ca != cb) same = false;
-        if (ca == EOF || cb == EOF) break;
+        if (ca != cb) {
+            same = false; /* offset is the index of the first differing byte */
+            break;
+        }
+        if (ca == EOF) break;
         offset++;
     }
     *first_difference = offset;
