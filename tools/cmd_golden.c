@@ -1,7 +1,7 @@
 /*
  * cmd_golden.c - `kvq golden`: write the golden set with the reference, or
  * `--verify` it by regenerating into a temporary directory and comparing
- * every file byte for byte (spec S16.5).
+ * every file byte for byte (spec S16.7).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "golden/golden.h"

@@ -35,7 +35,9 @@ static void rope_case(golden_writer *w, kvq_rope_pairing pairing, uint32_t d)
     }
     char name[64], params_json[160];
     snprintf(name, sizeof name, "rope_%s_d%u", pairing_name(pairing), d);
-    snprintf(params_json, sizeof params_json, "{\"pairing\": \"%s\", \"base\": 10000, \"head_dim\": %u}",
+    snprintf(params_json, sizeof params_json,
+             "{\"pairing\": \"%s\", \"base\": 10000, \"head_dim\": %u, \"tolerance\": "
+             "\"cos, sin: 3 ulps of the reference; rotated: (10u + p 2^-51)(|x_a| + |x_b|) (S12.3 step 1)\"}",
              pairing_name(pairing), d);
     golden_begin_case(w, name, "S9", "rope", params_json);
     golden_array(w, GOLDEN_INPUT, "positions", GOLDEN_U32, positions, SHAPE(N_POS));

@@ -1,5 +1,5 @@
 /*
- * golden.h - writing the golden set (spec S12, S16.5): a directory of
+ * golden.h - writing the golden set (spec S12, S16.7): a directory of
  * little-endian array files and kvq files, described by manifest.json.
  *
  * Each case is written by a function in cases_*.c that computes its outputs

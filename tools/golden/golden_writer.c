@@ -1,5 +1,5 @@
 /*
- * golden_writer.c - files and manifest of the golden set (S16.5).
+ * golden_writer.c - files and manifest of the golden set (S16.7).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "golden.h"
