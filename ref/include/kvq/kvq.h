@@ -295,6 +295,10 @@ kvq_status kvq_rope_apply(const kvq_rope *rope, uint32_t head_dim, uint32_t posi
 kvq_status kvq_attention_decode(const kvq_qtensor *keys, const kvq_qtensor *values,
                                 const uint32_t *key_positions, const kvq_rope *rope,
                                 const float *q, uint32_t n_q, uint32_t q_position, float *out);
+/* S12.2: true when `got` may stand in for the reference code `expected` of x
+ * (|got - expected| == 1 and x lies within the boundary window of the
+ * threshold between them); also true when got == expected. */
+int kvq_code_accepted(const kvq_quantizer *q, kvq_group_params p, float x, uint32_t expected, uint32_t got);
 /* S12.3: the per-element bound |got - reference| <= bound[i] that an fp32
  * implementation of the same attention must meet. */
 kvq_status kvq_attention_error_bound(const kvq_qtensor *keys, const kvq_qtensor *values,
