@@ -10,6 +10,12 @@ trap 'rm -rf "$work"' EXIT
 
 "$kvq" golden --verify "$golden"
 
+# The manifest must be valid JSON (a truncated parameter string once made it invalid).
+if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import json, sys; m = json.load(open(sys.argv[1])); assert m["n_cases"] == len(m["cases"])' \
+        "$golden/manifest.json"
+fi
+
 cp -r "$golden" "$work/set"
 printf '\x01' | dd of="$work/set/pack_3bit_d32.packed.bin" bs=1 seek=5 conv=notrunc status=none
 if "$kvq" golden --verify "$work/set" > "$work/out.txt"; then

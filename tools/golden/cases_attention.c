@@ -33,7 +33,7 @@ static void rope_case(golden_writer *w, kvq_rope_pairing pairing, uint32_t d)
             kvq_rope_angle(&rope, d, i, positions[p], &cosines[p * (d / 2) + i], &sines[p * (d / 2) + i]);
         GOLDEN_CHECK(w, kvq_rope_apply(&rope, d, positions[p], x + p * d, rotated + p * d));
     }
-    char name[64], params_json[160];
+    char name[64], params_json[320];
     snprintf(name, sizeof name, "rope_%s_d%u", pairing_name(pairing), d);
     snprintf(params_json, sizeof params_json,
              "{\"pairing\": \"%s\", \"base\": 10000, \"head_dim\": %u, \"tolerance\": "
