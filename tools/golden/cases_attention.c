@@ -78,7 +78,7 @@ static void attention_case_run(golden_writer *w, const attention_case *ac)
 {
     uint32_t n = ac->n_tokens, d = ac->head_dim;
     float *keys = malloc((size_t)n * d * sizeof *keys), *values = malloc((size_t)n * d * sizeof *values);
-    float *samples = malloc((size_t)256 * d * sizeof *samples);
+    float *samples = malloc(((size_t)n + 256) * d * sizeof *samples);
     float *q = malloc((size_t)ac->n_q * d * sizeof *q), *out = malloc((size_t)ac->n_q * d * sizeof *out);
     float *bound = malloc((size_t)ac->n_q * d * sizeof *bound);
     uint8_t *modality = malloc(n);
@@ -91,9 +91,10 @@ static void attention_case_run(golden_writer *w, const attention_case *ac)
     }
     kvq_synth_params sp = {n, d, ac->seed, 4, 0.01f, 1, 24, 6};
     GOLDEN_CHECK(w, kvq_synth_kv(&sp, keys, values, modality));
-    kvq_synth_params cal = {256, d, ac->seed + 1000u, 4, 0.01f, 1, 24, 6};
+    /* Calibration samples: 256 held-out tokens of the same head (the generator is prefix-consistent, S14.3). */
+    kvq_synth_params cal = {n + 256, d, ac->seed, 4, 0.01f, 1, 24, 6};
     GOLDEN_CHECK(w, kvq_synth_kv(&cal, samples, NULL, NULL));
-    GOLDEN_CHECK(w, kvq_calibrate_channel_ranges(samples, 256, d, 10000, ranges));
+    GOLDEN_CHECK(w, kvq_calibrate_channel_ranges(samples + (size_t)n * d, 256, d, 10000, ranges));
     for (uint32_t t = 0; t < n; t++) positions[t] = ac->first_position + t;
     kvq_rng rng;
     kvq_rng_seed(&rng, ac->seed + 7u);

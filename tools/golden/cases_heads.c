@@ -149,16 +149,19 @@ static void head_case_run(golden_writer *w, const head_case *hc)
     config.policy.recent_window = hc->recent_window;
     bool calibrated = hc->role == KVQ_ROLE_KEYS && hc->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED;
     if (calibrated) {
-        /* Calibrate on other tokens of the same distribution (another seed), 1% outliers. */
+        /* Calibrate on held-out tokens of the same head: the generator is prefix-consistent (S14.3),
+         * so tokens n_tokens .. n_tokens+255 of a longer run share this slice's channel statistics. */
         enum { SAMPLES = 256 };
-        float *samples = malloc((size_t)SAMPLES * hc->head_dim * sizeof *samples);
-        kvq_synth_params sp = {SAMPLES, hc->head_dim, hc->seed + 1000u, 4, 0.01f, 1, hc->image_run, hc->text_run};
+        size_t longer = (size_t)hc->n_tokens + SAMPLES;
+        float *samples = malloc(longer * hc->head_dim * sizeof *samples);
+        kvq_synth_params sp = {(uint32_t)longer, hc->head_dim, hc->seed, 4, 0.01f, 1, hc->image_run, hc->text_run};
         if (samples == NULL) {
             golden_fail(w, hc->name, KVQ_ERR_OUT_OF_MEMORY);
             goto done;
         }
         GOLDEN_CHECK(w, kvq_synth_kv(&sp, samples, NULL, NULL));
-        GOLDEN_CHECK(w, kvq_calibrate_channel_ranges(samples, SAMPLES, hc->head_dim, 10000, ranges));
+        GOLDEN_CHECK(w, kvq_calibrate_channel_ranges(samples + (size_t)hc->n_tokens * hc->head_dim, SAMPLES,
+                                                     hc->head_dim, 10000, ranges));
         free(samples);
         config.channel_range = ranges;
     }
