@@ -1,5 +1,5 @@
 /*
- * test_calibrate.c - S4.2 channel ranges and S6.6 calibration samples.
+ * test_calibrate.c - S6.9 channel ranges and S6.6 calibration samples.
  */
 #include "check_main.h"
 #include "kvq/kvq.h"
@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* S4.2 worked example: 10 samples, 2 channels. */
+/* S6.9 worked example: 10 samples, 2 channels. */
 static const float ex_x[10 * 2] = {5, 7, -3, 7, 0, 7, 1, 7, 2, 7, 9, 7, -1, 7, 4, 7, 3, 7, -2, 7};
 
 START_TEST(test_ranges_worked_example)

@@ -2,7 +2,7 @@
  * cmd_calibrate.c - `kvq calibrate`: a calibration file (.kvc, S16.4) from
  * sample KV tensors.
  *
- * Always: per (layer, head), the key channel ranges of S4.2 over all sample
+ * Always: per (layer, head), the key channel ranges of S6.9 over all sample
  * tokens (kvq_calibrate_channel_ranges). With --codebook kmeans, per layer:
  *  - one key codebook from the keys of all heads of the layer, normalized the
  *    way calibrated NUQ keys will be quantized, i.e. under the ranges just
@@ -30,7 +30,7 @@ void cli_usage_calibrate(FILE *out)
             "usage: kvq calibrate SAMPLES.kvt -o OUT.kvc [--outlier-ppm P | --outliers PERCENT]\n"
             "                     [--codebook none|kmeans [--bits B] [--fisher WEIGHTS.kvt]\n"
             "                      [--iterations N] [--q-norm]]\n"
-            "  Key channel ranges per layer and head (S4.2): per channel, the outlier fraction of\n"
+            "  Key channel ranges per layer and head (S6.9): per channel, the outlier fraction of\n"
             "  the sample tokens lies outside [lo, hi] (default 10000 ppm = 1%%).\n"
             "  --codebook kmeans   also one key and one value NUQ codebook per layer (S6.6)\n"
             "  --bits B            codebook width 2, 3 or 4 (default 4); --key-bits/--value-bits too\n"

@@ -25,7 +25,7 @@ static const cli_command commands[] = {
     {"quantize", cmd_quantize, cli_usage_quantize, "quantize a .kvt into a .kvqz (S4, S7, S8, S10)"},
     {"dequantize", cmd_dequantize, cli_usage_dequantize, "dequantize a .kvqz back into a .kvt (S4.5)"},
     {"inspect", cmd_inspect, cli_usage_inspect, "statistics of a .kvt or .kvqz; errors against an original"},
-    {"calibrate", cmd_calibrate, cli_usage_calibrate, "key channel ranges and NUQ codebooks into a .kvc (S4.2, S6.6)"},
+    {"calibrate", cmd_calibrate, cli_usage_calibrate, "key channel ranges and NUQ codebooks into a .kvc (S6.9, S6.6)"},
     {"golden", cmd_golden, NULL, "write or verify the golden set with the reference (S16.7)"},
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];

@@ -1,5 +1,5 @@
 /*
- * calibrate_ranges.c - per-channel key ranges from calibration samples (S4.2).
+ * calibrate_ranges.c - per-channel key ranges from calibration samples (S6.9).
  *
  * Calibrated keys (KVQuant's per-channel thresholds) decide offline which key
  * elements are outliers: per channel, the outlier fraction of the calibration
@@ -19,7 +19,7 @@ static int compare_floats(const void *pa, const void *pb)
     return (a > b) - (a < b);
 }
 
-/* S4.2 */
+/* S6.9 */
 kvq_status kvq_calibrate_channel_ranges(const float *x, uint32_t n_samples, uint32_t head_dim,
                                         uint32_t outlier_ppm, kvq_channel_range *out)
 {

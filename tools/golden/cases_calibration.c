@@ -1,6 +1,6 @@
 /*
  * cases_calibration.c - golden cases for calibration: per-channel key ranges
- * (S4.2) and Fisher-weighted k-means codebooks with optional Q-Norm (S6.6, S6.7).
+ * (S6.9) and Fisher-weighted k-means codebooks with optional Q-Norm (S6.6, S6.7).
  */
 #include "golden.h"
 
@@ -26,7 +26,7 @@ static void channel_range_case(golden_writer *w)
             ranges[r][c][1] = out[c].hi;
         }
     }
-    golden_begin_case(w, "calibrate_channel_ranges", "S4.2,S7.1", "calibrate_channel_ranges",
+    golden_begin_case(w, "calibrate_channel_ranges", "S6.9,S7.1", "calibrate_channel_ranges",
                       "{\"outlier_ppm_per_row\": [10000, 0, 1000000], \"layout\": \"[row][channel][lo, hi]\"}");
     golden_array(w, GOLDEN_INPUT, "samples", GOLDEN_F32, keys, SHAPE(SAMPLES, D));
     golden_array(w, GOLDEN_EXACT, "ranges", GOLDEN_F32, ranges, SHAPE(ROWS, D, 2));

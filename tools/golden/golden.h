@@ -62,7 +62,7 @@ void golden_fail(golden_writer *w, const char *what, kvq_status status);
 /* The case generators, one per spec area (cases_*.c). */
 void golden_cases_numerics(golden_writer *w);    /* S2, S3, S5, S6.1-6.5, S14 */
 void golden_cases_heads(golden_writer *w);       /* S4, S7, S8, S10 */
-void golden_cases_calibration(golden_writer *w); /* S4.2, S6.6, S6.7 */
+void golden_cases_calibration(golden_writer *w); /* S6.6, S6.7, S6.9 */
 void golden_cases_attention(golden_writer *w);   /* S9, S11, S12 */
 void golden_cases_cache(golden_writer *w);       /* S15 */
 void golden_cases_files(golden_writer *w);       /* S16, S13 */

@@ -242,8 +242,8 @@ kvq_status kvq_quantize_head(const kvq_head_config *config, const float *x, uint
 kvq_status kvq_dequantize_head(const kvq_qtensor *qt, float *out);
 void kvq_qtensor_free(kvq_qtensor *qt);
 
-/* ---------------------------------------------------------- S4.2, S6.6 -- */
-/* S4.2: per-channel thresholds from calibration samples x[n_samples][head_dim]:
+/* ---------------------------------------------------------- S6.9, S6.6 -- */
+/* S6.9: per-channel thresholds from calibration samples x[n_samples][head_dim]:
  * per channel, the outlier_ppm fraction (split between tails as S7.1) lies
  * outside [lo, hi]. */
 kvq_status kvq_calibrate_channel_ranges(const float *x, uint32_t n_samples, uint32_t head_dim,
