@@ -241,6 +241,15 @@ kvq_status kvq_quantize_head(const kvq_head_config *config, const float *x, uint
 /* S4.5: the exact fp32 values the qtensor stands for, [n_tokens][head_dim]. */
 kvq_status kvq_dequantize_head(const kvq_qtensor *qt, float *out);
 void kvq_qtensor_free(kvq_qtensor *qt);
+/* S4.4: a new qtensor with header's scalar fields and codebook, and zeroed
+ * arrays of the sizes they imply (precision, fp16_slot: n_tokens; fp16_rows:
+ * n_fp16_rows*head_dim; codes: n_tokens*row_bytes; params: n_params;
+ * outlier_ptr: n_tokens+1 for values, head_dim+1 for keys; outlier_index and
+ * outlier_value: n_outliers). header's array pointers are ignored. Used to
+ * receive a backend's tensor (kvq_backend.h, tensor_read). */
+kvq_status kvq_qtensor_alloc(const kvq_qtensor *header, kvq_qtensor **out);
+/* A deep copy of qt (same as kvq_qtensor_alloc + copying every array). */
+kvq_status kvq_qtensor_copy(const kvq_qtensor *qt, kvq_qtensor **out);
 
 /* ---------------------------------------------------------- S6.9, S6.6 -- */
 /* S6.9: per-channel thresholds from calibration samples x[n_samples][head_dim]:

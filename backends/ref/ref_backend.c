@@ -1,0 +1,327 @@
+/*
+ * ref_backend.c - the "ref" backend: libkvq behind the backend ABI.
+ *
+ * Nothing here computes anything: each slot calls the reference function that
+ * defines the operation, so `kvq conform --backend ref` checks the runner and
+ * the golden set against each other, and the other backends are judged
+ * against exactly what this table returns. A tensor is a kvq_qtensor and a
+ * cache a kvq_cache, both in host memory; the ABI's opaque handle types are
+ * only ever cast to and from them here.
+ */
+#include "ref_backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct kvq_backend_context {
+    char message[512]; /* last_error: the reference's message of the last failure */
+};
+
+/* Record the reference's message for a failed call and pass the status on. */
+static kvq_status remember(kvq_backend_context *ctx, kvq_status status)
+{
+    if (status != KVQ_OK) snprintf(ctx->message, sizeof ctx->message, "%s", kvq_last_error());
+    return status;
+}
+
+static kvq_status fail(kvq_backend_context *ctx, kvq_status status, const char *message)
+{
+    snprintf(ctx->message, sizeof ctx->message, "%s", message);
+    return status;
+}
+
+static const kvq_qtensor *as_qtensor(const kvq_backend_tensor *t) { return (const kvq_qtensor *)(const void *)t; }
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static kvq_status ref_list_devices(kvq_backend_device_fn callback, void *user, char *message, size_t message_size)
+{
+    if (callback == NULL) {
+        if (message != NULL && message_size > 0) snprintf(message, message_size, "callback: NULL");
+        return KVQ_ERR_NULL_ARGUMENT;
+    }
+    callback(user, 0, 0, "host CPU (scalar C reference)");
+    return KVQ_OK;
+}
+
+static kvq_status ref_open(const kvq_backend_options *options, kvq_backend_context **ctx, char *message,
+                           size_t message_size)
+{
+    const char *problem = NULL;
+    kvq_status status = KVQ_OK;
+    if (ctx == NULL) {
+        problem = "ctx: NULL";
+        status = KVQ_ERR_NULL_ARGUMENT;
+    } else if (options != NULL && options->struct_size >= sizeof *options &&
+               ((options->platform > 0) || (options->device > 0))) {
+        problem = "options: the reference has one device (platform 0, device 0)";
+        status = KVQ_ERR_BAD_ARGUMENT;
+    }
+    if (status == KVQ_OK) {
+        kvq_backend_context *c = calloc(1, sizeof *c);
+        if (c == NULL) {
+            problem = "context: out of memory";
+            status = KVQ_ERR_OUT_OF_MEMORY;
+        } else {
+            *ctx = c;
+            return KVQ_OK;
+        }
+    }
+    if (message != NULL && message_size > 0) snprintf(message, message_size, "%s", problem);
+    return status;
+}
+
+static void ref_close(kvq_backend_context *ctx) { free(ctx); }
+
+static kvq_status ref_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps)
+{
+    if (caps == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "caps: NULL");
+    if (caps->struct_size < sizeof *caps)
+        return fail(ctx, KVQ_ERR_SIZE_MISMATCH, "caps->struct_size: smaller than this backend's kvq_backend_caps");
+    kvq_backend_caps c = {
+        .struct_size = sizeof c,
+        .ops = KVQ_BACKEND_OP_PACK | KVQ_BACKEND_OP_QUANTIZE | KVQ_BACKEND_OP_DEQUANTIZE |
+               KVQ_BACKEND_OP_ATTENTION | KVQ_BACKEND_OP_CACHE,
+        .features = KVQ_BACKEND_FEATURE_OUTLIERS | KVQ_BACKEND_FEATURE_SINKS | KVQ_BACKEND_FEATURE_POLICY |
+                    KVQ_BACKEND_FEATURE_GROUPS,
+        .uniform_bits = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 8),
+        .nuq_bits = (1u << 2) | (1u << 3) | (1u << 4),
+        .key_modes = (1u << KVQ_KEYS_PER_CHANNEL_CALIBRATED) | (1u << KVQ_KEYS_PER_CHANNEL_ONLINE),
+        .rope_pairings = (1u << KVQ_ROPE_NONE) | (1u << KVQ_ROPE_HALF) | (1u << KVQ_ROPE_INTERLEAVED),
+        .max_head_dim = KVQ_MAX_HEAD_DIM,
+        .max_query_heads = UINT32_MAX,
+        .max_tokens = KVQ_MAX_TOKENS,
+        .memory = KVQ_BACKEND_MEMORY_HOST,
+    };
+    *caps = c;
+    return KVQ_OK;
+}
+
+static const char *ref_device_name(kvq_backend_context *ctx)
+{
+    (void)ctx;
+    return "host CPU (scalar C reference, spec " KVQ_SPEC_VERSION_STRING ")";
+}
+
+static const char *ref_last_error(kvq_backend_context *ctx) { return ctx->message; }
+
+/* ---- L0 ---------------------------------------------------------------- */
+
+/* S5: the reference packs one row at a time; the ABI takes n_rows rows. The
+ * row length and bit width are checked as S5.3 checks a head slice. */
+static kvq_status check_rows(kvq_backend_context *ctx, const void *in, uint32_t n_rows, uint32_t row_len,
+                             uint32_t bits, const void *out)
+{
+    if (in == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "input rows: NULL");
+    if (out == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "output rows: NULL");
+    if (n_rows == 0) return fail(ctx, KVQ_ERR_ZERO_SIZE, "n_rows: must be >= 1");
+    if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
+        return fail(ctx, KVQ_ERR_UNSUPPORTED_BITS, "bits: must be 2, 3, 4 or 8");
+    return remember(ctx, kvq_check_head_dim(row_len, bits));
+}
+
+static kvq_status ref_pack_codes(kvq_backend_context *ctx, const uint8_t *codes_host, uint32_t n_rows,
+                                 uint32_t row_len, uint32_t bits, uint8_t *packed_host)
+{
+    kvq_status status = check_rows(ctx, codes_host, n_rows, row_len, bits, packed_host);
+    if (status != KVQ_OK) return status;
+    size_t row_bytes = kvq_packed_bytes(row_len, bits);
+    for (uint32_t r = 0; r < n_rows; r++) {
+        for (uint32_t i = 0; i < row_len; i++)
+            if (codes_host[(size_t)r * row_len + i] >= (1u << bits))
+                return fail(ctx, KVQ_ERR_BAD_ARGUMENT, "codes_host: a code does not fit in `bits` bits");
+    }
+    for (uint32_t r = 0; r < n_rows; r++)
+        kvq_pack_codes(codes_host + (size_t)r * row_len, row_len, bits, packed_host + (size_t)r * row_bytes);
+    return KVQ_OK;
+}
+
+static kvq_status ref_unpack_codes(kvq_backend_context *ctx, const uint8_t *packed_host, uint32_t n_rows,
+                                   uint32_t row_len, uint32_t bits, uint8_t *codes_host)
+{
+    kvq_status status = check_rows(ctx, packed_host, n_rows, row_len, bits, codes_host);
+    if (status != KVQ_OK) return status;
+    size_t row_bytes = kvq_packed_bytes(row_len, bits);
+    for (uint32_t r = 0; r < n_rows; r++)
+        kvq_unpack_codes(packed_host + (size_t)r * row_bytes, row_len, bits, codes_host + (size_t)r * row_len);
+    return KVQ_OK;
+}
+
+/* ---- L1-L3 ------------------------------------------------------------- */
+
+static kvq_status ref_quantize_head(kvq_backend_context *ctx, const kvq_head_config *config, const float *x_host,
+                                    uint32_t n_tokens, uint32_t head_dim, const uint8_t *modality_host,
+                                    kvq_backend_tensor **out)
+{
+    if (out == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out: NULL");
+    kvq_qtensor *qt = NULL;
+    kvq_status status = kvq_quantize_head(config, x_host, n_tokens, head_dim, modality_host, &qt);
+    if (status != KVQ_OK) return remember(ctx, status);
+    *out = (kvq_backend_tensor *)(void *)qt;
+    return KVQ_OK;
+}
+
+static kvq_status ref_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt_host, kvq_backend_tensor **out)
+{
+    if (out == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out: NULL");
+    kvq_qtensor *copy = NULL;
+    kvq_status status = kvq_qtensor_copy(qt_host, &copy);
+    if (status != KVQ_OK) return remember(ctx, status);
+    *out = (kvq_backend_tensor *)(void *)copy;
+    return KVQ_OK;
+}
+
+static kvq_status ref_tensor_info(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *header)
+{
+    if (t == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "t: NULL");
+    if (header == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "header: NULL");
+    kvq_qtensor h = *as_qtensor(t);
+    h.precision = NULL;
+    h.fp16_slot = NULL;
+    h.fp16_rows = NULL;
+    h.codes = NULL;
+    h.params = NULL;
+    h.outlier_ptr = NULL;
+    h.outlier_index = NULL;
+    h.outlier_value = NULL;
+    *header = h;
+    return KVQ_OK;
+}
+
+/* The scalar fields that fix every array's size (S4.4). */
+static int same_shape(const kvq_qtensor *a, const kvq_qtensor *b)
+{
+    return a->role == b->role && a->n_tokens == b->n_tokens && a->head_dim == b->head_dim &&
+           a->row_bytes == b->row_bytes && a->n_params == b->n_params && a->n_fp16_rows == b->n_fp16_rows &&
+           a->n_outliers == b->n_outliers;
+}
+
+static kvq_status ref_tensor_read(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *dst)
+{
+    if (t == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "t: NULL");
+    if (dst == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "dst: NULL");
+    const kvq_qtensor *qt = as_qtensor(t);
+    if (!same_shape(qt, dst))
+        return fail(ctx, KVQ_ERR_SIZE_MISMATCH, "dst: its sizes differ from tensor_info's (call tensor_info first)");
+    if (!dst->precision || !dst->fp16_slot || !dst->fp16_rows || !dst->codes || !dst->params || !dst->outlier_ptr ||
+        !dst->outlier_index || !dst->outlier_value)
+        return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "dst: an array member is NULL (allocate with kvq_qtensor_alloc)");
+    size_t n = qt->n_tokens, d = qt->head_dim;
+    size_t n_ptr = (qt->role == KVQ_ROLE_KEYS ? d : n) + 1u;
+    memcpy(dst->precision, qt->precision, n);
+    memcpy(dst->fp16_slot, qt->fp16_slot, n * sizeof *qt->fp16_slot);
+    memcpy(dst->fp16_rows, qt->fp16_rows, (size_t)qt->n_fp16_rows * d * sizeof *qt->fp16_rows);
+    memcpy(dst->codes, qt->codes, n * qt->row_bytes);
+    memcpy(dst->params, qt->params, (size_t)qt->n_params * sizeof *qt->params);
+    memcpy(dst->outlier_ptr, qt->outlier_ptr, n_ptr * sizeof *qt->outlier_ptr);
+    memcpy(dst->outlier_index, qt->outlier_index, (size_t)qt->n_outliers * sizeof *qt->outlier_index);
+    memcpy(dst->outlier_value, qt->outlier_value, (size_t)qt->n_outliers * sizeof *qt->outlier_value);
+    return KVQ_OK;
+}
+
+static kvq_status ref_dequantize(kvq_backend_context *ctx, const kvq_backend_tensor *t, float *out_host)
+{
+    if (t == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "t: NULL");
+    return remember(ctx, kvq_dequantize_head(as_qtensor(t), out_host));
+}
+
+static void ref_tensor_free(kvq_backend_context *ctx, kvq_backend_tensor *t)
+{
+    (void)ctx;
+    kvq_qtensor_free((kvq_qtensor *)(void *)t);
+}
+
+/* ---- L4 ---------------------------------------------------------------- */
+
+static kvq_status ref_attention_decode(kvq_backend_context *ctx, const kvq_backend_tensor *keys,
+                                       const kvq_backend_tensor *values, const uint32_t *key_positions_host,
+                                       const kvq_rope *rope, const float *q_host, uint32_t n_q,
+                                       uint32_t q_position, float *out_host)
+{
+    return remember(ctx, kvq_attention_decode(as_qtensor(keys), as_qtensor(values), key_positions_host, rope, q_host,
+                                              n_q, q_position, out_host));
+}
+
+/* ---- L5 ---------------------------------------------------------------- */
+
+static kvq_status ref_cache_create(kvq_backend_context *ctx, const kvq_head_config *key_config,
+                                   const kvq_head_config *value_config, uint32_t head_dim, kvq_backend_cache **out)
+{
+    if (out == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out: NULL");
+    kvq_cache *cache = NULL;
+    kvq_status status = kvq_cache_create(key_config, value_config, head_dim, &cache);
+    if (status != KVQ_OK) return remember(ctx, status);
+    *out = (kvq_backend_cache *)(void *)cache;
+    return KVQ_OK;
+}
+
+static kvq_cache *as_cache(kvq_backend_cache *cache) { return (kvq_cache *)(void *)cache; }
+
+static kvq_status ref_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache, const float *keys_host,
+                                   const float *values_host, const uint8_t *modality_host,
+                                   const uint32_t *positions_host, uint32_t n_new)
+{
+    if (cache == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "cache: NULL");
+    return remember(ctx, kvq_cache_append(as_cache(cache), keys_host, values_host, modality_host, positions_host,
+                                          n_new));
+}
+
+static kvq_status ref_cache_attend(kvq_backend_context *ctx, kvq_backend_cache *cache, const kvq_rope *rope,
+                                   const float *q_host, uint32_t n_q, uint32_t q_position, float *out_host)
+{
+    if (cache == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "cache: NULL");
+    kvq_cache *c = as_cache(cache);
+    if (kvq_cache_length(c) == 0) return fail(ctx, KVQ_ERR_ZERO_SIZE, "cache: empty (append tokens first)");
+    return remember(ctx, kvq_attention_decode(kvq_cache_keys(c), kvq_cache_values(c), kvq_cache_positions(c), rope,
+                                              q_host, n_q, q_position, out_host));
+}
+
+static kvq_status ref_cache_view(kvq_backend_context *ctx, const kvq_backend_cache *cache,
+                                 const kvq_backend_tensor **keys, const kvq_backend_tensor **values)
+{
+    if (cache == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "cache: NULL");
+    if (keys == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "keys: NULL");
+    if (values == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "values: NULL");
+    const kvq_cache *c = (const kvq_cache *)(const void *)cache;
+    if (kvq_cache_length(c) == 0) return fail(ctx, KVQ_ERR_ZERO_SIZE, "cache: empty (append tokens first)");
+    *keys = (const kvq_backend_tensor *)(const void *)kvq_cache_keys(c);
+    *values = (const kvq_backend_tensor *)(const void *)kvq_cache_values(c);
+    return KVQ_OK;
+}
+
+static void ref_cache_free(kvq_backend_context *ctx, kvq_backend_cache *cache)
+{
+    (void)ctx;
+    kvq_cache_free(as_cache(cache));
+}
+
+static const kvq_backend_api ref_api = {
+    .abi_version = KVQ_BACKEND_ABI_VERSION,
+    .struct_size = sizeof(kvq_backend_api),
+    .name = "ref",
+    .description = "scalar C reference (libkvq), the definition every backend is judged against",
+    .list_devices = ref_list_devices,
+    .open = ref_open,
+    .close = ref_close,
+    .get_caps = ref_get_caps,
+    .device_name = ref_device_name,
+    .last_error = ref_last_error,
+    .pack_codes = ref_pack_codes,
+    .unpack_codes = ref_unpack_codes,
+    .quantize_head = ref_quantize_head,
+    .tensor_upload = ref_tensor_upload,
+    .tensor_info = ref_tensor_info,
+    .tensor_read = ref_tensor_read,
+    .dequantize = ref_dequantize,
+    .tensor_free = ref_tensor_free,
+    .attention_decode = ref_attention_decode,
+    .attention_decode_batch = NULL, /* the runner loops over attention_decode */
+    .cache_create = ref_cache_create,
+    .cache_append = ref_cache_append,
+    .cache_attend = ref_cache_attend,
+    .cache_view = ref_cache_view,
+    .cache_free = ref_cache_free,
+};
+
+const kvq_backend_api *kvq_backend_ref(void) { return &ref_api; }
