@@ -123,7 +123,9 @@ typedef struct kvq_backend_api {
     kvq_status (*open)(const kvq_backend_options *options, kvq_backend_context **ctx,
                        char *message, size_t message_size);
     void (*close)(kvq_backend_context *ctx);
-    /* Capabilities on the opened device (caps->struct_size set by the caller). */
+    /* Capabilities on the opened device. The caller sets caps->struct_size to
+     * sizeof(kvq_backend_caps) of its build; a value smaller than the backend's
+     * is refused with KVQ_ERR_SIZE_MISMATCH (nothing written). */
     kvq_status (*get_caps)(kvq_backend_context *ctx, kvq_backend_caps *caps);
     /* The device actually used, e.g. "NVIDIA H100 80GB HBM3 (OpenCL 3.0 CUDA 13.0)". */
     const char *(*device_name)(kvq_backend_context *ctx);

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# plugin_test.sh KVQ DIR - the example third-party plugin (tests/plugin/) and its broken variants
+# under `kvq conform --backend DIR/libkvq_plugin_*.so`:
+#   - no module needs libkvq: none has an undefined kvq_ symbol (nm -D --undefined-only);
+#   - the correct plugin passes (exit 0) and the levels it does not advertise (L2 NUQ, L5 cache)
+#     are reported as skipped, never as passed;
+#   - each broken variant fails (exit 1) at the level and field its bug belongs to, and nowhere else;
+#   - a module without kvq_backend_entry, and one with another ABI version, are refused (exit 2)
+#     with the reason.
+# Uses a fixed seed so that a failure replays exactly (the runner prints the command).
+set -euo pipefail
+kvq=$1
+dir=$2
+nm=${NM:-nm}
+seed=20240601
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+fail() {
+    echo "plugin_test: $*" >&2
+    exit 1
+}
+
+module() { echo "$dir/libkvq_plugin_$1.so"; }
+
+# conform NAME: runs the runner on module NAME; output in $work/NAME.txt, exit status in $status.
+conform() {
+    status=0
+    "$kvq" conform --backend "$(module "$1")" --seed "$seed" > "$work/$1.txt" 2>&1 || status=$?
+}
+
+# expect_line NAME REGEX WHY: the output of NAME has a line matching the extended regex.
+expect_line() {
+    if ! grep -Eq -- "$2" "$work/$1.txt"; then
+        cat "$work/$1.txt" >&2
+        fail "$1: no line matches '$2' ($3)"
+    fi
+}
+
+# level_counts NAME LEVEL: "cases passed failed skipped" of the summary table's row of LEVEL (e.g.
+# L3): the first line that starts with LEVEL and has four numbers in a row after the title.
+level_counts() {
+    awk -v level="$2" '$1 == level {
+        for (i = 2; i + 3 <= NF; i++)
+            if ($i ~ /^[0-9]+$/ && $(i + 1) ~ /^[0-9]+$/ && $(i + 2) ~ /^[0-9]+$/ && $(i + 3) ~ /^[0-9]+$/) {
+                print $i, $(i + 1), $(i + 2), $(i + 3)
+                exit
+            }
+    }' "$work/$1.txt"
+}
+
+# failing_levels NAME: the levels whose summary row has failed > 0, e.g. "L1 L3".
+failing_levels() {
+    local levels="" level
+    for level in L0 L1 L2 L3 L4 L5; do
+        read -r _ _ failed _ <<< "$(level_counts "$1" "$level")"
+        [[ ${failed:-0} -gt 0 ]] && levels="$levels $level"
+    done
+    echo "${levels# }"
+}
+
+# ---- built against the headers alone -------------------------------------------------------
+for name in example broken_ties broken_outlier broken_sink broken_rope no_entry wrong_abi; do
+    so=$(module "$name")
+    [[ -f $so ]] || fail "missing module $so"
+    if "$nm" -D --undefined-only "$so" | grep -q ' kvq_'; then
+        "$nm" -D --undefined-only "$so" | grep ' kvq_' >&2
+        fail "$so needs kvq_ symbols from outside: a plugin must not link libkvq"
+    fi
+done
+for name in example broken_ties broken_outlier broken_sink broken_rope; do
+    exported=$("$nm" -D --defined-only "$(module "$name")" | awk '$2 == "T" { print $3 }')
+    [[ $exported == kvq_backend_entry ]] || fail "$name exports '$exported', expected only kvq_backend_entry"
+done
+
+# ---- the correct plugin ----------------------------------------------------------------------
+conform example
+[[ $status -eq 0 ]] || { cat "$work/example.txt" >&2; fail "example: exit status $status, expected 0"; }
+expect_line example '^result: PASS' "the summary"
+[[ -z $(failing_levels example) ]] || fail "example: failures at $(failing_levels example)"
+for level in L2 L5; do # not advertised (nuq_bits = 0, no CACHE op): every case skipped, none passed
+    read -r cases passed failed skipped <<< "$(level_counts example "$level")"
+    [[ ${cases:-0} -gt 0 && $passed -eq 0 && $failed -eq 0 && $skipped -eq $cases ]] ||
+        fail "example: $level should be all skipped, got cases=$cases passed=$passed failed=$failed skipped=$skipped"
+done
+expect_line example 'caps\.nuq_bits lacks' "NUQ skips name the caps field"
+expect_line example 'caps\.ops lacks CACHE' "cache skips name the caps field"
+for level in L0 L1 L3 L4; do # advertised: something really ran and passed
+    read -r cases passed failed skipped <<< "$(level_counts example "$level")"
+    [[ ${passed:-0} -gt 0 ]] || fail "example: nothing passed at $level"
+done
+
+# ---- the broken variants: exit 1, the right level and field, and nothing else --------------
+# name | levels that must fail | a failure line of that level and field | a sentence of the diagnostic
+check_broken() {
+    local name=$1 levels=$2 line=$3 why=$4
+    conform "$name"
+    [[ $status -eq 1 ]] || { cat "$work/$name.txt" >&2; fail "$name: exit status $status, expected 1"; }
+    [[ $(failing_levels "$name") == "$levels" ]] ||
+        fail "$name: failures at '$(failing_levels "$name")', expected exactly '$levels'"
+    expect_line "$name" "$line" "the failing level and field"
+    expect_line "$name" "$why" "the diagnostic says why"
+    expect_line "$name" '^result: FAIL' "the summary"
+}
+check_broken broken_ties "L1 L3" '^FAIL L1 [^ ]+: (q_)?codes \[token [0-9]+, channel [0-9]+\]' \
+    'class B \(S12\.2\).*is not at their boundary'
+check_broken broken_outlier "L3" \
+    '^FAIL L3 [^ ]+: [a-z0-9]*_?outlier_index \[token [0-9]+, channel [0-9]+\]: got not an outlier' \
+    'the backend lost it'
+check_broken broken_sink "L3" '^FAIL L3 [^ ]+: [a-z]_precision \[token 0\]: got 0 \(QUANTIZED\), expected 1 \(SINK\)' \
+    'S8: the first n_sinks tokens are attention sinks'
+check_broken broken_rope "L4" '^FAIL L4 attention_[^ ]+: out \[query head [0-9]+, channel [0-9]+\]' \
+    'the backend seems to rotate the wrong channel pairs'
+
+# ---- modules the loader must refuse ---------------------------------------------------------
+conform no_entry
+[[ $status -eq 2 ]] || { cat "$work/no_entry.txt" >&2; fail "no_entry: exit status $status, expected 2"; }
+expect_line no_entry 'no exported symbol kvq_backend_entry' "the reason"
+conform wrong_abi
+[[ $status -eq 2 ]] || { cat "$work/wrong_abi.txt" >&2; fail "wrong_abi: exit status $status, expected 2"; }
+expect_line wrong_abi 'backend ABI version 2 \(this build speaks 1\)' "the reason"
+if grep -q '^level ' "$work/no_entry.txt" "$work/wrong_abi.txt"; then
+    fail "a refused module was run"
+fi
+
+echo "plugin_test: example passes (L2, L5 skipped); ties, outlier, sink and rope bugs are caught at their level;" \
+     "modules without the entry symbol or with ABI 2 are refused"
