@@ -1,0 +1,222 @@
+/*
+ * ocl_internal.h - what the OpenCL backend's source files share: the context,
+ * tensor and cache objects, error helpers, buffer and launch helpers.
+ * Not installed; only the .c files of backends/opencl include it.
+ */
+#ifndef KVQ_OCL_INTERNAL_H
+#define KVQ_OCL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <CL/cl.h>
+
+#include "kvq/kvq.h"
+#include "kvq/kvq_backend.h"
+
+/* Kernels of the program, in the order ocl_context.c creates them. */
+typedef enum ocl_kernel_id {
+    OCL_K_PACK_ROWS,
+    OCL_K_UNPACK_ROWS,
+    OCL_K_SCAN_BLOCKS,
+    OCL_K_SCAN_ADD,
+    OCL_K_ADD_OFFSET,
+    OCL_K_FP16_ROWS,
+    OCL_K_QUANTIZE_GROUPS,
+    OCL_K_CALIBRATED_PARAMS,
+    OCL_K_CALIBRATED_ENCODE,
+    OCL_K_COUNT_ROWS,
+    OCL_K_FILL_ROWS,
+    OCL_K_COUNT_COLS,
+    OCL_K_FILL_COLS,
+    OCL_K_COL_PTR,
+    OCL_K_MERGE_CSC,
+    OCL_K_MERGE_CSC_PTR,
+    OCL_K_DEQUANTIZE,
+    OCL_K_SCATTER_OUTLIERS,
+    OCL_K_ROPE_ROWS,
+    OCL_K_ATTENTION_PARTIAL,
+    OCL_K_ATTENTION_COMBINE,
+    OCL_K_SOFTMAX_ROWS,
+    OCL_K_WIDEN_FP16,
+    OCL_K_COUNT
+} ocl_kernel_id;
+
+/* Work-group sizes fixed by reqd_work_group_size in the kernels. */
+#define OCL_SCAN_BLOCK 256u   /* scan.cl KVQ_SCAN_BLOCK */
+#define OCL_GROUP_WG 64u      /* quantize.cl KVQ_GROUP_WG */
+#define OCL_SOFTMAX_WG 128u   /* attention.cl KVQ_SOFTMAX_WG */
+#define OCL_FUSED_MAX_Q 8u    /* attention.cl KVQ_FUSED_MAX_Q */
+/* Tokens per CSC chunk (outliers.cl kvq_count_cols / kvq_fill_cols). */
+#define OCL_CSC_CHUNK 64u
+
+/* How attention_decode chooses between the fused kernel and CLBlast. */
+typedef enum ocl_attention_path {
+    OCL_PATH_AUTO = 0,  /* fused for n_q == 1, CLBlast GEMMs for GQA (n_q >= 2) */
+    OCL_PATH_FUSED = 1, /* fused whenever n_q <= OCL_FUSED_MAX_Q */
+    OCL_PATH_GEMM = 2   /* CLBlast always */
+} ocl_attention_path;
+
+struct kvq_backend_context {
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue;
+    cl_program program;
+    cl_kernel kernels[OCL_K_COUNT];
+    bool fp64;            /* cl_khr_fp64: RoPE angles on the device (S9.3) */
+    bool rope_host_table; /* RoPE cos/sin from a host table even with fp64 (KVQ_OPENCL_ROPE_TABLE=1) */
+    bool denormals;       /* CL_FP_DENORM in CL_DEVICE_SINGLE_FP_CONFIG */
+    ocl_attention_path path;
+    size_t max_wg;          /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
+    size_t local_mem;       /* CL_DEVICE_LOCAL_MEM_SIZE */
+    size_t compute_units;   /* CL_DEVICE_MAX_COMPUTE_UNITS */
+    cl_ulong max_alloc;     /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
+    char name[384];         /* device_name(): "<device> (<platform>, <CL version>)" */
+    char message[1024];     /* last_error() */
+};
+
+/* A quantized head slice on the device, in the layout of kvq_qtensor (S4.4). */
+struct kvq_backend_tensor {
+    kvq_qtensor header;    /* scalar fields and codebook; every array pointer NULL */
+    cl_mem precision;      /* u8 [n_tokens] */
+    cl_mem fp16_slot;      /* u32 [n_tokens] */
+    cl_mem fp16_rows;      /* u16 [n_fp16_rows][head_dim] */
+    cl_mem codes;          /* u8 [n_tokens][row_bytes] */
+    cl_mem params;         /* kvq_group_params [n_params] */
+    cl_mem outlier_ptr;    /* u32 [n_tokens+1] (values) or [head_dim+1] (keys) */
+    cl_mem outlier_index;  /* u32 [n_outliers] */
+    cl_mem outlier_value;  /* u16 [n_outliers] */
+    cl_mem codebook;       /* f32 [16 signposts, 15 thresholds] (zeros unless NUQ) */
+    bool borrowed;         /* a cache's view: tensor_free leaves it alone */
+};
+
+/* ---- errors (ocl_util.c) ------------------------------------------------ */
+/* Records a printf-style message in ctx->message and returns status. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+kvq_status ocl_fail(kvq_backend_context *ctx, kvq_status status, const char *format, ...);
+/* Records libkvq's kvq_last_error() for a failed libkvq call; passes status on. */
+kvq_status ocl_from_kvq(kvq_backend_context *ctx, kvq_status status);
+/* Maps an OpenCL error of `what` to a status: allocation failures become
+ * KVQ_ERR_OUT_OF_MEMORY, anything else KVQ_ERR_IO (the device failed). */
+kvq_status ocl_from_cl(kvq_backend_context *ctx, cl_int err, const char *what);
+const char *ocl_cl_error_name(cl_int err);
+
+/* ---- buffers and launches (ocl_util.c) ---------------------------------- */
+/* A device buffer of `bytes` (at least 1: OpenCL has no empty buffers),
+ * initialized from host (may be NULL) or zero-filled when zero is true. */
+kvq_status ocl_buffer(kvq_backend_context *ctx, size_t bytes, const void *host, bool zero, cl_mem *out,
+                      const char *what);
+void ocl_release(cl_mem *mem);
+/* Sets kernel arguments from a list of (size, pointer) pairs. */
+typedef struct ocl_arg {
+    size_t size;
+    const void *value; /* NULL with size > 0: a __local buffer of that size */
+} ocl_arg;
+#define OCL_MEM(m) ((ocl_arg){sizeof(cl_mem), &(m)})
+#define OCL_U32(v) ((ocl_arg){sizeof(cl_uint), &(cl_uint){(cl_uint)(v)}})
+#define OCL_I32(v) ((ocl_arg){sizeof(cl_int), &(cl_int){(cl_int)(v)}})
+#define OCL_U64(v) ((ocl_arg){sizeof(cl_ulong), &(cl_ulong){(cl_ulong)(v)}})
+#define OCL_F32(v) ((ocl_arg){sizeof(cl_float), &(cl_float){(cl_float)(v)}})
+#define OCL_LOCAL(bytes) ((ocl_arg){(bytes), NULL})
+/* Launches kernel k over `items` work-items in groups of `local` (0: the
+ * helper picks), capping the global size for grid-stride kernels
+ * (grid_stride true) or launching ceil(items/local)*local exactly. */
+kvq_status ocl_launch(kvq_backend_context *ctx, ocl_kernel_id k, const ocl_arg *args, size_t n_args, size_t items,
+                      size_t local, bool grid_stride);
+/* Exclusive prefix sum in place over buf[0 .. n) (scan.cl). */
+kvq_status ocl_scan(kvq_backend_context *ctx, cl_mem buf, size_t n);
+/* Blocking read / write of `bytes` at `offset`. */
+kvq_status ocl_read(kvq_backend_context *ctx, cl_mem buf, size_t offset, size_t bytes, void *host, const char *what);
+kvq_status ocl_write(kvq_backend_context *ctx, cl_mem buf, size_t offset, size_t bytes, const void *host,
+                     const char *what);
+/* Waits for the queue and reports a failure of anything enqueued. */
+kvq_status ocl_finish(kvq_backend_context *ctx, const char *what);
+
+/* ---- validation (ocl_validate.c), mirroring libkvq's checks and order --- */
+/* S4.1 step 1 checks 2, 4-9 of a configuration for head_dim (S13.4 order). */
+kvq_status ocl_check_config(kvq_backend_context *ctx, const kvq_head_config *config, uint32_t head_dim,
+                            const char *name);
+kvq_status ocl_check_config_enums(kvq_backend_context *ctx, const kvq_head_config *config, const char *name);
+/* S1.3: every x[i] finite within the fp16 range; on devices that flush
+ * subnormals also refuses values the device could not treat exactly. */
+kvq_status ocl_check_finite(kvq_backend_context *ctx, const float *x, size_t n, const char *name);
+/* S4.4: a host qtensor is consistent (tensor_upload). */
+kvq_status ocl_check_qtensor(kvq_backend_context *ctx, const kvq_qtensor *qt);
+
+/* ---- tensors (ocl_tensor.c) --------------------------------------------- */
+kvq_backend_tensor *ocl_tensor_new(void);
+void ocl_tensor_destroy(kvq_backend_tensor *t);
+/* The codebook buffer of a quantizer (zeros unless NUQ). */
+kvq_status ocl_codebook_buffer(kvq_backend_context *ctx, const kvq_quantizer *q, cl_mem *out);
+/* 0 values, 1 online keys, 2 calibrated keys (common.cl kvq_param_index). */
+int ocl_param_layout(const kvq_qtensor *h);
+/* S4.5 into a device buffer out[n_tokens][head_dim] (outliers applied). */
+kvq_status ocl_dequantize_device(kvq_backend_context *ctx, const kvq_backend_tensor *t, cl_mem out);
+
+/* ---- quantize (ocl_quantize.c) ------------------------------------------ */
+/* S10.4, S4.3: final precision of tokens [first, n) of an n-token sequence
+ * from the policy decisions decided[0 .. n) (online keys: `first` a multiple
+ * of the block length). precision[i] is token first + i's. */
+void ocl_final_precision(const kvq_head_config *config, uint32_t n, uint32_t first, const uint8_t *decided,
+                         uint8_t *precision);
+/* S4.1 steps 3-7 on the device for x (a device buffer [n][d] fp32) whose
+ * tokens have the final precisions `precision` (host). */
+kvq_status ocl_quantize_precision(kvq_backend_context *ctx, const kvq_head_config *config, cl_mem x,
+                                  uint32_t n_tokens, uint32_t head_dim, const uint8_t *precision,
+                                  kvq_backend_tensor **out);
+/* S4.1 steps 2-7 on the device for x (a device buffer [n][d] fp32) with the
+ * policy decisions `decided` (host, S10.3). Config and x were validated. */
+kvq_status ocl_quantize_decided(kvq_backend_context *ctx, const kvq_head_config *config, cl_mem x, uint32_t n_tokens,
+                                uint32_t head_dim, const uint8_t *decided, kvq_backend_tensor **out);
+
+/* ---- attention (ocl_attention.c) ---------------------------------------- */
+/* S11 with the checks of S11.1; keys/values may be a cache's tensors. */
+kvq_status ocl_attention(kvq_backend_context *ctx, const kvq_backend_tensor *keys, const kvq_backend_tensor *values,
+                         const uint32_t *key_positions, const kvq_rope *rope, const float *q, uint32_t n_q,
+                         uint32_t q_position, float *out);
+
+/* ---- the API table's slots, by file ------------------------------------- */
+kvq_status ocl_list_devices(kvq_backend_device_fn callback, void *user, char *message, size_t message_size);
+kvq_status ocl_open(const kvq_backend_options *options, kvq_backend_context **ctx, char *message,
+                    size_t message_size);
+void ocl_close(kvq_backend_context *ctx);
+kvq_status ocl_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps);
+const char *ocl_device_name(kvq_backend_context *ctx);
+const char *ocl_last_error(kvq_backend_context *ctx);
+kvq_status ocl_pack_codes(kvq_backend_context *ctx, const uint8_t *codes_host, uint32_t n_rows, uint32_t row_len,
+                          uint32_t bits, uint8_t *packed_host);
+kvq_status ocl_unpack_codes(kvq_backend_context *ctx, const uint8_t *packed_host, uint32_t n_rows, uint32_t row_len,
+                            uint32_t bits, uint8_t *codes_host);
+kvq_status ocl_quantize_head(kvq_backend_context *ctx, const kvq_head_config *config, const float *x_host,
+                             uint32_t n_tokens, uint32_t head_dim, const uint8_t *modality_host,
+                             kvq_backend_tensor **out);
+kvq_status ocl_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt_host, kvq_backend_tensor **out);
+kvq_status ocl_tensor_info(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *header);
+kvq_status ocl_tensor_read(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *dst);
+kvq_status ocl_dequantize(kvq_backend_context *ctx, const kvq_backend_tensor *t, float *out_host);
+void ocl_tensor_free(kvq_backend_context *ctx, kvq_backend_tensor *t);
+kvq_status ocl_attention_decode(kvq_backend_context *ctx, const kvq_backend_tensor *keys,
+                                const kvq_backend_tensor *values, const uint32_t *key_positions_host,
+                                const kvq_rope *rope, const float *q_host, uint32_t n_q, uint32_t q_position,
+                                float *out_host);
+kvq_status ocl_cache_create(kvq_backend_context *ctx, const kvq_head_config *key_config,
+                            const kvq_head_config *value_config, uint32_t head_dim, kvq_backend_cache **out);
+kvq_status ocl_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache, const float *keys_host,
+                            const float *values_host, const uint8_t *modality_host, const uint32_t *positions_host,
+                            uint32_t n_new);
+kvq_status ocl_cache_attend(kvq_backend_context *ctx, kvq_backend_cache *cache, const kvq_rope *rope,
+                            const float *q_host, uint32_t n_q, uint32_t q_position, float *out_host);
+kvq_status ocl_cache_view(kvq_backend_context *ctx, const kvq_backend_cache *cache, const kvq_backend_tensor **keys,
+                          const kvq_backend_tensor **values);
+void ocl_cache_free(kvq_backend_context *ctx, kvq_backend_cache *cache);
+
+/* ---- embedded program source (generated from the .cl files of kernels/opencl) ------- */
+extern const char *const kvq_opencl_sources[];
+extern const char *const kvq_opencl_source_names[];
+extern const size_t kvq_opencl_source_count;
+
+#endif /* KVQ_OCL_INTERNAL_H */

@@ -1,0 +1,202 @@
+/*
+ * ocl_tensor.c - quantized head slices in device memory (S4.4): upload,
+ * header and array read-back, dequantization (S4.5), release.
+ */
+#include "ocl_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+kvq_backend_tensor *ocl_tensor_new(void) { return calloc(1, sizeof(kvq_backend_tensor)); }
+
+void ocl_tensor_destroy(kvq_backend_tensor *t)
+{
+    if (t == NULL) return;
+    ocl_release(&t->precision);
+    ocl_release(&t->fp16_slot);
+    ocl_release(&t->fp16_rows);
+    ocl_release(&t->codes);
+    ocl_release(&t->params);
+    ocl_release(&t->outlier_ptr);
+    ocl_release(&t->outlier_index);
+    ocl_release(&t->outlier_value);
+    ocl_release(&t->codebook);
+    free(t);
+}
+
+/* common.cl's codebook buffer: 16 signposts, then 15 thresholds (S6.2). */
+static void codebook_floats(const kvq_codebook *cb, float out[32])
+{
+    memset(out, 0, 32 * sizeof *out);
+    if (cb == NULL) return;
+    memcpy(out, cb->signpost, sizeof cb->signpost);
+    memcpy(out + 16, cb->threshold, sizeof cb->threshold);
+}
+
+kvq_status ocl_codebook_buffer(kvq_backend_context *ctx, const kvq_quantizer *q, cl_mem *out)
+{
+    float floats[32];
+    codebook_floats(q->scheme == KVQ_SCHEME_NUQ ? q->codebook : NULL, floats);
+    return ocl_buffer(ctx, sizeof floats, floats, false, out, "codebook");
+}
+
+int ocl_param_layout(const kvq_qtensor *h)
+{
+    if (h->role == KVQ_ROLE_VALUES) return 0;
+    return h->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE ? 1 : 2;
+}
+
+static size_t outlier_ptr_entries(const kvq_qtensor *h)
+{
+    return (size_t)(h->role == KVQ_ROLE_KEYS ? h->head_dim : h->n_tokens) + 1u;
+}
+
+kvq_status ocl_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt, kvq_backend_tensor **out)
+{
+    if (qt == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "qt_host: NULL");
+    if (out == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out: NULL");
+    /* Every kernel trusts a tensor's sizes and indices, so they are checked here, once. */
+    kvq_status st = ocl_check_qtensor(ctx, qt);
+    if (st != KVQ_OK) return st;
+    kvq_backend_tensor *t = ocl_tensor_new();
+    if (t == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "tensor: out of memory");
+    t->header = *qt;
+    t->header.precision = NULL;
+    t->header.fp16_slot = NULL;
+    t->header.fp16_rows = NULL;
+    t->header.codes = NULL;
+    t->header.params = NULL;
+    t->header.outlier_ptr = NULL;
+    t->header.outlier_index = NULL;
+    t->header.outlier_value = NULL;
+    if (qt->scheme != KVQ_SCHEME_NUQ) memset(&t->header.codebook, 0, sizeof t->header.codebook);
+    size_t n = qt->n_tokens, d = qt->head_dim;
+    kvq_quantizer q = {qt->scheme, qt->bits, &qt->codebook};
+    st = ocl_buffer(ctx, n, qt->precision, false, &t->precision, "precision");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, n * sizeof(uint32_t), qt->fp16_slot, false, &t->fp16_slot, "fp16_slot");
+    if (st == KVQ_OK)
+        st = ocl_buffer(ctx, (size_t)qt->n_fp16_rows * d * sizeof(uint16_t), qt->fp16_rows, false, &t->fp16_rows,
+                        "fp16_rows");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, n * qt->row_bytes, qt->codes, false, &t->codes, "codes");
+    if (st == KVQ_OK)
+        st = ocl_buffer(ctx, (size_t)qt->n_params * sizeof(kvq_group_params), qt->params, false, &t->params,
+                        "params");
+    if (st == KVQ_OK)
+        st = ocl_buffer(ctx, outlier_ptr_entries(qt) * sizeof(uint32_t), qt->outlier_ptr, false, &t->outlier_ptr,
+                        "outlier_ptr");
+    if (st == KVQ_OK)
+        st = ocl_buffer(ctx, (size_t)qt->n_outliers * sizeof(uint32_t), qt->outlier_index, false,
+                        &t->outlier_index, "outlier_index");
+    if (st == KVQ_OK)
+        st = ocl_buffer(ctx, (size_t)qt->n_outliers * sizeof(uint16_t), qt->outlier_value, false,
+                        &t->outlier_value, "outlier_value");
+    if (st == KVQ_OK) st = ocl_codebook_buffer(ctx, &q, &t->codebook);
+    if (st == KVQ_OK) st = ocl_finish(ctx, "uploading a tensor");
+    if (st != KVQ_OK) {
+        ocl_tensor_destroy(t);
+        return st;
+    }
+    *out = t;
+    return KVQ_OK;
+}
+
+kvq_status ocl_tensor_info(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *header)
+{
+    if (t == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "t: NULL");
+    if (header == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "header: NULL");
+    *header = t->header; /* its array pointers are NULL */
+    return KVQ_OK;
+}
+
+/* The scalar fields that fix every array's size (S4.4). */
+static bool same_shape(const kvq_qtensor *a, const kvq_qtensor *b)
+{
+    return a->role == b->role && a->n_tokens == b->n_tokens && a->head_dim == b->head_dim &&
+           a->row_bytes == b->row_bytes && a->n_params == b->n_params && a->n_fp16_rows == b->n_fp16_rows &&
+           a->n_outliers == b->n_outliers;
+}
+
+kvq_status ocl_tensor_read(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *dst)
+{
+    if (t == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "t: NULL");
+    if (dst == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "dst: NULL");
+    const kvq_qtensor *h = &t->header;
+    if (!same_shape(h, dst))
+        return ocl_fail(ctx, KVQ_ERR_SIZE_MISMATCH, "dst: its sizes differ from tensor_info's (call tensor_info first)");
+    if (!dst->precision || !dst->fp16_slot || !dst->fp16_rows || !dst->codes || !dst->params || !dst->outlier_ptr ||
+        !dst->outlier_index || !dst->outlier_value)
+        return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "dst: an array member is NULL (allocate with kvq_qtensor_alloc)");
+    size_t n = h->n_tokens, d = h->head_dim;
+    /* Read everything into one staging block first: a failed read then
+     * leaves dst untouched (S13.3). */
+    size_t sizes[8] = {n,
+                       n * sizeof(uint32_t),
+                       (size_t)h->n_fp16_rows * d * sizeof(uint16_t),
+                       n * h->row_bytes,
+                       (size_t)h->n_params * sizeof(kvq_group_params),
+                       outlier_ptr_entries(h) * sizeof(uint32_t),
+                       (size_t)h->n_outliers * sizeof(uint32_t),
+                       (size_t)h->n_outliers * sizeof(uint16_t)};
+    cl_mem sources[8] = {t->precision, t->fp16_slot, t->fp16_rows, t->codes,
+                         t->params, t->outlier_ptr, t->outlier_index, t->outlier_value};
+    void *targets[8] = {dst->precision, dst->fp16_slot, dst->fp16_rows, dst->codes,
+                        dst->params, dst->outlier_ptr, dst->outlier_index, dst->outlier_value};
+    size_t total = 0, offsets[8];
+    for (int i = 0; i < 8; i++) {
+        offsets[i] = total;
+        total += (sizes[i] + 7u) / 8u * 8u;
+    }
+    unsigned char *staging = malloc(total > 0 ? total : 1u);
+    if (staging == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "staging for tensor_read: out of memory");
+    kvq_status st = KVQ_OK;
+    for (int i = 0; i < 8 && st == KVQ_OK; i++)
+        st = ocl_read(ctx, sources[i], 0, sizes[i], staging + offsets[i], "reading a tensor");
+    if (st == KVQ_OK)
+        for (int i = 0; i < 8; i++) memcpy(targets[i], staging + offsets[i], sizes[i]);
+    free(staging);
+    return st;
+}
+
+kvq_status ocl_dequantize_device(kvq_backend_context *ctx, const kvq_backend_tensor *t, cl_mem out)
+{
+    const kvq_qtensor *h = &t->header;
+    size_t n = h->n_tokens, d = h->head_dim;
+    uint32_t group = h->group_size > 0 ? h->group_size : 1u;
+    ocl_arg args[] = {OCL_MEM(t->precision), OCL_MEM(t->fp16_slot), OCL_MEM(t->fp16_rows),
+                      OCL_MEM(t->codes),     OCL_MEM(t->params),    OCL_MEM(t->codebook),
+                      OCL_I32(h->scheme),    OCL_U32(h->bits),      OCL_I32(ocl_param_layout(h)),
+                      OCL_U32(group),        OCL_U64(n),            OCL_U32(d),
+                      OCL_MEM(out)};
+    kvq_status st = ocl_launch(ctx, OCL_K_DEQUANTIZE, args, sizeof args / sizeof *args, n * d, 0, true);
+    if (st != KVQ_OK || h->n_outliers == 0) return st;
+    /* S7.4: outliers replace their elements, after the decode above (in-order queue). */
+    bool keys = h->role == KVQ_ROLE_KEYS;
+    ocl_arg scatter[] = {OCL_MEM(t->outlier_ptr), OCL_U32(keys ? d : n), OCL_MEM(t->outlier_index),
+                         OCL_MEM(t->outlier_value), OCL_U32(h->n_outliers), OCL_I32(keys),
+                         OCL_U32(d), OCL_MEM(out)};
+    return ocl_launch(ctx, OCL_K_SCATTER_OUTLIERS, scatter, sizeof scatter / sizeof *scatter, h->n_outliers, 0, true);
+}
+
+kvq_status ocl_dequantize(kvq_backend_context *ctx, const kvq_backend_tensor *t, float *out_host)
+{
+    if (t == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "t: NULL");
+    if (out_host == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out is NULL");
+    size_t count = (size_t)t->header.n_tokens * t->header.head_dim;
+    float *staging = malloc(count * sizeof *staging);
+    if (staging == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "staging for dequantize: out of memory");
+    cl_mem out = NULL;
+    kvq_status st = ocl_buffer(ctx, count * sizeof(float), NULL, false, &out, "dequantized values");
+    if (st == KVQ_OK) st = ocl_dequantize_device(ctx, t, out);
+    if (st == KVQ_OK) st = ocl_read(ctx, out, 0, count * sizeof(float), staging, "reading dequantized values");
+    if (st == KVQ_OK) memcpy(out_host, staging, count * sizeof(float));
+    ocl_release(&out);
+    free(staging);
+    return st;
+}
+
+void ocl_tensor_free(kvq_backend_context *ctx, kvq_backend_tensor *t)
+{
+    (void)ctx;
+    if (t == NULL || t->borrowed) return; /* a cache's view belongs to the cache */
+    ocl_tensor_destroy(t);
+}

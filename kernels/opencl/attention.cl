@@ -1,0 +1,182 @@
+/*
+ * attention.cl - S11 decode attention on the device.
+ *
+ * Fused path (kvq_attention_partial + kvq_attention_combine): one
+ * work-group per tile of tokens dequantizes its keys into local memory
+ * (codes or fp16 rows, then the key outliers of the tile, found by bisection
+ * in each channel's CSC column), applies RoPE, scores them against the
+ * rotated queries, and dequantizes the values of the tile to form the
+ * tile's partial softmax numerator; the combine kernel merges the tiles
+ * flash-decoding style (S12.3 allows per-chunk maxima and rescaling).
+ *
+ * GEMM path: kvq_softmax_rows normalizes the scores CLBlast computed.
+ */
+#pragma OPENCL FP_CONTRACT OFF
+
+/* Largest n_q of the fused path (local score rows). */
+#define KVQ_FUSED_MAX_Q 8
+
+/* Loads the tile's rows [t0, t0 + nt) of one tensor into tile[nt][d]
+ * (S4.5 steps 1-3). Called by all work-items; ends with a barrier. */
+inline void kvq_load_tile(__local float *tile, ulong t0, uint nt, uint d, int keys, __global const uchar *prec,
+                          __global const uint *slot, __global const ushort *rows, __global const uchar *codes,
+                          __global const uint *params, __global const float *codebook, int scheme, uint bits,
+                          int layout, uint group, __global const uint *optr, __global const uint *oidx,
+                          __global const ushort *oval)
+{
+    uint lid = (uint)get_local_id(0), wg = (uint)get_local_size(0);
+    for (uint e = lid; e < nt * d; e += wg) {
+        uint t = e / d, c = e - t * d;
+        tile[e] = kvq_dequant_element(prec, slot, rows, codes, params, codebook, scheme, bits, layout, group, d,
+                                      t0 + t, c);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (keys) {
+        /* CSC: channel c's outliers are sorted by token; the tile's are one run. */
+        for (uint c = lid; c < d; c += wg) {
+            uint end = optr[c + 1u];
+            for (uint k = kvq_lower_bound(oidx, optr[c], end, (uint)t0); k < end && oidx[k] < t0 + nt; k++)
+                tile[(oidx[k] - (uint)t0) * d + c] = vload_half(k, (__global const half *)oval);
+        }
+    } else {
+        /* CSR: token t's outliers. */
+        for (uint t = lid; t < nt; t += wg)
+            for (uint k = optr[t0 + t]; k < optr[t0 + t + 1u]; k++)
+                tile[t * d + oidx[k]] = vload_half(k, (__global const half *)oval);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+/* Partial attention of tile g = get_group_id(0): part_m[g][h] (tile maximum
+ * score), part_l[g][h] (sum of exp(s - max)) and part_o[g][h][d] (the
+ * weighted sum of values). q is rotated already, [n_q][d]. */
+__kernel void kvq_attention_partial(
+    __global const uchar *k_prec, __global const uint *k_slot, __global const ushort *k_rows,
+    __global const uchar *k_codes, __global const uint *k_params, __global const float *k_codebook,
+    __global const uint *k_optr, __global const uint *k_oidx, __global const ushort *k_oval, int k_scheme,
+    uint k_bits, int k_layout, uint k_group, __global const uchar *v_prec, __global const uint *v_slot,
+    __global const ushort *v_rows, __global const uchar *v_codes, __global const uint *v_params,
+    __global const float *v_codebook, __global const uint *v_optr, __global const uint *v_oidx,
+    __global const ushort *v_oval, int v_scheme, uint v_bits, uint v_group, __global const uint *positions,
+    int pairing, int use_table, __global const float *rope_data, __global const float *q, uint n_q, float scale,
+    ulong n, uint d, uint tile_tokens, __global float *part_m, __global float *part_l, __global float *part_o,
+    __local float *tile, __local float *score)
+{
+    uint lid = (uint)get_local_id(0), wg = (uint)get_local_size(0);
+    ulong g = get_group_id(0);
+    ulong t0 = g * tile_tokens;
+    uint nt = (uint)min((ulong)tile_tokens, n - t0);
+
+    /* S11.2: exact keys, then RoPE at each token's position (in place, one pair per work-item). */
+    kvq_load_tile(tile, t0, nt, d, 1, k_prec, k_slot, k_rows, k_codes, k_params, k_codebook, k_scheme, k_bits,
+                  k_layout, k_group, k_optr, k_oidx, k_oval);
+    if (pairing != KVQ_ROPE_NONE) {
+        uint half_d = d / 2u;
+        for (uint e = lid; e < nt * half_d; e += wg) {
+            uint t = e / half_d, i = e - t * half_d, ia, ib;
+            kvq_rope_pair(pairing, d, i, &ia, &ib);
+            float2 cs = kvq_rope_cs(use_table, rope_data, positions[t0 + t], t0 + t, d, i);
+            float2 r = kvq_rope_rotate(tile[t * d + ia], tile[t * d + ib], cs);
+            tile[t * d + ia] = r.x;
+            tile[t * d + ib] = r.y;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+
+    /* S11.3 in fp32: scores, then the tile's maximum and exp(s - max). */
+    for (uint e = lid; e < n_q * nt; e += wg) {
+        uint h = e / nt, t = e - h * nt;
+        __global const float *qh = q + (ulong)h * d;
+        float acc = 0.0f;
+        for (uint i = 0; i < d; i++) {
+            float prod = qh[i] * tile[t * d + i];
+            acc += prod;
+        }
+        score[h * tile_tokens + t] = acc * scale;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint h = lid; h < n_q; h += wg) {
+        __local float *s = score + h * tile_tokens;
+        float m = s[0];
+        for (uint t = 1; t < nt; t++) m = fmax(m, s[t]);
+        float l = 0.0f;
+        for (uint t = 0; t < nt; t++) {
+            float e = exp(s[t] - m);
+            s[t] = e;
+            l += e;
+        }
+        part_m[g * n_q + h] = m;
+        part_l[g * n_q + h] = l;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE); /* the key tile is overwritten by values below */
+
+    /* S11.4: the tile's share of sum_t p_t v_t, unnormalized. */
+    kvq_load_tile(tile, t0, nt, d, 0, v_prec, v_slot, v_rows, v_codes, v_params, v_codebook, v_scheme, v_bits, 0,
+                  v_group, v_optr, v_oidx, v_oval);
+    for (uint e = lid; e < n_q * d; e += wg) {
+        uint h = e / d, j = e - h * d;
+        float acc = 0.0f;
+        for (uint t = 0; t < nt; t++) {
+            float prod = score[h * tile_tokens + t] * tile[t * d + j];
+            acc += prod;
+        }
+        part_o[(g * n_q + h) * d + j] = acc;
+    }
+}
+
+/* Merges the tiles: out[h][j] = sum_g part_o[g][h][j] exp(m_g - M) / sum_g part_l[g][h] exp(m_g - M). */
+__kernel void kvq_attention_combine(__global const float *part_m, __global const float *part_l,
+                                    __global const float *part_o, ulong n_tiles, uint n_q, uint d,
+                                    __global float *out)
+{
+    ulong total = (ulong)n_q * d;
+    for (ulong e = get_global_id(0); e < total; e += get_global_size(0)) {
+        uint h = (uint)(e / d), j = (uint)(e - (ulong)h * d);
+        float m = part_m[h];
+        for (ulong g = 1; g < n_tiles; g++) m = fmax(m, part_m[g * n_q + h]);
+        float num = 0.0f, den = 0.0f;
+        for (ulong g = 0; g < n_tiles; g++) {
+            float f = exp(part_m[g * n_q + h] - m);
+            float weighted_o = part_o[(g * n_q + h) * d + j] * f;
+            float weighted_l = part_l[g * n_q + h] * f;
+            num += weighted_o;
+            den += weighted_l;
+        }
+        out[e] = num / den;
+    }
+}
+
+/* GEMM path, S11.3: each row of s[n_rows][n] becomes its softmax, in place.
+ * One work-group (KVQ_SOFTMAX_WG items) per row. */
+#define KVQ_SOFTMAX_WG 128
+__kernel __attribute__((reqd_work_group_size(KVQ_SOFTMAX_WG, 1, 1))) void
+kvq_softmax_rows(__global float *s, ulong n)
+{
+    __local float red[KVQ_SOFTMAX_WG];
+    uint lid = (uint)get_local_id(0);
+    __global float *row = s + get_group_id(0) * n;
+    float m = -INFINITY;
+    for (ulong t = lid; t < n; t += KVQ_SOFTMAX_WG) m = fmax(m, row[t]);
+    red[lid] = m;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint k = KVQ_SOFTMAX_WG / 2; k > 0; k >>= 1) {
+        if (lid < k) red[lid] = fmax(red[lid], red[lid + k]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    m = red[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float sum = 0.0f;
+    for (ulong t = lid; t < n; t += KVQ_SOFTMAX_WG) {
+        float e = exp(row[t] - m);
+        row[t] = e;
+        sum += e;
+    }
+    red[lid] = sum;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint k = KVQ_SOFTMAX_WG / 2; k > 0; k >>= 1) {
+        if (lid < k) red[lid] += red[lid + k];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float total = red[0];
+    for (ulong t = lid; t < n; t += KVQ_SOFTMAX_WG) row[t] = row[t] / total;
+}
