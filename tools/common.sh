@@ -4,8 +4,12 @@
 # kvq_setup_packages: on Debian, as root, install the packages the build needs when missing.
 # kvq_configure_and_build: (re)configure build/ as Release with tests and build it.
 
-# What building and testing kvq needs on Debian 12. The test suites use Check (via pkg-config).
-KVQ_DEBIAN_PACKAGES=(build-essential cmake pkg-config check)
+# What building and testing kvq needs on Debian 12. The test suites use Check (via pkg-config);
+# the OpenCL backend needs the ICD loader, the headers and CLBlast, and runs on PoCL (the CPU as an
+# OpenCL device) where no GPU driver is installed. CUDA is never installed here (NVIDIA's toolkit is
+# not a Debian package): the CUDA backend is built when nvcc is already on PATH.
+KVQ_DEBIAN_PACKAGES=(build-essential cmake pkg-config check
+                     ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd clinfo)
 
 # Is a Debian package fully installed? (`dpkg -s` alone also succeeds for removed packages
 # whose configuration files remain.)

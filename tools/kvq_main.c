@@ -6,6 +6,7 @@
  * message names the kvq status), 2 usage error (docs/CLI.md).
  */
 #include "cli_common.h"
+#include "conform/commands.h"
 
 #include <string.h>
 
@@ -27,6 +28,8 @@ static const cli_command commands[] = {
     {"inspect", cmd_inspect, cli_usage_inspect, "statistics of a .kvt or .kvqz; errors against an original"},
     {"calibrate", cmd_calibrate, cli_usage_calibrate, "key channel ranges and NUQ codebooks into a .kvc (S6.9, S6.6)"},
     {"golden", cmd_golden, NULL, "write or verify the golden set with the reference (S16.7)"},
+    {"conform", cmd_conform, cli_usage_conform, "judge a backend (or output files) against the golden set (S12)"},
+    {"devices", cmd_devices, cli_usage_devices, "list the devices of the built-in backends"},
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 

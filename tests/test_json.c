@@ -1,0 +1,353 @@
+/*
+ * test_json.c - the conformance runner's strict JSON reader
+ * (tools/conform/json.c) and the golden manifest model built on it
+ * (tools/conform/manifest.c, S16.7).
+ */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+#include "check_main.h"
+#include "kvq/kvq.h"
+#include "json.h"
+#include "manifest.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static json_value *parse(const char *text)
+{
+    char error[256];
+    json_value *v = json_parse(text, strlen(text), error, sizeof error);
+    ck_assert_msg(v != NULL, "\"%s\" should parse: %s", text, error);
+    return v;
+}
+
+/* The text must be refused with a message containing `what`. */
+static void refuse(const char *text, size_t length, const char *what)
+{
+    char error[256];
+    json_value *v = json_parse(text, length, error, sizeof error);
+    ck_assert_msg(v == NULL, "\"%s\" should be refused", text);
+    ck_assert_msg(strstr(error, what) != NULL, "refusing \"%s\": message \"%s\" lacks \"%s\"", text, error, what);
+    ck_assert_msg(strncmp(error, "line ", 5) == 0, "the message \"%s\" should start with the position", error);
+}
+#define REFUSE(text, what) refuse(text, sizeof(text) - 1, what)
+
+START_TEST(literals_and_numbers)
+{
+    json_value *v = parse(" [true, false, null, 0, -0, 1.5e3, -12.25E-2, 3] ");
+    ck_assert_int_eq(json_type_of(v), JSON_ARRAY);
+    ck_assert_uint_eq(json_length(v), 8);
+    bool b;
+    ck_assert(json_bool(json_at(v, 0), &b) && b);
+    ck_assert(json_bool(json_at(v, 1), &b) && !b);
+    ck_assert_int_eq(json_type_of(json_at(v, 2)), JSON_NULL);
+    ck_assert(!json_bool(json_at(v, 2), &b));
+    double d;
+    ck_assert(json_number(json_at(v, 4), &d) && d == 0.0 && signbit(d));
+    ck_assert(json_number(json_at(v, 5), &d) && d == 1500.0);
+    ck_assert(json_number(json_at(v, 6), &d) && d == -0.1225);
+    uint64_t u;
+    ck_assert(json_u64(json_at(v, 7), &u) && u == 3);
+    ck_assert(!json_u64(json_at(v, 5), &u)); /* 1.5e3 is not written as an integer */
+    ck_assert(!json_u64(json_at(v, 4), &u)); /* -0 is negative as written */
+    ck_assert(json_at(v, 8) == NULL);
+    ck_assert_str_eq(json_type_name(JSON_OBJECT), "object");
+    json_free(v);
+}
+END_TEST
+
+START_TEST(large_integers_stay_exact)
+{
+    json_value *v = parse("[18446744073709551615, 18446744073709551616, 9007199254740993, -1]");
+    uint64_t u;
+    ck_assert(json_u64(json_at(v, 0), &u) && u == UINT64_MAX);
+    ck_assert(!json_u64(json_at(v, 1), &u)); /* beyond 64 bits: a number, not a u64 */
+    double d;
+    ck_assert(json_number(json_at(v, 1), &d) && d == 18446744073709551616.0);
+    ck_assert(json_u64(json_at(v, 2), &u) && u == 9007199254740993u); /* a double would round it */
+    ck_assert(!json_u64(json_at(v, 3), &u));
+    json_free(v);
+}
+END_TEST
+
+START_TEST(string_escapes_become_utf8)
+{
+    json_value *v = parse("\"q\\\"b\\\\s\\/\\b\\f\\n\\r\\t\\u0041\\u00e9\\u20ac\\ud83d\\ude00\"");
+    const char *expected = "q\"b\\s/\b\f\n\r\tA\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80";
+    ck_assert_str_eq(json_string(v), expected);
+    ck_assert_uint_eq(json_string_length(v), strlen(expected));
+    json_free(v);
+    v = parse("\"a\\u0000b\"");
+    ck_assert_uint_eq(json_string_length(v), 3);
+    ck_assert(memcmp(json_string(v), "a\0b", 3) == 0);
+    json_free(v);
+    v = parse("\"\xE2\x82\xAC \xF0\x9F\x98\x80\""); /* raw UTF-8 is kept */
+    ck_assert_str_eq(json_string(v), "\xE2\x82\xAC \xF0\x9F\x98\x80");
+    json_free(v);
+}
+END_TEST
+
+START_TEST(objects_keep_order_and_find_keys)
+{
+    json_value *v = parse("{\"b\": {\"c\": [1, {\"d\": \"e\"}]}, \"a\": 7, \"\": null}");
+    ck_assert_uint_eq(json_length(v), 3);
+    ck_assert_str_eq(json_key_at(v, 0), "b");
+    ck_assert_str_eq(json_key_at(v, 1), "a");
+    ck_assert_str_eq(json_key_at(v, 2), "");
+    ck_assert(json_key_at(v, 3) == NULL);
+    uint32_t a;
+    ck_assert(json_get_u32(v, "a", &a) && a == 7);
+    ck_assert(!json_get_u32(v, "missing", &a));
+    ck_assert(json_get(v, "missing") == NULL);
+    const json_value *c = json_get(json_get(v, "b"), "c");
+    ck_assert_str_eq(json_get_string(json_at(c, 1), "d"), "e");
+    ck_assert(json_get(c, "d") == NULL); /* an array has no members */
+    ck_assert_int_eq(json_type_of(json_get(v, "")), JSON_NULL);
+    json_free(v);
+    v = parse("{}");
+    ck_assert_uint_eq(json_length(v), 0);
+    json_free(v);
+    v = parse("[]");
+    ck_assert_uint_eq(json_length(v), 0);
+    json_free(v);
+}
+END_TEST
+
+START_TEST(refuses_what_lenient_readers_accept)
+{
+    REFUSE("", "end of input");
+    REFUSE("   ", "end of input");
+    REFUSE("[1,]", "trailing comma");
+    REFUSE("{\"a\": 1,}", "trailing comma");
+    REFUSE("01", "leading zero");
+    REFUSE("1.", "digit must follow '.'");
+    REFUSE(".5", "unexpected character");
+    REFUSE("+1", "unexpected character");
+    REFUSE("-", "digit must follow '-'");
+    REFUSE("1e", "exponent");
+    REFUSE("NaN", "unexpected character");
+    REFUSE("Infinity", "unexpected character");
+    REFUSE("1e999", "too large");
+    REFUSE("'a'", "unexpected character");
+    REFUSE("tru", "unexpected character");
+    REFUSE("// note\n1", "unexpected character");
+    REFUSE("/* note */ 1", "unexpected character");
+    REFUSE("1 2", "after the JSON document");
+    REFUSE("[1 2]", "expected ',' or ']'");
+    REFUSE("{\"a\" 1}", "expected ':'");
+    REFUSE("{1: 2}", "string key");
+    REFUSE("{\"a\": 1 \"b\": 2}", "expected ',' or '}'");
+    REFUSE("[1, 2", "unterminated array");
+    REFUSE("{\"a\": 1", "unterminated object");
+    REFUSE("{\"a\": 1, \"a\": 2}", "duplicate key");
+}
+END_TEST
+
+START_TEST(refuses_bad_strings)
+{
+    REFUSE("\"abc", "unterminated string");
+    REFUSE("\"a\\x\"", "invalid escape");
+    REFUSE("\"\\u12\"", "four hex digits");
+    REFUSE("\"\\u12G4\"", "four hex digits");
+    REFUSE("\"a\tb\"", "control character");
+    REFUSE("\"a\nb\"", "control character");
+    REFUSE("\"\\udc00\"", "lone low surrogate");
+    REFUSE("\"\\ud800\"", "not followed by a low surrogate");
+    REFUSE("\"\\ud800\\u0041\"", "not followed by a low surrogate");
+    REFUSE("\"\xFF\"", "invalid UTF-8");
+    REFUSE("\"\xC0\xAF\"", "invalid UTF-8");     /* overlong '/' */
+    REFUSE("\"\xED\xA0\x80\"", "invalid UTF-8"); /* an encoded surrogate */
+    REFUSE("\"\xF4\x90\x80\x80\"", "invalid UTF-8"); /* above U+10FFFF */
+    REFUSE("\"\xE2\x82\"", "invalid UTF-8");     /* truncated sequence */
+    refuse("\"a\0b\"", 5, "control character");    /* a raw NUL byte */
+}
+END_TEST
+
+START_TEST(errors_name_line_and_column)
+{
+    char error[256];
+    const char *text = "[1,\n  2,\n  x]";
+    ck_assert(json_parse(text, strlen(text), error, sizeof error) == NULL);
+    ck_assert_msg(strncmp(error, "line 3, column 3: ", 18) == 0, "got \"%s\"", error);
+}
+END_TEST
+
+START_TEST(length_bounds_the_text)
+{
+    char error[256];
+    json_value *v = json_parse("[1]xyz", 3, error, sizeof error);
+    ck_assert(v != NULL);
+    ck_assert_uint_eq(json_length(v), 1);
+    json_free(v);
+    ck_assert(json_parse("[1]xyz", 4, error, sizeof error) == NULL);
+    ck_assert(json_parse(NULL, 0, error, sizeof error) == NULL);
+}
+END_TEST
+
+START_TEST(nesting_is_limited)
+{
+    char text[2 * (JSON_MAX_DEPTH + 1) + 1];
+    for (int depth = JSON_MAX_DEPTH; depth <= JSON_MAX_DEPTH + 1; depth++) {
+        size_t n = 0;
+        for (int i = 0; i < depth; i++) text[n++] = '[';
+        for (int i = 0; i < depth; i++) text[n++] = ']';
+        char error[256];
+        json_value *v = json_parse(text, n, error, sizeof error);
+        if (depth == JSON_MAX_DEPTH) {
+            ck_assert_msg(v != NULL, "depth %d: %s", depth, error);
+            json_free(v);
+        } else {
+            ck_assert(v == NULL);
+            ck_assert(strstr(error, "nesting deeper") != NULL);
+        }
+    }
+}
+END_TEST
+
+static char scratch[64];
+
+static const char *scratch_dir(void)
+{
+    snprintf(scratch, sizeof scratch, "/tmp/kvq-test-json-XXXXXX");
+    ck_assert(mkdtemp(scratch) != NULL);
+    return scratch;
+}
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    ck_assert(f != NULL);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void remove_file(const char *dir, const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    remove(path);
+}
+
+START_TEST(files_parse_and_errors_name_them)
+{
+    const char *dir = scratch_dir();
+    write_text(dir, "ok.json", "{\"k\": [1, 2]}\n");
+    write_text(dir, "bad.json", "{\"k\": [1, 2,]}\n");
+    char path[256], error[512];
+    snprintf(path, sizeof path, "%s/ok.json", dir);
+    json_value *v = json_parse_file(path, error, sizeof error);
+    ck_assert_msg(v != NULL, "%s", error);
+    ck_assert_uint_eq(json_length(json_get(v, "k")), 2);
+    json_free(v);
+    snprintf(path, sizeof path, "%s/bad.json", dir);
+    ck_assert(json_parse_file(path, error, sizeof error) == NULL);
+    ck_assert(strstr(error, "bad.json: line 1") != NULL);
+    snprintf(path, sizeof path, "%s/none.json", dir);
+    ck_assert(json_parse_file(path, error, sizeof error) == NULL);
+    ck_assert(strstr(error, "none.json: cannot open") != NULL);
+    remove_file(dir, "ok.json");
+    remove_file(dir, "bad.json");
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(golden_manifest_loads)
+{
+    manifest m;
+    char error[512];
+    ck_assert_msg(manifest_load(KVQ_TEST_GOLDEN_DIR, &m, error, sizeof error), "%s", error);
+    ck_assert_str_eq(m.spec_version, KVQ_SPEC_VERSION_STRING);
+    ck_assert_uint_gt(m.n_cases, 0);
+    const manifest_case *c = manifest_find_case(&m, "pack_3bit_d32");
+    ck_assert(c != NULL);
+    const manifest_file *f = manifest_case_file(c, "packed");
+    ck_assert(f != NULL && f->dtype == MANIFEST_U8 && f->rank == 2 && f->shape[0] == 4 && f->shape[1] == 12);
+    golden_array a;
+    ck_assert_msg(golden_array_load(KVQ_TEST_GOLDEN_DIR, f, &a, error, sizeof error), "%s", error);
+    ck_assert(a.checksum_ok);
+    ck_assert_uint_eq(a.count, 48);
+    golden_array_free(&a);
+    /* an array of u64 that a double could not hold (the prng case's seeds) */
+    c = manifest_find_case(&m, "prng");
+    ck_assert(c != NULL);
+    uint64_t seed;
+    ck_assert(json_u64(json_at(json_get(c->params, "seeds"), 3), &seed) && seed == UINT64_MAX);
+    manifest_free(&m);
+}
+END_TEST
+
+START_TEST(manifest_problems_are_named)
+{
+    const char *dir = scratch_dir();
+    manifest m;
+    char error[512];
+    write_text(dir, "manifest.json", "{\"format\": \"other\", \"format_version\": 1}");
+    ck_assert(!manifest_load(dir, &m, error, sizeof error));
+    ck_assert(strstr(error, "not a kvq golden manifest") != NULL);
+    write_text(dir, "manifest.json",
+               "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
+               "\"cases\": [{\"case\": \"c\", \"section\": \"S5\", \"operation\": \"pack_codes\", \"params\": {}, "
+               "\"files\": [{\"label\": \"x\", \"class\": \"input\", \"file\": \"../x.bin\", \"kind\": \"array\", "
+               "\"dtype\": \"u8\", \"shape\": [2], \"bytes\": 2, \"sha256\": "
+               "\"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}");
+    ck_assert(!manifest_load(dir, &m, error, sizeof error));
+    ck_assert_msg(strstr(error, "plain file name") != NULL, "%s", error);
+    write_text(dir, "manifest.json",
+               "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
+               "\"cases\": [{\"case\": \"c\", \"section\": \"S5\", \"operation\": \"pack_codes\", \"params\": {}, "
+               "\"files\": [{\"label\": \"x\", \"class\": \"input\", \"file\": \"c.x.bin\", \"kind\": \"array\", "
+               "\"dtype\": \"u16\", \"shape\": [2], \"bytes\": 3, \"sha256\": "
+               "\"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}");
+    ck_assert(!manifest_load(dir, &m, error, sizeof error));
+    ck_assert_msg(strstr(error, "do not match shape and dtype") != NULL, "%s", error);
+    /* a well-formed manifest whose file is shorter than it says */
+    write_text(dir, "manifest.json",
+               "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
+               "\"cases\": [{\"case\": \"c\", \"section\": \"S5\", \"operation\": \"pack_codes\", \"params\": {}, "
+               "\"files\": [{\"label\": \"x\", \"class\": \"input\", \"file\": \"c.x.bin\", \"kind\": \"array\", "
+               "\"dtype\": \"u16\", \"shape\": [2], \"bytes\": 4, \"sha256\": "
+               "\"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}");
+    write_text(dir, "c.x.bin", "abc");
+    ck_assert_msg(manifest_load(dir, &m, error, sizeof error), "%s", error);
+    golden_array a;
+    ck_assert(!golden_array_load(dir, &m.cases[0].files[0], &a, error, sizeof error));
+    ck_assert_msg(strstr(error, "3 bytes, the manifest says 4") != NULL, "%s", error);
+    write_text(dir, "c.x.bin", "abcd");
+    ck_assert(golden_array_load(dir, &m.cases[0].files[0], &a, error, sizeof error));
+    ck_assert(!a.checksum_ok); /* loaded, but flagged: the bytes do not hash to the manifest's sha256 */
+    ck_assert_uint_eq(((const uint16_t *)a.data)[0], 0x6261u); /* little-endian "ab" */
+    golden_array_free(&a);
+    manifest_free(&m);
+    remove_file(dir, "manifest.json");
+    remove_file(dir, "c.x.bin");
+    rmdir(dir);
+}
+END_TEST
+
+static Suite *json_suite(void)
+{
+    Suite *s = suite_create("json");
+    TCase *reader = tcase_create("reader");
+    tcase_add_test(reader, literals_and_numbers);
+    tcase_add_test(reader, large_integers_stay_exact);
+    tcase_add_test(reader, string_escapes_become_utf8);
+    tcase_add_test(reader, objects_keep_order_and_find_keys);
+    tcase_add_test(reader, refuses_what_lenient_readers_accept);
+    tcase_add_test(reader, refuses_bad_strings);
+    tcase_add_test(reader, errors_name_line_and_column);
+    tcase_add_test(reader, length_bounds_the_text);
+    tcase_add_test(reader, nesting_is_limited);
+    tcase_add_test(reader, files_parse_and_errors_name_them);
+    suite_add_tcase(s, reader);
+    TCase *golden = tcase_create("manifest");
+    tcase_add_test(golden, golden_manifest_loads);
+    tcase_add_test(golden, manifest_problems_are_named);
+    suite_add_tcase(s, golden);
+    return s;
+}
+
+KVQ_CHECK_MAIN(json_suite)

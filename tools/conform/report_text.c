@@ -1,0 +1,156 @@
+/*
+ * report_text.c - the human-readable report: header, failure lines, the
+ * summary table and the first failure of each level in full.
+ */
+#include "report.h"
+#include "session.h"
+
+#include <string.h>
+
+void summarize_level(const conform_run *run, int level, level_summary *s)
+{
+    memset(s, 0, sizeof *s);
+    s->worst_attention_ratio = -1.0;
+    for (size_t i = 0; i < run->n_results; i++) {
+        const conform_result *r = &run->results[i];
+        if (r->level != level) continue;
+        s->cases++;
+        if (r->outcome == CONFORM_PASS) s->passed++;
+        if (r->outcome == CONFORM_SKIP) s->skipped++;
+        if (r->outcome == CONFORM_FAIL) {
+            s->failed++;
+            if (s->first_failure == NULL) s->first_failure = r;
+        }
+        s->boundary_accepted += r->boundary_accepted;
+        if (r->attention_ratio > s->worst_attention_ratio) s->worst_attention_ratio = r->attention_ratio;
+    }
+}
+
+void report_header(FILE *out, const conform_run *run, const char *device, const char *golden_spec_version,
+                   size_t golden_cases)
+{
+    if (run->outputs_dir != NULL) {
+        fprintf(out, "kvq conform: checking the output files in %s\n", run->outputs_dir);
+    } else {
+        char caps[512];
+        caps_describe(&run->caps, caps, sizeof caps);
+        fprintf(out, "kvq conform: backend %s (%s)\n", run->api->name,
+                run->api->description != NULL ? run->api->description : "");
+        fprintf(out, "  device:  %s\n", device != NULL ? device : "?");
+        fprintf(out, "  caps:    %s\n", caps);
+        fprintf(out, "  batch:   attention_decode_batch %s\n",
+                run->api->attention_decode_batch != NULL ? "provided (judged at L4)" : "not provided (optional)");
+    }
+    fprintf(out, "  golden:  %s (spec %s, %zu cases)\n", run->golden_dir, golden_spec_version, golden_cases);
+    if (run->outputs_dir == NULL)
+        fprintf(out, "  seed:    %llu (%u random cases per level, largest attention context %u; replay one with "
+                     "--seed %llu --case NAME)\n",
+                (unsigned long long)run->seed, run->n_random, run->max_context, (unsigned long long)run->seed);
+}
+
+void report_failure_line(FILE *out, const conform_result *r)
+{
+    fprintf(out, "FAIL L%d %s: %s", r->level, r->name, r->diag.field);
+    if (r->diag.where[0] != '\0') fprintf(out, " [%s]", r->diag.where);
+    if (r->diag.got[0] != '\0' || r->diag.expected[0] != '\0')
+        fprintf(out, ": got %s, expected %s", r->diag.got, r->diag.expected);
+    fputc('\n', out);
+}
+
+void report_diagnostic(FILE *out, const conform_result *r)
+{
+    const conform_diag *d = &r->diag;
+    fprintf(out, "  case:     %s (L%d %s)\n", r->name, r->level, conform_level_title(r->level));
+    if (r->what[0] != '\0') fprintf(out, "  what:     %s\n", r->what);
+    fprintf(out, "  field:    %s\n", d->field);
+    if (d->index >= 0 || d->where[0] != '\0') {
+        fprintf(out, "  element:  ");
+        if (d->index >= 0) fprintf(out, "index %lld", d->index);
+        if (d->where[0] != '\0') fprintf(out, d->index >= 0 ? " (%s)" : "%s", d->where);
+        fputc('\n', out);
+    }
+    if (d->got[0] != '\0') fprintf(out, "  got:      %s\n", d->got);
+    if (d->expected[0] != '\0') fprintf(out, "  expected: %s\n", d->expected);
+    if (d->has_ulps) fprintf(out, "  ulps:     %lld\n", d->ulps);
+    if (d->detail[0] != '\0') fprintf(out, "  why:      %s\n", d->detail);
+    if (r->notes[0] != '\0') fprintf(out, "  notes:    %s\n", r->notes);
+    fprintf(out, "  replay:   %s\n", r->replay);
+}
+
+/* Skip reasons, each with how many cases it skipped. */
+static void report_skips(FILE *out, const conform_run *run, int low, int high)
+{
+    enum { MAX_REASONS = 32 };
+    const char *reasons[MAX_REASONS];
+    size_t counts[MAX_REASONS], n = 0, other = 0;
+    for (size_t i = 0; i < run->n_results; i++) {
+        const conform_result *r = &run->results[i];
+        if (r->outcome != CONFORM_SKIP || r->level < low || r->level > high) continue;
+        size_t k = 0;
+        while (k < n && strcmp(reasons[k], r->skip_reason) != 0) k++;
+        if (k == n) {
+            if (n == MAX_REASONS) {
+                other++;
+                continue;
+            }
+            reasons[n] = r->skip_reason;
+            counts[n++] = 0;
+        }
+        counts[k]++;
+    }
+    if (n == 0) return;
+    fprintf(out, "\nskipped (not advertised by the backend's caps, never counted as passed):\n");
+    for (size_t k = 0; k < n; k++) fprintf(out, "  %4zu  %s\n", counts[k], reasons[k]);
+    if (other > 0) fprintf(out, "  %4zu  other reasons\n", other);
+}
+
+void report_summary(FILE *out, const conform_run *run, int low, int high)
+{
+    fprintf(out, "\n%-30s %6s %7s %7s %8s %15s %17s\n", "level", "cases", "passed", "failed", "skipped",
+            "boundary codes", "worst attn/bound");
+    level_summary total;
+    memset(&total, 0, sizeof total);
+    total.worst_attention_ratio = -1.0;
+    for (int level = low; level <= high; level++) {
+        level_summary s;
+        summarize_level(run, level, &s);
+        char title[64], worst[32] = "-";
+        snprintf(title, sizeof title, "L%d %s", level, conform_level_title(level));
+        if (s.worst_attention_ratio >= 0.0) snprintf(worst, sizeof worst, "%.4g", s.worst_attention_ratio);
+        fprintf(out, "%-30s %6zu %7zu %7zu %8zu %15llu %17s\n", title, s.cases, s.passed, s.failed, s.skipped,
+                (unsigned long long)s.boundary_accepted, worst);
+        total.cases += s.cases;
+        total.passed += s.passed;
+        total.failed += s.failed;
+        total.skipped += s.skipped;
+        total.boundary_accepted += s.boundary_accepted;
+        if (s.worst_attention_ratio > total.worst_attention_ratio) total.worst_attention_ratio = s.worst_attention_ratio;
+    }
+    char worst[32] = "-";
+    if (total.worst_attention_ratio >= 0.0) snprintf(worst, sizeof worst, "%.4g", total.worst_attention_ratio);
+    fprintf(out, "%-30s %6zu %7zu %7zu %8zu %15llu %17s\n", "total", total.cases, total.passed, total.failed,
+            total.skipped, (unsigned long long)total.boundary_accepted, worst);
+
+    report_skips(out, run, low, high);
+    if (run->n_reference_only > 0) {
+        fprintf(out, "\nreference-only (checked by kvq golden --verify): %zu golden cases:", run->n_reference_only);
+        for (size_t i = 0; i < run->n_reference_only; i++)
+            fprintf(out, "%s%s", i == 0 ? " " : ", ", run->reference_only[i]);
+        fputc('\n', out);
+    }
+    bool any = false;
+    for (int level = low; level <= high; level++) {
+        level_summary s;
+        summarize_level(run, level, &s);
+        if (s.first_failure == NULL) continue;
+        if (!any) fprintf(out, "\nfirst failure of each level:\n");
+        any = true;
+        fprintf(out, "L%d %s: %zu of %zu cases failed; the first:\n", level, conform_level_title(level), s.failed,
+                s.cases);
+        report_diagnostic(out, s.first_failure);
+    }
+    if (total.failed > 0)
+        fprintf(out, "\nresult: FAIL (%zu of %zu cases failed, %zu skipped)\n", total.failed, total.cases, total.skipped);
+    else
+        fprintf(out, "\nresult: PASS (%zu cases passed, %zu skipped)\n", total.passed, total.skipped);
+}
