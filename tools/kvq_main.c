@@ -5,6 +5,7 @@
  * Exit status of every subcommand: 0 success, 1 the operation failed (the
  * message names the kvq status), 2 usage error (docs/CLI.md).
  */
+#include "bench/cmd_bench.h"
 #include "cli_common.h"
 #include "conform/commands.h"
 
@@ -30,6 +31,7 @@ static const cli_command commands[] = {
     {"golden", cmd_golden, NULL, "write or verify the golden set with the reference (S16.7)"},
     {"conform", cmd_conform, cli_usage_conform, "judge a backend (or output files) against the golden set (S12)"},
     {"devices", cmd_devices, cli_usage_devices, "list the devices of the built-in backends"},
+    {"bench", cmd_bench, cli_usage_bench, "benchmark studies to JSON and SVG; `bench report DIR` renders them"},
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# bench_test.sh KVQ - `kvq bench --quick` on the OpenCL backend (PoCL in CI):
+# bench.json is valid JSON with the fields docs/PERFORMANCE.md relies on,
+# every SVG is well-formed XML, and `kvq bench report` renders the results.
+# Exit 77 (skipped) when no OpenCL device is present.
+set -euo pipefail
+kvq=${1:?usage: bench_test.sh KVQ}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "bench_test: FAIL: $*" >&2; exit 1; }
+
+# Usage errors are exit status 2 and write nothing.
+set +e
+"$kvq" bench --quick --runs 3 --out "$work/bad" >/dev/null 2>&1; rc=$?
+set -e
+[ "$rc" = 2 ] || fail "--runs 3 (below the minimum of 20) gave exit status $rc, not 2"
+[ ! -e "$work/bad" ] || fail "a usage error created the output directory"
+
+"$kvq" bench --quick --backend opencl --out "$work/out" > "$work/log" 2>&1 || { cat "$work/log" >&2; fail "kvq bench failed"; }
+json=$work/out/bench.json
+[ -s "$json" ] || fail "no bench.json"
+if grep -q '"status": "skipped"' "$json"; then
+    echo "bench_test: skipped: no OpenCL device ($(grep -o '"reason": "[^"]*"' "$json" | head -1))"
+    exit 77
+fi
+
+# The report parses bench.json with kvq's strict JSON reader (tools/conform/json.c).
+"$kvq" bench report "$work/out" > "$work/report.md" || fail "kvq bench report failed"
+for text in '# kvq performance' '## (d) Decode attention on OpenCL' '## Targets' 'fp16-clblast' 'int4' \
+            'copy bandwidth in the same run' 'attention_opencl.svg' '--quick'; do
+    grep -qF -- "$text" "$work/report.md" || fail "the report lacks '$text'"
+done
+svg=$work/out/attention_opencl.svg
+[ -s "$svg" ] || fail "no attention_opencl.svg"
+head -1 "$svg" | grep -q '^<?xml' || fail "the SVG does not start with an XML declaration"
+tail -1 "$svg" | grep -q '^</svg>$' || fail "the SVG does not end with </svg>"
+
+# A damaged bench.json is refused by the report (exit 1), not rendered.
+cp -r "$work/out" "$work/damaged"
+sed -i '$d' "$work/damaged/bench.json"
+if "$kvq" bench report "$work/damaged" > /dev/null 2>&1; then fail "the report accepted a truncated bench.json"; fi
+
+if command -v python3 > /dev/null 2>&1; then
+    python3 - "$json" "$work/out" <<'PY'
+import glob, json, sys, xml.etree.ElementTree as ET
+doc = json.load(open(sys.argv[1]))
+for key in ("schema", "kvq_version", "date", "host", "quick", "runs", "warmup", "pytorch", "studies", "study_dates"):
+    assert key in doc, "bench.json lacks " + key
+assert doc["schema"] == "kvq-bench/1" and doc["quick"] is True and doc["runs"] >= 20
+s = doc["studies"]["attention_opencl"]
+assert doc["study_dates"]["attention_opencl"] == doc["date"]
+assert s["status"] == "ok", s.get("status")
+for key in ("device", "driver", "timed", "copy_bandwidth_gbs", "plot", "columns", "shapes", "results"):
+    assert key in s, "attention_opencl lacks " + key
+assert s["copy_bandwidth_gbs"]["gbs"]["median"] > 0
+rows = s["results"]
+shapes = {r["shape"] for r in rows}
+assert shapes == {"llama7b-mha", "gqa-8kv-4q"}, shapes
+assert any(r["kind"] == "baseline" for r in rows) and any(r["kind"] == "kvq" for r in rows)
+for r in rows:
+    t = r["time_ms"]
+    assert t["runs"] == doc["runs"], r
+    assert 0 < t["min"] <= t["median"] <= t["max"], r
+    assert r["bytes_read"] > 0 and r["bandwidth_gbs"] > 0 and r["copy_fraction"] > 0, r
+    assert r["speedup_vs_fastest_fp16"] > 0, r
+# A quantized cache reads fewer bytes than fp16 at the same shape and context.
+for r in rows:
+    if r["kind"] == "kvq":
+        base = [b for b in rows if b["kind"] == "baseline" and b["shape"] == r["shape"] and b["context"] == r["context"]]
+        assert base and r["bytes_read"] < base[0]["bytes_read"], r
+svgs = glob.glob(sys.argv[2] + "/*.svg")
+assert svgs, "no SVG"
+for path in svgs:
+    root = ET.parse(path).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg", root.tag
+    assert root.findall(".//{http://www.w3.org/2000/svg}polyline"), path + " has no series"
+PY
+fi
+# --keep carries the OpenCL study over while another study (CUDA: skipped or a quick run) is added.
+before=$(grep -c '"label"' "$json")
+"$kvq" bench --quick --study c --keep --out "$work/out" > "$work/log2" 2>&1 || { cat "$work/log2" >&2; fail "kvq bench --keep failed"; }
+grep -q '"offload_cuda"' "$json" || fail "--keep: the new study is missing"
+grep -q '"attention_opencl"' "$json" || fail "--keep: the kept study is missing"
+[ "$(grep -c '"label"' "$json")" -ge "$before" ] || fail "--keep: rows of the kept study were lost"
+"$kvq" bench report "$work/out" > "$work/report2.md" || fail "kvq bench report after --keep failed"
+grep -qF '## (c) CPU-GPU offload' "$work/report2.md" || fail "the report after --keep lacks study (c)"
+# The targets section on a fixed bench.json: 4-bit at 4x (met by 0.50x) and 70% of copy bandwidth
+# (missed by 10%), 2-bit at 5x (missed by 1.00x); offload TPOT 5x (met), TTFT 1.2x (missed).
+mkdir -p "$work/fixed"
+cat > "$work/fixed/bench.json" <<'JSON'
+{"schema": "kvq-bench/1", "kvq_version": "1.0.0", "date": "2026-01-01T00:00:00Z", "host": "h", "quick": false,
+ "runs": 20, "warmup": 3, "pytorch": "not available", "study_dates": {"attention_cuda": "2026-01-01T00:00:00Z"},
+ "studies": {
+  "attention_cuda": {"status": "ok", "device": "D", "driver": "V", "timed": "T",
+   "columns": [{"field": "format", "title": "format"}, {"field": "time_ms.median", "title": "median ms"}],
+   "results": [
+    {"label": "m fp16", "shape": "m", "format": "fp16-cublas", "kind": "baseline", "bits": 16, "context": 32768,
+     "time_ms": {"median": 4, "min": 4, "max": 4, "runs": 20}, "speedup_vs_fastest_fp16": 1, "copy_fraction": 0.9},
+    {"label": "m int4", "shape": "m", "format": "int4", "kind": "kvq", "bits": 4, "context": 16384,
+     "time_ms": {"median": 0.1, "min": 0.1, "max": 0.1, "runs": 20}, "speedup_vs_fastest_fp16": 1, "copy_fraction": 0.1},
+    {"label": "m int4", "shape": "m", "format": "int4", "kind": "kvq", "bits": 4, "context": 32768,
+     "time_ms": {"median": 1, "min": 1, "max": 1, "runs": 20}, "speedup_vs_fastest_fp16": 4, "copy_fraction": 0.7},
+    {"label": "m int2", "shape": "m", "format": "int2", "kind": "kvq", "bits": 2, "context": 65536,
+     "time_ms": {"median": 1, "min": 1, "max": 1, "runs": 20}, "speedup_vs_fastest_fp16": 5, "copy_fraction": 0.5}]},
+  "offload_cuda": {"status": "ok", "results": [],
+   "ratios": [{"format": "text-int4", "images": 8, "ttft_ratio": 1.2, "tpot_ratio": 5}]}}}
+JSON
+"$kvq" bench report "$work/fixed" > "$work/fixed.md" || fail "kvq bench report on the fixed bench.json failed"
+for text in '| attention_cuda: m int4, speedup over the fastest fp16 baseline at >= 32K tokens | 3.5x | 4.00x (worst, at 32768 tokens) | met by 0.50x |' \
+            '| attention_cuda: m int4, fraction of copy bandwidth at >= 32K tokens | 80% | 70% (worst, at 32768 tokens) | missed by 10.00% |' \
+            '| attention_cuda: m int2, speedup over the fastest fp16 baseline at >= 32K tokens | 6x | 5.00x (worst, at 65536 tokens) | missed by 1.00x |' \
+            'TPOT fp16 / text-int4 (8 images; paper: 4.3x) | 4.3x | 5.00x | met by 0.70x |' \
+            'TTFT fp16 / text-int4 (8 images; paper: 1.7x) | 1.7x | 1.20x | missed by 0.50x |' \
+            '- measured (UTC): 2026-01-01T00:00:00Z'; do
+    grep -qF -- "$text" "$work/fixed.md" || { cat "$work/fixed.md" >&2; fail "the fixed report lacks: $text"; }
+done
+echo "bench_test: ok"

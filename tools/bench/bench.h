@@ -1,0 +1,160 @@
+/*
+ * bench.h - what the parts of `kvq bench` share: the options, timing
+ * statistics, the JSON writer every study writes its results through, and the
+ * study entry points (docs/CLI.md, docs/PERFORMANCE.md).
+ *
+ * One run writes DIR/bench.json (the only source of truth), then draws one SVG
+ * per study from that file and renders docs/PERFORMANCE.md from it
+ * (`kvq bench report DIR`). Targets are reported, never asserted.
+ */
+#ifndef KVQ_BENCH_H
+#define KVQ_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kvq/kvq.h"
+
+/* The issue asks for at least 20 timed runs after warm-up. */
+#define BENCH_MIN_RUNS 20u
+#define BENCH_MAX_RUNS 1000u
+#define BENCH_JSON_SCHEMA "kvq-bench/1"
+#define BENCH_JSON_FILE "bench.json"
+
+typedef enum bench_study {
+    BENCH_ATTENTION_CUDA = 0, /* (a) decode attention on CUDA against fp16 baselines */
+    BENCH_QUANTIZE_CUDA,      /* (b) quantize/append throughput on CUDA */
+    BENCH_OFFLOAD_CUDA,       /* (c) CPU-GPU offload of a LLaVA-like model */
+    BENCH_ATTENTION_OPENCL,   /* (d) decode attention on OpenCL */
+    BENCH_STUDY_COUNT
+} bench_study;
+
+/* JSON key of each study under "studies" (also the SVG file's base name). */
+const char *bench_study_key(bench_study s);
+
+typedef struct bench_options {
+    bool quick;                    /* tiny sizes (CI on PoCL) */
+    bool study[BENCH_STUDY_COUNT]; /* which studies run */
+    uint32_t runs;                 /* timed runs per point (>= BENCH_MIN_RUNS) */
+    uint32_t warmup;               /* untimed runs before them */
+    uint32_t max_context;          /* 0: as large as fits (studies a, d) */
+    int device;                    /* CUDA device / OpenCL device index, -1 default */
+    int platform;                  /* OpenCL platform index, -1 default */
+    const char *out_dir;
+    const char *torch_script; /* tools/scripts/torch_sdpa_baseline.py, or NULL */
+    bool keep;                /* carry the other studies of DIR/bench.json over */
+} bench_options;
+
+/* ---- statistics (bench_stats.c) ---------------------------------------- */
+typedef struct bench_stats {
+    double median, min, max;
+    uint32_t runs;
+} bench_stats;
+/* Sorts samples[0 .. n) in place; n >= 1. The median of an even count is the
+ * mean of the two middle samples. */
+bench_stats bench_stats_of(double *samples, uint32_t n);
+/* Wall-clock seconds from a monotonic clock (host-side timings only). */
+double bench_now_s(void);
+
+/* ---- JSON output (bench_json.c) --------------------------------------- */
+/* A streaming writer that places commas and indentation itself. Keys are
+ * given for members of objects and NULL for items of arrays. */
+typedef struct bench_json {
+    FILE *out;
+    int depth;
+    bool first[64];  /* no member written yet at this depth */
+    char closer[64]; /* '}' or ']' closing each open level */
+    bool failed;     /* nesting error: the document is not valid */
+} bench_json;
+void bench_json_init(bench_json *w, FILE *out);
+void bench_json_object(bench_json *w, const char *key);
+void bench_json_array(bench_json *w, const char *key);
+void bench_json_end(bench_json *w); /* closes the innermost object or array */
+void bench_json_string(bench_json *w, const char *key, const char *value);
+void bench_json_number(bench_json *w, const char *key, double value); /* non-finite: null */
+void bench_json_u64(bench_json *w, const char *key, uint64_t value);
+void bench_json_bool(bench_json *w, const char *key, bool value);
+void bench_json_null(bench_json *w, const char *key);
+/* {"median": .., "min": .., "max": .., "runs": ..} */
+void bench_json_stats(bench_json *w, const char *key, const bench_stats *s);
+/* The header of a study object's "plot" member: which fields the SVG draws. */
+void bench_json_plot(bench_json *w, const char *title, const char *x_field, const char *x_label, const char *y_field,
+                     const char *y_label, bool log_x, bool log_y);
+/* "columns": the report's table for the study, [{field, title}, ...] from
+ * pairs[i][0] (a dotted field path of a result row) and pairs[i][1]. */
+void bench_json_columns(bench_json *w, const char *const (*pairs)[2], size_t n);
+/* Writes a parsed JSON value (tools/conform/json.h) as member `key`: how
+ * --keep carries studies of an earlier run into the new bench.json. */
+struct json_value;
+void bench_json_value(bench_json *w, const char *key, const struct json_value *v);
+/* A study that could not run: {"status": "skipped", "reason": ...} as member `key`. */
+void bench_json_skipped(bench_json *w, const char *key, const char *reason);
+
+/* ---- cache formats of studies (a) and (d) (bench_formats.c) ------------ */
+typedef struct bench_format {
+    char name[48]; /* e.g. "nuq4+outliers+sink" */
+    kvq_scheme scheme;
+    uint32_t bits;
+    uint32_t outlier_ppm; /* 0 or 10000 (1%) */
+    uint32_t n_sinks;     /* 0 or 1 */
+} bench_format;
+/* The formats of the sweep: 2/3/4/8-bit uniform (asym), 2/3/4-bit NUQ
+ * (NormalFloat), each plain and with 1% outliers and one sink. Quick mode
+ * keeps 2- and 4-bit uniform and 4-bit NUQ. Returns the count written. */
+size_t bench_formats(bool quick, bench_format *out, size_t capacity);
+#define BENCH_MAX_FORMATS 16u
+/* Head configs of a format for keys (online per-channel, blocks of 128
+ * tokens) and values (one group per token); `codebook` must outlive them. */
+void bench_format_configs(const bench_format *f, kvq_codebook *codebook, kvq_head_config *keys,
+                          kvq_head_config *values);
+/* The format's parameters as members of the open row object (scheme, bits,
+ * outlier_ppm, n_sinks, key and value grouping). */
+void bench_json_format(bench_json *w, const bench_format *f);
+/* fp32 random rows in the fp16 range (S1.3), deterministic from seed. */
+void bench_fill_random(float *x, size_t n, uint64_t seed);
+
+/* A model's attention shape: n_kv KV heads, n_q query heads per KV head. */
+typedef struct bench_shape {
+    const char *name; /* "llama7b-mha", "gqa-8kv" */
+    uint32_t n_kv, n_q, head_dim;
+} bench_shape;
+/* LLaMA-7B (32 heads of 128) and a GQA shape (8 KV heads, 4 query heads each). */
+extern const bench_shape bench_shapes[2];
+
+/* The report table of studies (a) and (d). */
+extern const char *const bench_attention_columns[][2];
+extern const size_t bench_attention_column_count;
+
+/* Bytes of a quantized head slice's arrays as S4.4 lays them out (what an
+ * attention pass must read: codes, params, fp16 rows, outliers, precision). */
+uint64_t bench_qtensor_bytes(const kvq_qtensor *header);
+
+/* ---- studies ------------------------------------------------------------ */
+/* Each writes its study object as member `key` of the open "studies" object and
+ * returns 0, or 1 when it failed after printing why (it still closes its
+ * object, with "status": "failed"). */
+int bench_study_opencl(const bench_options *o, bench_json *w);
+#ifdef KVQ_BENCH_CUDA
+int bench_study_cuda_attention(const bench_options *o, bench_json *w);
+int bench_study_cuda_quantize(const bench_options *o, bench_json *w);
+int bench_study_cuda_offload(const bench_options *o, bench_json *w);
+#endif
+/* PyTorch's scaled_dot_product_attention in fp16 for one shape and context:
+ * runs the script with python3 when `import torch` works. Returns true with
+ * the statistics, or false with the reason in why. */
+/* "available (torch VERSION)" or "not available: why", for the top of bench.json. */
+void bench_torch_status(const bench_options *o, char *text, size_t size);
+bool bench_torch_baseline(const bench_options *o, const bench_shape *shape, uint32_t context, bench_stats *ms,
+                          char *why, size_t why_size);
+
+/* ---- after the run: plots and the report (bench_plot.c, bench_report.c) -- */
+/* Draws DIR/<study>.svg for every study of DIR/bench.json that has results.
+ * Returns 0, or 1 after printing why. */
+int bench_plot_all(const char *dir);
+/* Markdown of DIR/bench.json (docs/PERFORMANCE.md) to out; the plots are
+ * linked as PLOTS/<study>.svg (plots NULL: DIR). Returns 0 or 1. */
+int bench_report(const char *dir, const char *plots, FILE *out);
+
+#endif /* KVQ_BENCH_H */

@@ -1,0 +1,150 @@
+/*
+ * bench_report.c - `kvq bench report DIR`: docs/PERFORMANCE.md rendered from
+ * DIR/bench.json alone, so that every number quoted comes from the machine
+ * and date the JSON names. Each study describes its own table ("columns":
+ * [[field, title], ...]) and plot; this file only lays them out.
+ */
+#include "bench.h"
+#include "bench_report.h"
+#include "bench_results.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const study_titles[BENCH_STUDY_COUNT] = {
+    "(a) Decode attention on CUDA", "(b) Quantize / append throughput on CUDA",
+    "(c) CPU-GPU offload of a LLaVA-like model on CUDA", "(d) Decode attention on OpenCL"};
+
+static const char *text_or(const json_value *object, const char *key, const char *fallback)
+{
+    const char *s = json_get_string(object, key);
+    return s != NULL ? s : fallback;
+}
+
+/* Markdown table cells must not contain '|' or newlines. */
+static void put_cell(FILE *out, const char *text)
+{
+    for (const char *p = text; *p != '\0'; p++) fputs(*p == '|' ? "\\|" : *p == '\n' ? " " : (char[2]){*p, 0}, out);
+}
+
+static void put_value(FILE *out, const json_value *row, const char *path)
+{
+    double v;
+    if (bench_field_number(row, path, &v)) {
+        if (v == floor(v) && fabs(v) < 1e15)
+            fprintf(out, "%.0f", v);
+        else
+            fprintf(out, "%.4g", v);
+        return;
+    }
+    const json_value *cur = row;
+    char key[128];
+    const char *p = path;
+    while (cur != NULL && *p != '\0') { /* a string at a dotted path */
+        const char *dot = strchr(p, '.');
+        size_t len = dot != NULL ? (size_t)(dot - p) : strlen(p);
+        if (len >= sizeof key) return;
+        memcpy(key, p, len);
+        key[len] = '\0';
+        cur = json_get(cur, key);
+        p += len + (dot != NULL ? 1u : 0u);
+    }
+    const char *s = json_string(cur);
+    put_cell(out, s != NULL ? s : "-");
+}
+
+static void study_table(FILE *out, const json_value *study)
+{
+    const json_value *columns = json_get(study, "columns"), *rows = json_get(study, "results");
+    size_t nc = json_length(columns);
+    if (nc == 0 || json_length(rows) == 0) {
+        fputs("No results.\n\n", out);
+        return;
+    }
+    fputc('|', out);
+    for (size_t c = 0; c < nc; c++) {
+        fputc(' ', out);
+        put_cell(out, text_or(json_at(columns, c), "title", "?"));
+        fputs(" |", out);
+    }
+    fputs("\n|", out);
+    for (size_t c = 0; c < nc; c++) fputs("---|", out);
+    fputc('\n', out);
+    for (size_t r = 0; r < json_length(rows); r++) {
+        fputc('|', out);
+        for (size_t c = 0; c < nc; c++) {
+            fputc(' ', out);
+            const char *field = json_get_string(json_at(columns, c), "field");
+            if (field != NULL) put_value(out, json_at(rows, r), field);
+            fputs(" |", out);
+        }
+        fputc('\n', out);
+    }
+    fputc('\n', out);
+}
+
+static void study_section(FILE *out, const char *plots, bench_study s, const json_value *study, const char *date)
+{
+    fprintf(out, "## %s\n\n", study_titles[s]);
+    const char *status = json_get_string(study, "status");
+    if (study == NULL) {
+        fputs("Not run (not selected).\n\n", out);
+        return;
+    }
+    if (status != NULL && strcmp(status, "skipped") == 0) {
+        fprintf(out, "Skipped: %s\n\n", text_or(study, "reason", "no reason given"));
+        return;
+    }
+    if (status != NULL && strcmp(status, "failed") == 0)
+        fputs("**The study failed part-way; the rows below are what it measured before the failure.**\n\n", out);
+    fprintf(out, "- measured (UTC): %s\n", date != NULL ? date : "?");
+    fprintf(out, "- device: %s\n", text_or(study, "device", "?"));
+    fprintf(out, "- driver: %s\n", text_or(study, "driver", "?"));
+    fprintf(out, "- timed: %s\n", text_or(study, "timed", "?"));
+    const char *bytes = json_get_string(study, "bytes_read");
+    if (bytes != NULL) fprintf(out, "- bytes read: %s\n", bytes);
+    double copy;
+    if (bench_field_number(study, "copy_bandwidth_gbs.gbs.median", &copy))
+        fprintf(out, "- device-to-device copy bandwidth in the same run: %.4g GB/s (%s)\n", copy,
+                text_or(json_get(study, "copy_bandwidth_gbs"), "counts", "?"));
+    const char *notes = json_get_string(study, "notes");
+    if (notes != NULL) fprintf(out, "- notes: %s\n", notes);
+    fputc('\n', out);
+    if (json_get(study, "plot") != NULL && json_length(json_get(study, "results")) > 0)
+        fprintf(out, "![%s](%s/%s.svg)\n\n", study_titles[s], plots, bench_study_key(s));
+    study_table(out, study);
+}
+
+int bench_report(const char *dir, const char *plots, FILE *out)
+{
+    if (plots == NULL) plots = dir;
+    json_value *doc = bench_results_load(dir);
+    if (doc == NULL) return 1;
+    const json_value *studies = json_get(doc, "studies");
+    bool quick = false;
+    json_bool(json_get(doc, "quick"), &quick);
+    uint32_t runs = 0, warmup = 0;
+    json_get_u32(doc, "runs", &runs);
+    json_get_u32(doc, "warmup", &warmup);
+    fputs("# kvq performance\n\n", out);
+    fprintf(out,
+            "Generated by `kvq bench report %s > docs/PERFORMANCE.md` from `%s/%s`; do not edit by hand.\n"
+            "Every number below was measured on the machine named here, on the date given, by kvq %s.\n\n",
+            dir, dir, BENCH_JSON_FILE, text_or(doc, "kvq_version", "?"));
+    fprintf(out,
+            "- date of the last run (UTC): %s\n- host: %s\n- timed runs per point: %u (median, min, max), after %u "
+            "warm-up runs\n",
+            text_or(doc, "date", "?"), text_or(doc, "host", "?"), runs, warmup);
+    const json_value *torch = json_get(doc, "pytorch");
+    fprintf(out, "- PyTorch baseline: %s\n", json_string(torch) != NULL ? json_string(torch) : "?");
+    if (quick)
+        fputs("\n**This is a `--quick` run: tiny sizes for testing the pipeline, not performance numbers.**\n", out);
+    fputc('\n', out);
+    for (int s = 0; s < BENCH_STUDY_COUNT; s++)
+        study_section(out, plots, (bench_study)s, json_get(studies, bench_study_key((bench_study)s)),
+                      json_get_string(json_get(doc, "study_dates"), bench_study_key((bench_study)s)));
+    bench_report_targets(out, studies);
+    json_free(doc);
+    return ferror(out) ? 1 : 0;
+}

@@ -1,0 +1,286 @@
+/*
+ * cmd_bench.c - `kvq bench`: runs the benchmark studies of issue 5 and writes
+ * DIR/bench.json, one SVG per study, and prints where they are;
+ * `kvq bench report DIR` renders docs/PERFORMANCE.md from DIR/bench.json;
+ * `kvq bench plot DIR` redraws the SVGs (docs/CLI.md, docs/PERFORMANCE.md).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "bench/bench.h"
+#include "bench/cmd_bench.h"
+#include "cli_common.h"
+#include "json.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef KVQ_TORCH_SCRIPT
+#define KVQ_TORCH_SCRIPT NULL
+#endif
+
+static const char *const cmd = "bench";
+
+void cli_usage_bench(FILE *out)
+{
+    fprintf(out,
+            "usage: kvq bench [OPTIONS] --out DIR     run the studies, write DIR/bench.json and DIR/*.svg\n"
+            "       kvq bench report DIR [PLOTS]      print docs/PERFORMANCE.md rendered from DIR/bench.json,\n"
+            "                                         linking the plots as PLOTS/<study>.svg (default DIR)\n"
+            "       kvq bench plot DIR                redraw DIR/*.svg from DIR/bench.json\n"
+            "\n"
+            "studies: a attention_cuda, b quantize_cuda, c offload_cuda, d attention_opencl\n"
+            "  --all                  every study (the default); a study whose backend is not built or has no\n"
+            "                         device is recorded as skipped with the reason\n"
+            "  --backend NAME         cuda: studies a, b, c; opencl: study d\n"
+            "  --study LIST           comma-separated letters or keys, e.g. a,d\n"
+            "  --quick                tiny sizes (testing the pipeline, e.g. on PoCL)\n"
+            "  --runs N               timed runs per point (default and minimum %u)\n"
+            "  --warmup N             untimed runs before them (default 3)\n"
+            "  --max-context N        largest context of studies a and d (default: as large as fits)\n"
+            "  --device N             CUDA device / OpenCL device index (default: the backend's)\n"
+            "  --platform N           OpenCL platform index (default: the backend's)\n"
+            "  --torch-script PATH    PyTorch baseline script (default: this tree's\n"
+            "                         tools/scripts/torch_sdpa_baseline.py)\n"
+            "  --out DIR              output directory (created if missing)\n"
+            "  --keep                 keep the studies of DIR/bench.json that this run does not repeat\n"
+            "                         (e.g. one study per run under a time limit)\n",
+            BENCH_MIN_RUNS);
+}
+
+static bool parse_studies(const char *list, bench_options *o)
+{
+    char copy[256];
+    if (strlen(list) >= sizeof copy) return false;
+    strcpy(copy, list);
+    for (char *save = NULL, *item = strtok_r(copy, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
+        bool found = false;
+        for (int s = 0; s < BENCH_STUDY_COUNT; s++)
+            if ((item[0] == 'a' + s && item[1] == '\0') || strcmp(item, bench_study_key((bench_study)s)) == 0) {
+                o->study[s] = true;
+                found = true;
+            }
+        if (!found) return false;
+    }
+    return true;
+}
+
+static bool make_dir(const char *dir)
+{
+    if (mkdir(dir, 0777) == 0 || errno == EEXIST) {
+        struct stat st;
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return true;
+    }
+    fprintf(stderr, "kvq bench: error: KVQ_ERR_IO: cannot create directory %s: %s\n", dir, strerror(errno));
+    return false;
+}
+
+/* Runs one study, or records why it cannot run in this build. */
+static int run_study(bench_study s, const bench_options *o, bench_json *w)
+{
+    (void)o; /* unused when neither backend is built */
+    switch (s) {
+    case BENCH_ATTENTION_OPENCL:
+#ifdef KVQ_BENCH_OPENCL
+        return bench_study_opencl(o, w);
+#else
+        bench_json_skipped(w, bench_study_key(s), "this kvq was built without the OpenCL backend");
+        return 0;
+#endif
+#ifdef KVQ_BENCH_CUDA
+    case BENCH_ATTENTION_CUDA: return bench_study_cuda_attention(o, w);
+    case BENCH_QUANTIZE_CUDA: return bench_study_cuda_quantize(o, w);
+    case BENCH_OFFLOAD_CUDA: return bench_study_cuda_offload(o, w);
+#else
+    case BENCH_ATTENTION_CUDA:
+    case BENCH_QUANTIZE_CUDA:
+    case BENCH_OFFLOAD_CUDA:
+        bench_json_skipped(w, bench_study_key(s),
+                           "this kvq was built without the CUDA backend (-DKVQ_ENABLE_CUDA=ON "
+                           "and nvcc on PATH build it)");
+        return 0;
+#endif
+    default: return 0;
+    }
+}
+
+static int run(const bench_options *o)
+{
+    if (!make_dir(o->out_dir)) return CLI_FAILED;
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/%s", o->out_dir, BENCH_JSON_FILE);
+    snprintf(tmp, sizeof tmp, "%s.partial", path); /* renamed when complete: no half-written bench.json */
+    /* --keep: the studies of the previous bench.json that this run does not repeat. */
+    json_value *old = NULL;
+    if (o->keep) {
+        char error[512];
+        old = json_parse_file(path, error, sizeof error);
+        if (old == NULL) fprintf(stderr, "kvq bench: --keep: nothing kept: %s\n", error);
+    }
+    FILE *out = fopen(tmp, "w");
+    if (out == NULL) {
+        fprintf(stderr, "kvq bench: error: KVQ_ERR_IO: cannot write %s: %s\n", tmp, strerror(errno));
+        json_free(old);
+        return CLI_FAILED;
+    }
+    char date[64], host[256] = "?", torch[320];
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    gethostname(host, sizeof host - 1u);
+    bench_torch_status(o, torch, sizeof torch);
+    bench_json w;
+    bench_json_init(&w, out);
+    bench_json_object(&w, NULL);
+    bench_json_string(&w, "schema", BENCH_JSON_SCHEMA);
+    bench_json_string(&w, "kvq_version", KVQ_TOOL_VERSION);
+    bench_json_string(&w, "date", date);
+    bench_json_string(&w, "host", host);
+    bench_json_bool(&w, "quick", o->quick);
+    bench_json_u64(&w, "runs", o->runs);
+    bench_json_u64(&w, "warmup", o->warmup);
+    bench_json_u64(&w, "max_context", o->max_context);
+    bench_json_number(&w, "device", o->device);
+    bench_json_number(&w, "platform", o->platform);
+    bench_json_string(&w, "pytorch", torch);
+    bench_json_object(&w, "studies");
+    int failed = 0;
+    const json_value *old_studies = json_get(old, "studies"), *old_dates = json_get(old, "study_dates");
+    for (int s = 0; s < BENCH_STUDY_COUNT; s++) {
+        const char *key = bench_study_key((bench_study)s);
+        if (!o->study[s]) {
+            if (json_get(old_studies, key) != NULL) bench_json_value(&w, key, json_get(old_studies, key));
+            continue;
+        }
+        fprintf(stderr, "kvq bench: study %s\n", key);
+        failed |= run_study((bench_study)s, o, &w);
+        fflush(out);
+    }
+    bench_json_end(&w);
+    /* When each study was measured (kept studies keep their dates). */
+    bench_json_object(&w, "study_dates");
+    for (int s = 0; s < BENCH_STUDY_COUNT; s++) {
+        const char *key = bench_study_key((bench_study)s);
+        if (o->study[s])
+            bench_json_string(&w, key, date);
+        else if (json_get(old_studies, key) != NULL && json_get_string(old_dates, key) != NULL)
+            bench_json_string(&w, key, json_get_string(old_dates, key));
+    }
+    bench_json_end(&w);
+    json_free(old);
+    bench_json_end(&w);
+    bool write_failed = ferror(out) != 0 || w.failed || w.depth != 0;
+    if (fclose(out) != 0 || write_failed || rename(tmp, path) != 0) {
+        fprintf(stderr, "kvq bench: error: KVQ_ERR_IO: writing %s failed\n", path);
+        return CLI_FAILED;
+    }
+    int plot_rc = bench_plot_all(o->out_dir);
+    printf("kvq bench: wrote %s and the plots of its studies (%s/*.svg)\n", path, o->out_dir);
+    if (failed) fprintf(stderr, "kvq bench: at least one study failed (its entry says \"status\": \"failed\")\n");
+    return failed || plot_rc ? CLI_FAILED : CLI_OK;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    if (argc >= 2 && (strcmp(argv[1], "report") == 0 || strcmp(argv[1], "plot") == 0)) {
+        bool report = strcmp(argv[1], "report") == 0;
+        if (argc != 3 && !(report && argc == 4))
+            return cli_usage_error(cmd, "%s takes %s, got %d arguments", argv[1],
+                                   report ? "DIR [PLOTS]" : "one directory", argc - 2);
+        if (report) return bench_report(argv[2], argc == 4 ? argv[3] : NULL, stdout) == 0 ? CLI_OK : CLI_FAILED;
+        return bench_plot_all(argv[2]) == 0 ? CLI_OK : CLI_FAILED;
+    }
+    enum {
+        OPT_ALL = 1,
+        OPT_BACKEND,
+        OPT_STUDY,
+        OPT_QUICK,
+        OPT_RUNS,
+        OPT_WARMUP,
+        OPT_MAX_CONTEXT,
+        OPT_DEVICE,
+        OPT_PLATFORM,
+        OPT_TORCH,
+        OPT_OUT,
+        OPT_KEEP,
+        OPT_HELP
+    };
+    static const struct option options[] = {{"all", no_argument, NULL, OPT_ALL},
+                                            {"backend", required_argument, NULL, OPT_BACKEND},
+                                            {"study", required_argument, NULL, OPT_STUDY},
+                                            {"quick", no_argument, NULL, OPT_QUICK},
+                                            {"runs", required_argument, NULL, OPT_RUNS},
+                                            {"warmup", required_argument, NULL, OPT_WARMUP},
+                                            {"max-context", required_argument, NULL, OPT_MAX_CONTEXT},
+                                            {"device", required_argument, NULL, OPT_DEVICE},
+                                            {"platform", required_argument, NULL, OPT_PLATFORM},
+                                            {"torch-script", required_argument, NULL, OPT_TORCH},
+                                            {"out", required_argument, NULL, OPT_OUT},
+                                            {"keep", no_argument, NULL, OPT_KEEP},
+                                            {"help", no_argument, NULL, OPT_HELP},
+                                            {NULL, 0, NULL, 0}};
+    bench_options o;
+    memset(&o, 0, sizeof o);
+    o.runs = BENCH_MIN_RUNS;
+    o.warmup = 3u;
+    o.device = -1;
+    o.platform = -1;
+    o.torch_script = KVQ_TORCH_SCRIPT;
+    bool chosen = false;
+    int c;
+    uint32_t v;
+    while ((c = cli_getopt(cmd, argc, argv, ":", options)) != -1) {
+        switch (c) {
+        case -2: return CLI_USAGE;
+        case OPT_HELP: cli_usage_bench(stdout); return CLI_OK;
+        case OPT_ALL:
+            for (int s = 0; s < BENCH_STUDY_COUNT; s++) o.study[s] = true;
+            chosen = true;
+            break;
+        case OPT_BACKEND:
+            if (strcmp(optarg, "cuda") == 0) {
+                o.study[BENCH_ATTENTION_CUDA] = o.study[BENCH_QUANTIZE_CUDA] = o.study[BENCH_OFFLOAD_CUDA] = true;
+            } else if (strcmp(optarg, "opencl") == 0) {
+                o.study[BENCH_ATTENTION_OPENCL] = true;
+            } else {
+                return cli_usage_error(cmd, "--backend: '%s' is not cuda or opencl", optarg);
+            }
+            chosen = true;
+            break;
+        case OPT_STUDY:
+            if (!parse_studies(optarg, &o))
+                return cli_usage_error(cmd, "--study: '%s' is not a list of a, b, c, d (or study keys)", optarg);
+            chosen = true;
+            break;
+        case OPT_QUICK: o.quick = true; break;
+        case OPT_RUNS:
+            if (!cli_parse_u32(cmd, "--runs", optarg, BENCH_MIN_RUNS, BENCH_MAX_RUNS, &o.runs)) return CLI_USAGE;
+            break;
+        case OPT_WARMUP:
+            if (!cli_parse_u32(cmd, "--warmup", optarg, 0, 1000, &o.warmup)) return CLI_USAGE;
+            break;
+        case OPT_MAX_CONTEXT:
+            if (!cli_parse_u32(cmd, "--max-context", optarg, 256, KVQ_MAX_TOKENS, &o.max_context)) return CLI_USAGE;
+            break;
+        case OPT_DEVICE:
+            if (!cli_parse_u32(cmd, "--device", optarg, 0, 1024, &v)) return CLI_USAGE;
+            o.device = (int)v;
+            break;
+        case OPT_PLATFORM:
+            if (!cli_parse_u32(cmd, "--platform", optarg, 0, 1024, &v)) return CLI_USAGE;
+            o.platform = (int)v;
+            break;
+        case OPT_TORCH: o.torch_script = optarg; break;
+        case OPT_OUT: o.out_dir = optarg; break;
+        case OPT_KEEP: o.keep = true; break;
+        default: return cli_usage_error(cmd, "unexpected option");
+        }
+    }
+    if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (o.out_dir == NULL) return cli_usage_error(cmd, "--out DIR is required");
+    if (!chosen)
+        for (int s = 0; s < BENCH_STUDY_COUNT; s++) o.study[s] = true;
+    return run(&o);
+}
