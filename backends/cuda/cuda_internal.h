@@ -1,0 +1,213 @@
+/*
+ * cuda_internal.h - what the CUDA backend's host files share: the context,
+ * tensor and cache objects, error and memory helpers, validation, and the
+ * quantization steps used by both quantize_head and the cache. Not installed.
+ *
+ * Memory: tensors and caches live in device memory (caps.memory = DEVICE).
+ * Every call enqueues its work on the context's stream and synchronises
+ * before it returns, so a call is complete when it returns (ABI rule) and the
+ * context's scratch buffers can be reused by the next call.
+ */
+#ifndef KVQ_CUDA_INTERNAL_H
+#define KVQ_CUDA_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#include "kvq/kvq.h"
+#include "kvq/kvq_backend.h"
+#include "kvq_cuda_kernels.cuh"
+
+/* Device scratch buffers of a context, reused across calls and grown on demand. */
+typedef enum cuda_scratch_id {
+    CUDA_SCRATCH_INPUT,   /* fp32 rows uploaded for quantize_head */
+    CUDA_SCRATCH_CODES,   /* one code per byte while quantizing */
+    CUDA_SCRATCH_MASK,    /* outlier marks while quantizing */
+    CUDA_SCRATCH_COUNTS,  /* outlier counts and their exclusive scan */
+    CUDA_SCRATCH_CUB,     /* CUB's temporary storage */
+    CUDA_SCRATCH_SMALL,   /* status words: first bad index, attention flags */
+    CUDA_SCRATCH_UPLOAD,  /* per-call uploads: descriptors, queries, positions, RoPE table, ranges */
+    CUDA_SCRATCH_PARTIAL, /* attention: partial results of the splits */
+    CUDA_SCRATCH_OUTPUT,  /* results on their way back to the host */
+    CUDA_SCRATCH_COUNT
+} cuda_scratch_id;
+
+struct kvq_backend_context {
+    int device;
+    cudaStream_t stream;
+    uint32_t sm_count;
+    char name[320];
+    char message[1024];
+    void *scratch[CUDA_SCRATCH_COUNT];
+    size_t scratch_bytes[CUDA_SCRATCH_COUNT];
+    void *pinned; /* page-locked host staging for uploads and results */
+    size_t pinned_bytes;
+    /* RoPE inverse frequencies of the last (base, head_dim) asked for (S9.3). */
+    float theta_base;
+    uint32_t theta_dim;
+    double theta[KVQ_MAX_HEAD_DIM / 2];
+    /* Device copy of kvq_cuda_rope_step_table for (step_base, step_dim). */
+    double *rope_step;
+    float step_base;
+    uint32_t step_dim;
+};
+
+/* Device allocations a tensor may own. */
+enum { CUDA_T_PRECISION, CUDA_T_SLOT, CUDA_T_ROWS, CUDA_T_CODES, CUDA_T_PARAMS, CUDA_T_OPTR, CUDA_T_OCHAN,
+       CUDA_T_OVAL, CUDA_T_COUNT };
+
+/* A quantized head slice in device memory. Its S4.4 contents are header (the
+ * scalars) plus view's arrays; outliers are kept by token for both roles
+ * (kvq_cuda_kernels.cuh) and converted to S4.4's CSC for keys on read. */
+struct kvq_backend_tensor {
+    kvq_qtensor header;     /* scalar fields and codebook; every array pointer NULL */
+    kvq_cuda_view view;     /* device arrays as the kernels see them */
+    uint32_t n_perm_rows;   /* fp16 rows in view.rows */
+    uint32_t n_temp_rows;   /* fp16 rows in view.temp_rows (a cache's window and residual tokens) */
+    bool borrowed;          /* a cache's view: the cache owns the arrays */
+    void *owned[CUDA_T_COUNT];
+};
+
+/* ---- errors (cuda_context.c) -------------------------------------------- */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+kvq_status cuda_fail(kvq_backend_context *ctx, kvq_status status, const char *format, ...);
+/* Records libkvq's kvq_last_error() for a failed libkvq call; passes status on. */
+kvq_status cuda_from_kvq(kvq_backend_context *ctx, kvq_status status);
+/* KVQ_OK for cudaSuccess; allocation failures become KVQ_ERR_OUT_OF_MEMORY,
+ * anything else KVQ_ERR_IO (the device failed), with CUDA's error string. */
+kvq_status cuda_check(kvq_backend_context *ctx, cudaError_t err, const char *what);
+/* Waits for the stream and reports anything that failed on it. */
+kvq_status cuda_sync(kvq_backend_context *ctx, const char *what);
+
+/* ---- memory (cuda_context.c) -------------------------------------------- */
+/* A device allocation of at least `bytes` (never 0) plus 16 bytes of slack, so
+ * that 16-byte loads of the last row stay inside; zero-filled when zero. */
+kvq_status cuda_alloc(kvq_backend_context *ctx, size_t bytes, bool zero, void **out, const char *what);
+void cuda_free(void *ptr);
+/* Scratch buffer `id` of at least `bytes`; its old contents are lost when it grows. */
+kvq_status cuda_scratch(kvq_backend_context *ctx, cuda_scratch_id id, size_t bytes, void **out);
+/* Page-locked host staging of at least `bytes`; old contents lost when it grows. */
+kvq_status cuda_pinned(kvq_backend_context *ctx, size_t bytes, void **out);
+/* Asynchronous copies on the context's stream. */
+kvq_status cuda_upload(kvq_backend_context *ctx, void *dst, const void *src, size_t bytes, const char *what);
+kvq_status cuda_download(kvq_backend_context *ctx, void *dst, const void *src, size_t bytes, const char *what);
+/* S9.3: theta_i = base^(-2i/d) in double for i < d/2, computed on the host
+ * with the same expression as the reference and cached per (base, d). */
+const double *cuda_rope_theta(kvq_backend_context *ctx, float base, uint32_t head_dim);
+/* The device table kvq_cuda_rope_step_table for (base, head_dim), uploaded
+ * once per (base, head_dim) (synchronously); NULL if it cannot be had, which
+ * only makes attention compute every cos/sin directly. */
+const double *cuda_rope_step(kvq_backend_context *ctx, float base, uint32_t head_dim);
+
+/* ---- validation (cuda_validate.c), libkvq's checks in libkvq's order ---- */
+kvq_status cuda_check_config_enums(kvq_backend_context *ctx, const kvq_head_config *config, const char *name);
+/* S4.1 step 1 checks 2 and 4-9 for head_dim. */
+kvq_status cuda_check_config(kvq_backend_context *ctx, const kvq_head_config *config, uint32_t head_dim,
+                             const char *name);
+/* S1.3 on host memory: every x[i] finite within the fp16 range. */
+kvq_status cuda_check_finite(kvq_backend_context *ctx, const float *x, size_t n, const char *name);
+/* S9.1: the RoPE configuration for head_dim. */
+kvq_status cuda_check_rope(kvq_backend_context *ctx, const kvq_rope *rope, uint32_t head_dim);
+/* S4.4: a host qtensor that kvq_qtensor_copy accepts and that is consistent
+ * (the checks kvq_dequantize_head makes), so the device never reads out of
+ * bounds. */
+kvq_status cuda_check_qtensor(kvq_backend_context *ctx, const kvq_qtensor *qt);
+/* The quantizer of a valid configuration as the kernels take it. */
+kvq_cuda_quantizer cuda_quantizer_of(const kvq_quantizer *q);
+
+/* ---- tensors (cuda_tensor.c) -------------------------------------------- */
+kvq_backend_tensor *cuda_tensor_new(void);
+void cuda_tensor_destroy(kvq_backend_tensor *t);
+/* Fills t->view's scalars from t->header. */
+void cuda_tensor_set_view_scalars(kvq_backend_tensor *t);
+/* S10.4, S4.3: final precision of tokens [from, n) from the policy decisions
+ * of all n tokens; for online keys it starts at the block holding `from`,
+ * whose earlier tokens must be final. Writes precision[start .. n). */
+void cuda_final_precision(const kvq_head_config *config, uint32_t n, const uint8_t *decided, uint32_t from,
+                          uint8_t *precision);
+
+/* ---- quantization steps (cuda_quantize.c) -------------------------------- */
+/* S4.1 steps 4-7 for the QUANTIZED tokens of [t_begin, t_end). */
+typedef struct cuda_quant_job {
+    const kvq_head_config *config; /* role, quantizer, key mode, G, outlier_ppm */
+    uint32_t head_dim;
+    const float *x;                /* device input rows, row 0 = token x_base */
+    uint32_t x_base;
+    uint32_t t_begin, t_end;
+    const uint8_t *precision;      /* device, the whole tensor's */
+    uint32_t *params;              /* device, the whole tensor's layout */
+    uint32_t *codes;               /* device packed rows, the whole tensor's */
+    const uint32_t *cal_params;    /* calibrated keys: device params[d] */
+    const float *cal_ranges;       /* calibrated keys: device lo, hi per channel */
+    /* set by cuda_quantize_codes */
+    uint32_t u_base;               /* first token of the scratch rows */
+    uint32_t n_outliers;           /* outliers of the range */
+} cuda_quant_job;
+/* Params, codes and packed rows of the range, then counts its outliers
+ * (synchronises). The scratch buffers hold the job's state until
+ * cuda_quantize_outliers. */
+kvq_status cuda_quantize_codes(kvq_backend_context *ctx, cuda_quant_job *job);
+/* The range's outliers at ochan/oval[base ..], optr[t_begin .. ptr_end]. */
+kvq_status cuda_quantize_outliers(kvq_backend_context *ctx, const cuda_quant_job *job, uint32_t ptr_end,
+                                  uint32_t base, uint32_t *optr, uint16_t *ochan, uint16_t *oval);
+
+/* ---- attention (cuda_attention.c) --------------------------------------- */
+/* One sequence for cuda_attention_run; keys/values validated by the caller. */
+typedef struct cuda_attention_seq {
+    const kvq_backend_tensor *keys, *values;
+    const uint32_t *positions_host;   /* or NULL with positions_device */
+    const uint32_t *positions_device; /* a cache's positions */
+    uint32_t q_position;
+} cuda_attention_seq;
+/* S11 for n_seq sequences sharing head_dim: q_host[n_seq][n_q][d] ->
+ * out_host[n_seq][n_q][d]; out_host is written only on success. */
+kvq_status cuda_attention_run(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
+                              const kvq_rope *rope, const float *q_host, uint32_t n_q, float *out_host);
+
+/* ---- the API table's slots, by file ------------------------------------- */
+kvq_status cuda_list_devices(kvq_backend_device_fn callback, void *user, char *message, size_t message_size);
+kvq_status cuda_open(const kvq_backend_options *options, kvq_backend_context **ctx, char *message,
+                     size_t message_size);
+void cuda_close(kvq_backend_context *ctx);
+kvq_status cuda_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps);
+const char *cuda_device_name(kvq_backend_context *ctx);
+const char *cuda_last_error(kvq_backend_context *ctx);
+kvq_status cuda_pack_codes(kvq_backend_context *ctx, const uint8_t *codes_host, uint32_t n_rows, uint32_t row_len,
+                           uint32_t bits, uint8_t *packed_host);
+kvq_status cuda_unpack_codes(kvq_backend_context *ctx, const uint8_t *packed_host, uint32_t n_rows,
+                             uint32_t row_len, uint32_t bits, uint8_t *codes_host);
+kvq_status cuda_quantize_head(kvq_backend_context *ctx, const kvq_head_config *config, const float *x_host,
+                              uint32_t n_tokens, uint32_t head_dim, const uint8_t *modality_host,
+                              kvq_backend_tensor **out);
+kvq_status cuda_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt_host, kvq_backend_tensor **out);
+kvq_status cuda_tensor_info(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *header);
+kvq_status cuda_tensor_read(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *dst);
+kvq_status cuda_dequantize(kvq_backend_context *ctx, const kvq_backend_tensor *t, float *out_host);
+void cuda_tensor_free(kvq_backend_context *ctx, kvq_backend_tensor *t);
+kvq_status cuda_attention_decode(kvq_backend_context *ctx, const kvq_backend_tensor *keys,
+                                 const kvq_backend_tensor *values, const uint32_t *key_positions_host,
+                                 const kvq_rope *rope, const float *q_host, uint32_t n_q, uint32_t q_position,
+                                 float *out_host);
+kvq_status cuda_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq,
+                                       const kvq_backend_tensor *const *keys,
+                                       const kvq_backend_tensor *const *values,
+                                       const uint32_t *const *key_positions_host, const kvq_rope *rope,
+                                       const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
+                                       float *out_host);
+kvq_status cuda_cache_create(kvq_backend_context *ctx, const kvq_head_config *key_config,
+                             const kvq_head_config *value_config, uint32_t head_dim, kvq_backend_cache **out);
+kvq_status cuda_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache, const float *keys_host,
+                             const float *values_host, const uint8_t *modality_host, const uint32_t *positions_host,
+                             uint32_t n_new);
+kvq_status cuda_cache_attend(kvq_backend_context *ctx, kvq_backend_cache *cache, const kvq_rope *rope,
+                             const float *q_host, uint32_t n_q, uint32_t q_position, float *out_host);
+kvq_status cuda_cache_view(kvq_backend_context *ctx, const kvq_backend_cache *cache, const kvq_backend_tensor **keys,
+                           const kvq_backend_tensor **values);
+void cuda_cache_free(kvq_backend_context *ctx, kvq_backend_cache *cache);
+
+#endif /* KVQ_CUDA_INTERNAL_H */

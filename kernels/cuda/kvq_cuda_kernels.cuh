@@ -1,0 +1,201 @@
+/*
+ * kvq_cuda_kernels.cuh - the interface between the CUDA backend's host code
+ * (C, in backends/cuda) and its kernels (CUDA C++, the .cu files here).
+ *
+ * Everything here is plain C so that the host side can stay C11: the structs
+ * are what the kernels read, and every launcher is an extern "C" function that
+ * enqueues work on `stream` and returns the launch's cudaError_t (execution
+ * errors surface at the next synchronisation, which the host code checks).
+ * No launcher synchronises, except the two that return a count to the host
+ * (they say so).
+ */
+#ifndef KVQ_CUDA_KERNELS_CUH
+#define KVQ_CUDA_KERNELS_CUH
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* fp16_slot values of the device tensors. A token stored in fp16 has its row
+ * in the permanent pool (rows) or, with this bit set, in the temporary pool
+ * (temp_rows: a cache's window and residual tokens, which S15.3 lets change). */
+#define KVQ_CUDA_TEMP_SLOT 0x80000000u
+#define KVQ_CUDA_NO_SLOT 0xFFFFFFFFu
+
+/* Where the group parameters of element (t, c) live (S4.5). */
+typedef enum kvq_cuda_param_layout {
+    KVQ_CUDA_PARAMS_VALUES = 0,     /* params[t * (d / G) + c / G] */
+    KVQ_CUDA_PARAMS_KEYS_ONLINE = 1, /* params[(t / G) * d + c] */
+    KVQ_CUDA_PARAMS_KEYS_CALIBRATED = 2 /* params[c] */
+} kvq_cuda_param_layout;
+
+/* One quantized head slice as every kernel sees it. The layout is S4.4's
+ * except for two things the kernels need: outliers are always stored by token
+ * (CSR: optr[n_tokens + 1], channel, value; for keys the host converts to and
+ * from S4.4's CSC), and fp16 rows are found through `slot` (see above). Codes
+ * are rows of row_words little-endian 32-bit words (S5.2, S5.3). Params are
+ * kvq_group_params as one 32-bit word: a | b << 16. */
+typedef struct kvq_cuda_view {
+    const uint8_t *precision;   /* [n_tokens] kvq_precision */
+    const uint32_t *slot;       /* [n_tokens] */
+    const uint16_t *rows;       /* permanent fp16 rows [..][head_dim] */
+    const uint16_t *temp_rows;  /* temporary fp16 rows [..][head_dim] (NULL unless a cache's) */
+    const uint32_t *codes;      /* [n_tokens][row_words] (+16 bytes of slack for 16-byte loads) */
+    const uint32_t *params;     /* see kvq_cuda_param_layout */
+    const uint32_t *optr;       /* [n_tokens + 1] outliers by token */
+    const uint16_t *ochan;      /* [n_outliers] channel */
+    const uint16_t *oval;       /* [n_outliers] fp16 bits */
+    uint32_t n_tokens, head_dim, row_words, bits;
+    uint32_t scheme;            /* kvq_scheme */
+    uint32_t layout;            /* kvq_cuda_param_layout */
+    uint32_t group_size;        /* values: G; online keys: block length; calibrated: unused */
+    float signpost[16];         /* NUQ codebook (S6.5); zeros otherwise */
+} kvq_cuda_view;
+
+/* How a group of numbers becomes codes (S3, S6): what the quantize kernels need. */
+typedef struct kvq_cuda_quantizer {
+    uint32_t scheme, bits;
+    float threshold[15];        /* NUQ tau_j (S6.2) */
+    float signpost[16];         /* NUQ s_j */
+} kvq_cuda_quantizer;
+
+/* ---- quantize (quantize.cu) ---------------------------------------------- */
+
+/* S1.3: the smallest index i < n with x[i] not finite within the fp16 range is
+ * atomically min-ed into *first_bad (which the caller initialises to all ones). */
+cudaError_t kvq_cuda_find_nonfinite(const float *x, size_t n, unsigned long long *first_bad, cudaStream_t stream);
+
+/* S4.1 step 3: for tokens t in [t_begin, t_end) with slot[t] != NO_SLOT, the
+ * row fp16(x[t - x_base][c]); temporary slots always, permanent ones only for
+ * t >= perm_from (older permanent rows were written before). */
+cudaError_t kvq_cuda_write_fp16_rows(const float *x, uint32_t x_base, uint32_t t_begin, uint32_t t_end,
+                                     uint32_t perm_from, uint32_t head_dim, const uint32_t *slot, uint16_t *rows,
+                                     uint16_t *temp_rows, cudaStream_t stream);
+
+/* S4.2 values: for every QUANTIZED token in [t_begin, t_end) and group j,
+ * outliers (S7.2), params (S3/S6) into params[t * (d / G) + j], codes and
+ * outlier marks into codes_u8 / mask_u8 at row t - u_base. */
+cudaError_t kvq_cuda_quantize_values(const float *x, uint32_t x_base, uint32_t t_begin, uint32_t t_end,
+                                     uint32_t head_dim, uint32_t group_size, uint32_t outlier_ppm,
+                                     const uint8_t *precision, const kvq_cuda_quantizer *q, uint32_t *params,
+                                     uint8_t *codes_u8, uint8_t *mask_u8, uint32_t u_base, cudaStream_t stream);
+
+/* S4.2 calibrated keys: params[c] fixed (computed by the caller); codes and the
+ * strict outlier rule (S7.3) for every QUANTIZED token in [t_begin, t_end).
+ * ranges holds lo, hi per channel. */
+cudaError_t kvq_cuda_quantize_keys_calibrated(const float *x, uint32_t x_base, uint32_t t_begin, uint32_t t_end,
+                                              uint32_t head_dim, const uint8_t *precision,
+                                              const kvq_cuda_quantizer *q, const uint32_t *params,
+                                              const float *ranges, uint8_t *codes_u8, uint8_t *mask_u8,
+                                              uint32_t u_base, cudaStream_t stream);
+
+/* S4.3 online keys: blocks [b_begin, b_end) of G tokens; per channel of each
+ * block with a QUANTIZED token: outliers over the eligible tokens, params into
+ * params[b * d + c], codes and marks at row t - u_base. Only eligible tokens'
+ * inputs are read, so x may start at x_base > b_begin * G. */
+cudaError_t kvq_cuda_quantize_keys_online(const float *x, uint32_t x_base, uint32_t b_begin, uint32_t b_end,
+                                          uint32_t head_dim, uint32_t group_size, uint32_t outlier_ppm,
+                                          const uint8_t *precision, const kvq_cuda_quantizer *q, uint32_t *params,
+                                          uint8_t *codes_u8, uint8_t *mask_u8, uint32_t u_base, cudaStream_t stream);
+
+/* S4.1 step 6: pack the rows of the QUANTIZED tokens in [t_begin, t_end) from
+ * codes_u8 (row t - u_base) into codes (row t of row_words words). */
+cudaError_t kvq_cuda_pack_token_rows(const uint8_t *codes_u8, uint32_t u_base, uint32_t t_begin, uint32_t t_end,
+                                     uint32_t head_dim, uint32_t bits, const uint8_t *precision, uint32_t *codes,
+                                     cudaStream_t stream);
+
+/* S4.1 step 7, first half: counts[i] = outliers of token t_begin + i (from
+ * mask_u8 row t - u_base) for i < n = t_end - t_begin, then an exclusive scan
+ * into scan[0 .. n] using `temp` (temp_bytes, see kvq_cuda_scan_temp_bytes).
+ * Synchronises the stream and returns the total in *total. */
+cudaError_t kvq_cuda_count_outliers(const uint8_t *mask_u8, uint32_t u_base, uint32_t t_begin, uint32_t t_end,
+                                    uint32_t head_dim, uint32_t *counts, uint32_t *scan, void *temp,
+                                    size_t temp_bytes, uint32_t *total, cudaStream_t stream);
+/* Scratch bytes kvq_cuda_count_outliers needs for n tokens. */
+size_t kvq_cuda_scan_temp_bytes(uint32_t n);
+
+/* S4.1 step 7, second half: optr[t] = base + scan[t - t_begin] for t in
+ * [t_begin, t_end], then optr[t] = base + scan[n] for t in (t_end, ptr_end];
+ * the outliers of each token in channel order at ochan/oval[optr[t] ..]. */
+cudaError_t kvq_cuda_fill_outliers(const float *x, uint32_t x_base, const uint8_t *mask_u8, uint32_t u_base,
+                                   uint32_t t_begin, uint32_t t_end, uint32_t ptr_end, uint32_t head_dim,
+                                   const uint32_t *scan, uint32_t base, uint32_t *optr, uint16_t *ochan,
+                                   uint16_t *oval, cudaStream_t stream);
+
+/* ---- dequantize and packing (dequantize.cu, pack.cu) --------------------- */
+
+/* cudaSuccess when this build holds code the current device can run (the
+ * architectures chosen at build time, or PTX it can compile). */
+cudaError_t kvq_cuda_probe(void);
+
+/* S4.5: out[n_tokens][head_dim] = the exact values of view (outliers applied). */
+cudaError_t kvq_cuda_dequantize(const kvq_cuda_view *view, float *out, cudaStream_t stream);
+
+/* S5.2 for the ABI's L0 operations: n_rows rows of row_len codes (one per
+ * byte) <-> packed rows of row_len * bits / 8 bytes. */
+cudaError_t kvq_cuda_pack_rows(const uint8_t *codes, uint32_t n_rows, uint32_t row_len, uint32_t bits,
+                               uint8_t *packed, cudaStream_t stream);
+cudaError_t kvq_cuda_unpack_rows(const uint8_t *packed, uint32_t n_rows, uint32_t row_len, uint32_t bits,
+                                 uint8_t *codes, cudaStream_t stream);
+
+/* ---- decode attention (attention.cu) ------------------------------------- */
+
+/* One sequence of a (batched) decode attention call (S11). */
+typedef struct kvq_cuda_seq {
+    kvq_cuda_view keys, values;
+    const uint32_t *positions;  /* [n_tokens], or NULL: position of token t is pos0 + t */
+    uint32_t pos0;
+    uint32_t q_position;
+    uint32_t n_tokens;
+    uint32_t n_splits;          /* ceil(n_tokens / tokens_per_split), filled by the launcher's caller */
+} kvq_cuda_seq;
+
+typedef struct kvq_cuda_attention_args {
+    const kvq_cuda_seq *seqs;   /* device [n_seq] */
+    const float *q;             /* device [n_seq][n_q][head_dim], before RoPE */
+    const double *theta;        /* device [head_dim / 2] RoPE inverse frequencies (S9.3), NULL: no rotation */
+    const double *rope_step;    /* device kvq_cuda_rope_step_table (faster RoPE of consecutive positions), or NULL */
+    uint32_t pairing;           /* kvq_rope_pairing (ignored when theta is NULL) */
+    uint32_t n_seq, n_q, head_dim;
+    uint32_t tokens_per_split;  /* a multiple of kvq_cuda_attention_tile(head_dim) */
+    uint32_t max_splits;        /* largest n_splits */
+    uint32_t max_key_words;     /* largest keys.row_words of the batch (sizes shared memory) */
+    uint32_t max_value_words;   /* largest values.row_words */
+    float score_scale;          /* fl32(log2(e) / sqrt(head_dim)): scores in the base-2 domain */
+    float *partial_o;           /* device [n_seq][max_splits][n_q][head_dim] (unused if max_splits == 1) */
+    float *partial_ml;          /* device [n_seq][max_splits][n_q][2] */
+    float *out;                 /* device [n_seq][n_q][head_dim] */
+    uint32_t *flags;            /* device word, bit 0: a dequantized key beyond the fp16 range */
+} kvq_cuda_attention_args;
+
+/* Host: table[i][b] = (cos, sin) of b * theta[i] in double, b < 16, i <
+ * head_dim / 2 (head_dim * 16 doubles): with it the kernel computes RoPE of
+ * tiles at consecutive positions by angle addition (see attention.cu). */
+void kvq_cuda_rope_step_table(const double *theta, uint32_t head_dim, double *table);
+
+/* Tokens per tile of the attention kernel for head_dim (64 at present):
+ * tokens_per_split must be a multiple of it. */
+uint32_t kvq_cuda_attention_tile(uint32_t head_dim);
+
+/* S11 with flash-decoding: one block per (split, group of query heads,
+ * sequence), then a combine kernel when any sequence has several splits. */
+cudaError_t kvq_cuda_attention(const kvq_cuda_attention_args *args, cudaStream_t stream);
+
+/* ---- the unquantized baseline (baseline.cu) ------------------------------ */
+
+/* In place over scores[rows][n] (fp32): p = softmax(scale * s) per row,
+ * written as fp16 into probs[rows][n]. */
+cudaError_t kvq_cuda_softmax_rows(const float *scores, uint32_t rows, uint32_t n, float scale, uint16_t *probs,
+                                  cudaStream_t stream);
+/* fp32 -> fp16 (round to nearest even) of n elements. */
+cudaError_t kvq_cuda_to_fp16(const float *in, size_t n, uint16_t *out, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KVQ_CUDA_KERNELS_CUH */
