@@ -77,7 +77,7 @@ kvq_status cuda_attention_run(kvq_backend_context *ctx, const cuda_attention_seq
     const uint32_t T = kvq_cuda_attention_tile(d);
 
     /* Splits: enough blocks to fill the GPU about four times over, in whole
-     * tiles, the same length for every sequence. */
+     * tiles (of both kernels), the same length for every sequence. */
     uint64_t tiles = 0;
     uint32_t max_key_words = 1, max_value_words = 1;
     for (uint32_t s = 0; s < n_seq; s++) {
@@ -155,6 +155,7 @@ kvq_status cuda_attention_run(kvq_backend_context *ctx, const cuda_attention_seq
     free(upload_positions);
 
     const double *rope_step = rotate ? cuda_rope_step(ctx, rope->base, d) : NULL;
+    const float *rope_step32 = rotate ? cuda_rope_step32(ctx, rope->base, d) : NULL;
     status = cuda_upload(ctx, dev, host, upload_bytes, "attention");
     if (status == KVQ_OK) status = cuda_check(ctx, cudaMemsetAsync(dev_flags, 0, 4, ctx->stream), "attention");
     for (uint32_t first = 0; status == KVQ_OK && first < n_seq; first += CUDA_MAX_SEQ_PER_LAUNCH) {
@@ -164,6 +165,8 @@ kvq_status cuda_attention_run(kvq_backend_context *ctx, const cuda_attention_seq
             .q = (const float *)(dev + desc_bytes + theta_bytes) + (size_t)first * n_q * d,
             .theta = rotate ? (const double *)(dev + desc_bytes) : NULL,
             .rope_step = rope_step,
+            .rope_step32 = rope_step32,
+            .seqs_host = desc + first,
             .pairing = rotate ? (uint32_t)rope->pairing : 0u,
             .n_seq = count,
             .n_q = n_q,

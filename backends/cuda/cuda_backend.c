@@ -117,6 +117,7 @@ void cuda_close(kvq_backend_context *ctx)
     cudaStreamSynchronize(ctx->stream);
     for (int i = 0; i < CUDA_SCRATCH_COUNT; i++) cuda_free(ctx->scratch[i]);
     cuda_free(ctx->rope_step);
+    cuda_free(ctx->rope_step32);
     if (ctx->pinned != NULL) cudaFreeHost(ctx->pinned);
     cudaStreamDestroy(ctx->stream);
     free(ctx);

@@ -156,3 +156,28 @@ const double *cuda_rope_step(kvq_backend_context *ctx, float base, uint32_t head
     ctx->step_base = base;
     return dev;
 }
+
+const float *cuda_rope_step32(kvq_backend_context *ctx, float base, uint32_t head_dim)
+{
+    if (ctx->rope_step32 != NULL && ctx->step32_dim == head_dim && ctx->step32_base == base) return ctx->rope_step32;
+    const size_t floats = (size_t)head_dim * KVQ_CUDA_STEP32_OFFSETS; /* [d/2][offsets] (cos, sin) */
+    float *host = malloc(floats * sizeof *host);
+    void *dev = NULL;
+    if (host == NULL || cuda_alloc(ctx, floats * sizeof *host, false, &dev, "RoPE table") != KVQ_OK) {
+        free(host);
+        return NULL;
+    }
+    kvq_cuda_rope_step32_table(cuda_rope_theta(ctx, base, head_dim), head_dim, host);
+    cudaError_t err = cudaMemcpy(dev, host, floats * sizeof *host, cudaMemcpyHostToDevice);
+    free(host);
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        cuda_free(dev);
+        return NULL;
+    }
+    cuda_free(ctx->rope_step32);
+    ctx->rope_step32 = dev;
+    ctx->step32_dim = head_dim;
+    ctx->step32_base = base;
+    return dev;
+}

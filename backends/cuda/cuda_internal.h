@@ -32,6 +32,7 @@ typedef enum cuda_scratch_id {
     CUDA_SCRATCH_UPLOAD,  /* per-call uploads: descriptors, queries, positions, RoPE table, ranges */
     CUDA_SCRATCH_PARTIAL, /* attention: partial results of the splits */
     CUDA_SCRATCH_OUTPUT,  /* results on their way back to the host */
+    CUDA_SCRATCH_BATCH,   /* cuda_quantize_jobs: every job's codes, marks, counts, scan, CUB storage, totals */
     CUDA_SCRATCH_COUNT
 } cuda_scratch_id;
 
@@ -53,6 +54,10 @@ struct kvq_backend_context {
     double *rope_step;
     float step_base;
     uint32_t step_dim;
+    /* Device copy of kvq_cuda_rope_step32_table for (step32_base, step32_dim). */
+    float *rope_step32;
+    float step32_base;
+    uint32_t step32_dim;
 };
 
 /* Device allocations a tensor may own. */
@@ -103,6 +108,8 @@ const double *cuda_rope_theta(kvq_backend_context *ctx, float base, uint32_t hea
  * once per (base, head_dim) (synchronously); NULL if it cannot be had, which
  * only makes attention compute every cos/sin directly. */
 const double *cuda_rope_step(kvq_backend_context *ctx, float base, uint32_t head_dim);
+/* The same for kvq_cuda_rope_step32_table (the fast attention kernel's). */
+const float *cuda_rope_step32(kvq_backend_context *ctx, float base, uint32_t head_dim);
 
 /* ---- validation (cuda_validate.c), libkvq's checks in libkvq's order ---- */
 kvq_status cuda_check_config_enums(kvq_backend_context *ctx, const kvq_head_config *config, const char *name);
@@ -144,7 +151,7 @@ typedef struct cuda_quant_job {
     uint32_t *codes;               /* device packed rows, the whole tensor's */
     const uint32_t *cal_params;    /* calibrated keys: device params[d] */
     const float *cal_ranges;       /* calibrated keys: device lo, hi per channel */
-    /* set by cuda_quantize_codes */
+    /* set by cuda_quantize_codes and cuda_quantize_jobs */
     uint32_t u_base;               /* first token of the scratch rows */
     uint32_t n_outliers;           /* outliers of the range */
 } cuda_quant_job;
@@ -155,6 +162,28 @@ kvq_status cuda_quantize_codes(kvq_backend_context *ctx, cuda_quant_job *job);
 /* The range's outliers at ochan/oval[base ..], optr[t_begin .. ptr_end]. */
 kvq_status cuda_quantize_outliers(kvq_backend_context *ctx, const cuda_quant_job *job, uint32_t ptr_end,
                                   uint32_t base, uint32_t *optr, uint16_t *ochan, uint16_t *oval);
+
+/* The two halves of cuda_quantize_codes, shared with cuda_quantize_jobs:
+ * cuda_quant_job_begin sets job->u_base (n_outliers = 0) and returns the bytes
+ * each of codes_u8 and mask_u8 needs; cuda_quant_job_enqueue enqueues S4.1
+ * steps 4-6 (params, codes, marks, packed rows) into that zeroed scratch. */
+size_t cuda_quant_job_begin(cuda_quant_job *job);
+kvq_status cuda_quant_job_enqueue(kvq_backend_context *ctx, const cuda_quant_job *job, uint8_t *codes_u8,
+                                  uint8_t *mask_u8);
+
+/* S4.1 steps 4-7 for n_jobs jobs (cuda_quantize_batch.c) with ONE host
+ * synchronisation in all, for callers that quantize many slices at once (a
+ * model layer's heads): every job's codes, params and packed rows and its
+ * outlier count are enqueued, the counts are downloaded together, then every
+ * job's outliers are enqueued at ochan/oval[j][0 ..] and optr[j][t_begin ..
+ * t_end] (base 0). Sets each job's u_base and n_outliers. If a job has more
+ * outliers than capacity[j], fails with KVQ_ERR_SIZE_MISMATCH naming it and
+ * writes no outliers of any job (codes and params are written by then).
+ * Returns with the outlier work still in flight on ctx->stream: later work
+ * on that stream sees it, the host must synchronise before reading it. */
+kvq_status cuda_quantize_jobs(kvq_backend_context *ctx, cuda_quant_job *jobs, uint32_t n_jobs,
+                              uint32_t *const *optr, uint16_t *const *ochan, uint16_t *const *oval,
+                              const uint32_t *capacity);
 
 /* ---- attention (cuda_attention.c) --------------------------------------- */
 /* One sequence for cuda_attention_run; keys/values validated by the caller. */

@@ -14,20 +14,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-kvq_status cuda_quantize_codes(kvq_backend_context *ctx, cuda_quant_job *job)
+size_t cuda_quant_job_begin(cuda_quant_job *job)
+{
+    const kvq_head_config *cfg = job->config;
+    const bool online = cfg->role == KVQ_ROLE_KEYS && cfg->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE;
+    const uint32_t G = online ? cfg->group_size : 1u;
+    /* Online keys work in whole blocks; the block holding t_begin may start
+     * before it (its earlier tokens are final fp16 tokens, never read). */
+    job->u_base = job->t_begin / G * G;
+    job->n_outliers = 0;
+    return ((size_t)(job->t_end - job->u_base) * job->head_dim) + 1u;
+}
+
+kvq_status cuda_quant_job_enqueue(kvq_backend_context *ctx, const cuda_quant_job *job, uint8_t *codes_u8,
+                                  uint8_t *mask_u8)
 {
     const kvq_head_config *cfg = job->config;
     const uint32_t d = job->head_dim;
     const bool keys = cfg->role == KVQ_ROLE_KEYS;
     const bool online = keys && cfg->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE;
     const uint32_t G = online ? cfg->group_size : 1u;
-    /* Online keys work in whole blocks; the block holding t_begin may start
-     * before it (its earlier tokens are final fp16 tokens, never read). */
-    job->u_base = job->t_begin / G * G;
-    job->n_outliers = 0;
-    const uint32_t n = job->t_end - job->t_begin;
-    const size_t scratch_bytes = ((size_t)(job->t_end - job->u_base) * d) + 1u;
+    if (job->t_end == job->t_begin) return KVQ_OK;
+    cudaStream_t s = ctx->stream;
+    kvq_cuda_quantizer q = cuda_quantizer_of(&cfg->quantizer);
+    cudaError_t err;
+    if (!keys) {
+        uint32_t g = cfg->group_size == 0 ? d : cfg->group_size;
+        err = kvq_cuda_quantize_values(job->x, job->x_base, job->t_begin, job->t_end, d, g, cfg->outlier_ppm,
+                                       job->precision, &q, job->params, codes_u8, mask_u8, job->u_base, s);
+    } else if (online) {
+        err = kvq_cuda_quantize_keys_online(job->x, job->x_base, job->t_begin / G, job->t_end / G, d, G,
+                                            cfg->outlier_ppm, job->precision, &q, job->params, codes_u8, mask_u8,
+                                            job->u_base, s);
+    } else {
+        err = kvq_cuda_quantize_keys_calibrated(job->x, job->x_base, job->t_begin, job->t_end, d, job->precision, &q,
+                                                job->cal_params, job->cal_ranges, codes_u8, mask_u8, job->u_base, s);
+    }
+    if (err == cudaSuccess)
+        err = kvq_cuda_pack_token_rows(codes_u8, job->u_base, job->t_begin, job->t_end, d, cfg->quantizer.bits,
+                                       job->precision, job->codes, s);
+    return cuda_check(ctx, err, "quantize");
+}
 
+kvq_status cuda_quantize_codes(kvq_backend_context *ctx, cuda_quant_job *job)
+{
+    const size_t scratch_bytes = cuda_quant_job_begin(job);
+    const uint32_t n = job->t_end - job->t_begin;
     void *codes_u8 = NULL, *mask_u8 = NULL, *counts = NULL, *cub = NULL;
     const size_t cub_bytes = kvq_cuda_scan_temp_bytes(n);
     kvq_status status = cuda_scratch(ctx, CUDA_SCRATCH_CODES, scratch_bytes, &codes_u8);
@@ -40,30 +72,12 @@ kvq_status cuda_quantize_codes(kvq_backend_context *ctx, cuda_quant_job *job)
     cudaStream_t s = ctx->stream;
     cudaError_t err = cudaMemsetAsync(codes_u8, 0, scratch_bytes, s);
     if (err == cudaSuccess) err = cudaMemsetAsync(mask_u8, 0, scratch_bytes, s);
-    kvq_cuda_quantizer q = cuda_quantizer_of(&cfg->quantizer);
-    if (err == cudaSuccess) {
-        if (!keys) {
-            uint32_t g = cfg->group_size == 0 ? d : cfg->group_size;
-            err = kvq_cuda_quantize_values(job->x, job->x_base, job->t_begin, job->t_end, d, g, cfg->outlier_ppm,
-                                           job->precision, &q, job->params, codes_u8, mask_u8, job->u_base, s);
-        } else if (online) {
-            err = kvq_cuda_quantize_keys_online(job->x, job->x_base, job->t_begin / G, job->t_end / G, d, G,
-                                                cfg->outlier_ppm, job->precision, &q, job->params, codes_u8, mask_u8,
-                                                job->u_base, s);
-        } else {
-            err = kvq_cuda_quantize_keys_calibrated(job->x, job->x_base, job->t_begin, job->t_end, d, job->precision,
-                                                    &q, job->cal_params, job->cal_ranges, codes_u8, mask_u8,
-                                                    job->u_base, s);
-        }
-    }
-    if (err == cudaSuccess)
-        err = kvq_cuda_pack_token_rows(codes_u8, job->u_base, job->t_begin, job->t_end, d, cfg->quantizer.bits,
-                                       job->precision, job->codes, s);
-    if (err == cudaSuccess) {
-        uint32_t *c = counts;
-        err = kvq_cuda_count_outliers(mask_u8, job->u_base, job->t_begin, job->t_end, d, c, c + n + 1u, cub,
-                                      cub_bytes, &job->n_outliers, s);
-    }
+    if (err != cudaSuccess) return cuda_check(ctx, err, "quantize");
+    status = cuda_quant_job_enqueue(ctx, job, codes_u8, mask_u8);
+    if (status != KVQ_OK) return status;
+    uint32_t *c = counts;
+    err = kvq_cuda_count_outliers(mask_u8, job->u_base, job->t_begin, job->t_end, job->head_dim, c, c + n + 1u, cub,
+                                  cub_bytes, &job->n_outliers, s);
     return cuda_check(ctx, err, "quantize");
 }
 

@@ -7,16 +7,21 @@
  *                                 fails, 77 when there is no CUDA device
  *   kvq_cuda_selfcheck --bench    also time decode attention against the
  *                                 cuBLAS fp16 baseline (--bench-only: just that)
+ *   kvq_cuda_selfcheck --jobs-only  packing, errors, quantize_head and the
+ *                                 batched quantization (cuda_quantize_jobs) only
  *
  * Checked: packing (S5), quantize_head field by field (S4.4) and dequantize
  * bit for bit (S4.5) over roles, key modes, schemes, widths, groups,
  * outliers, sinks, policies, windows and shapes; tensor_upload; attention
- * (single, GQA, batch) within kvq_attention_error_bound (S12.3); the cache
+ * (single, GQA, batch) within kvq_attention_error_bound (S12.3); the backend's
+ * batched quantization (cuda_quantize_jobs) against its per-slice steps, byte
+ * for byte; the cache
  * appended in pieces against kvq_cache after every append (S15); error codes.
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime under -std=c11 */
 #include "cuda_backend.h"
 #include "cuda_baseline.h"
+#include "cuda_internal.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -263,6 +268,261 @@ static void check_quantize(void)
     printf("quantize/dequantize/upload: %d cases\n", count);
 }
 
+/* ---- batched quantization (cuda_quantize_jobs, cuda_quantize_batch.c) ----
+ * The same head slices quantized slice by slice (cuda_quantize_codes +
+ * cuda_quantize_outliers, as quantize_head and the cache run them) and as one
+ * batch must give the same bytes in every output array. */
+typedef struct jobs_case {
+    kvq_role role;
+    kvq_key_mode mode;
+    kvq_scheme scheme;
+    uint32_t bits, group, d, n, t_begin, t_end;
+    int input;
+} jobs_case;
+
+enum { JA_PRECISION, JA_CODES, JA_PARAMS, JA_OPTR, JA_OCHAN, JA_OVAL, JA_COUNT };
+static const char *const ja_names[JA_COUNT] = {"precision", "codes", "params", "optr", "ochan", "oval"};
+
+typedef struct jobs_slice {
+    jobs_case c;
+    kvq_head_config cfg;
+    kvq_channel_range *ranges;
+    size_t bytes[JA_COUNT];
+    void *dev[2][JA_COUNT]; /* per way: 0 slice by slice, 1 batched */
+    float *dx, *dranges;
+    uint32_t capacity;      /* outlier room: every element */
+    cuda_quant_job job[2];
+} jobs_slice;
+
+static bool cuda_ok(cudaError_t err, const char *what)
+{
+    CHECK(err == cudaSuccess, "quantize jobs: %s: %s", what, cudaGetErrorString(err));
+    return err == cudaSuccess;
+}
+
+static size_t jobs_param_count(const jobs_case *c)
+{
+    if (c->role == KVQ_ROLE_VALUES) return (size_t)c->n * (c->d / (c->group == 0 ? c->d : c->group));
+    if (c->mode == KVQ_KEYS_PER_CHANNEL_ONLINE) return (size_t)((c->n + c->group - 1u) / c->group) * c->d;
+    return c->d;
+}
+
+/* Inputs, precision and both ways' output arrays of one slice on the device. */
+static bool jobs_slice_make(jobs_slice *s, const jobs_case *c)
+{
+    memset(s, 0, sizeof *s);
+    s->c = *c;
+    const uint32_t n = c->n, d = c->d;
+    const size_t elems = (size_t)n * d;
+    float *x = malloc(elems * 4u);
+    uint8_t *modality = malloc(n), *decided = malloc(n), *precision = malloc(n);
+    s->ranges = malloc(d * sizeof *s->ranges);
+    kvq_group_params *cal = malloc(d * sizeof *cal);
+    bool ok = x && modality && decided && precision && s->ranges && cal;
+    if (ok) {
+        fill_input(x, elems, c->input);
+        for (uint32_t t = 0; t < n; t++) modality[t] = (uint8_t)rnd(3);
+        qcase q = {c->role, c->mode, c->scheme, c->bits, c->group, 10000u, d, n, 1 /* text-centric, a sink */,
+                   c->input};
+        config_of(&q, &s->cfg, s->ranges, x);
+        ok = kvq_token_precision(&s->cfg.policy, modality, 0, 0, n, decided) == KVQ_OK;
+        CHECK(ok, "quantize jobs: kvq_token_precision: %s", kvq_last_error());
+    }
+    if (ok) cuda_final_precision(&s->cfg, n, decided, 0, precision);
+    const bool calibrated = c->role == KVQ_ROLE_KEYS && c->mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED;
+    s->capacity = (uint32_t)elems;
+    s->bytes[JA_PRECISION] = n;
+    s->bytes[JA_CODES] = (size_t)n * kvq_packed_bytes(d, c->bits);
+    s->bytes[JA_PARAMS] = jobs_param_count(c) * 4u;
+    s->bytes[JA_OPTR] = ((size_t)n + 1u) * 4u;
+    s->bytes[JA_OCHAN] = elems * 2u;
+    s->bytes[JA_OVAL] = elems * 2u;
+    ok = ok && cuda_ok(cudaMalloc((void **)&s->dx, elems * 4u), "input") &&
+         cuda_ok(cudaMemcpy(s->dx, x, elems * 4u, cudaMemcpyHostToDevice), "input") &&
+         cuda_ok(cudaMalloc((void **)&s->dranges, (size_t)d * 8u), "ranges") &&
+         cuda_ok(cudaMemcpy(s->dranges, s->ranges, (size_t)d * 8u, cudaMemcpyHostToDevice), "ranges");
+    for (uint32_t i = 0; calibrated && i < d; i++)
+        cal[i] = kvq_group_params_from_range(&s->cfg.quantizer, s->ranges[i].lo, s->ranges[i].hi);
+    for (int w = 0; ok && w < 2; w++) {
+        for (int a = 0; ok && a < JA_COUNT; a++) {
+            /* +16: the kernels' slack for 16-byte loads of the last row (cuda_alloc). */
+            ok = cuda_ok(cudaMalloc(&s->dev[w][a], s->bytes[a] + 16u), "outputs") &&
+                 cuda_ok(cudaMemset(s->dev[w][a], a < JA_OPTR ? 0 : 0xA5, s->bytes[a] + 16u), "outputs");
+        }
+        ok = ok && cuda_ok(cudaMemcpy(s->dev[w][JA_PRECISION], precision, n, cudaMemcpyHostToDevice), "precision");
+        if (ok && calibrated)
+            ok = cuda_ok(cudaMemcpy(s->dev[w][JA_PARAMS], cal, (size_t)d * 4u, cudaMemcpyHostToDevice), "params");
+        s->job[w] = (cuda_quant_job){.config = &s->cfg,
+                                     .head_dim = d,
+                                     .x = s->dx + (size_t)c->t_begin * d,
+                                     .x_base = c->t_begin,
+                                     .t_begin = c->t_begin,
+                                     .t_end = c->t_end,
+                                     .precision = s->dev[w][JA_PRECISION],
+                                     .params = s->dev[w][JA_PARAMS],
+                                     .codes = s->dev[w][JA_CODES],
+                                     .cal_params = s->dev[w][JA_PARAMS],
+                                     .cal_ranges = s->dranges};
+    }
+    free(x);
+    free(modality);
+    free(decided);
+    free(precision);
+    free(cal);
+    return ok;
+}
+
+static void jobs_slice_free(jobs_slice *s)
+{
+    for (int w = 0; w < 2; w++)
+        for (int a = 0; a < JA_COUNT; a++) cudaFree(s->dev[w][a]);
+    cudaFree(s->dx);
+    cudaFree(s->dranges);
+    free(s->ranges);
+}
+
+/* Every output array of both ways, byte for byte (slack excluded). */
+static void jobs_compare(const jobs_slice *s, const char *what)
+{
+    CHECK(s->job[0].n_outliers == s->job[1].n_outliers, "%s: %u outliers slice by slice, %u batched", what,
+          s->job[0].n_outliers, s->job[1].n_outliers);
+    for (int a = 0; a < JA_COUNT; a++) {
+        unsigned char *x = malloc(s->bytes[a] + 1u), *y = malloc(s->bytes[a] + 1u);
+        bool ok = x && y && cuda_ok(cudaMemcpy(x, s->dev[0][a], s->bytes[a], cudaMemcpyDeviceToHost), "read back") &&
+                  cuda_ok(cudaMemcpy(y, s->dev[1][a], s->bytes[a], cudaMemcpyDeviceToHost), "read back");
+        size_t first = s->bytes[a];
+        for (size_t i = 0; ok && i < s->bytes[a]; i++)
+            if (x[i] != y[i]) {
+                first = i;
+                break;
+            }
+        CHECK(ok && first == s->bytes[a], "%s: %s differs from byte %zu of %zu (0x%02x slice by slice, 0x%02x batched)",
+              what, ja_names[a], first, s->bytes[a], first < s->bytes[a] ? x[first] : 0u,
+              first < s->bytes[a] ? y[first] : 0u);
+        free(x);
+        free(y);
+    }
+}
+
+/* A job over its room: KVQ_ERR_SIZE_MISMATCH naming it, and no outlier
+ * array of any job written. */
+static void jobs_check_capacity(jobs_slice *s, uint32_t n_slices)
+{
+    uint32_t victim = n_slices;
+    size_t ptr_bytes = 0, val_bytes = 0;
+    for (uint32_t i = 0; i < n_slices; i++) {
+        if (victim == n_slices && s[i].job[1].n_outliers > 0) victim = i;
+        if (s[i].bytes[JA_OPTR] > ptr_bytes) ptr_bytes = s[i].bytes[JA_OPTR];
+        if (s[i].bytes[JA_OCHAN] > val_bytes) val_bytes = s[i].bytes[JA_OCHAN];
+    }
+    CHECK(victim < n_slices, "quantize jobs: no slice has outliers");
+    if (victim == n_slices) return;
+    void *spare[3] = {NULL, NULL, NULL};
+    size_t spare_bytes[3] = {ptr_bytes, val_bytes, val_bytes};
+    bool ok = true;
+    for (int a = 0; ok && a < 3; a++)
+        ok = cuda_ok(cudaMalloc(&spare[a], spare_bytes[a]), "spare outputs") &&
+             cuda_ok(cudaMemset(spare[a], 0x5A, spare_bytes[a]), "spare outputs");
+    cuda_quant_job *jobs = malloc(n_slices * sizeof *jobs);
+    uint32_t **optr = malloc(n_slices * sizeof *optr), *cap = malloc(n_slices * sizeof *cap);
+    uint16_t **ochan = malloc(n_slices * sizeof *ochan), **oval = malloc(n_slices * sizeof *oval);
+    ok = ok && jobs && optr && cap && ochan && oval;
+    for (uint32_t i = 0; ok && i < n_slices; i++) {
+        jobs[i] = s[i].job[1]; /* codes and params are rewritten with the same bytes */
+        optr[i] = spare[0];
+        ochan[i] = spare[1];
+        oval[i] = spare[2];
+        cap[i] = i == victim ? s[i].job[1].n_outliers - 1u : s[i].capacity;
+    }
+    if (ok) {
+        kvq_status st = cuda_quantize_jobs(ctx, jobs, n_slices, optr, ochan, oval, cap);
+        char expect[32];
+        snprintf(expect, sizeof expect, "job %u ", victim);
+        CHECK(st == KVQ_ERR_SIZE_MISMATCH && strstr(api->last_error(ctx), expect) != NULL,
+              "quantize jobs over capacity: status %d, message \"%s\"", st, api->last_error(ctx));
+        CHECK(cudaStreamSynchronize(ctx->stream) == cudaSuccess, "quantize jobs over capacity: device error");
+        for (int a = 0; a < 3; a++) {
+            unsigned char *h = malloc(spare_bytes[a]);
+            bool same = h && cuda_ok(cudaMemcpy(h, spare[a], spare_bytes[a], cudaMemcpyDeviceToHost), "read back");
+            for (size_t i = 0; same && i < spare_bytes[a]; i++) same = h[i] == 0x5A;
+            CHECK(same, "quantize jobs over capacity: outlier array %d was written", a);
+            free(h);
+        }
+    }
+    for (int a = 0; a < 3; a++) cudaFree(spare[a]);
+    free(jobs);
+    free(optr);
+    free(cap);
+    free(ochan);
+    free(oval);
+}
+
+static void check_quantize_jobs(void)
+{
+    /* Keys online and calibrated, values; uniform 2/4-bit, NUQ; 1% outliers;
+     * the text-centric policy with a sink; whole slices, sub-ranges (as a
+     * cache quantizes them), an empty range, and slices long enough for
+     * multi-tile scans. */
+    static const jobs_case cases[] = {
+        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_UNIFORM_ASYM, 4, 0, 128, 300, 0, 300, 3},
+        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, KVQ_SCHEME_UNIFORM_ASYM, 2, 16, 128, 300, 0, 300, 0},
+        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_NUQ, 4, 32, 128, 257, 0, 257, 3},
+        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, KVQ_SCHEME_NUQ, 2, 64, 128, 500, 0, 500, 3},
+        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, KVQ_SCHEME_NUQ, 4, 8, 64, 200, 64, 200, 1},
+        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_CALIBRATED, KVQ_SCHEME_UNIFORM_ASYM, 4, 0, 128, 300, 0, 300, 3},
+        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_UNIFORM_SYM, 2, 8, 64, 123, 37, 123, 2},
+        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_UNIFORM_ASYM, 2, 0, 128, 50, 50, 50, 0},
+        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, KVQ_SCHEME_UNIFORM_ASYM, 4, 128, 128, 3000, 0, 3000, 3},
+        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_NUQ, 2, 0, 128, 3000, 0, 3000, 3},
+    };
+    enum { N = sizeof cases / sizeof cases[0] };
+    int batches = 0;
+    /* Twice, the second time in reverse order: the scratch is reused and carved differently. */
+    for (int round = 0; round < 2; round++) {
+        jobs_slice s[N];
+        cuda_quant_job jobs[N];
+        uint32_t *optr[N], cap[N];
+        uint16_t *ochan[N], *oval[N];
+        bool ok = true;
+        uint32_t made = 0;
+        for (; ok && made < N; made++) ok = jobs_slice_make(&s[made], &cases[round ? N - 1u - made : made]);
+        for (uint32_t i = 0; ok && i < N; i++) {
+            kvq_status st = cuda_quantize_codes(ctx, &s[i].job[0]);
+            if (st == KVQ_OK && s[i].job[0].n_outliers > s[i].capacity) st = KVQ_ERR_SIZE_MISMATCH;
+            if (st == KVQ_OK)
+                st = cuda_quantize_outliers(ctx, &s[i].job[0], s[i].c.t_end, 0, s[i].dev[0][JA_OPTR],
+                                            s[i].dev[0][JA_OCHAN], s[i].dev[0][JA_OVAL]);
+            if (st == KVQ_OK) st = cuda_sync(ctx, "slice by slice");
+            CHECK(st == KVQ_OK, "quantize jobs: slice %u by itself: %s", i, api->last_error(ctx));
+            ok = st == KVQ_OK;
+            jobs[i] = s[i].job[1];
+            optr[i] = s[i].dev[1][JA_OPTR];
+            ochan[i] = s[i].dev[1][JA_OCHAN];
+            oval[i] = s[i].dev[1][JA_OVAL];
+            cap[i] = s[i].capacity;
+        }
+        if (ok) {
+            kvq_status st = cuda_quantize_jobs(ctx, jobs, N, optr, ochan, oval, cap);
+            if (st == KVQ_OK) st = cuda_sync(ctx, "batched");
+            CHECK(st == KVQ_OK, "quantize jobs: batch: %s", api->last_error(ctx));
+            ok = st == KVQ_OK;
+        }
+        for (uint32_t i = 0; ok && i < N; i++) {
+            char what[160];
+            const jobs_case *c = &s[i].c;
+            snprintf(what, sizeof what, "quantize jobs round %d slice %u (role %d mode %d scheme %d bits %u G %u d %u "
+                     "tokens [%u, %u) of %u)", round, i, c->role, c->mode, c->scheme, c->bits, c->group, c->d,
+                     c->t_begin, c->t_end, c->n);
+            s[i].job[1] = jobs[i];
+            jobs_compare(&s[i], what);
+        }
+        if (ok) jobs_check_capacity(s, N);
+        for (uint32_t i = 0; i < made; i++) jobs_slice_free(&s[i]);
+        batches += ok;
+    }
+    printf("quantize jobs: %d batches of %d slices, batched against slice by slice\n", batches, (int)N);
+}
+
 /* ---- attention ---- */
 
 /* out within kvq_attention_error_bound of the reference. */
@@ -283,6 +543,76 @@ static void compare_attention(const kvq_qtensor *k, const kvq_qtensor *v, const 
     CHECK(bad == 0, "%s: %zu of %zu outputs outside the bound (worst error/bound %.3g)", what, bad, m, worst);
     free(ref);
     free(bound);
+}
+
+/* The fast kernel's format (attention_fast.cu): head_dim 128, HALF RoPE at
+ * consecutive positions, equal 2/4/8-bit codes, one value group per token,
+ * keys calibrated or online in blocks of 32k tokens; with outliers, sinks and
+ * fp16 policy tokens, lengths around its tiles, up to several splits. */
+static void check_attention_fast(void)
+{
+    const unsigned long long launches0 = kvq_cuda_attention_fast_launches();
+    int count = 0;
+    for (int it = 0; it < 48; it++) {
+        const uint32_t d = 128;
+        const uint32_t bits = (uint32_t[]){2, 4, 8}[it % 3];
+        const bool nuq = bits != 8 && rnd(3) == 0;
+        const uint32_t n = (uint32_t[]){1, 31, 33, 128, 129, 300, 1000, 4097, 20000, 70000}[rnd(10)];
+        const uint32_t n_q = (uint32_t[]){1, 2, 3, 4, 8, 12}[rnd(6)];
+        size_t elems = (size_t)n * d;
+        float *keys = malloc(elems * 4u), *values = malloc(elems * 4u);
+        uint8_t *modality = malloc(n);
+        kvq_synth_params sp = {n, d, 5000u + (uint64_t)it, 2, 0.01f, 1, n > 64 ? 40 : 0, 8};
+        kvq_synth_kv(&sp, keys, values, modality);
+        kvq_channel_range *ranges = malloc(d * sizeof *ranges);
+        kvq_head_config kc, vc;
+        qcase k = {KVQ_ROLE_KEYS, rnd(3) ? KVQ_KEYS_PER_CHANNEL_ONLINE : KVQ_KEYS_PER_CHANNEL_CALIBRATED,
+                   nuq ? KVQ_SCHEME_NUQ : (kvq_scheme)rnd(2), bits, rnd(2) ? 128u : 32u,
+                   rnd(4) ? 10000u : 0u, d, n, (int)rnd(5), 0};
+        qcase v = {KVQ_ROLE_VALUES, 0, nuq ? KVQ_SCHEME_NUQ : (kvq_scheme)rnd(2), bits, 0, k.ppm, d, n, k.policy, 0};
+        config_of(&k, &kc, ranges, keys);
+        config_of(&v, &vc, NULL, values);
+        kvq_qtensor *rk = NULL, *rv = NULL;
+        CHECK(kvq_quantize_head(&kc, keys, n, d, modality, &rk) == KVQ_OK, "fast setup keys");
+        CHECK(kvq_quantize_head(&vc, values, n, d, modality, &rv) == KVQ_OK, "fast setup values");
+        kvq_backend_tensor *tk = NULL, *tv = NULL;
+        CHECK(api->tensor_upload(ctx, rk, &tk) == KVQ_OK, "upload keys: %s", api->last_error(ctx));
+        CHECK(api->tensor_upload(ctx, rv, &tv) == KVQ_OK, "upload values: %s", api->last_error(ctx));
+        uint32_t *pos = malloc(n * 4u);
+        uint32_t base = (uint32_t[]){0, 5000000, 2147483647u - 70001u}[rnd(3)];
+        for (uint32_t t = 0; t < n; t++) pos[t] = base + t;
+        kvq_rope rope = {KVQ_ROPE_HALF, rnd(2) ? 10000.0f : 500000.0f};
+        float *q = malloc((size_t)n_q * d * 4u), *out = malloc((size_t)n_q * d * 4u);
+        fill_input(q, (size_t)n_q * d, 0);
+        char what[200];
+        snprintf(what, sizeof what, "fast attention n %u n_q %u bits %u %s keys %s G %u ppm %u policy %d pos %u", n,
+                 n_q, bits, nuq ? "NUQ" : "uniform", k.mode == KVQ_KEYS_PER_CHANNEL_ONLINE ? "online" : "calibrated",
+                 k.group, k.ppm, k.policy, base);
+        if (tk != NULL && tv != NULL) {
+            kvq_status st = api->attention_decode(ctx, tk, tv, pos, &rope, q, n_q, base + n, out);
+            CHECK(st == KVQ_OK, "%s: %s", what, api->last_error(ctx));
+            if (st == KVQ_OK) compare_attention(rk, rv, pos, &rope, q, n_q, base + n, out, what);
+            count++;
+        }
+        api->tensor_free(ctx, tk);
+        api->tensor_free(ctx, tv);
+        kvq_qtensor_free(rk);
+        kvq_qtensor_free(rv);
+        free(keys);
+        free(values);
+        free(modality);
+        free(ranges);
+        free(pos);
+        free(q);
+        free(out);
+    }
+    const unsigned long long fast = kvq_cuda_attention_fast_launches() - launches0;
+    /* The point of these cases is the fast kernel: each must have run it. */
+    const char *forced = getenv("KVQ_CUDA_ATTENTION");
+    if (forced == NULL || strcmp(forced, "general") != 0)
+        CHECK(fast == (unsigned long long)count, "the fast kernel ran %llu times for %d cases in its format", fast,
+              count);
+    printf("attention, fast kernel: %d cases, %llu fast launches\n", count, fast);
 }
 
 static void check_attention(void)
@@ -708,6 +1038,7 @@ int main(int argc, char **argv)
 {
     bool do_bench = argc > 1 && strcmp(argv[1], "--bench") == 0;
     bool bench_only = argc > 1 && strcmp(argv[1], "--bench-only") == 0;
+    bool jobs_only = argc > 1 && strcmp(argv[1], "--jobs-only") == 0;
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress is visible when redirected to a file */
     api = kvq_backend_cuda();
     char message[256];
@@ -727,6 +1058,13 @@ int main(int argc, char **argv)
     check_packing();
     check_errors();
     check_quantize();
+    check_quantize_jobs();
+    if (jobs_only) {
+        api->close(ctx);
+        printf("%s: %d of %d checks failed\n", failures ? "FAILED" : "PASSED", failures, checks);
+        return failures ? 1 : 0;
+    }
+    check_attention_fast();
     check_attention();
     check_cache();
     check_baseline();

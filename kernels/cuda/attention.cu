@@ -37,7 +37,10 @@
  * traffic, which stays below 2% of the H100's bandwidth.
  */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "attention_common.cuh"
 #include "codes.cuh"
 #include "fp16.cuh"
 #include "kvq_cuda_kernels.cuh"
@@ -113,13 +116,6 @@ __host__ __device__ inline uint32_t channel_width(uint32_t d)
     return cw;
 }
 
-/* 2^(a - b) for integer-valued a <= b, exactly (ldexpf is exact); 0 when a
- * is -inf. Below 2^-200 the factor is 0 anyway in fp32. */
-__device__ __forceinline__ float pow2_difference(float a, float b)
-{
-    if (a == -INFINITY) return 0.0f;
-    return ldexpf(1.0f, (int)fmaxf(a - b, -200.0f));
-}
 
 /* Code c of a row in a shared-memory tile (S5.2) with one funnel shift: the
  * word after the code's first word is always readable (the next row, the
@@ -148,10 +144,6 @@ __device__ __forceinline__ void fill_decode_table(float *table, uint32_t scheme,
         table[k] = (float)k;
 }
 
-__device__ __forceinline__ float decode_addend(uint32_t scheme, float a)
-{
-    return scheme == KVQ_SCHEME_UNIFORM_SYM ? -0.0f : a;
-}
 
 /* Walks a token's outliers (sorted by channel) alongside increasing channels. */
 struct OutlierCursor {
@@ -194,11 +186,6 @@ __device__ __forceinline__ void load_tile(uint32_t *dst, uint32_t stride, const 
     }
 }
 
-__device__ __forceinline__ const uint16_t *fp16_row(const kvq_cuda_view &v, uint32_t slot)
-{
-    return (slot & KVQ_CUDA_TEMP_SLOT) ? v.temp_rows + (size_t)(slot & ~KVQ_CUDA_TEMP_SLOT) * v.head_dim
-                                       : v.rows + (size_t)slot * v.head_dim;
-}
 
 /* S9.1: the two channels of pair i. Without RoPE any pairing is fine. */
 __device__ __forceinline__ void pair_channels(bool half, uint32_t d, uint32_t i, uint32_t *a, uint32_t *b)
@@ -288,7 +275,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_split_kernel(kvq_cuda_a
         for (uint32_t c = tid; c < d; c += kThreads) {
             uint32_t p = K.params[c];
             const float a = kvq_dev_fp32((uint16_t)(p & 0xFFFFu)), b = kvq_dev_fp32((uint16_t)(p >> 16));
-            kpar[c] = make_float2(decode_addend(kscheme, a), b);
+            kpar[c] = make_float2(kvq_att_decode_addend(kscheme, a), b);
         }
     if (tid < NQ) {
         m_s[tid] = -INFINITY;
@@ -392,7 +379,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_split_kernel(kvq_cuda_a
                 const bool quant = (prec_s[ts] & 0xFFu) == KVQ_PREC_QUANTIZED;
                 const uint32_t *crow = ktile + ts * kstride;
                 const uint32_t *prow = kcal ? K.params : K.params + (size_t)(t / kgroup) * d;
-                const uint16_t *hrow = quant ? nullptr : fp16_row(K, kslot_s[ts]);
+                const uint16_t *hrow = quant ? nullptr : kvq_att_fp16_row(K, kslot_s[ts]);
                 const uint32_t pos = pos_s[ts];
                 OutlierCursor ca, cb;
                 ca.init(K.ochan, kop_s[ts], kop_s[ts + 1u]);
@@ -408,9 +395,9 @@ __global__ void __launch_bounds__(kThreads, 4) attention_split_kernel(kvq_cuda_a
                             pb = kpar[b];
                         } else {
                             const uint32_t wa = prow[a], wb = prow[b];
-                            pa = make_float2(decode_addend(kscheme, kvq_dev_fp32((uint16_t)(wa & 0xFFFFu))),
+                            pa = make_float2(kvq_att_decode_addend(kscheme, kvq_dev_fp32((uint16_t)(wa & 0xFFFFu))),
                                              kvq_dev_fp32((uint16_t)(wa >> 16)));
-                            pb = make_float2(decode_addend(kscheme, kvq_dev_fp32((uint16_t)(wb & 0xFFFFu))),
+                            pb = make_float2(kvq_att_decode_addend(kscheme, kvq_dev_fp32((uint16_t)(wb & 0xFFFFu))),
                                              kvq_dev_fp32((uint16_t)(wb >> 16)));
                         }
                         ka = __fmaf_rn(pa.y, kdec[tile_code(crow, a, kbits, kmask)], pa.x);
@@ -478,7 +465,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_split_kernel(kvq_cuda_a
             for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(kFull, sum, off);
             __syncwarp(); /* every lane has read m_s[h] before lane 0 replaces it */
             if (lane == 0) {
-                const float alpha = pow2_difference(m_old, m_new); /* 0 on the first tile */
+                const float alpha = kvq_att_pow2_difference(m_old, m_new); /* 0 on the first tile */
                 alpha_s[h] = alpha;
                 l_s[h] = l_s[h] * alpha + sum;
                 m_s[h] = m_new;
@@ -505,12 +492,12 @@ __global__ void __launch_bounds__(kThreads, 4) attention_split_kernel(kvq_cuda_a
                     v[j] = 0.0f;
                     if (c < d) {
                         const uint32_t w = prow[vgroup[j]];
-                        const float a = decode_addend(vscheme, kvq_dev_fp32((uint16_t)(w & 0xFFFFu)));
+                        const float a = kvq_att_decode_addend(vscheme, kvq_dev_fp32((uint16_t)(w & 0xFFFFu)));
                         v[j] = __fmaf_rn(kvq_dev_fp32((uint16_t)(w >> 16)), vdec[tile_code(crow, c, vbits, vmask)], a);
                     }
                 }
             } else {
-                const uint16_t *hrow = fp16_row(V, vslot_s[ts]);
+                const uint16_t *hrow = kvq_att_fp16_row(V, vslot_s[ts]);
 #pragma unroll
                 for (int j = 0; j < CPL; j++) {
                     const uint32_t c = c3 + 128u * j;
@@ -609,7 +596,7 @@ __global__ void __launch_bounds__(kCombineThreads) attention_combine_kernel(kvq_
     for (uint32_t w = 1; w < kCombineWarps; w++) M = fmaxf(M, red_m[w]);
     float l = 0.0f;
     for (uint32_t s = tid; s < ns; s += kCombineThreads)
-        l = fmaf(ml[s * stride * 2u + 1u], pow2_difference(ml[s * stride * 2u], M), l);
+        l = fmaf(ml[s * stride * 2u + 1u], kvq_att_pow2_difference(ml[s * stride * 2u], M), l);
     for (int off = 16; off > 0; off >>= 1) l += __shfl_xor_sync(kFull, l, off);
     if (lane == 0) red_l[warp] = l;
 
@@ -619,7 +606,7 @@ __global__ void __launch_bounds__(kCombineThreads) attention_combine_kernel(kvq_
         const float *o = args.partial_o + first * d + c;
 #pragma unroll 4
         for (uint32_t s = warp; s < ns; s += kCombineWarps) /* unrolled: several splits' loads in flight */
-            a = fmaf(pow2_difference(ml[s * stride * 2u], M), o[s * stride * d], a);
+            a = fmaf(kvq_att_pow2_difference(ml[s * stride * 2u], M), o[s * stride * d], a);
     }
     part[warp][lane] = a;
     __syncthreads();
@@ -667,8 +654,35 @@ uint32_t cpl_for(uint32_t d) { return d <= 128u ? 1u : d <= 256u ? 2u : d <= 512
 
 extern "C" uint32_t kvq_cuda_attention_tile(uint32_t head_dim)
 {
-    (void)head_dim; /* the same tile for every head_dim */
-    return kTile;
+    (void)head_dim; /* the same for every head_dim: the fast kernel's tile, a multiple of kTile */
+    static_assert(KVQ_CUDA_STEP32_OFFSETS % kTile == 0, "splits are whole tiles of both kernels");
+    return KVQ_CUDA_STEP32_OFFSETS;
+}
+
+static unsigned long long fast_launches = 0;
+
+extern "C" unsigned long long kvq_cuda_attention_fast_launches(void) { return fast_launches; }
+
+/* KVQ_CUDA_ATTENTION=general: the general kernel only (read once). */
+static bool general_forced()
+{
+    static int forced = -1;
+    if (forced < 0) {
+        const char *e = getenv("KVQ_CUDA_ATTENTION");
+        forced = e != nullptr && strcmp(e, "general") == 0;
+    }
+    return forced != 0;
+}
+
+extern "C" int kvq_cuda_attention_fast_eligible(const kvq_cuda_attention_args *a)
+{
+    if (general_forced() || a->seqs_host == nullptr || a->n_seq == 0 || a->theta == nullptr ||
+        a->rope_step32 == nullptr || a->pairing != KVQ_ROPE_HALF || a->head_dim != 128u ||
+        a->tokens_per_split % KVQ_CUDA_STEP32_OFFSETS != 0u)
+        return 0;
+    for (uint32_t s = 0; s < a->n_seq; s++)
+        if (!kvq_cuda_attention_fast_seq_ok(&a->seqs_host[s], &a->seqs_host[0])) return 0;
+    return 1;
 }
 
 extern "C" void kvq_cuda_rope_step_table(const double *theta, uint32_t head_dim, double *table)
@@ -695,12 +709,16 @@ extern "C" cudaError_t kvq_cuda_attention(const kvq_cuda_attention_args *args, c
     /* Sequences share head_dim but not necessarily bit widths: the shared
      * memory is sized for the widest rows, and each block lays out its own. */
     const Layout L = make_layout(d, nq, T, args->max_key_words, args->max_value_words, R);
-    switch (nq) {
-    case 1: err = launch_nq<1>(*args, cpl, n_groups, L.total, stream); break;
-    case 2: err = launch_nq<2>(*args, cpl, n_groups, L.total, stream); break;
-    case 4: err = launch_nq<4>(*args, cpl, n_groups, L.total, stream); break;
-    default: err = launch_nq<8>(*args, cpl, n_groups, L.total, stream); break;
-    }
+    if (kvq_cuda_attention_fast_eligible(args)) {
+        err = kvq_cuda_attention_fast_split(args, stream);
+        fast_launches++;
+    } else
+        switch (nq) {
+        case 1: err = launch_nq<1>(*args, cpl, n_groups, L.total, stream); break;
+        case 2: err = launch_nq<2>(*args, cpl, n_groups, L.total, stream); break;
+        case 4: err = launch_nq<4>(*args, cpl, n_groups, L.total, stream); break;
+        default: err = launch_nq<8>(*args, cpl, n_groups, L.total, stream); break;
+        }
     if (err != cudaSuccess || args->max_splits <= 1u) return err;
     dim3 grid(args->n_q, args->n_seq, (d + 31u) / 32u);
     attention_combine_kernel<<<grid, kCombineThreads, 0, stream>>>(*args);

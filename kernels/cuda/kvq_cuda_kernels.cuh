@@ -6,8 +6,8 @@
  * are what the kernels read, and every launcher is an extern "C" function that
  * enqueues work on `stream` and returns the launch's cudaError_t (execution
  * errors surface at the next synchronisation, which the host code checks).
- * No launcher synchronises, except the two that return a count to the host
- * (they say so).
+ * No launcher synchronises, except kvq_cuda_count_outliers, which returns a
+ * count to the host (it says so).
  */
 #ifndef KVQ_CUDA_KERNELS_CUH
 #define KVQ_CUDA_KERNELS_CUH
@@ -116,7 +116,13 @@ cudaError_t kvq_cuda_pack_token_rows(const uint8_t *codes_u8, uint32_t u_base, u
 cudaError_t kvq_cuda_count_outliers(const uint8_t *mask_u8, uint32_t u_base, uint32_t t_begin, uint32_t t_end,
                                     uint32_t head_dim, uint32_t *counts, uint32_t *scan, void *temp,
                                     size_t temp_bytes, uint32_t *total, cudaStream_t stream);
-/* Scratch bytes kvq_cuda_count_outliers needs for n tokens. */
+/* The same without synchronising: the total is left in the device word
+ * *total_device (a copy of scan[n]; NULL: no copy, the total stays only in
+ * scan[n]), so that many ranges can be counted before one download. */
+cudaError_t kvq_cuda_count_outliers_async(const uint8_t *mask_u8, uint32_t u_base, uint32_t t_begin, uint32_t t_end,
+                                          uint32_t head_dim, uint32_t *counts, uint32_t *scan, void *temp,
+                                          size_t temp_bytes, uint32_t *total_device, cudaStream_t stream);
+/* Scratch bytes kvq_cuda_count_outliers(_async) needs for n tokens. */
 size_t kvq_cuda_scan_temp_bytes(uint32_t n);
 
 /* S4.1 step 7, second half: optr[t] = base + scan[t - t_begin] for t in
@@ -160,6 +166,8 @@ typedef struct kvq_cuda_attention_args {
     const float *q;             /* device [n_seq][n_q][head_dim], before RoPE */
     const double *theta;        /* device [head_dim / 2] RoPE inverse frequencies (S9.3), NULL: no rotation */
     const double *rope_step;    /* device kvq_cuda_rope_step_table (faster RoPE of consecutive positions), or NULL */
+    const float *rope_step32;   /* device kvq_cuda_rope_step32_table (the fast kernel's RoPE), or NULL */
+    const kvq_cuda_seq *seqs_host; /* host copy of seqs (lets the launcher pick the fast kernel), or NULL */
     uint32_t pairing;           /* kvq_rope_pairing (ignored when theta is NULL) */
     uint32_t n_seq, n_q, head_dim;
     uint32_t tokens_per_split;  /* a multiple of kvq_cuda_attention_tile(head_dim) */
@@ -178,13 +186,30 @@ typedef struct kvq_cuda_attention_args {
  * tiles at consecutive positions by angle addition (see attention.cu). */
 void kvq_cuda_rope_step_table(const double *theta, uint32_t head_dim, double *table);
 
-/* Tokens per tile of the attention kernel for head_dim (64 at present):
+/* Host: table[i][o] = fp32 (cos, sin) of o * theta[i] (each rounded once
+ * from double, S9.3), o < KVQ_CUDA_STEP32_OFFSETS, i < head_dim / 2: the fast
+ * kernel's RoPE is one fp32 angle addition from a per-tile base (see
+ * attention_fast.cu; S12.3 allows it). */
+#define KVQ_CUDA_STEP32_OFFSETS 128u
+void kvq_cuda_rope_step32_table(const double *theta, uint32_t head_dim, float *table);
+
+/* Tokens per tile of the attention kernels for head_dim (128 at present):
  * tokens_per_split must be a multiple of it. */
 uint32_t kvq_cuda_attention_tile(uint32_t head_dim);
 
 /* S11 with flash-decoding: one block per (split, group of query heads,
- * sequence), then a combine kernel when any sequence has several splits. */
+ * sequence), then a combine kernel when any sequence has several splits.
+ * With seqs_host and rope_step32 set, and every sequence in the fast
+ * kernel's format (kvq_cuda_attention_fast_eligible), the fast kernel runs;
+ * otherwise the general one. KVQ_CUDA_ATTENTION=general forces the general
+ * kernel (for comparisons). */
 cudaError_t kvq_cuda_attention(const kvq_cuda_attention_args *args, cudaStream_t stream);
+
+/* Whether kvq_cuda_attention would run the fast kernel for args (a host
+ * decision from args->seqs_host; also honours KVQ_CUDA_ATTENTION). */
+int kvq_cuda_attention_fast_eligible(const kvq_cuda_attention_args *args);
+/* Launches of the fast kernel in this process (lets tests show it ran). */
+unsigned long long kvq_cuda_attention_fast_launches(void);
 
 /* ---- the unquantized baseline (baseline.cu) ------------------------------ */
 

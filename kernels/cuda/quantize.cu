@@ -388,9 +388,10 @@ extern "C" size_t kvq_cuda_scan_temp_bytes(uint32_t n)
     return bytes;
 }
 
-extern "C" cudaError_t kvq_cuda_count_outliers(const uint8_t *mask_u8, uint32_t u_base, uint32_t t_begin,
-                                               uint32_t t_end, uint32_t head_dim, uint32_t *counts, uint32_t *scan,
-                                               void *temp, size_t temp_bytes, uint32_t *total, cudaStream_t stream)
+extern "C" cudaError_t kvq_cuda_count_outliers_async(const uint8_t *mask_u8, uint32_t u_base, uint32_t t_begin,
+                                                     uint32_t t_end, uint32_t head_dim, uint32_t *counts,
+                                                     uint32_t *scan, void *temp, size_t temp_bytes,
+                                                     uint32_t *total_device, cudaStream_t stream)
 {
     uint32_t n = t_end - t_begin;
     unsigned long long threads = ((unsigned long long)n + 1ull) * 32ull;
@@ -399,8 +400,19 @@ extern "C" cudaError_t kvq_cuda_count_outliers(const uint8_t *mask_u8, uint32_t 
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
     err = cub::DeviceScan::ExclusiveSum(temp, temp_bytes, counts, scan, (int)n + 1, stream);
+    if (err != cudaSuccess || total_device == NULL) return err;
+    return cudaMemcpyAsync(total_device, scan + n, sizeof *total_device, cudaMemcpyDeviceToDevice, stream);
+}
+
+extern "C" cudaError_t kvq_cuda_count_outliers(const uint8_t *mask_u8, uint32_t u_base, uint32_t t_begin,
+                                               uint32_t t_end, uint32_t head_dim, uint32_t *counts, uint32_t *scan,
+                                               void *temp, size_t temp_bytes, uint32_t *total, cudaStream_t stream)
+{
+    /* The scan's last entry already is the total: no device copy of it needed. */
+    cudaError_t err = kvq_cuda_count_outliers_async(mask_u8, u_base, t_begin, t_end, head_dim, counts, scan, temp,
+                                                    temp_bytes, NULL, stream);
     if (err != cudaSuccess) return err;
-    err = cudaMemcpyAsync(total, scan + n, sizeof *total, cudaMemcpyDeviceToHost, stream);
+    err = cudaMemcpyAsync(total, scan + (t_end - t_begin), sizeof *total, cudaMemcpyDeviceToHost, stream);
     if (err != cudaSuccess) return err;
     return cudaStreamSynchronize(stream);
 }

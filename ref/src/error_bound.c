@@ -2,7 +2,7 @@
  * error_bound.c - the class A tolerance of decode attention (S12.3).
  *
  * An fp32 implementation of S11 (fp32 dot products in any order, split-K or
- * flash-decoding combines, a libm-quality exp, RoPE cos/sin within 2 ulps)
+ * flash-decoding combines, a libm-quality exp, RoPE cos/sin within 2^-22 absolute)
  * cannot match the double reference bit for bit. S12.3 derives how far it may
  * be off, element by element, from the reference's own quantities; this file
  * evaluates that derivation in double, term by term, in the spec's notation.

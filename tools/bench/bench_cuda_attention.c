@@ -98,7 +98,7 @@ static bool time_cublas(att_study *s, const bench_shape *shape, uint32_t n, cons
 
 static void write_row(att_study *s, const bench_shape *shape, const char *format, const bench_format *f,
                       const char *kind, uint32_t bits, uint32_t n, const bench_stats *ms, uint64_t bytes,
-                      double fastest_fp16_ms)
+                      double fastest_fp16_ms, const char *kernel)
 {
     char label[96];
     snprintf(label, sizeof label, "%.40s %.50s", shape->name, format);
@@ -108,6 +108,7 @@ static void write_row(att_study *s, const bench_shape *shape, const char *format
     bench_json_string(w, "shape", shape->name);
     bench_json_string(w, "format", format);
     bench_json_string(w, "kind", kind);
+    if (kernel != NULL) bench_json_string(w, "kernel", kernel); /* which kvq kernel ran: fast or general */
     bench_json_u64(w, "bits", bits);
     if (f != NULL) bench_json_format(w, f);
     bench_json_u64(w, "context", n);
@@ -220,7 +221,7 @@ static bool prefix_counts(const kvq_backend_tensor *t, uint32_t n, uint64_t *fp1
 
 /* Times the first n tokens of every head's tensors (t[2h] keys, t[2h+1] values). */
 static bool time_prefix(att_study *s, const bench_shape *shape, kvq_backend_tensor **t, uint32_t n, att_buffers *b,
-                        bench_stats *ms, uint64_t *bytes)
+                        bench_stats *ms, uint64_t *bytes, const char **kernel)
 {
     uint32_t d = shape->head_dim, T = kvq_cuda_attention_tile(d), n_kv = shape->n_kv, n_q = shape->n_q;
     /* cuda_attention_run's split rule: about four blocks per SM, whole tiles. */
@@ -254,12 +255,14 @@ static bool time_prefix(att_study *s, const bench_shape *shape, kvq_backend_tens
     *bytes = (uint64_t)n_kv * (view_bytes(&t[0]->view, n, rows_k, out_k) + view_bytes(&t[1]->view, n, rows_v, out_v));
     ok = ok &&
          bench_cuda_ok(STUDY, cudaMemcpy(b->seqs, desc, n_kv * sizeof *desc, cudaMemcpyHostToDevice), "descriptors");
-    free(desc);
     size_t partial_o = (size_t)n_kv * splits * n_q * d;
     att_point p = {s,
                    {.seqs = b->seqs,
                     .q = b->q,
                     .theta = b->theta,
+                    .rope_step = cuda_rope_step(s->ctx, 10000.0f, d),
+                    .rope_step32 = cuda_rope_step32(s->ctx, 10000.0f, d),
+                    .seqs_host = desc,
                     .pairing = KVQ_ROPE_HALF,
                     .n_seq = n_kv,
                     .n_q = n_q,
@@ -273,7 +276,10 @@ static bool time_prefix(att_study *s, const bench_shape *shape, kvq_backend_tens
                     .partial_ml = splits > 1u ? b->partial + partial_o : NULL,
                     .out = b->out,
                     .flags = b->flags}};
-    return ok && bench_cuda_time(STUDY, s->ctx->stream, attention_step, &p, s->o, ms);
+    ok = ok && bench_cuda_time(STUDY, s->ctx->stream, attention_step, &p, s->o, ms);
+    if (ok) *kernel = kvq_cuda_attention_fast_eligible(&p.args) ? "fast" : "general";
+    free(desc);
+    return ok;
 }
 
 /* One format: quantize every head at max_n tokens, time every context. */
@@ -298,8 +304,9 @@ static bool sweep_format(att_study *s, const bench_shape *shape, const bench_for
     for (size_t c = 0; ok && c < n_ctx; c++) {
         bench_stats ms;
         uint64_t bytes = 0;
-        ok = time_prefix(s, shape, t, ctxs[c], b, &ms, &bytes);
-        if (ok) write_row(s, shape, f->name, f, "kvq", f->bits, ctxs[c], &ms, bytes, fastest[c]);
+        const char *kernel = NULL;
+        ok = time_prefix(s, shape, t, ctxs[c], b, &ms, &bytes, &kernel);
+        if (ok) write_row(s, shape, f->name, f, "kvq", f->bits, ctxs[c], &ms, bytes, fastest[c], kernel);
     }
     for (uint32_t i = 0; t != NULL && i < 2u * shape->n_kv; i++)
         if (t[i] != NULL) s->api->tensor_free(s->ctx, t[i]);
@@ -338,13 +345,13 @@ static bool sweep_shape(att_study *s, const bench_shape *shape)
         ok = time_cublas(s, shape, ctxs[c], kv16, &cublas);
         if (!ok) break;
         write_row(s, shape, "fp16-cublas", NULL, "baseline", 16u, ctxs[c], &cublas, 4ull * ctxs[c] * shape->n_kv * d,
-                  cublas.median);
+                  cublas.median, NULL);
         fastest[c] = cublas.median;
         char why[320];
         if (bench_torch_baseline(s->o, shape, ctxs[c], &torch, why, sizeof why)) {
             if (torch.median < fastest[c]) fastest[c] = torch.median;
             write_row(s, shape, "fp16-torch-sdpa", NULL, "baseline", 16u, ctxs[c], &torch,
-                      4ull * ctxs[c] * shape->n_kv * d, fastest[c]);
+                      4ull * ctxs[c] * shape->n_kv * d, fastest[c], NULL);
         } else if (s->torch_note[0] == '\0') {
             snprintf(s->torch_note, sizeof s->torch_note, "%s", why);
         }

@@ -7,7 +7,8 @@
  * stream and two staging buffers, bench_cuda_offload.h).
  *
  * Measured per (format, prompt): TTFT (prefill of every layer including
- * writing the cache out: quantizing it with the backend's steps, copying
+ * writing the cache out: quantizing it with the backend's batched steps
+ * (cuda_quantize_jobs, one host synchronisation per layer), copying
  * streamed layers to the host) and TPOT (one decode step: every layer's
  * GEMMs and attention over the whole cache, streamed layers copied in).
  * Formats: fp16, and the text-centric policy (S10: text tokens and the
@@ -60,6 +61,9 @@ static bool attention(run_state *s, uint32_t buffer, const unsigned char *blob)
     kvq_cuda_attention_args a = {.seqs = offload_descriptors(c, buffer),
                                  .q = s->q32,
                                  .theta = s->theta,
+                                 .rope_step = cuda_rope_step(s->ctx, 10000.0f, d),
+                                 .rope_step32 = cuda_rope_step32(s->ctx, 10000.0f, d),
+                                 .seqs_host = offload_descriptors_host(c, buffer),
                                  .pairing = KVQ_ROPE_HALF,
                                  .n_seq = c->heads,
                                  .n_q = 1u,
@@ -117,43 +121,57 @@ static bool decode_step(void *user, cudaStream_t stream)
 
 /* ---- the prefill ---------------------------------------------------------- */
 
-/* kvq's quantization of layer blob `base` from the model's fp32 K and V. */
+/* kvq's quantization of layer blob `base` from the model's fp32 K and V:
+ * every slice's fp16 rows, then all heads x (keys, values) as one batch of
+ * cuda_quantize_jobs (one host synchronisation per layer, for the outlier
+ * counts); the outliers are still in flight on the stream when it returns,
+ * which orders the copy of the blob after them. */
 static bool quantize_layer(run_state *s, unsigned char *base)
 {
     offload_cache *c = s->c;
-    uint32_t n = c->n_tokens, d = c->head_dim;
+    uint32_t n = c->n_tokens, d = c->head_dim, n_jobs = 2u * c->heads;
     size_t half = (size_t)c->heads * n * d;
-    for (uint32_t h = 0; h < c->heads; h++)
-        for (int r = 0; r < 2; r++) {
-            const float *x = s->m->kv32 + (size_t)r * half + (size_t)h * n * d;
-            kvq_status st = cuda_check(s->ctx,
-                                       kvq_cuda_write_fp16_rows(x, 0, 0, n, 0, d, offload_array(c, base, h, r, 1),
-                                                                offload_array(c, base, h, r, 2), NULL, s->m->stream),
-                                       "fp16 rows");
-            cuda_quant_job job = {.config = s->cfg[r],
-                                  .head_dim = d,
-                                  .x = x,
-                                  .x_base = 0,
-                                  .t_begin = 0,
-                                  .t_end = n,
-                                  .precision = offload_array(c, base, h, r, 0),
-                                  .params = offload_array(c, base, h, r, 4),
-                                  .codes = offload_array(c, base, h, r, 3),
-                                  .cal_params = NULL,
-                                  .cal_ranges = NULL};
-            if (st == KVQ_OK) st = cuda_quantize_codes(s->ctx, &job);
-            /* The blob has room for the template's outliers; the model's data has its own count. */
-            if (st == KVQ_OK && job.n_outliers * 2u > c->bytes[r][6] + 16u)
-                st = cuda_fail(s->ctx, KVQ_ERR_IO, "%u outliers exceed the cache's room", job.n_outliers);
-            if (st == KVQ_OK)
-                st = cuda_quantize_outliers(s->ctx, &job, n, 0, offload_array(c, base, h, r, 5),
-                                            offload_array(c, base, h, r, 6), offload_array(c, base, h, r, 7));
-            if (st != KVQ_OK) {
-                fprintf(stderr, "kvq bench: " STUDY ": quantizing the prefill's cache: %s\n", cuda_last_error(s->ctx));
-                return false;
-            }
-        }
-    return true;
+    cuda_quant_job *jobs = malloc(n_jobs * sizeof *jobs);
+    uint32_t **optr = malloc(n_jobs * sizeof *optr), *capacity = malloc(n_jobs * sizeof *capacity);
+    uint16_t **ochan = malloc(n_jobs * sizeof *ochan), **oval = malloc(n_jobs * sizeof *oval);
+    kvq_status st = jobs && optr && capacity && ochan && oval
+                        ? KVQ_OK
+                        : cuda_fail(s->ctx, KVQ_ERR_OUT_OF_MEMORY, "out of host memory for %u jobs", n_jobs);
+    for (uint32_t j = 0; j < n_jobs && st == KVQ_OK; j++) {
+        const uint32_t h = j / 2u;
+        const int r = (int)(j % 2u);
+        const float *x = s->m->kv32 + (size_t)r * half + (size_t)h * n * d;
+        st = cuda_check(s->ctx,
+                        kvq_cuda_write_fp16_rows(x, 0, 0, n, 0, d, offload_array(c, base, h, r, 1),
+                                                 offload_array(c, base, h, r, 2), NULL, s->m->stream),
+                        "fp16 rows");
+        jobs[j] = (cuda_quant_job){.config = s->cfg[r],
+                                   .head_dim = d,
+                                   .x = x,
+                                   .x_base = 0,
+                                   .t_begin = 0,
+                                   .t_end = n,
+                                   .precision = offload_array(c, base, h, r, 0),
+                                   .params = offload_array(c, base, h, r, 4),
+                                   .codes = offload_array(c, base, h, r, 3),
+                                   .cal_params = NULL,
+                                   .cal_ranges = NULL};
+        optr[j] = offload_array(c, base, h, r, 5);
+        ochan[j] = offload_array(c, base, h, r, 6);
+        oval[j] = offload_array(c, base, h, r, 7);
+        /* The blob has room for the template's outliers (and the 16 bytes of
+         * slack); the model's data has its own count. */
+        capacity[j] = (uint32_t)((c->bytes[r][6] + 16u) / 2u);
+    }
+    if (st == KVQ_OK) st = cuda_quantize_jobs(s->ctx, jobs, n_jobs, optr, ochan, oval, capacity);
+    if (st != KVQ_OK)
+        fprintf(stderr, "kvq bench: " STUDY ": quantizing the prefill's cache: %s\n", cuda_last_error(s->ctx));
+    free(jobs);
+    free(optr);
+    free(capacity);
+    free(ochan);
+    free(oval);
+    return st == KVQ_OK;
 }
 
 static bool prefill_step(void *user, cudaStream_t stream)
@@ -212,6 +230,7 @@ static bool state_make(run_state *s)
     uint64_t per = (tiles + target - 1u) / target;
     s->tokens_per_split = (uint32_t)((per > 0 ? per : 1u) * T);
     s->splits = (n + s->tokens_per_split - 1u) / s->tokens_per_split;
+    if (!offload_set_splits(c, s->splits)) return false;
     bool ok = bench_cuda_ok(STUDY, cudaStreamCreateWithFlags(&s->copy, cudaStreamNonBlocking), "copy stream") &&
               bench_cuda_ok(STUDY, cudaEventCreateWithFlags(&s->done, cudaEventDisableTiming), "events");
     for (int i = 0; ok && i < 2; i++)
@@ -337,17 +356,19 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
     bench_cuda_describe(w, ctx->device);
     bench_json_string(w, "timed",
                       "CUDA events on the compute stream (the backend's stream) around a whole prefill "
-                      "(TTFT: every layer, the cache quantized and streamed layers copied to pinned host "
+                      "(TTFT: every layer, the cache quantized (one cuda_quantize_jobs batch of 32 heads x keys/"
+                      "values per layer, one host synchronisation each) and streamed layers copied to pinned host "
                       "memory, the vocabulary projection, joined with the copy stream) and a whole decode "
                       "step (TPOT: every layer's GEMMs and attention over the cache, streamed layers "
                       "copied in on a second stream into two staging buffers)");
-    char notes[768];
+    char notes[1024];
     snprintf(notes, sizeof notes,
              "LLaVA-1.5-7B-like: %u layers, 32 heads of 128, hidden 4096, MLP 11008, vocabulary 32000, one layer's "
              "random fp16 weights shared by all layers; prompts of %u text tokens plus images; KV cache GPU budget "
              "%zu MiB (staging buffers inside it); prefill attention is full (non-causal) batched GEMMs; the decode "
-             "step does not append its own token to the cache; the backend's quantization synchronises once per "
-             "slice (outlier count), which the TTFT includes; text-* formats: text-centric policy, 10%% fp16 budget, "
+             "step does not append its own token to the cache; the backend quantizes each layer's 64 slices as one "
+             "batch (cuda_quantize_jobs) that synchronises once per layer to learn the outlier counts, which the "
+             "TTFT includes; text-* formats: text-centric policy, 10%% fp16 budget, "
              "one sink, keys per channel in blocks of 128 tokens, values per token, no outliers",
              layers, TEXT_TOKENS, budget >> 20);
     bench_json_string(w, "notes", notes);

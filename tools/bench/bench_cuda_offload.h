@@ -38,6 +38,8 @@ typedef struct offload_cache {
     unsigned char *device;             /* resident layers, then 2 staging buffers */
     unsigned char *host;               /* pinned: layers [resident, layers) */
     kvq_cuda_seq *desc;                /* quantized: device descriptors, [resident + 2][heads] */
+    kvq_cuda_seq *desc_host;           /* the same on the host (lets the launcher pick its kernel) */
+    size_t n_desc;
 } offload_cache;
 
 /* Builds the cache of n_tokens (modality per token) for `layers` layers within
@@ -53,6 +55,9 @@ unsigned char *offload_resident(const offload_cache *c, uint32_t l);
 unsigned char *offload_staging(const offload_cache *c, uint32_t s);
 /* Device descriptors of the heads of buffer b (b < resident: layer b; else staging b - resident). */
 const kvq_cuda_seq *offload_descriptors(const offload_cache *c, uint32_t b);
+const kvq_cuda_seq *offload_descriptors_host(const offload_cache *c, uint32_t b);
+/* Sets every descriptor's n_splits (the attention launch's split count) on the host and the device. */
+bool offload_set_splits(offload_cache *c, uint32_t splits);
 /* Device pointer to array a of role r (0 keys, 1 values) of head h in the blob at base. */
 void *offload_array(const offload_cache *c, unsigned char *base, uint32_t h, int r, int a);
 

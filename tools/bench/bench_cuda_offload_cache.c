@@ -45,6 +45,18 @@ unsigned char *offload_staging(const offload_cache *c, uint32_t s)
 }
 
 const kvq_cuda_seq *offload_descriptors(const offload_cache *c, uint32_t b) { return c->desc + (size_t)b * c->heads; }
+const kvq_cuda_seq *offload_descriptors_host(const offload_cache *c, uint32_t b)
+{
+    return c->desc_host + (size_t)b * c->heads;
+}
+
+bool offload_set_splits(offload_cache *c, uint32_t splits)
+{
+    if (c->desc_host == NULL) return true; /* fp16: no descriptors */
+    for (size_t i = 0; i < c->n_desc; i++) c->desc_host[i].n_splits = splits;
+    return bench_cuda_ok(STUDY, cudaMemcpy(c->desc, c->desc_host, c->n_desc * sizeof *c->desc, cudaMemcpyHostToDevice),
+                         "descriptors");
+}
 
 /* A view of the template's scalars whose arrays are those of head h in base. */
 static kvq_cuda_view view_at(const offload_cache *c, unsigned char *base, uint32_t h, int r)
@@ -107,7 +119,8 @@ static bool fill_quantized(offload_cache *c, uint32_t buffers)
         bench_cuda_ok(STUDY,
                       cudaMemcpy(c->desc, desc, (size_t)buffers * c->heads * sizeof *desc, cudaMemcpyHostToDevice),
                       "descriptors");
-    free(desc);
+    c->desc_host = desc; /* freed with the cache */
+    c->n_desc = (size_t)buffers * c->heads;
     free(host_share);
     cudaFree(share);
     return ok;
@@ -179,6 +192,7 @@ void offload_cache_free(offload_cache *c, const kvq_backend_api *api, kvq_backen
         if (c->template_t[r] != NULL) api->tensor_free(ctx, c->template_t[r]);
     cudaFree(c->device);
     cudaFree(c->desc);
+    free(c->desc_host);
     if (c->host != NULL) cudaFreeHost(c->host);
     memset(c, 0, sizeof *c);
 }

@@ -3,13 +3,12 @@
  * prefill-sized blocks, for every format of bench_formats().
  *
  * Two measurements per (format, block):
- *  - "device": the backend's quantization steps (cuda_quantize_codes and
- *    cuda_quantize_outliers, after kvq_cuda_write_fp16_rows, as quantize_head
- *    runs them) on inputs already on
- *    the device, for the keys and values of the 32 KV heads of one LLaMA-7B
- *    layer, timed with CUDA events on the backend's stream. cuda_quantize_codes
- *    synchronises once per slice to learn the outlier count, so the span
- *    includes those host round trips, as the backend's own calls do.
+ *  - "device": the backend's quantization steps for the keys and values of
+ *    the 32 KV heads of one LLaMA-7B layer on inputs already on the device:
+ *    each slice's kvq_cuda_write_fp16_rows (as quantize_head runs it), then
+ *    all 64 slices as one cuda_quantize_jobs batch, which synchronises once
+ *    per layer to learn the outlier counts; timed with CUDA events on the
+ *    backend's stream.
  *  - "cache_append": the ABI's cache_append of the block into an empty cache
  *    for one KV head, host wall clock: host-to-device copies included.
  */
@@ -32,41 +31,52 @@ typedef struct q_point {
     uint32_t n;
 } q_point;
 
+/* One layer: 32 heads x (keys, values) as one batch of the backend's
+ * cuda_quantize_jobs, after each slice's fp16 rows (S4.1 step 3) as
+ * quantize_head writes them. Every head reads the same input and writes the
+ * same tensor (identical bytes), as the per-slice version of this bench did. */
 static bool quantize_step(void *user, cudaStream_t stream)
 {
     (void)stream; /* the backend's functions enqueue on ctx->stream, which is this stream */
     q_point *p = user;
-    for (uint32_t h = 0; h < LAYER_HEADS; h++)
-        for (int r = 0; r < 2; r++) {
-            kvq_backend_tensor *t = p->t[r];
-            cuda_quant_job job = {.config = p->config[r],
-                                  .head_dim = HEAD_DIM,
-                                  .x = p->x[r],
-                                  .x_base = 0,
-                                  .t_begin = 0,
-                                  .t_end = p->n,
-                                  .precision = t->view.precision,
-                                  .params = t->owned[CUDA_T_PARAMS],
-                                  .codes = t->owned[CUDA_T_CODES],
-                                  .cal_params = NULL,
-                                  .cal_ranges = NULL};
-            /* S4.1 step 3 (the sink's fp16 row), then steps 4-7, as quantize_head runs them. */
-            kvq_status st = cuda_check(p->ctx,
-                                       kvq_cuda_write_fp16_rows(p->x[r], 0, 0, p->n, 0, HEAD_DIM, t->owned[CUDA_T_SLOT],
-                                                                t->owned[CUDA_T_ROWS], NULL, p->ctx->stream),
-                                       "fp16 rows");
-            if (st == KVQ_OK) st = cuda_quantize_codes(p->ctx, &job);
-            if (st == KVQ_OK && job.n_outliers != t->header.n_outliers)
-                st = cuda_fail(p->ctx, KVQ_ERR_IO, "outlier count changed between runs (%u, then %u)",
-                               t->header.n_outliers, job.n_outliers);
-            if (st == KVQ_OK)
-                st = cuda_quantize_outliers(p->ctx, &job, p->n, 0, t->owned[CUDA_T_OPTR], t->owned[CUDA_T_OCHAN],
-                                            t->owned[CUDA_T_OVAL]);
-            if (st != KVQ_OK) {
-                fprintf(stderr, "kvq bench: " STUDY ": quantizing: %s\n", cuda_last_error(p->ctx));
-                return false;
-            }
-        }
+    enum { JOBS = 2u * LAYER_HEADS };
+    cuda_quant_job jobs[JOBS];
+    uint32_t *optr[JOBS], capacity[JOBS];
+    uint16_t *ochan[JOBS], *oval[JOBS];
+    kvq_status st = KVQ_OK;
+    for (uint32_t j = 0; j < JOBS && st == KVQ_OK; j++) {
+        const int r = (int)(j % 2u);
+        kvq_backend_tensor *t = p->t[r];
+        jobs[j] = (cuda_quant_job){.config = p->config[r],
+                                   .head_dim = HEAD_DIM,
+                                   .x = p->x[r],
+                                   .x_base = 0,
+                                   .t_begin = 0,
+                                   .t_end = p->n,
+                                   .precision = t->view.precision,
+                                   .params = t->owned[CUDA_T_PARAMS],
+                                   .codes = t->owned[CUDA_T_CODES],
+                                   .cal_params = NULL,
+                                   .cal_ranges = NULL};
+        optr[j] = t->owned[CUDA_T_OPTR];
+        ochan[j] = t->owned[CUDA_T_OCHAN];
+        oval[j] = t->owned[CUDA_T_OVAL];
+        capacity[j] = t->header.n_outliers; /* the tensor's arrays hold exactly the first run's outliers */
+        st = cuda_check(p->ctx,
+                        kvq_cuda_write_fp16_rows(p->x[r], 0, 0, p->n, 0, HEAD_DIM, t->owned[CUDA_T_SLOT],
+                                                 t->owned[CUDA_T_ROWS], NULL, p->ctx->stream),
+                        "fp16 rows");
+    }
+    /* Steps 4-7 of all 64 slices: one synchronisation for the outlier counts. */
+    if (st == KVQ_OK) st = cuda_quantize_jobs(p->ctx, jobs, JOBS, optr, ochan, oval, capacity);
+    for (uint32_t j = 0; j < JOBS && st == KVQ_OK; j++)
+        if (jobs[j].n_outliers != capacity[j])
+            st = cuda_fail(p->ctx, KVQ_ERR_IO, "outlier count changed between runs (%u, then %u)", capacity[j],
+                           jobs[j].n_outliers);
+    if (st != KVQ_OK) {
+        fprintf(stderr, "kvq bench: " STUDY ": quantizing: %s\n", cuda_last_error(p->ctx));
+        return false;
+    }
     return true;
 }
 
@@ -167,10 +177,13 @@ int bench_study_cuda_quantize(const bench_options *o, bench_json *w)
     bench_json_object(w, STUDY);
     bench_cuda_describe(w, ctx->device);
     bench_json_string(w, "timed",
-                      "device: CUDA events around cuda_quantize_codes + cuda_quantize_outliers for keys and values of "
-                      "32 KV heads of head_dim 128 (one LLaMA-7B layer), inputs already on the device (includes the "
-                      "backend's one synchronisation per slice for the outlier count); cache_append: host wall clock "
-                      "of the ABI call for one KV head into an empty cache, host-to-device copies included");
+                      "device: CUDA events around one layer's quantization, keys and values of 32 KV heads of "
+                      "head_dim 128 (one LLaMA-7B layer) as one batch: each slice's fp16 rows, then "
+                      "cuda_quantize_jobs over the 64 slices (codes, params, packing and outlier counts of all "
+                      "slices, one download of the counts and one synchronisation per layer, then the outliers), "
+                      "inputs already on the device, every head reading the same input slice; cache_append: host "
+                      "wall clock of the ABI call for one KV head into an empty cache, host-to-device copies "
+                      "included");
     bench_json_string(w, "notes",
                       "tokens_per_s counts the block's tokens (for device: per layer of 32 heads); "
                       "input_gbs counts the fp32 keys and values read");

@@ -1,0 +1,537 @@
+/*
+ * attention_fast.cu - the fast decode attention kernel (S11) for the format
+ * real models and the benchmarks use: head_dim 128, RoPE with HALF pairing at
+ * consecutive positions, keys and values with the same code width of 2, 4 or
+ * 8 bits (uniform, or NUQ at 2 and 4 bits), per-channel keys (calibrated, or
+ * online with blocks of a multiple of 32 tokens) and one value group per
+ * token. attention.cu's general kernel runs everything else; both write the
+ * same partial results and share the combine kernel.
+ *
+ * Why a second kernel: decode attention over a quantized cache is bound by
+ * instruction issue, not by memory, unless the work per element is a handful
+ * of instructions. The general kernel spends ~60 per key element (code reads
+ * from shared memory one by one, params re-read per element, RoPE cos/sin in
+ * double per element). Here:
+ *
+ *  - Each block walks its split in tiles of 128 tokens; warp w owns tokens
+ *    32w .. 32w + 31 of a tile and runs its own online softmax; the four warps
+ *    are merged once, at the end of the split (exact power-of-two factors).
+ *  - Scores: lane = token. A lane loads its key row (16-byte loads) into
+ *    registers and walks the 64 pairs fully unrolled, so every code position
+ *    is a compile-time constant: a code is one mask (shared by 4 codes), one
+ *    byte permute into the bit pattern of 2^23 + k and one subtraction (k
+ *    exactly, or k - 2^(bits-1)); NUQ codes index a 16-entry table. The
+ *    key params of the warp's block sit in shared memory as one float4 per
+ *    pair (broadcast reads). Outliers are two per-lane cursors (channels
+ *    below and above d/2), compared against constants.
+ *  - RoPE: cos/sin of position P0 + o are one fp32 angle addition from the
+ *    tile's base cis(P0 theta) (double, rounded once) and a host table
+ *    cis(o theta) (double, rounded once), o < 128: within 2.5 u absolute of
+ *    the exact values, which S12.3 allows (2^-22). No double arithmetic per
+ *    element.
+ *  - Keys stored in fp16 (sinks, text tokens) are rare: the warp computes
+ *    them together afterwards, a token at a time, so the quantized lanes do
+ *    not diverge.
+ *  - Values: a half-warp per token (two tokens per step), a lane per 8
+ *    channels: one 4-byte code load (4-bit) per lane per token.
+ *  - The S9.1 range check of dequantized keys is done on the params: fma is
+ *    monotone in the code's value, so if no channel's extreme codes reach
+ *    beyond 65504 no element can; only otherwise are the elements checked.
+ *
+ * Arithmetic follows S12.3 as in attention.cu: class-E dequantization
+ * (fma(b, k, a) as kvq_decode), fp32 rotation with two roundings, fp32 dot
+ * products and sums in any order, exp2 with log2(e) folded into the score
+ * scale, integer running maxima so that every rescale is an exact power of two.
+ */
+#include <math.h>
+
+#include "attention_common.cuh"
+#include "fp16.cuh"
+#include "kvq_cuda_kernels.cuh"
+#include "rope.cuh"
+
+namespace {
+
+constexpr int kThreads = 128;
+constexpr uint32_t kWarps = kThreads / 32;
+constexpr uint32_t kD = 128;                 /* head_dim of the fast path */
+constexpr uint32_t kPairs = kD / 2u;         /* HALF pairing: pair i is (i, i + 64) */
+constexpr uint32_t kSub = 32;                /* tokens per warp and tile */
+constexpr uint32_t kTile = kWarps * kSub;    /* tokens per block and tile */
+static_assert(kTile == KVQ_CUDA_STEP32_OFFSETS, "one step-table entry per token of a tile");
+constexpr uint32_t kNoChannel = 0xFFFFu;
+
+/* The bit pattern of the fp32 number 2^23 + code for the code at channel e of
+ * a row of packed words (S5.2): mask the code's byte lane, then move that
+ * byte under the exponent 0x4B. With e a compile-time constant the shift and
+ * mask are shared by the codes of one byte position. */
+template <int BITS>
+__device__ __forceinline__ uint32_t code_pattern(const uint32_t *w, uint32_t e)
+{
+    constexpr uint32_t mask = BITS == 8 ? 0xFFFFFFFFu : BITS == 4 ? 0x0F0F0F0Fu : 0x03030303u;
+    const uint32_t bit = e * (uint32_t)BITS;
+    const uint32_t x = (w[bit >> 5] >> (bit & 7u)) & mask;
+    return __byte_perm(x, 0x4B000000u, 0x7540u | ((bit & 31u) >> 3));
+}
+
+/* The decoded code (S3.5, S6.5): k, k - 2^(bits-1) or signpost[k], exactly
+ * what attention.cu's table holds. */
+template <int BITS, bool NUQ>
+__device__ __forceinline__ float decode(uint32_t pattern, float bias, const float *table)
+{
+    if (NUQ) return table[pattern & 0xFFu];
+    return __fsub_rn(__uint_as_float(pattern), bias); /* (2^23 + k) - (2^23 + offset), exact */
+}
+
+/* One lane's view of its token's key outliers: two cursors, over channels
+ * below kPairs and from kPairs on (pair i reads channels i and i + 64). */
+struct KeyOutliers {
+    uint32_t lo, lo_end, hi, hi_end, lo_chan, hi_chan;
+    __device__ __forceinline__ void init(const uint16_t *ochan, uint32_t begin, uint32_t end)
+    {
+        uint32_t k = begin;
+        while (k < end && ochan[k] < kPairs) k++;
+        lo = begin;
+        lo_end = k;
+        hi = k;
+        hi_end = end;
+        lo_chan = lo < lo_end ? ochan[lo] : kNoChannel;
+        hi_chan = hi < hi_end ? ochan[hi] : kNoChannel;
+    }
+};
+
+/* Shared memory of a block. */
+template <int NQ>
+struct Shared {
+    kvq_cuda_seq sq;
+    double theta[kPairs];
+    float2 qs[kPairs * NQ];            /* rotated queries: pair i of head h at [i * NQ + h] */
+    float2 base[kPairs];               /* cis(P0 theta_i) of the current tile */
+    float kdec[16], vdec[16];          /* NUQ signposts */
+    float4 kpar[kWarps][kPairs];       /* (addend_a, b_a, addend_b, b_b) of the warp's key block */
+    float p[kWarps][kSub * NQ];        /* weights of the warp's tokens */
+    uint32_t vword[kWarps][kSub];      /* value params a | b << 16 */
+    uint32_t vprec[kWarps][kSub];
+    uint32_t vslot[kWarps][kSub];
+    uint32_t vop[kWarps][kSub + 1u];   /* value outlier pointers */
+    float red[kWarps][NQ][kD];         /* the warps' outputs, merged at the end */
+    float ml[kWarps][NQ][2];
+    uint32_t flag;
+};
+
+/* Key params of block row `prow` (d words) into the warp's float4 table; true
+ * when no dequantized key of these params can leave the fp16 range (S9.1). */
+__device__ __forceinline__ bool load_key_params(float4 *kpar, const uint32_t *prow, uint32_t scheme, float dmin,
+                                                float dmax, uint32_t lane)
+{
+    bool safe = true;
+    for (uint32_t i = lane; i < kPairs; i += 32u) {
+        float v[4];
+        for (uint32_t side = 0; side < 2u; side++) {
+            const uint32_t w = prow[i + side * kPairs];
+            const float a = kvq_att_decode_addend(scheme, kvq_dev_fp32((uint16_t)(w & 0xFFFFu)));
+            const float b = kvq_dev_fp32((uint16_t)(w >> 16));
+            v[2u * side] = a;
+            v[2u * side + 1u] = b;
+            /* fma is monotone in the decoded code, so its extremes bound every element. */
+            const float lo = fabsf(__fmaf_rn(b, dmin, a)), hi = fabsf(__fmaf_rn(b, dmax, a));
+            safe = safe && lo <= 65504.0f && hi <= 65504.0f; /* false for NaN too */
+        }
+        kpar[i] = make_float4(v[0], v[1], v[2], v[3]);
+    }
+    return __all_sync(kAttFullMask, safe) != 0;
+}
+
+/* The rare exact check: whether any dequantized key of this lane's token
+ * (outliers applied) lies beyond the fp16 range. It re-reads the packed row
+ * from global memory, so that the caller's registers stay registers. */
+template <int BITS, bool NUQ>
+__device__ __noinline__ bool key_out_of_range(const uint32_t *row, const float4 *kpar, float kbias, const float *kdec,
+                                              const uint16_t *ochan, const uint16_t *oval, uint32_t ob, uint32_t oe)
+{
+    bool bad = false;
+    for (uint32_t c = 0; c < kD; c++) {
+        const uint32_t bit = c * (uint32_t)BITS;
+        const uint32_t code = (row[bit >> 5] >> (bit & 31u)) & ((1u << BITS) - 1u);
+        const float dec = NUQ ? kdec[code] : __fsub_rn(__uint_as_float(0x4B000000u | code), kbias);
+        const float4 p = kpar[c % kPairs];
+        float x = c < kPairs ? __fmaf_rn(p.y, dec, p.x) : __fmaf_rn(p.w, dec, p.z);
+        for (uint32_t k = ob; k < oe; k++)
+            if (ochan[k] == c) x = kvq_dev_fp32(oval[k]);
+        bad = bad || !(fabsf(x) <= 65504.0f);
+    }
+    return bad;
+}
+
+template <int NQ, int BITS, bool NUQ>
+__global__ void __launch_bounds__(kThreads) fast_split_kernel(kvq_cuda_attention_args args)
+{
+    constexpr uint32_t W = kD * (uint32_t)BITS / 32u; /* words per packed row */
+    __shared__ Shared<NQ> sh;
+    const uint32_t split = blockIdx.x, hg = blockIdx.y, seq = blockIdx.z;
+    const uint32_t n = args.seqs[seq].n_tokens;
+    const uint32_t t_begin = split * args.tokens_per_split;
+    if (t_begin >= n) return;
+    const uint32_t tid = threadIdx.x, lane = tid & 31u, warp = tid >> 5;
+    {
+        const uint32_t *src = reinterpret_cast<const uint32_t *>(&args.seqs[seq]);
+        uint32_t *dst = reinterpret_cast<uint32_t *>(&sh.sq);
+        for (uint32_t w = tid; w < sizeof(kvq_cuda_seq) / 4u; w += kThreads) dst[w] = src[w];
+    }
+    __syncthreads();
+    const kvq_cuda_seq &sq = sh.sq;
+    const kvq_cuda_view &K = sq.keys;
+    const kvq_cuda_view &V = sq.values;
+    const uint32_t t_end = min(n, t_begin + args.tokens_per_split);
+    const uint32_t h0 = hg * NQ;
+    const uint32_t nh = min((uint32_t)NQ, args.n_q - h0);
+    const uint32_t kscheme = K.scheme, vscheme = V.scheme;
+    const bool kcal = K.layout == KVQ_CUDA_PARAMS_KEYS_CALIBRATED;
+    const float kbias = 8388608.0f + (kscheme == KVQ_SCHEME_UNIFORM_SYM ? (float)(1u << (BITS - 1)) : 0.0f);
+    const float vbias = 8388608.0f + (vscheme == KVQ_SCHEME_UNIFORM_SYM ? (float)(1u << (BITS - 1)) : 0.0f);
+    const float2 *step = reinterpret_cast<const float2 *>(args.rope_step32);
+
+    /* ---- once per block: theta, NUQ tables, rotated queries ---- */
+    for (uint32_t i = tid; i < kPairs; i += kThreads) sh.theta[i] = args.theta[i];
+    if (tid < 16u) {
+        sh.kdec[tid] = K.signpost[tid];
+        sh.vdec[tid] = V.signpost[tid];
+    }
+    if (tid == 0) sh.flag = 0;
+    __syncthreads();
+    for (uint32_t i = tid; i < kPairs; i += kThreads) {
+        float c, s;
+        kvq_dev_rope_cos_sin(sq.q_position, sh.theta[i], &c, &s);
+        sh.base[i] = make_float2(c, s);
+    }
+    __syncthreads();
+    for (uint32_t e = tid; e < NQ * kPairs; e += kThreads) {
+        const uint32_t h = e / kPairs, i = e % kPairs;
+        float2 r = make_float2(0.0f, 0.0f); /* heads past n_q contribute nothing */
+        if (h < nh) {
+            const float *q = args.q + ((size_t)seq * args.n_q + h0 + h) * kD;
+            const float2 cs = sh.base[i];
+            kvq_dev_rope_rotate(q[i], q[i + kPairs], cs.x, cs.y, &r.x, &r.y); /* S11.2, as the reference */
+        }
+        sh.qs[i * NQ + h] = r;
+    }
+    /* Extreme decoded codes, for the params-based range check. */
+    float kdmin, kdmax;
+    if (NUQ) {
+        kdmin = kdmax = K.signpost[0];
+        for (uint32_t k = 1; k < (1u << BITS); k++) {
+            kdmin = fminf(kdmin, K.signpost[k]);
+            kdmax = fmaxf(kdmax, K.signpost[k]);
+        }
+    } else {
+        kdmin = __fsub_rn(8388608.0f, kbias);
+        kdmax = __fsub_rn(8388608.0f + (float)((1u << BITS) - 1u), kbias);
+    }
+
+    /* Per-warp running softmax state (the same in every lane) and outputs:
+     * lane owns channels 8 (lane % 16) .. + 7 of the tokens of its half-warp. */
+    float m_run[NQ], l_run[NQ], acc[NQ][8];
+#pragma unroll
+    for (int h = 0; h < NQ; h++) {
+        m_run[h] = -INFINITY;
+        l_run[h] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[h][e] = 0.0f;
+    }
+    const uint32_t half_id = lane >> 4, c8 = lane & 15u;
+    uint32_t kblock = 0xFFFFFFFFu; /* key block whose params the warp holds */
+    bool kparams_safe = true;
+
+    for (uint32_t tile0 = t_begin; tile0 < t_end; tile0 += kTile) {
+        __syncthreads(); /* every warp is done with the previous base */
+        const uint32_t P0 = sq.pos0 + tile0;
+        for (uint32_t i = tid; i < kPairs; i += kThreads) {
+            float c, s;
+            kvq_dev_rope_cos_sin(P0, sh.theta[i], &c, &s);
+            sh.base[i] = make_float2(c, s);
+        }
+        __syncthreads();
+        const uint32_t w0 = tile0 + warp * kSub; /* the warp's first token */
+        if (w0 >= t_end) continue;
+        const uint32_t ntok = min(kSub, t_end - w0);
+        const uint32_t t = w0 + lane;
+        const bool valid = lane < ntok;
+
+        /* The key params of the warp's block (the 32 tokens share one: the
+         * block length is a multiple of 32 and tiles start at multiples of 128). */
+        const uint32_t blk = kcal ? 0u : w0 / K.group_size;
+        if (blk != kblock) {
+            kparams_safe = load_key_params(sh.kpar[warp], kcal ? K.params : K.params + (size_t)blk * kD, kscheme,
+                                           kdmin, kdmax, lane);
+            kblock = blk;
+        }
+        __syncwarp();
+
+        /* ---- scores: lane = token ---- */
+        float dot[NQ];
+#pragma unroll
+        for (int h = 0; h < NQ; h++) dot[h] = 0.0f;
+        const uint32_t kprec = valid ? K.precision[t] : 0xFFu;
+        const bool kquant = kprec == KVQ_PREC_QUANTIZED;
+        if (kquant) {
+            uint32_t codes[W];
+            const uint4 *src = reinterpret_cast<const uint4 *>(K.codes + (size_t)t * W);
+#pragma unroll
+            for (uint32_t k = 0; k < W / 4u; k++) {
+                const uint4 v = __ldg(src + k);
+                codes[4u * k] = v.x;
+                codes[4u * k + 1u] = v.y;
+                codes[4u * k + 2u] = v.z;
+                codes[4u * k + 3u] = v.w;
+            }
+            KeyOutliers o;
+            const uint32_t ob = K.optr[t], oe = K.optr[t + 1u];
+            o.init(K.ochan, ob, oe);
+            const float4 *kp = sh.kpar[warp];
+            const float2 *st = step + warp * kSub + lane;
+#pragma unroll
+            for (uint32_t i = 0; i < kPairs; i++) {
+                const float4 p = kp[i];
+                float ka = __fmaf_rn(p.y, decode<BITS, NUQ>(code_pattern<BITS>(codes, i), kbias, sh.kdec), p.x);
+                float kb =
+                    __fmaf_rn(p.w, decode<BITS, NUQ>(code_pattern<BITS>(codes, i + kPairs), kbias, sh.kdec), p.z);
+                if (o.lo_chan == i) { /* S7.4: the outlier replaces the element */
+                    ka = kvq_dev_fp32(K.oval[o.lo]);
+                    o.lo++;
+                    o.lo_chan = o.lo < o.lo_end ? K.ochan[o.lo] : kNoChannel;
+                }
+                if (o.hi_chan == i + kPairs) {
+                    kb = kvq_dev_fp32(K.oval[o.hi]);
+                    o.hi++;
+                    o.hi_chan = o.hi < o.hi_end ? K.ochan[o.hi] : kNoChannel;
+                }
+                /* cos/sin at P0 + 32 warp + lane: one fp32 angle addition. */
+                const float2 b = sh.base[i];
+                const float2 d = __ldg(st + (size_t)i * KVQ_CUDA_STEP32_OFFSETS);
+                const float c = __fmaf_rn(b.x, d.x, -__fmul_rn(b.y, d.y));
+                const float s = __fmaf_rn(b.y, d.x, __fmul_rn(b.x, d.y));
+                const float ra = __fmaf_rn(ka, c, -__fmul_rn(kb, s));
+                const float rb = __fmaf_rn(ka, s, __fmul_rn(kb, c));
+#pragma unroll
+                for (int h = 0; h < NQ; h++) {
+                    const float2 q = sh.qs[i * NQ + h];
+                    dot[h] = fmaf(q.x, ra, dot[h]);
+                    dot[h] = fmaf(q.y, rb, dot[h]);
+                }
+            }
+            if (!kparams_safe &&
+                key_out_of_range<BITS, NUQ>(K.codes + (size_t)t * W, kp, kbias, sh.kdec, K.ochan, K.oval, ob, oe))
+                atomicOr(&sh.flag, 1u);
+        }
+        /* Keys stored in fp16: the whole warp, one token at a time. */
+        unsigned pending = __ballot_sync(kAttFullMask, valid && !kquant);
+        while (pending != 0u) {
+            const uint32_t j = (uint32_t)__ffs((int)pending) - 1u;
+            pending &= pending - 1u;
+            const uint16_t *row = kvq_att_fp16_row(K, K.slot[w0 + j]);
+            float part[NQ];
+#pragma unroll
+            for (int h = 0; h < NQ; h++) part[h] = 0.0f;
+            for (uint32_t i = lane; i < kPairs; i += 32u) {
+                const float ka = kvq_dev_fp32(row[i]), kb = kvq_dev_fp32(row[i + kPairs]);
+                const float2 b = sh.base[i];
+                const float2 d = __ldg(step + (size_t)i * KVQ_CUDA_STEP32_OFFSETS + warp * kSub + j);
+                const float c = __fmaf_rn(b.x, d.x, -__fmul_rn(b.y, d.y));
+                const float s = __fmaf_rn(b.y, d.x, __fmul_rn(b.x, d.y));
+                const float ra = __fmaf_rn(ka, c, -__fmul_rn(kb, s));
+                const float rb = __fmaf_rn(ka, s, __fmul_rn(kb, c));
+#pragma unroll
+                for (int h = 0; h < NQ; h++) {
+                    const float2 q = sh.qs[i * NQ + h];
+                    part[h] = fmaf(q.x, ra, part[h]);
+                    part[h] = fmaf(q.y, rb, part[h]);
+                }
+            }
+#pragma unroll
+            for (int h = 0; h < NQ; h++) {
+#pragma unroll
+                for (int off = 16; off > 0; off >>= 1) part[h] += __shfl_xor_sync(kAttFullMask, part[h], off);
+                if (lane == j) dot[h] = part[h];
+            }
+        }
+
+        /* ---- online softmax of the warp's tokens, base 2 ---- */
+#pragma unroll
+        for (int h = 0; h < NQ; h++) {
+            const float sc = valid ? dot[h] * args.score_scale : -INFINITY;
+            float mt = sc;
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) mt = fmaxf(mt, __shfl_xor_sync(kAttFullMask, mt, off));
+            /* An integer shift at or above every score so far: weights in
+             * (0, 1], and every rescale an exact power of two (attention.cu). */
+            const float m_new = fmaxf(m_run[h], ceilf(mt));
+            const float p = exp2f(sc - m_new);
+            float sum = p;
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(kAttFullMask, sum, off);
+            const float alpha = kvq_att_pow2_difference(m_run[h], m_new);
+            l_run[h] = l_run[h] * alpha + sum;
+            m_run[h] = m_new;
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[h][e] *= alpha;
+            sh.p[warp][lane * NQ + h] = p;
+        }
+        /* What the value pass needs of each token, staged by its lane. */
+        if (valid) {
+            const uint32_t vprec = V.precision[t];
+            sh.vprec[warp][lane] = vprec;
+            sh.vword[warp][lane] = V.params[t];
+            sh.vslot[warp][lane] = vprec != KVQ_PREC_QUANTIZED ? V.slot[t] : 0u;
+            sh.vop[warp][lane] = V.optr[t];
+            if (lane == ntok - 1u) sh.vop[warp][ntok] = V.optr[t + 1u];
+        }
+        __syncwarp();
+
+        /* ---- values: a half-warp per token, 8 channels per lane ---- */
+        for (uint32_t j = half_id; j < ntok; j += 2u) {
+            const uint32_t tj = w0 + j;
+            float v[8];
+            if (sh.vprec[warp][j] == KVQ_PREC_QUANTIZED) {
+                uint32_t words[2] = {0u, 0u}; /* the lane's 8 codes, from channel 8 c8 */
+                if (BITS == 8) {
+                    const uint2 x = __ldg(reinterpret_cast<const uint2 *>(V.codes + (size_t)tj * W) + c8);
+                    words[0] = x.x;
+                    words[1] = x.y;
+                } else if (BITS == 4) {
+                    words[0] = __ldg(V.codes + (size_t)tj * W + c8);
+                } else {
+                    words[0] = __ldg(reinterpret_cast<const uint16_t *>(V.codes + (size_t)tj * W) + c8);
+                }
+                const uint32_t pw = sh.vword[warp][j];
+                const float a = kvq_att_decode_addend(vscheme, kvq_dev_fp32((uint16_t)(pw & 0xFFFFu)));
+                const float b = kvq_dev_fp32((uint16_t)(pw >> 16));
+#pragma unroll
+                for (uint32_t e = 0; e < 8u; e++)
+                    v[e] = __fmaf_rn(b, decode<BITS, NUQ>(code_pattern<BITS>(words, e), vbias, sh.vdec), a);
+            } else {
+                const uint4 x = __ldg(reinterpret_cast<const uint4 *>(kvq_att_fp16_row(V, sh.vslot[warp][j])) + c8);
+                const uint32_t h2[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+                for (uint32_t e = 0; e < 8u; e++)
+                    v[e] = kvq_dev_fp32((uint16_t)(h2[e >> 1] >> (16u * (e & 1u))));
+            }
+            for (uint32_t k = sh.vop[warp][j]; k < sh.vop[warp][j + 1u]; k++) { /* S7.4 */
+                const uint32_t ch = V.ochan[k];
+                if ((ch >> 3) == c8) {
+                    const float x = kvq_dev_fp32(V.oval[k]);
+#pragma unroll
+                    for (uint32_t e = 0; e < 8u; e++)
+                        if ((ch & 7u) == e) v[e] = x;
+                }
+            }
+#pragma unroll
+            for (int h = 0; h < NQ; h++) {
+                const float p = sh.p[warp][j * NQ + h];
+#pragma unroll
+                for (int e = 0; e < 8; e++) acc[h][e] = fmaf(p, v[e], acc[h][e]);
+            }
+        }
+        __syncwarp(); /* the staged arrays are rewritten by the next tile */
+    }
+
+    /* ---- merge the half-warps, then the warps (exact factors 2^(m_w - M)) ---- */
+#pragma unroll
+    for (int h = 0; h < NQ; h++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[h][e] += __shfl_xor_sync(kAttFullMask, acc[h][e], 16);
+    if (half_id == 0)
+#pragma unroll
+        for (int h = 0; h < NQ; h++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) sh.red[warp][h][8u * c8 + e] = acc[h][e];
+    if (lane == 0)
+#pragma unroll
+        for (int h = 0; h < NQ; h++) {
+            sh.ml[warp][h][0] = m_run[h];
+            sh.ml[warp][h][1] = l_run[h];
+        }
+    __syncthreads();
+    if (tid == 0 && sh.flag) atomicOr(args.flags, 1u);
+    const uint32_t c = tid; /* kThreads == kD: a thread per channel */
+    const bool single = sq.n_splits == 1u;
+    const size_t base = ((size_t)seq * args.max_splits + split) * args.n_q + h0;
+    for (uint32_t h = 0; h < nh; h++) {
+        float M = sh.ml[0][h][0];
+        for (uint32_t w = 1; w < kWarps; w++) M = fmaxf(M, sh.ml[w][h][0]);
+        float o = 0.0f, l = 0.0f;
+        for (uint32_t w = 0; w < kWarps; w++) {
+            const float f = kvq_att_pow2_difference(sh.ml[w][h][0], M);
+            o = fmaf(sh.red[w][h][c], f, o);
+            l = fmaf(sh.ml[w][h][1], f, l);
+        }
+        if (single) {
+            args.out[((size_t)seq * args.n_q + h0 + h) * kD + c] = o / l;
+        } else {
+            args.partial_o[(base + h) * kD + c] = o;
+            if (c == 0) {
+                args.partial_ml[(base + h) * 2u] = M;
+                args.partial_ml[(base + h) * 2u + 1u] = l;
+            }
+        }
+    }
+}
+
+template <int NQ, int BITS, bool NUQ>
+cudaError_t launch(const kvq_cuda_attention_args &a, cudaStream_t stream)
+{
+    dim3 grid(a.max_splits, (a.n_q + NQ - 1u) / NQ, a.n_seq);
+    fast_split_kernel<NQ, BITS, NUQ><<<grid, kThreads, 0, stream>>>(a);
+    return cudaGetLastError();
+}
+
+template <int NQ>
+cudaError_t launch_format(const kvq_cuda_attention_args &a, cudaStream_t stream)
+{
+    const kvq_cuda_view &k = a.seqs_host[0].keys;
+    const bool nuq = k.scheme == KVQ_SCHEME_NUQ;
+    switch (k.bits) {
+    case 2: return nuq ? launch<NQ, 2, true>(a, stream) : launch<NQ, 2, false>(a, stream);
+    case 4: return nuq ? launch<NQ, 4, true>(a, stream) : launch<NQ, 4, false>(a, stream);
+    default: return launch<NQ, 8, false>(a, stream);
+    }
+}
+
+bool bits_ok(const kvq_cuda_view &v) { return v.bits == 2u || v.bits == 4u || (v.bits == 8u && v.scheme != KVQ_SCHEME_NUQ); }
+
+} // namespace
+
+bool kvq_cuda_attention_fast_seq_ok(const kvq_cuda_seq *s, const kvq_cuda_seq *first)
+{
+    const kvq_cuda_view &k = s->keys, &v = s->values;
+    const bool k_nuq = k.scheme == KVQ_SCHEME_NUQ, v_nuq = v.scheme == KVQ_SCHEME_NUQ;
+    return s->positions == nullptr && k.head_dim == kD && bits_ok(k) && v.bits == k.bits && k_nuq == v_nuq &&
+           k.bits == first->keys.bits && k_nuq == (first->keys.scheme == KVQ_SCHEME_NUQ) &&
+           k.row_words == kD * k.bits / 32u && v.row_words == k.row_words &&
+           (k.layout == KVQ_CUDA_PARAMS_KEYS_CALIBRATED ||
+            (k.layout == KVQ_CUDA_PARAMS_KEYS_ONLINE && k.group_size % kSub == 0u)) &&
+           v.layout == KVQ_CUDA_PARAMS_VALUES && v.group_size == kD &&
+           /* 16-byte key rows, the loads' alignment */
+           ((uintptr_t)k.codes & 15u) == 0u && ((uintptr_t)v.codes & 15u) == 0u;
+}
+
+cudaError_t kvq_cuda_attention_fast_split(const kvq_cuda_attention_args *a, cudaStream_t stream)
+{
+    const uint32_t nq = a->n_q >= 8u ? 8u : a->n_q >= 4u ? 4u : a->n_q >= 2u ? 2u : 1u;
+    switch (nq) {
+    case 1: return launch_format<1>(*a, stream);
+    case 2: return launch_format<2>(*a, stream);
+    case 4: return launch_format<4>(*a, stream);
+    default: return launch_format<8>(*a, stream);
+    }
+}
+
+extern "C" void kvq_cuda_rope_step32_table(const double *theta, uint32_t head_dim, float *table)
+{
+    /* S9.3 for positions 0 .. 127, each value rounded once to fp32. */
+    for (uint32_t i = 0; i < head_dim / 2u; i++)
+        for (uint32_t o = 0; o < KVQ_CUDA_STEP32_OFFSETS; o++) {
+            const double angle = fmod((double)o * theta[i], KVQ_DEV_TWO_PI);
+            table[2u * (i * KVQ_CUDA_STEP32_OFFSETS + o)] = (float)cos(angle);
+            table[2u * (i * KVQ_CUDA_STEP32_OFFSETS + o) + 1u] = (float)sin(angle);
+        }
+}
