@@ -22,8 +22,12 @@
  *    byte permute into the bit pattern of 2^23 + k and one subtraction (k
  *    exactly, or k - 2^(bits-1)); NUQ codes index a 16-entry table. The
  *    key params of the warp's block sit in shared memory as one float4 per
- *    pair (broadcast reads). Outliers are two per-lane cursors (channels
- *    below and above d/2), compared against constants.
+ *    pair (broadcast reads). A pair holding a key outlier (S7.4) is zeroed
+ *    in the loop (one bit test) and summed afterwards from its exact
+ *    elements: fp32 sums in any order are what S12.3 allows.
+ *  - Every load of a warp's 32 tokens (key rows, value codes, metadata) is
+ *    issued before its arithmetic starts, so their latencies overlap; the next
+ *    tile's RoPE bases are computed while the current tile is worked on.
  *  - RoPE: cos/sin of position P0 + o are one fp32 angle addition from the
  *    tile's base cis(P0 theta) (double, rounded once) and a host table
  *    cis(o theta) (double, rounded once), o < 128: within 2.5 u absolute of
@@ -33,7 +37,7 @@
  *    them together afterwards, a token at a time, so the quantized lanes do
  *    not diverge.
  *  - Values: a half-warp per token (two tokens per step), a lane per 8
- *    channels: one 4-byte code load (4-bit) per lane per token.
+ *    channels: one 4-byte code word (4-bit) per lane per token, prefetched.
  *  - The S9.1 range check of dequantized keys is done on the params: fma is
  *    monotone in the code's value, so if no channel's extreme codes reach
  *    beyond 65504 no element can; only otherwise are the elements checked.
@@ -59,7 +63,6 @@ constexpr uint32_t kPairs = kD / 2u;         /* HALF pairing: pair i is (i, i + 
 constexpr uint32_t kSub = 32;                /* tokens per warp and tile */
 constexpr uint32_t kTile = kWarps * kSub;    /* tokens per block and tile */
 static_assert(kTile == KVQ_CUDA_STEP32_OFFSETS, "one step-table entry per token of a tile");
-constexpr uint32_t kNoChannel = 0xFFFFu;
 
 /* The bit pattern of the fp32 number 2^23 + code for the code at channel e of
  * a row of packed words (S5.2): mask the code's byte lane, then move that
@@ -83,30 +86,13 @@ __device__ __forceinline__ float decode(uint32_t pattern, float bias, const floa
     return __fsub_rn(__uint_as_float(pattern), bias); /* (2^23 + k) - (2^23 + offset), exact */
 }
 
-/* One lane's view of its token's key outliers: two cursors, over channels
- * below kPairs and from kPairs on (pair i reads channels i and i + 64). */
-struct KeyOutliers {
-    uint32_t lo, lo_end, hi, hi_end, lo_chan, hi_chan;
-    __device__ __forceinline__ void init(const uint16_t *ochan, uint32_t begin, uint32_t end)
-    {
-        uint32_t k = begin;
-        while (k < end && ochan[k] < kPairs) k++;
-        lo = begin;
-        lo_end = k;
-        hi = k;
-        hi_end = end;
-        lo_chan = lo < lo_end ? ochan[lo] : kNoChannel;
-        hi_chan = hi < hi_end ? ochan[hi] : kNoChannel;
-    }
-};
-
 /* Shared memory of a block. */
 template <int NQ>
 struct Shared {
     kvq_cuda_seq sq;
     double theta[kPairs];
     float2 qs[kPairs * NQ];            /* rotated queries: pair i of head h at [i * NQ + h] */
-    float2 base[kPairs];               /* cis(P0 theta_i) of the current tile */
+    float2 base[2][kPairs];            /* cis(P0 theta_i) of the current tile and the next */
     float kdec[16], vdec[16];          /* NUQ signposts */
     float4 kpar[kWarps][kPairs];       /* (addend_a, b_a, addend_b, b_b) of the warp's key block */
     float p[kWarps][kSub * NQ];        /* weights of the warp's tokens */
@@ -164,7 +150,7 @@ __device__ __noinline__ bool key_out_of_range(const uint32_t *row, const float4 
 }
 
 template <int NQ, int BITS, bool NUQ>
-__global__ void __launch_bounds__(kThreads) fast_split_kernel(kvq_cuda_attention_args args)
+__global__ void __launch_bounds__(kThreads, 4) fast_split_kernel(kvq_cuda_attention_args args)
 {
     constexpr uint32_t W = kD * (uint32_t)BITS / 32u; /* words per packed row */
     __shared__ Shared<NQ> sh;
@@ -202,7 +188,7 @@ __global__ void __launch_bounds__(kThreads) fast_split_kernel(kvq_cuda_attention
     for (uint32_t i = tid; i < kPairs; i += kThreads) {
         float c, s;
         kvq_dev_rope_cos_sin(sq.q_position, sh.theta[i], &c, &s);
-        sh.base[i] = make_float2(c, s);
+        sh.base[1][i] = make_float2(c, s);
     }
     __syncthreads();
     for (uint32_t e = tid; e < NQ * kPairs; e += kThreads) {
@@ -210,7 +196,7 @@ __global__ void __launch_bounds__(kThreads) fast_split_kernel(kvq_cuda_attention
         float2 r = make_float2(0.0f, 0.0f); /* heads past n_q contribute nothing */
         if (h < nh) {
             const float *q = args.q + ((size_t)seq * args.n_q + h0 + h) * kD;
-            const float2 cs = sh.base[i];
+            const float2 cs = sh.base[1][i];
             kvq_dev_rope_rotate(q[i], q[i + kPairs], cs.x, cs.y, &r.x, &r.y); /* S11.2, as the reference */
         }
         sh.qs[i * NQ + h] = r;
@@ -242,20 +228,77 @@ __global__ void __launch_bounds__(kThreads) fast_split_kernel(kvq_cuda_attention
     uint32_t kblock = 0xFFFFFFFFu; /* key block whose params the warp holds */
     bool kparams_safe = true;
 
-    for (uint32_t tile0 = t_begin; tile0 < t_end; tile0 += kTile) {
-        __syncthreads(); /* every warp is done with the previous base */
-        const uint32_t P0 = sq.pos0 + tile0;
-        for (uint32_t i = tid; i < kPairs; i += kThreads) {
-            float c, s;
-            kvq_dev_rope_cos_sin(P0, sh.theta[i], &c, &s);
-            sh.base[i] = make_float2(c, s);
-        }
-        __syncthreads();
+    /* The tile bases cis(P0 theta_i) in double, rounded once (S9.3): the
+     * first tile's now, each next one while the current tile is worked on. */
+    __syncthreads(); /* the query rotation is done with base[1] */
+    for (uint32_t i = tid; i < kPairs; i += kThreads) {
+        float c, s;
+        kvq_dev_rope_cos_sin(sq.pos0 + t_begin, sh.theta[i], &c, &s);
+        sh.base[0][i] = make_float2(c, s);
+    }
+    uint32_t buf = 0;
+    for (uint32_t tile0 = t_begin; tile0 < t_end; tile0 += kTile, buf ^= 1u) {
+        __syncthreads(); /* base[buf] is complete; every warp is done with base[buf ^ 1] */
+        if (tile0 + kTile < t_end)
+            for (uint32_t i = tid; i < kPairs; i += kThreads) {
+                float c, s;
+                kvq_dev_rope_cos_sin(sq.pos0 + tile0 + kTile, sh.theta[i], &c, &s);
+                sh.base[buf ^ 1u][i] = make_float2(c, s);
+            }
+        const float2 *base = sh.base[buf];
         const uint32_t w0 = tile0 + warp * kSub; /* the warp's first token */
         if (w0 >= t_end) continue;
         const uint32_t ntok = min(kSub, t_end - w0);
         const uint32_t t = w0 + lane;
         const bool valid = lane < ntok;
+
+        /* Every load of the sub-tile is issued here, before any arithmetic,
+         * so that their latencies overlap: the lane's key row, its token's
+         * value metadata, and its 16 tokens' value codes (8 channels each). */
+        const uint32_t kprec = valid ? K.precision[t] : 0xFFu;
+        const bool kquant = kprec == KVQ_PREC_QUANTIZED;
+        constexpr uint32_t VW = BITS == 8 ? 2u : 1u; /* words of 8 codes */
+        uint32_t codes[W];
+#pragma unroll
+        for (uint32_t k = 0; k < W; k++) codes[k] = 0u;
+        if (valid) {
+            const uint4 *src = reinterpret_cast<const uint4 *>(K.codes + (size_t)t * W);
+#pragma unroll
+            for (uint32_t k = 0; k < W / 4u; k++) {
+                const uint4 v = __ldg(src + k);
+                codes[4u * k] = v.x;
+                codes[4u * k + 1u] = v.y;
+                codes[4u * k + 2u] = v.z;
+                codes[4u * k + 3u] = v.w;
+            }
+        }
+        const uint32_t ob = valid ? K.optr[t] : 0u, oe = valid ? K.optr[t + 1u] : 0u;
+        uint32_t my_vprec = 0, my_vword = 0, my_vslot = 0, my_vop = 0, my_vop_end = 0;
+        if (valid) {
+            my_vprec = V.precision[t];
+            my_vword = V.params[t];
+            my_vslot = V.slot[t];
+            my_vop = V.optr[t];
+            my_vop_end = V.optr[t + 1u];
+        }
+        uint32_t vcodes[16][VW];
+#pragma unroll
+        for (uint32_t k = 0; k < 16u; k++) {
+            const uint32_t tj = w0 + 2u * k + half_id;
+            vcodes[k][0] = 0u;
+            if (VW == 2u) vcodes[k][VW - 1u] = 0u;
+            if (2u * k + half_id < ntok) {
+                if (BITS == 8) {
+                    const uint2 x = __ldg(reinterpret_cast<const uint2 *>(V.codes + (size_t)tj * W) + c8);
+                    vcodes[k][0] = x.x;
+                    vcodes[k][VW - 1u] = x.y;
+                } else if (BITS == 4) {
+                    vcodes[k][0] = __ldg(V.codes + (size_t)tj * W + c8);
+                } else {
+                    vcodes[k][0] = __ldg(reinterpret_cast<const uint16_t *>(V.codes + (size_t)tj * W) + c8);
+                }
+            }
+        }
 
         /* The key params of the warp's block (the 32 tokens share one: the
          * block length is a multiple of 32 and tiles start at multiples of 128). */
@@ -271,22 +314,15 @@ __global__ void __launch_bounds__(kThreads) fast_split_kernel(kvq_cuda_attention
         float dot[NQ];
 #pragma unroll
         for (int h = 0; h < NQ; h++) dot[h] = 0.0f;
-        const uint32_t kprec = valid ? K.precision[t] : 0xFFu;
-        const bool kquant = kprec == KVQ_PREC_QUANTIZED;
         if (kquant) {
-            uint32_t codes[W];
-            const uint4 *src = reinterpret_cast<const uint4 *>(K.codes + (size_t)t * W);
-#pragma unroll
-            for (uint32_t k = 0; k < W / 4u; k++) {
-                const uint4 v = __ldg(src + k);
-                codes[4u * k] = v.x;
-                codes[4u * k + 1u] = v.y;
-                codes[4u * k + 2u] = v.z;
-                codes[4u * k + 3u] = v.w;
+            /* Pairs holding an outlier (S7.4) are left out here and summed
+             * below from the outlier values: the main loop only zeroes them. */
+            uint32_t omask_lo = 0, omask_hi = 0; /* pairs 0..31, 32..63 */
+            for (uint32_t k = ob; k < oe; k++) {
+                const uint32_t pair = K.ochan[k] % kPairs;
+                if (pair < 32u) omask_lo |= 1u << pair;
+                else omask_hi |= 1u << (pair - 32u);
             }
-            KeyOutliers o;
-            const uint32_t ob = K.optr[t], oe = K.optr[t + 1u];
-            o.init(K.ochan, ob, oe);
             const float4 *kp = sh.kpar[warp];
             const float2 *st = step + warp * kSub + lane;
 #pragma unroll
@@ -295,18 +331,12 @@ __global__ void __launch_bounds__(kThreads) fast_split_kernel(kvq_cuda_attention
                 float ka = __fmaf_rn(p.y, decode<BITS, NUQ>(code_pattern<BITS>(codes, i), kbias, sh.kdec), p.x);
                 float kb =
                     __fmaf_rn(p.w, decode<BITS, NUQ>(code_pattern<BITS>(codes, i + kPairs), kbias, sh.kdec), p.z);
-                if (o.lo_chan == i) { /* S7.4: the outlier replaces the element */
-                    ka = kvq_dev_fp32(K.oval[o.lo]);
-                    o.lo++;
-                    o.lo_chan = o.lo < o.lo_end ? K.ochan[o.lo] : kNoChannel;
-                }
-                if (o.hi_chan == i + kPairs) {
-                    kb = kvq_dev_fp32(K.oval[o.hi]);
-                    o.hi++;
-                    o.hi_chan = o.hi < o.hi_end ? K.ochan[o.hi] : kNoChannel;
+                if (((i < 32u ? omask_lo : omask_hi) >> (i % 32u)) & 1u) {
+                    ka = 0.0f; /* contributes exactly nothing */
+                    kb = 0.0f;
                 }
                 /* cos/sin at P0 + 32 warp + lane: one fp32 angle addition. */
-                const float2 b = sh.base[i];
+                const float2 b = base[i];
                 const float2 d = __ldg(st + (size_t)i * KVQ_CUDA_STEP32_OFFSETS);
                 const float c = __fmaf_rn(b.x, d.x, -__fmul_rn(b.y, d.y));
                 const float s = __fmaf_rn(b.y, d.x, __fmul_rn(b.x, d.y));
@@ -317,6 +347,36 @@ __global__ void __launch_bounds__(kThreads) fast_split_kernel(kvq_cuda_attention
                     const float2 q = sh.qs[i * NQ + h];
                     dot[h] = fmaf(q.x, ra, dot[h]);
                     dot[h] = fmaf(q.y, rb, dot[h]);
+                }
+            }
+            /* The pairs with an outlier, each with its exact elements. */
+            for (uint32_t m = 0; m < 2u; m++) {
+                uint32_t bits_left = m == 0u ? omask_lo : omask_hi;
+                while (bits_left != 0u) {
+                    const uint32_t i = 32u * m + (uint32_t)__ffs((int)bits_left) - 1u;
+                    bits_left &= bits_left - 1u;
+                    const uint32_t *row = K.codes + (size_t)t * W;
+                    const float4 p = kp[i];
+                    float ka = __fmaf_rn(p.y, decode<BITS, NUQ>(code_pattern<BITS>(row, i), kbias, sh.kdec), p.x);
+                    float kb = __fmaf_rn(
+                        p.w, decode<BITS, NUQ>(code_pattern<BITS>(row, i + kPairs), kbias, sh.kdec), p.z);
+                    for (uint32_t k = ob; k < oe; k++) {
+                        const uint32_t ch = K.ochan[k];
+                        if (ch == i) ka = kvq_dev_fp32(K.oval[k]);
+                        if (ch == i + kPairs) kb = kvq_dev_fp32(K.oval[k]);
+                    }
+                    const float2 b = base[i];
+                    const float2 d = __ldg(st + (size_t)i * KVQ_CUDA_STEP32_OFFSETS);
+                    const float c = __fmaf_rn(b.x, d.x, -__fmul_rn(b.y, d.y));
+                    const float s = __fmaf_rn(b.y, d.x, __fmul_rn(b.x, d.y));
+                    const float ra = __fmaf_rn(ka, c, -__fmul_rn(kb, s));
+                    const float rb = __fmaf_rn(ka, s, __fmul_rn(kb, c));
+#pragma unroll
+                    for (int h = 0; h < NQ; h++) {
+                        const float2 q = sh.qs[i * NQ + h];
+                        dot[h] = fmaf(q.x, ra, dot[h]);
+                        dot[h] = fmaf(q.y, rb, dot[h]);
+                    }
                 }
             }
             if (!kparams_safe &&
@@ -334,7 +394,7 @@ __global__ void __launch_bounds__(kThreads) fast_split_kernel(kvq_cuda_attention
             for (int h = 0; h < NQ; h++) part[h] = 0.0f;
             for (uint32_t i = lane; i < kPairs; i += 32u) {
                 const float ka = kvq_dev_fp32(row[i]), kb = kvq_dev_fp32(row[i + kPairs]);
-                const float2 b = sh.base[i];
+                const float2 b = base[i];
                 const float2 d = __ldg(step + (size_t)i * KVQ_CUDA_STEP32_OFFSETS + warp * kSub + j);
                 const float c = __fmaf_rn(b.x, d.x, -__fmul_rn(b.y, d.y));
                 const float s = __fmaf_rn(b.y, d.x, __fmul_rn(b.x, d.y));
@@ -378,30 +438,22 @@ __global__ void __launch_bounds__(kThreads) fast_split_kernel(kvq_cuda_attention
         }
         /* What the value pass needs of each token, staged by its lane. */
         if (valid) {
-            const uint32_t vprec = V.precision[t];
-            sh.vprec[warp][lane] = vprec;
-            sh.vword[warp][lane] = V.params[t];
-            sh.vslot[warp][lane] = vprec != KVQ_PREC_QUANTIZED ? V.slot[t] : 0u;
-            sh.vop[warp][lane] = V.optr[t];
-            if (lane == ntok - 1u) sh.vop[warp][ntok] = V.optr[t + 1u];
+            sh.vprec[warp][lane] = my_vprec;
+            sh.vword[warp][lane] = my_vword;
+            sh.vslot[warp][lane] = my_vslot;
+            sh.vop[warp][lane] = my_vop;
+            if (lane == ntok - 1u) sh.vop[warp][ntok] = my_vop_end;
         }
         __syncwarp();
 
         /* ---- values: a half-warp per token, 8 channels per lane ---- */
-        for (uint32_t j = half_id; j < ntok; j += 2u) {
-            const uint32_t tj = w0 + j;
+#pragma unroll
+        for (uint32_t kk = 0; kk < 16u; kk++) {
+            const uint32_t j = 2u * kk + half_id;
+            if (j >= ntok) continue;
             float v[8];
             if (sh.vprec[warp][j] == KVQ_PREC_QUANTIZED) {
-                uint32_t words[2] = {0u, 0u}; /* the lane's 8 codes, from channel 8 c8 */
-                if (BITS == 8) {
-                    const uint2 x = __ldg(reinterpret_cast<const uint2 *>(V.codes + (size_t)tj * W) + c8);
-                    words[0] = x.x;
-                    words[1] = x.y;
-                } else if (BITS == 4) {
-                    words[0] = __ldg(V.codes + (size_t)tj * W + c8);
-                } else {
-                    words[0] = __ldg(reinterpret_cast<const uint16_t *>(V.codes + (size_t)tj * W) + c8);
-                }
+                const uint32_t *words = vcodes[kk]; /* the lane's 8 codes, from channel 8 c8 */
                 const uint32_t pw = sh.vword[warp][j];
                 const float a = kvq_att_decode_addend(vscheme, kvq_dev_fp32((uint16_t)(pw & 0xFFFFu)));
                 const float b = kvq_dev_fp32((uint16_t)(pw >> 16));
