@@ -9,6 +9,8 @@
  *                                 cuBLAS fp16 baseline (--bench-only: just that)
  *   kvq_cuda_selfcheck --jobs-only  packing, errors, quantize_head and the
  *                                 batched quantization (cuda_quantize_jobs) only
+ *   kvq_cuda_selfcheck --attention-fast-only  the fast attention kernel's cases
+ *                                 only (for compute-sanitizer)
  *
  * Checked: packing (S5), quantize_head field by field (S4.4) and dequantize
  * bit for bit (S4.5) over roles, key modes, schemes, widths, groups,
@@ -1039,6 +1041,8 @@ int main(int argc, char **argv)
     bool do_bench = argc > 1 && strcmp(argv[1], "--bench") == 0;
     bool bench_only = argc > 1 && strcmp(argv[1], "--bench-only") == 0;
     bool jobs_only = argc > 1 && strcmp(argv[1], "--jobs-only") == 0;
+    /* Only the fast attention kernel's cases (short enough for compute-sanitizer). */
+    bool fast_only = argc > 1 && strcmp(argv[1], "--attention-fast-only") == 0;
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress is visible when redirected to a file */
     api = kvq_backend_cuda();
     char message[256];
@@ -1054,6 +1058,12 @@ int main(int argc, char **argv)
         bench();
         api->close(ctx);
         return 0;
+    }
+    if (fast_only) {
+        check_attention_fast();
+        api->close(ctx);
+        printf("%s: %d of %d checks failed\n", failures ? "FAILED" : "PASSED", failures, checks);
+        return failures ? 1 : 0;
     }
     check_packing();
     check_errors();

@@ -18,6 +18,7 @@ const bench_shape bench_shapes[2] = {
 const char *const bench_attention_columns[][2] = {
     {"shape", "shape"},
     {"format", "format"},
+    {"kernel", "kvq kernel"},
     {"context", "tokens"},
     {"time_ms.median", "median ms"},
     {"time_ms.min", "min ms"},
