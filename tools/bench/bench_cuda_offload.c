@@ -345,6 +345,10 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
     static const prompt quick[] = {{1u, 576u}};
     const prompt *prompts = o->quick ? quick : full;
     size_t n_prompts = o->quick ? 1u : sizeof full / sizeof full[0];
+    /* --max-context bounds this study's prompts too (they are in increasing length). */
+    while (o->max_context != 0 && n_prompts > 1u &&
+           TEXT_TOKENS + prompts[n_prompts - 1u].images * prompts[n_prompts - 1u].tokens_per_image > o->max_context)
+        n_prompts--;
     uint32_t layers = o->quick ? 2u : 32u, max_n = 0;
     for (size_t i = 0; i < n_prompts; i++)
         if (TEXT_TOKENS + prompts[i].images * prompts[i].tokens_per_image > max_n)
