@@ -32,7 +32,8 @@ typedef enum cuda_scratch_id {
     CUDA_SCRATCH_UPLOAD,  /* per-call uploads: descriptors, queries, positions, RoPE table, ranges */
     CUDA_SCRATCH_PARTIAL, /* attention: partial results of the splits */
     CUDA_SCRATCH_OUTPUT,  /* results on their way back to the host */
-    CUDA_SCRATCH_BATCH,   /* cuda_quantize_jobs: every job's codes, marks, counts, scan, CUB storage, totals */
+    CUDA_SCRATCH_BATCH,   /* cuda_quantize_jobs: job descriptors, every job's codes and marks, the batch's
+                             counts, scan, CUB storage and totals */
     CUDA_SCRATCH_COUNT
 } cuda_scratch_id;
 
@@ -151,6 +152,13 @@ typedef struct cuda_quant_job {
     uint32_t *codes;               /* device packed rows, the whole tensor's */
     const uint32_t *cal_params;    /* calibrated keys: device params[d] */
     const float *cal_ranges;       /* calibrated keys: device lo, hi per channel */
+    /* cuda_quantize_jobs only, optional: with fp16_slot set, the batch also
+     * writes the range's fp16 rows (S4.1 step 3) as
+     * kvq_cuda_write_fp16_rows(x, x_base, t_begin, t_end, t_begin, head_dim,
+     * fp16_slot, fp16_rows, fp16_temp_rows) would, in the same launch for
+     * every job instead of one launch per job. */
+    const uint32_t *fp16_slot;
+    uint16_t *fp16_rows, *fp16_temp_rows;
     /* set by cuda_quantize_codes and cuda_quantize_jobs */
     uint32_t u_base;               /* first token of the scratch rows */
     uint32_t n_outliers;           /* outliers of the range */
@@ -173,10 +181,14 @@ kvq_status cuda_quant_job_enqueue(kvq_backend_context *ctx, const cuda_quant_job
 
 /* S4.1 steps 4-7 for n_jobs jobs (cuda_quantize_batch.c) with ONE host
  * synchronisation in all, for callers that quantize many slices at once (a
- * model layer's heads): every job's codes, params and packed rows and its
- * outlier count are enqueued, the counts are downloaded together, then every
- * job's outliers are enqueued at ochan/oval[j][0 ..] and optr[j][t_begin ..
- * t_end] (base 0). Sets each job's u_base and n_outliers. If a job has more
+ * model layer's heads), and a number of launches that does not grow with
+ * n_jobs: every job's codes, params and packed rows (and fp16 rows, see
+ * fp16_slot) and its outlier count are enqueued, the counts are downloaded
+ * together, then every job's outliers are enqueued at ochan/oval[j][0 ..] and
+ * optr[j][t_begin .. t_end] (base 0). The bytes are those of
+ * cuda_quantize_codes + cuda_quantize_outliers per job. Jobs may differ in
+ * role, key mode, scheme, bits, head_dim and range. Sets each job's u_base
+ * and n_outliers. If a job has more
  * outliers than capacity[j], fails with KVQ_ERR_SIZE_MISMATCH naming it and
  * writes no outliers of any job (codes and params are written by then).
  * Returns with the outlier work still in flight on ctx->stream: later work

@@ -271,19 +271,21 @@ static void check_quantize(void)
 }
 
 /* ---- batched quantization (cuda_quantize_jobs, cuda_quantize_batch.c) ----
- * The same head slices quantized slice by slice (cuda_quantize_codes +
- * cuda_quantize_outliers, as quantize_head and the cache run them) and as one
- * batch must give the same bytes in every output array. */
+ * The same head slices quantized slice by slice (kvq_cuda_write_fp16_rows,
+ * cuda_quantize_codes + cuda_quantize_outliers, as quantize_head and the
+ * cache run them) and as one batch must give the same bytes in every output
+ * array. */
 typedef struct jobs_case {
     kvq_role role;
     kvq_key_mode mode;
     kvq_scheme scheme;
     uint32_t bits, group, d, n, t_begin, t_end;
     int input;
+    bool fp16_rows; /* the batch writes the slice's fp16 rows too (cuda_quant_job.fp16_slot) */
 } jobs_case;
 
-enum { JA_PRECISION, JA_CODES, JA_PARAMS, JA_OPTR, JA_OCHAN, JA_OVAL, JA_COUNT };
-static const char *const ja_names[JA_COUNT] = {"precision", "codes", "params", "optr", "ochan", "oval"};
+enum { JA_PRECISION, JA_CODES, JA_PARAMS, JA_OPTR, JA_OCHAN, JA_OVAL, JA_ROWS, JA_COUNT };
+static const char *const ja_names[JA_COUNT] = {"precision", "codes", "params", "optr", "ochan", "oval", "fp16 rows"};
 
 typedef struct jobs_slice {
     jobs_case c;
@@ -292,6 +294,7 @@ typedef struct jobs_slice {
     size_t bytes[JA_COUNT];
     void *dev[2][JA_COUNT]; /* per way: 0 slice by slice, 1 batched */
     float *dx, *dranges;
+    uint32_t *dslot;        /* fp16 slots of the whole slice (S4.1 step 3) */
     uint32_t capacity;      /* outlier room: every element */
     cuda_quant_job job[2];
 } jobs_slice;
@@ -318,9 +321,10 @@ static bool jobs_slice_make(jobs_slice *s, const jobs_case *c)
     const size_t elems = (size_t)n * d;
     float *x = malloc(elems * 4u);
     uint8_t *modality = malloc(n), *decided = malloc(n), *precision = malloc(n);
+    uint32_t *slot = malloc(((size_t)n + 1u) * sizeof *slot), n_rows = 0;
     s->ranges = malloc(d * sizeof *s->ranges);
     kvq_group_params *cal = malloc(d * sizeof *cal);
-    bool ok = x && modality && decided && precision && s->ranges && cal;
+    bool ok = x && modality && decided && precision && slot && s->ranges && cal;
     if (ok) {
         fill_input(x, elems, c->input);
         for (uint32_t t = 0; t < n; t++) modality[t] = (uint8_t)rnd(3);
@@ -331,6 +335,7 @@ static bool jobs_slice_make(jobs_slice *s, const jobs_case *c)
         CHECK(ok, "quantize jobs: kvq_token_precision: %s", kvq_last_error());
     }
     if (ok) cuda_final_precision(&s->cfg, n, decided, 0, precision);
+    for (uint32_t t = 0; ok && t < n; t++) slot[t] = precision[t] == KVQ_PREC_QUANTIZED ? KVQ_CUDA_NO_SLOT : n_rows++;
     const bool calibrated = c->role == KVQ_ROLE_KEYS && c->mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED;
     s->capacity = (uint32_t)elems;
     s->bytes[JA_PRECISION] = n;
@@ -339,7 +344,10 @@ static bool jobs_slice_make(jobs_slice *s, const jobs_case *c)
     s->bytes[JA_OPTR] = ((size_t)n + 1u) * 4u;
     s->bytes[JA_OCHAN] = elems * 2u;
     s->bytes[JA_OVAL] = elems * 2u;
-    ok = ok && cuda_ok(cudaMalloc((void **)&s->dx, elems * 4u), "input") &&
+    s->bytes[JA_ROWS] = (size_t)n_rows * d * 2u;
+    ok = ok && cuda_ok(cudaMalloc((void **)&s->dslot, (size_t)n * 4u + 4u), "slots") &&
+         cuda_ok(cudaMemcpy(s->dslot, slot, (size_t)n * 4u, cudaMemcpyHostToDevice), "slots") &&
+         cuda_ok(cudaMalloc((void **)&s->dx, elems * 4u + 4u), "input") &&
          cuda_ok(cudaMemcpy(s->dx, x, elems * 4u, cudaMemcpyHostToDevice), "input") &&
          cuda_ok(cudaMalloc((void **)&s->dranges, (size_t)d * 8u), "ranges") &&
          cuda_ok(cudaMemcpy(s->dranges, s->ranges, (size_t)d * 8u, cudaMemcpyHostToDevice), "ranges");
@@ -366,10 +374,15 @@ static bool jobs_slice_make(jobs_slice *s, const jobs_case *c)
                                      .cal_params = s->dev[w][JA_PARAMS],
                                      .cal_ranges = s->dranges};
     }
+    if (c->fp16_rows) {
+        s->job[1].fp16_slot = s->dslot;
+        s->job[1].fp16_rows = s->dev[1][JA_ROWS];
+    }
     free(x);
     free(modality);
     free(decided);
     free(precision);
+    free(slot);
     free(cal);
     return ok;
 }
@@ -380,6 +393,7 @@ static void jobs_slice_free(jobs_slice *s)
         for (int a = 0; a < JA_COUNT; a++) cudaFree(s->dev[w][a]);
     cudaFree(s->dx);
     cudaFree(s->dranges);
+    cudaFree(s->dslot);
     free(s->ranges);
 }
 
@@ -459,70 +473,125 @@ static void jobs_check_capacity(jobs_slice *s, uint32_t n_slices)
     free(oval);
 }
 
+/* The slice by itself, as quantize_head and the cache run it. */
+static kvq_status jobs_one_by_one(jobs_slice *s)
+{
+    cuda_quant_job *job = &s->job[0];
+    kvq_status st = KVQ_OK;
+    if (s->c.fp16_rows)
+        st = cuda_check(ctx,
+                        kvq_cuda_write_fp16_rows(job->x, job->x_base, job->t_begin, job->t_end, job->t_begin,
+                                                 job->head_dim, s->dslot, s->dev[0][JA_ROWS], NULL, ctx->stream),
+                        "fp16 rows");
+    if (st == KVQ_OK) st = cuda_quantize_codes(ctx, job);
+    if (st == KVQ_OK && job->n_outliers > s->capacity) st = KVQ_ERR_SIZE_MISMATCH;
+    if (st == KVQ_OK)
+        st = cuda_quantize_outliers(ctx, job, s->c.t_end, 0, s->dev[0][JA_OPTR], s->dev[0][JA_OCHAN],
+                                    s->dev[0][JA_OVAL]);
+    if (st == KVQ_OK) st = cuda_sync(ctx, "slice by slice");
+    return st;
+}
+
+/* n slices (cases in reverse order when `reverse`: the scratch is reused and
+ * carved differently) slice by slice and as one batch, compared; then a batch
+ * over capacity. Returns whether the batch ran. */
+static bool jobs_round(const char *name, const jobs_case *cases, uint32_t n, bool reverse)
+{
+    jobs_slice *s = calloc(n, sizeof *s);
+    cuda_quant_job *jobs = calloc(n, sizeof *jobs);
+    uint32_t **optr = calloc(n, sizeof *optr), *cap = calloc(n, sizeof *cap);
+    uint16_t **ochan = calloc(n, sizeof *ochan), **oval = calloc(n, sizeof *oval);
+    bool ok = s && jobs && optr && cap && ochan && oval;
+    CHECK(ok, "quantize jobs: out of host memory");
+    uint32_t made = 0;
+    for (; ok && made < n; made++) ok = jobs_slice_make(&s[made], &cases[reverse ? n - 1u - made : made]);
+    for (uint32_t i = 0; ok && i < n; i++) {
+        kvq_status st = jobs_one_by_one(&s[i]);
+        CHECK(st == KVQ_OK, "quantize jobs %s: slice %u by itself: %s", name, i, api->last_error(ctx));
+        ok = st == KVQ_OK;
+        jobs[i] = s[i].job[1];
+        optr[i] = s[i].dev[1][JA_OPTR];
+        ochan[i] = s[i].dev[1][JA_OCHAN];
+        oval[i] = s[i].dev[1][JA_OVAL];
+        cap[i] = s[i].capacity;
+    }
+    if (ok) {
+        kvq_status st = cuda_quantize_jobs(ctx, jobs, n, optr, ochan, oval, cap);
+        if (st == KVQ_OK) st = cuda_sync(ctx, "batched");
+        CHECK(st == KVQ_OK, "quantize jobs %s: batch: %s", name, api->last_error(ctx));
+        ok = st == KVQ_OK;
+    }
+    for (uint32_t i = 0; ok && i < n; i++) {
+        char what[200];
+        const jobs_case *c = &s[i].c;
+        snprintf(what, sizeof what,
+                 "quantize jobs %s slice %u (role %d mode %d scheme %d bits %u G %u d %u tokens [%u, %u) of %u%s)",
+                 name, i, c->role, c->mode, c->scheme, c->bits, c->group, c->d, c->t_begin, c->t_end, c->n,
+                 c->fp16_rows ? ", fp16 rows" : "");
+        s[i].job[1] = jobs[i];
+        jobs_compare(&s[i], what);
+    }
+    if (ok) jobs_check_capacity(s, n);
+    for (uint32_t i = 0; s != NULL && i < made; i++) jobs_slice_free(&s[i]);
+    free(s);
+    free(jobs);
+    free(optr);
+    free(cap);
+    free(ochan);
+    free(oval);
+    return ok;
+}
+
 static void check_quantize_jobs(void)
 {
-    /* Keys online and calibrated, values; uniform 2/4-bit, NUQ; 1% outliers;
-     * the text-centric policy with a sink; whole slices, sub-ranges (as a
-     * cache quantizes them), an empty range, and slices long enough for
-     * multi-tile scans. */
-    static const jobs_case cases[] = {
-        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_UNIFORM_ASYM, 4, 0, 128, 300, 0, 300, 3},
-        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, KVQ_SCHEME_UNIFORM_ASYM, 2, 16, 128, 300, 0, 300, 0},
-        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_NUQ, 4, 32, 128, 257, 0, 257, 3},
-        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, KVQ_SCHEME_NUQ, 2, 64, 128, 500, 0, 500, 3},
-        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, KVQ_SCHEME_NUQ, 4, 8, 64, 200, 64, 200, 1},
-        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_CALIBRATED, KVQ_SCHEME_UNIFORM_ASYM, 4, 0, 128, 300, 0, 300, 3},
-        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_UNIFORM_SYM, 2, 8, 64, 123, 37, 123, 2},
-        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_UNIFORM_ASYM, 2, 0, 128, 50, 50, 50, 0},
-        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, KVQ_SCHEME_UNIFORM_ASYM, 4, 128, 128, 3000, 0, 3000, 3},
-        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_NUQ, 2, 0, 128, 3000, 0, 3000, 3},
+    /* Keys online and calibrated, values, in one batch; uniform 2/3/4/8-bit
+     * and NUQ 2/3/4-bit; 1% outliers; the text-centric policy with a sink
+     * (fp16 rows, written by the batch for some slices); whole slices,
+     * sub-ranges (as a cache quantizes them), an empty range, online key
+     * ranges that end inside a block, slices long enough for multi-tile
+     * scans. */
+    static const jobs_case mixed[] = {
+        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_UNIFORM_ASYM, 4, 0, 128, 300, 0, 300, 3, true},
+        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, KVQ_SCHEME_UNIFORM_ASYM, 2, 16, 128, 300, 0, 300, 0, true},
+        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_NUQ, 4, 32, 128, 257, 0, 257, 3, false},
+        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, KVQ_SCHEME_NUQ, 2, 64, 128, 500, 0, 500, 3, true},
+        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, KVQ_SCHEME_NUQ, 4, 8, 64, 200, 64, 200, 1, true},
+        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_CALIBRATED, KVQ_SCHEME_UNIFORM_ASYM, 4, 0, 128, 300, 0, 300, 3, true},
+        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_UNIFORM_SYM, 2, 8, 64, 123, 37, 123, 2, true},
+        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_UNIFORM_ASYM, 2, 0, 128, 50, 50, 50, 0, true},
+        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, KVQ_SCHEME_UNIFORM_ASYM, 4, 128, 128, 3000, 0, 3000, 3, false},
+        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_NUQ, 2, 0, 128, 3000, 0, 3000, 3, true},
+        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_UNIFORM_ASYM, 3, 0, 128, 700, 0, 700, 3, true},
+        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, KVQ_SCHEME_UNIFORM_ASYM, 3, 128, 128, 700, 0, 700, 3, true},
+        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_UNIFORM_ASYM, 8, 0, 128, 333, 0, 333, 1, true},
+        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, KVQ_SCHEME_UNIFORM_ASYM, 8, 32, 128, 333, 0, 333, 2, false},
+        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_CALIBRATED, KVQ_SCHEME_NUQ, 3, 0, 64, 211, 11, 211, 0, true},
+        {KVQ_ROLE_VALUES, 0, KVQ_SCHEME_NUQ, 3, 16, 96, 190, 0, 190, 3, true},
+        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_CALIBRATED, KVQ_SCHEME_UNIFORM_ASYM, 8, 0, 128, 128, 64, 128, 3, true},
+        {KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, KVQ_SCHEME_UNIFORM_ASYM, 4, 16, 128, 200, 96, 96, 0, true},
     };
-    enum { N = sizeof cases / sizeof cases[0] };
+    const uint32_t n_mixed = sizeof mixed / sizeof mixed[0];
     int batches = 0;
-    /* Twice, the second time in reverse order: the scratch is reused and carved differently. */
-    for (int round = 0; round < 2; round++) {
-        jobs_slice s[N];
-        cuda_quant_job jobs[N];
-        uint32_t *optr[N], cap[N];
-        uint16_t *ochan[N], *oval[N];
-        bool ok = true;
-        uint32_t made = 0;
-        for (; ok && made < N; made++) ok = jobs_slice_make(&s[made], &cases[round ? N - 1u - made : made]);
-        for (uint32_t i = 0; ok && i < N; i++) {
-            kvq_status st = cuda_quantize_codes(ctx, &s[i].job[0]);
-            if (st == KVQ_OK && s[i].job[0].n_outliers > s[i].capacity) st = KVQ_ERR_SIZE_MISMATCH;
-            if (st == KVQ_OK)
-                st = cuda_quantize_outliers(ctx, &s[i].job[0], s[i].c.t_end, 0, s[i].dev[0][JA_OPTR],
-                                            s[i].dev[0][JA_OCHAN], s[i].dev[0][JA_OVAL]);
-            if (st == KVQ_OK) st = cuda_sync(ctx, "slice by slice");
-            CHECK(st == KVQ_OK, "quantize jobs: slice %u by itself: %s", i, api->last_error(ctx));
-            ok = st == KVQ_OK;
-            jobs[i] = s[i].job[1];
-            optr[i] = s[i].dev[1][JA_OPTR];
-            ochan[i] = s[i].dev[1][JA_OCHAN];
-            oval[i] = s[i].dev[1][JA_OVAL];
-            cap[i] = s[i].capacity;
-        }
-        if (ok) {
-            kvq_status st = cuda_quantize_jobs(ctx, jobs, N, optr, ochan, oval, cap);
-            if (st == KVQ_OK) st = cuda_sync(ctx, "batched");
-            CHECK(st == KVQ_OK, "quantize jobs: batch: %s", api->last_error(ctx));
-            ok = st == KVQ_OK;
-        }
-        for (uint32_t i = 0; ok && i < N; i++) {
-            char what[160];
-            const jobs_case *c = &s[i].c;
-            snprintf(what, sizeof what, "quantize jobs round %d slice %u (role %d mode %d scheme %d bits %u G %u d %u "
-                     "tokens [%u, %u) of %u)", round, i, c->role, c->mode, c->scheme, c->bits, c->group, c->d,
-                     c->t_begin, c->t_end, c->n);
-            s[i].job[1] = jobs[i];
-            jobs_compare(&s[i], what);
-        }
-        if (ok) jobs_check_capacity(s, N);
-        for (uint32_t i = 0; i < made; i++) jobs_slice_free(&s[i]);
-        batches += ok;
+    batches += jobs_round("mixed", mixed, n_mixed, false);
+    batches += jobs_round("mixed reversed", mixed, n_mixed, true);
+
+    /* A layer as the benchmarks quantize it: 32 heads x (online keys in
+     * blocks of 128, values per token), 1% outliers, fp16 rows, one format
+     * per head so that every width meets every other in the batch. */
+    enum { LAYER_JOBS = 64 };
+    static const kvq_scheme schemes[] = {KVQ_SCHEME_UNIFORM_ASYM, KVQ_SCHEME_UNIFORM_ASYM, KVQ_SCHEME_UNIFORM_ASYM,
+                                         KVQ_SCHEME_UNIFORM_ASYM, KVQ_SCHEME_NUQ, KVQ_SCHEME_NUQ, KVQ_SCHEME_NUQ};
+    static const uint32_t widths[] = {2, 3, 4, 8, 2, 3, 4};
+    jobs_case layer[LAYER_JOBS];
+    for (uint32_t j = 0; j < LAYER_JOBS; j++) {
+        const uint32_t f = (j / 2u) % 7u;
+        const bool keys = j % 2u == 0;
+        layer[j] = (jobs_case){keys ? KVQ_ROLE_KEYS : KVQ_ROLE_VALUES, KVQ_KEYS_PER_CHANNEL_ONLINE, schemes[f],
+                               widths[f], keys ? 128u : 0u, 128, 512, 0, 512, 3, true};
     }
-    printf("quantize jobs: %d batches of %d slices, batched against slice by slice\n", batches, (int)N);
+    batches += jobs_round("layer", layer, LAYER_JOBS, false);
+    printf("quantize jobs: %d of 3 batches (%u, %u and %d slices) ran, batched against slice by slice\n", batches,
+           n_mixed, n_mixed, (int)LAYER_JOBS);
 }
 
 /* ---- attention ---- */

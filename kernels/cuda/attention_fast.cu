@@ -86,6 +86,47 @@ __device__ __forceinline__ float decode(uint32_t pattern, float bias, const floa
     return __fsub_rn(__uint_as_float(pattern), bias); /* (2^23 + k) - (2^23 + offset), exact */
 }
 
+/* One key pair of the token at P0 + o into every head's dot product: cos/sin
+ * by one fp32 angle addition of the tile base cis(P0 theta) and the step
+ * cis(o theta) (S12.3), the fp32 rotation with two roundings (S9.4), then the
+ * pair's two products per head (q holds the NQ rotated query pairs). */
+template <int NQ>
+__device__ __forceinline__ void rope_dot_pair(float ka, float kb, float2 base, float2 step, const float2 *q, float *dot)
+{
+    const float c = __fmaf_rn(base.x, step.x, -__fmul_rn(base.y, step.y));
+    const float s = __fmaf_rn(base.y, step.x, __fmul_rn(base.x, step.y));
+    const float ra = __fmaf_rn(ka, c, -__fmul_rn(kb, s));
+    const float rb = __fmaf_rn(ka, s, __fmul_rn(kb, c));
+#pragma unroll
+    for (int h = 0; h < NQ; h++) {
+        dot[h] = fmaf(q[h].x, ra, dot[h]);
+        dot[h] = fmaf(q[h].y, rb, dot[h]);
+    }
+}
+
+/* Every pair of a quantized key row (the lane's token), fully unrolled so that
+ * each code position is a compile-time constant. With MASKED, the pairs whose
+ * bit is set in the outlier masks (pairs 0..31, 32..63) contribute exactly
+ * nothing here (the caller sums them from their exact elements); a warp whose
+ * tokens hold no outlier runs the loop without the per-pair test. */
+template <int NQ, int BITS, bool NUQ, bool MASKED>
+__device__ __forceinline__ void score_quantized_row(const uint32_t *codes, const float4 *kpar, const float2 *base,
+                                                    const float2 *step, const float2 *qs, const float *kdec,
+                                                    float kbias, uint32_t omask_lo, uint32_t omask_hi, float *dot)
+{
+#pragma unroll
+    for (uint32_t i = 0; i < kPairs; i++) {
+        const float4 p = kpar[i];
+        float ka = __fmaf_rn(p.y, decode<BITS, NUQ>(code_pattern<BITS>(codes, i), kbias, kdec), p.x);
+        float kb = __fmaf_rn(p.w, decode<BITS, NUQ>(code_pattern<BITS>(codes, i + kPairs), kbias, kdec), p.z);
+        if (MASKED && (((i < 32u ? omask_lo : omask_hi) >> (i % 32u)) & 1u)) {
+            ka = 0.0f; /* contributes exactly nothing */
+            kb = 0.0f;
+        }
+        rope_dot_pair<NQ>(ka, kb, base[i], __ldg(step + (size_t)i * KVQ_CUDA_STEP32_OFFSETS), qs + i * NQ, dot);
+    }
+}
+
 /* Shared memory of a block. */
 template <int NQ>
 struct Shared {
@@ -314,41 +355,24 @@ __global__ void __launch_bounds__(kThreads, 4) fast_split_kernel(kvq_cuda_attent
         float dot[NQ];
 #pragma unroll
         for (int h = 0; h < NQ; h++) dot[h] = 0.0f;
-        if (kquant) {
-            /* Pairs holding an outlier (S7.4) are left out here and summed
-             * below from the outlier values: the main loop only zeroes them. */
-            uint32_t omask_lo = 0, omask_hi = 0; /* pairs 0..31, 32..63 */
+        /* Pairs holding an outlier (S7.4) are left out of the main loop and
+         * summed below from the outlier values. */
+        uint32_t omask_lo = 0, omask_hi = 0; /* pairs 0..31, 32..63 */
+        if (kquant)
             for (uint32_t k = ob; k < oe; k++) {
                 const uint32_t pair = K.ochan[k] % kPairs;
                 if (pair < 32u) omask_lo |= 1u << pair;
                 else omask_hi |= 1u << (pair - 32u);
             }
+        const bool warp_has_outliers = __any_sync(kAttFullMask, (omask_lo | omask_hi) != 0u);
+        if (kquant) {
             const float4 *kp = sh.kpar[warp];
             const float2 *st = step + warp * kSub + lane;
-#pragma unroll
-            for (uint32_t i = 0; i < kPairs; i++) {
-                const float4 p = kp[i];
-                float ka = __fmaf_rn(p.y, decode<BITS, NUQ>(code_pattern<BITS>(codes, i), kbias, sh.kdec), p.x);
-                float kb =
-                    __fmaf_rn(p.w, decode<BITS, NUQ>(code_pattern<BITS>(codes, i + kPairs), kbias, sh.kdec), p.z);
-                if (((i < 32u ? omask_lo : omask_hi) >> (i % 32u)) & 1u) {
-                    ka = 0.0f; /* contributes exactly nothing */
-                    kb = 0.0f;
-                }
-                /* cos/sin at P0 + 32 warp + lane: one fp32 angle addition. */
-                const float2 b = base[i];
-                const float2 d = __ldg(st + (size_t)i * KVQ_CUDA_STEP32_OFFSETS);
-                const float c = __fmaf_rn(b.x, d.x, -__fmul_rn(b.y, d.y));
-                const float s = __fmaf_rn(b.y, d.x, __fmul_rn(b.x, d.y));
-                const float ra = __fmaf_rn(ka, c, -__fmul_rn(kb, s));
-                const float rb = __fmaf_rn(ka, s, __fmul_rn(kb, c));
-#pragma unroll
-                for (int h = 0; h < NQ; h++) {
-                    const float2 q = sh.qs[i * NQ + h];
-                    dot[h] = fmaf(q.x, ra, dot[h]);
-                    dot[h] = fmaf(q.y, rb, dot[h]);
-                }
-            }
+            if (warp_has_outliers)
+                score_quantized_row<NQ, BITS, NUQ, true>(codes, kp, base, st, sh.qs, sh.kdec, kbias, omask_lo,
+                                                         omask_hi, dot);
+            else
+                score_quantized_row<NQ, BITS, NUQ, false>(codes, kp, base, st, sh.qs, sh.kdec, kbias, 0u, 0u, dot);
             /* The pairs with an outlier, each with its exact elements. */
             for (uint32_t m = 0; m < 2u; m++) {
                 uint32_t bits_left = m == 0u ? omask_lo : omask_hi;
@@ -365,18 +389,8 @@ __global__ void __launch_bounds__(kThreads, 4) fast_split_kernel(kvq_cuda_attent
                         if (ch == i) ka = kvq_dev_fp32(K.oval[k]);
                         if (ch == i + kPairs) kb = kvq_dev_fp32(K.oval[k]);
                     }
-                    const float2 b = base[i];
-                    const float2 d = __ldg(st + (size_t)i * KVQ_CUDA_STEP32_OFFSETS);
-                    const float c = __fmaf_rn(b.x, d.x, -__fmul_rn(b.y, d.y));
-                    const float s = __fmaf_rn(b.y, d.x, __fmul_rn(b.x, d.y));
-                    const float ra = __fmaf_rn(ka, c, -__fmul_rn(kb, s));
-                    const float rb = __fmaf_rn(ka, s, __fmul_rn(kb, c));
-#pragma unroll
-                    for (int h = 0; h < NQ; h++) {
-                        const float2 q = sh.qs[i * NQ + h];
-                        dot[h] = fmaf(q.x, ra, dot[h]);
-                        dot[h] = fmaf(q.y, rb, dot[h]);
-                    }
+                    rope_dot_pair<NQ>(ka, kb, base[i], __ldg(st + (size_t)i * KVQ_CUDA_STEP32_OFFSETS),
+                                      sh.qs + i * NQ, dot);
                 }
             }
             if (!kparams_safe &&
@@ -394,18 +408,8 @@ __global__ void __launch_bounds__(kThreads, 4) fast_split_kernel(kvq_cuda_attent
             for (int h = 0; h < NQ; h++) part[h] = 0.0f;
             for (uint32_t i = lane; i < kPairs; i += 32u) {
                 const float ka = kvq_dev_fp32(row[i]), kb = kvq_dev_fp32(row[i + kPairs]);
-                const float2 b = base[i];
-                const float2 d = __ldg(step + (size_t)i * KVQ_CUDA_STEP32_OFFSETS + warp * kSub + j);
-                const float c = __fmaf_rn(b.x, d.x, -__fmul_rn(b.y, d.y));
-                const float s = __fmaf_rn(b.y, d.x, __fmul_rn(b.x, d.y));
-                const float ra = __fmaf_rn(ka, c, -__fmul_rn(kb, s));
-                const float rb = __fmaf_rn(ka, s, __fmul_rn(kb, c));
-#pragma unroll
-                for (int h = 0; h < NQ; h++) {
-                    const float2 q = sh.qs[i * NQ + h];
-                    part[h] = fmaf(q.x, ra, part[h]);
-                    part[h] = fmaf(q.y, rb, part[h]);
-                }
+                rope_dot_pair<NQ>(ka, kb, base[i], __ldg(step + (size_t)i * KVQ_CUDA_STEP32_OFFSETS + warp * kSub + j),
+                                  sh.qs + i * NQ, part);
             }
 #pragma unroll
             for (int h = 0; h < NQ; h++) {

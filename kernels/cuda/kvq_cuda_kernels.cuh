@@ -133,6 +133,63 @@ cudaError_t kvq_cuda_fill_outliers(const float *x, uint32_t x_base, const uint8_
                                    const uint32_t *scan, uint32_t base, uint32_t *optr, uint16_t *ochan,
                                    uint16_t *oval, cudaStream_t stream);
 
+/* ---- batched quantize (quantize.cu) --------------------------------------
+ * Many token ranges ("jobs": a model layer's heads, keys and values) with one
+ * launch per step for the whole batch instead of one per range: the jobs are
+ * an array of descriptors in device memory (its host copy sizes the grids),
+ * gridDim.y picks a job, and each job runs the same device code as the
+ * single-range launcher of that step, so the bytes are the same. */
+typedef struct kvq_cuda_batch_job {
+    const float *x;              /* input rows, row 0 = token x_base */
+    const uint8_t *precision;    /* [tensor tokens] */
+    uint32_t *params;            /* values, online keys: written in the role's layout */
+    const uint32_t *cal_params;  /* calibrated keys: params[d], read */
+    const float *cal_ranges;     /* calibrated keys: lo, hi per channel */
+    uint32_t *codes;             /* packed rows, row t */
+    uint8_t *codes_u8, *mask_u8; /* scratch, row 0 = token u_base; mask_u8 zeroed */
+    const uint32_t *slot;        /* fp16 rows (S4.1 step 3) of the range, or NULL: none written */
+    uint16_t *rows, *temp_rows;  /* as kvq_cuda_write_fp16_rows with perm_from = t_begin */
+    uint32_t *optr;              /* optr[t_begin .. t_end], from 0 */
+    uint16_t *ochan, *oval;      /* the range's outliers from index 0 */
+    uint32_t x_base, t_begin, t_end, u_base;
+    uint32_t head_dim;
+    uint32_t group_size;         /* values: G (never 0); online keys: block length */
+    uint32_t outlier_ppm;
+    uint32_t first_count;        /* this job's first entry in the batch's concatenated counts */
+    kvq_cuda_quantizer q;
+} kvq_cuda_batch_job;
+
+/* Each launcher takes the device array `jobs` and its host copy `jobs_host`
+ * (both [n_jobs]), and enqueues the step for every job. */
+/* S4.1 step 3 for the jobs with a slot array. */
+cudaError_t kvq_cuda_batch_write_fp16_rows(const kvq_cuda_batch_job *jobs, const kvq_cuda_batch_job *jobs_host,
+                                           uint32_t n_jobs, cudaStream_t stream);
+/* S4.1 steps 4-5 (kvq_cuda_quantize_values, _keys_online, _keys_calibrated),
+ * every job of the array being of that kind. */
+cudaError_t kvq_cuda_batch_quantize_values(const kvq_cuda_batch_job *jobs, const kvq_cuda_batch_job *jobs_host,
+                                           uint32_t n_jobs, cudaStream_t stream);
+cudaError_t kvq_cuda_batch_quantize_keys_online(const kvq_cuda_batch_job *jobs, const kvq_cuda_batch_job *jobs_host,
+                                                uint32_t n_jobs, cudaStream_t stream);
+cudaError_t kvq_cuda_batch_quantize_keys_calibrated(const kvq_cuda_batch_job *jobs,
+                                                    const kvq_cuda_batch_job *jobs_host, uint32_t n_jobs,
+                                                    cudaStream_t stream);
+/* S4.1 step 6 (kvq_cuda_pack_token_rows). */
+cudaError_t kvq_cuda_batch_pack_token_rows(const kvq_cuda_batch_job *jobs, const kvq_cuda_batch_job *jobs_host,
+                                           uint32_t n_jobs, cudaStream_t stream);
+/* S4.1 step 7, first half: every job's per-token counts into counts[
+ * first_count ..] (n_counts = the jobs' tokens in all, each job's range at its
+ * first_count), one exclusive scan of all of them into scan[0 .. n_counts]
+ * (temp: kvq_cuda_scan_temp_bytes(n_counts)), and job k's total into the
+ * device word totals[k]. Does not synchronise. */
+cudaError_t kvq_cuda_batch_count_outliers(const kvq_cuda_batch_job *jobs, const kvq_cuda_batch_job *jobs_host,
+                                          uint32_t n_jobs, uint32_t n_counts, uint32_t *counts, uint32_t *scan,
+                                          void *temp, size_t temp_bytes, uint32_t *totals, cudaStream_t stream);
+/* S4.1 step 7, second half, from that scan: each job's outliers at
+ * ochan/oval[0 ..] and optr[t_begin .. t_end] (kvq_cuda_fill_outliers with
+ * base 0 and ptr_end = t_end). */
+cudaError_t kvq_cuda_batch_fill_outliers(const kvq_cuda_batch_job *jobs, const kvq_cuda_batch_job *jobs_host,
+                                         uint32_t n_jobs, const uint32_t *scan, cudaStream_t stream);
+
 /* ---- dequantize and packing (dequantize.cu, pack.cu) --------------------- */
 
 /* cudaSuccess when this build holds code the current device can run (the

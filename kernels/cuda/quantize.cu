@@ -9,6 +9,11 @@
  * rows start at token x_base, so that a cache (S15) can quantize only the
  * tokens that became final; scratch rows (codes_u8, mask_u8: one byte per
  * element) start at token u_base.
+ *
+ * Each step's per-thread work is one __device__ function, called by the
+ * single-range kernel (one launch per range, for quantize_head and the cache)
+ * and by the batched kernel (one launch for every range of a batch: blockIdx.y
+ * picks the job, kvq_cuda_batch_job), so both produce the same bytes.
  */
 #include <cub/device/device_scan.cuh>
 
@@ -41,11 +46,17 @@ __global__ void find_nonfinite_kernel(const float *x, size_t n, unsigned long lo
     }
 }
 
-/* S4.1 step 3 */
-__global__ void fp16_rows_kernel(const float *x, uint32_t x_base, uint32_t t_begin, uint32_t t_end, uint32_t perm_from,
-                                 uint32_t d, const uint32_t *slot, uint16_t *rows, uint16_t *temp_rows)
+/* Index of this thread along x over the whole grid. */
+__device__ __forceinline__ unsigned long long thread_x()
 {
-    unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+    return (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+}
+
+/* S4.1 step 3: element i of the range. */
+__device__ __forceinline__ void fp16_rows_element(const float *x, uint32_t x_base, uint32_t t_begin, uint32_t t_end,
+                                                  uint32_t perm_from, uint32_t d, const uint32_t *slot, uint16_t *rows,
+                                                  uint16_t *temp_rows, unsigned long long i)
+{
     unsigned long long total = (unsigned long long)(t_end - t_begin) * d;
     if (i >= total) return;
     uint32_t t = t_begin + (uint32_t)(i / d), c = (uint32_t)(i % d);
@@ -56,6 +67,12 @@ __global__ void fp16_rows_kernel(const float *x, uint32_t x_base, uint32_t t_beg
         temp_rows[(size_t)(s & ~KVQ_CUDA_TEMP_SLOT) * d + c] = h;
     else if (t >= perm_from)
         rows[(size_t)s * d + c] = h;
+}
+
+__global__ void fp16_rows_kernel(const float *x, uint32_t x_base, uint32_t t_begin, uint32_t t_end, uint32_t perm_from,
+                                 uint32_t d, const uint32_t *slot, uint16_t *rows, uint16_t *temp_rows)
+{
+    fp16_rows_element(x, x_base, t_begin, t_end, perm_from, d, slot, rows, temp_rows, thread_x());
 }
 
 /* A candidate in a warp-wide selection: its value and index (kNone: none). */
@@ -84,16 +101,17 @@ __device__ __forceinline__ Candidate warp_best(Candidate c)
     return c;
 }
 
-/* S4.2 values: one warp per (token, group). Lane l holds the elements
- * l, l + 32, ... of the group (G <= 1024, so at most 32 per lane) in registers;
- * bit m of `mark` says element l + 32m is an outlier. */
-__global__ void quantize_values_kernel(const float *x, uint32_t x_base, uint32_t t_begin, uint32_t t_end, uint32_t d,
-                                       uint32_t G, uint32_t ppm, const uint8_t *precision, kvq_cuda_quantizer q,
-                                       uint32_t *params, uint8_t *codes_u8, uint8_t *mask_u8, uint32_t u_base)
+/* S4.2 values: one warp per (token, group), `warp` numbering them over the
+ * range. Lane l holds the elements l, l + 32, ... of the group (G <= 1024, so
+ * at most 32 per lane) in registers; bit m of `mark` says element l + 32m is
+ * an outlier. */
+__device__ __forceinline__ void quantize_values_warp(const float *x, uint32_t x_base, uint32_t t_begin, uint32_t t_end,
+                                                     uint32_t d, uint32_t G, uint32_t ppm, const uint8_t *precision,
+                                                     const kvq_cuda_quantizer &q, uint32_t *params, uint8_t *codes_u8,
+                                                     uint8_t *mask_u8, uint32_t u_base, unsigned long long warp,
+                                                     uint32_t lane)
 {
     const uint32_t groups = d / G;
-    const unsigned long long warp = ((unsigned long long)blockIdx.x * blockDim.x + threadIdx.x) / 32ull;
-    const uint32_t lane = threadIdx.x & 31u;
     if (warp >= (unsigned long long)(t_end - t_begin) * groups) return;
     const uint32_t t = t_begin + (uint32_t)(warp / groups), j = (uint32_t)(warp % groups);
     if (precision[t] != KVQ_PREC_QUANTIZED) return; /* fp16 tokens keep params {0, 0} */
@@ -159,13 +177,22 @@ __global__ void quantize_values_kernel(const float *x, uint32_t x_base, uint32_t
     }
 }
 
-/* S4.2 calibrated keys: one thread per element. */
-__global__ void quantize_keys_calibrated_kernel(const float *x, uint32_t x_base, uint32_t t_begin, uint32_t t_end,
-                                                uint32_t d, const uint8_t *precision, kvq_cuda_quantizer q,
-                                                const uint32_t *params, const float *ranges, uint8_t *codes_u8,
-                                                uint8_t *mask_u8, uint32_t u_base)
+__global__ void quantize_values_kernel(const float *x, uint32_t x_base, uint32_t t_begin, uint32_t t_end, uint32_t d,
+                                       uint32_t G, uint32_t ppm, const uint8_t *precision, kvq_cuda_quantizer q,
+                                       uint32_t *params, uint8_t *codes_u8, uint8_t *mask_u8, uint32_t u_base)
 {
-    unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+    quantize_values_warp(x, x_base, t_begin, t_end, d, G, ppm, precision, q, params, codes_u8, mask_u8, u_base,
+                         thread_x() / 32ull, threadIdx.x & 31u);
+}
+
+/* S4.2 calibrated keys: one thread per element, i numbering them over the range. */
+__device__ __forceinline__ void quantize_keys_calibrated_element(const float *x, uint32_t x_base, uint32_t t_begin,
+                                                                 uint32_t t_end, uint32_t d, const uint8_t *precision,
+                                                                 const kvq_cuda_quantizer &q, const uint32_t *params,
+                                                                 const float *ranges, uint8_t *codes_u8,
+                                                                 uint8_t *mask_u8, uint32_t u_base,
+                                                                 unsigned long long i)
+{
     if (i >= (unsigned long long)(t_end - t_begin) * d) return;
     uint32_t t = t_begin + (uint32_t)(i / d), c = (uint32_t)(i % d);
     if (precision[t] != KVQ_PREC_QUANTIZED) return;
@@ -175,15 +202,24 @@ __global__ void quantize_keys_calibrated_kernel(const float *x, uint32_t x_base,
     mask_u8[u] = (uint8_t)(v < ranges[2u * c] || v > ranges[2u * c + 1u]); /* strict (S7.3) */
 }
 
-/* S4.3 online keys: one thread per (block, channel) walks the block's G
+__global__ void quantize_keys_calibrated_kernel(const float *x, uint32_t x_base, uint32_t t_begin, uint32_t t_end,
+                                                uint32_t d, const uint8_t *precision, kvq_cuda_quantizer q,
+                                                const uint32_t *params, const float *ranges, uint8_t *codes_u8,
+                                                uint8_t *mask_u8, uint32_t u_base)
+{
+    quantize_keys_calibrated_element(x, x_base, t_begin, t_end, d, precision, q, params, ranges, codes_u8, mask_u8,
+                                     u_base, thread_x());
+}
+
+/* S4.3 online keys: one thread per (block b, channel c) walks the block's G
  * tokens in order; its outlier marks live in mask_u8. Threads of a warp take
  * consecutive channels, so every read of x is coalesced. */
-__global__ void quantize_keys_online_kernel(const float *x, uint32_t x_base, uint32_t b_begin, uint32_t d, uint32_t G,
-                                            uint32_t ppm, const uint8_t *precision, kvq_cuda_quantizer q,
-                                            uint32_t *params, uint8_t *codes_u8, uint8_t *mask_u8, uint32_t u_base)
+__device__ __forceinline__ void quantize_keys_online_channel(const float *x, uint32_t x_base, uint32_t b, uint32_t c,
+                                                             uint32_t d, uint32_t G, uint32_t ppm,
+                                                             const uint8_t *precision, const kvq_cuda_quantizer &q,
+                                                             uint32_t *params, uint8_t *codes_u8, uint8_t *mask_u8,
+                                                             uint32_t u_base)
 {
-    const uint32_t c = blockIdx.x * blockDim.x + threadIdx.x;
-    const uint32_t b = b_begin + blockIdx.y;
     if (c >= d) return;
     const uint32_t t0 = b * G;
     uint32_t n_e = 0;
@@ -238,24 +274,40 @@ __global__ void quantize_keys_online_kernel(const float *x, uint32_t x_base, uin
 #undef KVQ_MASK
 }
 
-/* S4.1 step 6: one thread per packed word of a QUANTIZED token. */
-__global__ void pack_token_rows_kernel(const uint8_t *codes_u8, uint32_t u_base, uint32_t t_begin, uint32_t t_end,
-                                       uint32_t d, uint32_t bits, const uint8_t *precision, uint32_t *codes)
+constexpr uint32_t kOnlineBlock = 128; /* threads (channels) per block of the online keys kernels */
+
+__global__ void quantize_keys_online_kernel(const float *x, uint32_t x_base, uint32_t b_begin, uint32_t d, uint32_t G,
+                                            uint32_t ppm, const uint8_t *precision, kvq_cuda_quantizer q,
+                                            uint32_t *params, uint8_t *codes_u8, uint8_t *mask_u8, uint32_t u_base)
+{
+    quantize_keys_online_channel(x, x_base, b_begin + blockIdx.y, blockIdx.x * blockDim.x + threadIdx.x, d, G, ppm,
+                                 precision, q, params, codes_u8, mask_u8, u_base);
+}
+
+/* S4.1 step 6: one thread per packed word of a QUANTIZED token, i numbering
+ * the words of the range. */
+__device__ __forceinline__ void pack_token_word(const uint8_t *codes_u8, uint32_t u_base, uint32_t t_begin,
+                                                uint32_t t_end, uint32_t d, uint32_t bits, const uint8_t *precision,
+                                                uint32_t *codes, unsigned long long i)
 {
     const uint32_t rw = d * bits / 32u;
-    unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (unsigned long long)(t_end - t_begin) * rw) return;
     uint32_t t = t_begin + (uint32_t)(i / rw), w = (uint32_t)(i % rw);
     if (precision[t] != KVQ_PREC_QUANTIZED) return; /* rows of fp16 tokens stay zero (S5.1) */
     codes[(size_t)t * rw + w] = kvq_dev_pack_word(codes_u8 + (size_t)(t - u_base) * d, w, bits);
 }
 
-/* S7.4: one warp per token counts its marks. */
-__global__ void count_outliers_kernel(const uint8_t *mask_u8, uint32_t u_base, uint32_t t_begin, uint32_t n,
-                                      uint32_t d, uint32_t *counts)
+__global__ void pack_token_rows_kernel(const uint8_t *codes_u8, uint32_t u_base, uint32_t t_begin, uint32_t t_end,
+                                       uint32_t d, uint32_t bits, const uint8_t *precision, uint32_t *codes)
 {
-    const unsigned long long warp = ((unsigned long long)blockIdx.x * blockDim.x + threadIdx.x) / 32ull;
-    const uint32_t lane = threadIdx.x & 31u;
+    pack_token_word(codes_u8, u_base, t_begin, t_end, d, bits, precision, codes, thread_x());
+}
+
+/* S7.4: one warp per token counts its marks (warp < n: token t_begin + warp). */
+__device__ __forceinline__ void count_outliers_warp(const uint8_t *mask_u8, uint32_t u_base, uint32_t t_begin,
+                                                    uint32_t n, uint32_t d, uint32_t *counts, unsigned long long warp,
+                                                    uint32_t lane)
+{
     if (warp > n) return;
     if (warp == n) { /* the extra entry makes the exclusive scan's last element the total */
         if (lane == 0) counts[n] = 0;
@@ -268,13 +320,19 @@ __global__ void count_outliers_kernel(const uint8_t *mask_u8, uint32_t u_base, u
     if (lane == 0) counts[warp] = count;
 }
 
-/* S7.4: one warp per token writes its outliers in channel order. */
-__global__ void fill_outliers_kernel(const float *x, uint32_t x_base, const uint8_t *mask_u8, uint32_t u_base,
-                                     uint32_t t_begin, uint32_t n, uint32_t d, const uint32_t *scan, uint32_t base,
-                                     uint16_t *ochan, uint16_t *oval)
+__global__ void count_outliers_kernel(const uint8_t *mask_u8, uint32_t u_base, uint32_t t_begin, uint32_t n,
+                                      uint32_t d, uint32_t *counts)
 {
-    const unsigned long long warp = ((unsigned long long)blockIdx.x * blockDim.x + threadIdx.x) / 32ull;
-    const uint32_t lane = threadIdx.x & 31u;
+    count_outliers_warp(mask_u8, u_base, t_begin, n, d, counts, thread_x() / 32ull, threadIdx.x & 31u);
+}
+
+/* S7.4: one warp per token (token t_begin + warp) writes its outliers in
+ * channel order from ochan/oval[base + scan[warp]]. */
+__device__ __forceinline__ void fill_outliers_warp(const float *x, uint32_t x_base, const uint8_t *mask_u8,
+                                                   uint32_t u_base, uint32_t t_begin, uint32_t n, uint32_t d,
+                                                   const uint32_t *scan, uint32_t base, uint16_t *ochan,
+                                                   uint16_t *oval, unsigned long long warp, uint32_t lane)
+{
     if (warp >= n) return;
     const uint32_t t = t_begin + (uint32_t)warp;
     const uint8_t *row = mask_u8 + (size_t)(t - u_base) * d;
@@ -292,14 +350,156 @@ __global__ void fill_outliers_kernel(const float *x, uint32_t x_base, const uint
     }
 }
 
+__global__ void fill_outliers_kernel(const float *x, uint32_t x_base, const uint8_t *mask_u8, uint32_t u_base,
+                                     uint32_t t_begin, uint32_t n, uint32_t d, const uint32_t *scan, uint32_t base,
+                                     uint16_t *ochan, uint16_t *oval)
+{
+    fill_outliers_warp(x, x_base, mask_u8, u_base, t_begin, n, d, scan, base, ochan, oval, thread_x() / 32ull,
+                       threadIdx.x & 31u);
+}
+
+/* S7.4: entry t_begin + i of optr (i <= ptr_end - t_begin). */
+__device__ __forceinline__ void outlier_ptr_entry(const uint32_t *scan, uint32_t t_begin, uint32_t n, uint32_t ptr_end,
+                                                  uint32_t base, uint32_t *optr, unsigned long long i)
+{
+    if (i > (unsigned long long)(ptr_end - t_begin)) return;
+    optr[t_begin + (uint32_t)i] = base + scan[i <= n ? i : n];
+}
+
 __global__ void outlier_ptr_kernel(const uint32_t *scan, uint32_t t_begin, uint32_t n, uint32_t ptr_end, uint32_t base,
                                    uint32_t *optr)
 {
-    uint32_t i = blockIdx.x * blockDim.x + threadIdx.x;
-    uint32_t t = t_begin + i;
-    if (t > ptr_end) return;
-    optr[t] = base + scan[i <= n ? i : n];
+    outlier_ptr_entry(scan, t_begin, n, ptr_end, base, optr, thread_x());
 }
+
+/* ---- batched steps: every job of a batch in one launch ------------------- */
+
+constexpr uint32_t kMaxJobsPerLaunch = 65535u; /* gridDim.y */
+
+/* The block's job (blockIdx.y), copied once into shared memory: the steps
+ * read its fields, and NUQ thresholds at indices known only at run time, many
+ * times. Every thread of the block calls it before any returns. */
+__device__ __forceinline__ const kvq_cuda_batch_job &block_job(const kvq_cuda_batch_job *jobs)
+{
+    static_assert(sizeof(kvq_cuda_batch_job) % 4u == 0u, "the job is copied in 32-bit words");
+    __shared__ kvq_cuda_batch_job job;
+    const uint32_t *from = reinterpret_cast<const uint32_t *>(&jobs[blockIdx.y]);
+    uint32_t *to = reinterpret_cast<uint32_t *>(&job);
+    for (uint32_t i = threadIdx.x; i < sizeof job / 4u; i += blockDim.x) to[i] = from[i];
+    __syncthreads();
+    return job;
+}
+
+/* A job's own exclusive scan is the batch's from first_count on, less the
+ * entry there. Unsigned arithmetic wraps, so base + own[i] with base =
+ * 0 - own[0] is exactly the job's offset, as the single-range kernels compute
+ * base + scan[i] with their own scan. */
+__device__ __forceinline__ const uint32_t *own_scan(const kvq_cuda_batch_job &j, const uint32_t *scan)
+{
+    return scan + j.first_count;
+}
+
+__global__ void batch_fp16_rows_kernel(const kvq_cuda_batch_job *jobs)
+{
+    const kvq_cuda_batch_job &j = block_job(jobs);
+    if (j.slot == nullptr) return;
+    fp16_rows_element(j.x, j.x_base, j.t_begin, j.t_end, j.t_begin, j.head_dim, j.slot, j.rows, j.temp_rows,
+                      thread_x());
+}
+
+__global__ void batch_quantize_values_kernel(const kvq_cuda_batch_job *jobs)
+{
+    const kvq_cuda_batch_job &j = block_job(jobs);
+    quantize_values_warp(j.x, j.x_base, j.t_begin, j.t_end, j.head_dim, j.group_size, j.outlier_ppm, j.precision, j.q,
+                         j.params, j.codes_u8, j.mask_u8, j.u_base, thread_x() / 32ull, threadIdx.x & 31u);
+}
+
+__global__ void batch_quantize_keys_calibrated_kernel(const kvq_cuda_batch_job *jobs)
+{
+    const kvq_cuda_batch_job &j = block_job(jobs);
+    quantize_keys_calibrated_element(j.x, j.x_base, j.t_begin, j.t_end, j.head_dim, j.precision, j.q, j.cal_params,
+                                     j.cal_ranges, j.codes_u8, j.mask_u8, j.u_base, thread_x());
+}
+
+/* blockIdx.x numbers (block of G tokens, chunk of kOnlineBlock channels),
+ * channels fastest, from the job's first block t_begin / G. */
+__global__ void batch_quantize_keys_online_kernel(const kvq_cuda_batch_job *jobs)
+{
+    const kvq_cuda_batch_job &j = block_job(jobs);
+    const uint32_t G = j.group_size, chunks = (j.head_dim + kOnlineBlock - 1u) / kOnlineBlock;
+    const uint32_t b = j.t_begin / G + blockIdx.x / chunks;
+    if (b >= j.t_end / G) return;
+    quantize_keys_online_channel(j.x, j.x_base, b, blockIdx.x % chunks * kOnlineBlock + threadIdx.x, j.head_dim, G,
+                                 j.outlier_ppm, j.precision, j.q, j.params, j.codes_u8, j.mask_u8, j.u_base);
+}
+
+__global__ void batch_pack_token_rows_kernel(const kvq_cuda_batch_job *jobs)
+{
+    const kvq_cuda_batch_job &j = block_job(jobs);
+    pack_token_word(j.codes_u8, j.u_base, j.t_begin, j.t_end, j.head_dim, j.q.bits, j.precision, j.codes, thread_x());
+}
+
+/* Counts of job j at counts[first_count ..]. The single-range kernel's
+ * closing zero at counts[n] would land on the next job's first count, so
+ * only the batch's one closing entry is written (*closing, when not NULL). */
+__global__ void batch_count_outliers_kernel(const kvq_cuda_batch_job *jobs, uint32_t *counts, uint32_t *closing)
+{
+    const kvq_cuda_batch_job &j = block_job(jobs);
+    if (closing != nullptr && blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) *closing = 0;
+    const uint32_t n = j.t_end - j.t_begin;
+    const unsigned long long warp = thread_x() / 32ull;
+    if (warp < n)
+        count_outliers_warp(j.mask_u8, j.u_base, j.t_begin, n, j.head_dim, counts + j.first_count, warp,
+                            threadIdx.x & 31u);
+}
+
+/* One thread per job: its total is the difference of two scan entries. */
+__global__ void batch_totals_kernel(const kvq_cuda_batch_job *jobs, uint32_t n_jobs, const uint32_t *scan,
+                                    uint32_t *totals)
+{
+    const unsigned long long k = thread_x();
+    if (k >= n_jobs) return;
+    const uint32_t *own = own_scan(jobs[k], scan);
+    totals[k] = own[jobs[k].t_end - jobs[k].t_begin] - own[0];
+}
+
+__global__ void batch_fill_outliers_kernel(const kvq_cuda_batch_job *jobs, const uint32_t *scan)
+{
+    const kvq_cuda_batch_job &j = block_job(jobs);
+    const uint32_t *own = own_scan(j, scan);
+    fill_outliers_warp(j.x, j.x_base, j.mask_u8, j.u_base, j.t_begin, j.t_end - j.t_begin, j.head_dim, own,
+                       0u - own[0], j.ochan, j.oval, thread_x() / 32ull, threadIdx.x & 31u);
+}
+
+__global__ void batch_outlier_ptr_kernel(const kvq_cuda_batch_job *jobs, const uint32_t *scan)
+{
+    const kvq_cuda_batch_job &j = block_job(jobs);
+    const uint32_t *own = own_scan(j, scan);
+    outlier_ptr_entry(own, j.t_begin, j.t_end - j.t_begin, j.t_end, 0u - own[0], j.optr, thread_x());
+}
+
+/* Runs launch(grid, chunk, first) over the batch in chunks of at most
+ * kMaxJobsPerLaunch jobs (gridDim.y: the job), gridDim.x sized by
+ * blocks_of(host job) for the chunk's largest job (at least 1). */
+template <typename BlocksOf, typename Launch>
+cudaError_t over_jobs(const kvq_cuda_batch_job *jobs, const kvq_cuda_batch_job *jobs_host, uint32_t n_jobs,
+                      BlocksOf blocks_of, Launch launch)
+{
+    for (uint32_t j0 = 0; j0 < n_jobs; j0 += kMaxJobsPerLaunch) {
+        const uint32_t m = n_jobs - j0 < kMaxJobsPerLaunch ? n_jobs - j0 : kMaxJobsPerLaunch;
+        unsigned grid_x = 1;
+        for (uint32_t k = 0; k < m; k++) {
+            const unsigned b = blocks_of(jobs_host[j0 + k]);
+            if (b > grid_x) grid_x = b;
+        }
+        launch(dim3(grid_x, m), jobs + j0, j0);
+        cudaError_t err = cudaGetLastError();
+        if (err != cudaSuccess) return err;
+    }
+    return cudaSuccess;
+}
+
+unsigned long long tokens_of(const kvq_cuda_batch_job &j) { return (unsigned long long)(j.t_end - j.t_begin); }
 
 } // namespace
 
@@ -360,8 +560,8 @@ extern "C" cudaError_t kvq_cuda_quantize_keys_online(const float *x, uint32_t x_
     /* gridDim.y is limited to 65535 blocks of tokens per launch. */
     for (uint32_t b = b_begin; b < b_end;) {
         uint32_t chunk = b_end - b < 65535u ? b_end - b : 65535u;
-        dim3 grid((head_dim + 127u) / 128u, chunk);
-        quantize_keys_online_kernel<<<grid, 128, 0, stream>>>(x, x_base, b, head_dim, group_size, outlier_ppm,
+        dim3 grid((head_dim + kOnlineBlock - 1u) / kOnlineBlock, chunk);
+        quantize_keys_online_kernel<<<grid, kOnlineBlock, 0, stream>>>(x, x_base, b, head_dim, group_size, outlier_ppm,
                                                                precision, *q, params, codes_u8, mask_u8, u_base);
         cudaError_t err = cudaGetLastError();
         if (err != cudaSuccess) return err;
@@ -433,4 +633,105 @@ extern "C" cudaError_t kvq_cuda_fill_outliers(const float *x, uint32_t x_base, c
     unsigned long long entries = (unsigned long long)(ptr_end - t_begin) + 1ull;
     outlier_ptr_kernel<<<grid_for(entries, kBlock), kBlock, 0, stream>>>(scan, t_begin, n, ptr_end, base, optr);
     return cudaGetLastError();
+}
+
+/* ---- batched launchers ----------------------------------------------------- */
+
+extern "C" cudaError_t kvq_cuda_batch_write_fp16_rows(const kvq_cuda_batch_job *jobs,
+                                                      const kvq_cuda_batch_job *jobs_host, uint32_t n_jobs,
+                                                      cudaStream_t stream)
+{
+    return over_jobs(
+        jobs, jobs_host, n_jobs,
+        [](const kvq_cuda_batch_job &j) { return j.slot == nullptr ? 1u : grid_for(tokens_of(j) * j.head_dim, kBlock); },
+        [&](dim3 grid, const kvq_cuda_batch_job *chunk, uint32_t) {
+            batch_fp16_rows_kernel<<<grid, kBlock, 0, stream>>>(chunk);
+        });
+}
+
+extern "C" cudaError_t kvq_cuda_batch_quantize_values(const kvq_cuda_batch_job *jobs,
+                                                      const kvq_cuda_batch_job *jobs_host, uint32_t n_jobs,
+                                                      cudaStream_t stream)
+{
+    return over_jobs(
+        jobs, jobs_host, n_jobs,
+        [](const kvq_cuda_batch_job &j) {
+            return grid_for(tokens_of(j) * (j.head_dim / j.group_size) * 32ull, kBlock);
+        },
+        [&](dim3 grid, const kvq_cuda_batch_job *chunk, uint32_t) {
+            batch_quantize_values_kernel<<<grid, kBlock, 0, stream>>>(chunk);
+        });
+}
+
+extern "C" cudaError_t kvq_cuda_batch_quantize_keys_calibrated(const kvq_cuda_batch_job *jobs,
+                                                               const kvq_cuda_batch_job *jobs_host, uint32_t n_jobs,
+                                                               cudaStream_t stream)
+{
+    return over_jobs(
+        jobs, jobs_host, n_jobs, [](const kvq_cuda_batch_job &j) { return grid_for(tokens_of(j) * j.head_dim, kBlock); },
+        [&](dim3 grid, const kvq_cuda_batch_job *chunk, uint32_t) {
+            batch_quantize_keys_calibrated_kernel<<<grid, kBlock, 0, stream>>>(chunk);
+        });
+}
+
+extern "C" cudaError_t kvq_cuda_batch_quantize_keys_online(const kvq_cuda_batch_job *jobs,
+                                                           const kvq_cuda_batch_job *jobs_host, uint32_t n_jobs,
+                                                           cudaStream_t stream)
+{
+    return over_jobs(
+        jobs, jobs_host, n_jobs,
+        [](const kvq_cuda_batch_job &j) {
+            const unsigned long long token_blocks = j.t_end / j.group_size - j.t_begin / j.group_size;
+            return grid_for(token_blocks * ((j.head_dim + kOnlineBlock - 1u) / kOnlineBlock), 1);
+        },
+        [&](dim3 grid, const kvq_cuda_batch_job *chunk, uint32_t) {
+            batch_quantize_keys_online_kernel<<<grid, kOnlineBlock, 0, stream>>>(chunk);
+        });
+}
+
+extern "C" cudaError_t kvq_cuda_batch_pack_token_rows(const kvq_cuda_batch_job *jobs,
+                                                      const kvq_cuda_batch_job *jobs_host, uint32_t n_jobs,
+                                                      cudaStream_t stream)
+{
+    return over_jobs(
+        jobs, jobs_host, n_jobs,
+        [](const kvq_cuda_batch_job &j) { return grid_for(tokens_of(j) * (j.head_dim * j.q.bits / 32u), kBlock); },
+        [&](dim3 grid, const kvq_cuda_batch_job *chunk, uint32_t) {
+            batch_pack_token_rows_kernel<<<grid, kBlock, 0, stream>>>(chunk);
+        });
+}
+
+extern "C" cudaError_t kvq_cuda_batch_count_outliers(const kvq_cuda_batch_job *jobs,
+                                                     const kvq_cuda_batch_job *jobs_host, uint32_t n_jobs,
+                                                     uint32_t n_counts, uint32_t *counts, uint32_t *scan, void *temp,
+                                                     size_t temp_bytes, uint32_t *totals, cudaStream_t stream)
+{
+    cudaError_t err = over_jobs(
+        jobs, jobs_host, n_jobs, [](const kvq_cuda_batch_job &j) { return grid_for(tokens_of(j) * 32ull, kBlock); },
+        [&](dim3 grid, const kvq_cuda_batch_job *chunk, uint32_t first) {
+            batch_count_outliers_kernel<<<grid, kBlock, 0, stream>>>(chunk, counts,
+                                                                      first == 0 ? counts + n_counts : nullptr);
+        });
+    if (err != cudaSuccess) return err;
+    err = cub::DeviceScan::ExclusiveSum(temp, temp_bytes, counts, scan, (int)n_counts + 1, stream);
+    if (err != cudaSuccess) return err;
+    batch_totals_kernel<<<grid_for(n_jobs, kBlock), kBlock, 0, stream>>>(jobs, n_jobs, scan, totals);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kvq_cuda_batch_fill_outliers(const kvq_cuda_batch_job *jobs,
+                                                    const kvq_cuda_batch_job *jobs_host, uint32_t n_jobs,
+                                                    const uint32_t *scan, cudaStream_t stream)
+{
+    cudaError_t err = over_jobs(
+        jobs, jobs_host, n_jobs, [](const kvq_cuda_batch_job &j) { return grid_for(tokens_of(j) * 32ull, kBlock); },
+        [&](dim3 grid, const kvq_cuda_batch_job *chunk, uint32_t) {
+            batch_fill_outliers_kernel<<<grid, kBlock, 0, stream>>>(chunk, scan);
+        });
+    if (err != cudaSuccess) return err;
+    return over_jobs(
+        jobs, jobs_host, n_jobs, [](const kvq_cuda_batch_job &j) { return grid_for(tokens_of(j) + 1ull, kBlock); },
+        [&](dim3 grid, const kvq_cuda_batch_job *chunk, uint32_t) {
+            batch_outlier_ptr_kernel<<<grid, kBlock, 0, stream>>>(chunk, scan);
+        });
 }

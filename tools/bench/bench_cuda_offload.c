@@ -122,9 +122,9 @@ static bool decode_step(void *user, cudaStream_t stream)
 /* ---- the prefill ---------------------------------------------------------- */
 
 /* kvq's quantization of layer blob `base` from the model's fp32 K and V:
- * every slice's fp16 rows, then all heads x (keys, values) as one batch of
- * cuda_quantize_jobs (one host synchronisation per layer, for the outlier
- * counts); the outliers are still in flight on the stream when it returns,
+ * all heads x (keys, values), fp16 rows included, as one batch of
+ * cuda_quantize_jobs (one launch per step, one host synchronisation per
+ * layer for the outlier counts); the outliers are still in flight on the stream when it returns,
  * which orders the copy of the blob after them. */
 static bool quantize_layer(run_state *s, unsigned char *base)
 {
@@ -141,10 +141,7 @@ static bool quantize_layer(run_state *s, unsigned char *base)
         const uint32_t h = j / 2u;
         const int r = (int)(j % 2u);
         const float *x = s->m->kv32 + (size_t)r * half + (size_t)h * n * d;
-        st = cuda_check(s->ctx,
-                        kvq_cuda_write_fp16_rows(x, 0, 0, n, 0, d, offload_array(c, base, h, r, 1),
-                                                 offload_array(c, base, h, r, 2), NULL, s->m->stream),
-                        "fp16 rows");
+        /* The batch writes the fp16 rows (sinks, text) too: one launch per layer. */
         jobs[j] = (cuda_quant_job){.config = s->cfg[r],
                                    .head_dim = d,
                                    .x = x,
@@ -155,7 +152,10 @@ static bool quantize_layer(run_state *s, unsigned char *base)
                                    .params = offload_array(c, base, h, r, 4),
                                    .codes = offload_array(c, base, h, r, 3),
                                    .cal_params = NULL,
-                                   .cal_ranges = NULL};
+                                   .cal_ranges = NULL,
+                                   .fp16_slot = offload_array(c, base, h, r, 1),
+                                   .fp16_rows = offload_array(c, base, h, r, 2),
+                                   .fp16_temp_rows = NULL};
         optr[j] = offload_array(c, base, h, r, 5);
         ochan[j] = offload_array(c, base, h, r, 6);
         oval[j] = offload_array(c, base, h, r, 7);
@@ -361,7 +361,7 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
     bench_json_string(w, "timed",
                       "CUDA events on the compute stream (the backend's stream) around a whole prefill "
                       "(TTFT: every layer, the cache quantized (one cuda_quantize_jobs batch of 32 heads x keys/"
-                      "values per layer, one host synchronisation each) and streamed layers copied to pinned host "
+                      "values per layer: one launch per step, one host synchronisation) and streamed layers copied to pinned host "
                       "memory, the vocabulary projection, joined with the copy stream) and a whole decode "
                       "step (TPOT: every layer's GEMMs and attention over the cache, streamed layers "
                       "copied in on a second stream into two staging buffers)");
@@ -371,7 +371,7 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
              "random fp16 weights shared by all layers; prompts of %u text tokens plus images; KV cache GPU budget "
              "%zu MiB (staging buffers inside it); prefill attention is full (non-causal) batched GEMMs; the decode "
              "step does not append its own token to the cache; the backend quantizes each layer's 64 slices as one "
-             "batch (cuda_quantize_jobs) that synchronises once per layer to learn the outlier counts, which the "
+             "batch (cuda_quantize_jobs, one launch per step) that synchronises once per layer to learn the outlier counts, which the "
              "TTFT includes; text-* formats: text-centric policy, 10%% fp16 budget, "
              "one sink, keys per channel in blocks of 128 tokens, values per token, no outliers",
              layers, TEXT_TOKENS, budget >> 20);

@@ -5,10 +5,9 @@
  * Two measurements per (format, block):
  *  - "device": the backend's quantization steps for the keys and values of
  *    the 32 KV heads of one LLaMA-7B layer on inputs already on the device:
- *    each slice's kvq_cuda_write_fp16_rows (as quantize_head runs it), then
- *    all 64 slices as one cuda_quantize_jobs batch, which synchronises once
- *    per layer to learn the outlier counts; timed with CUDA events on the
- *    backend's stream.
+ *    all 64 slices as one cuda_quantize_jobs batch (fp16 rows included), a
+ *    fixed number of launches and one synchronisation per layer (to learn
+ *    the outlier counts); timed with CUDA events on the backend's stream.
  *  - "cache_append": the ABI's cache_append of the block into an empty cache
  *    for one KV head, host wall clock: host-to-device copies included.
  */
@@ -32,9 +31,9 @@ typedef struct q_point {
 } q_point;
 
 /* One layer: 32 heads x (keys, values) as one batch of the backend's
- * cuda_quantize_jobs, after each slice's fp16 rows (S4.1 step 3) as
- * quantize_head writes them. Every head reads the same input and writes the
- * same tensor (identical bytes), as the per-slice version of this bench did. */
+ * cuda_quantize_jobs, fp16 rows (S4.1 step 3) included. Every head reads the
+ * same input and writes the same tensor (identical bytes), as the per-slice
+ * version of this bench did. */
 static bool quantize_step(void *user, cudaStream_t stream)
 {
     (void)stream; /* the backend's functions enqueue on ctx->stream, which is this stream */
@@ -43,8 +42,7 @@ static bool quantize_step(void *user, cudaStream_t stream)
     cuda_quant_job jobs[JOBS];
     uint32_t *optr[JOBS], capacity[JOBS];
     uint16_t *ochan[JOBS], *oval[JOBS];
-    kvq_status st = KVQ_OK;
-    for (uint32_t j = 0; j < JOBS && st == KVQ_OK; j++) {
+    for (uint32_t j = 0; j < JOBS; j++) {
         const int r = (int)(j % 2u);
         kvq_backend_tensor *t = p->t[r];
         jobs[j] = (cuda_quant_job){.config = p->config[r],
@@ -57,18 +55,16 @@ static bool quantize_step(void *user, cudaStream_t stream)
                                    .params = t->owned[CUDA_T_PARAMS],
                                    .codes = t->owned[CUDA_T_CODES],
                                    .cal_params = NULL,
-                                   .cal_ranges = NULL};
+                                   .cal_ranges = NULL,
+                                   .fp16_slot = t->owned[CUDA_T_SLOT],
+                                   .fp16_rows = t->owned[CUDA_T_ROWS]};
         optr[j] = t->owned[CUDA_T_OPTR];
         ochan[j] = t->owned[CUDA_T_OCHAN];
         oval[j] = t->owned[CUDA_T_OVAL];
         capacity[j] = t->header.n_outliers; /* the tensor's arrays hold exactly the first run's outliers */
-        st = cuda_check(p->ctx,
-                        kvq_cuda_write_fp16_rows(p->x[r], 0, 0, p->n, 0, HEAD_DIM, t->owned[CUDA_T_SLOT],
-                                                 t->owned[CUDA_T_ROWS], NULL, p->ctx->stream),
-                        "fp16 rows");
     }
-    /* Steps 4-7 of all 64 slices: one synchronisation for the outlier counts. */
-    if (st == KVQ_OK) st = cuda_quantize_jobs(p->ctx, jobs, JOBS, optr, ochan, oval, capacity);
+    /* Steps 3-7 of all 64 slices: one synchronisation for the outlier counts. */
+    kvq_status st = cuda_quantize_jobs(p->ctx, jobs, JOBS, optr, ochan, oval, capacity);
     for (uint32_t j = 0; j < JOBS && st == KVQ_OK; j++)
         if (jobs[j].n_outliers != capacity[j])
             st = cuda_fail(p->ctx, KVQ_ERR_IO, "outlier count changed between runs (%u, then %u)", capacity[j],
@@ -178,9 +174,9 @@ int bench_study_cuda_quantize(const bench_options *o, bench_json *w)
     bench_cuda_describe(w, ctx->device);
     bench_json_string(w, "timed",
                       "device: CUDA events around one layer's quantization, keys and values of 32 KV heads of "
-                      "head_dim 128 (one LLaMA-7B layer) as one batch: each slice's fp16 rows, then "
-                      "cuda_quantize_jobs over the 64 slices (codes, params, packing and outlier counts of all "
-                      "slices, one download of the counts and one synchronisation per layer, then the outliers), "
+                      "head_dim 128 (one LLaMA-7B layer) as one batch: cuda_quantize_jobs over the 64 slices "
+                      "(fp16 rows, codes, params, packing and outlier counts of all slices in one launch per "
+                      "step, one download of the counts and one synchronisation per layer, then the outliers), "
                       "inputs already on the device, every head reading the same input slice; cache_append: host "
                       "wall clock of the ABI call for one KV head into an empty cache, host-to-device copies "
                       "included");
