@@ -617,7 +617,7 @@ static void compare_attention(const kvq_qtensor *k, const kvq_qtensor *v, const 
 }
 
 /* The fast kernel's format (attention_fast.cu): head_dim 128, HALF RoPE at
- * consecutive positions, equal 2/4/8-bit codes, one value group per token,
+ * consecutive positions, equal 2/3/4/8-bit codes, one value group per token,
  * keys calibrated or online in blocks of 32k tokens; with outliers, sinks and
  * fp16 policy tokens, lengths around its tiles, up to several splits. */
 static bool short_cases = false; /* --attention-fast-only: up to 4097 tokens */
@@ -628,7 +628,7 @@ static void check_attention_fast(void)
     int count = 0;
     for (int it = 0; it < 48; it++) {
         const uint32_t d = 128;
-        const uint32_t bits = (uint32_t[]){2, 4, 8}[it % 3];
+        const uint32_t bits = (uint32_t[]){2, 3, 4, 8}[it % 4];
         const bool nuq = bits != 8 && rnd(3) == 0;
         const uint32_t n = (uint32_t[]){1, 31, 33, 128, 129, 300, 1000, 4097, 20000, 70000}[rnd(short_cases ? 8 : 10)];
         const uint32_t n_q = (uint32_t[]){1, 2, 3, 4, 8, 12}[rnd(6)];

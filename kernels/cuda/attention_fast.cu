@@ -1,10 +1,10 @@
 /*
  * attention_fast.cu - the fast decode attention kernel (S11) for the format
  * real models and the benchmarks use: head_dim 128, RoPE with HALF pairing at
- * consecutive positions, keys and values with the same code width of 2, 4 or
- * 8 bits (uniform, or NUQ at 2 and 4 bits), per-channel keys (calibrated, or
- * online with blocks of a multiple of 32 tokens) and one value group per
- * token. attention.cu's general kernel runs everything else; both write the
+ * consecutive positions, keys and values with the same code width of 2, 3,
+ * 4 or 8 bits (uniform, or NUQ at 2, 3 and 4 bits), per-channel keys
+ * (calibrated, or online with blocks of a multiple of 32 tokens) and one
+ * value group per token. attention.cu's general kernel runs everything else; both write the
  * same partial results and share the combine kernel.
  *
  * Why a second kernel: decode attention over a quantized cache is bound by
@@ -20,7 +20,8 @@
  *    registers and walks the 64 pairs fully unrolled, so every code position
  *    is a compile-time constant: a code is one mask (shared by 4 codes), one
  *    byte permute into the bit pattern of 2^23 + k and one subtraction (k
- *    exactly, or k - 2^(bits-1)); NUQ codes index a 16-entry table. The
+ *    exactly, or k - 2^(bits-1)); 3-bit codes, which cross bytes and words,
+ *    take a funnel shift and a mask-and-or; NUQ codes index a table. The
  *    key params of the warp's block sit in shared memory as one float4 per
  *    pair (broadcast reads). A pair holding a key outlier (S7.4) is zeroed
  *    in the loop (one bit test) and summed afterwards from its exact
@@ -65,16 +66,34 @@ constexpr uint32_t kTile = kWarps * kSub;    /* tokens per block and tile */
 static_assert(kTile == KVQ_CUDA_STEP32_OFFSETS, "one step-table entry per token of a tile");
 
 /* The bit pattern of the fp32 number 2^23 + code for the code at channel e of
- * a row of packed words (S5.2): mask the code's byte lane, then move that
- * byte under the exponent 0x4B. With e a compile-time constant the shift and
- * mask are shared by the codes of one byte position. */
+ * a row of packed words (S5.2). 2, 4, 8 bits: mask the code's byte lane, then
+ * move that byte under the exponent 0x4B; with e a compile-time constant the
+ * shift and mask are shared by the codes of one byte position. 3 bits: codes
+ * cross bytes and words, so a funnel shift brings the code to bit 0 (from
+ * two words only when it crosses one), and one mask-and-or adds 0x4B000000. */
 template <int BITS>
 __device__ __forceinline__ uint32_t code_pattern(const uint32_t *w, uint32_t e)
 {
-    constexpr uint32_t mask = BITS == 8 ? 0xFFFFFFFFu : BITS == 4 ? 0x0F0F0F0Fu : 0x03030303u;
     const uint32_t bit = e * (uint32_t)BITS;
+    if (BITS == 3) {
+        const uint32_t at = bit & 31u;
+        const uint32_t x = at + 3u > 32u ? __funnelshift_r(w[bit >> 5], w[(bit >> 5) + 1u], at) : w[bit >> 5] >> at;
+        return (x & 7u) | 0x4B000000u;
+    }
+    constexpr uint32_t mask = BITS == 8 ? 0xFFFFFFFFu : BITS == 4 ? 0x0F0F0F0Fu : 0x03030303u;
     const uint32_t x = (w[bit >> 5] >> (bit & 7u)) & mask;
     return __byte_perm(x, 0x4B000000u, 0x7540u | ((bit & 31u) >> 3));
+}
+
+/* The lane's 8 value codes (channels 8 c8 .. 8 c8 + 7) of a 3-bit row: 24
+ * stream bits from bit 24 c8, brought to bit 0 of one word, which
+ * code_pattern<3> then reads as codes 0..7. */
+__device__ __forceinline__ uint32_t value_codes_3bit(const uint32_t *row, uint32_t c8)
+{
+    const uint32_t bit = 24u * c8, at = bit & 31u;
+    const uint32_t lo = __ldg(row + (bit >> 5));
+    const uint32_t hi = at > 8u ? __ldg(row + (bit >> 5) + 1u) : 0u; /* the 24 bits cross into the next word */
+    return __funnelshift_r(lo, hi, at);
 }
 
 /* The decoded code (S3.5, S6.5): k, k - 2^(bits-1) or signpost[k], exactly
@@ -178,8 +197,7 @@ __device__ __noinline__ bool key_out_of_range(const uint32_t *row, const float4 
 {
     bool bad = false;
     for (uint32_t c = 0; c < kD; c++) {
-        const uint32_t bit = c * (uint32_t)BITS;
-        const uint32_t code = (row[bit >> 5] >> (bit & 31u)) & ((1u << BITS) - 1u);
+        const uint32_t code = code_pattern<BITS>(row, c) & 0xFFu;
         const float dec = NUQ ? kdec[code] : __fsub_rn(__uint_as_float(0x4B000000u | code), kbias);
         const float4 p = kpar[c % kPairs];
         float x = c < kPairs ? __fmaf_rn(p.y, dec, p.x) : __fmaf_rn(p.w, dec, p.z);
@@ -335,6 +353,8 @@ __global__ void __launch_bounds__(kThreads, 4) fast_split_kernel(kvq_cuda_attent
                     vcodes[k][VW - 1u] = x.y;
                 } else if (BITS == 4) {
                     vcodes[k][0] = __ldg(V.codes + (size_t)tj * W + c8);
+                } else if (BITS == 3) {
+                    vcodes[k][0] = value_codes_3bit(V.codes + (size_t)tj * W, c8);
                 } else {
                     vcodes[k][0] = __ldg(reinterpret_cast<const uint16_t *>(V.codes + (size_t)tj * W) + c8);
                 }
@@ -547,12 +567,16 @@ cudaError_t launch_format(const kvq_cuda_attention_args &a, cudaStream_t stream)
     const bool nuq = k.scheme == KVQ_SCHEME_NUQ;
     switch (k.bits) {
     case 2: return nuq ? launch<NQ, 2, true>(a, stream) : launch<NQ, 2, false>(a, stream);
+    case 3: return nuq ? launch<NQ, 3, true>(a, stream) : launch<NQ, 3, false>(a, stream);
     case 4: return nuq ? launch<NQ, 4, true>(a, stream) : launch<NQ, 4, false>(a, stream);
     default: return launch<NQ, 8, false>(a, stream);
     }
 }
 
-bool bits_ok(const kvq_cuda_view &v) { return v.bits == 2u || v.bits == 4u || (v.bits == 8u && v.scheme != KVQ_SCHEME_NUQ); }
+bool bits_ok(const kvq_cuda_view &v)
+{
+    return v.bits == 2u || v.bits == 3u || v.bits == 4u || (v.bits == 8u && v.scheme != KVQ_SCHEME_NUQ);
+}
 
 } // namespace
 
