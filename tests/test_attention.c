@@ -6,6 +6,7 @@
  * realistic data, and four plausible bugs always break it.
  */
 #include "check_main.h"
+#include "support/attention_scenario.h"
 #include "kvq/kvq.h"
 
 #include <math.h>
@@ -16,22 +17,6 @@
 
 /* ------------------------------------------------------------ helpers -- */
 
-static kvq_head_config head_config(kvq_role role, kvq_scheme scheme, uint32_t bits, uint32_t n_sinks)
-{
-    kvq_head_config c;
-    memset(&c, 0, sizeof c);
-    c.role = role;
-    c.quantizer.scheme = scheme;
-    c.quantizer.bits = bits;
-    c.key_mode = KVQ_KEYS_PER_CHANNEL_ONLINE;
-    c.group_size = role == KVQ_ROLE_KEYS ? 1 : 0;
-    c.policy = kvq_token_policy_default();
-    c.policy.rule = KVQ_POLICY_QUANTIZE_ALL;
-    c.policy.n_sinks = n_sinks;
-    c.policy.recent_window = 0;
-    return c;
-}
-
 /* S11.5 worked example: 2 tokens, head_dim 4, stored in fp16 (both are sinks). */
 static const float ex_k[8] = {1, 0, 0, 0, -1, 0, 0, 0};
 static const float ex_v[8] = {1, 2, 3, 4, -1, 0, 1, 0};
@@ -39,8 +24,8 @@ static const uint32_t ex_pos[2] = {0, 1};
 
 static void example_tensors(kvq_qtensor **k, kvq_qtensor **v)
 {
-    kvq_head_config kc = head_config(KVQ_ROLE_KEYS, KVQ_SCHEME_UNIFORM_ASYM, 8, 2);
-    kvq_head_config vc = head_config(KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 8, 2);
+    kvq_head_config kc = scenario_head_config(KVQ_ROLE_KEYS, KVQ_SCHEME_UNIFORM_ASYM, 8, 2);
+    kvq_head_config vc = scenario_head_config(KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 8, 2);
     ck_assert_int_eq(kvq_quantize_head(&kc, ex_k, 2, 4, NULL, k), KVQ_OK);
     ck_assert_int_eq(kvq_quantize_head(&vc, ex_v, 2, 4, NULL, v), KVQ_OK);
 }
@@ -98,12 +83,12 @@ START_TEST(test_errors_leave_output)
     KVQ_EXPECT_STATUS(kvq_attention_decode(k, v, pos, &rope, q, 0, 2, out), KVQ_ERR_ZERO_SIZE);
 
     /* Mismatched sizes: a one-token value tensor, and one with head_dim 8. */
-    kvq_head_config vc = head_config(KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 8, 1);
+    kvq_head_config vc = scenario_head_config(KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 8, 1);
     kvq_qtensor *v1, *v8;
     ck_assert_int_eq(kvq_quantize_head(&vc, ex_v, 1, 4, NULL, &v1), KVQ_OK);
     ck_assert_int_eq(kvq_quantize_head(&vc, ex_v, 1, 8, NULL, &v8), KVQ_OK);
     KVQ_EXPECT_STATUS(kvq_attention_decode(k, v1, pos, &rope, q, 1, 2, out), KVQ_ERR_SIZE_MISMATCH);
-    kvq_head_config kc = head_config(KVQ_ROLE_KEYS, KVQ_SCHEME_UNIFORM_ASYM, 8, 1);
+    kvq_head_config kc = scenario_head_config(KVQ_ROLE_KEYS, KVQ_SCHEME_UNIFORM_ASYM, 8, 1);
     kvq_qtensor *k8;
     ck_assert_int_eq(kvq_quantize_head(&kc, ex_v, 1, 8, NULL, &k8), KVQ_OK);
     KVQ_EXPECT_STATUS(kvq_attention_decode(k8, v1, pos, &rope, q, 1, 2, out), KVQ_ERR_SIZE_MISMATCH);
@@ -132,89 +117,8 @@ END_TEST
 
 /* ------------------------------------------------- realistic data ------ */
 
-static uint64_t rng;
-static double uniform01(void)
-{
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return ((double)(rng >> 11) + 0.5) * 0x1p-53;
-}
-static double normal(void) { return sqrt(-2.0 * log(uniform01())) * cos(6.283185307179586 * uniform01()); }
-/* Heavy tails: 3% of elements are scaled by up to 8x. */
-static double heavy(void) { return normal() * (uniform01() < 0.03 ? 1.0 + 7.0 * uniform01() : 1.0); }
-
-enum { D = 128, NQ = 4 };
-
-typedef struct scenario {
-    uint32_t n, q_position;
-    uint32_t *pos;
-    float *keys, *values, q[NQ * D];
-    kvq_channel_range range[D];
-    kvq_qtensor *k, *v;
-    float ref[NQ * D], bound[NQ * D];
-    float *kd, *vd; /* exact dequantized values (class E) */
-} scenario;
-
-static const kvq_rope rope_half = {KVQ_ROPE_HALF, 10000.0f};
-
-/* Keys: one outlier channel (x20), a large first token (the sink) whose
- * energy sits in the slowest-rotating pairs, heavy tails. Calibrated NUQ4
- * keys with 1% outliers; values uniform 4-bit per token with 1 outlier. */
-static void make_scenario(scenario *s, uint32_t n, uint32_t first_position, uint64_t seed, uint32_t n_sinks)
-{
-    memset(s, 0, sizeof *s);
-    rng = seed;
-    s->n = n;
-    s->pos = malloc(n * sizeof *s->pos);
-    s->keys = malloc((size_t)n * D * sizeof(float));
-    s->values = malloc((size_t)n * D * sizeof(float));
-    s->kd = malloc((size_t)n * D * sizeof(float));
-    s->vd = malloc((size_t)n * D * sizeof(float));
-    for (uint32_t t = 0; t < n; t++) {
-        s->pos[t] = first_position + t;
-        for (uint32_t c = 0; c < D; c++) {
-            double kscale = (c == 17 ? 20.0 : 1.0 + 0.5 * (double)(c % 7));
-            double kx = heavy() * kscale, vx = heavy();
-            if (t == 0) {
-                bool slow = (c >= 56 && c < 64) || c >= 120;
-                kx = slow ? 12.0 : kx;
-                vx *= 30.0;
-            }
-            s->keys[(size_t)t * D + c] = (float)kx;
-            s->values[(size_t)t * D + c] = (float)vx;
-        }
-    }
-    for (uint32_t i = 0; i < NQ * D; i++) {
-        uint32_t c = i % D;
-        bool slow = (c >= 56 && c < 64) || c >= 120;
-        s->q[i] = (float)(normal() * 0.7 + (slow ? 0.6 : 0.0));
-    }
-    s->q_position = first_position + n;
-    /* Calibrate on the first 256 tokens (the "calibration set"). */
-    ck_assert_int_eq(kvq_calibrate_channel_ranges(s->keys, n < 256 ? n : 256, D, 10000, s->range), KVQ_OK);
-    kvq_codebook nf4;
-    ck_assert_int_eq(kvq_codebook_normalfloat(4, &nf4), KVQ_OK);
-    kvq_head_config kc = head_config(KVQ_ROLE_KEYS, KVQ_SCHEME_NUQ, 4, n_sinks);
-    kc.quantizer.codebook = &nf4;
-    kc.key_mode = KVQ_KEYS_PER_CHANNEL_CALIBRATED;
-    kc.channel_range = s->range;
-    kc.group_size = 0;
-    kvq_head_config vc = head_config(KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 4, n_sinks);
-    vc.outlier_ppm = 10000;
-    ck_assert_int_eq(kvq_quantize_head(&kc, s->keys, n, D, NULL, &s->k), KVQ_OK);
-    ck_assert_int_eq(kvq_quantize_head(&vc, s->values, n, D, NULL, &s->v), KVQ_OK);
-    ck_assert_int_eq(kvq_dequantize_head(s->k, s->kd), KVQ_OK);
-    ck_assert_int_eq(kvq_dequantize_head(s->v, s->vd), KVQ_OK);
-    ck_assert_int_eq(kvq_attention_decode(s->k, s->v, s->pos, &rope_half, s->q, NQ, s->q_position, s->ref), KVQ_OK);
-    ck_assert_int_eq(kvq_attention_error_bound(s->k, s->v, s->pos, &rope_half, s->q, NQ, s->q_position, s->bound),
-                     KVQ_OK);
-}
-
-static void free_scenario(scenario *s)
-{
-    kvq_qtensor_free(s->k);
-    kvq_qtensor_free(s->v);
-    free(s->pos), free(s->keys), free(s->values), free(s->kd), free(s->vd);
-}
+enum { D = SCENARIO_D, NQ = SCENARIO_NQ };
+#define rope_half scenario_rope
 
 /* ------------------------------------- an fp32 implementation of S11 -- */
 

@@ -3,6 +3,7 @@
  */
 #include "internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 /* S4.4: every size and index of a qtensor agrees with the others, so that
@@ -136,5 +137,47 @@ kvq_status kvq_dequantize_head(const kvq_qtensor *qt, float *out)
             out[(size_t)t * d + c] = kvq_fp32_from_fp16(qt->outlier_value[k]);
         }
     }
+    return KVQ_OK;
+}
+
+/* S12.4: the magnitudes of the two terms every decoded element is made of,
+ * ma = |a_f| and mb = |b_f * dec(k)| (dec(k) = k, k - 2^(bits-1) or
+ * signpost[k]): they bound what rounding the parameters or signposts to a
+ * narrower format can do to it. ma = -1 marks elements stored in fp16 (fp16
+ * rows and outliers). */
+kvq_status kvq_dequantize_term_magnitudes(const kvq_qtensor *qt, double *ma, double *mb)
+{
+    kvq_status status = check_qtensor(qt);
+    if (status != KVQ_OK) return status;
+    uint32_t n = qt->n_tokens, d = qt->head_dim;
+    uint8_t *codes = malloc(d);
+    if (codes == NULL) return kvq_fail(KVQ_ERR_OUT_OF_MEMORY, "out of memory for one row of %u codes", d);
+    double offset = qt->scheme == KVQ_SCHEME_UNIFORM_SYM ? (double)(1u << (qt->bits - 1u)) : 0.0;
+    for (uint32_t t = 0; t < n; t++) {
+        size_t row = (size_t)t * d;
+        if (qt->precision[t] != KVQ_PREC_QUANTIZED) {
+            for (uint32_t c = 0; c < d; c++) ma[row + c] = -1.0, mb[row + c] = 0.0;
+            continue;
+        }
+        kvq_unpack_codes(qt->codes + (size_t)t * qt->row_bytes, d, qt->bits, codes);
+        for (uint32_t c = 0; c < d; c++) {
+            kvq_group_params p = params_of(qt, t, c);
+            double a = qt->scheme == KVQ_SCHEME_UNIFORM_SYM ? 0.0 : (double)kvq_fp32_from_fp16(p.a);
+            double b = (double)kvq_fp32_from_fp16(p.b);
+            double dec = qt->scheme == KVQ_SCHEME_NUQ ? (double)qt->codebook.signpost[codes[c]]
+                                                      : (double)codes[c] - offset;
+            ma[row + c] = fabs(a);
+            mb[row + c] = fabs(b * dec);
+        }
+    }
+    free(codes);
+    bool keys = qt->role == KVQ_ROLE_KEYS;
+    for (uint32_t r = 0; r < (keys ? d : n); r++)
+        for (uint32_t k = qt->outlier_ptr[r]; k < qt->outlier_ptr[r + 1]; k++) {
+            uint32_t t = keys ? qt->outlier_index[k] : r;
+            uint32_t c = keys ? r : qt->outlier_index[k];
+            ma[(size_t)t * d + c] = -1.0;
+            mb[(size_t)t * d + c] = 0.0;
+        }
     return KVQ_OK;
 }

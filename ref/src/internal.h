@@ -49,4 +49,9 @@ kvq_status kvq_attention_prepare(const kvq_qtensor *keys, const kvq_qtensor *val
                                  const void *out, const char *out_name, kvq_attention_work *work);
 void kvq_attention_work_free(kvq_attention_work *work);
 
+/* S12.4: per element of a valid qtensor ([n_tokens][head_dim] each), ma =
+ * |a_f| and mb = |b_f * dec(k)| for decoded elements; ma = -1 (mb = 0) for
+ * elements stored in fp16. */
+kvq_status kvq_dequantize_term_magnitudes(const kvq_qtensor *qt, double *ma, double *mb);
+
 #endif /* KVQ_INTERNAL_H */

@@ -315,6 +315,28 @@ kvq_status kvq_attention_error_bound(const kvq_qtensor *keys, const kvq_qtensor 
                                      const float *q, uint32_t n_q, uint32_t q_position,
                                      float *bound);
 
+/* S12.4: precision profiles, the arithmetic an implementation of decode
+ * attention may use. fp32 is S12.3; fp16 and bf16 let dequantized keys and
+ * values, rotated keys and queries and the softmax weights be rounded to that
+ * format (tensor-core kernels), with products and sums in fp32. */
+typedef enum kvq_attention_profile {
+    KVQ_PROFILE_FP32 = 0,
+    KVQ_PROFILE_FP16 = 1,
+    KVQ_PROFILE_BF16 = 2,
+    KVQ_PROFILE_COUNT
+} kvq_attention_profile;
+/* "fp32", "fp16", "bf16"; "?" for anything else. */
+const char *kvq_attention_profile_name(kvq_attention_profile profile);
+/* The profile named `name` ("fp32", "fp16", "bf16"); KVQ_ERR_BAD_ENUM otherwise. */
+kvq_status kvq_attention_profile_from_name(const char *name, kvq_attention_profile *out);
+/* S12.4: the bound an implementation of `profile` must meet; for
+ * KVQ_PROFILE_FP32 it equals kvq_attention_error_bound bit for bit. Checks
+ * are S11.1's, then `profile` (KVQ_ERR_BAD_ENUM). */
+kvq_status kvq_attention_error_bound_profile(const kvq_qtensor *keys, const kvq_qtensor *values,
+                                             const uint32_t *key_positions, const kvq_rope *rope,
+                                             const float *q, uint32_t n_q, uint32_t q_position,
+                                             kvq_attention_profile profile, float *bound);
+
 /* ------------------------------------------------------------------ S15 -- */
 /* A growing KV cache for one head: append tokens, attend (S15). */
 typedef struct kvq_cache kvq_cache;
