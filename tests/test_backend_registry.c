@@ -105,7 +105,7 @@ START_TEST(ref_tensor_round_trip)
     const kvq_backend_api *api = find_ref();
     kvq_backend_context *ctx = NULL;
     char message[256] = "";
-    kvq_backend_options options = {sizeof options, -1, -1};
+    kvq_backend_options options = {sizeof options, -1, -1, -1};
     ck_assert_int_eq(api->open(&options, &ctx, message, sizeof message), KVQ_OK);
     kvq_backend_caps caps = {.struct_size = sizeof caps};
     ck_assert_int_eq(api->get_caps(ctx, &caps), KVQ_OK);
@@ -170,7 +170,7 @@ START_TEST(ref_errors_come_back_with_messages)
     ck_assert_int_eq(api->pack_codes(ctx, codes, 1, 32, 2, packed), KVQ_ERR_BAD_ARGUMENT);
     for (size_t i = 0; i < sizeof packed; i++) ck_assert_uint_eq(packed[i], 0xEE);
     api->close(ctx);
-    kvq_backend_options far = {sizeof far, 0, 3};
+    kvq_backend_options far = {sizeof far, 0, 3, -1};
     ctx = NULL;
     ck_assert_int_eq(api->open(&far, &ctx, message, sizeof message), KVQ_ERR_BAD_ARGUMENT);
     ck_assert_ptr_null(ctx);

@@ -18,6 +18,7 @@
 #include "conform/units.h"
 
 #include <fnmatch.h>
+#include <stddef.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +38,10 @@ void cli_usage_conform(FILE *out)
 {
     fprintf(out,
             "usage: kvq conform --backend ref|opencl|cuda|PATH.so [--platform N] [--device N] [--level L]\n"
-            "                   [--case PATTERN] [--seed S] [--random N] [--max-context N]\n"
+            "                   [--case PATTERN] [--seed S] [--random N] [--max-context N] [--profile P]\n"
             "                   [--json FILE] [--junit FILE] [--golden DIR] [--quiet]\n"
-            "       kvq conform --check-outputs DIR [--golden DIR] [--level L] [--case PATTERN] [--json FILE]\n"
-            "                   [--junit FILE] [--quiet]\n"
+            "       kvq conform --check-outputs DIR [--golden DIR] [--level L] [--case PATTERN] [--profile P]\n"
+            "                   [--json FILE] [--junit FILE] [--quiet]\n"
             "  Judges a backend against the golden set and random cases, level by level (S12 tolerance classes):\n"
             "    L0 packing, L1 uniform, L2 NUQ, L3 outliers/sinks/policy, L4 decode attention, L5 cache.\n"
             "  --backend B        a built-in backend (see `kvq devices`) or the path of a plugin .so\n"
@@ -50,6 +51,8 @@ void cli_usage_conform(FILE *out)
             "  --seed S           seed of the random cases (default: from the clock, printed in the header)\n"
             "  --random N         random cases per level (default %d; 0: golden cases only)\n"
             "  --max-context N    largest random attention context in tokens (default %d; e.g. 131072 on GPUs)\n"
+            "  --profile P        judge attention at precision profile fp32, fp16 or bf16 (S12.4; the backend is\n"
+            "                     opened asking for it); default: the profile the backend declares, fp32 for files\n"
             "  --json FILE, --junit FILE   also write the results as JSON / JUnit XML\n"
             "  --golden DIR       the golden set (default conformance/golden, else the source tree's)\n"
             "  --check-outputs DIR  judge output files named like the golden output files (docs/CLI.md)\n"
@@ -73,6 +76,7 @@ enum {
     OPT_GOLDEN,
     OPT_CHECK_OUTPUTS,
     OPT_QUIET,
+    OPT_PROFILE,
     OPT_HELP
 };
 
@@ -83,6 +87,8 @@ typedef struct conform_options {
     bool seed_given, random_given;
     uint32_t n_random, max_context, platform, device;
     bool max_context_given, platform_given, device_given, quiet;
+    kvq_attention_profile profile;
+    bool profile_given;
 } conform_options;
 
 /* Returns CLI_OK to go on, -1 after --help, or CLI_USAGE. */
@@ -102,6 +108,7 @@ static int parse_options(int argc, char **argv, conform_options *o)
         {"golden", required_argument, NULL, OPT_GOLDEN},
         {"check-outputs", required_argument, NULL, OPT_CHECK_OUTPUTS},
         {"quiet", no_argument, NULL, OPT_QUIET},
+        {"profile", required_argument, NULL, OPT_PROFILE},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -123,6 +130,11 @@ static int parse_options(int argc, char **argv, conform_options *o)
         case OPT_JSON: o->json = optarg; break;
         case OPT_JUNIT: o->junit = optarg; break;
         case OPT_QUIET: o->quiet = true; break;
+        case OPT_PROFILE:
+            if (kvq_attention_profile_from_name(optarg, &o->profile) != KVQ_OK)
+                return cli_usage_error(CMD, "--profile '%s' is not fp32, fp16 or bf16 (S12.4)", optarg);
+            o->profile_given = true;
+            break;
         case OPT_PLATFORM:
             if (!cli_parse_u32(CMD, "--platform", optarg, 0, INT32_MAX, &o->platform)) return CLI_USAGE;
             o->platform_given = true;
@@ -191,7 +203,8 @@ static bool open_backend(conform_run *run, const conform_options *o)
                     kvq_status_name(st));
         return false;
     }
-    kvq_backend_options options = {sizeof(kvq_backend_options), run->platform, run->device};
+    kvq_backend_options options = {sizeof(kvq_backend_options), run->platform, run->device,
+                                   run->profile_given ? (int32_t)run->profile : -1};
     message[0] = '\0';
     st = run->api->open(&options, &run->ctx, message, sizeof message);
     if (st != KVQ_OK || run->ctx == NULL) {
@@ -208,6 +221,21 @@ static bool open_backend(conform_run *run, const conform_options *o)
                 run->api->last_error(run->ctx), kvq_status_name(st));
         return false;
     }
+    /* S12.4: a backend whose caps end before the profile fields is judged at fp32. */
+    bool declares = run->caps.struct_size >= offsetof(kvq_backend_caps, attention_profile) +
+                                                 sizeof run->caps.attention_profile;
+    kvq_attention_profile declared = declares ? (kvq_attention_profile)run->caps.attention_profile : KVQ_PROFILE_FP32;
+    if (declared >= KVQ_PROFILE_COUNT) {
+        fprintf(stderr, "kvq conform: error: backend %s: caps.attention_profile = %u is not a profile (S12.4)\n",
+                o->backend, (unsigned)declared);
+        return false;
+    }
+    if (run->profile_given && declared != run->profile) {
+        fprintf(stderr, "kvq conform: error: backend %s was asked for profile %s and declares %s\n", o->backend,
+                kvq_attention_profile_name(run->profile), kvq_attention_profile_name(declared));
+        return false;
+    }
+    run->profile = declared;
     return true;
 }
 
@@ -297,6 +325,8 @@ int cmd_conform(int argc, char **argv)
     run.n_random = o.outputs_dir != NULL ? 0 : o.n_random;
     run.max_context = o.max_context;
     run.max_context_given = o.max_context_given;
+    run.profile = o.profile_given ? o.profile : KVQ_PROFILE_FP32;
+    run.profile_given = o.profile_given;
 
     if (o.outputs_dir != NULL && !is_directory(o.outputs_dir))
         return cli_usage_error(CMD, "--check-outputs %s is not a directory", o.outputs_dir);

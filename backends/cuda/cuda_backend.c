@@ -6,6 +6,8 @@
 
 #include "cuda_internal.h"
 
+#include "backend_options.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,19 +56,23 @@ kvq_status cuda_open(const kvq_backend_options *options, kvq_backend_context **c
         return KVQ_ERR_IO;
     }
     int device = 0;
-    if (options != NULL && options->struct_size >= sizeof *options) {
-        if (options->platform > 0) {
-            say(message, message_size, "options.platform: CUDA has one platform (0 or -1)", "");
-            return KVQ_ERR_BAD_ARGUMENT;
-        }
-        if (options->device >= count) {
-            char detail[64];
-            snprintf(detail, sizeof detail, "%d is not below the %d CUDA device(s)", options->device, count);
-            say(message, message_size, "options.device: ", detail);
-            return KVQ_ERR_BAD_ARGUMENT;
-        }
-        if (options->device >= 0) device = options->device;
+    const int32_t want_platform = kvq_backend_option_platform(options), want_device = kvq_backend_option_device(options);
+    if (want_platform > 0) {
+        say(message, message_size, "options.platform: CUDA has one platform (0 or -1)", "");
+        return KVQ_ERR_BAD_ARGUMENT;
     }
+    if (want_device >= count) {
+        char detail[64];
+        snprintf(detail, sizeof detail, "%d is not below the %d CUDA device(s)", (int)want_device, count);
+        say(message, message_size, "options.device: ", detail);
+        return KVQ_ERR_BAD_ARGUMENT;
+    }
+    if (want_device >= 0) device = want_device;
+    /* S12.4: the tensor-core path meets fp16, the exact kernels fp32 (and so every profile). */
+    uint32_t profile = KVQ_PROFILE_FP32;
+    kvq_status st = kvq_backend_option_profile(options, KVQ_BACKEND_ALL_PROFILES, KVQ_CUDA_DEFAULT_PROFILE, &profile,
+                                               message, message_size);
+    if (st != KVQ_OK) return st;
 
     struct cudaDeviceProp prop;
     err = cudaSetDevice(device);
@@ -92,6 +98,7 @@ kvq_status cuda_open(const kvq_backend_options *options, kvq_backend_context **c
         return KVQ_ERR_OUT_OF_MEMORY;
     }
     c->device = device;
+    c->profile = profile;
     c->sm_count = (uint32_t)prop.multiProcessorCount;
     err = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
     if (err != cudaSuccess) {
@@ -143,6 +150,8 @@ kvq_status cuda_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps)
         .max_query_heads = 65535u * 8u,
         .max_tokens = KVQ_MAX_TOKENS,
         .memory = KVQ_BACKEND_MEMORY_DEVICE,
+        .attention_profiles = KVQ_BACKEND_ALL_PROFILES,
+        .attention_profile = ctx->profile,
     };
     *caps = c;
     return KVQ_OK;

@@ -37,8 +37,13 @@ typedef enum cuda_scratch_id {
     CUDA_SCRATCH_COUNT
 } cuda_scratch_id;
 
+/* The profile (S12.4) a context's attention meets unless the caller asks
+ * for another: the tensor-core path's. */
+#define KVQ_CUDA_DEFAULT_PROFILE KVQ_PROFILE_FP32
+
 struct kvq_backend_context {
     int device;
+    uint32_t profile; /* S12.4: fp32 runs only the exact kernels; fp16 lets the tensor-core path run */
     cudaStream_t stream;
     uint32_t sm_count;
     char name[320];

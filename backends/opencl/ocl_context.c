@@ -4,6 +4,8 @@
  */
 #include "ocl_internal.h"
 
+#include "backend_options.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,11 +160,7 @@ static int env_index(const char *name)
 static kvq_status choose_device(const kvq_backend_options *options, cl_platform_id *platform, cl_device_id *device,
                                 char *message, size_t message_size)
 {
-    int want_p = -1, want_d = -1;
-    if (options != NULL && options->struct_size >= sizeof *options) {
-        want_p = options->platform;
-        want_d = options->device;
-    }
+    int want_p = kvq_backend_option_platform(options), want_d = kvq_backend_option_device(options);
     if (want_p < 0) want_p = env_index("KVQ_OPENCL_PLATFORM");
     if (want_d < 0) want_d = env_index("KVQ_OPENCL_DEVICE");
     if (want_p == -2 || want_d == -2) {
@@ -303,12 +301,18 @@ kvq_status ocl_open(const kvq_backend_options *options, kvq_backend_context **ou
         set_message(message, message_size, "ctx: NULL");
         return KVQ_ERR_NULL_ARGUMENT;
     }
+    /* fp32 arithmetic meets every profile (S12.4). */
+    uint32_t profile = KVQ_PROFILE_FP32;
+    kvq_status st = kvq_backend_option_profile(options, KVQ_BACKEND_ALL_PROFILES, KVQ_PROFILE_FP32, &profile, message,
+                                               message_size);
+    if (st != KVQ_OK) return st;
     kvq_backend_context *ctx = calloc(1, sizeof *ctx);
     if (ctx == NULL) {
         set_message(message, message_size, "context: out of memory");
         return KVQ_ERR_OUT_OF_MEMORY;
     }
-    kvq_status st = choose_device(options, &ctx->platform, &ctx->device, message, message_size);
+    ctx->profile = profile;
+    st = choose_device(options, &ctx->platform, &ctx->device, message, message_size);
     if (st != KVQ_OK) {
         free(ctx);
         return st;
@@ -377,6 +381,8 @@ kvq_status ocl_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps)
         .max_query_heads = 4096u, /* GEMM path: scores [n_q][n_tokens] in one buffer */
         .max_tokens = KVQ_MAX_TOKENS,
         .memory = KVQ_BACKEND_MEMORY_DEVICE,
+        .attention_profiles = KVQ_BACKEND_ALL_PROFILES,
+        .attention_profile = ctx->profile,
     };
     *caps = c;
     return KVQ_OK;

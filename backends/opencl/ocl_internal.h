@@ -59,6 +59,7 @@ typedef enum ocl_attention_path {
 } ocl_attention_path;
 
 struct kvq_backend_context {
+    uint32_t profile; /* S12.4: the profile asked for at open; the kernels compute in fp32, meeting all */
     cl_platform_id platform;
     cl_device_id device;
     cl_context context;

@@ -10,12 +10,15 @@
  */
 #include "ref_backend.h"
 
+#include "backend_options.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct kvq_backend_context {
     char message[512]; /* last_error: the reference's message of the last failure */
+    uint32_t profile;  /* S12.4: the profile asked for at open (the reference computes in double, meeting all) */
 };
 
 /* Record the reference's message for a failed call and pass the status on. */
@@ -53,10 +56,15 @@ static kvq_status ref_open(const kvq_backend_options *options, kvq_backend_conte
     if (ctx == NULL) {
         problem = "ctx: NULL";
         status = KVQ_ERR_NULL_ARGUMENT;
-    } else if (options != NULL && options->struct_size >= sizeof *options &&
-               ((options->platform > 0) || (options->device > 0))) {
+    } else if (kvq_backend_option_platform(options) > 0 || kvq_backend_option_device(options) > 0) {
         problem = "options: the reference has one device (platform 0, device 0)";
         status = KVQ_ERR_BAD_ARGUMENT;
+    }
+    uint32_t profile = KVQ_PROFILE_FP32;
+    if (status == KVQ_OK) {
+        status = kvq_backend_option_profile(options, KVQ_BACKEND_ALL_PROFILES, KVQ_PROFILE_FP32, &profile, message,
+                                            message_size);
+        if (status != KVQ_OK) return status;
     }
     if (status == KVQ_OK) {
         kvq_backend_context *c = calloc(1, sizeof *c);
@@ -64,6 +72,7 @@ static kvq_status ref_open(const kvq_backend_options *options, kvq_backend_conte
             problem = "context: out of memory";
             status = KVQ_ERR_OUT_OF_MEMORY;
         } else {
+            c->profile = profile;
             *ctx = c;
             return KVQ_OK;
         }
@@ -93,6 +102,8 @@ static kvq_status ref_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps)
         .max_query_heads = UINT32_MAX,
         .max_tokens = KVQ_MAX_TOKENS,
         .memory = KVQ_BACKEND_MEMORY_HOST,
+        .attention_profiles = KVQ_BACKEND_ALL_PROFILES,
+        .attention_profile = ctx->profile,
     };
     *caps = c;
     return KVQ_OK;

@@ -57,10 +57,16 @@ static kvq_status ex_open(const kvq_backend_options *options, kvq_backend_contex
                           size_t message_size)
 {
     if (ctx == NULL) return say(message, message_size, KVQ_ERR_NULL_ARGUMENT, "ctx is NULL");
-    /* One device: platform 0, device 0; -1 means "default". */
-    if (options != NULL && options->struct_size >= sizeof *options && (options->platform > 0 || options->device > 0))
+    /* One device: platform 0, device 0; -1 means "default". A field is read only when the
+     * caller's struct_size covers it (callers of older builds pass shorter options). */
+    if ((KVQ_BACKEND_OPTIONS_HAS(options, platform) && options->platform > 0) ||
+        (KVQ_BACKEND_OPTIONS_HAS(options, device) && options->device > 0))
         return say(message, message_size, KVQ_ERR_BAD_ARGUMENT,
                    "options: this backend has one device (platform 0, device 0)");
+    /* S12.4: fp32 arithmetic meets every profile, but this example declares only fp32. */
+    if (KVQ_BACKEND_OPTIONS_HAS(options, attention_profile) && options->attention_profile != -1 &&
+        options->attention_profile != KVQ_PROFILE_FP32)
+        return say(message, message_size, KVQ_ERR_BAD_ENUM, "options.attention_profile: this backend meets fp32 only");
     kvq_backend_context *c = calloc(1, sizeof *c);
     if (c == NULL) return say(message, message_size, KVQ_ERR_OUT_OF_MEMORY, "out of memory for a context");
     *ctx = c;
@@ -89,6 +95,9 @@ static kvq_status ex_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps)
         .max_query_heads = UINT32_MAX,
         .max_tokens = EX_MAX_TOKENS,
         .memory = KVQ_BACKEND_MEMORY_HOST,
+        /* S12.4: this example computes attention in fp32, so it is judged by S12.3's bound. */
+        .attention_profiles = 1u << KVQ_PROFILE_FP32,
+        .attention_profile = KVQ_PROFILE_FP32,
     };
     *caps = c;
     return KVQ_OK;

@@ -121,7 +121,7 @@ bool bench_cuda_open(const char *study, const bench_options *o, const kvq_backen
 {
     *api = kvq_backend_cuda();
     char message[512] = "";
-    kvq_backend_options opts = {sizeof opts, -1, o->device};
+    kvq_backend_options opts = {sizeof opts, -1, o->device, -1};
     if ((*api)->open(&opts, ctx, message, sizeof message) != KVQ_OK) {
         fprintf(stderr, "kvq bench: %s: cannot open the CUDA backend: %s\n", study, message);
         snprintf(reason, reason_size, "cannot open the CUDA backend: %s", message);

@@ -208,7 +208,7 @@ int bench_study_opencl(const bench_options *o, bench_json *w)
     const char *key = bench_study_key(BENCH_ATTENTION_OPENCL);
     ocl_study s = {o, kvq_backend_opencl(), NULL, w, 0.0};
     char message[512] = "";
-    kvq_backend_options opts = {sizeof opts, o->platform, o->device};
+    kvq_backend_options opts = {sizeof opts, o->platform, o->device, -1};
     if (s.api->open(&opts, &s.ctx, message, sizeof message) != KVQ_OK) {
         fprintf(stderr, "kvq bench: opencl: no device: %s\n", message);
         char reason[600];

@@ -256,7 +256,7 @@ static bool check_attention(const conform_run *run, const manifest_case *c, conf
     static const char *const labels[] = {"out"};
     if (!files_present(run, c, labels, 1, &r->diag)) return false;
     attention_model m;
-    if (!golden_attention_model(run->golden_dir, c, &m, &r->diag)) {
+    if (!golden_attention_model(run->golden_dir, c, run->profile, &m, &r->diag)) {
         attention_model_free(&m);
         return false;
     }
@@ -268,7 +268,8 @@ static bool check_attention(const conform_run *run, const manifest_case *c, conf
               own_attention_tensors(run, c, &m, &keys, &values, &use_own, r);
     if (ok && use_own) {
         ok = kvq_attention_decode(keys, values, m.positions, &m.rope, m.q, m.n_q, m.q_position, m.expected) == KVQ_OK &&
-             kvq_attention_error_bound(keys, values, m.positions, &m.rope, m.q, m.n_q, m.q_position, m.bound) == KVQ_OK;
+             kvq_attention_error_bound_profile(keys, values, m.positions, &m.rope, m.q, m.n_q, m.q_position, m.profile,
+                                               m.bound) == KVQ_OK;
         if (!ok) {
             diag_at(&r->diag, "k_*, v_*", -1, "the user's tensors");
             diag_explain(&r->diag, "the reference cannot attend over them: %s", kvq_last_error());
@@ -279,7 +280,7 @@ static bool check_attention(const conform_run *run, const manifest_case *c, conf
                              &r->diag)) {
         ok = false;
         attention_pairing_hint(use_own ? keys : m.keys, use_own ? values : m.values, m.positions, &m.rope, m.q, m.n_q,
-                               m.q_position, out, &r->diag);
+                               m.q_position, m.profile, out, &r->diag);
     }
     r->attention_ratio = worst;
     snprintf(r->what, sizeof r->what, "%s", m.what);
@@ -299,7 +300,7 @@ static bool check_cache(const conform_run *run, const manifest_case *c, conform_
     tensor_labels("final_v", vlabels, labels + 1 + N_TENSOR_FIELDS);
     if (!files_present(run, c, labels, 1 + 2 * N_TENSOR_FIELDS, &r->diag)) return false;
     cache_model m;
-    if (!golden_cache_model(run->golden_dir, c, &m, &r->diag)) {
+    if (!golden_cache_model(run->golden_dir, c, run->profile, &m, &r->diag)) {
         cache_model_free(&m);
         return false;
     }

@@ -6,7 +6,8 @@
  * The runner judges a backend (kvq_backend.h) against the golden set (S16.7)
  * and against libkvq on random cases, with the tolerance classes of S12:
  * class E byte for byte, class B codes within a decision boundary window,
- * class A attention within kvq_attention_error_bound.
+ * class A attention within kvq_attention_error_bound_profile at the run's
+ * precision profile (S12.4).
  */
 #ifndef KVQ_CONFORM_H
 #define KVQ_CONFORM_H
@@ -113,6 +114,8 @@ typedef struct conform_run {
     uint32_t n_random;        /* random cases per level */
     uint32_t max_context;     /* largest random attention context */
     bool max_context_given;
+    kvq_attention_profile profile; /* S12.4: the profile attention is judged at */
+    bool profile_given;            /* --profile (else the backend's declared profile, or fp32) */
 
     conform_result *results;
     size_t n_results, results_capacity;

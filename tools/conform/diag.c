@@ -244,6 +244,10 @@ void run_replay_command(const conform_run *run, const char *case_name, bool rand
             append_word(out, size, number);
         }
     }
+    if (run->profile_given) {
+        append_word(out, size, "--profile");
+        append_word(out, size, kvq_attention_profile_name(run->profile));
+    }
     if (run->golden_dir_given) {
         append_word(out, size, "--golden");
         append_word(out, size, run->golden_dir);

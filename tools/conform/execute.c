@@ -52,7 +52,7 @@ static void golden_unit(conform_run *run, const conform_unit *u, conform_result 
     }
     case UNIT_ATTENTION: {
         attention_model m;
-        if (golden_attention_model(dir, u->golden, &m, &r->diag))
+        if (golden_attention_model(dir, u->golden, run->profile, &m, &r->diag))
             run_attention(run, &m, r);
         else
             result_fail(r);
@@ -61,7 +61,7 @@ static void golden_unit(conform_run *run, const conform_unit *u, conform_result 
     }
     case UNIT_CACHE: {
         cache_model m;
-        if (golden_cache_model(dir, u->golden, &m, &r->diag))
+        if (golden_cache_model(dir, u->golden, run->profile, &m, &r->diag))
             run_cache(run, &m, r);
         else
             result_fail(r);
@@ -98,7 +98,7 @@ static void random_unit(conform_run *run, const conform_unit *u, conform_result 
     }
     case UNIT_ATTENTION: {
         attention_model m;
-        if (random_attention(seed, run->max_context, u->index == 0, &m, error, sizeof error))
+        if (random_attention(seed, run->max_context, u->index == 0, run->profile, &m, error, sizeof error))
             run_attention(run, &m, r);
         else
             generator_failed(r, error);
@@ -108,7 +108,7 @@ static void random_unit(conform_run *run, const conform_unit *u, conform_result 
     case UNIT_ATTENTION_BATCH: {
         attention_model *models = NULL;
         uint32_t n = 0;
-        if (random_attention_batch(seed, run->max_context, &models, &n, error, sizeof error)) {
+        if (random_attention_batch(seed, run->max_context, run->profile, &models, &n, error, sizeof error)) {
             const attention_model **list = calloc(n, sizeof *list);
             for (uint32_t s = 0; list != NULL && s < n; s++) list[s] = &models[s];
             if (list != NULL)
@@ -125,7 +125,7 @@ static void random_unit(conform_run *run, const conform_unit *u, conform_result 
     }
     case UNIT_CACHE: {
         cache_model m;
-        if (random_cache(seed, &m, error, sizeof error))
+        if (random_cache(seed, run->profile, &m, error, sizeof error))
             run_cache(run, &m, r);
         else
             generator_failed(r, error);

@@ -414,9 +414,17 @@ static bool rope_from_params(const json_value *rope, kvq_rope *out)
     return pairing != NULL;
 }
 
-bool golden_attention_model(const char *dir, const manifest_case *c, attention_model *m, conform_diag *d)
+/* S16.7: the golden label of a profile's bound. */
+static const char *bound_label(kvq_attention_profile profile)
+{
+    return profile == KVQ_PROFILE_FP16 ? "bound_fp16" : profile == KVQ_PROFILE_BF16 ? "bound_bf16" : "bound";
+}
+
+bool golden_attention_model(const char *dir, const manifest_case *c, kvq_attention_profile profile, attention_model *m,
+                            conform_diag *d)
 {
     memset(m, 0, sizeof *m);
+    m->profile = profile;
     uint32_t n = 0, dim = 0;
     if (!json_get_u32(c->params, "n_tokens", &n) || !json_get_u32(c->params, "head_dim", &dim) ||
         !json_get_u32(c->params, "n_q", &m->n_q) || !json_get_u32(c->params, "q_position", &m->q_position) ||
@@ -445,12 +453,15 @@ bool golden_attention_model(const char *dir, const manifest_case *c, attention_m
              n > 0 ? m->positions[0] : 0, kd, vd);
     return golden_floats_load(dir, c, "q", out_count, &m->q, d, m->golden_note, sizeof m->golden_note) &&
            golden_floats_load(dir, c, "out", out_count, &m->expected, d, m->golden_note, sizeof m->golden_note) &&
-           golden_floats_load(dir, c, "bound", out_count, &m->bound, d, m->golden_note, sizeof m->golden_note);
+           golden_floats_load(dir, c, bound_label(profile), out_count, &m->bound, d, m->golden_note,
+                              sizeof m->golden_note);
 }
 
-bool golden_cache_model(const char *dir, const manifest_case *c, cache_model *m, conform_diag *d)
+bool golden_cache_model(const char *dir, const manifest_case *c, kvq_attention_profile profile, cache_model *m,
+                        conform_diag *d)
 {
     memset(m, 0, sizeof *m);
+    m->profile = profile;
     const json_value *sizes = json_get(c->params, "append_sizes");
     if (!json_get_u32(c->params, "head_dim", &m->head_dim) || !json_get_u32(c->params, "n_q", &m->n_q) ||
         json_length(sizes) == 0 || !rope_from_params(json_get(c->params, "rope"), &m->rope))
@@ -494,7 +505,7 @@ bool golden_cache_model(const char *dir, const manifest_case *c, cache_model *m,
     size_t steps = (size_t)m->n_steps * m->n_q * m->head_dim;
     if (!golden_floats_load(dir, c, "queries", steps, &m->queries, d, m->golden_note, sizeof m->golden_note) ||
         !golden_floats_load(dir, c, "out", steps, &m->expected_out, d, m->golden_note, sizeof m->golden_note) ||
-        !golden_floats_load(dir, c, "bound", steps, &m->bound, d, m->golden_note, sizeof m->golden_note))
+        !golden_floats_load(dir, c, bound_label(profile), steps, &m->bound, d, m->golden_note, sizeof m->golden_note))
         return false;
     kvq_qtensor klike = like_config(&m->key_config, m->n_total, m->head_dim);
     kvq_qtensor vlike = like_config(&m->value_config, m->n_total, m->head_dim);

@@ -15,8 +15,12 @@ bool golden_pack_model(const char *dir, const manifest_case *c, pack_model *m, c
 /* part: quantize_groups/quantize_head 0; select_outliers the row;
  * attention_decode 0 keys, 1 values. */
 bool golden_quantize_model(const char *dir, const manifest_case *c, int part, quantize_model *m, conform_diag *d);
-bool golden_attention_model(const char *dir, const manifest_case *c, attention_model *m, conform_diag *d);
-bool golden_cache_model(const char *dir, const manifest_case *c, cache_model *m, conform_diag *d);
+/* The attention and cache cases, with the bound of `profile` (S12.4: the
+ * golden arrays "bound", "bound_fp16", "bound_bf16"). */
+bool golden_attention_model(const char *dir, const manifest_case *c, kvq_attention_profile profile, attention_model *m,
+                            conform_diag *d);
+bool golden_cache_model(const char *dir, const manifest_case *c, kvq_attention_profile profile, cache_model *m,
+                        conform_diag *d);
 
 /* A quantized tensor described by the files "<prefix>_precision" ...
  * "<prefix>_outlier_value" of case c in dir (the golden set, or a user's

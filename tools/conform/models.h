@@ -39,7 +39,8 @@ typedef struct attention_model {
     kvq_rope rope;
     float *q;                  /* [n_q][head_dim] */
     uint32_t n_q, q_position;
-    float *expected, *bound;   /* [n_q][head_dim] */
+    float *expected, *bound;   /* [n_q][head_dim]; bound at `profile` */
+    kvq_attention_profile profile; /* S12.4 */
     char what[512];
     char golden_note[256];
 } attention_model;
@@ -57,7 +58,8 @@ typedef struct cache_model {
     float *queries;            /* [n_steps][n_q][head_dim] */
     kvq_rope rope;
     /* golden expectations, or NULL: computed with libkvq's cache as the run goes */
-    float *expected_out, *bound; /* [n_steps][n_q][head_dim] */
+    float *expected_out, *bound; /* [n_steps][n_q][head_dim]; bound at `profile` */
+    kvq_attention_profile profile; /* S12.4 */
     kvq_qtensor *final_keys, *final_values;
     float *final_keys_dequantized, *final_values_dequantized;
     char what[512];

@@ -328,10 +328,11 @@ static bool random_attention_shape(kvq_rng *r, attention_shape *a)
 }
 
 /* One sequence of n tokens under shape a: inputs, quantized tensors, positions, output and bound. */
-static bool random_sequence(kvq_rng *r, attention_shape *a, uint32_t n, attention_model *m, char *error,
-                            size_t error_size)
+static bool random_sequence(kvq_rng *r, attention_shape *a, uint32_t n, kvq_attention_profile profile,
+                            attention_model *m, char *error, size_t error_size)
 {
     memset(m, 0, sizeof *m);
+    m->profile = profile;
     synth_data s;
     kvq_channel_range *ranges = NULL;
     bool ok = random_synth(r, n, CALIBRATION_TOKENS, a->head_dim, &s);
@@ -371,8 +372,8 @@ static bool random_sequence(kvq_rng *r, attention_shape *a, uint32_t n, attentio
         m->q[i] = kvq_fp32_from_fp16(kvq_fp16_from_fp32((float)a->q_scale * kvq_rng_normal(r)));
     if (kvq_attention_decode(m->keys, m->values, m->positions, &m->rope, m->q, m->n_q, m->q_position, m->expected) !=
             KVQ_OK ||
-        kvq_attention_error_bound(m->keys, m->values, m->positions, &m->rope, m->q, m->n_q, m->q_position, m->bound) !=
-            KVQ_OK)
+        kvq_attention_error_bound_profile(m->keys, m->values, m->positions, &m->rope, m->q, m->n_q, m->q_position,
+                                          profile, m->bound) != KVQ_OK)
         return fail(error, error_size, "attention_decode");
     char kd[128], vd[128], pd[128];
     describe_head_config(kd, sizeof kd, &kc, a->head_dim);
@@ -389,8 +390,8 @@ static uint32_t random_context(kvq_rng *r, uint32_t max_context)
     return chance(r, 20) ? between(r, 1, max_context < 8 ? max_context : 8) : spread(r, 1, max_context);
 }
 
-bool random_attention(uint64_t case_seed, uint32_t max_context, bool force_max, attention_model *m, char *error,
-                      size_t error_size)
+bool random_attention(uint64_t case_seed, uint32_t max_context, bool force_max, kvq_attention_profile profile,
+                      attention_model *m, char *error, size_t error_size)
 {
     kvq_rng r;
     kvq_rng_seed(&r, case_seed);
@@ -399,11 +400,11 @@ bool random_attention(uint64_t case_seed, uint32_t max_context, bool force_max, 
     if (!random_attention_shape(&r, &a)) return fail(error, error_size, "random codebook");
     uint32_t n = random_context(&r, max_context);
     if (force_max) n = max_context;
-    return random_sequence(&r, &a, n, m, error, error_size);
+    return random_sequence(&r, &a, n, profile, m, error, error_size);
 }
 
-bool random_attention_batch(uint64_t case_seed, uint32_t max_context, attention_model **models, uint32_t *n_seq,
-                            char *error, size_t error_size)
+bool random_attention_batch(uint64_t case_seed, uint32_t max_context, kvq_attention_profile profile,
+                            attention_model **models, uint32_t *n_seq, char *error, size_t error_size)
 {
     kvq_rng r;
     kvq_rng_seed(&r, case_seed);
@@ -415,15 +416,17 @@ bool random_attention_batch(uint64_t case_seed, uint32_t max_context, attention_
     *models = list;
     *n_seq = n;
     for (uint32_t s = 0; s < n; s++)
-        if (!random_sequence(&r, &a, random_context(&r, max_context), &list[s], error, error_size)) return false;
+        if (!random_sequence(&r, &a, random_context(&r, max_context), profile, &list[s], error, error_size))
+            return false;
     return true;
 }
 
-bool random_cache(uint64_t case_seed, cache_model *m, char *error, size_t error_size)
+bool random_cache(uint64_t case_seed, kvq_attention_profile profile, cache_model *m, char *error, size_t error_size)
 {
     kvq_rng r;
     kvq_rng_seed(&r, case_seed);
     memset(m, 0, sizeof *m);
+    m->profile = profile;
     if (!random_quantizer(&r, 3, &m->key_config.quantizer, &m->key_codebook) ||
         !random_quantizer(&r, 3, &m->value_config.quantizer, &m->value_codebook))
         return fail(error, error_size, "random codebook");

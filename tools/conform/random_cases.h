@@ -19,12 +19,13 @@ bool random_pack(uint64_t case_seed, pack_model *m, char *error, size_t error_si
 /* level 1 (uniform, no outliers/sinks/policy), 2 (NUQ, same) or 3 (anything). */
 bool random_quantize(uint64_t case_seed, int level, quantize_model *m, char *error, size_t error_size);
 /* force_max: the context is exactly max_context tokens (case 0 of L4). */
-bool random_attention(uint64_t case_seed, uint32_t max_context, bool force_max, attention_model *m, char *error,
-                      size_t error_size);
+bool random_attention(uint64_t case_seed, uint32_t max_context, bool force_max, kvq_attention_profile profile,
+                      attention_model *m, char *error, size_t error_size);
 /* n_seq (2..5) sequences sharing head_dim, n_q, RoPE and configs, for
  * attention_decode_batch; *models receives an array of *n_seq models. */
-bool random_attention_batch(uint64_t case_seed, uint32_t max_context, attention_model **models, uint32_t *n_seq,
-                            char *error, size_t error_size);
-bool random_cache(uint64_t case_seed, cache_model *m, char *error, size_t error_size);
+bool random_attention_batch(uint64_t case_seed, uint32_t max_context, kvq_attention_profile profile,
+                            attention_model **models, uint32_t *n_seq, char *error, size_t error_size);
+/* The bounds of every case are those of `profile` (S12.4). */
+bool random_cache(uint64_t case_seed, kvq_attention_profile profile, cache_model *m, char *error, size_t error_size);
 
 #endif

@@ -53,6 +53,9 @@ static void write_caps(FILE *out, const kvq_backend_caps *c)
     fprintf(out, ", \"max_head_dim\": %u, \"max_query_heads\": %u, \"max_tokens\": %u, \"memory\": ", c->max_head_dim,
             c->max_query_heads, c->max_tokens);
     json_put_string(out, c->memory == KVQ_BACKEND_MEMORY_DEVICE ? "device" : "host");
+    static const char *const profiles[] = {"fp32", "fp16", "bf16"};
+    fputs(", \"attention_profiles\": ", out);
+    name_list(out, c->attention_profiles, profiles, KVQ_PROFILE_COUNT);
     fputc('}', out);
 }
 
@@ -125,6 +128,7 @@ bool report_json(const char *path, const conform_run *run, const char *device, i
         fputs("null", out);
     fputs(",\n  ", out);
     member(out, "golden_dir", run->golden_dir, false);
+    member(out, "attention_profile", kvq_attention_profile_name(run->profile), true);
     fprintf(out, ",\n  \"seed\": %llu, \"random_per_level\": %u, \"max_context\": %u, \"levels_selected\": [%d, %d],\n",
             (unsigned long long)run->seed, run->n_random, run->max_context, low, high);
     fputs("  \"levels\": [\n", out);

@@ -65,6 +65,9 @@ bool report_junit(const char *path, const conform_run *run, int low, int high)
     xml_text(out, who);
     fprintf(out, "\" tests=\"%zu\" failures=\"%zu\" skipped=\"%zu\" errors=\"0\" time=\"%.6f\">\n", tests, failures,
             skipped, seconds);
+    /* S12.4: the precision profile attention was judged at, for CI dashboards. */
+    fprintf(out, "  <properties><property name=\"attention_profile\" value=\"%s\"/></properties>\n",
+            kvq_attention_profile_name(run->profile));
     for (int level = low; level <= high; level++) {
         level_summary s;
         summarize_level(run, level, &s);

@@ -41,6 +41,9 @@ void report_header(FILE *out, const conform_run *run, const char *device, const 
         fprintf(out, "  batch:   attention_decode_batch %s\n",
                 run->api->attention_decode_batch != NULL ? "provided (judged at L4)" : "not provided (optional)");
     }
+    fprintf(out, "  profile: %s (S12.4: attention is judged by kvq_attention_error_bound_profile(%s)%s)\n",
+            kvq_attention_profile_name(run->profile), kvq_attention_profile_name(run->profile),
+            run->profile_given ? ", as asked with --profile" : run->outputs_dir != NULL ? "" : ", as the backend declares");
     fprintf(out, "  golden:  %s (spec %s, %zu cases)\n", run->golden_dir, golden_spec_version, golden_cases);
     if (run->outputs_dir == NULL)
         fprintf(out, "  seed:    %llu (%u random cases per level, largest attention context %u; replay one with "

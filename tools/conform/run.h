@@ -26,7 +26,7 @@ void run_abi_error(conform_run *run, int which, conform_result *r);
 /* When an attention output fails, tries the reference with the other RoPE
  * pairings and says if one of them matches (a wrong pairing, S9.1). */
 void attention_pairing_hint(const kvq_qtensor *keys, const kvq_qtensor *values, const uint32_t *positions,
-                            const kvq_rope *rope, const float *q, uint32_t n_q, uint32_t q_position, const float *got,
-                            conform_diag *d);
+                            const kvq_rope *rope, const float *q, uint32_t n_q, uint32_t q_position,
+                            kvq_attention_profile profile, const float *got, conform_diag *d);
 
 #endif

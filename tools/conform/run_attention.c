@@ -1,7 +1,8 @@
 /*
  * run_attention.c - L4: decode attention (S11) over the reference's quantized
- * keys and values uploaded with tensor_upload, judged as class A (S12.3):
- * every element within kvq_attention_error_bound of the reference's output.
+ * keys and values uploaded with tensor_upload, judged as class A (S12.3) at
+ * the run's precision profile (S12.4): every element within
+ * kvq_attention_error_bound_profile of the reference's output.
  */
 #include "run.h"
 #include "session.h"
@@ -17,8 +18,8 @@ static const char *pairing_name(kvq_rope_pairing p)
 }
 
 void attention_pairing_hint(const kvq_qtensor *keys, const kvq_qtensor *values, const uint32_t *positions,
-                            const kvq_rope *rope, const float *q, uint32_t n_q, uint32_t q_position, const float *got,
-                            conform_diag *d)
+                            const kvq_rope *rope, const float *q, uint32_t n_q, uint32_t q_position,
+                            kvq_attention_profile profile, const float *got, conform_diag *d)
 {
     size_t count = (size_t)n_q * keys->head_dim;
     float *ref = malloc(count * sizeof *ref), *bound = malloc(count * sizeof *bound);
@@ -26,7 +27,8 @@ void attention_pairing_hint(const kvq_qtensor *keys, const kvq_qtensor *values, 
         if (p == (int)rope->pairing) continue;
         kvq_rope other = {(kvq_rope_pairing)p, rope->base};
         if (kvq_attention_decode(keys, values, positions, &other, q, n_q, q_position, ref) != KVQ_OK ||
-            kvq_attention_error_bound(keys, values, positions, &other, q, n_q, q_position, bound) != KVQ_OK)
+            kvq_attention_error_bound_profile(keys, values, positions, &other, q, n_q, q_position, profile, bound) !=
+                KVQ_OK)
             continue;
         double ratio = bounded_worst_ratio(ref, got, bound, count);
         if (ratio <= 1.0) {
@@ -82,7 +84,8 @@ static bool judge_output(const attention_model *m, const char *field, const floa
     }
     if (judge_bounded(field, m->expected, out, m->bound, count, m->keys->head_dim, "query head", "channel", worst, d))
         return true;
-    attention_pairing_hint(m->keys, m->values, m->positions, &m->rope, m->q, m->n_q, m->q_position, out, d);
+    attention_pairing_hint(m->keys, m->values, m->positions, &m->rope, m->q, m->n_q, m->q_position, m->profile, out,
+                           d);
     return false;
 }
 
@@ -173,7 +176,7 @@ void run_attention_batch(conform_run *run, const attention_model *const *models,
             diag_explain(&r->diag, "Sequence %u has %u tokens at positions from %u, q_position %u.", s,
                          m->keys->n_tokens, m->positions[0], m->q_position);
             attention_pairing_hint(m->keys, m->values, m->positions, &m->rope, m->q, m->n_q, m->q_position,
-                                   out + s * per, &r->diag);
+                                   m->profile, out + s * per, &r->diag);
         }
     }
     r->attention_ratio = worst;

@@ -94,7 +94,8 @@ static bool expected_output(const cache_model *m, const kvq_cache *ref, const ca
     const kvq_qtensor *values = state->codes_differ ? state->values : kvq_cache_values(ref);
     const uint32_t *positions = kvq_cache_positions(ref);
     return kvq_attention_decode(keys, values, positions, &m->rope, q, m->n_q, q_position, expected) == KVQ_OK &&
-           kvq_attention_error_bound(keys, values, positions, &m->rope, q, m->n_q, q_position, bound) == KVQ_OK;
+           kvq_attention_error_bound_profile(keys, values, positions, &m->rope, q, m->n_q, q_position, m->profile,
+                                             bound) == KVQ_OK;
 }
 
 static bool runner_problem(conform_result *r, const char *what)
@@ -153,7 +154,7 @@ static bool drive(conform_run *run, const cache_model *m, kvq_backend_cache *bc,
             diag_explain(&r->diag, "After append %u of %u: %u tokens, q_position %u.", s, m->n_steps, length,
                          q_position);
             attention_pairing_hint(kvq_cache_keys(ref), kvq_cache_values(ref), kvq_cache_positions(ref), &m->rope,
-                                   m->queries + s * per, m->n_q, q_position, out, &r->diag);
+                                   m->queries + s * per, m->n_q, q_position, m->profile, out, &r->diag);
         }
         free_state(&state);
     }

@@ -157,6 +157,9 @@ void caps_describe(const kvq_backend_caps *caps, char *out, size_t size)
     snprintf(part, sizeof part, "| max head_dim %u, max query heads %u, max tokens %u | memory %s", caps->max_head_dim,
              caps->max_query_heads, caps->max_tokens, caps->memory == KVQ_BACKEND_MEMORY_DEVICE ? "device" : "host");
     append(out, size, part);
+    append(out, size, "| attention profiles:");
+    for (int p = 0; p < KVQ_PROFILE_COUNT; p++)
+        if (caps->attention_profiles >> p & 1u) append(out, size, kvq_attention_profile_name((kvq_attention_profile)p));
 }
 
 bool session_expect_ok(const conform_run *run, kvq_status st, const char *operation, conform_diag *d)

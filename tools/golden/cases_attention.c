@@ -80,7 +80,7 @@ static void attention_case_run(golden_writer *w, const attention_case *ac)
     float *keys = malloc((size_t)n * d * sizeof *keys), *values = malloc((size_t)n * d * sizeof *values);
     float *samples = malloc(((size_t)n + 256) * d * sizeof *samples);
     float *q = malloc((size_t)ac->n_q * d * sizeof *q), *out = malloc((size_t)ac->n_q * d * sizeof *out);
-    float *bound = malloc((size_t)ac->n_q * d * sizeof *bound);
+    float *bound = malloc((size_t)KVQ_PROFILE_COUNT * ac->n_q * d * sizeof *bound); /* one per profile (S12.4) */
     uint8_t *modality = malloc(n);
     uint32_t *positions = malloc((size_t)n * sizeof *positions);
     kvq_channel_range *ranges = malloc(d * sizeof *ranges);
@@ -127,7 +127,8 @@ static void attention_case_run(golden_writer *w, const attention_case *ac)
     kvq_rope rope = {ac->pairing, 10000.0f};
     uint32_t q_position = ac->first_position + n;
     GOLDEN_CHECK(w, kvq_attention_decode(kq, vq, positions, &rope, q, ac->n_q, q_position, out));
-    GOLDEN_CHECK(w, kvq_attention_error_bound(kq, vq, positions, &rope, q, ac->n_q, q_position, bound));
+    float *const bounds[KVQ_PROFILE_COUNT] = {bound, bound + (size_t)ac->n_q * d, bound + 2 * (size_t)ac->n_q * d};
+    golden_profile_bounds(w, kq, vq, positions, &rope, q, ac->n_q, q_position, bounds);
 
     static const char *const scheme_names[] = {"asym", "sym", "nuq"};
     char params_json[640];
@@ -141,7 +142,7 @@ static void attention_case_run(golden_writer *w, const attention_case *ac)
              ac->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE ? "online" : "calibrated", kc.group_size,
              ac->key_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", scheme_names[ac->value_scheme], ac->value_bits,
              ac->value_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", (unsigned long long)ac->seed);
-    golden_begin_case(w, ac->name, "S9,S11,S12.3", "attention_decode", params_json);
+    golden_begin_case(w, ac->name, "S9,S11,S12.3,S12.4", "attention_decode", params_json);
     golden_array(w, GOLDEN_INPUT, "keys", GOLDEN_F32, keys, SHAPE(n, d));
     golden_array(w, GOLDEN_INPUT, "values", GOLDEN_F32, values, SHAPE(n, d));
     golden_array(w, GOLDEN_INPUT, "modality", GOLDEN_U8, modality, SHAPE(n));
@@ -152,7 +153,7 @@ static void attention_case_run(golden_writer *w, const attention_case *ac)
     golden_qtensor_arrays(w, "k", kq);
     golden_qtensor_arrays(w, "v", vq);
     golden_array(w, GOLDEN_BOUNDED, "out", GOLDEN_F32, out, SHAPE(ac->n_q, d));
-    golden_array(w, GOLDEN_REFERENCE, "bound", GOLDEN_F32, bound, SHAPE(ac->n_q, d));
+    golden_bound_arrays(w, (const float *const *)bounds, SHAPE(ac->n_q, d));
     golden_end_case(w);
 done:
     kvq_qtensor_free(kq);

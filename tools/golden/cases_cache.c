@@ -21,7 +21,7 @@ void golden_cases_cache(golden_writer *w)
     for (int s = 0; s < STEPS; s++) total += append_sizes[s];
     float *keys = malloc((size_t)total * D * sizeof *keys), *values = malloc((size_t)total * D * sizeof *values);
     uint8_t *modality = malloc(total);
-    static float queries[STEPS][N_Q][D], outputs[STEPS][N_Q][D], bounds[STEPS][N_Q][D];
+    static float queries[STEPS][N_Q][D], outputs[STEPS][N_Q][D], bounds[KVQ_PROFILE_COUNT][STEPS][N_Q][D];
     kvq_cache *cache = NULL;
     if (!keys || !values || !modality) {
         golden_fail(w, "cache", KVQ_ERR_OUT_OF_MEMORY);
@@ -61,11 +61,11 @@ void golden_cases_cache(golden_writer *w)
         GOLDEN_CHECK(w, kvq_attention_decode(kvq_cache_keys(cache), kvq_cache_values(cache),
                                              kvq_cache_positions(cache), &rope, &queries[s][0][0], N_Q, q_position,
                                              &outputs[s][0][0]));
-        GOLDEN_CHECK(w, kvq_attention_error_bound(kvq_cache_keys(cache), kvq_cache_values(cache),
-                                                  kvq_cache_positions(cache), &rope, &queries[s][0][0], N_Q,
-                                                  q_position, &bounds[s][0][0]));
+        float *const step_bounds[KVQ_PROFILE_COUNT] = {&bounds[0][s][0][0], &bounds[1][s][0][0], &bounds[2][s][0][0]};
+        golden_profile_bounds(w, kvq_cache_keys(cache), kvq_cache_values(cache), kvq_cache_positions(cache), &rope,
+                              &queries[s][0][0], N_Q, q_position, step_bounds);
     }
-    golden_begin_case(w, "cache_append_attend", "S15,S10.4,S4.3,S11", "cache",
+    golden_begin_case(w, "cache_append_attend", "S15,S10.4,S4.3,S11,S12.4", "cache",
                       "{\"head_dim\": 64, \"n_q\": 2, \"append_sizes\": [40, 1, 1, 1, 13, 1, 16, 1, 1, 7], "
                       "\"positions\": \"default (0, 1, 2, ...)\", \"q_position\": \"last key position + 1\", "
                       "\"rope\": {\"pairing\": \"half\", \"base\": 10000}, "
@@ -80,7 +80,8 @@ void golden_cases_cache(golden_writer *w)
     golden_qtensor_arrays(w, "final_k", kvq_cache_keys(cache));
     golden_qtensor_arrays(w, "final_v", kvq_cache_values(cache));
     golden_array(w, GOLDEN_BOUNDED, "out", GOLDEN_F32, outputs, SHAPE(STEPS, N_Q, D));
-    golden_array(w, GOLDEN_REFERENCE, "bound", GOLDEN_F32, bounds, SHAPE(STEPS, N_Q, D));
+    const float *const all_bounds[KVQ_PROFILE_COUNT] = {&bounds[0][0][0][0], &bounds[1][0][0][0], &bounds[2][0][0][0]};
+    golden_bound_arrays(w, all_bounds, SHAPE(STEPS, N_Q, D));
     golden_end_case(w);
 done:
     kvq_cache_free(cache);

@@ -59,6 +59,14 @@ void golden_fail(golden_writer *w, const char *what, kvq_status status);
         if (golden_status_ != KVQ_OK) golden_fail(w, #call, golden_status_); \
     } while (0)
 
+/* S12.4: bounds[p] = kvq_attention_error_bound_profile(..., p, ...) for every
+ * profile p (bounds[KVQ_PROFILE_FP32] is S12.3's), each [n_q][head_dim]. */
+void golden_profile_bounds(golden_writer *w, const kvq_qtensor *keys, const kvq_qtensor *values,
+                           const uint32_t *positions, const kvq_rope *rope, const float *q, uint32_t n_q,
+                           uint32_t q_position, float *const bounds[KVQ_PROFILE_COUNT]);
+/* The arrays "bound" (fp32), "bound_fp16", "bound_bf16" of one shape (S16.7). */
+void golden_bound_arrays(golden_writer *w, const float *const bounds[KVQ_PROFILE_COUNT], const uint32_t shape[4]);
+
 /* The case generators, one per spec area (cases_*.c). */
 void golden_cases_numerics(golden_writer *w);    /* S2, S3, S5, S6.1-6.5, S14 */
 void golden_cases_heads(golden_writer *w);       /* S4, S7, S8, S10 */

@@ -185,3 +185,18 @@ bool golden_close(golden_writer *w)
     free(w);
     return ok;
 }
+
+void golden_profile_bounds(golden_writer *w, const kvq_qtensor *keys, const kvq_qtensor *values,
+                           const uint32_t *positions, const kvq_rope *rope, const float *q, uint32_t n_q,
+                           uint32_t q_position, float *const bounds[KVQ_PROFILE_COUNT])
+{
+    for (int p = 0; p < KVQ_PROFILE_COUNT; p++)
+        GOLDEN_CHECK(w, kvq_attention_error_bound_profile(keys, values, positions, rope, q, n_q, q_position,
+                                                          (kvq_attention_profile)p, bounds[p]));
+}
+
+void golden_bound_arrays(golden_writer *w, const float *const bounds[KVQ_PROFILE_COUNT], const uint32_t shape[4])
+{
+    static const char *const labels[KVQ_PROFILE_COUNT] = {"bound", "bound_fp16", "bound_bf16"};
+    for (int p = 0; p < KVQ_PROFILE_COUNT; p++) golden_array(w, GOLDEN_REFERENCE, labels[p], GOLDEN_F32, bounds[p], shape);
+}

@@ -92,6 +92,12 @@ typedef struct kvq_backend_caps {
     uint32_t max_query_heads;    /* largest n_q per KV head in attention (GQA) */
     uint32_t max_tokens;         /* largest n_tokens of one tensor or cache */
     kvq_backend_memory memory;   /* where tensors and caches live */
+    /* Appended in ABI 1 (spec 1.2.0); a backend whose struct_size ends before
+     * them is judged at KVQ_PROFILE_FP32. */
+    uint32_t attention_profiles; /* bit p set: attention_decode and cache_attend can meet profile p (S12.4) */
+    uint32_t attention_profile;  /* the profile (kvq_attention_profile) this context's attention meets: the
+                                    one asked for at open (kvq_backend_options.attention_profile), or the
+                                    backend's default; the runner judges it there */
 } kvq_backend_caps;
 
 /* How to open a backend: which platform and device. -1 means "the backend's
@@ -101,7 +107,18 @@ typedef struct kvq_backend_options {
     uint32_t struct_size;        /* sizeof(kvq_backend_options) of the caller's build */
     int32_t platform;
     int32_t device;
+    /* Appended in ABI 1 (spec 1.2.0), read only when struct_size covers it:
+     * the precision profile (kvq_attention_profile, S12.4) attention must
+     * meet, or -1 for the backend's default. A backend asked for a profile
+     * whose bit is clear in caps.attention_profiles refuses to open
+     * (KVQ_ERR_BAD_ENUM). Any backend may use arithmetic tighter than the
+     * profile asks for: fp32 arithmetic meets every profile. */
+    int32_t attention_profile;
 } kvq_backend_options;
+
+/* Whether options (from a caller of any build) carry `field`. */
+#define KVQ_BACKEND_OPTIONS_HAS(options, field)                                                            \
+    ((options) != NULL && (options)->struct_size >= offsetof(kvq_backend_options, field) + sizeof((options)->field))
 
 typedef struct kvq_backend_context kvq_backend_context; /* one opened backend */
 typedef struct kvq_backend_tensor kvq_backend_tensor;   /* a quantized head slice */
