@@ -68,10 +68,44 @@ static bool consecutive(const uint32_t *p, uint32_t n)
 
 static uint32_t query_group(uint32_t n_q) { return n_q >= 8u ? 8u : n_q >= 4u ? 4u : n_q >= 2u ? 2u : 1u; }
 
+/* S12.4: the fp16 profile's domain for the queries, |q_a| + |q_b| <= 2^15 for every RoPE pair (any
+ * element pair is checked, which covers both pairings and none). */
+static bool queries_in_fp16_domain(const float *q, size_t n, uint32_t d)
+{
+    for (size_t row = 0; row < n / d; row++)
+        for (uint32_t i = 0; i < d / 2u; i++) {
+            const float *x = q + row * d;
+            if (fabsf(x[i]) + fabsf(x[i + d / 2u]) > 32768.0f || fabsf(x[2u * i]) + fabsf(x[2u * i + 1u]) > 32768.0f)
+                return false;
+        }
+    return true;
+}
+
+static kvq_status attention_run_once(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
+                                     const kvq_rope *rope, const float *q_host, uint32_t n_q, bool allow_fp16,
+                                     float *out_host, bool *outside_fp16_domain);
+
 kvq_status cuda_attention_run(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
                               const kvq_rope *rope, const float *q_host, uint32_t n_q, float *out_host)
 {
+    /* S12.4: the tensor-core path runs when the context's profile is fp16 and the inputs are in its
+     * domain; a key outside it (found on the device) makes the call run again on the fp32 kernels. */
+    const uint32_t d = seqs[0].keys->header.head_dim;
+    bool allow_fp16 = ctx->profile == KVQ_PROFILE_FP16 &&
+                      queries_in_fp16_domain(q_host, (size_t)n_seq * n_q * d, d);
+    bool outside = false;
+    kvq_status status = attention_run_once(ctx, seqs, n_seq, rope, q_host, n_q, allow_fp16, out_host, &outside);
+    if (status == KVQ_OK && outside)
+        status = attention_run_once(ctx, seqs, n_seq, rope, q_host, n_q, false, out_host, &outside);
+    return status;
+}
+
+static kvq_status attention_run_once(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
+                                     const kvq_rope *rope, const float *q_host, uint32_t n_q, bool allow_fp16,
+                                     float *out_host, bool *outside_fp16_domain)
+{
     cudaSetDevice(ctx->device);
+    *outside_fp16_domain = false;
     const uint32_t d = seqs[0].keys->header.head_dim;
     const bool rotate = rope != NULL && rope->pairing != KVQ_ROPE_NONE;
     const uint32_t T = kvq_cuda_attention_tile(d);
@@ -180,6 +214,7 @@ kvq_status cuda_attention_run(kvq_backend_context *ctx, const cuda_attention_seq
             .partial_ml = dev_partial != NULL ? (float *)dev_partial + partial_o : NULL,
             .out = (float *)dev_out + (size_t)first * n_q * d,
             .flags = dev_flags,
+            .allow_fp16 = allow_fp16 ? 1u : 0u,
         };
         status = cuda_check(ctx, kvq_cuda_attention(&args, ctx->stream), "attention");
     }
@@ -190,6 +225,10 @@ kvq_status cuda_attention_run(kvq_backend_context *ctx, const cuda_attention_seq
     if (status != KVQ_OK) return status;
     uint32_t flags;
     memcpy(&flags, result + out_bytes, sizeof flags);
+    if (allow_fp16 && (flags & 2u)) {
+        *outside_fp16_domain = true; /* out_host untouched: the caller runs the fp32 kernels */
+        return KVQ_OK;
+    }
     if (flags & 1u)
         return cuda_fail(ctx, KVQ_ERR_NONFINITE_INPUT,
                          "a dequantized key lies outside the fp16 range (|x| <= 65504); the reference rejects it as "

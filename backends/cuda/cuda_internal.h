@@ -39,7 +39,7 @@ typedef enum cuda_scratch_id {
 
 /* The profile (S12.4) a context's attention meets unless the caller asks
  * for another: the tensor-core path's. */
-#define KVQ_CUDA_DEFAULT_PROFILE KVQ_PROFILE_FP32
+#define KVQ_CUDA_DEFAULT_PROFILE KVQ_PROFILE_FP16
 
 struct kvq_backend_context {
     int device;

@@ -11,6 +11,9 @@
  *                                 batched quantization (cuda_quantize_jobs) only
  *   kvq_cuda_selfcheck --attention-fast-only  the fast attention kernel's cases
  *                                 only (for compute-sanitizer)
+ *   kvq_cuda_selfcheck --attention-tc-only  the tensor-core kernel's cases
+ *                                 only (fp16 profile, S12.4; add --short for
+ *                                 compute-sanitizer)
  *
  * Checked: packing (S5), quantize_head field by field (S4.4) and dequantize
  * bit for bit (S4.5) over roles, key modes, schemes, widths, groups,
@@ -33,7 +36,8 @@
 #include <time.h>
 
 static const kvq_backend_api *api;
-static kvq_backend_context *ctx;
+static kvq_backend_context *ctx;    /* the fp32 profile: the exact kernels */
+static kvq_backend_context *ctx16;  /* the fp16 profile (S12.4): the tensor-core kernel where it applies */
 static int failures, checks;
 
 #define CHECK(cond, ...)                                                                                               \
@@ -596,14 +600,16 @@ static void check_quantize_jobs(void)
 
 /* ---- attention ---- */
 
-/* out within kvq_attention_error_bound of the reference. */
-static void compare_attention(const kvq_qtensor *k, const kvq_qtensor *v, const uint32_t *pos, const kvq_rope *rope,
-                              const float *q, uint32_t n_q, uint32_t q_pos, const float *got, const char *what)
+/* out within kvq_attention_error_bound_profile(profile) of the reference; returns the worst error/bound. */
+static double compare_attention_at(kvq_attention_profile profile, const kvq_qtensor *k, const kvq_qtensor *v,
+                                   const uint32_t *pos, const kvq_rope *rope, const float *q, uint32_t n_q,
+                                   uint32_t q_pos, const float *got, const char *what)
 {
     size_t m = (size_t)n_q * k->head_dim;
     float *ref = malloc(m * 4u), *bound = malloc(m * 4u);
     CHECK(kvq_attention_decode(k, v, pos, rope, q, n_q, q_pos, ref) == KVQ_OK, "%s: reference", what);
-    CHECK(kvq_attention_error_bound(k, v, pos, rope, q, n_q, q_pos, bound) == KVQ_OK, "%s: bound", what);
+    CHECK(kvq_attention_error_bound_profile(k, v, pos, rope, q, n_q, q_pos, profile, bound) == KVQ_OK, "%s: bound",
+          what);
     size_t bad = 0;
     double worst = 0.0;
     for (size_t i = 0; i < m; i++) {
@@ -611,9 +617,117 @@ static void compare_attention(const kvq_qtensor *k, const kvq_qtensor *v, const 
         if (!(err <= bound[i])) bad++;
         if (bound[i] > 0 && err / bound[i] > worst) worst = err / bound[i];
     }
-    CHECK(bad == 0, "%s: %zu of %zu outputs outside the bound (worst error/bound %.3g)", what, bad, m, worst);
+    CHECK(bad == 0, "%s: %zu of %zu outputs outside the %s bound (worst error/bound %.3g)", what, bad, m,
+          kvq_attention_profile_name(profile), worst);
     free(ref);
     free(bound);
+    return worst;
+}
+
+/* out within S12.3's fp32 bound. */
+static void compare_attention(const kvq_qtensor *k, const kvq_qtensor *v, const uint32_t *pos, const kvq_rope *rope,
+                              const float *q, uint32_t n_q, uint32_t q_pos, const float *got, const char *what)
+{
+    compare_attention_at(KVQ_PROFILE_FP32, k, v, pos, rope, q, n_q, q_pos, got, what);
+}
+
+/* The tensor-core kernel's format (attention_tc.cu) on a context of the fp16 profile (S12.4):
+ * head_dim 64/128/256, uniform 2/4/8-bit keys and values of one width (asym or sym each),
+ * calibrated or online keys (blocks of 16k tokens), one value group per token, HALF RoPE at
+ * consecutive positions or no RoPE at any positions; outliers, sinks and fp16 tokens; lengths
+ * around its 16- and 64-token tiles up to many splits; MHA and GQA groups, single and batched. */
+static void check_attention_tc(bool short_only)
+{
+    const unsigned long long launches0 = kvq_cuda_attention_tc_launches();
+    int count = 0, batches = 0;
+    double worst = 0.0;
+    for (int it = 0; it < (short_only ? 40 : 90); it++) {
+        const uint32_t d = (uint32_t[]){64, 128, 128, 256}[rnd(4)];
+        const uint32_t bits = d >= 128u ? (uint32_t[]){2, 4, 4, 8}[rnd(4)] : (uint32_t[]){4, 8}[rnd(2)];
+        static const uint32_t lengths[] = {1, 15, 16, 17, 63, 64, 65, 129, 300, 1000, 4097, 20000, 70000};
+        const uint32_t n = lengths[rnd(short_only ? 10 : 13)];
+        const uint32_t n_q = (uint32_t[]){1, 1, 2, 4, 8, 12, 16}[rnd(7)];
+        const int rope_kind = (int)rnd(4); /* 0, 1: HALF; 2: NONE; 3: NULL */
+        size_t elems = (size_t)n * d;
+        float *keys = malloc(elems * 4u), *values = malloc(elems * 4u);
+        uint8_t *modality = malloc(n);
+        kvq_synth_params sp = {n, d, 7000u + (uint64_t)it, 2, 0.01f, 1, n > 64 ? 40 : 0, 8};
+        kvq_synth_kv(&sp, keys, values, modality);
+        kvq_channel_range *ranges = malloc(d * sizeof *ranges);
+        kvq_head_config kc, vc;
+        qcase k = {KVQ_ROLE_KEYS, rnd(3) ? KVQ_KEYS_PER_CHANNEL_ONLINE : KVQ_KEYS_PER_CHANNEL_CALIBRATED,
+                   (kvq_scheme)rnd(2), bits, (uint32_t[]){16, 32, 64, 128, 48}[rnd(5)], rnd(3) ? 10000u : 0u, d, n,
+                   (int)rnd(5), 0};
+        qcase v = {KVQ_ROLE_VALUES, 0, (kvq_scheme)rnd(2), bits, 0, rnd(3) ? 10000u : 0u, d, n, k.policy, 0};
+        config_of(&k, &kc, ranges, keys);
+        config_of(&v, &vc, NULL, values);
+        kvq_qtensor *rk = NULL, *rv = NULL;
+        CHECK(kvq_quantize_head(&kc, keys, n, d, modality, &rk) == KVQ_OK, "tc setup keys");
+        CHECK(kvq_quantize_head(&vc, values, n, d, modality, &rv) == KVQ_OK, "tc setup values");
+        kvq_backend_tensor *tk = NULL, *tv = NULL;
+        CHECK(api->tensor_upload(ctx16, rk, &tk) == KVQ_OK, "upload keys: %s", api->last_error(ctx16));
+        CHECK(api->tensor_upload(ctx16, rv, &tv) == KVQ_OK, "upload values: %s", api->last_error(ctx16));
+        uint32_t *pos = malloc(n * 4u);
+        uint32_t base = (uint32_t[]){0, 5000000, 2147483647u - 70001u}[rnd(3)];
+        const bool scattered = rope_kind >= 2 && rnd(2) == 0; /* no RoPE: positions play no part */
+        for (uint32_t t = 0; t < n; t++) pos[t] = scattered ? rnd(1000000) : base + t;
+        kvq_rope rope = {rope_kind == 2 ? KVQ_ROPE_NONE : KVQ_ROPE_HALF, rnd(2) ? 10000.0f : 500000.0f};
+        const kvq_rope *rp = rope_kind == 3 ? NULL : &rope;
+        float *q = malloc((size_t)n_q * d * 4u), *out = malloc((size_t)n_q * d * 4u);
+        fill_input(q, (size_t)n_q * d, rnd(4) == 0 ? 3 : 0);
+        const uint32_t q_pos = base + n;
+        char what[240];
+        snprintf(what, sizeof what,
+                 "tc attention d %u n %u n_q %u bits %u k %s %s G %u ppm %u v %s ppm %u policy %d rope %d pos %u%s", d,
+                 n, n_q, bits, k.scheme == KVQ_SCHEME_UNIFORM_SYM ? "sym" : "asym",
+                 k.mode == KVQ_KEYS_PER_CHANNEL_ONLINE ? "online" : "calibrated", k.group, k.ppm,
+                 v.scheme == KVQ_SCHEME_UNIFORM_SYM ? "sym" : "asym", v.ppm, k.policy, rope_kind, base,
+                 scattered ? " scattered" : "");
+        if (tk != NULL && tv != NULL) {
+            kvq_status st = api->attention_decode(ctx16, tk, tv, pos, rp, q, n_q, q_pos, out);
+            CHECK(st == KVQ_OK, "%s: %s", what, api->last_error(ctx16));
+            if (st == KVQ_OK) {
+                double r = compare_attention_at(KVQ_PROFILE_FP16, rk, rv, pos, rp, q, n_q, q_pos, out, what);
+                if (r > worst) worst = r;
+            }
+            count++;
+            if (n <= 20000u && rnd(3) == 0) { /* the same tensors three times in one batch, other queries */
+                const kvq_backend_tensor *bk[3] = {tk, tk, tk}, *bv[3] = {tv, tv, tv};
+                const uint32_t *bp[3] = {pos, pos, pos};
+                uint32_t qp[3] = {q_pos, q_pos + 7u, q_pos + 1000u};
+                size_t m = (size_t)n_q * d;
+                float *bq = malloc(3 * m * 4u), *bo = malloc(3 * m * 4u);
+                fill_input(bq, 3 * m, 0);
+                st = api->attention_decode_batch(ctx16, 3, bk, bv, bp, rp, bq, n_q, qp, bo);
+                CHECK(st == KVQ_OK, "%s batch: %s", what, api->last_error(ctx16));
+                for (uint32_t s = 0; st == KVQ_OK && s < 3; s++) {
+                    double r = compare_attention_at(KVQ_PROFILE_FP16, rk, rv, pos, rp, bq + s * m, n_q, qp[s],
+                                                    bo + s * m, what);
+                    if (r > worst) worst = r;
+                }
+                batches++;
+                free(bq);
+                free(bo);
+            }
+        }
+        api->tensor_free(ctx16, tk);
+        api->tensor_free(ctx16, tv);
+        kvq_qtensor_free(rk);
+        kvq_qtensor_free(rv);
+        free(keys);
+        free(values);
+        free(modality);
+        free(ranges);
+        free(pos);
+        free(q);
+        free(out);
+    }
+    const unsigned long long tc = kvq_cuda_attention_tc_launches() - launches0;
+    /* Every case is in the kernel's format; a case whose keys leave the fp16 domain runs twice. */
+    CHECK(tc >= (unsigned long long)(count + batches), "the tensor-core kernel ran %llu times for %d cases in its "
+          "format", tc, count + batches);
+    printf("attention, tensor-core kernel (fp16 profile): %d cases + %d batches, %llu launches, worst error %.3g of "
+           "the fp16 bound\n", count, batches, tc, worst);
 }
 
 /* The fast kernel's format (attention_fast.cu): head_dim 128, HALF RoPE at
@@ -1114,25 +1228,42 @@ int main(int argc, char **argv)
     bool jobs_only = argc > 1 && strcmp(argv[1], "--jobs-only") == 0;
     /* Only the fast attention kernel's cases (short enough for compute-sanitizer). */
     bool fast_only = argc > 1 && strcmp(argv[1], "--attention-fast-only") == 0;
+    bool tc_only = argc > 1 && strcmp(argv[1], "--attention-tc-only") == 0;
+    bool tc_short = argc > 2 && strcmp(argv[2], "--short") == 0;
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress is visible when redirected to a file */
     api = kvq_backend_cuda();
     char message[256];
-    kvq_status st = api->open(NULL, &ctx, message, sizeof message);
+    kvq_backend_options fp32 = {sizeof fp32, -1, -1, KVQ_PROFILE_FP32}, fp16 = {sizeof fp16, -1, -1, KVQ_PROFILE_FP16};
+    kvq_status st = api->open(&fp32, &ctx, message, sizeof message);
     if (st != KVQ_OK) {
         printf("SKIP: %s\n", message);
         return 77;
+    }
+    st = api->open(&fp16, &ctx16, message, sizeof message);
+    if (st != KVQ_OK) {
+        printf("FAIL: cannot open an fp16-profile context: %s\n", message);
+        return 1;
     }
     printf("device: %s\n", api->device_name(ctx));
     kvq_rng_seed(&rng, 20251123u);
     for (uint32_t b = 2; b <= 4; b++) kvq_codebook_normalfloat(b, &codebooks[b]);
     if (bench_only) {
         bench();
+        api->close(ctx16);
         api->close(ctx);
         return 0;
+    }
+    if (tc_only) {
+        check_attention_tc(tc_short);
+        api->close(ctx16);
+        api->close(ctx);
+        printf("%s: %d of %d checks failed\n", failures ? "FAILED" : "PASSED", failures, checks);
+        return failures ? 1 : 0;
     }
     if (fast_only) {
         short_cases = true;
         check_attention_fast();
+        api->close(ctx16);
         api->close(ctx);
         printf("%s: %d of %d checks failed\n", failures ? "FAILED" : "PASSED", failures, checks);
         return failures ? 1 : 0;
@@ -1142,15 +1273,18 @@ int main(int argc, char **argv)
     check_quantize();
     check_quantize_jobs();
     if (jobs_only) {
+        api->close(ctx16);
         api->close(ctx);
         printf("%s: %d of %d checks failed\n", failures ? "FAILED" : "PASSED", failures, checks);
         return failures ? 1 : 0;
     }
     check_attention_fast();
+    check_attention_tc(false);
     check_attention();
     check_cache();
     check_baseline();
     if (do_bench) bench();
+    api->close(ctx16);
     api->close(ctx);
     printf("%s: %d of %d checks failed\n", failures ? "FAILED" : "PASSED", failures, checks);
     return failures ? 1 : 0;

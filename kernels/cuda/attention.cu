@@ -709,7 +709,9 @@ extern "C" cudaError_t kvq_cuda_attention(const kvq_cuda_attention_args *args, c
     /* Sequences share head_dim but not necessarily bit widths: the shared
      * memory is sized for the widest rows, and each block lays out its own. */
     const Layout L = make_layout(d, nq, T, args->max_key_words, args->max_value_words, R);
-    if (kvq_cuda_attention_fast_eligible(args)) {
+    if (kvq_cuda_attention_tc_eligible(args)) {
+        err = kvq_cuda_attention_tc_split(args, stream);
+    } else if (kvq_cuda_attention_fast_eligible(args)) {
         err = kvq_cuda_attention_fast_split(args, stream);
         fast_launches++;
     } else

@@ -41,5 +41,7 @@ __device__ __forceinline__ const uint16_t *kvq_att_fp16_row(const kvq_cuda_view 
 cudaError_t kvq_cuda_attention_fast_split(const kvq_cuda_attention_args *args, cudaStream_t stream);
 /* The fast kernel's format check for one sequence (host). */
 bool kvq_cuda_attention_fast_seq_ok(const kvq_cuda_seq *seq, const kvq_cuda_seq *first);
+/* attention_tc.cu: the tensor-core split kernel; call only when kvq_cuda_attention_tc_eligible(args). */
+extern "C" cudaError_t kvq_cuda_attention_tc_split(const kvq_cuda_attention_args *args, cudaStream_t stream);
 
 #endif /* KVQ_CUDA_ATTENTION_COMMON_CUH */

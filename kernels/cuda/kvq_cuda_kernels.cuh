@@ -235,7 +235,9 @@ typedef struct kvq_cuda_attention_args {
     float *partial_o;           /* device [n_seq][max_splits][n_q][head_dim] (unused if max_splits == 1) */
     float *partial_ml;          /* device [n_seq][max_splits][n_q][2] */
     float *out;                 /* device [n_seq][n_q][head_dim] */
-    uint32_t *flags;            /* device word, bit 0: a dequantized key beyond the fp16 range */
+    uint32_t *flags;            /* device word, bit 0: a dequantized key beyond the fp16 range; bit 1: an input
+                                   outside the fp16 profile's domain (S12.4), rerun with allow_fp16 = 0 */
+    uint32_t allow_fp16;        /* the caller's profile admits fp16 arithmetic (S12.4): the tensor-core path may run */
 } kvq_cuda_attention_args;
 
 /* Host: table[i][b] = (cos, sin) of b * theta[i] in double, b < 16, i <
@@ -265,6 +267,13 @@ cudaError_t kvq_cuda_attention(const kvq_cuda_attention_args *args, cudaStream_t
 /* Whether kvq_cuda_attention would run the fast kernel for args (a host
  * decision from args->seqs_host; also honours KVQ_CUDA_ATTENTION). */
 int kvq_cuda_attention_fast_eligible(const kvq_cuda_attention_args *args);
+/* Whether it would run the tensor-core kernel (attention_tc.cu, the fp16
+ * profile of S12.4): args->allow_fp16, head_dim 64/128/256, uniform 2/4/8-bit
+ * keys and values of one width, values grouped per token, HALF RoPE at
+ * computable positions or no RoPE. KVQ_CUDA_ATTENTION=general or =fast
+ * turns it off. It comes before the fast kernel. */
+int kvq_cuda_attention_tc_eligible(const kvq_cuda_attention_args *args);
+unsigned long long kvq_cuda_attention_tc_launches(void);
 /* Launches of the fast kernel in this process (lets tests show it ran). */
 unsigned long long kvq_cuda_attention_fast_launches(void);
 
