@@ -45,6 +45,10 @@ void cli_usage_bench(FILE *out)
             "  --platform N           OpenCL platform index (default: the backend's)\n"
             "  --torch-script PATH    PyTorch baseline script (default: this tree's\n"
             "                         tools/scripts/torch_sdpa_baseline.py)\n"
+            "  --flashinfer-script PATH  also time FlashInfer's fp16 and fp8 decode with this script\n"
+            "                         (tools/scripts/flashinfer_decode_baseline.py; off by default)\n"
+            "  --formats LIST         only these formats of studies a and d, e.g. int4,int2,int4+outliers+sink\n"
+            "  --shapes LIST          only these shapes, e.g. llama7b-mha,gqa-8kv-8q\n"
             "  --out DIR              output directory (created if missing)\n"
             "  --keep                 keep the studies of DIR/bench.json that this run does not repeat\n"
             "                         (e.g. one study per run under a time limit)\n",
@@ -204,6 +208,9 @@ int cmd_bench(int argc, char **argv)
         OPT_PLATFORM,
         OPT_TORCH,
         OPT_OUT,
+        OPT_FORMATS,
+        OPT_FLASHINFER,
+        OPT_SHAPES,
         OPT_KEEP,
         OPT_HELP
     };
@@ -218,6 +225,9 @@ int cmd_bench(int argc, char **argv)
                                             {"platform", required_argument, NULL, OPT_PLATFORM},
                                             {"torch-script", required_argument, NULL, OPT_TORCH},
                                             {"out", required_argument, NULL, OPT_OUT},
+                                            {"formats", required_argument, NULL, OPT_FORMATS},
+                                            {"flashinfer-script", required_argument, NULL, OPT_FLASHINFER},
+                                            {"shapes", required_argument, NULL, OPT_SHAPES},
                                             {"keep", no_argument, NULL, OPT_KEEP},
                                             {"help", no_argument, NULL, OPT_HELP},
                                             {NULL, 0, NULL, 0}};
@@ -274,6 +284,9 @@ int cmd_bench(int argc, char **argv)
             break;
         case OPT_TORCH: o.torch_script = optarg; break;
         case OPT_OUT: o.out_dir = optarg; break;
+        case OPT_FORMATS: o.formats = optarg; break;
+        case OPT_FLASHINFER: o.flashinfer_script = optarg; break;
+        case OPT_SHAPES: o.shapes = optarg; break;
         case OPT_KEEP: o.keep = true; break;
         default: return cli_usage_error(cmd, "unexpected option");
         }

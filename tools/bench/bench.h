@@ -45,7 +45,13 @@ typedef struct bench_options {
     const char *out_dir;
     const char *torch_script; /* tools/scripts/torch_sdpa_baseline.py, or NULL */
     bool keep;                /* carry the other studies of DIR/bench.json over */
+    const char *flashinfer_script; /* tools/scripts/flashinfer_decode_baseline.py, or NULL: not run */
+    const char *formats;      /* comma-separated format names (bench_formats), or NULL: all */
+    const char *shapes;       /* comma-separated shape names (bench_shapes), or NULL: all */
 } bench_options;
+
+/* Whether `name` is in the comma-separated list (NULL: every name is). */
+bool bench_selected(const char *list, const char *name);
 
 /* ---- statistics (bench_stats.c) ---------------------------------------- */
 typedef struct bench_stats {
@@ -120,8 +126,9 @@ typedef struct bench_shape {
     const char *name; /* "llama7b-mha", "gqa-8kv" */
     uint32_t n_kv, n_q, head_dim;
 } bench_shape;
-/* LLaMA-7B (32 heads of 128) and a GQA shape (8 KV heads, 4 query heads each). */
-extern const bench_shape bench_shapes[2];
+/* LLaMA-7B (32 heads of 128) and GQA shapes (8 KV heads, 4 or 8 query heads each). */
+#define BENCH_SHAPE_COUNT 3u
+extern const bench_shape bench_shapes[BENCH_SHAPE_COUNT];
 
 /* The report table of studies (a) and (d). */
 extern const char *const bench_attention_columns[][2];
@@ -146,6 +153,16 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w);
  * the statistics, or false with the reason in why. */
 /* "available (torch VERSION)" or "not available: why", for the top of bench.json. */
 void bench_torch_status(const bench_options *o, char *text, size_t size);
+/* FlashInfer's decode (o->flashinfer_script): up to `capacity` formats ("fp16-flashinfer",
+ * "fp8-e4m3-flashinfer") measured at this point into out; returns how many were available and
+ * puts the reason for the others into why. */
+typedef struct bench_baseline {
+    char format[48];
+    bench_stats ms;
+    uint64_t bytes_read;
+} bench_baseline;
+size_t bench_flashinfer_baselines(const bench_options *o, const bench_shape *shape, uint32_t context,
+                                  bench_baseline *out, size_t capacity, char *why, size_t why_size);
 bool bench_torch_baseline(const bench_options *o, const bench_shape *shape, uint32_t context, bench_stats *ms,
                           char *why, size_t why_size);
 

@@ -32,6 +32,7 @@ typedef struct att_study {
     bench_json *w;
     double copy_gbs;
     char torch_note[320]; /* why PyTorch was not measured, if it was not */
+    char flashinfer_note[320]; /* why FlashInfer (or one of its formats) was not measured */
 } att_study;
 
 /* Contexts of a shape: 1K, 4K, 16K, 32K, 64K, 128K, 256K, 512K, 1M (quick: 1K,
@@ -275,9 +276,14 @@ static bool time_prefix(att_study *s, const bench_shape *shape, kvq_backend_tens
                     .partial_o = splits > 1u ? b->partial : NULL,
                     .partial_ml = splits > 1u ? b->partial + partial_o : NULL,
                     .out = b->out,
-                    .flags = b->flags}};
+                    .flags = b->flags,
+                    /* the backend's default profile decides which kernels may run (S12.4) */
+                    .allow_fp16 = s->ctx->profile == KVQ_PROFILE_FP16 ? 1u : 0u}};
     ok = ok && bench_cuda_time(STUDY, s->ctx->stream, attention_step, &p, s->o, ms);
-    if (ok) *kernel = kvq_cuda_attention_fast_eligible(&p.args) ? "fast" : "general";
+    if (ok)
+        *kernel = kvq_cuda_attention_tc_eligible(&p.args)     ? "tensor-core (fp16 profile)"
+                  : kvq_cuda_attention_fast_eligible(&p.args) ? "fast (fp32)"
+                                                              : "general (fp32)";
     free(desc);
     return ok;
 }
@@ -355,6 +361,16 @@ static bool sweep_shape(att_study *s, const bench_shape *shape)
         } else if (s->torch_note[0] == '\0') {
             snprintf(s->torch_note, sizeof s->torch_note, "%s", why);
         }
+        bench_baseline fi[2];
+        size_t n_fi = bench_flashinfer_baselines(s->o, shape, ctxs[c], fi, 2, why, sizeof why);
+        if (why[0] != '\0' && s->flashinfer_note[0] == '\0')
+            snprintf(s->flashinfer_note, sizeof s->flashinfer_note, "%s", why);
+        for (size_t i = 0; i < n_fi; i++) {
+            bool fp16 = strncmp(fi[i].format, "fp16", 4) == 0;
+            if (fp16 && fi[i].ms.median < fastest[c]) fastest[c] = fi[i].ms.median;
+            write_row(s, shape, fi[i].format, NULL, "baseline", fp16 ? 16u : 8u, ctxs[c], &fi[i].ms, fi[i].bytes_read,
+                      fastest[c], NULL);
+        }
     }
     free(kv16);
     att_buffers b;
@@ -362,7 +378,9 @@ static bool sweep_shape(att_study *s, const bench_shape *shape)
     ok = ok && buffers_make(s, shape, max_n, &b);
     bench_format formats[BENCH_MAX_FORMATS];
     size_t n_formats = bench_formats(s->o->quick, formats, BENCH_MAX_FORMATS);
-    for (size_t i = 0; ok && i < n_formats; i++) ok = sweep_format(s, shape, &formats[i], ctxs, n_ctx, kv, fastest, &b);
+    for (size_t i = 0; ok && i < n_formats; i++)
+        if (bench_selected(s->o->formats, formats[i].name))
+            ok = sweep_format(s, shape, &formats[i], ctxs, n_ctx, kv, fastest, &b);
     buffers_free(&b);
     free(kv);
     return ok;
@@ -400,7 +418,8 @@ int bench_study_cuda_attention(const bench_options *o, bench_json *w)
                     "time per decode step, all heads (ms)", true, true);
     bench_json_columns(w, bench_attention_columns, bench_attention_column_count);
     bench_json_array(w, "shapes");
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < BENCH_SHAPE_COUNT; i++) {
+        if (!bench_selected(o->shapes, bench_shapes[i].name)) continue;
         bench_json_object(w, NULL);
         bench_json_string(w, "name", bench_shapes[i].name);
         bench_json_u64(w, "kv_heads", bench_shapes[i].n_kv);
@@ -410,9 +429,13 @@ int bench_study_cuda_attention(const bench_options *o, bench_json *w)
     }
     bench_json_end(w);
     bench_json_array(w, "results");
-    for (size_t i = 0; i < 2 && rc == 0; i++) rc = sweep_shape(&s, &bench_shapes[i]) ? 0 : 1;
+    for (size_t i = 0; i < BENCH_SHAPE_COUNT && rc == 0; i++)
+        if (bench_selected(o->shapes, bench_shapes[i].name)) rc = sweep_shape(&s, &bench_shapes[i]) ? 0 : 1;
     bench_json_end(w);
     bench_json_string(w, "pytorch", s.torch_note[0] != '\0' ? s.torch_note : "measured (rows fp16-torch-sdpa)");
+    bench_json_string(w, "flashinfer",
+                      s.flashinfer_note[0] != '\0' ? s.flashinfer_note
+                                                   : "measured (rows fp16-flashinfer, fp8-e4m3-flashinfer)");
     bench_json_string(w, "status", rc == 0 ? "ok" : "failed");
     bench_json_end(w);
     s.api->close(s.ctx);

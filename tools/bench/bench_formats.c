@@ -10,10 +10,25 @@
 
 /* LLaMA-7B: 32 heads of 128 channels, one query head per KV head. The GQA
  * shape is LLaMA-2-70B's ratio at 7B's width: 8 KV heads, 4 query heads each. */
-const bench_shape bench_shapes[2] = {
+const bench_shape bench_shapes[BENCH_SHAPE_COUNT] = {
     {"llama7b-mha", 32u, 1u, 128u},
     {"gqa-8kv-4q", 8u, 4u, 128u},
+    {"gqa-8kv-8q", 8u, 8u, 128u},
 };
+
+bool bench_selected(const char *list, const char *name)
+{
+    if (list == NULL) return true;
+    size_t len = strlen(name);
+    for (const char *p = list; *p != '\0';) {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (n == len && strncmp(p, name, n) == 0) return true;
+        if (end == NULL) break;
+        p = end + 1;
+    }
+    return false;
+}
 
 const char *const bench_attention_columns[][2] = {
     {"shape", "shape"},

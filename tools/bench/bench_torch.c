@@ -100,3 +100,48 @@ bool bench_torch_baseline(const bench_options *o, const bench_shape *shape, uint
     free(text);
     return ok;
 }
+
+size_t bench_flashinfer_baselines(const bench_options *o, const bench_shape *shape, uint32_t context,
+                                  bench_baseline *out, size_t capacity, char *why, size_t why_size)
+{
+    snprintf(why, why_size, "not measured (no --flashinfer-script)");
+    if (o->flashinfer_script == NULL) return 0;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "python3 '%s' --kv-heads %u --q-per-kv %u --head-dim %u --context %u --runs %u --warmup %u --device %d "
+             "2>/dev/null",
+             o->flashinfer_script, shape->n_kv, shape->n_q, shape->head_dim, context, o->runs, o->warmup,
+             o->device < 0 ? 0 : o->device);
+    char *text = capture(cmd);
+    if (text == NULL) {
+        snprintf(why, why_size, "not available: the FlashInfer script failed");
+        return 0;
+    }
+    size_t n = 0;
+    why[0] = '\0';
+    for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        char error[256] = "";
+        json_value *v = json_parse(line, strlen(line), error, sizeof error);
+        const char *format = v != NULL ? json_get_string(v, "format") : NULL;
+        bool available = false;
+        const json_value *t = v != NULL ? json_get(v, "time_ms") : NULL;
+        uint64_t bytes = 0;
+        bench_stats ms;
+        if (format != NULL && json_bool(json_get(v, "available"), &available) && available && t != NULL &&
+            json_number(json_get(t, "median"), &ms.median) && json_number(json_get(t, "min"), &ms.min) &&
+            json_number(json_get(t, "max"), &ms.max) && json_get_u32(t, "runs", &ms.runs) &&
+            json_u64(json_get(v, "bytes_read"), &bytes) && n < capacity) {
+            snprintf(out[n].format, sizeof out[n].format, "%s", format);
+            out[n].ms = ms;
+            out[n].bytes_read = bytes;
+            n++;
+        } else if (why[0] == '\0') {
+            const char *reason = v != NULL ? json_get_string(v, "reason") : NULL;
+            snprintf(why, why_size, "%s: %s", format != NULL ? format : "FlashInfer",
+                     reason != NULL ? reason : error[0] != '\0' ? error : "no timing");
+        }
+        json_free(v);
+    }
+    free(text);
+    return n;
+}
