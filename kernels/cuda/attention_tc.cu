@@ -370,7 +370,7 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
             else
                 cp_async_commit(); /* keep one group per iteration, so the wait count above holds */
         }
-        const uint32_t buf = k & 1u;
+        const uint32_t buf = ROT ? k & 1u : 0u; /* without RoPE one query serves every tile */
         /* The next tile's query, into the other buffer (nobody reads it until the next barrier). */
         if (ROT && k + 1u < n_tiles) make_query<D, BITS, ROT>(sh, buf ^ 1u, qg, nh, qscale, true, tid);
         const unsigned char *stage = smem + (k % G::kStages) * G::kStageBytes;
