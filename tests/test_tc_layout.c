@@ -26,15 +26,23 @@ static uint32_t byte_perm(uint32_t x, uint32_t y, uint32_t s)
     return r;
 }
 
-/* The kernel's magic_codes: codes at position p of each 16-bit half, as the two halves' mantissas. */
+/* The kernel's code_pair before its subtraction: position p of each 16-bit half of w OR-ed into
+ * the fp16 magic number of its bit (the word itself, or shifted once). */
 static uint32_t magic_codes(uint32_t w, uint32_t p, uint32_t bits)
 {
-    const uint32_t mask = ((1u << bits) - 1u) * 0x00010001u;
-    return ((w >> (p * bits)) & mask) | 0x64006400u;
+    const uint32_t b = kvq_tc_code_bit(bits, p);
+    const uint32_t src = kvq_tc_code_from_shifted(bits, p) ? w >> kvq_tc_code_shift(bits) : w;
+    const uint32_t magic = kvq_tc_code_magic(b) * 0x00010001u;
+    return (src & ((((1u << bits) - 1u) << b) * 0x00010001u)) | magic;
 }
-
-/* The code in the fp16 half of 1024 + code. */
-static uint32_t code_of_half(uint32_t h16) { return h16 & 0x3FFu; }
+static uint32_t magic_bit;
+/* The code in the fp16 half 2^(10 - b) + code: the half minus the magic number, in units of 2^(b - 10) * 2^(10 - b) = 1. */
+static uint32_t code_of_half(uint32_t h16)
+{
+    const uint32_t magic = kvq_tc_code_magic(magic_bit);
+    ck_assert_uint_eq(h16 & 0xFC00u, magic & 0xFC00u); /* the exponent is the magic number's */
+    return ((h16 & 0x3FFu) >> magic_bit);             /* the mantissa bits above the code's bit */
+}
 
 /* A packed row (S5.2) of d codes where channel c holds code(c). */
 static void pack_row(uint32_t d, uint32_t bits, uint32_t (*code)(uint32_t, uint32_t), uint32_t tag, uint32_t *words)
@@ -98,6 +106,7 @@ START_TEST(test_key_decode_holds_the_layout_channels)
                         uint32_t word = s / cph, p = s % cph;
                         uint32_t w = row[part * half_words + tig * lane_words + word];
                         uint32_t x = magic_codes(w, p, bits);
+                        magic_bit = kvq_tc_code_bit(bits, p);
                         for (uint32_t half = 0; half < 2; half++) {
                             uint32_t c = kvq_tc_key_channel(d, bits, tig, part * (d / 16u) + s, half);
                             ck_assert_msg(code_of_half(x >> (16u * half)) == code_a(c, 5),
@@ -133,6 +142,7 @@ START_TEST(test_value_decode_holds_the_layout_channels)
                         for (uint32_t p = 0; p < cph; p++) {
                             uint32_t r = w * cpw + part * cph + p;
                             uint32_t x = magic_codes(part ? hi : lo, p, bits);
+                            magic_bit = kvq_tc_code_bit(bits, p);
                             uint32_t c = kvq_tc_value_channel(d, g, r);
                             ck_assert_uint_lt(r, d / 8u);
                             ck_assert(code_of_half(x) == code_a(c, 1) && code_of_half(x >> 16) == code_a(c, 2));

@@ -57,7 +57,6 @@ constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
 constexpr uint32_t kTileTokens = 16u * kWarps; /* a warp's m-tile is 16 tokens at a fixed offset */
 constexpr uint32_t kHeads = 8;                 /* query heads per block: the MMA's N */
-constexpr uint32_t kMagic = 0x64006400u;       /* two fp16 1024.0 */
 constexpr float kDomain = 32768.0f;            /* S12.4: |x_a| + |x_b| <= 2^15 in fp16 */
 static_assert(kTileTokens <= KVQ_CUDA_STEP32_OFFSETS, "tile offsets index the fp32 step table");
 
@@ -85,12 +84,20 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
-/* The half2 of codes at position p of each 16-bit half of word w, as 1024 + code. */
+/* The codes at position p of each 16-bit half of a word, as a half2 of code - offset (exact).
+ * A code at bit b < 10 - BITS of a half is OR-ed into the mantissa of 2^(10 - b), whose ulp is
+ * 2^-b, giving the fp16 number 2^(10 - b) + code with one mask-and-or and no shift; codes at
+ * higher bits come from ws = w >> kvq_tc_code_shift(BITS) the same way (one shift per word).
+ * Subtracting 2^(10 - b) + offset (offset: 0, or 2^(bits-1) for the symmetric scheme, S3.5) is
+ * exact. attention_tc_layout.cuh has the same rule for the host tests. */
 template <int BITS>
-__device__ __forceinline__ uint32_t magic_codes(uint32_t w, uint32_t p)
+__device__ __forceinline__ __half2 code_pair(uint32_t w, uint32_t ws, uint32_t p, float offset)
 {
-    constexpr uint32_t mask = ((1u << BITS) - 1u) * 0x00010001u;
-    return ((w >> (p * (uint32_t)BITS)) & mask) | kMagic;
+    const uint32_t b = kvq_tc_code_bit(BITS, p);
+    const uint32_t src = kvq_tc_code_from_shifted(BITS, p) ? ws : w;
+    const uint32_t magic = kvq_tc_code_magic(b) * 0x00010001u;
+    const uint32_t x = (src & ((((1u << BITS) - 1u) << b) * 0x00010001u)) | magic;
+    return __hsub2(u2h(x), __float2half2_rn((float)(1u << (10u - b)) + offset));
 }
 
 /* Half `which` (0, 1) of word w into half `into` (0, 1) of word base. */
@@ -122,8 +129,13 @@ struct Geometry {
     static constexpr uint32_t kValuePrec = kKeyPrec + kTileTokens;
     static constexpr uint32_t kKeyOptr = kValuePrec + kTileTokens;
     static constexpr uint32_t kValueOptr = kKeyOptr + (kTileTokens + 4u) * 4u;
-    static constexpr uint32_t kStageBytes = kValueOptr + (kTileTokens + 4u) * 4u;
-    static constexpr uint32_t kStages = kStageBytes * 4u <= 48u * 1024u ? 4u : kStageBytes * 3u <= 72u * 1024u ? 3u : 2u;
+    /* The key params rows (S4.3 blocks of at least 16 tokens, or the calibrated row) the tile's tokens use. */
+    static constexpr uint32_t kMaxParamRows = kTileTokens / 16u + 1u;
+    static constexpr uint32_t kKeyParams = kValueOptr + (kTileTokens + 4u) * 4u;
+    static constexpr uint32_t kStageBytes = kKeyParams + kMaxParamRows * D * 4u;
+    /* Three stages (two tiles in flight while one is worked on) keep three blocks of 128 threads
+     * per SM inside its shared memory at head_dim 128; the largest rows get two. */
+    static constexpr uint32_t kStages = kStageBytes * 3u <= 40u * 1024u ? 3u : 2u;
     static constexpr bool kRopeInRegisters = D <= 128;
     static_assert(kStageBytes % 16u == 0u, "stages are 16-byte aligned");
     static_assert(kLaneWords >= 1u, "a lane owns whole words of codes");
@@ -138,9 +150,9 @@ struct Shared {
     double2 base[D / 2];                          /* cis(p0 theta_i) of the current tile */
     double2 step[D / 2];                          /* cis(T theta_i) */
     double2 pq[D / 2];                            /* cis(q_position theta_i) */
-    __half q[2][kHeads][4][G::kSlots][2];         /* the tile's query per lane column, in key-slot order */
-    uint32_t kpar_a[kWarps][4][G::kSlots];        /* key params (a halves) of the warp's block, per lane column */
-    uint32_t kpar_b[kWarps][4][G::kSlots];
+    float qf[kHeads][D];                          /* the block's query heads, fp32 (S11.1) */
+    __half q[2][G::kSlots][32][2];                /* the tile's query, B operand order: slot, lane (4 head + tig) */
+    uint32_t kpar[kWarps][G::kSlots][4][2];       /* key params of the warp's block: slot, lane column, (a, b) half2 */
     uint32_t kpar_block[kWarps];                  /* which key block kpar holds */
     float domain[kWarps][D];                      /* per channel: largest decoded magnitude (domain check) */
     float scorr[kWarps][16][kHeads];              /* key-outlier score corrections of the m-tile */
@@ -162,7 +174,11 @@ __device__ __forceinline__ void load_tile(unsigned char *stage, const kvq_cuda_s
         uint32_t offset, bytes, valid;
         const unsigned char *src;
     };
-    const Region regions[7] = {
+    /* Key params rows: the blocks of the tile's first and last token (calibrated keys: the one row). */
+    const bool calibrated = sq.keys.layout == KVQ_CUDA_PARAMS_KEYS_CALIBRATED;
+    const uint32_t first_blk = calibrated ? 0u : t0 / sq.keys.group_size;
+    const uint32_t n_rows = calibrated ? 1u : (t0 + ntok - 1u) / sq.keys.group_size - first_blk + 1u;
+    const Region regions[8] = {
         {G::kKeyCodes, kTileTokens * G::kRowBytes, ntok * G::kRowBytes,
          reinterpret_cast<const unsigned char *>(sq.keys.codes + (size_t)t0 * G::kRowWords)},
         {G::kValueCodes, kTileTokens * G::kRowBytes, ntok * G::kRowBytes,
@@ -175,9 +191,11 @@ __device__ __forceinline__ void load_tile(unsigned char *stage, const kvq_cuda_s
          reinterpret_cast<const unsigned char *>(sq.keys.optr + t0)},
         {G::kValueOptr, (kTileTokens + 4u) * 4u, (ntok + 1u) * 4u,
          reinterpret_cast<const unsigned char *>(sq.values.optr + t0)},
+        {G::kKeyParams, n_rows * D * 4u, n_rows * D * 4u,
+         reinterpret_cast<const unsigned char *>(sq.keys.params + (size_t)first_blk * D)},
     };
 #pragma unroll
-    for (int r = 0; r < 7; r++) {
+    for (int r = 0; r < 8; r++) {
         const Region &g = regions[r];
         for (uint32_t i = tid; i * 16u < g.bytes; i += kThreads) {
             const uint32_t at = i * 16u;
@@ -194,8 +212,8 @@ __device__ __forceinline__ void load_tile(unsigned char *stage, const kvq_cuda_s
  * no barrier separates the update from its use. The rotation itself is fp32 (S12.4 allows the
  * query's rotation in fp32 before its rounding to fp16). */
 template <int D, int BITS, bool ROT>
-__device__ __forceinline__ void make_query(Shared<D, BITS> &sh, uint32_t buf, const float *q, uint32_t nh,
-                                           float scale, bool advance, uint32_t tid)
+__device__ __forceinline__ void make_query(Shared<D, BITS> &sh, uint32_t buf, uint32_t nh, float scale,
+                                           bool advance, uint32_t tid)
 {
     for (uint32_t i = tid; i < (uint32_t)D / 2u; i += kThreads) {
         float c = 1.0f, s = 0.0f;
@@ -215,36 +233,33 @@ __device__ __forceinline__ void make_query(Shared<D, BITS> &sh, uint32_t buf, co
         for (uint32_t h = 0; h < kHeads; h++) {
             float ra = 0.0f, rb = 0.0f; /* heads past n_q contribute nothing */
             if (h < nh) {
-                const float qa = q[h * D + i], qb = q[h * D + i + D / 2u];
+                const float qa = sh.qf[h][i], qb = sh.qf[h][i + D / 2u];
                 ra = __fmul_rn(__fmaf_rn(qa, c, -__fmul_rn(qb, s)), scale);
                 rb = __fmul_rn(__fmaf_rn(qa, s, __fmul_rn(qb, c)), scale);
             }
-            sh.q[buf][h][tig][slot][half] = __float2half_rn(ra);
-            sh.q[buf][h][tig][slot + D / 16u][half] = __float2half_rn(rb);
+            sh.q[buf][slot][4u * h + tig][half] = __float2half_rn(ra);
+            sh.q[buf][slot + D / 16u][4u * h + tig][half] = __float2half_rn(rb);
         }
     }
 }
 
-/* The key params of block `blk` into the warp's lane-column tables; the block's largest decoded
- * magnitude per channel (for the domain check). */
+/* The key params row `prow` (in shared memory: the tile's staged rows) into the warp's
+ * lane-column table; the block's largest decoded magnitude per channel (for the domain check). */
 template <int D, int BITS>
-__device__ __forceinline__ void load_key_params(Shared<D, BITS> &sh, const kvq_cuda_view &K, uint32_t warp,
+__device__ __forceinline__ void load_key_params(Shared<D, BITS> &sh, const uint32_t *prow, bool sym, uint32_t warp,
                                                 uint32_t lane, uint32_t blk)
 {
-    const uint32_t *prow = K.layout == KVQ_CUDA_PARAMS_KEYS_CALIBRATED ? K.params : K.params + (size_t)blk * D;
-    const bool sym = K.scheme == KVQ_SCHEME_UNIFORM_SYM;
     const float lo_code = sym ? -(float)(1u << (BITS - 1)) : 0.0f;
     const float hi_code = lo_code + (float)((1u << BITS) - 1u);
-    __half *pa = reinterpret_cast<__half *>(&sh.kpar_a[warp][0][0]);
-    __half *pb = reinterpret_cast<__half *>(&sh.kpar_b[warp][0][0]);
+    __half *kp = reinterpret_cast<__half *>(&sh.kpar[warp][0][0][0]);
     for (uint32_t c = lane; c < (uint32_t)D; c += 32u) {
-        const uint32_t w = __ldg(prow + c);
+        const uint32_t w = prow[c];
         const uint16_t a = sym ? (uint16_t)0x8000u : (uint16_t)(w & 0xFFFFu); /* sym: the addend is -0 (S3.5) */
         const uint16_t b = (uint16_t)(w >> 16);
         uint32_t tig, slot, half;
         kvq_tc_key_slot(D, BITS, c, &tig, &slot, &half);
-        pa[(tig * Geometry<D, BITS>::kSlots + slot) * 2u + half] = __ushort_as_half(a);
-        pb[(tig * Geometry<D, BITS>::kSlots + slot) * 2u + half] = __ushort_as_half(b);
+        kp[((slot * 4u + tig) * 2u + 0u) * 2u + half] = __ushort_as_half(a);
+        kp[((slot * 4u + tig) * 2u + 1u) * 2u + half] = __ushort_as_half(b);
         const float af = kvq_dev_fp32(a), bf = kvq_dev_fp32(b);
         sh.domain[warp][c] = fmaxf(fabsf(__fmaf_rn(bf, lo_code, af)), fabsf(__fmaf_rn(bf, hi_code, af)));
     }
@@ -316,11 +331,13 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
             sh.pq[i] = make_double2(c, s);
         }
     }
+    for (uint32_t i = tid; i < kHeads * (uint32_t)D; i += kThreads)
+        (&sh.qf[0][0])[i] = i / D < nh ? qg[i] : 0.0f; /* heads past n_q contribute nothing */
     for (uint32_t i = tid; i < kWarps * kHeads * (uint32_t)D; i += kThreads) (&sh.oacc[0][0][0])[i] = 0.0f;
     for (uint32_t i = tid; i < kWarps * 16u * kHeads; i += kThreads) (&sh.scorr[0][0][0])[i] = 0.0f;
     __syncthreads();
     const float qscale = args.score_scale; /* fl32(log2(e) / sqrt(d)): scores in base 2 */
-    make_query<D, BITS, ROT>(sh, 0, qg, nh, qscale, false, tid);
+    make_query<D, BITS, ROT>(sh, 0, nh, qscale, false, tid);
 
     /* The warp's key offsets in every tile are 16 warp + g and + 8: their cos/sin, once. */
     uint32_t rc[2][G::kRopeInRegisters ? G::kPartSlots : 1], rs[2][G::kRopeInRegisters ? G::kPartSlots : 1];
@@ -350,11 +367,9 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
 #pragma unroll
         for (int e = 0; e < 4; e++) oacc[mt][e] = 0.0f;
     const bool ksym = K.scheme == KVQ_SCHEME_UNIFORM_SYM, vsym = V.scheme == KVQ_SCHEME_UNIFORM_SYM;
-    const __half2 kmagic = __float2half2_rn(1024.0f + (ksym ? (float)(1u << (BITS - 1)) : 0.0f));
-    const __half2 vmagic = __float2half2_rn(1024.0f + (vsym ? (float)(1u << (BITS - 1)) : 0.0f));
-    /* The same decode for one element (outliers' dense values), bit for bit: (code - offset) is exact. */
-    const __half koff = __float2half_rn(ksym ? (float)(1u << (BITS - 1)) : 0.0f);
-    const __half voff = __float2half_rn(vsym ? (float)(1u << (BITS - 1)) : 0.0f);
+    /* The codes' offsets (S3.5): 2^(bits-1) for the symmetric scheme. An outlier's dense value is
+     * decoded for one element the same way, bit for bit: (code - offset) is exact. */
+    const float koff = ksym ? (float)(1u << (BITS - 1)) : 0.0f, voff = vsym ? (float)(1u << (BITS - 1)) : 0.0f;
     const bool kcal = K.layout == KVQ_CUDA_PARAMS_KEYS_CALIBRATED;
     const bool any_kout = K.optr[t_end] != K.optr[t_begin], any_vout = V.optr[t_end] != V.optr[t_begin];
     const float2 *step32 = reinterpret_cast<const float2 *>(args.rope_step32);
@@ -372,7 +387,7 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
         }
         const uint32_t buf = ROT ? k & 1u : 0u; /* without RoPE one query serves every tile */
         /* The next tile's query, into the other buffer (nobody reads it until the next barrier). */
-        if (ROT && k + 1u < n_tiles) make_query<D, BITS, ROT>(sh, buf ^ 1u, qg, nh, qscale, true, tid);
+        if (ROT && k + 1u < n_tiles) make_query<D, BITS, ROT>(sh, buf ^ 1u, nh, qscale, true, tid);
         const unsigned char *stage = smem + (k % G::kStages) * G::kStageBytes;
         const uint32_t t0 = t_begin + k * kTileTokens, tm = t0 + 16u * warp;
         if (tm < t_end) {
@@ -384,20 +399,31 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
             const uint32_t *koptr = reinterpret_cast<const uint32_t *>(stage + G::kKeyOptr) + mo;
             const uint32_t *voptr = reinterpret_cast<const uint32_t *>(stage + G::kValueOptr) + mo;
             const uint32_t blk = kcal ? 0u : tm / K.group_size;
-            if (sh.kpar_block[warp] != blk) load_key_params<D, BITS>(sh, K, warp, lane, blk);
+            if (sh.kpar_block[warp] != blk) {
+                const uint32_t first_blk = kcal ? 0u : t0 / K.group_size;
+                const uint32_t *prow = reinterpret_cast<const uint32_t *>(stage + G::kKeyParams) + (blk - first_blk) * D;
+                load_key_params<D, BITS>(sh, prow, ksym, warp, lane, blk);
+            }
 
             /* ---- scores S^T = K Q^T ---- */
-            const uint32_t *qw = reinterpret_cast<const uint32_t *>(&sh.q[buf][g][tig][0][0]);
-            const uint32_t *pa = sh.kpar_a[warp][tig], *pb = sh.kpar_b[warp][tig];
-            uint32_t kw[2][2][G::kLaneWords]; /* [row][part][word] */
+            const uint32_t *qw = reinterpret_cast<const uint32_t *>(&sh.q[buf][0][lane][0]); /* slot s: qw[32 s] */
+            uint32_t kw[2][2][G::kLaneWords], kws[2][2][G::kLaneWords]; /* [row][part][word], and shifted */
 #pragma unroll
             for (uint32_t row = 0; row < 2u; row++)
 #pragma unroll
                 for (uint32_t part = 0; part < 2u; part++)
 #pragma unroll
-                    for (uint32_t w = 0; w < G::kLaneWords; w++)
+                    for (uint32_t w = 0; w < G::kLaneWords; w++) {
                         kw[row][part][w] = kcode[(g + 8u * row) * G::kRowWords + part * G::kHalfWords +
                                                  tig * G::kLaneWords + w];
+                        kws[row][part][w] = kw[row][part][w] >> kvq_tc_code_shift(BITS);
+                    }
+            /* The m-tile's first 32 outliers of each role, fetched now so that their latency hides behind
+             * the MMAs (a lane per outlier; more are fetched when they are used). */
+            const uint32_t kob = koptr[0], koe = koptr[ntm], vob = voptr[0], voe = voptr[ntm];
+            uint32_t kout_pf = 0, vout_pf = 0; /* channel | fp16 value << 16 */
+            if (any_kout && kob + lane < koe) kout_pf = (uint32_t)K.ochan[kob + lane] | (uint32_t)K.oval[kob + lane] << 16;
+            if (any_vout && vob + lane < voe) vout_pf = (uint32_t)V.ochan[vob + lane] | (uint32_t)V.oval[vob + lane] << 16;
             /* Keys stored in fp16 replace the row (S8, S10): rare, and the same for the whole row. */
             const bool krow16[2] = {kprec[g] != KVQ_PREC_QUANTIZED && g < ntm,
                                     kprec[g + 8u] != KVQ_PREC_QUANTIZED && g + 8u < ntm};
@@ -407,17 +433,17 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
             for (uint32_t ps = 0; ps < G::kPairSteps; ps++) {
                 uint32_t ra[4], rb[4];
 #pragma unroll
-                for (uint32_t j = 0; j < 2u; j++)
+                for (uint32_t j = 0; j < 2u; j++) {
+                    const uint32_t slot = 2u * ps + j;
+                    const uint2 par_a = *reinterpret_cast<const uint2 *>(&sh.kpar[warp][slot][tig][0]);
+                    const uint2 par_b = *reinterpret_cast<const uint2 *>(&sh.kpar[warp][slot + G::kPartSlots][tig][0]);
 #pragma unroll
                     for (uint32_t row = 0; row < 2u; row++) {
-                        const uint32_t slot = 2u * ps + j;
                         const uint32_t word = slot / kvq_tc_cph(BITS), p = slot % kvq_tc_cph(BITS);
-                        __half2 ka = __hfma2(u2h(pb[slot]),
-                                             __hsub2(u2h(magic_codes<BITS>(kw[row][0][word], p)), kmagic),
-                                             u2h(pa[slot]));
-                        __half2 kb = __hfma2(u2h(pb[slot + G::kPartSlots]),
-                                             __hsub2(u2h(magic_codes<BITS>(kw[row][1][word], p)), kmagic),
-                                             u2h(pa[slot + G::kPartSlots]));
+                        __half2 ka = __hfma2(u2h(par_a.y), code_pair<BITS>(kw[row][0][word], kws[row][0][word], p, koff),
+                                             u2h(par_a.x));
+                        __half2 kb = __hfma2(u2h(par_b.y), code_pair<BITS>(kw[row][1][word], kws[row][1][word], p, koff),
+                                             u2h(par_b.x));
                         if (any16 && krow16[row]) {
                             const uint32_t t = tm + g + 8u * row;
                             const uint16_t *r16 = kvq_att_fp16_row(K, K.slot[t]);
@@ -452,27 +478,28 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
                         ra[2u * j + row] = h2u(ka); /* a0 a1 a2 a3 = (row g, slot 2s), (g + 8, 2s), (g, 2s + 1), (g + 8, 2s + 1) */
                         rb[2u * j + row] = h2u(kb);
                     }
+                }
                 const uint32_t a_lo[4] = {ra[0], ra[1], ra[2], ra[3]}, a_hi[4] = {rb[0], rb[1], rb[2], rb[3]};
-                mma16816(sacc, a_lo, qw[2u * ps], qw[2u * ps + 1u]);
-                mma16816(sacc, a_hi, qw[G::kPartSlots + 2u * ps], qw[G::kPartSlots + 2u * ps + 1u]);
+                mma16816(sacc, a_lo, qw[32u * (2u * ps)], qw[32u * (2u * ps + 1u)]);
+                mma16816(sacc, a_hi, qw[32u * (G::kPartSlots + 2u * ps)], qw[32u * (G::kPartSlots + 2u * ps + 1u)]);
             }
 
             /* Key outliers: their dense decode went through the MMA; add the rotated exact difference
              * to the score in fp32, a lane per outlier (S12.4 (a')). */
-            if (any_kout && koptr[ntm] != koptr[0]) {
-                const uint32_t ob = koptr[0], oe = koptr[ntm];
-                for (uint32_t e = ob + lane; e < oe; e += 32u) {
+            if (any_kout && koe != kob) {
+                for (uint32_t e = kob + lane; e < koe; e += 32u) {
                     uint32_t tl = 0;
                     while (tl + 1u < ntm && koptr[tl + 1u] <= e) tl++;
-                    const uint32_t c = K.ochan[e];
-                    const float y = kvq_dev_fp32(K.oval[e]);
+                    const uint32_t cv = e < kob + 32u ? kout_pf : (uint32_t)K.ochan[e] | (uint32_t)K.oval[e] << 16;
+                    const uint32_t c = cv & 0xFFFFu;
+                    const float y = kvq_dev_fp32((uint16_t)(cv >> 16));
                     const uint32_t bit = c * BITS;
                     const uint32_t code = (kcode[tl * G::kRowWords + bit / 32u] >> (bit % 32u)) & ((1u << BITS) - 1u);
                     uint32_t ctig, cslot, chalf;
                     kvq_tc_key_slot(D, BITS, c, &ctig, &cslot, &chalf);
-                    const __half a = reinterpret_cast<const __half *>(&sh.kpar_a[warp][ctig][cslot])[chalf];
-                    const __half b = reinterpret_cast<const __half *>(&sh.kpar_b[warp][ctig][cslot])[chalf];
-                    const __half dense = __hfma(b, __hsub(__ushort2half_rn((unsigned short)code), koff), a);
+                    const __half a = reinterpret_cast<const __half *>(&sh.kpar[warp][cslot][ctig][0])[chalf];
+                    const __half b = reinterpret_cast<const __half *>(&sh.kpar[warp][cslot][ctig][1])[chalf];
+                    const __half dense = __hfma(b, __float2half_rn((float)code - koff), a);
                     const float delta = y - __half2float(dense); /* exact: two fp16 numbers */
                     if (fabsf(y) > kDomain / 2.0f) atomicOr(&sh.flag, 2u);
                     const uint32_t i = c % (D / 2u);
@@ -488,8 +515,8 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
                     uint32_t atig, aslot, ahalf;
                     kvq_tc_key_slot(D, BITS, i, &atig, &aslot, &ahalf);
                     for (uint32_t h = 0; h < kHeads; h++) {
-                        const float qa = __half2float(sh.q[buf][h][atig][aslot][ahalf]);
-                        const float qb = __half2float(sh.q[buf][h][atig][aslot + G::kPartSlots][ahalf]);
+                        const float qa = __half2float(sh.q[buf][aslot][4u * h + atig][ahalf]);
+                        const float qb = __half2float(sh.q[buf][aslot + G::kPartSlots][4u * h + atig][ahalf]);
                         atomicAdd(&sh.scorr[warp][tl][h], __fmaf_rn(qa, da, __fmul_rn(qb, db)));
                     }
                 }
@@ -569,12 +596,13 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
                     const uint32_t A = vcode[ta * G::kRowWords + g * G::kLaneWords + w];
                     const uint32_t B = vcode[tb * G::kRowWords + g * G::kLaneWords + w];
                     const uint32_t lo = __byte_perm(A, B, 0x5410u), hi = __byte_perm(A, B, 0x7632u);
+                    const uint32_t los = lo >> kvq_tc_code_shift(BITS), his = hi >> kvq_tc_code_shift(BITS);
 #pragma unroll
                     for (uint32_t p2 = 0; p2 < kvq_tc_cph(BITS); p2++) {
                         vreg[pair][w * kvq_tc_cpw(BITS) + p2] =
-                            h2u(__hfma2(vb, __hsub2(u2h(magic_codes<BITS>(lo, p2)), vmagic), vaddend));
+                            h2u(__hfma2(vb, code_pair<BITS>(lo, los, p2, voff), vaddend));
                         vreg[pair][w * kvq_tc_cpw(BITS) + kvq_tc_cph(BITS) + p2] =
-                            h2u(__hfma2(vb, __hsub2(u2h(magic_codes<BITS>(hi, p2)), vmagic), vaddend));
+                            h2u(__hfma2(vb, code_pair<BITS>(hi, his, p2, voff), vaddend));
                     }
                 }
                 /* Values stored in fp16 replace their token's halves. */
@@ -597,20 +625,20 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
             }
 
             /* Value outliers: the dense decode went through the MMA; add P~ (exact - dense) in fp32. */
-            if (any_vout && voptr[ntm] != voptr[0]) {
+            if (any_vout && voe != vob) {
                 __syncwarp(); /* pw is written */
-                const uint32_t ob = voptr[0], oe = voptr[ntm];
-                for (uint32_t e = ob + lane; e < oe; e += 32u) {
+                for (uint32_t e = vob + lane; e < voe; e += 32u) {
                     uint32_t tl = 0;
                     while (tl + 1u < ntm && voptr[tl + 1u] <= e) tl++;
-                    const uint32_t c = V.ochan[e];
-                    const float y = kvq_dev_fp32(V.oval[e]);
+                    const uint32_t cv = e < vob + 32u ? vout_pf : (uint32_t)V.ochan[e] | (uint32_t)V.oval[e] << 16;
+                    const uint32_t c = cv & 0xFFFFu;
+                    const float y = kvq_dev_fp32((uint16_t)(cv >> 16));
                     const uint32_t bit = c * BITS;
                     const uint32_t code = (vcode[tl * G::kRowWords + bit / 32u] >> (bit % 32u)) & ((1u << BITS) - 1u);
                     const uint32_t w = vpar[tl];
                     const __half a = vsym ? __float2half_rn(-0.0f) : __ushort_as_half((unsigned short)(w & 0xFFFFu));
                     const __half b = __ushort_as_half((unsigned short)(w >> 16));
-                    const __half dense = __hfma(b, __hsub(__ushort2half_rn((unsigned short)code), voff), a);
+                    const __half dense = __hfma(b, __float2half_rn((float)code - voff), a);
                     const float delta = y - __half2float(dense);
                     for (uint32_t h = 0; h < kHeads; h++) atomicAdd(&sh.oacc[warp][h][c], sh.pw[warp][tl][h] * delta);
                 }
@@ -683,6 +711,12 @@ cudaError_t launch(const kvq_cuda_attention_args &a, cudaStream_t stream)
     return cudaGetLastError();
 }
 
+template <int D, int BITS>
+size_t smem_bytes()
+{
+    return Geometry<D, BITS>::kStages * Geometry<D, BITS>::kStageBytes + sizeof(Shared<D, BITS>);
+}
+
 template <int D, bool ROT>
 cudaError_t launch_bits(const kvq_cuda_attention_args &a, cudaStream_t stream)
 {
@@ -748,3 +782,18 @@ extern "C" cudaError_t kvq_cuda_attention_tc_split(const kvq_cuda_attention_args
 }
 
 extern "C" unsigned long long kvq_cuda_attention_tc_launches(void) { return tc_launches; }
+
+extern "C" size_t kvq_cuda_attention_tc_smem_bytes(uint32_t head_dim, uint32_t bits)
+{
+    switch (head_dim * 16u + bits) {
+    case 64u * 16u + 4u: return smem_bytes<64, 4>();
+    case 64u * 16u + 8u: return smem_bytes<64, 8>();
+    case 128u * 16u + 2u: return smem_bytes<128, 2>();
+    case 128u * 16u + 4u: return smem_bytes<128, 4>();
+    case 128u * 16u + 8u: return smem_bytes<128, 8>();
+    case 256u * 16u + 2u: return smem_bytes<256, 2>();
+    case 256u * 16u + 4u: return smem_bytes<256, 4>();
+    case 256u * 16u + 8u: return smem_bytes<256, 8>();
+    default: return 0;
+    }
+}

@@ -49,6 +49,19 @@
 KVQ_TC_HD uint32_t kvq_tc_cpw(uint32_t bits) { return 32u / bits; }
 KVQ_TC_HD uint32_t kvq_tc_cph(uint32_t bits) { return 16u / bits; }
 
+/* The decode of position p (p < CPH) of a 16-bit half: its code sits at bit
+ * kvq_tc_code_bit of the word itself, or of the word shifted right by
+ * kvq_tc_code_shift when kvq_tc_code_from_shifted; the fp16 number with
+ * biased exponent 25 - bit and a zero mantissa (kvq_tc_code_magic) is
+ * 2^(10 - bit), whose mantissa holds the code at that bit exactly. */
+KVQ_TC_HD uint32_t kvq_tc_code_shift(uint32_t bits) { return bits == 2u ? 10u : 8u; }
+KVQ_TC_HD uint32_t kvq_tc_code_from_shifted(uint32_t bits, uint32_t p) { return p * bits + bits > 10u; }
+KVQ_TC_HD uint32_t kvq_tc_code_bit(uint32_t bits, uint32_t p)
+{
+    return kvq_tc_code_from_shifted(bits, p) ? p * bits - kvq_tc_code_shift(bits) : p * bits;
+}
+KVQ_TC_HD uint32_t kvq_tc_code_magic(uint32_t bit) { return (25u - bit) << 10; }
+
 /* Keys: the channel held by half `half` (0 low, 1 high) of slot `slot` of lane column tig. */
 KVQ_TC_HD uint32_t kvq_tc_key_channel(uint32_t d, uint32_t bits, uint32_t tig, uint32_t slot, uint32_t half)
 {

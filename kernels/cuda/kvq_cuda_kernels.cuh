@@ -274,6 +274,8 @@ int kvq_cuda_attention_fast_eligible(const kvq_cuda_attention_args *args);
  * turns it off. It comes before the fast kernel. */
 int kvq_cuda_attention_tc_eligible(const kvq_cuda_attention_args *args);
 unsigned long long kvq_cuda_attention_tc_launches(void);
+/* Dynamic shared memory of one block of that kernel (0: no such format). */
+size_t kvq_cuda_attention_tc_smem_bytes(uint32_t head_dim, uint32_t bits);
 /* Launches of the fast kernel in this process (lets tests show it ran). */
 unsigned long long kvq_cuda_attention_fast_launches(void);
 
