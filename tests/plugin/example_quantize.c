@@ -175,6 +175,10 @@ static kvq_status check_config(ex_error *err, const kvq_head_config *c, uint32_t
         return ex_fail(err, KVQ_ERR_BAD_ENUM, "config.role = %d is not a kvq_role", (int)c->role);
     if (keys && c->key_mode != KVQ_KEYS_PER_CHANNEL_CALIBRATED && c->key_mode != KVQ_KEYS_PER_CHANNEL_ONLINE)
         return ex_fail(err, KVQ_ERR_BAD_ENUM, "config.key_mode = %d is not a kvq_key_mode", (int)c->key_mode);
+    if (keys && c->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED && c->beyond_range != KVQ_BEYOND_RANGE_OUTLIERS &&
+        c->beyond_range != KVQ_BEYOND_RANGE_CLAMP)
+        return ex_fail(err, KVQ_ERR_BAD_ENUM, "config.beyond_range = %d is not a kvq_beyond_range",
+                       (int)c->beyond_range);
     if (c->policy.rule != KVQ_POLICY_QUANTIZE_ALL && c->policy.rule != KVQ_POLICY_TEXT_CENTRIC &&
         c->policy.rule != KVQ_POLICY_IMAGE_CENTRIC)
         return ex_fail(err, KVQ_ERR_BAD_ENUM, "config.policy.rule = %d is not a kvq_policy_rule", (int)c->policy.rule);
@@ -299,17 +303,19 @@ static bool quantize_keys_online(const kvq_head_config *c, const float *x, const
 }
 
 /* S4.2 calibrated keys: channel c has the fixed parameters of [lo_c, hi_c];
- * an element of a QUANTIZED token outside it (strictly) is an outlier (S7.3). */
+ * an element of a QUANTIZED token outside it (strictly) is an outlier, unless
+ * the configuration clamps (S7.3): then its code alone does the clamping. */
 static void quantize_keys_calibrated(const kvq_head_config *c, const float *x, const kvq_qtensor *qt, work *w)
 {
     uint32_t n = qt->n_tokens, d = qt->head_dim;
+    bool outliers = c->beyond_range == KVQ_BEYOND_RANGE_OUTLIERS;
     for (uint32_t t = 0; t < n; t++) w->eligible[t] = qt->precision[t] == KVQ_PREC_QUANTIZED;
     for (uint32_t ch = 0; ch < d; ch++) {
         kvq_channel_range r = c->channel_range[ch];
         qt->params[ch] = ex_quantize_group(&c->quantizer, r.lo, r.hi, x + ch, n, d, w->eligible, w->codes + ch);
         for (uint32_t t = 0; t < n; t++) {
             float v = x[(size_t)t * d + ch];
-            w->marks[t] = w->eligible[t] && (v < r.lo || v > r.hi);
+            w->marks[t] = outliers && w->eligible[t] && (v < r.lo || v > r.hi);
         }
         keep_outliers(w->marks, n, d, w->mask + ch);
     }

@@ -43,6 +43,7 @@ void cache_model_free(cache_model *m)
     free(m->values);
     free(m->modality);
     free(m->positions);
+    free(m->explicit_positions);
     free(m->queries);
     free(m->expected_out);
     free(m->bound);
