@@ -98,6 +98,9 @@ static const attention_case attention_cases[] = {
      KVQ_KEYS_PER_CHANNEL_ONLINE, 64, 0, 0, 0.125f, 0, 314},
     {"attention_prod_calibrated_asym8_nq4", 96, 128, 4, KVQ_ROPE_HALF, 5000, KVQ_SCHEME_UNIFORM_ASYM,
      KVQ_SCHEME_UNIFORM_ASYM, 8, 8, KVQ_KEYS_PER_CHANNEL_CALIBRATED, 0, 1, 1, 1.0f, 1, 315},
+    /* few tokens with nearly uniform weights: every token's error shows, little averages out */
+    {"attention_prod_calibrated_sym4_nq4_n24_uniform", 24, 128, 4, KVQ_ROPE_HALF, 0, KVQ_SCHEME_UNIFORM_SYM,
+     KVQ_SCHEME_UNIFORM_SYM, 4, 4, KVQ_KEYS_PER_CHANNEL_CALIBRATED, 0, 0, 0, 0.0625f, 1, 316},
 };
 
 static const char *scheme_name(kvq_scheme s)
