@@ -464,6 +464,15 @@ START_TEST(window_and_residual)
     ck_assert_uint_eq(qt->n_fp16_rows, 10);
     check_slice(qt, x);
     kvq_qtensor_free(qt);
+    /* S10.6: the window counts tokens, not quantized tokens: a policy token inside it keeps its
+     * precision and its place, and the token before the window stays quantized. */
+    cfg = values_config(4, 0, 0);
+    cfg.policy = (kvq_token_policy){KVQ_POLICY_TEXT_CENTRIC, 100000, 0, 3};
+    uint8_t modality[10] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 1};
+    ck_assert_int_eq(kvq_quantize_head(&cfg, x, 10, 32, modality, &qt), KVQ_OK);
+    const uint8_t w[10] = {0, 0, 0, 0, 0, 0, 0, KVQ_PREC_WINDOW, KVQ_PREC_POLICY, KVQ_PREC_WINDOW};
+    ck_assert_mem_eq(qt->precision, w, 10);
+    kvq_qtensor_free(qt);
 }
 END_TEST
 
