@@ -103,12 +103,6 @@ static const attention_case attention_cases[] = {
      KVQ_SCHEME_UNIFORM_SYM, 4, 4, KVQ_KEYS_PER_CHANNEL_CALIBRATED, 0, 0, 0, 0.0625f, 1, 316},
 };
 
-static const char *scheme_name(kvq_scheme s)
-{
-    static const char *const names[] = {"asym", "sym", "nuq"};
-    return names[s];
-}
-
 static void attention_case_run(golden_writer *w, const attention_case *ac)
 {
     uint32_t n = ac->n_tokens, d = ac->head_dim;
@@ -182,9 +176,9 @@ static void attention_case_run(golden_writer *w, const attention_case *ac)
              "head_dim, seed, n_outlier_channels 4, tail_probability 0.01, sink_token %u, image_run 24, text_run "
              "6)%s\", \"positions\": \"%u + t\", \"q\": \"fp16(%g * kvq_rng_normal) from a generator seeded with seed "
              "+ 7\"%s, \"k_*, v_*\": \"kvq_quantize_head of keys and values with the configs above\"}}",
-             n, d, ac->n_q, pairing_name(ac->pairing), q_position, scheme_name(ac->key_scheme), ac->key_bits,
+             n, d, ac->n_q, pairing_name(ac->pairing), q_position, golden_scheme_name(ac->key_scheme), ac->key_bits,
              calibrated ? "calibrated" : "online", calibrated ? "outliers" : "n/a", kc.group_size,
-             ac->key_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", scheme_name(ac->value_scheme), ac->value_bits,
+             ac->key_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", golden_scheme_name(ac->value_scheme), ac->value_bits,
              ac->value_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", ac->n_sinks, (unsigned long long)ac->seed,
              ac->sink_token,
              ac->inexact ? ", then keys and values moved off the fp16 grid by conform_inexact(seed + 1000) and "

@@ -58,18 +58,6 @@ static const cache_case cache_cases[] = {
      {KVQ_POLICY_IMAGE_CENTRIC, 200000, 2, 0}, {0, 128, 440, 4, 0.01f, 1, 24, 6}, 1.0f, 0, 441},
 };
 
-static const char *scheme_name(kvq_scheme s)
-{
-    static const char *const names[] = {"asym", "sym", "nuq"};
-    return names[s];
-}
-
-static const char *rule_name(kvq_policy_rule r)
-{
-    static const char *const names[] = {"quantize_all", "text_centric", "image_centric"};
-    return names[r];
-}
-
 /* "[a, b, c]" of n numbers. */
 static void json_list(char *out, size_t size, const uint32_t *v, uint32_t n)
 {
@@ -113,11 +101,11 @@ static void params_json(const cache_case *cc, bool any_explicit, char *out, size
              "text_run %u)%s\", \"queries\": \"fp16(%g * kvq_rng_normal) from a generator seeded with %llu, one "
              "[n_q][head_dim] per append\"%s}, \"attend\": \"after every append, over everything appended so far\"}",
              cc->head_dim, cc->n_q, sizes, positions, cc->pairing == KVQ_ROPE_HALF ? "half" : "interleaved",
-             scheme_name(cc->key_scheme), cc->key_bits, calibrated ? "calibrated" : "online",
+             golden_scheme_name(cc->key_scheme), cc->key_bits, calibrated ? "calibrated" : "online",
              calibrated ? "outliers" : "n/a", calibrated ? 0u : cc->key_block, cc->key_ppm,
-             cc->key_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", scheme_name(cc->value_scheme),
+             cc->key_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", golden_scheme_name(cc->value_scheme),
              cc->value_bits, cc->value_group, cc->value_ppm,
-             cc->value_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", rule_name(cc->policy.rule),
+             cc->value_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", golden_rule_name(cc->policy.rule),
              cc->policy.budget_ppm, cc->policy.n_sinks, cc->policy.recent_window, (unsigned long long)sp->seed,
              sp->n_outlier_channels, (double)sp->tail_probability, sp->sink_token, sp->image_run, sp->text_run,
              cc->inexact ? ", then keys and values moved off the fp16 grid by conform_inexact(seed + 1000) and "

@@ -13,18 +13,6 @@
 
 #define SHAPE(...) ((const uint32_t[4]){__VA_ARGS__})
 
-static const char *scheme_name(kvq_scheme s)
-{
-    static const char *const names[] = {"asym", "sym", "nuq"};
-    return names[s];
-}
-
-static const char *rule_name(kvq_policy_rule r)
-{
-    static const char *const names[] = {"quantize_all", "text_centric", "image_centric"};
-    return names[r];
-}
-
 typedef struct head_case {
     const char *name;
     const char *section;
@@ -65,11 +53,11 @@ static void config_json(const kvq_head_config *c, const head_case *hc, char *out
              "\"seed\": %llu, \"inputs\": {\"x\": \"kvq_synth_kv(n_tokens, head_dim, seed, n_outlier_channels 4, "
              "tail_probability 0.01, sink_token 1, image_run %u, text_run %u): its %s%s, then token 1 channels 0-5 "
              "set to 3 (ranking ties, S7.2)\", \"modality\": \"the same call's\"%s}}",
-             c->role == KVQ_ROLE_KEYS ? "keys" : "values", scheme_name(c->quantizer.scheme), c->quantizer.bits,
+             c->role == KVQ_ROLE_KEYS ? "keys" : "values", golden_scheme_name(c->quantizer.scheme), c->quantizer.bits,
              c->quantizer.scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none",
              c->role == KVQ_ROLE_VALUES ? "n/a" : calibrated ? "calibrated" : "online",
              calibrated ? (c->beyond_range == KVQ_BEYOND_RANGE_CLAMP ? "clamp" : "outliers") : "n/a", c->group_size,
-             c->outlier_ppm, rule_name(c->policy.rule), c->policy.budget_ppm, c->policy.n_sinks,
+             c->outlier_ppm, golden_rule_name(c->policy.rule), c->policy.budget_ppm, c->policy.n_sinks,
              c->policy.recent_window, hc->n_tokens, hc->head_dim, (unsigned long long)hc->seed, hc->image_run,
              hc->text_run, c->role == KVQ_ROLE_KEYS ? "keys" : "values",
              hc->inexact ? ", every element moved off the fp16 grid by conform_inexact(seed + 1000) "

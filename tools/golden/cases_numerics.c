@@ -135,14 +135,13 @@ static void group_case(golden_writer *w, const kvq_quantizer *q, const char *nam
             decoded[g][i] = kvq_decode(q, p, codes[g][i]);
         }
     }
-    static const char *const scheme_names[] = {"asym", "sym", "nuq"};
     char params_json[512];
     snprintf(params_json, sizeof params_json,
              "{\"scheme\": \"%s\", \"bits\": %u, \"codebook\": \"%s\", \"group\": %d, \"layout\": \"each row of x "
              "is one group: min and max over the whole row (no outliers), then every element's code and decoded "
              "value\", \"inputs\": \"groups 3, 7, .., 39 not fp16-exact; 1, 5, .. with thresholds; 42 S3.7 "
              "example 5; 43-47 fixed edges\"}",
-             scheme_names[q->scheme], q->bits, q->scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", GROUP);
+             golden_scheme_name(q->scheme), q->bits, q->scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", GROUP);
     golden_begin_case(w, name, section, "quantize_groups", params_json);
     golden_array(w, GOLDEN_INPUT, "x", GOLDEN_F32, x, SHAPE(N_GROUPS, GROUP));
     golden_array(w, GOLDEN_EXACT, "params", GOLDEN_U16, params, SHAPE(N_GROUPS, 2));

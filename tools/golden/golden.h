@@ -59,6 +59,10 @@ void golden_fail(golden_writer *w, const char *what, kvq_status status);
         if (golden_status_ != KVQ_OK) golden_fail(w, #call, golden_status_); \
     } while (0)
 
+/* The names the manifest's params use (as tools/conform/golden_cases.c reads them back). */
+const char *golden_scheme_name(kvq_scheme scheme);    /* "asym", "sym", "nuq" */
+const char *golden_rule_name(kvq_policy_rule rule);   /* "quantize_all", "text_centric", "image_centric" */
+
 /* The case generators, one per spec area (cases_*.c). */
 void golden_cases_numerics(golden_writer *w);    /* S2, S3, S5, S6.1-6.5, S14 */
 void golden_cases_heads(golden_writer *w);       /* S4, S7, S8, S10 */

@@ -185,3 +185,15 @@ bool golden_close(golden_writer *w)
     free(w);
     return ok;
 }
+
+const char *golden_scheme_name(kvq_scheme scheme)
+{
+    static const char *const names[] = {"asym", "sym", "nuq"};
+    return (unsigned)scheme < 3 ? names[scheme] : "?";
+}
+
+const char *golden_rule_name(kvq_policy_rule rule)
+{
+    static const char *const names[] = {"quantize_all", "text_centric", "image_centric"};
+    return (unsigned)rule < 3 ? names[rule] : "?";
+}
