@@ -84,7 +84,7 @@ if command -v python3 >/dev/null 2>&1; then
 fi
 
 # ---- quantize -> dequantize -> inspect --against ---------------------------------
-# 5% outliers: one per group of 16 (S7.1 rounds 0.8 to 1).
+# 5% outliers: one in each tail of a group of 16 (S7.1 rounds 0.4 up to 1).
 expect 0 'wrote q4\.kvqz: .*fp16 token rows [1-9][0-9]* of 768 .*; outliers [1-9][0-9]* of 24576 .*ratio [0-9.]+x' \
     "$KVQ" quantize a.kvt -o q4.kvqz --bits 4 --key-block 16 --value-group 16 --outliers 5
 expect 0 'wrote d4\.kvt: 2 layers x 2 heads x 96 tokens x 32 channels, fp32' "$KVQ" dequantize q4.kvqz -o d4.kvt
@@ -120,8 +120,22 @@ checks=$((checks + 1))
 # ---- calibrate -> quantize --calibration ----------------------------------------
 expect 0 'key ranges for 2 layers x 2 heads x 32 channels \(10000 ppm' "$KVQ" calibrate a.kvt -o c.kvc
 expect 0 'calibration file' "$KVQ" inspect c.kvc
-expect 0 'keys asym 4-bit calibrated' "$KVQ" quantize a.kvt -o qc.kvqz --calibration c.kvc
+# S7.3 --beyond-range clamp (below): the same keys without a single key outlier; the values keep theirs.
+outliers_in() { sed -nE 's/.*; outliers ([0-9]+) of .*/\1/p' out.txt; }
+expect 0 'keys asym 4-bit calibrated,' "$KVQ" quantize a.kvt -o qc.kvqz --calibration c.kvc
+with_outliers=$(outliers_in)
 check_errors qc.kvqz a.kvt
+expect 0 'keys asym 4-bit calibrated \(clamped\)' "$KVQ" quantize a.kvt -o qcc.kvqz --calibration c.kvc \
+    --beyond-range clamp
+clamped=$(outliers_in)
+[ "$clamped" -gt 0 ] && [ "$clamped" -lt "$with_outliers" ] ||
+    fail "clamped keys: $clamped outliers, expected fewer than $with_outliers but some (the values')"
+expect 0 'quantized KV file' "$KVQ" inspect qcc.kvqz
+key_outliers=$(awk '$3 == "keys" { sum += $13 } END { print sum + 0 }' out.txt)
+[ "$key_outliers" = 0 ] || fail "inspect qcc.kvqz: $key_outliers key outliers with --beyond-range clamp"
+expect 0 '' "$KVQ" quantize a.kvt -o qco.kvqz --calibration c.kvc --beyond-range outliers
+cmp -s qc.kvqz qco.kvqz || fail "--beyond-range outliers is not the default"
+checks=$((checks + 2))
 expect 0 'codebooks per layer' "$KVQ" calibrate a.kvt -o ck.kvc --codebook kmeans --bits 3 --iterations 5 --q-norm
 expect 0 'key codebook \(3 bits\)' "$KVQ" inspect ck.kvc
 expect 0 'keys nuq 3-bit calibrated' "$KVQ" quantize a.kvt -o qck.kvqz --scheme nuq --bits 3 --calibration ck.kvc
@@ -147,6 +161,9 @@ expect 2 'option --bits needs an argument' "$KVQ" quantize a.kvt -o x.kvqz --bit
 expect 2 'missing -o OUT\.kvqz' "$KVQ" quantize a.kvt
 expect 2 'missing the input file' "$KVQ" quantize -o x.kvqz
 expect 2 '--key-mode calibrated needs --calibration' "$KVQ" quantize a.kvt -o x.kvqz --key-mode calibrated
+expect 2 '--beyond-range applies to calibrated keys' "$KVQ" quantize a.kvt -o x.kvqz --beyond-range clamp
+expect 2 "--beyond-range 'wrap' is not one of: outliers, clamp" "$KVQ" quantize a.kvt -o x.kvqz \
+    --calibration c.kvc --beyond-range wrap
 expect 2 '--outliers 120 is not a percentage' "$KVQ" quantize a.kvt -o x.kvqz --outliers 120
 expect 2 '--budget .* is not a decimal number' "$KVQ" quantize a.kvt -o x.kvqz --budget nan
 expect 2 '--tokens 0 is out of range' "$KVQ" synth -o x.kvt --layers 1 --heads 1 --tokens 0 --head-dim 32 --seed 1

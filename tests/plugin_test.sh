@@ -2,9 +2,11 @@
 # plugin_test.sh KVQ DIR - the example third-party plugin (tests/plugin/) and its broken variants
 # under `kvq conform --backend DIR/libkvq_plugin_*.so`:
 #   - no module needs libkvq: none has an undefined kvq_ symbol (nm -D --undefined-only);
-#   - the correct plugin passes (exit 0) and the levels it does not advertise (L2 NUQ, L5 cache)
-#     are reported as skipped, never as passed;
-#   - each broken variant fails (exit 1) at the level and field its bug belongs to, and nowhere else;
+#   - the correct plugin passes (exit 0) and the level it does not advertise (L2 NUQ) is reported
+#     as skipped, never as passed;
+#   - each broken variant fails (exit 1) at the levels and field its bug belongs to, and nowhere else
+#     (variants 5-15 are the bugs kvq conform was blind to before spec 1.2.0, issue 11);
+#   - a variant that aborts is named: the runner's output says which case it was running;
 #   - a module without kvq_backend_entry, and one with another ABI version, are refused (exit 2)
 #     with the reason.
 # Uses a fixed seed so that a failure replays exactly (the runner prints the command).
@@ -60,7 +62,10 @@ failing_levels() {
 }
 
 # ---- built against the headers alone -------------------------------------------------------
-for name in example broken_ties broken_outlier broken_sink broken_rope no_entry wrong_abi; do
+broken=(broken_ties broken_outlier broken_sink broken_rope broken_fp16_rows broken_outlier_values broken_asym_min
+        broken_one_rounding broken_outlier_count broken_block_count broken_clamp broken_key_outlier
+        broken_weights_fp16 broken_wide_rope broken_positions broken_crash)
+for name in example "${broken[@]}" no_entry wrong_abi; do
     so=$(module "$name")
     [[ -f $so ]] || fail "missing module $so"
     if "$nm" -D --undefined-only "$so" | grep -q ' kvq_'; then
@@ -68,7 +73,7 @@ for name in example broken_ties broken_outlier broken_sink broken_rope no_entry 
         fail "$so needs kvq_ symbols from outside: a plugin must not link libkvq"
     fi
 done
-for name in example broken_ties broken_outlier broken_sink broken_rope; do
+for name in example "${broken[@]}"; do
     exported=$("$nm" -D --defined-only "$(module "$name")" | awk '$2 == "T" { print $3 }')
     [[ $exported == kvq_backend_entry ]] || fail "$name exports '$exported', expected only kvq_backend_entry"
 done
@@ -78,14 +83,13 @@ conform example
 [[ $status -eq 0 ]] || { cat "$work/example.txt" >&2; fail "example: exit status $status, expected 0"; }
 expect_line example '^result: PASS' "the summary"
 [[ -z $(failing_levels example) ]] || fail "example: failures at $(failing_levels example)"
-for level in L2 L5; do # not advertised (nuq_bits = 0, no CACHE op): every case skipped, none passed
+for level in L2; do # not advertised (nuq_bits = 0): every case skipped, none passed
     read -r cases passed failed skipped <<< "$(level_counts example "$level")"
     [[ ${cases:-0} -gt 0 && $passed -eq 0 && $failed -eq 0 && $skipped -eq $cases ]] ||
         fail "example: $level should be all skipped, got cases=$cases passed=$passed failed=$failed skipped=$skipped"
 done
 expect_line example 'caps\.nuq_bits lacks' "NUQ skips name the caps field"
-expect_line example 'caps\.ops lacks CACHE' "cache skips name the caps field"
-for level in L0 L1 L3 L4; do # advertised: something really ran and passed
+for level in L0 L1 L3 L4 L5; do # advertised: something really ran and passed
     read -r cases passed failed skipped <<< "$(level_counts example "$level")"
     [[ ${passed:-0} -gt 0 ]] || fail "example: nothing passed at $level"
 done
@@ -102,15 +106,47 @@ check_broken() {
     expect_line "$name" "$why" "the diagnostic says why"
     expect_line "$name" '^result: FAIL' "the summary"
 }
-check_broken broken_ties "L1 L3" '^FAIL L1 [^ ]+: (q_)?codes \[token [0-9]+, channel [0-9]+\]' \
+check_broken broken_ties "L1 L3 L5" '^FAIL L1 [^ ]+: (q_)?codes \[token [0-9]+, channel [0-9]+\]' \
     'class B \(S12\.2\).*is not at their boundary'
-check_broken broken_outlier "L3" \
+check_broken broken_outlier "L3 L5" \
     '^FAIL L3 [^ ]+: [a-z0-9]*_?outlier_index \[token [0-9]+, channel [0-9]+\]: got not an outlier' \
     'the backend lost it'
-check_broken broken_sink "L3" '^FAIL L3 [^ ]+: [a-z]_precision \[token 0\]: got 0 \(QUANTIZED\), expected 1 \(SINK\)' \
+check_broken broken_sink "L3 L5" '^FAIL L3 [^ ]+: [a-z]_precision \[token 0\]: got 0 \(QUANTIZED\), expected 1 \(SINK\)' \
     'S8: the first n_sinks tokens are attention sinks'
-check_broken broken_rope "L4" '^FAIL L4 attention_[^ ]+: out \[query head [0-9]+, channel [0-9]+\]' \
+check_broken broken_rope "L4 L5" '^FAIL L4 attention_[^ ]+: out \[query head [0-9]+, channel [0-9]+\]' \
     'the backend seems to rotate the wrong channel pairs'
+# The bugs of issue 11, each caught by the cases made for it (golden names in the patterns) and by
+# random cases of the same kind.
+check_broken broken_fp16_rows "L3 L5" '^FAIL L3 [a-z0-9_]+_inexact: q_fp16_rows \[row [0-9]+ \(token [0-9]+, SINK\)' \
+    'an unquantized token is stored as fp16\(x\), rounded to nearest even'
+check_broken broken_outlier_values "L3 L5" '^FAIL L3 [a-z0-9_]+_inexact: q_outlier_value \[token [0-9]+, channel' \
+    'an outlier stores fp16\(x\) rounded to nearest even \(S7\.4\)'
+check_broken broken_asym_min "L1 L3 L5" '^FAIL L1 uniform_asym_[0-9]bit: params \[token (3|7|11|15|19|23|27|31|35|39),' \
+    'group parameter a differs \(S3\.2 asym a = fp16_down\(min\)'
+check_broken broken_one_rounding "L1 L3" '^FAIL L1 uniform_asym_4bit: params \[token 42, .*got a=0x8002 .* b=0x3C01 .*expected a=0x8002 .* b=0x3C00' \
+    'group parameter b differs'
+check_broken broken_outlier_count "L3 L5" '^FAIL L3 values_asym4_d128: q_params \[token [0-9]+' \
+    'the dense range excludes outliers'
+check_broken broken_block_count "L3" '^FAIL L3 keys_online_partial_outliers_b64_d128: q_params \[key block 0 ' \
+    'the dense range excludes outliers'
+check_broken broken_clamp "L3" '^FAIL L3 keys_calibrated_clamp_asym4_d128: q_outlier_index .*expected not an outlier' \
+    'the backend stores an outlier the reference does not'
+check_broken broken_key_outlier "L4 L5" '^FAIL L4 attention_prod_[a-z0-9_]+: out \[query head [0-9]+, channel' \
+    'class A \(S12\.3\)'
+check_broken broken_weights_fp16 "L4 L5" '^FAIL L4 attention_prod_[a-z0-9_]+_uniform: out \[query head [0-9]+, channel' \
+    'class A \(S12\.3\)'
+check_broken broken_wide_rope "L4" '^FAIL L4 attention_d1024_n24_interleaved: out \[query head 0, channel' \
+    'class A \(S12\.3\)'
+check_broken broken_positions "L5" '^FAIL L5 cache_positions_s15_5: out\[step 2\]' \
+    'After append 2 of 3: 5 tokens, q_position 52'
+
+# ---- a backend that aborts: the runner names the case it was running ------------------------
+status=0
+"$kvq" conform --backend "$(module broken_crash)" --seed "$seed" --quiet > "$work/broken_crash.txt" 2>&1 || status=$?
+[[ $status -ne 0 && $status -ne 1 && $status -ne 2 ]] ||
+    { cat "$work/broken_crash.txt" >&2; fail "broken_crash: exit status $status, expected death by a signal"; }
+expect_line broken_crash '^kvq conform: fatal signal while running case L3 values_asym4_d512$' \
+    "the case that aborted is named, even with --quiet"
 
 # ---- modules the loader must refuse ---------------------------------------------------------
 conform no_entry
@@ -123,5 +159,5 @@ if grep -q '^level ' "$work/no_entry.txt" "$work/wrong_abi.txt"; then
     fail "a refused module was run"
 fi
 
-echo "plugin_test: example passes (L2, L5 skipped); ties, outlier, sink and rope bugs are caught at their level;" \
-     "modules without the entry symbol or with ABI 2 are refused"
+echo "plugin_test: example passes (L2 skipped); ${#broken[@]} broken variants are caught at their levels" \
+     "(the one that aborts is named); modules without the entry symbol or with ABI 2 are refused"

@@ -14,7 +14,7 @@ static const float ex_x[10 * 2] = {5, 7, -3, 7, 0, 7, 1, 7, 2, 7, 9, 7, -1, 7, 4
 START_TEST(test_ranges_worked_example)
 {
     kvq_channel_range r[2];
-    /* 200000 ppm of 10: K = floor(2.5) = 2, one per tail. Sorted channel 0:
+    /* 200000 ppm of 10: ceil(1) = 1 per tail (S7.1). Sorted channel 0:
      * -3 -2 -1 0 1 2 3 4 5 9, so lo = sorted[1] = -2 and hi = sorted[8] = 5. */
     ck_assert_int_eq(kvq_calibrate_channel_ranges(ex_x, 10, 2, 200000, r), KVQ_OK);
     ck_assert(r[0].lo == -2.0f && r[0].hi == 5.0f);
@@ -22,13 +22,16 @@ START_TEST(test_ranges_worked_example)
     /* 0 ppm: min and max. */
     ck_assert_int_eq(kvq_calibrate_channel_ranges(ex_x, 10, 2, 0, r), KVQ_OK);
     ck_assert(r[0].lo == -3.0f && r[0].hi == 9.0f);
-    /* 300000 ppm: K = 3, upper 2 and lower 1: lo = -2, hi = sorted[7] = 4. */
+    /* 100000 ppm: ceil(0.5) = 1 per tail, the same range as 200000. */
+    ck_assert_int_eq(kvq_calibrate_channel_ranges(ex_x, 10, 2, 100000, r), KVQ_OK);
+    ck_assert(r[0].lo == -2.0f && r[0].hi == 5.0f);
+    /* 300000 ppm: ceil(1.5) = 2 per tail: lo = sorted[2] = -1, hi = sorted[7] = 4. */
     ck_assert_int_eq(kvq_calibrate_channel_ranges(ex_x, 10, 2, 300000, r), KVQ_OK);
-    ck_assert(r[0].lo == -2.0f && r[0].hi == 4.0f);
+    ck_assert(r[0].lo == -1.0f && r[0].hi == 4.0f);
     /* 1000000 ppm: every sample is an outlier; the range collapses on sorted[4] = 1. */
     ck_assert_int_eq(kvq_calibrate_channel_ranges(ex_x, 10, 2, 1000000, r), KVQ_OK);
     ck_assert(r[0].lo == 1.0f && r[0].hi == 1.0f);
-    /* 950000 ppm: K = 10 (rounded), same collapse. */
+    /* 950000 ppm: ceil(4.75) = 5 per tail, same collapse. */
     ck_assert_int_eq(kvq_calibrate_channel_ranges(ex_x, 10, 2, 950000, r), KVQ_OK);
     ck_assert(r[0].lo == 1.0f && r[0].hi == 1.0f);
 }
@@ -118,14 +121,15 @@ START_TEST(test_samples_worked_example)
     const float expected[8] = {-1.0f, -0.5f, -0.25f, 1.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     for (int i = 0; i < 8; i++) ck_assert(z[i] == expected[i] && w[i] == 1.0f);
 
-    /* One outlier per token (125000 ppm of 8): 6 leaves token 1, whose dense
-     * range [-2, 2] gives a = 0, b = 2; token 2 loses one 3 and still has b = 0. */
+    /* One outlier per tail (125000 ppm of 8, S7.1): 6 and -2 leave token 1,
+     * whose dense range [0, 2] gives a = 1, b = 1; token 2 loses two 3s and
+     * still has b = 0. */
     c = values_config(125000);
     ck_assert_int_eq(kvq_calibration_samples(&c, sx, fisher, 3, 8, NULL, z, w, &n), KVQ_OK);
-    ck_assert_uint_eq(n, 7);
-    const float expected2[7] = {-1.0f, 0.0f, 0.5f, 1.0f, 1.0f, 1.0f, 1.0f};
-    const float weight2[7] = {4.0f, 4.5f, 5.0f, 6.0f, 6.5f, 7.0f, 7.5f}; /* fisher of elements 8, 9, 10, 12.. */
-    for (int i = 0; i < 7; i++) ck_assert(z[i] == expected2[i] && w[i] == weight2[i]);
+    ck_assert_uint_eq(n, 6);
+    const float expected2[6] = {-1.0f, 0.0f, 1.0f, 1.0f, 1.0f, 1.0f};
+    const float weight2[6] = {4.5f, 5.0f, 6.0f, 6.5f, 7.0f, 7.5f}; /* fisher of elements 9, 10, 12 .. 15 */
+    for (int i = 0; i < 6; i++) ck_assert(z[i] == expected2[i] && w[i] == weight2[i]);
 }
 END_TEST
 

@@ -42,6 +42,12 @@ START_TEST(spec_examples)
         {-0.1f, 0xAE66, 0xAE67, 0xAE66},
         {1e-8f, 0x0000, 0x0000, 0x0001},
         {-1e-8f, 0x8000, 0x8001, 0x8000},
+        {-0x1p-25f, 0x8000, 0x8001, 0x8000}, /* a tie to -0; up keeps the negative zero */
+        {1e30f, 0x7C00, 0x7BFF, 0x7C00},     /* S2.5: down steps from +inf back to 65504 */
+        {-1e30f, 0xFC00, 0xFC00, 0xFBFF},
+        {INFINITY, 0x7C00, 0x7C00, 0x7C00},  /* infinities are never stepped */
+        {-INFINITY, 0xFC00, 0xFC00, 0xFC00},
+        {NAN, 0x7E00, 0x7E00, 0x7E00},       /* nor is NaN */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ck_assert_msg(kvq_fp16_from_fp32(cases[i].x) == cases[i].nearest, "nearest(%a) = %04x, expected %04x",

@@ -6,31 +6,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* S7.1 worked examples: K = floor((ppm*n + 500000) / 10^6), upper = ceil(K/2). */
+/* S7.1 worked examples: each tail ceil(ppm * n / 2e6), total min(upper + lower, n). */
+static void expect_count(uint32_t n, uint32_t ppm, uint32_t per_tail, uint32_t total)
+{
+    kvq_outlier_count k = kvq_outlier_count_for(n, ppm);
+    ck_assert_uint_eq(k.upper, per_tail);
+    ck_assert_uint_eq(k.lower, per_tail);
+    ck_assert_uint_eq(k.total, total);
+}
+
 START_TEST(count_examples)
 {
-    kvq_outlier_count k = kvq_outlier_count_for(8, 250000);
-    ck_assert_uint_eq(k.total, 2);
-    ck_assert_uint_eq(k.upper, 1);
-    ck_assert_uint_eq(k.lower, 1);
-    k = kvq_outlier_count_for(8, 375000);
-    ck_assert_uint_eq(k.total, 3);
-    ck_assert_uint_eq(k.upper, 2);
-    ck_assert_uint_eq(k.lower, 1);
-    /* Round half up: 10000 ppm of 50 is exactly 0.5 -> 1; of 49 it is 0.49 -> 0. */
-    k = kvq_outlier_count_for(50, 10000);
-    ck_assert_uint_eq(k.total, 1);
-    ck_assert_uint_eq(k.upper, 1);
-    ck_assert_uint_eq(k.lower, 0);
-    ck_assert_uint_eq(kvq_outlier_count_for(49, 10000).total, 0);
-    ck_assert_uint_eq(kvq_outlier_count_for(128, 10000).total, 1); /* 1.28 -> 1 */
-    ck_assert_uint_eq(kvq_outlier_count_for(0, 500000).total, 0);
-    ck_assert_uint_eq(kvq_outlier_count_for(7, 0).total, 0);
+    /* The table of S7.1 at 1%: 0.16, 0.64, exactly 1, 1.005 and 20.48 per tail, rounded up. */
+    expect_count(32, 10000, 1, 2);
+    expect_count(128, 10000, 1, 2);
+    expect_count(200, 10000, 1, 2);
+    expect_count(201, 10000, 2, 4);
+    expect_count(4096, 10000, 21, 42);
+    /* The other fractions of S7.1. */
+    expect_count(8, 250000, 1, 2);
+    expect_count(8, 375000, 2, 4);
+    expect_count(16, 31250, 1, 2);
+    expect_count(3, 500000, 1, 2);
+    expect_count(3, 1000000, 2, 3); /* the tails meet: every element */
+    expect_count(7, 0, 0, 0);
+    expect_count(0, 500000, 0, 0);
+    expect_count(1, 1, 1, 1); /* the smallest fraction still marks one element per tail */
     /* No 32-bit overflow: 10^6 ppm of 2^30 elements. */
-    k = kvq_outlier_count_for(KVQ_MAX_TOKENS, 1000000);
-    ck_assert_uint_eq(k.total, KVQ_MAX_TOKENS);
-    ck_assert_uint_eq(k.upper, KVQ_MAX_TOKENS / 2);
-    ck_assert_uint_eq(k.lower, KVQ_MAX_TOKENS / 2);
+    expect_count(KVQ_MAX_TOKENS, 1000000, KVQ_MAX_TOKENS / 2, KVQ_MAX_TOKENS);
+    expect_count(KVQ_MAX_TOKENS, 999999, 536870376, 1073740752); /* 536870375.46 rounded up */
+}
+END_TEST
+
+/* The integer rule against the real quotient it stands for, over many (n, ppm). */
+START_TEST(count_is_ceiling)
+{
+    for (uint32_t n = 0; n < 300; n++)
+        for (uint32_t ppm = 0; ppm <= 1000000; ppm += 997) {
+            uint64_t num = (uint64_t)ppm * n;
+            uint32_t ceiling = (uint32_t)(num / 2000000u + (num % 2000000u != 0));
+            ck_assert_uint_eq(kvq_outlier_count_for(n, ppm).upper, ceiling);
+        }
 }
 END_TEST
 
@@ -42,8 +58,8 @@ START_TEST(select_example)
     ck_assert_int_eq(kvq_select_outliers(x, 8, 1, NULL, 250000, out), KVQ_OK);
     const uint8_t e1[8] = {0, 0, 1, 0, 0, 1, 0, 0};
     ck_assert_mem_eq(out, e1, 8);
-    ck_assert_int_eq(kvq_select_outliers(x, 8, 1, NULL, 375000, out), KVQ_OK);
-    const uint8_t e2[8] = {0, 0, 1, 1, 0, 1, 0, 0};
+    ck_assert_int_eq(kvq_select_outliers(x, 8, 1, NULL, 375000, out), KVQ_OK); /* two per tail */
+    const uint8_t e2[8] = {0, 0, 1, 1, 0, 1, 0, 1};
     ck_assert_mem_eq(out, e2, 8);
     ck_assert_int_eq(kvq_select_outliers(x, 8, 1, NULL, 0, out), KVQ_OK);
     const uint8_t none[8] = {0};
@@ -61,8 +77,8 @@ START_TEST(select_all_equal)
     const uint8_t e[4] = {1, 1, 0, 0};
     ck_assert_mem_eq(out, e, 4);
     const float z[4] = {0.0f, -0.0f, 0.0f, -0.0f};
-    ck_assert_int_eq(kvq_select_outliers(z, 4, 1, NULL, 250000, out), KVQ_OK); /* K = 1 */
-    const uint8_t e2[4] = {1, 0, 0, 0};
+    ck_assert_int_eq(kvq_select_outliers(z, 4, 1, NULL, 250000, out), KVQ_OK); /* one per tail */
+    const uint8_t e2[4] = {1, 1, 0, 0};
     ck_assert_mem_eq(out, e2, 4);
 }
 END_TEST
@@ -74,7 +90,7 @@ START_TEST(select_eligible_stride)
     const float x[10] = {9, 100, 1, 100, 8, 100, -7, 100, 4, 100};
     const uint8_t eligible[5] = {0, 1, 1, 1, 1}; /* the 9 is not eligible */
     uint8_t out[5];
-    /* n_e = 4, 500000 ppm -> K = 2: upper 8 (index 2), lower -7 (index 3). */
+    /* n_e = 4, 500000 ppm -> one per tail: upper 8 (index 2), lower -7 (index 3). */
     ck_assert_int_eq(kvq_select_outliers(x, 5, 2, eligible, 500000, out), KVQ_OK);
     const uint8_t e[5] = {0, 0, 1, 1, 0};
     ck_assert_mem_eq(out, e, 5);
@@ -175,6 +191,7 @@ static Suite *make_suite(void)
     Suite *s = suite_create("outliers");
     TCase *tc = tcase_create("S7");
     tcase_add_test(tc, count_examples);
+    tcase_add_test(tc, count_is_ceiling);
     tcase_add_test(tc, select_example);
     tcase_add_test(tc, select_all_equal);
     tcase_add_test(tc, select_eligible_stride);

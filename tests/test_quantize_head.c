@@ -41,7 +41,7 @@ static void expect_params(kvq_group_params p, uint16_t a, uint16_t b)
 }
 
 /* S4.6 example 1: values, head_dim 32, 2 tokens, 4-bit asymmetric, groups of
- * 16 channels, 31250 ppm (K = 1 per group: the largest element). */
+ * 16 channels, 31250 ppm (one outlier per tail and group, S7.1). */
 START_TEST(spec_example_values)
 {
     float x[64];
@@ -57,26 +57,28 @@ START_TEST(spec_example_values)
     ck_assert_uint_eq(qt->row_bytes, 16);
     ck_assert_uint_eq(qt->n_fp16_rows, 0);
     ck_assert_uint_eq(qt->n_params, 4);
-    expect_params(qt->params[0], 0xC400, 0x3378); /* a = -4, b = 0.233398 */
-    expect_params(qt->params[1], 0x0000, 0x3378);
+    expect_params(qt->params[0], 0xC380, 0x32EF); /* a = -3.75, b = 0.2166748046875 */
+    expect_params(qt->params[1], 0x3400, 0x32EF); /* a = 0.25 */
     expect_params(qt->params[2], 0xC300, 0x3778); /* a = -3.5, b = 0.466797 */
     expect_params(qt->params[3], 0xC300, 0x3778);
-    const uint8_t r0[16] = {0x10, 0x32, 0x54, 0x76, 0xA9, 0xCB, 0xED, 0xFF,
-                            0x10, 0x32, 0x54, 0x76, 0xA9, 0xCB, 0xED, 0xFF};
+    const uint8_t r0[16] = {0x00, 0x21, 0x53, 0x76, 0x98, 0xCA, 0xED, 0xFF,
+                            0x00, 0x21, 0x53, 0x76, 0x98, 0xCA, 0xED, 0xFF};
     const uint8_t r1[16] = {0x20, 0x64, 0xF9, 0xFD, 0x20, 0x64, 0xB9, 0xFD,
                             0x20, 0x64, 0xB9, 0xFD, 0x20, 0x64, 0xB9, 0xFD};
     expect_row(qt, 0, r0);
     expect_row(qt, 1, r1);
-    ck_assert_uint_eq(qt->n_outliers, 4);
-    const uint32_t ptr[3] = {0, 2, 4}, index[4] = {15, 31, 5, 23};
-    const uint16_t value[4] = {0xB400, 0x4380, 0x4D00, 0x4300}; /* -0.25, 3.75, 20, 3.5 */
+    ck_assert_uint_eq(qt->n_outliers, 8);
+    const uint32_t ptr[3] = {0, 4, 8}, index[8] = {0, 15, 16, 31, 0, 5, 16, 23};
+    /* -4, -0.25, 0, 3.75, -3.5, 20, -3.5, 3.5 */
+    const uint16_t value[8] = {0xC400, 0xB400, 0x0000, 0x4380, 0xC300, 0x4D00, 0xC300, 0x4300};
     ck_assert_mem_eq(qt->outlier_ptr, ptr, sizeof ptr);
     ck_assert_mem_eq(qt->outlier_index, index, sizeof index);
     ck_assert_mem_eq(qt->outlier_value, value, sizeof value);
     float y[64];
     ck_assert_int_eq(kvq_dequantize_head(qt, y), KVQ_OK);
-    ck_assert_float_eq(y[1], -3.7666015625f); /* -4 + 1 * 0.2333984375 */
-    ck_assert_float_eq(y[15], -0.25f);        /* outlier: replaced, not added */
+    ck_assert_float_eq(y[1], -3.75f);            /* -3.75 + 0 * 0.2166748046875 */
+    ck_assert_float_eq(y[2], -3.5333251953125f); /* -3.75 + 1 * 0.2166748046875 */
+    ck_assert_float_eq(y[15], -0.25f);           /* outlier: replaced, not added */
     ck_assert_float_eq(y[32 + 5], 20.0f);
     ck_assert_float_eq(y[32 + 1], -2.56640625f); /* -3.5 + 2 * 0.466796875 */
     kvq_qtensor_free(qt);
@@ -186,6 +188,36 @@ START_TEST(spec_example_calibrated_keys)
     ck_assert_float_eq(y[32 + 7], -1.0f);
     ck_assert_float_eq(y[32 + 11], -3.0f);
     ck_assert_float_eq(y[32 + 0], 0.334228515625f);
+    kvq_qtensor_free(qt);
+
+    /* S7.3 with beyond_range = CLAMP: the same codes and params, no outlier; the two
+     * elements beyond the range decode to the range's end levels. */
+    cfg.beyond_range = KVQ_BEYOND_RANGE_CLAMP;
+    qt = NULL;
+    ck_assert_int_eq(kvq_quantize_head(&cfg, x, 2, 32, NULL, &qt), KVQ_OK);
+    for (int c = 0; c < 32; c++) expect_params(qt->params[c], 0xBC00, 0x3045);
+    expect_row(qt, 0, r0);
+    expect_row(qt, 1, r1);
+    ck_assert_uint_eq(qt->n_outliers, 0);
+    for (int c = 0; c <= 32; c++) ck_assert_uint_eq(qt->outlier_ptr[c], 0);
+    ck_assert_int_eq(kvq_dequantize_head(qt, y), KVQ_OK);
+    ck_assert_float_eq(y[32 + 3], 1.0013427734375f); /* code 15: -1 + 15 * 0.1334228515625 */
+    ck_assert_float_eq(y[32 + 9], 1.0013427734375f); /* on hi: the same code as before */
+    ck_assert_float_eq(y[32 + 11], -1.0f);           /* code 0 */
+    ck_assert_float_eq(y[32 + 0], 0.334228515625f);
+    kvq_qtensor_free(qt);
+
+    /* Any other value is a bad enum for calibrated keys (S4.1 check 2), and *out is untouched. */
+    cfg.beyond_range = (kvq_beyond_range)2;
+    qt = (kvq_qtensor *)&cfg;
+    KVQ_EXPECT_STATUS(kvq_quantize_head(&cfg, x, 2, 32, NULL, &qt), KVQ_ERR_BAD_ENUM);
+    ck_assert_ptr_nonnull(strstr(kvq_last_error(), "beyond_range = 2"));
+    ck_assert_ptr_eq(qt, (kvq_qtensor *)&cfg);
+    /* Values and online keys never read it. */
+    kvq_head_config values = values_config(4, 0, 0);
+    values.beyond_range = (kvq_beyond_range)7;
+    qt = NULL;
+    ck_assert_int_eq(kvq_quantize_head(&values, x, 2, 32, NULL, &qt), KVQ_OK);
     kvq_qtensor_free(qt);
 }
 END_TEST
@@ -431,6 +463,15 @@ START_TEST(window_and_residual)
     for (int t = 1; t < 10; t++) ck_assert_uint_eq(qt->precision[t], KVQ_PREC_WINDOW);
     ck_assert_uint_eq(qt->n_fp16_rows, 10);
     check_slice(qt, x);
+    kvq_qtensor_free(qt);
+    /* S10.6: the window counts tokens, not quantized tokens: a policy token inside it keeps its
+     * precision and its place, and the token before the window stays quantized. */
+    cfg = values_config(4, 0, 0);
+    cfg.policy = (kvq_token_policy){KVQ_POLICY_TEXT_CENTRIC, 100000, 0, 3};
+    uint8_t modality[10] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 1};
+    ck_assert_int_eq(kvq_quantize_head(&cfg, x, 10, 32, modality, &qt), KVQ_OK);
+    const uint8_t w[10] = {0, 0, 0, 0, 0, 0, 0, KVQ_PREC_WINDOW, KVQ_PREC_POLICY, KVQ_PREC_WINDOW};
+    ck_assert_mem_eq(qt->precision, w, 10);
     kvq_qtensor_free(qt);
 }
 END_TEST

@@ -84,6 +84,23 @@ START_TEST(zero_range)
 }
 END_TEST
 
+/* S3.7 example 5: max - a_f is not exact in fp32, and S3.2's two roundings
+ * (the difference, then the product) give another b than one rounding would. */
+START_TEST(asym_two_roundings)
+{
+    kvq_quantizer q = {KVQ_SCHEME_UNIFORM_ASYM, 4, NULL};
+    kvq_group_params p = kvq_group_params_from_range(&q, -0x1p-23f, 15.0f);
+    ck_assert_uint_eq(p.a, 0x8002); /* -2^-23 is an fp16 subnormal: exact */
+    ck_assert_uint_eq(p.b, 0x3C00);
+    /* one rounding of the exact (15 + 2^-23) * R[4], in double, lands above 1 */
+    double exact = (15.0 + 0x1p-23) * (double)0x1.111112p-4f;
+    ck_assert(exact > 1.0 + 0x1p-24);
+    ck_assert_uint_eq(kvq_fp16_round_up((float)exact), 0x3C01);
+    /* and the first rounding is the one that loses it */
+    ck_assert(15.0f - (-0x1p-23f) == 15.0f);
+}
+END_TEST
+
 /* S6.8 example: NF2 over {-2, 0, 1, 6}: centre 2, half-range 4. */
 START_TEST(nuq_nf2_example)
 {
@@ -299,6 +316,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, ties_go_up);
     tcase_add_test(tc, sym4_example);
     tcase_add_test(tc, zero_range);
+    tcase_add_test(tc, asym_two_roundings);
     tcase_add_test(tc, nuq_nf2_example);
     tcase_add_test(tc, half_step_property);
     tcase_add_test(tc, codes_match_exact_rounding);

@@ -191,12 +191,15 @@ cli_quant_options cli_quant_defaults(void)
     q.value_group = 0;
     q.outlier_ppm = 10000;
     q.policy = kvq_token_policy_default();
+    q.beyond_range = KVQ_BEYOND_RANGE_OUTLIERS;
+    q.beyond_range_given = false;
     return q;
 }
 
 static const char *const scheme_names[] = {"asym", "sym", "nuq"};
 static const char *const key_mode_names[] = {"calibrated", "online"};
 static const char *const policy_names[] = {"quantize-all", "text-centric", "image-centric"};
+static const char *const beyond_range_names[] = {"outliers", "clamp"};
 
 bool cli_quant_option(const char *cmd, cli_quant_options *q, int code, const char *arg)
 {
@@ -245,6 +248,11 @@ bool cli_quant_option(const char *cmd, cli_quant_options *q, int code, const cha
         return cli_parse_u32(cmd, "--sinks", arg, 0, KVQ_MAX_TOKENS, &q->policy.n_sinks);
     case CLI_OPT_RECENT_WINDOW:
         return cli_parse_u32(cmd, "--recent-window", arg, 0, KVQ_MAX_TOKENS, &q->policy.recent_window);
+    case CLI_OPT_BEYOND_RANGE:
+        if (!cli_parse_choice(cmd, "--beyond-range", arg, beyond_range_names, 2, &v)) return false;
+        q->beyond_range = (kvq_beyond_range)v;
+        q->beyond_range_given = true;
+        return true;
     default:
         cli_usage_error(cmd, "internal: option code %d is not a quantization option", code);
         return false;
@@ -268,6 +276,7 @@ kvq_head_config cli_head_config(const cli_quant_options *q, kvq_role role, const
     c.outlier_ppm = q->outlier_ppm;
     c.channel_range = role == KVQ_ROLE_KEYS && q->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED ? ranges : NULL;
     c.policy = q->policy;
+    c.beyond_range = q->beyond_range;
     return c;
 }
 
@@ -279,6 +288,11 @@ const char *cli_scheme_name(kvq_scheme scheme)
 const char *cli_key_mode_name(kvq_key_mode mode)
 {
     return (unsigned)mode < 2 ? key_mode_names[mode] : "?";
+}
+
+const char *cli_beyond_range_name(kvq_beyond_range rule)
+{
+    return (unsigned)rule < 2 ? beyond_range_names[rule] : "?";
 }
 
 const char *cli_policy_name(kvq_policy_rule rule)

@@ -103,7 +103,8 @@ enum {
     CLI_OPT_BUDGET,
     CLI_OPT_SINKS,
     CLI_OPT_RECENT_WINDOW,
-    CLI_OPT_QUANT_LAST = CLI_OPT_RECENT_WINDOW
+    CLI_OPT_BEYOND_RANGE,
+    CLI_OPT_QUANT_LAST = CLI_OPT_BEYOND_RANGE
 };
 
 /* The long-option table entries for the options above, to splice into a command's table. */
@@ -120,7 +121,8 @@ enum {
     {"policy", required_argument, NULL, CLI_OPT_POLICY},                    \
     {"budget", required_argument, NULL, CLI_OPT_BUDGET},                    \
     {"sinks", required_argument, NULL, CLI_OPT_SINKS},                      \
-    {"recent-window", required_argument, NULL, CLI_OPT_RECENT_WINDOW}
+    {"recent-window", required_argument, NULL, CLI_OPT_RECENT_WINDOW},      \
+    {"beyond-range", required_argument, NULL, CLI_OPT_BEYOND_RANGE}
 
 /* Everything the quantization options decide; cli_quant_defaults() gives the defaults. */
 typedef struct cli_quant_options {
@@ -133,6 +135,8 @@ typedef struct cli_quant_options {
     uint32_t value_group;     /* values: channels per group, 0 = head_dim */
     uint32_t outlier_ppm;
     kvq_token_policy policy;
+    kvq_beyond_range beyond_range; /* calibrated keys: outliers or clamp (S7.3) */
+    bool beyond_range_given;
 } cli_quant_options;
 
 /* Defaults: 4 bits, asym, online keys in blocks of 128 tokens, one value
@@ -151,6 +155,7 @@ kvq_head_config cli_head_config(const cli_quant_options *q, kvq_role role, const
 /* Names for printing. */
 const char *cli_scheme_name(kvq_scheme scheme);
 const char *cli_key_mode_name(kvq_key_mode mode);
+const char *cli_beyond_range_name(kvq_beyond_range rule); /* "outliers", "clamp" */
 const char *cli_policy_name(kvq_policy_rule rule);
 const char *cli_precision_name(kvq_precision precision);
 

@@ -38,8 +38,8 @@ void cli_usage_calibrate(FILE *out)
             "  --iterations N      Lloyd iterations (default 25)\n"
             "  --q-norm            apply Q-Norm (S6.7) to the codebooks\n"
             "  Codebook samples follow the quantization options of `kvq quantize`\n"
-            "  (--value-group, --policy, --budget, --sinks, --recent-window): tokens the\n"
-            "  policy keeps in fp16 and outliers are not codebook-quantized, so they are left out.\n");
+            "  (--value-group, --policy, --budget, --sinks, --recent-window, --beyond-range): tokens\n"
+            "  the policy keeps in fp16 and outliers are not codebook-quantized, so they are left out.\n");
 }
 
 enum { OPT_CODEBOOK = 1, OPT_FISHER, OPT_ITERATIONS, OPT_QNORM, OPT_HELP };

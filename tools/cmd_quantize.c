@@ -37,6 +37,8 @@ void cli_usage_quantize(FILE *out)
             "  --sinks S              attention sinks kept in fp16 (default 1)\n"
             "  --recent-window W      newest tokens kept in fp16 (default 0)\n"
             "  --calibration FILE.kvc key channel ranges (calibrated keys) and NUQ codebooks\n"
+            "  --beyond-range R       calibrated keys outside their channel range: outliers (stored\n"
+            "                         exactly, the default) | clamp (no outliers, S7.3)\n"
             "  Prints one summary line: tokens, fp16 token rows, outliers, bytes, compression.\n");
 }
 
@@ -162,6 +164,8 @@ int cmd_quantize(int argc, char **argv)
         q.key_mode = calibration != NULL ? KVQ_KEYS_PER_CHANNEL_CALIBRATED : KVQ_KEYS_PER_CHANNEL_ONLINE;
     if (q.key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED && calibration == NULL)
         return cli_usage_error(CMD, "--key-mode calibrated needs --calibration FILE.kvc");
+    if (q.beyond_range_given && q.key_mode != KVQ_KEYS_PER_CHANNEL_CALIBRATED)
+        return cli_usage_error(CMD, "--beyond-range applies to calibrated keys (--calibration FILE.kvc) only");
     const char *input = argv[optind];
 
     kvq_kvfile *kv = NULL;
@@ -198,11 +202,13 @@ int cmd_quantize(int argc, char **argv)
             struct stat sb;
             uint64_t after = stat(output, &sb) == 0 ? (uint64_t)sb.st_size : 0;
             uint64_t before = t.elements * 2; /* the same KV in fp16 */
-            printf("quantize: wrote %s: %u layers x %u heads x %u tokens x %u channels; keys %s %u-bit %s, "
+            bool clamp = q.key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED && q.beyond_range == KVQ_BEYOND_RANGE_CLAMP;
+            printf("quantize: wrote %s: %u layers x %u heads x %u tokens x %u channels; keys %s %u-bit %s%s, "
                    "values %s %u-bit; fp16 token rows %llu of %llu (keys and values); outliers %llu of %llu elements (%.4f%%); "
                    "bytes %llu (fp16) -> %llu (kvqz), ratio %.3fx\n",
                    output, kv->n_layers, kv->n_heads, kv->n_tokens, kv->head_dim, cli_scheme_name(q.scheme),
-                   q.key_bits, cli_key_mode_name(q.key_mode), cli_scheme_name(q.scheme), q.value_bits,
+                   q.key_bits, cli_key_mode_name(q.key_mode), clamp ? " (clamped)" : "", cli_scheme_name(q.scheme),
+                   q.value_bits,
                    (unsigned long long)t.fp16_rows, (unsigned long long)t.token_rows,
                    (unsigned long long)t.outliers, (unsigned long long)t.elements,
                    t.elements ? 100.0 * (double)t.outliers / (double)t.elements : 0.0,

@@ -47,8 +47,10 @@ kvq_status cuda_quant_job_enqueue(kvq_backend_context *ctx, const cuda_quant_job
                                             cfg->outlier_ppm, job->precision, &q, job->params, codes_u8, mask_u8,
                                             job->u_base, s);
     } else {
+        /* S7.3: without ranges the kernel marks no outlier (beyond_range CLAMP). */
+        const float *ranges = cfg->beyond_range == KVQ_BEYOND_RANGE_CLAMP ? NULL : job->cal_ranges;
         err = kvq_cuda_quantize_keys_calibrated(job->x, job->x_base, job->t_begin, job->t_end, d, job->precision, &q,
-                                                job->cal_params, job->cal_ranges, codes_u8, mask_u8, job->u_base, s);
+                                                job->cal_params, ranges, codes_u8, mask_u8, job->u_base, s);
     }
     if (err == cudaSuccess)
         err = kvq_cuda_pack_token_rows(codes_u8, job->u_base, job->t_begin, job->t_end, d, cfg->quantizer.bits,

@@ -20,6 +20,10 @@ kvq_status cuda_check_config_enums(kvq_backend_context *ctx, const kvq_head_conf
         config->key_mode != KVQ_KEYS_PER_CHANNEL_ONLINE)
         return cuda_fail(ctx, KVQ_ERR_BAD_ENUM, "%s.key_mode = %d is not a kvq_key_mode", name,
                          (int)config->key_mode);
+    if (config->role == KVQ_ROLE_KEYS && config->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED &&
+        config->beyond_range != KVQ_BEYOND_RANGE_OUTLIERS && config->beyond_range != KVQ_BEYOND_RANGE_CLAMP)
+        return cuda_fail(ctx, KVQ_ERR_BAD_ENUM, "%s.beyond_range = %d is not a kvq_beyond_range", name,
+                         (int)config->beyond_range);
     kvq_policy_rule rule = config->policy.rule;
     if (rule != KVQ_POLICY_QUANTIZE_ALL && rule != KVQ_POLICY_TEXT_CENTRIC && rule != KVQ_POLICY_IMAGE_CENTRIC)
         return cuda_fail(ctx, KVQ_ERR_BAD_ENUM, "%s.policy.rule = %d is not a kvq_policy_rule", name, (int)rule);

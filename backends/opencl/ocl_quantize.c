@@ -75,17 +75,18 @@ static kvq_status quantize_groups(kvq_backend_context *ctx, const kvq_head_confi
     const kvq_qtensor *h = &t->header;
     size_t n = h->n_tokens, d = h->head_dim;
     if (h->role == KVQ_ROLE_KEYS && h->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED) {
-        /* S4.2: fixed per-channel parameters; S7.3: the strict outlier rule. */
+        /* S4.2: fixed per-channel parameters; S7.3: the strict outlier rule, or clamping. */
         cl_mem range = NULL;
         kvq_status st = ocl_buffer(ctx, d * sizeof(kvq_channel_range), config->channel_range, false, &range,
                                    "channel ranges");
         if (st != KVQ_OK) return st;
         ocl_arg pargs[] = {OCL_MEM(range), OCL_U32(d), OCL_I32(h->scheme), OCL_U32(h->bits), OCL_MEM(t->params)};
         st = ocl_launch(ctx, OCL_K_CALIBRATED_PARAMS, pargs, 5, d, 0, true);
+        int outliers = config->beyond_range == KVQ_BEYOND_RANGE_OUTLIERS;
         ocl_arg eargs[] = {OCL_MEM(x),       OCL_MEM(t->precision), OCL_MEM(range),          OCL_MEM(t->params),
                            OCL_U64(n),       OCL_U32(d),            OCL_I32(h->scheme),      OCL_U32(h->bits),
-                           OCL_MEM(t->codebook), OCL_MEM(codes8),   OCL_MEM(mask)};
-        if (st == KVQ_OK) st = ocl_launch(ctx, OCL_K_CALIBRATED_ENCODE, eargs, 11, n * d, 0, true);
+                           OCL_MEM(t->codebook), OCL_I32(outliers), OCL_MEM(codes8),         OCL_MEM(mask)};
+        if (st == KVQ_OK) st = ocl_launch(ctx, OCL_K_CALIBRATED_ENCODE, eargs, 12, n * d, 0, true);
         ocl_release(&range);
         return st;
     }

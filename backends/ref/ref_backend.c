@@ -93,7 +93,7 @@ static kvq_status ref_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps)
         .ops = KVQ_BACKEND_OP_PACK | KVQ_BACKEND_OP_QUANTIZE | KVQ_BACKEND_OP_DEQUANTIZE |
                KVQ_BACKEND_OP_ATTENTION | KVQ_BACKEND_OP_CACHE,
         .features = KVQ_BACKEND_FEATURE_OUTLIERS | KVQ_BACKEND_FEATURE_SINKS | KVQ_BACKEND_FEATURE_POLICY |
-                    KVQ_BACKEND_FEATURE_GROUPS,
+                    KVQ_BACKEND_FEATURE_GROUPS | KVQ_BACKEND_FEATURE_CLAMP,
         .uniform_bits = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 8),
         .nuq_bits = (1u << 2) | (1u << 3) | (1u << 4),
         .key_modes = (1u << KVQ_KEYS_PER_CHANNEL_CALIBRATED) | (1u << KVQ_KEYS_PER_CHANNEL_ONLINE),

@@ -87,7 +87,7 @@ cudaError_t kvq_cuda_quantize_values(const float *x, uint32_t x_base, uint32_t t
 
 /* S4.2 calibrated keys: params[c] fixed (computed by the caller); codes and the
  * strict outlier rule (S7.3) for every QUANTIZED token in [t_begin, t_end).
- * ranges holds lo, hi per channel. */
+ * ranges holds lo, hi per channel; NULL for beyond_range CLAMP (no outliers). */
 cudaError_t kvq_cuda_quantize_keys_calibrated(const float *x, uint32_t x_base, uint32_t t_begin, uint32_t t_end,
                                               uint32_t head_dim, const uint8_t *precision,
                                               const kvq_cuda_quantizer *q, const uint32_t *params,
@@ -144,7 +144,7 @@ typedef struct kvq_cuda_batch_job {
     const uint8_t *precision;    /* [tensor tokens] */
     uint32_t *params;            /* values, online keys: written in the role's layout */
     const uint32_t *cal_params;  /* calibrated keys: params[d], read */
-    const float *cal_ranges;     /* calibrated keys: lo, hi per channel */
+    const float *cal_ranges;     /* calibrated keys: lo, hi per channel; NULL: clamp (S7.3) */
     uint32_t *codes;             /* packed rows, row t */
     uint8_t *codes_u8, *mask_u8; /* scratch, row 0 = token u_base; mask_u8 zeroed */
     const uint32_t *slot;        /* fp16 rows (S4.1 step 3) of the range, or NULL: none written */

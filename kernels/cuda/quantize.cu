@@ -199,7 +199,8 @@ __device__ __forceinline__ void quantize_keys_calibrated_element(const float *x,
     float v = x[(size_t)(t - x_base) * d + c];
     size_t u = (size_t)(t - u_base) * d + c;
     codes_u8[u] = (uint8_t)kvq_dev_encode(q.scheme, q.bits, params[c], q.threshold, v);
-    mask_u8[u] = (uint8_t)(v < ranges[2u * c] || v > ranges[2u * c + 1u]); /* strict (S7.3) */
+    /* strict (S7.3); no ranges: beyond_range CLAMP, the code alone clamps */
+    mask_u8[u] = (uint8_t)(ranges != nullptr && (v < ranges[2u * c] || v > ranges[2u * c + 1u]));
 }
 
 __global__ void quantize_keys_calibrated_kernel(const float *x, uint32_t x_base, uint32_t t_begin, uint32_t t_end,

@@ -103,13 +103,12 @@ __device__ __forceinline__ float kvq_dev_decode_word(uint32_t scheme, uint32_t b
                           kvq_dev_fp32((uint16_t)(params >> 16)), signpost, code);
 }
 
-/* S7.1: K = floor((ppm * n + 500000) / 10^6) in 64-bit integers; the upper
- * tail gets ceil(K/2), the lower floor(K/2). */
+/* S7.1 (spec 1.2.0): each tail its own ceil(ppm * n / 2e6), in 64-bit integers. */
 __device__ __forceinline__ void kvq_dev_outlier_count(uint32_t n, uint32_t ppm, uint32_t *upper, uint32_t *lower)
 {
-    unsigned long long k = ((unsigned long long)ppm * n + 500000ull) / 1000000ull;
-    *upper = (uint32_t)((k + 1ull) / 2ull);
-    *lower = (uint32_t)(k / 2ull);
+    unsigned long long per_tail = ((unsigned long long)ppm * n + 1999999ull) / 2000000ull;
+    *upper = (uint32_t)per_tail;
+    *lower = (uint32_t)per_tail;
 }
 
 /* S7.2 rankings: larger first for the upper tail, smaller first for the lower

@@ -144,9 +144,9 @@ kvq_quantize_groups(__global const float *x, __global const uchar *precision, ui
         uint n_eligible = kvq_group_eligible(precision, tok0, tok_step, group, lidx);
         if (n_eligible == 0) continue; /* fp16 tokens only: params stay {0, 0} */
 
-        /* S7.1: K = round-half-up(ppm * n / 10^6), the odd one to the upper tail. */
-        ulong k = ((ulong)outlier_ppm * n_eligible + 500000u) / 1000000u;
-        uint upper = (uint)((k + 1u) / 2u), lower = (uint)(k / 2u);
+        /* S7.1: each tail ceil(ppm * n / 2e6), in integers. */
+        ulong per_tail = ((ulong)outlier_ppm * n_eligible + 1999999u) / 2000000u;
+        uint upper = (uint)per_tail, lower = (uint)per_tail;
         bool all = (ulong)upper + lower >= n_eligible;
         float mn = 0.0f, mx = 0.0f;
         if (all) {
@@ -187,12 +187,13 @@ __kernel void kvq_calibrated_params(__global const float2 *range, uint d, int sc
         params[c] = kvq_params_from_range(scheme, bits, range[c].x, range[c].y);
 }
 
-/* S4.2, S7.3 calibrated keys: codes of QUANTIZED tokens; an element is an
- * outlier iff it lies strictly outside its channel's range. */
+/* S4.2, S7.3 calibrated keys: codes of QUANTIZED tokens; with `outliers`
+ * (beyond_range OUTLIERS) an element is an outlier iff it lies strictly
+ * outside its channel's range, otherwise (CLAMP) none is: its code clamps it. */
 __kernel void kvq_calibrated_encode(__global const float *x, __global const uchar *precision,
                                     __global const float2 *range, __global const uint *params, ulong n, uint d,
-                                    int scheme, uint bits, __global const float *codebook, __global uchar *codes,
-                                    __global uchar *mask)
+                                    int scheme, uint bits, __global const float *codebook, int outliers,
+                                    __global uchar *codes, __global uchar *mask)
 {
     ulong total = n * d;
     for (ulong g = get_global_id(0); g < total; g += get_global_size(0)) {
@@ -202,6 +203,6 @@ __kernel void kvq_calibrated_encode(__global const float *x, __global const ucha
         float v = x[g];
         int kv = kvq_key(v);
         codes[g] = (uchar)kvq_encode(scheme, bits, params[c], v, codebook);
-        mask[g] = (uchar)(kv < kvq_key(range[c].x) || kv > kvq_key(range[c].y));
+        mask[g] = (uchar)(outliers && (kv < kvq_key(range[c].x) || kv > kvq_key(range[c].y)));
     }
 }

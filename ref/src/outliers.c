@@ -8,17 +8,20 @@
  */
 #include "internal.h"
 
-/* S7.1: K = round-half-up(ppm * n / 10^6) in exact 64-bit integers (no
- * floating point, so every implementation agrees). When K is odd the upper
- * tail gets the extra one: an arbitrary but fixed choice. Callers that take
- * ppm from a user reject ppm > 1000000 first. */
+/* S7.1 (since 1.2.0): each tail has its own count, outlier_ppm / 2 of the n
+ * elements rounded up, in exact 64-bit integers (no floating point, so every
+ * implementation agrees): ceil(ppm * n / 2e6) = floor((ppm * n + 1999999) / 2e6).
+ * ppm * n < 2^50 for n <= 2^30. Rounding each tail up is what KVQuant's
+ * two-sided percentile rule amounts to; rounding the total to nearest (1.1.0)
+ * gave one upper outlier and no lower one per 128-wide row at 1%, and none at
+ * 32. Callers that take ppm from a user reject ppm > 1000000 first. */
 kvq_outlier_count kvq_outlier_count_for(uint32_t n, uint32_t outlier_ppm)
 {
-    uint64_t k = ((uint64_t)outlier_ppm * n + 500000u) / 1000000u;
+    uint64_t per_tail = ((uint64_t)outlier_ppm * n + 1999999u) / 2000000u;
     kvq_outlier_count count;
-    count.total = (uint32_t)k;
-    count.upper = (uint32_t)((k + 1u) / 2u);
-    count.lower = (uint32_t)(k / 2u);
+    count.upper = (uint32_t)per_tail;
+    count.lower = (uint32_t)per_tail;
+    count.total = (uint32_t)(2u * per_tail > n ? n : 2u * per_tail);
     return count;
 }
 

@@ -27,6 +27,11 @@ kvq_status kvq_head_config_check_enums(const kvq_head_config *config, const char
     if (config->role == KVQ_ROLE_KEYS && config->key_mode != KVQ_KEYS_PER_CHANNEL_CALIBRATED &&
         config->key_mode != KVQ_KEYS_PER_CHANNEL_ONLINE)
         return kvq_fail(KVQ_ERR_BAD_ENUM, "%s.key_mode = %d is not a kvq_key_mode", name, (int)config->key_mode);
+    /* S7.3: read by calibrated keys only, so only they are checked. */
+    if (config->role == KVQ_ROLE_KEYS && config->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED &&
+        config->beyond_range != KVQ_BEYOND_RANGE_OUTLIERS && config->beyond_range != KVQ_BEYOND_RANGE_CLAMP)
+        return kvq_fail(KVQ_ERR_BAD_ENUM, "%s.beyond_range = %d is not a kvq_beyond_range", name,
+                        (int)config->beyond_range);
     kvq_policy_rule rule = config->policy.rule;
     if (rule != KVQ_POLICY_QUANTIZE_ALL && rule != KVQ_POLICY_TEXT_CENTRIC && rule != KVQ_POLICY_IMAGE_CENTRIC)
         return kvq_fail(KVQ_ERR_BAD_ENUM, "%s.policy.rule = %d is not a kvq_policy_rule", name, (int)rule);
@@ -199,7 +204,9 @@ static kvq_status quantize_keys_online(const kvq_head_config *config, const floa
 }
 
 /* S4.2 calibrated keys: one group per channel with the offline range
- * [lo_c, hi_c]; an element outside it (strictly) is an outlier (S7.3). */
+ * [lo_c, hi_c]; an element outside it (strictly) is an outlier, or, with
+ * KVQ_BEYOND_RANGE_CLAMP, just gets the code the thresholds give it, which
+ * clamps it to the range (S7.3). */
 static void quantize_keys_calibrated(const kvq_head_config *config, const float *x, uint32_t n_tokens,
                                      uint32_t head_dim, const uint8_t *precision, uint8_t *codes, uint8_t *mask,
                                      kvq_group_params *params)
@@ -207,13 +214,14 @@ static void quantize_keys_calibrated(const kvq_head_config *config, const float 
     for (uint32_t c = 0; c < head_dim; c++)
         params[c] = kvq_group_params_from_range(&config->quantizer, config->channel_range[c].lo,
                                                 config->channel_range[c].hi);
+    bool outliers = config->beyond_range == KVQ_BEYOND_RANGE_OUTLIERS;
     for (uint32_t t = 0; t < n_tokens; t++) {
         if (precision[t] != KVQ_PREC_QUANTIZED) continue;
         for (uint32_t c = 0; c < head_dim; c++) {
             size_t i = (size_t)t * head_dim + c;
             kvq_channel_range r = config->channel_range[c];
             codes[i] = (uint8_t)kvq_encode(&config->quantizer, params[c], x[i]);
-            mask[i] = (uint8_t)(x[i] < r.lo || x[i] > r.hi);
+            mask[i] = (uint8_t)(outliers && (x[i] < r.lo || x[i] > r.hi));
         }
     }
 }

@@ -21,14 +21,27 @@
 #include "kvq/kvq_backend.h"
 
 /* ---- deliberately broken builds ------------------------------------------
- * The same sources build the correct plugin and four variants with one
- * realistic bug each, so that tests/plugin_test.sh can show that the
- * conformance runner catches them. KVQ_PLUGIN_BREAK is set by CMake. */
+ * The same sources build the correct plugin and variants with one realistic
+ * bug each, so that tests/plugin_test.sh can show that the conformance runner
+ * catches them. KVQ_PLUGIN_BREAK is set by CMake. Bugs 5-16 are those an
+ * independent check found kvq conform blind to before spec 1.2.0 (issue 11). */
 #define EX_BREAK_NONE 0
-#define EX_BREAK_TIES 1    /* decision points from parameters not yet rounded to fp16 (example_uniform.c) */
-#define EX_BREAK_OUTLIER 2 /* the last outlier of each group is not stored (example_quantize.c) */
-#define EX_BREAK_SINK 3    /* the sink tokens are quantized (example_policy.c) */
-#define EX_BREAK_ROPE 4    /* RoPE rotates the other pairing (example_attention.c) */
+#define EX_BREAK_TIES 1            /* decision points from parameters not yet rounded to fp16 (example_uniform.c) */
+#define EX_BREAK_OUTLIER 2         /* the last outlier of each group is not stored (example_quantize.c) */
+#define EX_BREAK_SINK 3            /* the sink tokens are quantized (example_policy.c) */
+#define EX_BREAK_ROPE 4            /* RoPE rotates the other pairing (example_attention.c) */
+#define EX_BREAK_FP16_ROWS 5       /* fp16 rows rounded toward zero (example_quantize.c) */
+#define EX_BREAK_OUTLIER_VALUES 6  /* outlier values rounded toward zero (example_quantize.c) */
+#define EX_BREAK_ASYM_MIN 7        /* the asymmetric minimum rounded to nearest, not down (example_uniform.c) */
+#define EX_BREAK_ONE_ROUNDING 8    /* b from one rounding of (max - a) * R, not two (example_uniform.c) */
+#define EX_BREAK_OUTLIER_COUNT 9   /* spec 1.1.0's count: the total rounded to nearest (example_outliers.c) */
+#define EX_BREAK_BLOCK_COUNT 10    /* online key outliers counted over the whole block (example_outliers.c) */
+#define EX_BREAK_CLAMP 11          /* calibrated keys ignore beyond_range CLAMP (example_quantize.c) */
+#define EX_BREAK_KEY_OUTLIER 12    /* production-format attention drops key outliers (example_attention.c) */
+#define EX_BREAK_WEIGHTS_FP16 13   /* production-format attention rounds weights to fp16 (example_attention.c) */
+#define EX_BREAK_WIDE_ROPE 14      /* the RoPE pair index in 8 bits: head_dim above 512 (example_attention.c) */
+#define EX_BREAK_POSITIONS 15      /* default positions after explicit ones (example_cache.c) */
+#define EX_BREAK_CRASH 16          /* abort() on head_dim above 256 (example_quantize.c) */
 #ifndef KVQ_PLUGIN_BREAK
 #define KVQ_PLUGIN_BREAK EX_BREAK_NONE
 #endif
@@ -59,6 +72,9 @@ kvq_status ex_check_finite(ex_error *err, const float *x, size_t n, const char *
 uint16_t ex_fp16_nearest(float x); /* round to nearest, ties to even */
 uint16_t ex_fp16_down(float x);    /* largest fp16 <= x */
 uint16_t ex_fp16_up(float x);      /* smallest fp16 >= x */
+#if KVQ_PLUGIN_BREAK == EX_BREAK_FP16_ROWS || KVQ_PLUGIN_BREAK == EX_BREAK_OUTLIER_VALUES
+uint16_t ex_fp16_toward_zero(float x); /* only the broken builds round this way */
+#endif
 float ex_fp16_to_fp32(uint16_t h); /* exact */
 
 /* ---- S3: uniform quantization of one group ------------------------------ */
@@ -86,9 +102,12 @@ bool ex_select_outliers(const float *x, uint32_t n, size_t stride, const uint8_t
 
 /* ---- S8, S10, S4.3: token precision ------------------------------------- */
 kvq_status ex_check_policy(ex_error *err, const kvq_token_policy *policy, const char *name);
-/* Final precision of every token of a head slice (sinks, policy, window, residual). */
-void ex_token_precision(const kvq_head_config *config, const uint8_t *modality, uint32_t n_tokens,
-                        uint8_t *precision);
+/* S10.3: decisions (SINK, POLICY or QUANTIZED) of tokens n_before .. n_before + n_new - 1,
+ * hp_before of the earlier ones POLICY; modality[i] is token n_before + i's (NULL: all image). */
+void ex_decide(const kvq_token_policy *policy, const uint8_t *modality, uint32_t n_before, uint32_t hp_before,
+               uint32_t n_new, uint8_t *decided);
+/* S10.4, S4.3: the final precision of every token of a slice from its decisions (window, residual). */
+void ex_final_precision(const kvq_head_config *config, const uint8_t *decided, uint32_t n, uint8_t *precision);
 
 /* ---- S4: head slices ---------------------------------------------------- */
 /* A backend tensor is a kvq_qtensor whose arrays this plugin allocated. */
@@ -101,13 +120,31 @@ void ex_tensor_free(kvq_backend_tensor *t);
 size_t ex_outlier_ptr_count(const kvq_qtensor *qt);
 /* S4.4/S4.5: a host qtensor is consistent (used by tensor_upload). */
 kvq_status ex_check_qtensor(ex_error *err, const kvq_qtensor *qt, const char *name);
+/* S4.1 checks 2 and 4-9 of a configuration (`name` as in messages, e.g. "key_config"). */
+kvq_status ex_check_config(ex_error *err, const kvq_head_config *config, uint32_t head_dim, const char *name);
+/* S4.1 check 11 (NULL modality: nothing to check). */
+kvq_status ex_check_modality(ex_error *err, const uint8_t *modality, uint32_t n, const char *name);
 /* S4.1 */
 kvq_status ex_quantize_head(ex_error *err, const kvq_head_config *config, const float *x, uint32_t n_tokens,
                             uint32_t head_dim, const uint8_t *modality, kvq_backend_tensor **out);
+/* S4.1 steps 2-7 for checked arguments, with the tokens' S10.3 decisions given (the cache's). */
+kvq_status ex_quantize_decided(ex_error *err, const kvq_head_config *config, const float *x, uint32_t n_tokens,
+                               uint32_t head_dim, const uint8_t *decided, kvq_backend_tensor **out);
 /* A deep copy of a consistent host qtensor. */
 kvq_status ex_tensor_copy(ex_error *err, const kvq_qtensor *src, kvq_backend_tensor **out);
 /* S4.5: exact fp32 values; the tensor is consistent by construction. */
 void ex_dequantize(const kvq_qtensor *qt, float *out);
+
+/* ---- S15: the cache ------------------------------------------------------ */
+kvq_status ex_cache_create(ex_error *err, const kvq_head_config *key_config, const kvq_head_config *value_config,
+                           uint32_t head_dim, kvq_backend_cache **out);
+kvq_status ex_cache_append(ex_error *err, kvq_backend_cache *cache, const float *keys, const float *values,
+                           const uint8_t *modality, const uint32_t *positions, uint32_t n_new);
+kvq_status ex_cache_attend(ex_error *err, kvq_backend_cache *cache, const kvq_rope *rope, const float *q,
+                           uint32_t n_q, uint32_t q_position, float *out);
+kvq_status ex_cache_view(ex_error *err, const kvq_backend_cache *cache, const kvq_backend_tensor **keys,
+                         const kvq_backend_tensor **values);
+void ex_cache_free(kvq_backend_cache *cache);
 
 /* ---- S9, S11: attention ------------------------------------------------- */
 kvq_status ex_attention(ex_error *err, const kvq_qtensor *keys, const kvq_qtensor *values,

@@ -40,7 +40,15 @@ static void rope_rotate(const kvq_rope *rope, uint32_t d, uint32_t position, flo
 {
     if (rope == NULL || rope->pairing == KVQ_ROPE_NONE) return;
     for (uint32_t i = 0; i < d / 2u; i++) {
+#if KVQ_PLUGIN_BREAK == EX_BREAK_WIDE_ROPE
+        /* BUG (kvq_plugin_broken_wide_rope): the pair index that makes the
+         * frequency is kept in 8 bits, so pairs 256 .. 511 (head_dim above
+         * 512) rotate with the frequencies of pairs 0 .. 255. */
+        uint8_t pair = (uint8_t)i;
+        double theta = pow((double)rope->base, -2.0 * (double)pair / (double)d);
+#else
         double theta = pow((double)rope->base, -2.0 * (double)i / (double)d);
+#endif
         double angle = fmod((double)position * theta, two_pi);
         float c = (float)cos(angle), s = (float)sin(angle);
         uint32_t ia, ib;
@@ -109,6 +117,29 @@ kvq_status ex_attention(ex_error *err, const kvq_qtensor *keys, const kvq_qtenso
      * outliers are already in them), then RoPE on the keys at their positions. */
     ex_dequantize(keys, k);
     ex_dequantize(values, v);
+#if KVQ_PLUGIN_BREAK == EX_BREAK_KEY_OUTLIER || KVQ_PLUGIN_BREAK == EX_BREAK_WEIGHTS_FP16
+    /* The production format (head_dim 128, HALF RoPE, keys and values of one
+     * width and one value group per token) gets a "fast path", as in the
+     * CUDA backend; the bugs below live only there. */
+    bool fast = d == 128 && rope != NULL && rope->pairing == KVQ_ROPE_HALF && keys->bits == values->bits &&
+                values->group_size == values->head_dim;
+#endif
+#if KVQ_PLUGIN_BREAK == EX_BREAK_KEY_OUTLIER
+    /* BUG (kvq_plugin_broken_key_outlier): the fast path decodes every key
+     * element from its code, so a key outlier (S7.4) becomes its clamped code. */
+    if (fast) {
+        kvq_quantizer kq = {keys->scheme, keys->bits, NULL};
+        bool online = keys->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE;
+        uint8_t row[KVQ_MAX_HEAD_DIM];
+        for (uint32_t c = 0; c < d; c++)
+            for (uint32_t j = keys->outlier_ptr[c]; j < keys->outlier_ptr[c + 1]; j++) {
+                uint32_t t = keys->outlier_index[j];
+                ex_unpack_row(keys->codes + (size_t)t * keys->row_bytes, (uint32_t)d, keys->bits, row);
+                kvq_group_params p = keys->params[online ? (size_t)(t / keys->group_size) * d + c : c];
+                k[(size_t)t * d + c] = ex_decode(&kq, p, row[c]);
+            }
+    }
+#endif
     for (size_t t = 0; t < n; t++) rope_rotate(rope, (uint32_t)d, key_positions[t], k + t * d);
 
     float sqrt_d = sqrtf((float)d); /* S12.3 allows dividing by fl32(sqrt(d)) */
@@ -126,6 +157,12 @@ kvq_status ex_attention(ex_error *err, const kvq_qtensor *keys, const kvq_qtenso
         float sum = 0.0f;
         for (size_t t = 0; t < n; t++) {
             e[t] = expf(e[t] - max); /* in (0, 1]: no overflow */
+#if KVQ_PLUGIN_BREAK == EX_BREAK_WEIGHTS_FP16
+            /* BUG (kvq_plugin_broken_weights_fp16): the fast path keeps the
+             * weights in fp16 (a half-precision P tile): 2^-11 relative
+             * error each, far above what S12.3 allows. */
+            if (fast) e[t] = ex_fp16_to_fp32(ex_fp16_nearest(e[t]));
+#endif
             sum += e[t];
         }
         /* S11.4: the weighted sum of the values, divided once at the end. */

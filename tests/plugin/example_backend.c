@@ -5,9 +5,9 @@
  *  - one exported function, kvq_backend_entry, returning a static table;
  *  - capabilities that say honestly what is implemented (the runner tests
  *    only that and reports the rest as skipped): uniform 2/3/4/8-bit codes,
- *    values in channel groups, calibrated and online keys, outliers, sinks,
- *    the token policy, RoPE half/interleaved/none, host memory; no NUQ and no
- *    cache (their slots are NULL);
+ *    values in channel groups, calibrated and online keys (outliers or
+ *    clamping beyond the range), outliers, sinks, the token policy, RoPE
+ *    half/interleaved/none, a cache, host memory; no NUQ (L2 is skipped);
  *  - every failure returns the spec's status (S13) and leaves a message for
  *    last_error; no output is written on failure;
  *  - tensors are opaque to the caller: here they are qtensors in host memory,
@@ -19,14 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if KVQ_PLUGIN_BREAK == EX_BREAK_TIES
-#define EX_NAME "example-broken-ties"
-#elif KVQ_PLUGIN_BREAK == EX_BREAK_OUTLIER
-#define EX_NAME "example-broken-outlier"
-#elif KVQ_PLUGIN_BREAK == EX_BREAK_SINK
-#define EX_NAME "example-broken-sink"
-#elif KVQ_PLUGIN_BREAK == EX_BREAK_ROPE
-#define EX_NAME "example-broken-rope"
+/* CMake names each build, e.g. "example-broken-ties" (tests/plugin/CMakeLists.txt). */
+#ifdef KVQ_PLUGIN_NAME
+#define EX_NAME KVQ_PLUGIN_NAME
 #else
 #define EX_NAME "example"
 #endif
@@ -84,9 +79,10 @@ static kvq_status ex_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps)
                        caps->struct_size, sizeof *caps);
     kvq_backend_caps c = {
         .struct_size = sizeof c,
-        .ops = KVQ_BACKEND_OP_PACK | KVQ_BACKEND_OP_QUANTIZE | KVQ_BACKEND_OP_DEQUANTIZE | KVQ_BACKEND_OP_ATTENTION,
+        .ops = KVQ_BACKEND_OP_PACK | KVQ_BACKEND_OP_QUANTIZE | KVQ_BACKEND_OP_DEQUANTIZE | KVQ_BACKEND_OP_ATTENTION |
+               KVQ_BACKEND_OP_CACHE,
         .features = KVQ_BACKEND_FEATURE_OUTLIERS | KVQ_BACKEND_FEATURE_SINKS | KVQ_BACKEND_FEATURE_POLICY |
-                    KVQ_BACKEND_FEATURE_GROUPS,
+                    KVQ_BACKEND_FEATURE_GROUPS | KVQ_BACKEND_FEATURE_CLAMP,
         .uniform_bits = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 8),
         .nuq_bits = 0, /* no NUQ (S6) */
         .key_modes = (1u << KVQ_KEYS_PER_CHANNEL_CALIBRATED) | (1u << KVQ_KEYS_PER_CHANNEL_ONLINE),
@@ -242,13 +238,51 @@ static kvq_status ex_attention_decode(kvq_backend_context *ctx, const kvq_backen
                         key_positions_host, rope, q_host, n_q, q_position, out_host);
 }
 
+/* ---- L5: the cache (S15) ------------------------------------------------------ */
+
+static kvq_status ex_cache_create_slot(kvq_backend_context *ctx, const kvq_head_config *key_config,
+                                       const kvq_head_config *value_config, uint32_t head_dim,
+                                       kvq_backend_cache **out)
+{
+    if (ctx == NULL) return KVQ_ERR_NULL_ARGUMENT;
+    return ex_cache_create(&ctx->err, key_config, value_config, head_dim, out);
+}
+
+static kvq_status ex_cache_append_slot(kvq_backend_context *ctx, kvq_backend_cache *cache, const float *keys_host,
+                                       const float *values_host, const uint8_t *modality_host,
+                                       const uint32_t *positions_host, uint32_t n_new)
+{
+    if (ctx == NULL) return KVQ_ERR_NULL_ARGUMENT;
+    return ex_cache_append(&ctx->err, cache, keys_host, values_host, modality_host, positions_host, n_new);
+}
+
+static kvq_status ex_cache_attend_slot(kvq_backend_context *ctx, kvq_backend_cache *cache, const kvq_rope *rope,
+                                       const float *q_host, uint32_t n_q, uint32_t q_position, float *out_host)
+{
+    if (ctx == NULL) return KVQ_ERR_NULL_ARGUMENT;
+    return ex_cache_attend(&ctx->err, cache, rope, q_host, n_q, q_position, out_host);
+}
+
+static kvq_status ex_cache_view_slot(kvq_backend_context *ctx, const kvq_backend_cache *cache,
+                                     const kvq_backend_tensor **keys, const kvq_backend_tensor **values)
+{
+    if (ctx == NULL) return KVQ_ERR_NULL_ARGUMENT;
+    return ex_cache_view(&ctx->err, cache, keys, values);
+}
+
+static void ex_cache_free_slot(kvq_backend_context *ctx, kvq_backend_cache *cache)
+{
+    (void)ctx;
+    ex_cache_free(cache);
+}
+
 /* ---- the table ---------------------------------------------------------------- */
 
 static const kvq_backend_api example_api = {
     .abi_version = KVQ_BACKEND_ABI_VERSION,
     .struct_size = sizeof(kvq_backend_api),
     .name = EX_NAME,
-    .description = "example third-party plugin (tests/plugin): uniform codes, fp32 attention, no NUQ, no cache",
+    .description = "example third-party plugin (tests/plugin): uniform codes, fp32 attention, a cache, no NUQ",
     .list_devices = ex_list_devices,
     .open = ex_open,
     .close = ex_close,
@@ -265,12 +299,11 @@ static const kvq_backend_api example_api = {
     .tensor_free = ex_free_tensor,
     .attention_decode = ex_attention_decode,
     .attention_decode_batch = NULL, /* optional: the runner loops over attention_decode */
-    /* caps.ops has no KVQ_BACKEND_OP_CACHE: the cache slots stay NULL (level L5 is skipped). */
-    .cache_create = NULL,
-    .cache_append = NULL,
-    .cache_attend = NULL,
-    .cache_view = NULL,
-    .cache_free = NULL,
+    .cache_create = ex_cache_create_slot,
+    .cache_append = ex_cache_append_slot,
+    .cache_attend = ex_cache_attend_slot,
+    .cache_view = ex_cache_view_slot,
+    .cache_free = ex_cache_free_slot,
 };
 
 /* The one exported symbol. A plugin built against another ABI version

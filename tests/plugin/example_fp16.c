@@ -94,6 +94,13 @@ uint16_t ex_fp16_up(float x)
     return ex_fp16_to_fp32(h) < x ? step_up(h) : h;
 }
 
+#if KVQ_PLUGIN_BREAK == EX_BREAK_FP16_ROWS || KVQ_PLUGIN_BREAK == EX_BREAK_OUTLIER_VALUES
+/* Truncation, the rounding a kernel gets from a conversion that drops the
+ * low mantissa bits (or from an fp16 store in round-toward-zero mode). S2.2
+ * and S7.4 store fp16(x), nearest with ties to even. */
+uint16_t ex_fp16_toward_zero(float x) { return x >= 0.0f ? ex_fp16_down(x) : ex_fp16_up(x); }
+#endif
+
 /* S1.3: NaN fails both comparisons, infinities the second. */
 bool ex_in_fp16_range(float x) { return x >= -65504.0f && x <= 65504.0f; }
 

@@ -43,11 +43,27 @@ bool ex_select_outliers(const float *x, uint32_t n, size_t stride, const uint8_t
         is_outlier[i] = 0;
         if (eligible == NULL || eligible[i]) n_e++;
     }
-    /* S7.1: K = ppm * n_e / 10^6 rounded half up, in 64-bit integers; the
-     * upper tail takes the odd one. */
+#if KVQ_PLUGIN_BREAK == EX_BREAK_OUTLIER_COUNT
+    /* BUG (kvq_plugin_broken_outlier_count): spec 1.1.0's S7.1, the total
+     * rounded to nearest and the odd one given to the upper tail: one
+     * outlier per 128-wide row at 1%, none at 32. */
     uint64_t k = ((uint64_t)ppm * n_e + 500000u) / 1000000u;
     uint64_t upper = (k + 1u) / 2u, lower = k / 2u;
     if (k == 0) return true;
+#elif KVQ_PLUGIN_BREAK == EX_BREAK_BLOCK_COUNT
+    /* BUG (kvq_plugin_broken_block_count): the count is taken over the whole
+     * group, sink and policy tokens of an online key block included; S7.2
+     * counts the eligible elements only. Values are unaffected (all of a
+     * value group is eligible). */
+    uint64_t per_tail = ((uint64_t)ppm * n + 1999999u) / 2000000u;
+    uint64_t upper = per_tail, lower = per_tail;
+    if (per_tail == 0) return true;
+#else
+    /* S7.1: each tail its own ceil(ppm * n_e / 2e6), in 64-bit integers. */
+    uint64_t per_tail = ((uint64_t)ppm * n_e + 1999999u) / 2000000u;
+    uint64_t upper = per_tail, lower = per_tail;
+    if (per_tail == 0) return true;
+#endif
     if (upper + lower >= n_e) { /* S7.2 rule 1: the tails would meet, everything goes */
         for (uint32_t i = 0; i < n; i++) is_outlier[i] = (uint8_t)(eligible == NULL || eligible[i]);
         return true;

@@ -18,39 +18,44 @@ kvq_status ex_check_policy(ex_error *err, const kvq_token_policy *policy, const 
     return KVQ_OK;
 }
 
-/* S10.3 for a whole slice (no earlier tokens): sinks, then the preferred
- * modality while the budget lasts, earliest tokens first. */
-static void decide(const kvq_token_policy *policy, const uint8_t *modality, uint32_t n, uint8_t *precision)
+/* S10.3: tokens n_before .. n_before + n_new - 1 of a sequence whose first
+ * n_before tokens had hp_before POLICY decisions: sinks, then the preferred
+ * modality while the budget of the whole sequence so far lasts, earliest
+ * tokens first. modality[i] is token n_before + i's. */
+void ex_decide(const kvq_token_policy *policy, const uint8_t *modality, uint32_t n_before, uint32_t hp_before,
+               uint32_t n_new, uint8_t *decided)
 {
-    uint64_t remaining = (uint64_t)policy->budget_ppm * n / 1000000u; /* B, exact integers */
+    uint64_t budget = (uint64_t)policy->budget_ppm * ((uint64_t)n_before + n_new) / 1000000u; /* B, exact */
+    uint64_t remaining = budget > hp_before ? budget - hp_before : 0u;
     int preferred = policy->rule == KVQ_POLICY_TEXT_CENTRIC    ? KVQ_MODALITY_TEXT
                     : policy->rule == KVQ_POLICY_IMAGE_CENTRIC ? KVQ_MODALITY_IMAGE
                                                                : -1;
-    for (uint32_t t = 0; t < n; t++) {
+    for (uint32_t i = 0; i < n_new; i++) {
         /* S10.1: without modality bytes every token is an image token. */
-        int m = modality != NULL ? modality[t] : KVQ_MODALITY_IMAGE;
-        if (t < policy->n_sinks) {
+        int m = modality != NULL ? modality[i] : KVQ_MODALITY_IMAGE;
+        if ((uint64_t)n_before + i < policy->n_sinks) {
 #if KVQ_PLUGIN_BREAK == EX_BREAK_SINK
             /* BUG (kvq_plugin_broken_sink): the sink is recognised but then
              * quantized like any other token. S8.1: a sink is always fp16. */
-            precision[t] = KVQ_PREC_QUANTIZED;
+            decided[i] = KVQ_PREC_QUANTIZED;
 #else
-            precision[t] = KVQ_PREC_SINK; /* S8: sinks do not use the budget */
+            decided[i] = KVQ_PREC_SINK; /* S8: sinks do not use the budget */
 #endif
         } else if (m == preferred && remaining > 0) {
-            precision[t] = KVQ_PREC_POLICY;
+            decided[i] = KVQ_PREC_POLICY;
             remaining--;
         } else {
-            precision[t] = KVQ_PREC_QUANTIZED;
+            decided[i] = KVQ_PREC_QUANTIZED;
         }
     }
 }
 
-void ex_token_precision(const kvq_head_config *config, const uint8_t *modality, uint32_t n, uint8_t *precision)
+void ex_final_precision(const kvq_head_config *config, const uint8_t *decided, uint32_t n, uint8_t *precision)
 {
-    decide(&config->policy, modality, n, precision);
+    for (uint32_t t = 0; t < n; t++) precision[t] = decided[t];
 
-    /* S10.4: the newest recent_window tokens that would be quantized wait in fp16. */
+    /* S10.4: of the newest recent_window tokens (by index, t >= n - window),
+     * those that would be quantized wait in fp16. */
     uint32_t window = config->policy.recent_window;
     for (uint32_t t = n > window ? n - window : 0u; t < n; t++)
         if (precision[t] == KVQ_PREC_QUANTIZED) precision[t] = KVQ_PREC_WINDOW;

@@ -8,6 +8,7 @@
  */
 #include "example.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,52 +169,85 @@ kvq_status ex_check_qtensor(ex_error *err, const kvq_qtensor *qt, const char *na
 
 /* ---- S4.1 step 1: the configuration ------------------------------------ */
 
-static kvq_status check_config(ex_error *err, const kvq_head_config *c, uint32_t n_tokens, uint32_t head_dim)
+/* S4.1 checks 2 and 4-9: everything about a configuration but the token
+ * count (kvq_quantize_head checks that between the enums and the quantizer,
+ * S13.4; the cache's appends check it themselves). `name` names the argument. */
+static kvq_status check_enums(ex_error *err, const kvq_head_config *c, const char *name)
 {
     bool keys = c->role == KVQ_ROLE_KEYS;
     if (!keys && c->role != KVQ_ROLE_VALUES)
-        return ex_fail(err, KVQ_ERR_BAD_ENUM, "config.role = %d is not a kvq_role", (int)c->role);
+        return ex_fail(err, KVQ_ERR_BAD_ENUM, "%s.role = %d is not a kvq_role", name, (int)c->role);
     if (keys && c->key_mode != KVQ_KEYS_PER_CHANNEL_CALIBRATED && c->key_mode != KVQ_KEYS_PER_CHANNEL_ONLINE)
-        return ex_fail(err, KVQ_ERR_BAD_ENUM, "config.key_mode = %d is not a kvq_key_mode", (int)c->key_mode);
+        return ex_fail(err, KVQ_ERR_BAD_ENUM, "%s.key_mode = %d is not a kvq_key_mode", name, (int)c->key_mode);
+    if (keys && c->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED && c->beyond_range != KVQ_BEYOND_RANGE_OUTLIERS &&
+        c->beyond_range != KVQ_BEYOND_RANGE_CLAMP)
+        return ex_fail(err, KVQ_ERR_BAD_ENUM, "%s.beyond_range = %d is not a kvq_beyond_range", name,
+                       (int)c->beyond_range);
     if (c->policy.rule != KVQ_POLICY_QUANTIZE_ALL && c->policy.rule != KVQ_POLICY_TEXT_CENTRIC &&
         c->policy.rule != KVQ_POLICY_IMAGE_CENTRIC)
-        return ex_fail(err, KVQ_ERR_BAD_ENUM, "config.policy.rule = %d is not a kvq_policy_rule", (int)c->policy.rule);
+        return ex_fail(err, KVQ_ERR_BAD_ENUM, "%s.policy.rule = %d is not a kvq_policy_rule", name,
+                       (int)c->policy.rule);
     kvq_scheme s = c->quantizer.scheme;
     if (s != KVQ_SCHEME_UNIFORM_ASYM && s != KVQ_SCHEME_UNIFORM_SYM && s != KVQ_SCHEME_NUQ)
-        return ex_fail(err, KVQ_ERR_BAD_ENUM, "config.quantizer.scheme = %d is not a kvq_scheme", (int)s);
+        return ex_fail(err, KVQ_ERR_BAD_ENUM, "%s.quantizer.scheme = %d is not a kvq_scheme", name, (int)s);
+    return KVQ_OK;
+}
+
+static kvq_status check_rest(ex_error *err, const kvq_head_config *c, uint32_t head_dim, const char *name)
+{
+    bool keys = c->role == KVQ_ROLE_KEYS;
+    char quantizer[64];
+    snprintf(quantizer, sizeof quantizer, "%s.quantizer", name);
+    kvq_status st = ex_check_quantizer(err, &c->quantizer, quantizer);
+    if (st != KVQ_OK) return st;
+    if (head_dim == 0) return ex_fail(err, KVQ_ERR_ZERO_SIZE, "head_dim is 0");
+    bool online = keys && c->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE;
+    if (!keys && c->group_size != 0 && (c->group_size > head_dim || head_dim % c->group_size != 0))
+        return ex_fail(err, KVQ_ERR_BAD_GROUP_SIZE, "%s.group_size = %u does not divide head_dim = %u", name,
+                       c->group_size, head_dim);
+    if (online && c->group_size == 0)
+        return ex_fail(err, KVQ_ERR_BAD_GROUP_SIZE, "%s.group_size is 0 but online keys need blocks of >= 1 token",
+                       name);
+    st = ex_check_head_dim(err, head_dim, c->quantizer.bits);
+    if (st != KVQ_OK) return st;
+    char policy[64];
+    snprintf(policy, sizeof policy, "%s.policy", name);
+    st = ex_check_policy(err, &c->policy, policy);
+    if (st != KVQ_OK) return st;
+    if ((!keys || online) && c->outlier_ppm > 1000000u)
+        return ex_fail(err, KVQ_ERR_BUDGET_RANGE, "%s.outlier_ppm = %u exceeds 1000000 (100%%)", name, c->outlier_ppm);
+    if (keys && !online) {
+        if (c->channel_range == NULL)
+            return ex_fail(err, KVQ_ERR_BAD_CALIBRATION, "%s.channel_range is NULL but keys are calibrated", name);
+        for (uint32_t ch = 0; ch < head_dim; ch++) {
+            kvq_channel_range r = c->channel_range[ch];
+            if (!ex_in_fp16_range(r.lo) || !ex_in_fp16_range(r.hi) || r.lo > r.hi)
+                return ex_fail(err, KVQ_ERR_BAD_CALIBRATION,
+                               "%s.channel_range[%u] = [%g, %g] is not a range within the fp16 range", name, ch,
+                               (double)r.lo, (double)r.hi);
+        }
+    }
+    return KVQ_OK;
+}
+
+kvq_status ex_check_config(ex_error *err, const kvq_head_config *c, uint32_t head_dim, const char *name)
+{
+    kvq_status st = check_enums(err, c, name);
+    return st != KVQ_OK ? st : check_rest(err, c, head_dim, name);
+}
+
+/* S4.1 step 1 for kvq_quantize_head: enums, then the token count, then the rest. */
+static kvq_status check_config(ex_error *err, const kvq_head_config *c, uint32_t n_tokens, uint32_t head_dim)
+{
+    kvq_status st = check_enums(err, c, "config");
+    if (st != KVQ_OK) return st;
     if (n_tokens == 0) return ex_fail(err, KVQ_ERR_ZERO_SIZE, "n_tokens is 0");
     if (n_tokens > KVQ_MAX_TOKENS)
         return ex_fail(err, KVQ_ERR_BAD_ARGUMENT, "n_tokens = %u exceeds %u (S1.4)", n_tokens, KVQ_MAX_TOKENS);
     if (n_tokens > EX_MAX_TOKENS)
         return ex_fail(err, KVQ_ERR_BAD_ARGUMENT, "n_tokens = %u exceeds this backend's caps.max_tokens = %u",
                        n_tokens, EX_MAX_TOKENS);
-    kvq_status st = ex_check_quantizer(err, &c->quantizer, "config.quantizer");
-    if (st != KVQ_OK) return st;
-    if (head_dim == 0) return ex_fail(err, KVQ_ERR_ZERO_SIZE, "head_dim is 0");
-    bool online = keys && c->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE;
-    if (!keys && c->group_size != 0 && (c->group_size > head_dim || head_dim % c->group_size != 0))
-        return ex_fail(err, KVQ_ERR_BAD_GROUP_SIZE, "config.group_size = %u does not divide head_dim = %u",
-                       c->group_size, head_dim);
-    if (online && c->group_size == 0)
-        return ex_fail(err, KVQ_ERR_BAD_GROUP_SIZE, "config.group_size is 0 but online keys need blocks of >= 1 token");
-    st = ex_check_head_dim(err, head_dim, c->quantizer.bits);
-    if (st != KVQ_OK) return st;
-    st = ex_check_policy(err, &c->policy, "config.policy");
-    if (st != KVQ_OK) return st;
-    if ((!keys || online) && c->outlier_ppm > 1000000u)
-        return ex_fail(err, KVQ_ERR_BUDGET_RANGE, "config.outlier_ppm = %u exceeds 1000000 (100%%)", c->outlier_ppm);
-    if (keys && !online) {
-        if (c->channel_range == NULL)
-            return ex_fail(err, KVQ_ERR_BAD_CALIBRATION, "config.channel_range is NULL but keys are calibrated");
-        for (uint32_t ch = 0; ch < head_dim; ch++) {
-            kvq_channel_range r = c->channel_range[ch];
-            if (!ex_in_fp16_range(r.lo) || !ex_in_fp16_range(r.hi) || r.lo > r.hi)
-                return ex_fail(err, KVQ_ERR_BAD_CALIBRATION,
-                               "config.channel_range[%u] = [%g, %g] is not a range within the fp16 range", ch,
-                               (double)r.lo, (double)r.hi);
-        }
-    }
-    return KVQ_OK;
+    return check_rest(err, c, head_dim, "config");
 }
 
 /* ---- S4.1 steps 4-5: groups ----------------------------------------------- */
@@ -299,17 +333,26 @@ static bool quantize_keys_online(const kvq_head_config *c, const float *x, const
 }
 
 /* S4.2 calibrated keys: channel c has the fixed parameters of [lo_c, hi_c];
- * an element of a QUANTIZED token outside it (strictly) is an outlier (S7.3). */
+ * an element of a QUANTIZED token outside it (strictly) is an outlier, unless
+ * the configuration clamps (S7.3): then its code alone does the clamping. */
 static void quantize_keys_calibrated(const kvq_head_config *c, const float *x, const kvq_qtensor *qt, work *w)
 {
     uint32_t n = qt->n_tokens, d = qt->head_dim;
+#if KVQ_PLUGIN_BREAK == EX_BREAK_CLAMP
+    /* BUG (kvq_plugin_broken_clamp): the configuration's beyond_range is not
+     * read (a backend written before spec 1.2.0 that sets the CLAMP feature
+     * bit anyway): out-of-range keys are still stored as outliers. */
+    bool outliers = true;
+#else
+    bool outliers = c->beyond_range == KVQ_BEYOND_RANGE_OUTLIERS;
+#endif
     for (uint32_t t = 0; t < n; t++) w->eligible[t] = qt->precision[t] == KVQ_PREC_QUANTIZED;
     for (uint32_t ch = 0; ch < d; ch++) {
         kvq_channel_range r = c->channel_range[ch];
         qt->params[ch] = ex_quantize_group(&c->quantizer, r.lo, r.hi, x + ch, n, d, w->eligible, w->codes + ch);
         for (uint32_t t = 0; t < n; t++) {
             float v = x[(size_t)t * d + ch];
-            w->marks[t] = w->eligible[t] && (v < r.lo || v > r.hi);
+            w->marks[t] = outliers && w->eligible[t] && (v < r.lo || v > r.hi);
         }
         keep_outliers(w->marks, n, d, w->mask + ch);
     }
@@ -327,13 +370,28 @@ static void store_outliers(const float *x, const uint8_t *mask, kvq_qtensor *qt)
             size_t at = keys ? (size_t)i * qt->head_dim + r : (size_t)r * qt->head_dim + i;
             if (!mask[at]) continue;
             qt->outlier_index[k] = i;
+#if KVQ_PLUGIN_BREAK == EX_BREAK_OUTLIER_VALUES
+            /* BUG (kvq_plugin_broken_outlier_values): outlier values are
+             * truncated to fp16; S7.4 stores fp16(x), nearest even. */
+            qt->outlier_value[k++] = ex_fp16_toward_zero(x[at]);
+#else
             qt->outlier_value[k++] = ex_fp16_nearest(x[at]);
+#endif
         }
     }
     qt->outlier_ptr[lines] = k;
 }
 
 /* ---- S4.1 ----------------------------------------------------------------- */
+
+kvq_status ex_check_modality(ex_error *err, const uint8_t *modality, uint32_t n, const char *name)
+{
+    for (uint32_t t = 0; modality != NULL && t < n; t++)
+        if (modality[t] > KVQ_MODALITY_OTHER)
+            return ex_fail(err, KVQ_ERR_BAD_MODALITY, "%s[%u] = %u is not 0 (text), 1 (image) or 2 (other)", name, t,
+                           (unsigned)modality[t]);
+    return KVQ_OK;
+}
 
 kvq_status ex_quantize_head(ex_error *err, const kvq_head_config *config, const float *x, uint32_t n_tokens,
                             uint32_t head_dim, const uint8_t *modality, kvq_backend_tensor **out)
@@ -343,13 +401,29 @@ kvq_status ex_quantize_head(ex_error *err, const kvq_head_config *config, const 
     if (out == NULL) return ex_fail(err, KVQ_ERR_NULL_ARGUMENT, "out is NULL");
     kvq_status st = check_config(err, config, n_tokens, head_dim);
     if (st != KVQ_OK) return st;
-    size_t n = n_tokens, d = head_dim;
-    st = ex_check_finite(err, x, n * d, "x");
+    st = ex_check_finite(err, x, (size_t)n_tokens * head_dim, "x");
     if (st != KVQ_OK) return st;
-    for (uint32_t t = 0; modality != NULL && t < n_tokens; t++)
-        if (modality[t] > KVQ_MODALITY_OTHER)
-            return ex_fail(err, KVQ_ERR_BAD_MODALITY, "modality[%u] = %u is not 0 (text), 1 (image) or 2 (other)", t,
-                           (unsigned)modality[t]);
+    st = ex_check_modality(err, modality, n_tokens, "modality");
+    if (st != KVQ_OK) return st;
+    uint8_t *decided = malloc(n_tokens);
+    if (decided == NULL)
+        return ex_fail(err, KVQ_ERR_OUT_OF_MEMORY, "out of memory for %u token decisions", n_tokens);
+    ex_decide(&config->policy, modality, 0, 0, n_tokens, decided); /* S10.3 over the whole slice */
+    st = ex_quantize_decided(err, config, x, n_tokens, head_dim, decided, out);
+    free(decided);
+    return st;
+}
+
+kvq_status ex_quantize_decided(ex_error *err, const kvq_head_config *config, const float *x, uint32_t n_tokens,
+                               uint32_t head_dim, const uint8_t *decided, kvq_backend_tensor **out)
+{
+    size_t n = n_tokens, d = head_dim;
+#if KVQ_PLUGIN_BREAK == EX_BREAK_CRASH
+    /* BUG (kvq_plugin_broken_crash): an assertion left from a scratch buffer of
+     * 256 channels, while caps.max_head_dim says 1024. The process aborts;
+     * the runner must still say which case it was running. */
+    if (head_dim > 256) abort();
+#endif
 
     /* The header: every scalar field of S4.4. */
     bool keys = config->role == KVQ_ROLE_KEYS;
@@ -372,7 +446,7 @@ kvq_status ex_quantize_head(ex_error *err, const kvq_head_config *config, const 
     work w = {calloc(n * d, 1), calloc(n * d, 1), malloc(n > d ? n : d), malloc(n > d ? n : d)};
     kvq_backend_tensor *t = NULL;
     if (!precision || !w.codes || !w.mask || !w.marks || !w.eligible) goto oom;
-    ex_token_precision(config, modality, n_tokens, precision);
+    ex_final_precision(config, decided, n_tokens, precision);
     for (size_t i = 0; i < n; i++) h.n_fp16_rows += precision[i] != KVQ_PREC_QUANTIZED;
 
     t = tensor_alloc(&h); /* n_outliers is still 0: the outlier arrays come later */
@@ -384,7 +458,14 @@ kvq_status ex_quantize_head(ex_error *err, const kvq_head_config *config, const 
     for (uint32_t tok = 0, row = 0; tok < n_tokens; tok++) {
         qt->fp16_slot[tok] = precision[tok] == KVQ_PREC_QUANTIZED ? UINT32_MAX : row;
         if (precision[tok] == KVQ_PREC_QUANTIZED) continue;
+#if KVQ_PLUGIN_BREAK == EX_BREAK_FP16_ROWS
+        /* BUG (kvq_plugin_broken_fp16_rows): the rows of sink, policy, window
+         * and residual tokens are truncated to fp16. Invisible on fp16-exact
+         * inputs, which is all kvq_synth_kv makes (S14.3). */
+        for (size_t ch = 0; ch < d; ch++) qt->fp16_rows[row * d + ch] = ex_fp16_toward_zero(x[tok * d + ch]);
+#else
         for (size_t ch = 0; ch < d; ch++) qt->fp16_rows[row * d + ch] = ex_fp16_nearest(x[tok * d + ch]);
+#endif
         row++;
     }
 

@@ -51,9 +51,24 @@ static kvq_group_params params_from_range(const kvq_quantizer *q, float min, flo
     kvq_group_params p;
     if (q->scheme == KVQ_SCHEME_UNIFORM_ASYM) {
         /* a rounds down and b up, so the grid a + k b covers [min, max]. */
+#if KVQ_PLUGIN_BREAK == EX_BREAK_ASYM_MIN
+        /* BUG (kvq_plugin_broken_asym_min): the minimum is rounded to nearest,
+         * so a can lie above min (S3.2: a = fp16_down(min)). The same bits
+         * whenever min is an fp16 number. */
+        p.a = ex_fp16_nearest(min);
+#else
         p.a = ex_fp16_down(min);
+#endif
+#if KVQ_PLUGIN_BREAK == EX_BREAK_ONE_ROUNDING
+        /* BUG (kvq_plugin_broken_one_rounding): (max - a) * R evaluated in
+         * double and rounded once, as spec 1.1.0's overview wrote it; S3.2
+         * rounds the difference to fp32 first. They differ only when max - a
+         * is not an fp32 number (S3.7 example 5). */
+        p.b = ex_fp16_up((float)(((double)max - (double)ex_fp16_to_fp32(p.a)) * (double)asym_factor(q->bits)));
+#else
         float range = max - ex_fp16_to_fp32(p.a); /* one fp32 rounding */
         p.b = ex_fp16_up(range * asym_factor(q->bits));
+#endif
     } else {
         float absmax = fabsf(min) > fabsf(max) ? fabsf(min) : fabsf(max); /* +0 for a group of -0 */
         p.a = 0;

@@ -190,8 +190,8 @@ static bool check_outlier_row(const conform_run *run, const manifest_case *c, in
         snprintf(field, sizeof field, "is_outlier[row %d]", row);
         ok = judge_bytes_exact(field, e, g, n, 0, NULL, NULL, &r->diag);
         if (!ok)
-            diag_explain(&r->diag, "S7.2: the K = floor((ppm*n + 500000)/10^6) most extreme elements, ceil(K/2) from "
-                                   "the top, ties broken by the lower index.");
+            diag_explain(&r->diag, "S7.1, S7.2: ceil(ppm*n/2e6) elements from the top and as many from the bottom, "
+                                   "ties broken by the lower index.");
         golden_array_free(&got);
     }
     golden_array_free(&expected);

@@ -104,6 +104,8 @@ bool golden_config(const json_value *params, const json_value *policy, kvq_role 
     }
     config->key_mode = name_is(json_get_string(params, "key_mode"), "calibrated") ? KVQ_KEYS_PER_CHANNEL_CALIBRATED
                                                                                   : KVQ_KEYS_PER_CHANNEL_ONLINE;
+    config->beyond_range = name_is(json_get_string(params, "beyond_range"), "clamp") ? KVQ_BEYOND_RANGE_CLAMP
+                                                                                       : KVQ_BEYOND_RANGE_OUTLIERS;
     json_get_u32(params, "group_size", &config->group_size);
     json_get_u32(params, "outlier_ppm", &config->outlier_ppm);
     const char *rule = json_get_string(policy, "rule");
@@ -488,6 +490,18 @@ bool golden_cache_model(const char *dir, const manifest_case *c, kvq_attention_p
     if (!load_array(dir, c, "modality", MANIFEST_U8, &modality, d, m->golden_note, sizeof m->golden_note)) return false;
     m->modality = modality.data;
     if (modality.count != m->n_total) return golden_problem(d, c, "modality does not have one entry per token");
+    if (manifest_case_file(c, "explicit_positions") != NULL) {
+        /* S15.2: appends that pass positions (the others pass NULL and get the defaults) */
+        golden_array flags, positions;
+        if (!load_array(dir, c, "explicit_positions", MANIFEST_U8, &flags, d, m->golden_note, sizeof m->golden_note))
+            return false;
+        m->explicit_positions = flags.data;
+        if (flags.count != m->n_steps) return golden_problem(d, c, "explicit_positions does not have one entry per append");
+        if (!load_array(dir, c, "positions", MANIFEST_U32, &positions, d, m->golden_note, sizeof m->golden_note))
+            return false;
+        m->positions = positions.data;
+        if (positions.count != m->n_total) return golden_problem(d, c, "positions does not have one entry per token");
+    }
     if (m->key_config.key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED) {
         float *ranges = NULL;
         if (!golden_floats_load(dir, c, "channel_range", 2 * (size_t)m->head_dim, &ranges, d, m->golden_note,
@@ -509,8 +523,9 @@ bool golden_cache_model(const char *dir, const manifest_case *c, kvq_attention_p
         return false;
     kvq_qtensor klike = like_config(&m->key_config, m->n_total, m->head_dim);
     kvq_qtensor vlike = like_config(&m->value_config, m->n_total, m->head_dim);
-    snprintf(m->what, sizeof m->what, "cache of head_dim %u, %u appends (%u tokens), %u query heads", m->head_dim,
-             m->n_steps, m->n_total, m->n_q);
+    snprintf(m->what, sizeof m->what, "cache of head_dim %u, %u appends (%u tokens), %u query heads, positions %s",
+             m->head_dim, m->n_steps, m->n_total, m->n_q,
+             m->explicit_positions != NULL ? "explicit in some appends, default in the others" : "default");
     return golden_qtensor_load(dir, c, "final_k", &klike, &m->final_keys, d, m->golden_note, sizeof m->golden_note) &&
            golden_qtensor_load(dir, c, "final_v", &vlike, &m->final_values, d, m->golden_note,
                                sizeof m->golden_note) &&

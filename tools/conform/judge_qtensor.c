@@ -274,9 +274,10 @@ static bool judge_outliers(const qt_labels *l, const kvq_qtensor *e, const kvq_q
     char value[48], xs[64] = "";
     if (x != NULL) snprintf(xs, sizeof xs, " (x = %.9g)", (double)x[(size_t)ft * e->head_dim + fc]);
     const char *rule = keys && e->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED
-                           ? "S7.3: a calibrated key outside its channel's [lo, hi] is an outlier"
-                           : "S7.2: per group the K = floor((ppm*n + 500000)/10^6) most extreme elements, ties to the "
-                             "lower index";
+                           ? "S7.3: a calibrated key outside its channel's [lo, hi] is an outlier, unless "
+                             "beyond_range is CLAMP (then none is)"
+                           : "S7.1, S7.2: per group each tail's ceil(ppm*n/2e6) most extreme eligible elements, ties to "
+                             "the lower index";
     if (kind == 2) {
         diag_at(d, l->outlier_value, fidx, "token %u, channel %u", ft, fc);
         format_fp16(d->got, sizeof d->got, fg);

@@ -43,6 +43,7 @@ void cache_model_free(cache_model *m)
     free(m->values);
     free(m->modality);
     free(m->positions);
+    free(m->explicit_positions);
     free(m->queries);
     free(m->expected_out);
     free(m->bound);
@@ -129,13 +130,14 @@ const char *describe_pairing(kvq_rope_pairing pairing)
 
 void describe_head_config(char *out, size_t size, const kvq_head_config *c, uint32_t head_dim)
 {
-    char group[48];
+    char group[64];
     if (c->role == KVQ_ROLE_VALUES)
         snprintf(group, sizeof group, "group %u", c->group_size ? c->group_size : head_dim);
     else if (c->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE)
         snprintf(group, sizeof group, "online block %u", c->group_size);
     else
-        snprintf(group, sizeof group, "calibrated");
+        snprintf(group, sizeof group, "calibrated, %s beyond the range (S7.3)",
+                 c->beyond_range == KVQ_BEYOND_RANGE_CLAMP ? "clamped" : "outliers");
     snprintf(out, size, "%s %s %u-bit%s, %s, outliers %u ppm", c->role == KVQ_ROLE_KEYS ? "keys" : "values",
              scheme_name(c->quantizer.scheme), c->quantizer.bits,
              c->quantizer.scheme == KVQ_SCHEME_NUQ ? " (codebook)" : "", group,

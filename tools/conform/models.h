@@ -55,6 +55,8 @@ typedef struct cache_model {
     float *keys, *values;      /* [n_total][head_dim] */
     uint8_t *modality;         /* [n_total] or NULL */
     uint32_t *positions;       /* [n_total] or NULL (default positions, S15.2) */
+    uint8_t *explicit_positions; /* [n_steps]: 1 = append s passes its part of positions, 0 = NULL (the
+                                    defaults); NULL = every append passes positions when they are set */
     float *queries;            /* [n_steps][n_q][head_dim] */
     kvq_rope rope;
     /* golden expectations, or NULL: computed with libkvq's cache as the run goes */

@@ -5,6 +5,8 @@
  */
 #include "random_cases.h"
 
+#include "inexact.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,19 +53,13 @@ static bool fail(char *error, size_t size, const char *what)
     return false;
 }
 
-/* S3/S6: scheme and bits for a level; a NormalFloat or a random codebook for NUQ. */
-static bool random_quantizer(kvq_rng *r, int level, kvq_quantizer *q, kvq_codebook *cb)
+/* S6: a NormalFloat or a random codebook of `bits` bits. */
+static bool random_codebook(kvq_rng *r, uint32_t bits, kvq_codebook *cb)
 {
-    static const uint32_t uniform_bits[] = {2, 3, 4, 8}, nuq_bits[] = {2, 3, 4};
-    q->scheme = level == 1 ? (kvq_scheme)below(r, 2) : level == 2 ? KVQ_SCHEME_NUQ : (kvq_scheme)below(r, 3);
-    q->bits = q->scheme == KVQ_SCHEME_NUQ ? PICK(r, nuq_bits) : PICK(r, uniform_bits);
-    q->codebook = NULL;
-    if (q->scheme != KVQ_SCHEME_NUQ) return true;
-    if (chance(r, 50)) {
-        if (kvq_codebook_normalfloat(q->bits, cb) != KVQ_OK) return false;
-    } else {
+    if (chance(r, 50)) return kvq_codebook_normalfloat(bits, cb) == KVQ_OK;
+    {
         /* any sorted signposts in [-1, 1], sometimes with the ends pinned or two equal */
-        uint32_t levels = 1u << q->bits;
+        uint32_t levels = 1u << bits;
         float s[16];
         for (uint32_t i = 0; i < levels; i++) s[i] = 2.0f * kvq_rng_uniform(r) - 1.0f;
         for (uint32_t i = 1; i < levels; i++)
@@ -77,15 +73,28 @@ static bool random_quantizer(kvq_rng *r, int level, kvq_quantizer *q, kvq_codebo
             s[levels - 1] = 1.0f;
         }
         if (chance(r, 15)) s[1] = s[0];
-        if (kvq_codebook_from_signposts(q->bits, s, cb) != KVQ_OK) return false;
+        return kvq_codebook_from_signposts(bits, s, cb) == KVQ_OK;
     }
+}
+
+/* S3/S6: scheme and bits for a level; a NormalFloat or a random codebook for NUQ. */
+static bool random_quantizer(kvq_rng *r, int level, kvq_quantizer *q, kvq_codebook *cb)
+{
+    static const uint32_t uniform_bits[] = {2, 3, 4, 8}, nuq_bits[] = {2, 3, 4};
+    q->scheme = level == 1 ? (kvq_scheme)below(r, 2) : level == 2 ? KVQ_SCHEME_NUQ : (kvq_scheme)below(r, 3);
+    q->bits = q->scheme == KVQ_SCHEME_NUQ ? PICK(r, nuq_bits) : PICK(r, uniform_bits);
+    q->codebook = NULL;
+    if (q->scheme != KVQ_SCHEME_NUQ) return true;
+    if (!random_codebook(r, q->bits, cb)) return false;
     q->codebook = cb;
     return true;
 }
 
+/* Head dims up to S1.4's 1024 (512 and 1024 in one case of ten: they are slow on small devices). */
 static uint32_t pick_head_dim(kvq_rng *r, uint32_t bits_a, uint32_t bits_b)
 {
-    static const uint32_t dims[] = {32, 64, 80, 128, 256};
+    static const uint32_t dims[] = {32, 64, 80, 128, 256}, wide[] = {512, 1024};
+    if (chance(r, 10)) return PICK(r, wide); /* every width fits: 512 * bits is a multiple of 32 */
     uint32_t ok[5], n = 0;
     for (size_t i = 0; i < 5; i++)
         if (dims[i] * bits_a % 32 == 0 && dims[i] * bits_b % 32 == 0) ok[n++] = dims[i];
@@ -101,9 +110,11 @@ static void random_axis(kvq_rng *r, int level, kvq_role role, uint32_t head_dim,
     c->role = role;
     c->key_mode = KVQ_KEYS_PER_CHANNEL_ONLINE;
     c->group_size = 0;
+    c->beyond_range = KVQ_BEYOND_RANGE_OUTLIERS;
     if (role == KVQ_ROLE_KEYS) {
         if (level == 3 && chance(r, 40)) c->key_mode = KVQ_KEYS_PER_CHANNEL_CALIBRATED;
         if (c->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE) c->group_size = PICK(r, blocks);
+        else if (chance(r, 30)) c->beyond_range = KVQ_BEYOND_RANGE_CLAMP; /* S7.3 */
     } else if (chance(r, 50)) {
         uint32_t g = PICK(r, groups);
         if (g < head_dim && head_dim % g == 0) c->group_size = g;
@@ -129,6 +140,7 @@ typedef struct synth_data {
     float *keys, *values;
     uint8_t *modality;
     kvq_synth_params params;
+    bool inexact; /* keys and values moved off the fp16 grid (inexact.h) */
 } synth_data;
 
 static bool random_synth(kvq_rng *r, uint32_t n, uint32_t extra, uint32_t head_dim, synth_data *s)
@@ -153,7 +165,17 @@ static bool random_synth(kvq_rng *r, uint32_t n, uint32_t extra, uint32_t head_d
     s->keys = malloc(count * sizeof *s->keys);
     s->values = malloc(count * sizeof *s->values);
     s->modality = malloc(p->n_tokens);
-    return s->keys && s->values && s->modality && kvq_synth_kv(p, s->keys, s->values, s->modality) == KVQ_OK;
+    if (!s->keys || !s->values || !s->modality || kvq_synth_kv(p, s->keys, s->values, s->modality) != KVQ_OK)
+        return false;
+    /* Half the cases: inputs that are not fp16 numbers, so every fp16 row, outlier value and group
+     * minimum needs its rounding (S2.2, S3.2); ranges calibrated on them are not fp16 numbers either. */
+    s->inexact = chance(r, 50);
+    if (s->inexact) {
+        uint64_t seed = kvq_rng_next_u64(r);
+        conform_inexact(s->keys, count, seed);
+        conform_inexact(s->values, count, seed ^ 0x5bd1e995u);
+    }
+    return true;
 }
 
 static void synth_free(synth_data *s)
@@ -281,6 +303,7 @@ bool random_quantize(uint64_t case_seed, int level, quantize_model *m, char *err
     memcpy(m->x, m->config.role == KVQ_ROLE_KEYS ? s.keys : s.values, count * sizeof *m->x);
     if (with_modality) memcpy(m->modality, s.modality, m->n_tokens);
     kvq_synth_params sp = s.params;
+    bool inexact = s.inexact;
     synth_free(&s);
     if (level < 3 && chance(&r, 30)) edge_rows(&r, m->x, m->n_tokens, m->head_dim);
     quantize_model_link(m);
@@ -295,9 +318,10 @@ bool random_quantize(uint64_t case_seed, int level, quantize_model *m, char *err
     char config[128], policy[128];
     describe_head_config(config, sizeof config, &m->config, m->head_dim);
     describe_token_policy(policy, sizeof policy, &m->config.policy);
-    snprintf(m->what, sizeof m->what, "%s, head_dim %u, %u tokens, %s, modality %s (text %u / image %u runs), %u ties",
-             config, m->head_dim, m->n_tokens, policy, with_modality ? "given" : "NULL", sp.text_run, sp.image_run,
-             ties);
+    snprintf(m->what, sizeof m->what,
+             "%s, head_dim %u, %u tokens, %s, modality %s (text %u / image %u runs), %u ties, inputs %s", config,
+             m->head_dim, m->n_tokens, policy, with_modality ? "given" : "NULL", sp.text_run, sp.image_run, ties,
+             inexact ? "not fp16-exact" : "fp16-exact");
     return true;
 }
 
@@ -307,8 +331,35 @@ typedef struct attention_shape {
     kvq_head_config kc, vc;
     kvq_codebook kcb, vcb;
     kvq_rope rope;
-    int q_scale;
+    float q_scale;
+    bool production; /* the production format (below): positions are consecutive */
 } attention_shape;
+
+/* The format real models and the CUDA fast kernel use: head_dim 128, HALF
+ * RoPE at consecutive positions, keys and values of one scheme and code
+ * width (NUQ codebooks may differ), per-channel keys that have outliers
+ * (calibrated, or online in blocks of a multiple of 32 with outlier_ppm > 0),
+ * one value group per token, n_q 1, 4 or 8. Draws the values' quantizer and
+ * overrides what the caller drew for the rest. */
+static bool production_format(kvq_rng *r, kvq_head_config *kc, kvq_head_config *vc, kvq_codebook *vcb,
+                              uint32_t *head_dim, uint32_t *n_q, kvq_rope *rope)
+{
+    static const uint32_t blocks[] = {32, 64, 128}, key_ppms[] = {10000, 10000, 20000, 50000}, nqs[] = {1, 4, 8};
+    *head_dim = 128;
+    vc->quantizer = kc->quantizer;
+    if (vc->quantizer.scheme == KVQ_SCHEME_NUQ) {
+        if (!random_codebook(r, vc->quantizer.bits, vcb)) return false;
+        vc->quantizer.codebook = vcb;
+    }
+    kc->key_mode = chance(r, 50) ? KVQ_KEYS_PER_CHANNEL_CALIBRATED : KVQ_KEYS_PER_CHANNEL_ONLINE;
+    kc->beyond_range = KVQ_BEYOND_RANGE_OUTLIERS;
+    kc->group_size = kc->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE ? PICK(r, blocks) : 0;
+    kc->outlier_ppm = PICK(r, key_ppms);
+    vc->group_size = 0;
+    *n_q = PICK(r, nqs);
+    rope->pairing = KVQ_ROPE_HALF;
+    return true;
+}
 
 static bool random_attention_shape(kvq_rng *r, attention_shape *a)
 {
@@ -320,11 +371,15 @@ static bool random_attention_shape(kvq_rng *r, attention_shape *a)
     random_axis(r, 3, KVQ_ROLE_KEYS, a->head_dim, &a->kc);
     random_axis(r, 3, KVQ_ROLE_VALUES, a->head_dim, &a->vc);
     a->kc.policy = a->vc.policy = random_policy(r, 3);
-    a->n_q = between(r, 1, 8);
+    /* n_q = 1 (plain multi-head attention) in a third of the cases, 2 .. 8 otherwise */
+    a->n_q = chance(r, 33) ? 1 : between(r, 2, 8);
     a->rope.pairing = (kvq_rope_pairing)below(r, 3);
     a->rope.base = PICK(r, bases);
-    a->q_scale = chance(r, 30) ? 3 : 1;
-    return true;
+    /* small queries make the weights nearly uniform, so no single token (a sink) hides the others' errors */
+    uint32_t q = below(r, 10);
+    a->q_scale = q < 3 ? 3.0f : q < 5 ? 0.0625f : 1.0f;
+    a->production = chance(r, 35);
+    return !a->production || production_format(r, &a->kc, &a->vc, &a->vcb, &a->head_dim, &a->n_q, &a->rope);
 }
 
 /* One sequence of n tokens under shape a: inputs, quantized tensors, positions, output and bound. */
@@ -345,6 +400,7 @@ static bool random_sequence(kvq_rng *r, attention_shape *a, uint32_t n, kvq_atte
         kc.channel_range = ranges;
     }
     const uint8_t *modality = ok ? s.modality : NULL;
+    bool s_inexact = s.inexact;
     ok = ok && kvq_quantize_head(&kc, s.keys, n, a->head_dim, modality, &m->keys) == KVQ_OK &&
          kvq_quantize_head(&vc, s.values, n, a->head_dim, modality, &m->values) == KVQ_OK;
     free(ranges);
@@ -359,7 +415,7 @@ static bool random_sequence(kvq_rng *r, attention_shape *a, uint32_t n, kvq_atte
     m->expected = malloc(count * sizeof *m->expected);
     m->bound = malloc(count * sizeof *m->bound);
     if (!m->positions || !m->q || !m->expected || !m->bound) return fail(error, error_size, "out of memory");
-    uint32_t style = below(r, 100), first = style < 50 || n >= far ? 0 : between(r, 0, far - n);
+    uint32_t style = a->production ? 0 : below(r, 100), first = style < 50 || n >= far ? 0 : between(r, 0, far - n);
     uint32_t last = 0;
     for (uint32_t t = 0; t < n; t++) {
         m->positions[t] = style < 85 ? first + t : between(r, 0, far);
@@ -369,7 +425,7 @@ static bool random_sequence(kvq_rng *r, attention_shape *a, uint32_t n, kvq_atte
     m->n_q = a->n_q;
     m->rope = a->rope;
     for (size_t i = 0; i < count; i++)
-        m->q[i] = kvq_fp32_from_fp16(kvq_fp16_from_fp32((float)a->q_scale * kvq_rng_normal(r)));
+        m->q[i] = kvq_fp32_from_fp16(kvq_fp16_from_fp32(a->q_scale * kvq_rng_normal(r)));
     if (kvq_attention_decode(m->keys, m->values, m->positions, &m->rope, m->q, m->n_q, m->q_position, m->expected) !=
             KVQ_OK ||
         kvq_attention_error_bound_profile(m->keys, m->values, m->positions, &m->rope, m->q, m->n_q, m->q_position,
@@ -379,9 +435,13 @@ static bool random_sequence(kvq_rng *r, attention_shape *a, uint32_t n, kvq_atte
     describe_head_config(kd, sizeof kd, &kc, a->head_dim);
     describe_head_config(vd, sizeof vd, &vc, a->head_dim);
     describe_token_policy(pd, sizeof pd, &kc.policy);
-    snprintf(m->what, sizeof m->what, "%u tokens, head_dim %u, %u query heads, %s; %s; %s; positions %s %u..%u, base %g",
-             n, a->head_dim, a->n_q, kd, vd, pd, style < 85 ? "consecutive from" : "scattered in", style < 85 ? first : 0,
-             last, (double)a->rope.base);
+    /* the descriptions are far shorter than their buffers; the result says if the line was cut */
+    int length = snprintf(m->what, sizeof m->what,
+             "%s%u tokens, head_dim %u, %u query heads, %s; %s; %s; positions %s %u..%u, base %g, q scale %g, inputs %s",
+             a->production ? "production format: " : "", n, a->head_dim, a->n_q, kd, vd, pd,
+             style < 85 ? "consecutive from" : "scattered in", style < 85 ? first : 0, last, (double)a->rope.base,
+             (double)a->q_scale, s_inexact ? "not fp16-exact" : "fp16-exact");
+    if (length >= (int)sizeof m->what) memcpy(m->what + sizeof m->what - 4, "...", 4);
     return true;
 }
 
@@ -435,9 +495,15 @@ bool random_cache(uint64_t case_seed, kvq_attention_profile profile, cache_model
     random_axis(&r, 3, KVQ_ROLE_VALUES, m->head_dim, &m->value_config);
     if (m->key_config.group_size > 16) m->key_config.group_size = 16; /* blocks that complete within the case */
     m->key_config.policy = m->value_config.policy = random_policy(&r, 3);
-    m->n_q = between(&r, 1, 4);
+    m->n_q = chance(&r, 33) ? 1 : between(&r, 2, 4);
     m->rope.pairing = (kvq_rope_pairing)below(&r, 3);
     m->rope.base = 10000.0f;
+    bool production = chance(&r, 30);
+    if (production && !production_format(&r, &m->key_config, &m->value_config, &m->value_codebook, &m->head_dim,
+                                         &m->n_q, &m->rope))
+        return fail(error, error_size, "random codebook");
+    if (m->key_config.group_size > 64) m->key_config.group_size = 32; /* blocks that complete within the case */
+    float q_scale = chance(&r, 20) ? 0.0625f : 1.0f;
     m->n_steps = between(&r, 3, 12);
     m->append_sizes = malloc(m->n_steps * sizeof *m->append_sizes);
     if (m->append_sizes == NULL) return fail(error, error_size, "out of memory");
@@ -458,26 +524,33 @@ bool random_cache(uint64_t case_seed, kvq_attention_profile profile, cache_model
     bool with_modality = !chance(&r, 15), with_positions = chance(&r, 30);
     m->modality = with_modality ? malloc(m->n_total) : NULL;
     m->positions = with_positions ? malloc(m->n_total * sizeof *m->positions) : NULL;
+    m->explicit_positions = with_positions ? malloc(m->n_steps) : NULL;
     size_t steps = (size_t)m->n_steps * m->n_q * m->head_dim;
     m->queries = malloc(steps * sizeof *m->queries);
-    bool ok = m->keys && m->values && (!with_modality || m->modality) && (!with_positions || m->positions) &&
-              m->queries && (m->key_config.key_mode != KVQ_KEYS_PER_CHANNEL_CALIBRATED || m->ranges);
+    bool ok = m->keys && m->values && (!with_modality || m->modality) &&
+              (!with_positions || (m->positions && m->explicit_positions)) && m->queries &&
+              (m->key_config.key_mode != KVQ_KEYS_PER_CHANNEL_CALIBRATED || m->ranges);
     if (ok) {
         memcpy(m->keys, s.keys, count * sizeof *m->keys);
         memcpy(m->values, s.values, count * sizeof *m->values);
         if (with_modality) memcpy(m->modality, s.modality, m->n_total);
     }
+    bool inexact = s.inexact;
     synth_free(&s);
     if (!ok) return fail(error, error_size, "out of memory");
+    uint32_t n_explicit = 0;
     if (with_positions) {
-        /* explicit positions: runs from anywhere below 10^6, with occasional jumps back or forward */
+        /* explicit positions: runs from anywhere below 10^6, with occasional jumps back or forward; each
+         * append passes them or NULL (S15.2: defaults continue from the last position, given or not) */
         uint32_t p = between(&r, 0, 1000000);
         for (uint32_t t = 0; t < m->n_total; t++) {
             if (t > 0 && chance(&r, 5)) p = between(&r, 0, 1000000);
             m->positions[t] = p++;
         }
+        for (uint32_t s = 0; s < m->n_steps; s++) n_explicit += m->explicit_positions[s] = chance(&r, 60);
     }
-    for (size_t i = 0; i < steps; i++) m->queries[i] = kvq_fp32_from_fp16(kvq_fp16_from_fp32(kvq_rng_normal(&r)));
+    for (size_t i = 0; i < steps; i++)
+        m->queries[i] = kvq_fp32_from_fp16(kvq_fp16_from_fp32(q_scale * kvq_rng_normal(&r)));
     cache_model_link(m);
     kvq_cache *check = NULL;
     if (kvq_cache_create(&m->key_config, &m->value_config, m->head_dim, &check) != KVQ_OK)
@@ -487,9 +560,12 @@ bool random_cache(uint64_t case_seed, kvq_attention_profile profile, cache_model
     describe_head_config(kd, sizeof kd, &m->key_config, m->head_dim);
     describe_head_config(vd, sizeof vd, &m->value_config, m->head_dim);
     describe_token_policy(pd, sizeof pd, &m->key_config.policy);
-    snprintf(m->what, sizeof m->what, "cache head_dim %u, %u appends (%u tokens, first %u), %u query heads, RoPE %s; %s; "
-                                      "%s; %s; positions %s",
-             m->head_dim, m->n_steps, m->n_total, m->append_sizes[0], m->n_q, describe_pairing(m->rope.pairing), kd, vd, pd,
-             with_positions ? "explicit" : "default");
+    int length = snprintf(m->what, sizeof m->what,
+             "%scache head_dim %u, %u appends (%u tokens, first %u), %u query heads, RoPE %s; %s; %s; %s; positions "
+             "%s (%u of %u appends explicit), q scale %g, inputs %s",
+             production ? "production format: " : "", m->head_dim, m->n_steps, m->n_total, m->append_sizes[0], m->n_q,
+             describe_pairing(m->rope.pairing), kd, vd, pd, with_positions ? "mixed" : "default", n_explicit,
+             m->n_steps, (double)q_scale, inexact ? "not fp16-exact" : "fp16-exact");
+    if (length >= (int)sizeof m->what) memcpy(m->what + sizeof m->what - 4, "...", 4);
     return true;
 }

@@ -120,7 +120,8 @@ static bool drive(conform_run *run, const cache_model *m, kvq_backend_cache *bc,
         uint32_t n_new = m->append_sizes[s];
         size_t at = (size_t)done * m->head_dim;
         const uint8_t *modality = m->modality != NULL ? m->modality + done : NULL;
-        const uint32_t *positions = m->positions != NULL ? m->positions + done : NULL;
+        bool given = m->positions != NULL && (m->explicit_positions == NULL || m->explicit_positions[s]);
+        const uint32_t *positions = given ? m->positions + done : NULL;
         char operation[64];
         snprintf(operation, sizeof operation, "cache_append (append %u of %u, %u tokens)", s, m->n_steps, n_new);
         ok = session_expect_ok(run, api->cache_append(run->ctx, bc, m->keys + at, m->values + at, modality, positions,

@@ -68,8 +68,11 @@ bool caps_allow_config(const kvq_backend_caps *caps, const kvq_head_config *c, u
     if (!caps_allow_bits(caps, c->quantizer.scheme, c->quantizer.bits, why, size)) return false;
     bool keys = c->role == KVQ_ROLE_KEYS;
     if (keys && !allow_key_mode(caps, c->key_mode, why, size)) return false;
-    /* calibrated keys mark outliers by range (S7.3) whatever outlier_ppm says */
-    bool outliers = (keys && c->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED) || c->outlier_ppm > 0;
+    /* calibrated keys mark outliers by range (S7.3) whatever outlier_ppm says, unless they clamp */
+    bool calibrated = keys && c->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED;
+    bool clamp = calibrated && c->beyond_range == KVQ_BEYOND_RANGE_CLAMP;
+    if (clamp && !allow_feature(caps, KVQ_BACKEND_FEATURE_CLAMP, "CLAMP", why, size)) return false;
+    bool outliers = (calibrated && !clamp) || (!calibrated && c->outlier_ppm > 0);
     if (outliers && !allow_feature(caps, KVQ_BACKEND_FEATURE_OUTLIERS, "OUTLIERS", why, size)) return false;
     if (c->policy.n_sinks > 0 && !allow_feature(caps, KVQ_BACKEND_FEATURE_SINKS, "SINKS", why, size)) return false;
     bool policy = c->policy.rule != KVQ_POLICY_QUANTIZE_ALL || c->policy.recent_window > 0;
@@ -126,7 +129,7 @@ static void append(char *out, size_t size, const char *text)
 void caps_describe(const kvq_backend_caps *caps, char *out, size_t size)
 {
     static const char *const ops[] = {"PACK", "QUANTIZE", "DEQUANTIZE", "ATTENTION", "CACHE"};
-    static const char *const features[] = {"OUTLIERS", "SINKS", "POLICY", "GROUPS"};
+    static const char *const features[] = {"OUTLIERS", "SINKS", "POLICY", "GROUPS", "CLAMP"};
     static const char *const pairings[] = {"none", "half", "interleaved"};
     char part[160] = "";
     out[0] = '\0';
@@ -134,7 +137,7 @@ void caps_describe(const kvq_backend_caps *caps, char *out, size_t size)
     for (unsigned i = 0; i < 5; i++)
         if (caps->ops >> i & 1u) append(out, size, ops[i]);
     append(out, size, "| features:");
-    for (unsigned i = 0; i < 4; i++)
+    for (unsigned i = 0; i < 5; i++)
         if (caps->features >> i & 1u) append(out, size, features[i]);
     append(out, size, "| uniform bits:");
     for (unsigned b = 2; b <= 8; b++)

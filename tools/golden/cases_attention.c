@@ -5,6 +5,8 @@
 #include "golden.h"
 #include "golden_qtensor.h"
 
+#include "conform/inexact.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,22 +58,49 @@ typedef struct attention_case {
     kvq_scheme key_scheme, value_scheme;
     uint32_t key_bits, value_bits;
     kvq_key_mode key_mode;
+    uint32_t key_block;  /* online keys: tokens per block */
+    uint32_t n_sinks;    /* the policy's attention sinks (S8) */
+    uint32_t sink_token; /* kvq_synth_kv: token 0 of large norm (1) or not (0) */
+    float q_scale;       /* q = fp16(q_scale * normal): small scales give nearly uniform weights */
+    int inexact;         /* 1: keys and values moved off the fp16 grid (conform_inexact) */
     uint64_t seed;
 } attention_case;
 
+/* The production format (head_dim 128, HALF RoPE at consecutive positions, keys and values of one
+ * code width, per-channel keys with key outliers, one value group per token) is what real models
+ * and the CUDA fast kernel use; those cases are named attention_prod_*. */
 static const attention_case attention_cases[] = {
     {"attention_d128_n300_half_gqa4", 300, 128, 4, KVQ_ROPE_HALF, 0, KVQ_SCHEME_NUQ, KVQ_SCHEME_UNIFORM_ASYM, 4, 4,
-     KVQ_KEYS_PER_CHANNEL_CALIBRATED, 301},
+     KVQ_KEYS_PER_CHANNEL_CALIBRATED, 32, 1, 1, 1.0f, 0, 301},
     {"attention_d64_n1", 1, 64, 1, KVQ_ROPE_HALF, 0, KVQ_SCHEME_UNIFORM_ASYM, KVQ_SCHEME_UNIFORM_ASYM, 4, 4,
-     KVQ_KEYS_PER_CHANNEL_ONLINE, 302},
+     KVQ_KEYS_PER_CHANNEL_ONLINE, 32, 1, 1, 1.0f, 0, 302},
     {"attention_d64_n97_interleaved", 97, 64, 2, KVQ_ROPE_INTERLEAVED, 17, KVQ_SCHEME_UNIFORM_ASYM,
-     KVQ_SCHEME_UNIFORM_ASYM, 2, 2, KVQ_KEYS_PER_CHANNEL_ONLINE, 303},
+     KVQ_SCHEME_UNIFORM_ASYM, 2, 2, KVQ_KEYS_PER_CHANNEL_ONLINE, 32, 1, 1, 1.0f, 0, 303},
     {"attention_d256_n200_nuq3", 200, 256, 1, KVQ_ROPE_HALF, 0, KVQ_SCHEME_NUQ, KVQ_SCHEME_NUQ, 3, 3,
-     KVQ_KEYS_PER_CHANNEL_CALIBRATED, 304},
+     KVQ_KEYS_PER_CHANNEL_CALIBRATED, 32, 1, 1, 1.0f, 0, 304},
     {"attention_d128_far_positions", 64, 128, 2, KVQ_ROPE_HALF, 9999936, KVQ_SCHEME_UNIFORM_ASYM,
-     KVQ_SCHEME_UNIFORM_ASYM, 4, 4, KVQ_KEYS_PER_CHANNEL_ONLINE, 305},
+     KVQ_SCHEME_UNIFORM_ASYM, 4, 4, KVQ_KEYS_PER_CHANNEL_ONLINE, 32, 1, 1, 1.0f, 0, 305},
     {"attention_d128_n129_norope_int8", 129, 128, 8, KVQ_ROPE_NONE, 0, KVQ_SCHEME_UNIFORM_SYM,
-     KVQ_SCHEME_UNIFORM_SYM, 8, 8, KVQ_KEYS_PER_CHANNEL_ONLINE, 306},
+     KVQ_SCHEME_UNIFORM_SYM, 8, 8, KVQ_KEYS_PER_CHANNEL_ONLINE, 32, 1, 1, 1.0f, 0, 306},
+    /* head_dim above 256 (S1.4 allows 1024) */
+    {"attention_d512_n48_gqa2", 48, 512, 2, KVQ_ROPE_HALF, 0, KVQ_SCHEME_NUQ, KVQ_SCHEME_UNIFORM_ASYM, 4, 4,
+     KVQ_KEYS_PER_CHANNEL_CALIBRATED, 32, 1, 1, 1.0f, 0, 307},
+    {"attention_d1024_n24_interleaved", 24, 1024, 1, KVQ_ROPE_INTERLEAVED, 1000, KVQ_SCHEME_UNIFORM_ASYM,
+     KVQ_SCHEME_UNIFORM_SYM, 4, 8, KVQ_KEYS_PER_CHANNEL_ONLINE, 8, 1, 1, 1.0f, 1, 308},
+    /* the production format, with key outliers, n_q 1, 4 and 8, with and without a sink */
+    {"attention_prod_calibrated_nuq4_nq1", 200, 128, 1, KVQ_ROPE_HALF, 0, KVQ_SCHEME_NUQ, KVQ_SCHEME_NUQ, 4, 4,
+     KVQ_KEYS_PER_CHANNEL_CALIBRATED, 0, 1, 1, 1.0f, 1, 311},
+    {"attention_prod_online_asym4_nq4", 257, 128, 4, KVQ_ROPE_HALF, 0, KVQ_SCHEME_UNIFORM_ASYM,
+     KVQ_SCHEME_UNIFORM_ASYM, 4, 4, KVQ_KEYS_PER_CHANNEL_ONLINE, 32, 1, 1, 1.0f, 0, 312},
+    {"attention_prod_calibrated_asym2_nq8_uniform", 130, 128, 8, KVQ_ROPE_HALF, 0, KVQ_SCHEME_UNIFORM_ASYM,
+     KVQ_SCHEME_UNIFORM_ASYM, 2, 2, KVQ_KEYS_PER_CHANNEL_CALIBRATED, 0, 0, 0, 0.0625f, 1, 313},
+    {"attention_prod_online_nuq3_nq1_uniform", 160, 128, 1, KVQ_ROPE_HALF, 0, KVQ_SCHEME_NUQ, KVQ_SCHEME_NUQ, 3, 3,
+     KVQ_KEYS_PER_CHANNEL_ONLINE, 64, 0, 0, 0.125f, 0, 314},
+    {"attention_prod_calibrated_asym8_nq4", 96, 128, 4, KVQ_ROPE_HALF, 5000, KVQ_SCHEME_UNIFORM_ASYM,
+     KVQ_SCHEME_UNIFORM_ASYM, 8, 8, KVQ_KEYS_PER_CHANNEL_CALIBRATED, 0, 1, 1, 1.0f, 1, 315},
+    /* few tokens with nearly uniform weights: every token's error shows, little averages out */
+    {"attention_prod_calibrated_sym4_nq4_n24_uniform", 24, 128, 4, KVQ_ROPE_HALF, 0, KVQ_SCHEME_UNIFORM_SYM,
+     KVQ_SCHEME_UNIFORM_SYM, 4, 4, KVQ_KEYS_PER_CHANNEL_CALIBRATED, 0, 0, 0, 0.0625f, 1, 316},
 };
 
 static void attention_case_run(golden_writer *w, const attention_case *ac)
@@ -89,16 +118,21 @@ static void attention_case_run(golden_writer *w, const attention_case *ac)
         golden_fail(w, ac->name, KVQ_ERR_OUT_OF_MEMORY);
         goto done;
     }
-    kvq_synth_params sp = {n, d, ac->seed, 4, 0.01f, 1, 24, 6};
+    kvq_synth_params sp = {n, d, ac->seed, 4, 0.01f, ac->sink_token, 24, 6};
     GOLDEN_CHECK(w, kvq_synth_kv(&sp, keys, values, modality));
     /* Calibration samples: 256 held-out tokens of the same head (the generator is prefix-consistent, S14.3). */
-    kvq_synth_params cal = {n + 256, d, ac->seed, 4, 0.01f, 1, 24, 6};
+    kvq_synth_params cal = {n + 256, d, ac->seed, 4, 0.01f, ac->sink_token, 24, 6};
     GOLDEN_CHECK(w, kvq_synth_kv(&cal, samples, NULL, NULL));
     GOLDEN_CHECK(w, kvq_calibrate_channel_ranges(samples + (size_t)n * d, 256, d, 10000, ranges));
+    if (ac->inexact) {
+        conform_inexact(keys, (size_t)n * d, ac->seed + 1000u);
+        conform_inexact(values, (size_t)n * d, ac->seed + 2000u);
+    }
     for (uint32_t t = 0; t < n; t++) positions[t] = ac->first_position + t;
     kvq_rng rng;
     kvq_rng_seed(&rng, ac->seed + 7u);
-    for (uint32_t i = 0; i < ac->n_q * d; i++) q[i] = kvq_fp32_from_fp16(kvq_fp16_from_fp32(kvq_rng_normal(&rng)));
+    for (uint32_t i = 0; i < ac->n_q * d; i++)
+        q[i] = kvq_fp32_from_fp16(kvq_fp16_from_fp32(ac->q_scale * kvq_rng_normal(&rng)));
 
     kvq_codebook key_cb, value_cb;
     kvq_head_config kc = {0}, vc = {0};
@@ -109,10 +143,11 @@ static void attention_case_run(golden_writer *w, const attention_case *ac)
         kc.quantizer.codebook = &key_cb;
     }
     kc.key_mode = ac->key_mode;
-    kc.group_size = ac->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE ? 32 : 0;
+    kc.group_size = ac->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE ? ac->key_block : 0;
     kc.outlier_ppm = 10000;
     kc.channel_range = ranges;
     kc.policy = kvq_token_policy_default();
+    kc.policy.n_sinks = ac->n_sinks;
     vc.role = KVQ_ROLE_VALUES;
     vc.quantizer = (kvq_quantizer){ac->value_scheme, ac->value_bits, NULL};
     if (ac->value_scheme == KVQ_SCHEME_NUQ) {
@@ -130,25 +165,36 @@ static void attention_case_run(golden_writer *w, const attention_case *ac)
     float *const bounds[KVQ_PROFILE_COUNT] = {bound, bound + (size_t)ac->n_q * d, bound + 2 * (size_t)ac->n_q * d};
     golden_profile_bounds(w, kq, vq, positions, &rope, q, ac->n_q, q_position, bounds);
 
-    static const char *const scheme_names[] = {"asym", "sym", "nuq"};
-    char params_json[640];
+    bool calibrated = ac->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED;
+    char params_json[2048];
     snprintf(params_json, sizeof params_json,
              "{\"n_tokens\": %u, \"head_dim\": %u, \"n_q\": %u, \"rope\": {\"pairing\": \"%s\", \"base\": 10000}, "
-             "\"q_position\": %u, \"keys\": {\"scheme\": \"%s\", \"bits\": %u, \"key_mode\": \"%s\", \"group_size\": %u, "
-             "\"outlier_ppm\": 10000, \"codebook\": \"%s\"}, \"values\": {\"scheme\": \"%s\", \"bits\": %u, "
-             "\"group_size\": 0, \"outlier_ppm\": 10000, \"codebook\": \"%s\"}, \"policy\": {\"rule\": \"text_centric\", "
-             "\"budget_ppm\": 100000, \"n_sinks\": 1, \"recent_window\": 0}, \"seed\": %llu}",
-             n, d, ac->n_q, pairing_name(ac->pairing), q_position, scheme_names[ac->key_scheme], ac->key_bits,
-             ac->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE ? "online" : "calibrated", kc.group_size,
-             ac->key_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", scheme_names[ac->value_scheme], ac->value_bits,
-             ac->value_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", (unsigned long long)ac->seed);
+             "\"q_position\": %u, \"keys\": {\"scheme\": \"%s\", \"bits\": %u, \"key_mode\": \"%s\", "
+             "\"beyond_range\": \"%s\", \"group_size\": %u, \"outlier_ppm\": 10000, \"codebook\": \"%s\"}, "
+             "\"values\": {\"scheme\": \"%s\", \"bits\": %u, \"group_size\": 0, \"outlier_ppm\": 10000, "
+             "\"codebook\": \"%s\"}, \"policy\": {\"rule\": \"text_centric\", \"budget_ppm\": 100000, \"n_sinks\": %u, "
+             "\"recent_window\": 0}, \"seed\": %llu, \"inputs\": {\"keys, values, modality\": \"kvq_synth_kv(n_tokens, "
+             "head_dim, seed, n_outlier_channels 4, tail_probability 0.01, sink_token %u, image_run 24, text_run "
+             "6)%s\", \"positions\": \"%u + t\", \"q\": \"fp16(%g * kvq_rng_normal) from a generator seeded with seed "
+             "+ 7\"%s, \"k_*, v_*\": \"kvq_quantize_head of keys and values with the configs above\"}}",
+             n, d, ac->n_q, pairing_name(ac->pairing), q_position, golden_scheme_name(ac->key_scheme), ac->key_bits,
+             calibrated ? "calibrated" : "online", calibrated ? "outliers" : "n/a", kc.group_size,
+             ac->key_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", golden_scheme_name(ac->value_scheme), ac->value_bits,
+             ac->value_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", ac->n_sinks, (unsigned long long)ac->seed,
+             ac->sink_token,
+             ac->inexact ? ", then keys and values moved off the fp16 grid by conform_inexact(seed + 1000) and "
+                           "conform_inexact(seed + 2000) (tools/conform/inexact.c)"
+                         : "",
+             ac->first_position, (double)ac->q_scale,
+             calibrated ? ", \"channel_range\": \"kvq_calibrate_channel_ranges(10000 ppm) of tokens n_tokens .. "
+                          "n_tokens + 255 of the same generator run made n_tokens + 256 tokens long\""
+                        : "");
     golden_begin_case(w, ac->name, "S9,S11,S12.3,S12.4", "attention_decode", params_json);
     golden_array(w, GOLDEN_INPUT, "keys", GOLDEN_F32, keys, SHAPE(n, d));
     golden_array(w, GOLDEN_INPUT, "values", GOLDEN_F32, values, SHAPE(n, d));
     golden_array(w, GOLDEN_INPUT, "modality", GOLDEN_U8, modality, SHAPE(n));
     golden_array(w, GOLDEN_INPUT, "positions", GOLDEN_U32, positions, SHAPE(n));
-    if (ac->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED)
-        golden_array(w, GOLDEN_INPUT, "channel_range", GOLDEN_F32, ranges, SHAPE(d, 2));
+    if (calibrated) golden_array(w, GOLDEN_INPUT, "channel_range", GOLDEN_F32, ranges, SHAPE(d, 2));
     golden_array(w, GOLDEN_INPUT, "q", GOLDEN_F32, q, SHAPE(ac->n_q, d));
     golden_qtensor_arrays(w, "k", kq);
     golden_qtensor_arrays(w, "v", vq);

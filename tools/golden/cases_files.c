@@ -109,10 +109,20 @@ void golden_cases_files(golden_writer *w)
         }
     }
     golden_begin_case(w, "files_round_trip", "S16.3-S16.5", "files",
-                      "{\"kvt\": {\"layers\": 2, \"heads\": 2, \"tokens\": 32, \"head_dim\": 64, \"dtype\": \"fp16\"}, "
-                      "\"kvc\": {\"outlier_ppm\": 10000, \"codebooks\": \"normalfloat 3-bit\"}, "
-                      "\"kvqz\": {\"keys\": \"nuq 3-bit calibrated\", \"values\": \"nuq 3-bit, 1% outliers\", "
-                      "\"policy\": \"default\"}}");
+                      "{\"kvt\": {\"layers\": 2, \"heads\": 2, \"tokens\": 32, \"head_dim\": 64, \"dtype\": \"fp16\", "
+                      "\"flags\": \"keys, values, modality, positions\", \"slice (l, h)\": \"keys, values and the "
+                      "(shared) modality of kvq_synth_kv(32, 64, seed 500 + 10 l + h, n_outlier_channels 3, "
+                      "tail_probability 0.01, sink_token 1, image_run 12, text_run 4); the modality of the last slice "
+                      "written is kept\", \"positions\": \"100 + 2 t\"}, "
+                      "\"kvc\": {\"outlier_ppm\": 10000, \"flags\": \"key ranges, key codebooks, value codebooks\", "
+                      "\"key_range (l, h)\": \"kvq_calibrate_channel_ranges(the kvt's keys of slice (l, h), 32, 64, "
+                      "10000)\", \"codebooks\": \"normalfloat 3-bit for keys and values of every layer\"}, "
+                      "\"kvqz\": {\"keys (l, h)\": \"kvq_quantize_head(the kvt's keys of (l, h), modality) with nuq "
+                      "3-bit, the kvc's key codebook of layer l, calibrated with the kvc's ranges of (l, h), "
+                      "beyond_range outliers, the default policy (text_centric 10%, 1 sink, no window)\", "
+                      "\"values (l, h)\": \"kvq_quantize_head(the kvt's values of (l, h), modality) with nuq 3-bit, "
+                      "the kvc's value codebook of layer l, group_size 0, outlier_ppm 10000, the default policy\", "
+                      "\"positions\": \"not used\"}}");
     snprintf(kvt_path, sizeof kvt_path, "%s", golden_file_path(w, "kv", "kvt"));
     GOLDEN_CHECK(w, kvq_kvfile_write(kvt_path, kv));
     golden_file_done(w, GOLDEN_EXACT, "kv", "kvt", "kvt");

@@ -5,40 +5,13 @@
 #include "golden.h"
 #include "golden_qtensor.h"
 
+#include "conform/inexact.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SHAPE(...) ((const uint32_t[4]){__VA_ARGS__})
-
-static const char *scheme_name(kvq_scheme s)
-{
-    static const char *const names[] = {"asym", "sym", "nuq"};
-    return names[s];
-}
-
-static const char *rule_name(kvq_policy_rule r)
-{
-    static const char *const names[] = {"quantize_all", "text_centric", "image_centric"};
-    return names[r];
-}
-
-/* The JSON object describing a head configuration (the manifest's params). */
-static void config_json(const kvq_head_config *c, uint32_t n_tokens, uint32_t head_dim, uint64_t seed, char *out,
-                        size_t size)
-{
-    snprintf(out, size,
-             "{\"role\": \"%s\", \"scheme\": \"%s\", \"bits\": %u, \"codebook\": \"%s\", \"key_mode\": \"%s\", "
-             "\"group_size\": %u, \"outlier_ppm\": %u, \"policy\": {\"rule\": \"%s\", \"budget_ppm\": %u, "
-             "\"n_sinks\": %u, \"recent_window\": %u}, \"n_tokens\": %u, \"head_dim\": %u, \"seed\": %llu}",
-             c->role == KVQ_ROLE_KEYS ? "keys" : "values", scheme_name(c->quantizer.scheme), c->quantizer.bits,
-             c->quantizer.scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none",
-             c->role == KVQ_ROLE_VALUES ? "n/a"
-             : c->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED ? "calibrated"
-                                                                 : "online",
-             c->group_size, c->outlier_ppm, rule_name(c->policy.rule), c->policy.budget_ppm, c->policy.n_sinks,
-             c->policy.recent_window, n_tokens, head_dim, (unsigned long long)seed);
-}
 
 typedef struct head_case {
     const char *name;
@@ -54,53 +27,113 @@ typedef struct head_case {
     uint32_t n_tokens, head_dim;
     uint32_t image_run, text_run;
     uint64_t seed;
+    int inexact;                   /* 1: inputs moved off the fp16 grid (conform_inexact) */
+    kvq_beyond_range beyond_range; /* calibrated keys (S7.3) */
 } head_case;
+
+enum { CALIBRATION_SAMPLES = 256, CALIBRATION_PPM = 10000 };
+
+/* The JSON object describing a head configuration and how its inputs were
+ * made (the manifest's params, S16.7): everything needed to compute the
+ * outputs from the input files, and to see where the inputs came from. */
+static void config_json(const kvq_head_config *c, const head_case *hc, char *out, size_t size)
+{
+    bool calibrated = c->role == KVQ_ROLE_KEYS && c->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED;
+    char ranges[320] = "";
+    if (calibrated)
+        snprintf(ranges, sizeof ranges,
+                 ", \"channel_range\": \"kvq_calibrate_channel_ranges(%u ppm) of tokens %u .. %u of the same "
+                 "generator run made %u tokens long\"",
+                 CALIBRATION_PPM, hc->n_tokens, hc->n_tokens + CALIBRATION_SAMPLES - 1,
+                 hc->n_tokens + CALIBRATION_SAMPLES);
+    snprintf(out, size,
+             "{\"role\": \"%s\", \"scheme\": \"%s\", \"bits\": %u, \"codebook\": \"%s\", \"key_mode\": \"%s\", "
+             "\"beyond_range\": \"%s\", \"group_size\": %u, \"outlier_ppm\": %u, \"policy\": {\"rule\": \"%s\", "
+             "\"budget_ppm\": %u, \"n_sinks\": %u, \"recent_window\": %u}, \"n_tokens\": %u, \"head_dim\": %u, "
+             "\"seed\": %llu, \"inputs\": {\"x\": \"kvq_synth_kv(n_tokens, head_dim, seed, n_outlier_channels 4, "
+             "tail_probability 0.01, sink_token 1, image_run %u, text_run %u): its %s%s, then token 1 channels 0-5 "
+             "set to 3 (ranking ties, S7.2)\", \"modality\": \"the same call's\"%s}}",
+             c->role == KVQ_ROLE_KEYS ? "keys" : "values", golden_scheme_name(c->quantizer.scheme), c->quantizer.bits,
+             c->quantizer.scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none",
+             c->role == KVQ_ROLE_VALUES ? "n/a" : calibrated ? "calibrated" : "online",
+             calibrated ? (c->beyond_range == KVQ_BEYOND_RANGE_CLAMP ? "clamp" : "outliers") : "n/a", c->group_size,
+             c->outlier_ppm, golden_rule_name(c->policy.rule), c->policy.budget_ppm, c->policy.n_sinks,
+             c->policy.recent_window, hc->n_tokens, hc->head_dim, (unsigned long long)hc->seed, hc->image_run,
+             hc->text_run, c->role == KVQ_ROLE_KEYS ? "keys" : "values",
+             hc->inexact ? ", every element moved off the fp16 grid by conform_inexact(seed + 1000) "
+                           "(tools/conform/inexact.c)"
+                         : "",
+             ranges);
+}
 
 static const head_case head_cases[] = {
     /* values per token (S4.1), outliers 1% (S7), text-centric policy with a sink (S8, S10) */
     {"values_asym4_d128", "S4.1,S7,S8,S10", KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 4, 0, 0, 10000,
-     KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 0, 48, 128, 24, 6, 11},
+     KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 0, 48, 128, 24, 6, 11, 0, 0},
     {"values_asym2_g32_d64", "S4.1,S7", KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 2, 0, 32, 10000,
-     KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 0, 40, 64, 24, 6, 12},
+     KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 0, 40, 64, 24, 6, 12, 0, 0},
     {"values_sym8_d256", "S3.3,S4.1", KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_SYM, 8, 0, 0, 0, KVQ_POLICY_QUANTIZE_ALL,
-     0, 1, 0, 24, 256, 0, 24, 13},
+     0, 1, 0, 24, 256, 0, 24, 13, 0, 0},
     {"values_asym3_d32", "S4.1,S5.2", KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 3, 0, 0, 50000,
-     KVQ_POLICY_QUANTIZE_ALL, 0, 0, 0, 16, 32, 0, 16, 14},
+     KVQ_POLICY_QUANTIZE_ALL, 0, 0, 0, 16, 32, 0, 16, 14, 0, 0},
     {"values_nuq4_d128", "S4.1,S6,S7", KVQ_ROLE_VALUES, KVQ_SCHEME_NUQ, 4, 0, 0, 10000, KVQ_POLICY_TEXT_CENTRIC,
-     100000, 1, 4, 48, 128, 24, 6, 15},
+     100000, 1, 4, 48, 128, 24, 6, 15, 0, 0},
     {"values_nuq3_g64_d128", "S4.1,S6", KVQ_ROLE_VALUES, KVQ_SCHEME_NUQ, 3, 0, 64, 20000, KVQ_POLICY_TEXT_CENTRIC,
-     100000, 1, 0, 32, 128, 24, 6, 16},
+     100000, 1, 0, 32, 128, 24, 6, 16, 0, 0},
     /* keys, calibrated per channel (S4.2) */
     {"keys_calibrated_asym4_d128", "S4.2,S7.3", KVQ_ROLE_KEYS, KVQ_SCHEME_UNIFORM_ASYM, 4,
-     KVQ_KEYS_PER_CHANNEL_CALIBRATED, 0, 0, KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 0, 48, 128, 24, 6, 21},
+     KVQ_KEYS_PER_CHANNEL_CALIBRATED, 0, 0, KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 0, 48, 128, 24, 6, 21, 0, 0},
     {"keys_calibrated_nuq3_d64", "S4.2,S6,S7.3", KVQ_ROLE_KEYS, KVQ_SCHEME_NUQ, 3, KVQ_KEYS_PER_CHANNEL_CALIBRATED,
-     0, 0, KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 0, 40, 64, 24, 6, 22},
+     0, 0, KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 0, 40, 64, 24, 6, 22, 0, 0},
     {"keys_calibrated_nuq2_d256", "S4.2,S6", KVQ_ROLE_KEYS, KVQ_SCHEME_NUQ, 2, KVQ_KEYS_PER_CHANNEL_CALIBRATED, 0,
-     0, KVQ_POLICY_IMAGE_CENTRIC, 100000, 1, 0, 24, 256, 24, 6, 23},
+     0, KVQ_POLICY_IMAGE_CENTRIC, 100000, 1, 0, 24, 256, 24, 6, 23, 0, 0},
     /* keys, online per-channel blocks with an fp16 residual (S4.3) */
     {"keys_online_asym4_b16_d128", "S4.3,S7", KVQ_ROLE_KEYS, KVQ_SCHEME_UNIFORM_ASYM, 4, KVQ_KEYS_PER_CHANNEL_ONLINE,
-     16, 10000, KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 0, 41, 128, 24, 6, 31},
+     16, 10000, KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 0, 41, 128, 24, 6, 31, 0, 0},
     {"keys_online_asym2_b8_d64_window", "S4.3,S10.4", KVQ_ROLE_KEYS, KVQ_SCHEME_UNIFORM_ASYM, 2,
-     KVQ_KEYS_PER_CHANNEL_ONLINE, 8, 0, KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 5, 37, 64, 24, 6, 32},
+     KVQ_KEYS_PER_CHANNEL_ONLINE, 8, 0, KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 5, 37, 64, 24, 6, 32, 0, 0},
     {"keys_online_nuq4_b32_d256", "S4.3,S6", KVQ_ROLE_KEYS, KVQ_SCHEME_NUQ, 4, KVQ_KEYS_PER_CHANNEL_ONLINE, 32,
-     10000, KVQ_POLICY_QUANTIZE_ALL, 0, 1, 0, 64, 256, 0, 64, 33},
+     10000, KVQ_POLICY_QUANTIZE_ALL, 0, 1, 0, 64, 256, 0, 64, 33, 0, 0},
     {"keys_online_asym3_b4_d32", "S4.3,S5.2", KVQ_ROLE_KEYS, KVQ_SCHEME_UNIFORM_ASYM, 3, KVQ_KEYS_PER_CHANNEL_ONLINE,
-     4, 0, KVQ_POLICY_QUANTIZE_ALL, 0, 0, 0, 12, 32, 0, 12, 34},
+     4, 0, KVQ_POLICY_QUANTIZE_ALL, 0, 0, 0, 12, 32, 0, 12, 34, 0, 0},
     /* edges */
     {"edge_context1_sink", "S8,S4", KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 4, 0, 0, 10000, KVQ_POLICY_TEXT_CENTRIC,
-     100000, 1, 0, 1, 128, 0, 1, 41},
+     100000, 1, 0, 1, 128, 0, 1, 41, 0, 0},
     {"edge_context1_nosink", "S4,S7", KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 4, 0, 0, 10000,
-     KVQ_POLICY_QUANTIZE_ALL, 0, 0, 0, 1, 128, 1, 0, 42},
+     KVQ_POLICY_QUANTIZE_ALL, 0, 0, 0, 1, 128, 1, 0, 42, 0, 0},
     {"edge_all_outliers", "S7.1,S3.1", KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 4, 0, 0, 1000000,
-     KVQ_POLICY_QUANTIZE_ALL, 0, 0, 0, 4, 64, 0, 4, 43},
+     KVQ_POLICY_QUANTIZE_ALL, 0, 0, 0, 4, 64, 0, 4, 43, 0, 0},
     {"edge_keys_all_outliers", "S7.1,S4.3", KVQ_ROLE_KEYS, KVQ_SCHEME_UNIFORM_ASYM, 2, KVQ_KEYS_PER_CHANNEL_ONLINE, 4,
-     1000000, KVQ_POLICY_QUANTIZE_ALL, 0, 0, 0, 8, 64, 0, 8, 44},
+     1000000, KVQ_POLICY_QUANTIZE_ALL, 0, 0, 0, 8, 64, 0, 8, 44, 0, 0},
     {"policy_text_exceeds_budget", "S10.3", KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 4, 0, 0, 0,
-     KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 0, 60, 64, 10, 20, 51},
+     KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 0, 60, 64, 10, 20, 51, 0, 0},
     {"policy_image_centric", "S10.2", KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 4, 0, 0, 0,
-     KVQ_POLICY_IMAGE_CENTRIC, 250000, 2, 0, 60, 64, 10, 20, 52},
+     KVQ_POLICY_IMAGE_CENTRIC, 250000, 2, 0, 60, 64, 10, 20, 52, 0, 0},
     {"policy_budget_zero_window", "S10.3,S10.4", KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 4, 0, 0, 0,
-     KVQ_POLICY_TEXT_CENTRIC, 0, 1, 6, 30, 64, 10, 5, 53},
+     KVQ_POLICY_TEXT_CENTRIC, 0, 1, 6, 30, 64, 10, 5, 53, 0, 0},
+    /* inputs that are not fp16 numbers (S2.2 ties among them): sink, policy, window and residual rows,
+     * outlier values and group minima all need a rounding (S4.1 step 3, S7.4, S3.2) */
+    {"values_asym4_d128_inexact", "S2.2,S3.2,S4.1,S7.4,S8,S10", KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 4, 0, 0,
+     10000, KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 4, 48, 128, 24, 6, 61, 1, 0},
+    {"values_nuq4_g32_d128_inexact", "S2.2,S4.1,S6.3,S7.4,S10", KVQ_ROLE_VALUES, KVQ_SCHEME_NUQ, 4, 0, 32, 20000,
+     KVQ_POLICY_IMAGE_CENTRIC, 250000, 2, 3, 40, 128, 12, 8, 62, 1, 0},
+    {"keys_online_asym4_b16_d128_inexact", "S2.2,S3.2,S4.3,S7,S10.4", KVQ_ROLE_KEYS, KVQ_SCHEME_UNIFORM_ASYM, 4,
+     KVQ_KEYS_PER_CHANNEL_ONLINE, 16, 10000, KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 5, 45, 128, 24, 6, 63, 1, 0},
+    {"keys_calibrated_nuq4_d128_inexact", "S2.2,S4.2,S7.3,S7.4", KVQ_ROLE_KEYS, KVQ_SCHEME_NUQ, 4,
+     KVQ_KEYS_PER_CHANNEL_CALIBRATED, 0, 0, KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 2, 48, 128, 24, 6, 64, 1, 0},
+    /* S7.3 clamping: the inputs and ranges of keys_calibrated_asym4_d128, without outliers */
+    {"keys_calibrated_clamp_asym4_d128", "S4.2,S7.3", KVQ_ROLE_KEYS, KVQ_SCHEME_UNIFORM_ASYM, 4,
+     KVQ_KEYS_PER_CHANNEL_CALIBRATED, 0, 0, KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 0, 48, 128, 24, 6, 21, 0,
+     KVQ_BEYOND_RANGE_CLAMP},
+    /* online keys selecting some but not all elements of a block: blocks of 64 with 32 policy tokens, so
+     * each tail is ceil(40000 * 32 / 2e6) = 1 of the 32 eligible elements (2 if counted over the block) */
+    {"keys_online_partial_outliers_b64_d128", "S4.3,S7.1,S7.2", KVQ_ROLE_KEYS, KVQ_SCHEME_UNIFORM_ASYM, 4,
+     KVQ_KEYS_PER_CHANNEL_ONLINE, 64, 40000, KVQ_POLICY_TEXT_CENTRIC, 500000, 1, 0, 202, 128, 16, 16, 65, 0, 0},
+    /* head_dim above 256 (S1.4 allows 1024) */
+    {"values_asym4_d512", "S4.1,S5.3,S7", KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 4, 0, 0, 10000,
+     KVQ_POLICY_TEXT_CENTRIC, 100000, 1, 0, 24, 512, 12, 4, 66, 0, 0},
+    {"keys_online_asym3_b8_d1024_inexact", "S4.3,S5.2,S5.3,S7", KVQ_ROLE_KEYS, KVQ_SCHEME_UNIFORM_ASYM, 3,
+     KVQ_KEYS_PER_CHANNEL_ONLINE, 8, 10000, KVQ_POLICY_QUANTIZE_ALL, 0, 1, 0, 20, 1024, 0, 20, 67, 1, 0},
 };
 
 /* Makes the slice's input: keys or values from the synthetic generator (S14.3),
@@ -114,6 +147,7 @@ static int make_input(const head_case *hc, float *x, uint8_t *modality)
                                               : kvq_synth_kv(&sp, other, x, modality);
     free(other);
     if (st != KVQ_OK) return -1;
+    if (hc->inexact) conform_inexact(x, (size_t)hc->n_tokens * hc->head_dim, hc->seed + 1000u);
     if (hc->n_tokens > 1) {
         float *row = x + hc->head_dim;
         for (uint32_t c = 0; c < 6 && c < hc->head_dim; c++) row[c] = 3.0f; /* equal largest values */
@@ -151,7 +185,7 @@ static void head_case_run(golden_writer *w, const head_case *hc)
     if (calibrated) {
         /* Calibrate on held-out tokens of the same head: the generator is prefix-consistent (S14.3),
          * so tokens n_tokens .. n_tokens+255 of a longer run share this slice's channel statistics. */
-        enum { SAMPLES = 256 };
+        enum { SAMPLES = CALIBRATION_SAMPLES };
         size_t longer = (size_t)hc->n_tokens + SAMPLES;
         float *samples = malloc(longer * hc->head_dim * sizeof *samples);
         kvq_synth_params sp = {(uint32_t)longer, hc->head_dim, hc->seed, 4, 0.01f, 1, hc->image_run, hc->text_run};
@@ -161,12 +195,13 @@ static void head_case_run(golden_writer *w, const head_case *hc)
         }
         GOLDEN_CHECK(w, kvq_synth_kv(&sp, samples, NULL, NULL));
         GOLDEN_CHECK(w, kvq_calibrate_channel_ranges(samples + (size_t)hc->n_tokens * hc->head_dim, SAMPLES,
-                                                     hc->head_dim, 10000, ranges));
+                                                     hc->head_dim, CALIBRATION_PPM, ranges));
         free(samples);
         config.channel_range = ranges;
     }
-    char params_json[768];
-    config_json(&config, hc->n_tokens, hc->head_dim, hc->seed, params_json, sizeof params_json);
+    config.beyond_range = hc->beyond_range;
+    char params_json[2048];
+    config_json(&config, hc, params_json, sizeof params_json);
     kvq_qtensor *qt = NULL;
     kvq_status st = kvq_quantize_head(&config, x, hc->n_tokens, hc->head_dim, modality, &qt);
     golden_begin_case(w, hc->name, hc->section, "quantize_head", params_json);
@@ -200,7 +235,10 @@ static void outlier_selection_case(golden_writer *w)
     /* integer values: many ties, including at the largest and smallest */
     for (int r = 0; r < ROWS; r++) GOLDEN_CHECK(w, kvq_select_outliers(x[r], N, 1, NULL, ppm[r], marks[r]));
     golden_begin_case(w, "outlier_selection_ties", "S7.1,S7.2", "select_outliers",
-                      "{\"outlier_ppm_per_row\": [10000, 31250, 62500, 500000, 1000000, 0], \"stride\": 1}");
+                      "{\"outlier_ppm_per_row\": [10000, 31250, 62500, 500000, 1000000, 0], \"stride\": 1, "
+                      "\"is_outlier\": \"row r: kvq_select_outliers(x[r], 64, 1, NULL (all eligible), "
+                      "outlier_ppm_per_row[r])\", \"inputs\": {\"x\": \"fp16(trunc(4 * kvq_rng_normal)) from a "
+                      "generator seeded with 7, row by row: integers, many ties\"}}");
     golden_array(w, GOLDEN_INPUT, "x", GOLDEN_F32, x, SHAPE(ROWS, N));
     golden_array(w, GOLDEN_EXACT, "is_outlier", GOLDEN_U8, marks, SHAPE(ROWS, N));
     golden_end_case(w);
@@ -225,7 +263,14 @@ static void policy_case(golden_writer *w)
     }
     golden_begin_case(w, "token_policy", "S8,S10.1-S10.3", "token_precision",
                       "{\"rows\": [\"text_centric 10% sinks 1\", \"image_centric 50% sinks 4\", "
-                      "\"quantize_all sinks 2\", \"same, appended as 150 then 50 tokens\"]}");
+                      "\"quantize_all sinks 2\", \"same, appended as 150 then 50 tokens\"], "
+                      "\"policies\": [{\"rule\": \"text_centric\", \"budget_ppm\": 100000, \"n_sinks\": 1}, "
+                      "{\"rule\": \"image_centric\", \"budget_ppm\": 500000, \"n_sinks\": 4}, "
+                      "{\"rule\": \"quantize_all\", \"budget_ppm\": 100000, \"n_sinks\": 2}], \"recent_window\": 0, "
+                      "\"row_p\": \"kvq_token_precision(policies[p], modality, 0, 0, 200)\", "
+                      "\"row_3_plus_p\": \"kvq_token_precision(policies[p], modality, 0, 0, 150) for tokens 0-149, then "
+                      "kvq_token_precision(policies[p], modality + 150, 150, hp, 50) for tokens 150-199, hp = the "
+                      "number of POLICY decisions among the first 150\"}");
     golden_array(w, GOLDEN_INPUT, "modality", GOLDEN_U8, modality, SHAPE(N));
     golden_array(w, GOLDEN_EXACT, "precision", GOLDEN_U8, precision, SHAPE(6, N));
     golden_end_case(w);

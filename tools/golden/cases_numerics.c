@@ -5,6 +5,8 @@
  */
 #include "golden.h"
 
+#include "conform/inexact.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,12 +25,14 @@ static float float_from_bits(uint32_t u)
 /* S2: narrowing of chosen edge values and random fp32 patterns, and widening of every fp16. */
 static void fp16_cases(golden_writer *w)
 {
-    enum { N_EDGE = 24, N_RANDOM = 1000, N = N_EDGE + N_RANDOM };
+    enum { N_EDGE = 30, N_RANDOM = 1000, N = N_EDGE + N_RANDOM };
     static float x[N];
     static uint16_t nearest[N], down[N], up[N];
+    /* S2.6's rows, then the neighbours S2.5 steps to: around +-0, +-65504 and +-infinity, and NaN */
     const float edge[N_EDGE] = {0.0f, -0.0f, 1.0f, -1.0f, 65504.0f, 0x1.ffdffap+15f, 65520.0f, -65520.0f,
                                 0x1p-24f, 0x1p-25f, 0x1.8p-24f, 0x1.002p+0f, 0x1.006p+0f, 0x1.ffcp-15f, 0.1f,
-                                -0.1f, 1e-8f, -1e-8f, 0x1p-14f, 0x1.ff8p-15f, INFINITY, -INFINITY, NAN, 1e30f};
+                                -0.1f, 1e-8f, -1e-8f, 0x1p-14f, 0x1.ff8p-15f, INFINITY, -INFINITY, NAN, 1e30f,
+                                -1e30f, -0x1p-25f, 0x1p-26f, -0x1p-26f, -0x1.ffdffap+15f, -65504.0f};
     memcpy(x, edge, sizeof edge);
     kvq_rng rng;
     kvq_rng_seed(&rng, 2);
@@ -43,7 +47,9 @@ static void fp16_cases(golden_writer *w)
         down[i] = kvq_fp16_round_down(x[i]);
         up[i] = kvq_fp16_round_up(x[i]);
     }
-    golden_begin_case(w, "fp16_narrow", "S2.2-S2.5", "fp16_from_fp32", "{\"rounding\": [\"nearest_even\", \"down\", \"up\"]}");
+    golden_begin_case(w, "fp16_narrow", "S2.2-S2.5", "fp16_from_fp32",
+                      "{\"rounding\": [\"nearest_even\", \"down\", \"up\"], \"inputs\": \"30 edge values (S2.6, "
+                      "S2.5's neighbours of +-0, +-65504, +-infinity, NaN), then 1000 random fp32 patterns\"}");
     golden_array(w, GOLDEN_INPUT, "x", GOLDEN_F32, x, SHAPE(N));
     golden_array(w, GOLDEN_EXACT, "nearest", GOLDEN_U16, nearest, SHAPE(N));
     golden_array(w, GOLDEN_EXACT, "down", GOLDEN_U16, down, SHAPE(N));
@@ -97,7 +103,13 @@ static void make_groups(const kvq_quantizer *q, kvq_rng *rng, float x[N_GROUPS][
         x[N_GROUPS - 3][i] = (i % 2) ? 65504.0f : -65504.0f;         /* the whole range */
         x[N_GROUPS - 4][i] = 1000.0f + 0.0625f * (float)(i % 5);     /* large offset, small spread */
         x[N_GROUPS - 5][i] = ldexpf((float)(i % 7), -24);            /* fp16 subnormals */
+        /* S3.7 example 5: max - a_f is not an fp32 number, so S3.2's two roundings matter */
+        x[N_GROUPS - 6][i] = i == 0 ? -0x1p-23f : i == 1 ? 15.0f : (float)(i % 15);
     }
+    /* Groups whose elements are not fp16 numbers (S2.2 ties among them): the
+     * minimum then rounds down to a, not to nearest (S3.2). Every fourth
+     * random group, chosen before the fixed ones above. */
+    for (int g = 3; g < N_GROUPS - 6; g += 4) conform_inexact(x[g], GROUP, 1000u + (uint64_t)g);
 }
 
 static void group_case(golden_writer *w, const kvq_quantizer *q, const char *name, const char *section,
@@ -123,10 +135,13 @@ static void group_case(golden_writer *w, const kvq_quantizer *q, const char *nam
             decoded[g][i] = kvq_decode(q, p, codes[g][i]);
         }
     }
-    static const char *const scheme_names[] = {"asym", "sym", "nuq"};
-    char params_json[160];
-    snprintf(params_json, sizeof params_json, "{\"scheme\": \"%s\", \"bits\": %u, \"codebook\": \"%s\", \"group\": %d}",
-             scheme_names[q->scheme], q->bits, q->scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", GROUP);
+    char params_json[512];
+    snprintf(params_json, sizeof params_json,
+             "{\"scheme\": \"%s\", \"bits\": %u, \"codebook\": \"%s\", \"group\": %d, \"layout\": \"each row of x "
+             "is one group: min and max over the whole row (no outliers), then every element's code and decoded "
+             "value\", \"inputs\": \"groups 3, 7, .., 39 not fp16-exact; 1, 5, .. with thresholds; 42 S3.7 "
+             "example 5; 43-47 fixed edges\"}",
+             golden_scheme_name(q->scheme), q->bits, q->scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", GROUP);
     golden_begin_case(w, name, section, "quantize_groups", params_json);
     golden_array(w, GOLDEN_INPUT, "x", GOLDEN_F32, x, SHAPE(N_GROUPS, GROUP));
     golden_array(w, GOLDEN_EXACT, "params", GOLDEN_U16, params, SHAPE(N_GROUPS, 2));

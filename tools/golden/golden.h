@@ -66,6 +66,9 @@ void golden_profile_bounds(golden_writer *w, const kvq_qtensor *keys, const kvq_
                            uint32_t q_position, float *const bounds[KVQ_PROFILE_COUNT]);
 /* The arrays "bound" (fp32), "bound_fp16", "bound_bf16" of one shape (S16.7). */
 void golden_bound_arrays(golden_writer *w, const float *const bounds[KVQ_PROFILE_COUNT], const uint32_t shape[4]);
+/* The names the manifest's params use (as tools/conform/golden_cases.c reads them back). */
+const char *golden_scheme_name(kvq_scheme scheme);    /* "asym", "sym", "nuq" */
+const char *golden_rule_name(kvq_policy_rule rule);   /* "quantize_all", "text_centric", "image_centric" */
 
 /* The case generators, one per spec area (cases_*.c). */
 void golden_cases_numerics(golden_writer *w);    /* S2, S3, S5, S6.1-6.5, S14 */

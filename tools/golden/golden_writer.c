@@ -200,3 +200,15 @@ void golden_bound_arrays(golden_writer *w, const float *const bounds[KVQ_PROFILE
     static const char *const labels[KVQ_PROFILE_COUNT] = {"bound", "bound_fp16", "bound_bf16"};
     for (int p = 0; p < KVQ_PROFILE_COUNT; p++) golden_array(w, GOLDEN_REFERENCE, labels[p], GOLDEN_F32, bounds[p], shape);
 }
+
+const char *golden_scheme_name(kvq_scheme scheme)
+{
+    static const char *const names[] = {"asym", "sym", "nuq"};
+    return (unsigned)scheme < 3 ? names[scheme] : "?";
+}
+
+const char *golden_rule_name(kvq_policy_rule rule)
+{
+    static const char *const names[] = {"quantize_all", "text_centric", "image_centric"};
+    return (unsigned)rule < 3 ? names[rule] : "?";
+}

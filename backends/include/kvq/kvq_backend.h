@@ -75,7 +75,11 @@ enum {
     KVQ_BACKEND_FEATURE_OUTLIERS = 1u << 0, /* outlier_ppm > 0, calibrated-key outliers (S7) */
     KVQ_BACKEND_FEATURE_SINKS = 1u << 1,    /* n_sinks > 0 (S8) */
     KVQ_BACKEND_FEATURE_POLICY = 1u << 2,   /* text/image-centric budgets, recent window (S10) */
-    KVQ_BACKEND_FEATURE_GROUPS = 1u << 3    /* value groups smaller than head_dim (S4.1) */
+    KVQ_BACKEND_FEATURE_GROUPS = 1u << 3,   /* value groups smaller than head_dim (S4.1) */
+    /* calibrated keys with kvq_head_config.beyond_range = KVQ_BEYOND_RANGE_CLAMP (S7.3, spec 1.2.0);
+     * a backend built against an older kvq.h never sees that field, so it is asked for it only
+     * when it sets this bit */
+    KVQ_BACKEND_FEATURE_CLAMP = 1u << 4
 };
 
 /* What a backend can do on the device it opened. The conformance runner only

@@ -134,7 +134,8 @@ kvq_status kvq_codebook_from_signposts(uint32_t bits, const float *signposts, kv
 
 /* ------------------------------------------------------------------- S7 -- */
 /* S7.1: how many outliers a vector of n elements has for a fraction given in
- * parts per million, and how they split between the tails. */
+ * parts per million: each tail its own ceil(ppm * n / 2e6) (upper == lower);
+ * total = min(upper + lower, n), the number of elements that are outliers. */
 typedef struct kvq_outlier_count {
     uint32_t total, upper, lower;
 } kvq_outlier_count;
@@ -192,10 +193,19 @@ typedef enum kvq_key_mode {
     KVQ_KEYS_PER_CHANNEL_ONLINE = 1      /* S4.3: per-channel groups over blocks of tokens */
 } kvq_key_mode;
 
-/* S4.2: one channel's calibrated range; elements outside it are outliers. */
+/* S4.2: one channel's calibrated range; elements outside it are outliers
+ * (or clamped, kvq_beyond_range). */
 typedef struct kvq_channel_range {
     float lo, hi;
 } kvq_channel_range;
+
+/* S7.3: what calibrated keys do with an element strictly outside its
+ * channel's range [lo_c, hi_c]. */
+typedef enum kvq_beyond_range {
+    KVQ_BEYOND_RANGE_OUTLIERS = 0, /* a sparse fp16 outlier, stored exactly (dense-and-sparse; the default) */
+    KVQ_BEYOND_RANGE_CLAMP = 1     /* no outlier: its code, 0 or the top code, clamps it to the range
+                                      (KVQuant without sparse storage) */
+} kvq_beyond_range;
 
 /* Everything that decides how one head slice is quantized (S4). */
 typedef struct kvq_head_config {
@@ -207,6 +217,10 @@ typedef struct kvq_head_config {
     uint32_t outlier_ppm;       /* values and online keys: outlier fraction per group */
     const kvq_channel_range *channel_range; /* calibrated keys: [head_dim] */
     kvq_token_policy policy;
+    /* Calibrated keys only (S7.3; since spec 1.2.0, appended so that the
+     * fields above keep their offsets): outliers (0, what a zeroed config
+     * means) or clamping. Ignored for values and online keys. */
+    kvq_beyond_range beyond_range;
 } kvq_head_config;
 
 /* A quantized head slice (S4.4 describes every field). Transparent so that
@@ -253,7 +267,7 @@ kvq_status kvq_qtensor_copy(const kvq_qtensor *qt, kvq_qtensor **out);
 
 /* ---------------------------------------------------------- S6.9, S6.6 -- */
 /* S6.9: per-channel thresholds from calibration samples x[n_samples][head_dim]:
- * per channel, the outlier_ppm fraction (split between tails as S7.1) lies
+ * per channel, the outlier_ppm fraction (each tail's count as S7.1) lies
  * outside [lo, hi]. */
 kvq_status kvq_calibrate_channel_ranges(const float *x, uint32_t n_samples, uint32_t head_dim,
                                         uint32_t outlier_ppm, kvq_channel_range *out);
