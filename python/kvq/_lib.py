@@ -177,6 +177,7 @@ _FUNCTIONS: dict[str, tuple[Any, list[Any]]] = {
     "kvq_rng_uniform": (C.c_float, [P(Rng)]),
     "kvq_rng_normal": (C.c_float, [P(Rng)]),
     "kvq_synth_kv": (_st, [P(SynthParams), _f32p, _f32p, _u8p]),
+    "kvq_synth_kv_profile": (_st, [P(SynthParams), C.c_int, _f32p, _f32p, _u8p]),
     # kvq_io.h
     "kvq_kvfile_create": (_st, [C.c_uint32, C.c_uint32, C.c_uint32, C.c_uint32, C.c_int, C.c_uint32,
                                 P(P(KvFile))]),

@@ -23,7 +23,8 @@ __all__ = [
     "normalfloat", "quantize_head", "dequantize_head", "attention_decode", "attention_error_bound",
     "calibrate_channel_ranges", "calibrate_codebook", "calibration_samples", "select_outliers",
     "outlier_count", "token_precision", "pack_codes", "unpack_codes", "synth_kv",
-    "fp16_from_fp32", "fp16_round_down", "fp16_round_up", "fp32_from_fp16", "rope_apply",
+    "fp16_from_fp32", "fp16_round_down", "fp16_round_up", "fp32_from_fp16", "rope_apply", "SynthProfile",
+    "REALISTIC",
     "spec_version",
 ]
 
@@ -605,13 +606,30 @@ def unpack_codes(packed: Any, n: int, bits: int) -> np.ndarray:
 
 
 # ---- the generator (S14) ----------------------------------------------------------------------------
+class SynthProfile(_Named):
+    """kvq_synth_profile (S14.3, S14.6)."""
+    STRESS = 0
+    REALISTIC = 1
+
+
 def synth_kv(n_tokens: int, head_dim: int, seed: int, n_outlier_channels: int = 2, tail_probability: float = 0.01,
-             sink_token: int = 1, image_run: int = 0, text_run: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """S14.3: synthetic (keys, values, modality) of one head; the same bits as ``kvq synth``."""
+             sink_token: int = 1, image_run: int = 0, text_run: int = 0,
+             profile: Union[SynthProfile, str] = SynthProfile.STRESS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """S14.3 / S14.6: synthetic (keys, values, modality) of one head; the same bits as ``kvq synth``.
+
+    ``profile="stress"`` (the default, S14.3) exaggerates outliers for conformance;
+    ``profile="realistic"`` (S14.6) follows a real model's statistics; use it with
+    ``n_outlier_channels=10, tail_probability=8e-6``.
+    """
     p = L.SynthParams(n_tokens, head_dim, seed, n_outlier_channels, tail_probability, sink_token, image_run,
                       text_run)
-    keys = np.empty((n_tokens, head_dim), dtype=np.float32) if n_tokens and head_dim else np.zeros((0, 0), np.float32)
+    keys = np.empty((n_tokens, head_dim), dtype=np.float32)
     values = np.empty_like(keys)
     modality = np.empty(n_tokens, dtype=np.uint8)
-    call("kvq_synth_kv", C.byref(p), A.ptr(keys, C.c_float), A.ptr(values, C.c_float), A.ptr(modality, C.c_uint8))
+    call("kvq_synth_kv_profile", C.byref(p), int(SynthProfile.of(profile)), A.ptr(keys, C.c_float),
+         A.ptr(values, C.c_float), A.ptr(modality, C.c_uint8))
     return keys, values, modality
+
+
+# The suggested parameters of the realistic profile (S14.6).
+REALISTIC = {"n_outlier_channels": 10, "tail_probability": 8e-6, "profile": "realistic"}

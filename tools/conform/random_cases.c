@@ -153,7 +153,11 @@ static bool random_synth(kvq_rng *r, uint32_t n, uint32_t extra, uint32_t head_d
     s->keys = malloc(count * sizeof *s->keys);
     s->values = malloc(count * sizeof *s->values);
     s->modality = malloc(p->n_tokens);
-    return s->keys && s->values && s->modality && kvq_synth_kv(p, s->keys, s->values, s->modality) == KVQ_OK;
+    /* Half the cases (by the seed's low bit, so no other draw moves) on the realistic profile
+     * (S14.6: real statistics, signed-zero channels), half on the stress profile (S14.3). */
+    kvq_synth_profile profile = (p->seed & 1u) ? KVQ_SYNTH_REALISTIC : KVQ_SYNTH_STRESS;
+    return s->keys && s->values && s->modality &&
+           kvq_synth_kv_profile(p, profile, s->keys, s->values, s->modality) == KVQ_OK;
 }
 
 static void synth_free(synth_data *s)
