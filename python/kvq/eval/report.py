@@ -50,8 +50,8 @@ def bar_chart(path: Path, title: str, results: Sequence[dict], key: str, unit: s
     values = [r[key] for r in rows]
     lo = min(v for v in values if v > 0) if log else 0.0
     hi = max(values + ([reference] if reference else []))
-    if log:
-        lo = min(lo, reference or lo) / 1.05
+    if log:  # start below the smallest bar (and the reference) so that every bar shows
+        lo = min(lo, reference or lo) / (1.05 if reference else 2.0)
 
     def x(v: float) -> float:
         if log:
@@ -76,7 +76,8 @@ def bar_chart(path: Path, title: str, results: Sequence[dict], key: str, unit: s
                    f'stroke="black" stroke-dasharray="4,3"/>')
         out.append(f'<text x="{rx + 3:.1f}" y="{top + row_h * len(rows) + 14}">fp32 cache {reference:.3f}</text>')
     legend_y = height - 10
-    for j, (bits, colour) in enumerate(sorted(colours.items())):
+    present = sorted({r["bits"] for r in rows})
+    for j, (bits, colour) in enumerate((b, colours.get(b, "#888")) for b in present):
         out.append(f'<rect x="{10 + 70 * j}" y="{legend_y - 9}" width="10" height="10" fill="{colour}"/>')
         out.append(f'<text x="{24 + 70 * j}" y="{legend_y}">{bits}-bit</text>')
     out.append("</svg>")
