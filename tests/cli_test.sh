@@ -70,7 +70,13 @@ expect 0 '' "$KVQ" synth -o b.kvt "${SYNTH[@]}" --seed 8
 ! cmp -s a.kvt b.kvt || fail "synth ignores --seed"
 expect 0 'fp32' "$KVQ" synth -o f32.kvt "${SYNTH[@]}" --seed 7 --dtype fp32
 expect 0 '' "$KVQ" synth -o small.kvt --layers 1 --heads 1 --tokens 16 --head-dim 32 --seed 1
-checks=$((checks + 2))
+# S14.6: the realistic profile is another stream; the default stays the stress profile
+expect 0 '' "$KVQ" synth -o r.kvt "${SYNTH[@]}" --seed 7 --profile realistic
+! cmp -s a.kvt r.kvt || fail "synth --profile realistic is the stress profile"
+expect 0 '' "$KVQ" synth -o s.kvt "${SYNTH[@]}" --seed 7 --profile stress
+cmp -s a.kvt s.kvt || fail "synth --profile stress is not the default"
+expect 2 "--profile 'other' is not one of" "$KVQ" synth -o x.kvt "${SYNTH[@]}" --seed 7 --profile other
+checks=$((checks + 4))
 
 # ---- inspect .kvt ----------------------------------------------------------------
 expect 0 'modality: text [0-9]+, image [0-9]+' "$KVQ" inspect a.kvt

@@ -37,6 +37,72 @@ START_TEST(test_ranges_worked_example)
 }
 END_TEST
 
+/* Regression (S6.9 step 1): a channel holding both zeros, as real keys do where
+ * the key-norm weight is 0. -0 sorts before +0, so lo never is +0 with hi -0,
+ * and the calibrated keys' step is +0, which a .kvqz can store. */
+static uint32_t float_bits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+START_TEST(test_ranges_signed_zeros)
+{
+    /* 4 samples x 3 channels: channel 0 alternates +0/-0 (each order of
+     * appearance), channel 1 is all -0, channel 2 all +0. */
+    const float x[4 * 3] = {0.0f, -0.0f, 0.0f, -0.0f, -0.0f, 0.0f, 0.0f, -0.0f, 0.0f, -0.0f, -0.0f, 0.0f};
+    kvq_channel_range r[3];
+    ck_assert_int_eq(kvq_calibrate_channel_ranges(x, 4, 3, 0, r), KVQ_OK);
+    ck_assert_uint_eq(float_bits(r[0].lo), 0x80000000u);
+    ck_assert_uint_eq(float_bits(r[0].hi), 0x00000000u);
+    ck_assert_uint_eq(float_bits(r[1].lo), 0x80000000u);
+    ck_assert_uint_eq(float_bits(r[1].hi), 0x80000000u);
+    ck_assert_uint_eq(float_bits(r[2].lo), 0x00000000u);
+    ck_assert_uint_eq(float_bits(r[2].hi), 0x00000000u);
+    /* Samples in the other order give the same bits (the sort decides, not the input order). */
+    const float y[4] = {-0.0f, 0.0f, -0.0f, 0.0f};
+    kvq_channel_range ry;
+    ck_assert_int_eq(kvq_calibrate_channel_ranges(y, 4, 1, 0, &ry), KVQ_OK);
+    ck_assert_uint_eq(float_bits(ry.lo), 0x80000000u);
+    ck_assert_uint_eq(float_bits(ry.hi), 0x00000000u);
+    /* 500000 ppm of 4: one outlier per tail, lo = sorted[1] = -0, hi = sorted[2] = +0. */
+    ck_assert_int_eq(kvq_calibrate_channel_ranges(x, 4, 3, 500000, r), KVQ_OK);
+    ck_assert_uint_eq(float_bits(r[0].lo), 0x80000000u);
+    ck_assert_uint_eq(float_bits(r[0].hi), 0x00000000u);
+
+    /* Calibrated keys with these ranges: every step b is +0 for every scheme. */
+    kvq_channel_range ranges[32];
+    for (int c = 0; c < 32; c++) ranges[c] = r[c % 3];
+    float keys[2 * 32];
+    for (int i = 0; i < 64; i++) keys[i] = (i % 2) ? -0.0f : 0.0f;
+    const kvq_scheme schemes[] = {KVQ_SCHEME_UNIFORM_ASYM, KVQ_SCHEME_UNIFORM_SYM, KVQ_SCHEME_NUQ};
+    kvq_codebook nf;
+    ck_assert_int_eq(kvq_codebook_normalfloat(4, &nf), KVQ_OK);
+    for (int s = 0; s < 3; s++) {
+        kvq_head_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.role = KVQ_ROLE_KEYS;
+        cfg.key_mode = KVQ_KEYS_PER_CHANNEL_CALIBRATED;
+        cfg.quantizer.scheme = schemes[s];
+        cfg.quantizer.bits = 4;
+        cfg.quantizer.codebook = schemes[s] == KVQ_SCHEME_NUQ ? &nf : NULL;
+        cfg.channel_range = ranges;
+        cfg.policy = kvq_token_policy_default();
+        cfg.policy.rule = KVQ_POLICY_QUANTIZE_ALL;
+        cfg.policy.n_sinks = 0;
+        kvq_qtensor *qt = NULL;
+        ck_assert_int_eq(kvq_quantize_head(&cfg, keys, 2, 32, NULL, &qt), KVQ_OK);
+        for (uint32_t c = 0; c < qt->n_params; c++)
+            ck_assert_msg(qt->params[c].b == 0x0000u, "scheme %d channel %u: b = 0x%04x", s, c, qt->params[c].b);
+        float back[2 * 32];
+        ck_assert_int_eq(kvq_dequantize_head(qt, back), KVQ_OK);
+        for (int i = 0; i < 64; i++) ck_assert(back[i] == 0.0f);
+        kvq_qtensor_free(qt);
+    }
+}
+END_TEST
+
 /* Property: exactly `lower` samples are below lo and `upper` above hi when the
  * values are distinct, for many sizes and fractions. */
 START_TEST(test_ranges_property)
@@ -210,6 +276,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, test_ranges_worked_example);
     tcase_add_test(tc, test_ranges_property);
     tcase_add_test(tc, test_ranges_errors);
+    tcase_add_test(tc, test_ranges_signed_zeros);
     tcase_add_test(tc, test_samples_worked_example);
     tcase_add_test(tc, test_samples_calibrated_keys);
     tcase_add_test(tc, test_samples_feed_kmeans);

@@ -680,6 +680,9 @@ START_TEST(test_kvqz_write_errors)
     kvq_qtensor *saved = f->tensor[3];
     f->tensor[3] = NULL;
     KVQ_EXPECT_STATUS(kvq_qfile_write(p, f), KVQ_ERR_NULL_ARGUMENT);
+    /* The message names the file being written, not the argument "f". */
+    ck_assert_msg(strncmp(kvq_last_error(), p, strlen(p)) == 0 && strstr(kvq_last_error(), "layer 1 head 0 values") != NULL,
+                  "message: %s", kvq_last_error());
     f->tensor[3] = quantize(KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_SYM, 8, 0, 0, 4, QT_TOKENS - 2, NULL, NULL);
     KVQ_EXPECT_STATUS(kvq_qfile_write(p, f), KVQ_ERR_SIZE_MISMATCH);
     kvq_qtensor_free(f->tensor[3]);
@@ -691,6 +694,7 @@ START_TEST(test_kvqz_write_errors)
     saved->outlier_ptr[3] -= 1;
     saved->precision[4] = 7;
     KVQ_EXPECT_STATUS(kvq_qfile_write(p, f), KVQ_ERR_BAD_ARGUMENT);
+    ck_assert_msg(strncmp(kvq_last_error(), p, strlen(p)) == 0, "message: %s", kvq_last_error());
     saved->precision[4] = 0;
     ck_assert(!exists(p));
     KVQ_EXPECT_STATUS(kvq_qfile_write(p, f), KVQ_OK);

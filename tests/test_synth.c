@@ -248,6 +248,126 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/* S14.6, recomputed from the generator (S14.1-S14.2) step by step, independently of synth.c. */
+static float spec_tail(kvq_rng *r, float tail_probability, float z)
+{
+    float u = kvq_rng_uniform(r), w = kvq_rng_uniform(r);
+    if (!(u < tail_probability)) return z;
+    float size = 6.0f + 4.0f * w;
+    return z < 0.0f ? -size : size;
+}
+
+static float spec_finish(float x, int sink, float factor)
+{
+    if (sink) x = x * factor;
+    if (x > 60000.0f) x = 60000.0f;
+    if (x < -60000.0f) x = -60000.0f;
+    return kvq_fp32_from_fp16(kvq_fp16_from_fp32(x));
+}
+
+START_TEST(test_realistic_recipe)
+{
+    enum { N = 5, D = 10 };
+    /* tail 0.3 so that tails occur; 4 outlier channels of h = 5: channels 4, 9, 3, 8 */
+    kvq_synth_params p = {N, D, 12345, 4, 0.3f, 1, 2, 1};
+    float keys[N * D], values[N * D], ek[N * D], ev[N * D];
+    uint8_t modality[N];
+    ck_assert_int_eq(kvq_synth_kv_profile(&p, KVQ_SYNTH_REALISTIC, keys, values, modality), KVQ_OK);
+
+    kvq_rng r;
+    kvq_rng_seed(&r, 12345);
+    float bias[D], scale[D];
+    int zero[D];
+    for (int c = 0; c < D; c++) {
+        float z = kvq_rng_normal(&r), u = kvq_rng_uniform(&r), w = kvq_rng_uniform(&r);
+        bias[c] = 0.75f * z;
+        scale[c] = 0.375f + 1.625f * u;
+        zero[c] = w < 0x1p-6f;
+    }
+    const int outlier[4] = {4, 9, 3, 8};
+    for (int j = 0; j < 4; j++) {
+        float z = kvq_rng_normal(&r), u = kvq_rng_uniform(&r);
+        float factor = 5.0f + 4.0f * u;
+        bias[outlier[j]] = z < 0.0f ? -2.0f * factor : 2.0f * factor;
+        scale[outlier[j]] = factor;
+        zero[outlier[j]] = 0;
+    }
+    int tails = 0;
+    for (int t = 0; t < N; t++) {
+        float amplitude = 0.75f + 0.5f * kvq_rng_uniform(&r);
+        float value_scale = 0.625f + 0.75f * kvq_rng_uniform(&r);
+        for (int c = 0; c < D; c++) {
+            float z0 = kvq_rng_normal(&r);
+            float z = spec_tail(&r, 0.3f, z0);
+            tails += z != z0;
+            float x = zero[c] ? z * 0.0f : bias[c] + scale[c] * (amplitude * z);
+            ek[t * D + c] = spec_finish(x, t == 0, 0.84375f);
+        }
+        for (int c = 0; c < D; c++) {
+            float z = spec_tail(&r, 0.3f, kvq_rng_normal(&r));
+            ev[t * D + c] = spec_finish(value_scale * z, t == 0, 0.265625f);
+        }
+    }
+    ck_assert_int_gt(tails, 0);
+    ck_assert_mem_eq(keys, ek, sizeof keys);
+    ck_assert_mem_eq(values, ev, sizeof values);
+    /* S14.4 modality, as for the stress profile: T I I T I */
+    const uint8_t want[N] = {0, 1, 1, 0, 1};
+    ck_assert_mem_eq(modality, want, N);
+    /* the outlier channels are wide: |key| of channel 9 above every ordinary channel's mean */
+    for (int t = 1; t < N; t++) ck_assert(fabsf(keys[t * D + 9]) > 4.0f);
+}
+END_TEST
+
+/* Zero channels hold +0 and -0 (S14.6 step 3), the signed zeros S6.9 sorts. */
+START_TEST(test_realistic_zero_channels)
+{
+    enum { N = 64, D = 256 };
+    kvq_synth_params p = {N, D, 7, 10, 0.0f, 0, 0, 0};
+    static float keys[N * D];
+    ck_assert_int_eq(kvq_synth_kv_profile(&p, KVQ_SYNTH_REALISTIC, keys, NULL, NULL), KVQ_OK);
+    int zero_channels = 0;
+    for (int c = 0; c < D; c++) {
+        int plus = 0, minus = 0;
+        for (int t = 0; t < N; t++) {
+            float x = keys[t * D + c];
+            if (x == 0.0f) {
+                if (signbit(x))
+                    minus++;
+                else
+                    plus++;
+            }
+        }
+        if (plus + minus == N) {
+            zero_channels++;
+            ck_assert(plus > 0 && minus > 0);
+        }
+    }
+    ck_assert_int_gt(zero_channels, 0);
+    ck_assert_int_lt(zero_channels, 16);
+}
+END_TEST
+
+START_TEST(test_profile_errors_and_default)
+{
+    float k[8 * 5], v[8 * 5], k2[8 * 5], v2[8 * 5];
+    kvq_synth_params p = {8, 5, 3, 4, 0.01f, 1, 0, 0};
+    /* the stress profile is kvq_synth_kv's output, byte for byte */
+    ck_assert_int_eq(kvq_synth_kv(&p, k, v, NULL), KVQ_OK);
+    ck_assert_int_eq(kvq_synth_kv_profile(&p, KVQ_SYNTH_STRESS, k2, v2, NULL), KVQ_OK);
+    ck_assert_mem_eq(k, k2, sizeof k);
+    ck_assert_mem_eq(v, v2, sizeof v);
+    memcpy(k2, k, sizeof k);
+    KVQ_EXPECT_STATUS(kvq_synth_kv_profile(&p, (kvq_synth_profile)2, k, v, NULL), KVQ_ERR_BAD_ENUM);
+    ck_assert_mem_eq(k, k2, sizeof k); /* nothing written */
+    /* head_dim 5 has 2 rotate-half pairs: at most 4 outlier channels */
+    ck_assert_int_eq(kvq_synth_kv_profile(&p, KVQ_SYNTH_REALISTIC, k, v, NULL), KVQ_OK);
+    p.n_outlier_channels = 5;
+    KVQ_EXPECT_STATUS(kvq_synth_kv_profile(&p, KVQ_SYNTH_REALISTIC, k, v, NULL), KVQ_ERR_BAD_ARGUMENT);
+    ck_assert_int_eq(kvq_synth_kv_profile(&p, KVQ_SYNTH_STRESS, k, v, NULL), KVQ_OK);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("synth");
@@ -261,6 +381,9 @@ static Suite *make_suite(void)
     tcase_add_test(tc, test_sink_token);
     tcase_add_test(tc, test_modality_pattern);
     tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_realistic_recipe);
+    tcase_add_test(tc, test_realistic_zero_channels);
+    tcase_add_test(tc, test_profile_errors_and_default);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -25,8 +25,8 @@ void cli_usage_synth(FILE *out)
     fprintf(out,
             "usage: kvq synth -o OUT.kvt --layers L --heads H --tokens N --head-dim D --seed S\n"
             "                 [--outlier-channels K] [--tail-probability P] [--sink 0|1]\n"
-            "                 [--image-run I --text-run T] [--dtype fp16|fp32]\n"
-            "  Writes L*H synthetic head slices of keys and values (kvq_synth_kv, S14.3).\n"
+            "                 [--image-run I --text-run T] [--dtype fp16|fp32] [--profile stress|realistic]\n"
+            "  Writes L*H synthetic head slices of keys and values (kvq_synth_kv_profile, S14.3, S14.6).\n"
             "  Head h of layer l uses seed S + 1000003*(l*H + h).\n"
             "  --outlier-channels K  key channels with a large scale (default 2, at most D)\n"
             "  --tail-probability P  fraction of heavy-tailed elements, 0 .. 1 (default 0.01)\n"
@@ -34,13 +34,15 @@ void cli_usage_synth(FILE *out)
             "  --image-run I         image tokens per image (default 0: all text)\n"
             "  --text-run T          text tokens between images (default 0)\n"
             "  --dtype fp16|fp32     element type in the file (default fp16: values are rounded\n"
-            "                        to fp16 with kvq_fp16_from_fp32)\n");
+            "                        to fp16 with kvq_fp16_from_fp32)\n"
+            "  --profile P           stress (S14.3, the default) or realistic (S14.6: a real model's\n"
+            "                        statistics; use it with --outlier-channels 10 --tail-probability 0.000008)\n");
 }
 
 /* Fills every head slice of a new kvfile, then writes it. The keys and values
  * of one head are made together by one kvq_synth_kv call. */
 static int synth_write(const char *path, uint32_t layers, uint32_t heads, uint32_t tokens, uint32_t head_dim,
-                       uint64_t seed, const kvq_synth_params *base, kvq_dtype dtype)
+                       uint64_t seed, const kvq_synth_params *base, kvq_synth_profile profile, kvq_dtype dtype)
 {
     kvq_kvfile *f = NULL;
     kvq_status st = kvq_kvfile_create(layers, heads, tokens, head_dim, dtype,
@@ -62,7 +64,7 @@ static int synth_write(const char *path, uint32_t layers, uint32_t heads, uint32
             p.seed = seed + UINT64_C(1000003) * ((uint64_t)l * heads + h);
             float *k = kvq_kvfile_slice(f, KVQ_ROLE_KEYS, l, h);
             float *v = kvq_kvfile_slice(f, KVQ_ROLE_VALUES, l, h);
-            st = kvq_synth_kv(&p, k, v, modality);
+            st = kvq_synth_kv_profile(&p, profile, k, v, modality);
             if (st != KVQ_OK) {
                 cli_fail_at(CMD, st, "layer %u head %u: ", l, h);
                 break;
@@ -100,7 +102,7 @@ static int synth_write(const char *path, uint32_t layers, uint32_t heads, uint32
 }
 
 enum { OPT_LAYERS = 1, OPT_HEADS, OPT_TOKENS, OPT_HEAD_DIM, OPT_SEED, OPT_OUTLIER_CHANNELS, OPT_TAIL, OPT_SINK,
-       OPT_IMAGE_RUN, OPT_TEXT_RUN, OPT_DTYPE, OPT_HELP };
+       OPT_IMAGE_RUN, OPT_TEXT_RUN, OPT_DTYPE, OPT_PROFILE, OPT_HELP };
 
 int cmd_synth(int argc, char **argv)
 {
@@ -117,11 +119,12 @@ int cmd_synth(int argc, char **argv)
         {"image-run", required_argument, NULL, OPT_IMAGE_RUN},
         {"text-run", required_argument, NULL, OPT_TEXT_RUN},
         {"dtype", required_argument, NULL, OPT_DTYPE},
+        {"profile", required_argument, NULL, OPT_PROFILE},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
     const char *output = NULL;
-    uint32_t layers = 0, heads = 0, tokens = 0, head_dim = 0, dtype = 0;
+    uint32_t layers = 0, heads = 0, tokens = 0, head_dim = 0, dtype = 0, profile = 0;
     bool have_layers = false, have_heads = false, have_tokens = false, have_dim = false, have_seed = false;
     bool have_image = false, have_text = false;
     uint64_t seed = 0;
@@ -131,6 +134,7 @@ int cmd_synth(int argc, char **argv)
     p.tail_probability = 0.01f;
     p.sink_token = 1;
     static const char *const dtypes[] = {"fp16", "fp32"};
+    static const char *const profiles[] = {"stress", "realistic"}; /* kvq_synth_profile order */
 
     int c;
     optind = 1;
@@ -160,6 +164,7 @@ int cmd_synth(int argc, char **argv)
             ok = have_text = cli_parse_u32(CMD, "--text-run", optarg, 0, KVQ_MAX_TOKENS, &p.text_run);
             break;
         case OPT_DTYPE: ok = cli_parse_choice(CMD, "--dtype", optarg, dtypes, 2, &dtype); break;
+        case OPT_PROFILE: ok = cli_parse_choice(CMD, "--profile", optarg, profiles, 2, &profile); break;
         default: return cli_usage_error(CMD, "unexpected option");
         }
         if (!ok) return CLI_USAGE;
@@ -175,6 +180,6 @@ int cmd_synth(int argc, char **argv)
     if (p.n_outlier_channels > head_dim)
         return cli_usage_error(CMD, "--outlier-channels %u is more than --head-dim %u", p.n_outlier_channels, head_dim);
 
-    return synth_write(output, layers, heads, tokens, head_dim, seed, &p,
+    return synth_write(output, layers, heads, tokens, head_dim, seed, &p, (kvq_synth_profile)profile,
                        dtype == 0 ? KVQ_DTYPE_FP16 : KVQ_DTYPE_FP32);
 }

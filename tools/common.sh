@@ -6,10 +6,12 @@
 
 # What building and testing kvq needs on Debian 12. The test suites use Check (via pkg-config);
 # the OpenCL backend needs the ICD loader, the headers and CLBlast, and runs on PoCL (the CPU as an
-# OpenCL device) where no GPU driver is installed. CUDA is never installed here (NVIDIA's toolkit is
+# OpenCL device) where no GPU driver is installed. python3-venv: the Python package's tests run in
+# a virtual environment (tools/run-python-tests.sh). CUDA is never installed here (NVIDIA's toolkit is
 # not a Debian package): the CUDA backend is built when nvcc is already on PATH.
 KVQ_DEBIAN_PACKAGES=(build-essential cmake pkg-config check
-                     ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd clinfo)
+                     ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd clinfo
+                     python3 python3-venv)
 
 # Is a Debian package fully installed? (`dpkg -s` alone also succeeds for removed packages
 # whose configuration files remain.)

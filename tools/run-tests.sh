@@ -3,11 +3,15 @@
 #
 # Installs the Debian packages the build needs when run as root on a machine that lacks them,
 # (re)configures build/ (Release, tests on, -Werror when $CI is set), builds with all cores and
-# runs CTest. The last line printed is CTest's summary; the exit status is CTest's.
+# runs CTest, then the Python package's tests (tools/run-python-tests.sh: pip install . into a
+# fresh virtual environment, pytest). The exit status is non-zero when either failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tools/common.sh
 
 kvq_setup_packages
 kvq_configure_and_build
-exec ctest --test-dir build --output-on-failure
+status=0
+ctest --test-dir build --output-on-failure || status=$?
+bash tools/run-python-tests.sh || status=$?
+exit "$status"

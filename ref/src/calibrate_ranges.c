@@ -8,15 +8,20 @@
  */
 #include "internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 
-/* qsort comparator: exact fp32 comparisons. Equal values are interchangeable,
- * so the (unspecified) order qsort gives them cannot change the result. */
+/* qsort comparator: exact fp32 comparisons, and -0 before +0 (S6.9 step 1).
+ * The zeros compare equal but have different bits; without the sign rule the
+ * (unspecified) order qsort gives them could make lo = +0 and hi = -0, whose
+ * asymmetric step fp16_up(-0 * R) = -0 no .kvqz may store. With it, values
+ * that compare equal have equal bits, so any correct sort gives one result. */
 static int compare_floats(const void *pa, const void *pb)
 {
     float a = *(const float *)pa;
     float b = *(const float *)pb;
-    return (a > b) - (a < b);
+    if (a != b) return (a > b) - (a < b);
+    return (int)(signbit(b) != 0) - (int)(signbit(a) != 0);
 }
 
 /* S6.9 */

@@ -372,10 +372,10 @@ kvq_status kvq_qfile_write(const char *path, const kvq_qfile *f)
                 const kvq_qtensor *qt = *kvq_qfile_slot(f, l, h, (kvq_role)role);
                 const char *name = role == 0 ? "keys" : "values";
                 if (qt == NULL)
-                    return kvq_fail(KVQ_ERR_NULL_ARGUMENT, "f: layer %u head %u %s is NULL", l, h, name);
+                    return kvq_fail(KVQ_ERR_NULL_ARGUMENT, "%s: layer %u head %u %s is NULL", path, l, h, name);
                 problem p;
                 if (!check_tensor(qt, (kvq_role)role, f->n_tokens, f->head_dim, &p))
-                    return kvq_fail(p.status, "f: layer %u head %u %s: %s", l, h, name, p.why);
+                    return kvq_fail(p.status, "%s: layer %u head %u %s: %s", path, l, h, name, p.why);
             }
     kvq_writer w;
     kvq_writer_init(&w);

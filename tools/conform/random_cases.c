@@ -165,7 +165,11 @@ static bool random_synth(kvq_rng *r, uint32_t n, uint32_t extra, uint32_t head_d
     s->keys = malloc(count * sizeof *s->keys);
     s->values = malloc(count * sizeof *s->values);
     s->modality = malloc(p->n_tokens);
-    if (!s->keys || !s->values || !s->modality || kvq_synth_kv(p, s->keys, s->values, s->modality) != KVQ_OK)
+    /* Half the cases (by the seed's low bit, so no other draw moves) on the realistic profile
+     * (S14.6: real statistics, signed-zero channels), half on the stress profile (S14.3). */
+    kvq_synth_profile profile = (p->seed & 1u) ? KVQ_SYNTH_REALISTIC : KVQ_SYNTH_STRESS;
+    if (!s->keys || !s->values || !s->modality ||
+        kvq_synth_kv_profile(p, profile, s->keys, s->values, s->modality) != KVQ_OK)
         return false;
     /* Half the cases: inputs that are not fp16 numbers, so every fp16 row, outlier value and group
      * minimum needs its rounding (S2.2, S3.2); ranges calibrated on them are not fp16 numbers either. */

@@ -375,17 +375,27 @@ uint64_t kvq_rng_next_u64(kvq_rng *rng);
 float kvq_rng_uniform(kvq_rng *rng);  /* [0, 1), multiples of 2^-24 */
 float kvq_rng_normal(kvq_rng *rng);   /* approximately N(0,1), S14.2 */
 
-/* S14.3: realistic synthetic KV for one layer and head. */
+/* S14.3, S14.6: which recipe kvq_synth_kv follows. */
+typedef enum kvq_synth_profile {
+    KVQ_SYNTH_STRESS = 0,    /* S14.3: exaggerated outlier channels, heavy tails, a sink 8x as large */
+    KVQ_SYNTH_REALISTIC = 1  /* S14.6: calibrated to a real model's keys and values */
+} kvq_synth_profile;
+
+/* S14.3: synthetic KV for one layer and head. */
 typedef struct kvq_synth_params {
     uint32_t n_tokens, head_dim;
     uint64_t seed;
-    uint32_t n_outlier_channels; /* key channels with a large scale */
+    uint32_t n_outlier_channels; /* key channels with a large scale (S14.6: at the lowest-frequency RoPE pairs) */
     float tail_probability;      /* fraction of heavy-tailed elements */
-    uint32_t sink_token;         /* 1: token 0 has a large norm */
+    uint32_t sink_token;         /* 1: token 0 is scaled (stress: 8x; realistic: a smaller norm, S14.6) */
     uint32_t image_run;          /* image tokens per image (e.g. 576); 0 = all text */
     uint32_t text_run;           /* text tokens between images */
 } kvq_synth_params;
+/* S14.3: the stress profile, as kvq_synth_kv_profile(p, KVQ_SYNTH_STRESS, ...). */
 kvq_status kvq_synth_kv(const kvq_synth_params *p, float *keys, float *values, uint8_t *modality);
+/* S14.3 (stress) or S14.6 (realistic): the same parameters read by the profile's recipe. */
+kvq_status kvq_synth_kv_profile(const kvq_synth_params *p, kvq_synth_profile profile, float *keys, float *values,
+                                uint8_t *modality);
 
 #ifdef __cplusplus
 }
