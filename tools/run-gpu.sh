@@ -7,6 +7,7 @@
 #   conform  kvq conform on cuda at its default profile (fp16) and at fp32, and on opencl (NVIDIA's)
 #   sanitize compute-sanitizer memcheck and racecheck over the tensor-core cases (--short)
 #   bench    kvq bench study a with KVQ_GPU_BENCH_ARGS (default: the issue 13 points)
+#   profile  ncu (speed of light, occupancy, warp states) on one tensor-core launch at 32K tokens
 # Every step writes OUT/<step>.log; a failing step is reported and the next one still runs; the
 # exit status is the number of failed steps.
 set -uo pipefail
@@ -64,6 +65,12 @@ for step in "${steps[@]}"; do
         # shellcheck disable=SC2086
         run bench $build/tools/kvq bench $bench_args --torch-script tools/scripts/torch_sdpa_baseline.py \
             "${fi_args[@]}" --out "$out/bench" ;;
+    profile)
+        # ncu on one tensor-core launch at 32K tokens (int4, 32 heads): the 70th (after 1K, 4K, 16K x 23 runs).
+        run profile ncu --clock-control none --kernel-name regex:tc_split --launch-skip 69 --launch-count 1 \
+            --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+            --section SchedulerStats $build/tools/kvq bench --study a --formats int4 --shapes llama7b-mha \
+            --max-context 32768 --out /tmp/kvq-profile ;;
     *) echo "unknown step $step" | tee -a "$out/summary.log"; failed=$((failed + 1)) ;;
     esac
 done

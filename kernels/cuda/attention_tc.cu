@@ -694,18 +694,35 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
     }
 }
 
+template <int D, int BITS>
+size_t smem_bytes();
+
+/* The kernel's attributes, set once per instantiation and process. */
 template <int D, int BITS, bool ROT>
-cudaError_t launch(const kvq_cuda_attention_args &a, cudaStream_t stream)
+cudaError_t launch_config()
 {
-    using G = Geometry<D, BITS>;
-    const size_t bytes = G::kStages * G::kStageBytes + sizeof(Shared<D, BITS>);
-    static bool configured = false; /* one attribute call per instantiation and process */
+    const size_t bytes = smem_bytes<D, BITS>();
+    static bool configured = false;
     if (!configured) {
         cudaError_t err = cudaFuncSetAttribute(tc_split_kernel<D, BITS, ROT>,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+        /* All of the unified L1/shared memory as shared memory: without it the driver may pick a
+         * carveout that holds one block per SM, and one block's four warps cannot hide latency. */
+        if (err == cudaSuccess)
+            err = cudaFuncSetAttribute(tc_split_kernel<D, BITS, ROT>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       (int)cudaSharedmemCarveoutMaxShared);
         if (err != cudaSuccess) return err;
         configured = true;
     }
+    return cudaSuccess;
+}
+
+template <int D, int BITS, bool ROT>
+cudaError_t launch(const kvq_cuda_attention_args &a, cudaStream_t stream)
+{
+    const size_t bytes = smem_bytes<D, BITS>();
+    cudaError_t err = launch_config<D, BITS, ROT>();
+    if (err != cudaSuccess) return err;
     dim3 grid(a.max_splits, (a.n_q + kHeads - 1u) / kHeads, a.n_seq);
     tc_split_kernel<D, BITS, ROT><<<grid, kThreads, bytes, stream>>>(a);
     return cudaGetLastError();
@@ -782,6 +799,29 @@ extern "C" cudaError_t kvq_cuda_attention_tc_split(const kvq_cuda_attention_args
 }
 
 extern "C" unsigned long long kvq_cuda_attention_tc_launches(void) { return tc_launches; }
+
+template <int D, int BITS>
+int occupancy()
+{
+    int blocks = 0;
+    if (launch_config<D, BITS, true>() != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, tc_split_kernel<D, BITS, true>, kThreads,
+                                                      smem_bytes<D, BITS>()) != cudaSuccess)
+        return -1;
+    return blocks;
+}
+
+extern "C" int kvq_cuda_attention_tc_blocks_per_sm(uint32_t head_dim, uint32_t bits)
+{
+    switch (head_dim * 16u + bits) {
+    case 64u * 16u + 4u: return occupancy<64, 4>();
+    case 128u * 16u + 2u: return occupancy<128, 2>();
+    case 128u * 16u + 4u: return occupancy<128, 4>();
+    case 128u * 16u + 8u: return occupancy<128, 8>();
+    case 256u * 16u + 4u: return occupancy<256, 4>();
+    default: return 0;
+    }
+}
 
 extern "C" size_t kvq_cuda_attention_tc_smem_bytes(uint32_t head_dim, uint32_t bits)
 {

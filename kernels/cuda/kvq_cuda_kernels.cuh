@@ -276,6 +276,9 @@ int kvq_cuda_attention_tc_eligible(const kvq_cuda_attention_args *args);
 unsigned long long kvq_cuda_attention_tc_launches(void);
 /* Dynamic shared memory of one block of that kernel (0: no such format). */
 size_t kvq_cuda_attention_tc_smem_bytes(uint32_t head_dim, uint32_t bits);
+/* Blocks of it resident per SM (cudaOccupancyMaxActiveBlocksPerMultiprocessor, RoPE variant;
+ * -1 on error, 0 for a format without a table entry here). */
+int kvq_cuda_attention_tc_blocks_per_sm(uint32_t head_dim, uint32_t bits);
 /* Launches of the fast kernel in this process (lets tests show it ran). */
 unsigned long long kvq_cuda_attention_fast_launches(void);
 

@@ -414,6 +414,15 @@ int bench_study_cuda_attention(const bench_options *o, bench_json *w)
     int rc = bench_cuda_copy_bandwidth(STUDY, s.ctx->device, copy_bytes, o, &copy) ? 0 : 1;
     s.copy_gbs = copy.median;
     bench_cuda_write_copy(w, copy_bytes, &copy);
+    /* Resident blocks per SM of the tensor-core kernel at head_dim 128 (occupancy explains much of its speed). */
+    bench_json_object(w, "tensor_core_blocks_per_sm");
+    static const uint32_t tc_bits[] = {2u, 4u, 8u};
+    for (size_t i = 0; i < 3; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "d128_%ubit", tc_bits[i]);
+        bench_json_number(w, key, (double)kvq_cuda_attention_tc_blocks_per_sm(128u, tc_bits[i]));
+    }
+    bench_json_end(w);
     bench_json_plot(w, "Decode attention on CUDA", "context", "context (tokens)", "time_ms.median",
                     "time per decode step, all heads (ms)", true, true);
     bench_json_columns(w, bench_attention_columns, bench_attention_column_count);
