@@ -91,13 +91,23 @@ __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_gr
  * Subtracting 2^(10 - b) + offset (offset: 0, or 2^(bits-1) for the symmetric scheme, S3.5) is
  * exact. attention_tc_layout.cuh has the same rule for the host tests. */
 template <int BITS>
-__device__ __forceinline__ __half2 code_pair(uint32_t w, uint32_t ws, uint32_t p, float offset)
+__device__ __forceinline__ __half2 code_pair(uint32_t w, uint32_t ws, uint32_t p, uint32_t sub)
 {
     const uint32_t b = kvq_tc_code_bit(BITS, p);
     const uint32_t src = kvq_tc_code_from_shifted(BITS, p) ? ws : w;
     const uint32_t magic = kvq_tc_code_magic(b) * 0x00010001u;
     const uint32_t x = (src & ((((1u << BITS) - 1u) << b) * 0x00010001u)) | magic;
-    return __hsub2(u2h(x), __float2half2_rn((float)(1u << (10u - b)) + offset));
+    return __hsub2(u2h(x), u2h(sub));
+}
+
+/* code_pair's subtrahends, 2^(10 - b) + offset for each position's bit b, made once per block
+ * (fp16 conversions are inline assembly the compiler does not hoist out of the tile loop). */
+template <int BITS>
+__device__ __forceinline__ void code_subtrahends(float offset, uint32_t (&sub)[16 / BITS])
+{
+#pragma unroll
+    for (uint32_t p = 0; p < 16u / BITS; p++)
+        sub[p] = h2u(__float2half2_rn((float)(1u << (10u - kvq_tc_code_bit(BITS, p))) + offset));
 }
 
 /* Half `which` (0, 1) of word w into half `into` (0, 1) of word base. */
@@ -370,6 +380,9 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
     /* The codes' offsets (S3.5): 2^(bits-1) for the symmetric scheme. An outlier's dense value is
      * decoded for one element the same way, bit for bit: (code - offset) is exact. */
     const float koff = ksym ? (float)(1u << (BITS - 1)) : 0.0f, voff = vsym ? (float)(1u << (BITS - 1)) : 0.0f;
+    uint32_t ksub[16 / BITS], vsub[16 / BITS];
+    code_subtrahends<BITS>(koff, ksub);
+    code_subtrahends<BITS>(voff, vsub);
     const bool kcal = K.layout == KVQ_CUDA_PARAMS_KEYS_CALIBRATED;
     const bool any_kout = K.optr[t_end] != K.optr[t_begin], any_vout = V.optr[t_end] != V.optr[t_begin];
     const float2 *step32 = reinterpret_cast<const float2 *>(args.rope_step32);
@@ -440,9 +453,9 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
 #pragma unroll
                     for (uint32_t row = 0; row < 2u; row++) {
                         const uint32_t word = slot / kvq_tc_cph(BITS), p = slot % kvq_tc_cph(BITS);
-                        __half2 ka = __hfma2(u2h(par_a.y), code_pair<BITS>(kw[row][0][word], kws[row][0][word], p, koff),
+                        __half2 ka = __hfma2(u2h(par_a.y), code_pair<BITS>(kw[row][0][word], kws[row][0][word], p, ksub[p]),
                                              u2h(par_a.x));
-                        __half2 kb = __hfma2(u2h(par_b.y), code_pair<BITS>(kw[row][1][word], kws[row][1][word], p, koff),
+                        __half2 kb = __hfma2(u2h(par_b.y), code_pair<BITS>(kw[row][1][word], kws[row][1][word], p, ksub[p]),
                                              u2h(par_b.x));
                         if (any16 && krow16[row]) {
                             const uint32_t t = tm + g + 8u * row;
@@ -600,9 +613,9 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
 #pragma unroll
                     for (uint32_t p2 = 0; p2 < kvq_tc_cph(BITS); p2++) {
                         vreg[pair][w * kvq_tc_cpw(BITS) + p2] =
-                            h2u(__hfma2(vb, code_pair<BITS>(lo, los, p2, voff), vaddend));
+                            h2u(__hfma2(vb, code_pair<BITS>(lo, los, p2, vsub[p2]), vaddend));
                         vreg[pair][w * kvq_tc_cpw(BITS) + kvq_tc_cph(BITS) + p2] =
-                            h2u(__hfma2(vb, code_pair<BITS>(hi, his, p2, voff), vaddend));
+                            h2u(__hfma2(vb, code_pair<BITS>(hi, his, p2, vsub[p2]), vaddend));
                     }
                 }
                 /* Values stored in fp16 replace their token's halves. */
