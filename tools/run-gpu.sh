@@ -4,7 +4,8 @@
 #   build    configure and build build-gpu with CUDA for sm_90 (nproc jobs)
 #   check    kvq_cuda_selfcheck --attention-tc-only (the tensor-core kernel against the fp16 bound)
 #   selfcheck  the whole kvq_cuda_selfcheck
-#   conform  kvq conform on cuda at its default profile (fp16) and at fp32, and on opencl (NVIDIA's)
+#   conform  kvq conform on cuda at its default profile (fp16; once more with the tensor-core kernel asked
+#            for wherever it fits, KVQ_CUDA_ATTENTION=tc) and at fp32, and on opencl (NVIDIA's)
 #   sanitize compute-sanitizer memcheck and racecheck over the tensor-core cases (--short)
 #   bench    kvq bench study a with KVQ_GPU_BENCH_ARGS (default: the issue 13 points)
 #   profile  ncu (speed of light, occupancy, warp states) on one tensor-core launch at 32K tokens
@@ -45,6 +46,8 @@ for step in "${steps[@]}"; do
     conform)
         # shellcheck disable=SC2086
         run conform-cuda-fp16 $build/tools/kvq conform --backend cuda $conform_args --json "$out/cuda-fp16.json"
+        # shellcheck disable=SC2086
+        run conform-cuda-tc env KVQ_CUDA_ATTENTION=tc $build/tools/kvq conform --backend cuda $conform_args
         # shellcheck disable=SC2086
         run conform-cuda-fp32 $build/tools/kvq conform --backend cuda --profile fp32 $conform_args
         # shellcheck disable=SC2086

@@ -663,20 +663,9 @@ static unsigned long long fast_launches = 0;
 
 extern "C" unsigned long long kvq_cuda_attention_fast_launches(void) { return fast_launches; }
 
-/* KVQ_CUDA_ATTENTION=general: the general kernel only (read once). */
-static bool general_forced()
-{
-    static int forced = -1;
-    if (forced < 0) {
-        const char *e = getenv("KVQ_CUDA_ATTENTION");
-        forced = e != nullptr && strcmp(e, "general") == 0;
-    }
-    return forced != 0;
-}
-
 extern "C" int kvq_cuda_attention_fast_eligible(const kvq_cuda_attention_args *a)
 {
-    if (general_forced() || a->seqs_host == nullptr || a->n_seq == 0 || a->theta == nullptr ||
+    if (a->seqs_host == nullptr || a->n_seq == 0 || a->theta == nullptr ||
         a->rope_step32 == nullptr || a->pairing != KVQ_ROPE_HALF || a->head_dim != 128u ||
         a->tokens_per_split % KVQ_CUDA_STEP32_OFFSETS != 0u)
         return 0;
@@ -696,6 +685,29 @@ extern "C" void kvq_cuda_rope_step_table(const double *theta, uint32_t head_dim,
         }
 }
 
+extern "C" kvq_cuda_attention_kernel kvq_cuda_attention_kernel_for(const kvq_cuda_attention_args *a)
+{
+    uint32_t want = a->kernel;
+    if (want == KVQ_CUDA_KERNEL_AUTO) {
+        const char *e = getenv("KVQ_CUDA_ATTENTION"); /* for comparisons and tests of one kernel */
+        if (e != nullptr && strcmp(e, "general") == 0) want = KVQ_CUDA_KERNEL_GENERAL;
+        if (e != nullptr && strcmp(e, "fast") == 0) want = KVQ_CUDA_KERNEL_FAST;
+        if (e != nullptr && strcmp(e, "tc") == 0) want = KVQ_CUDA_KERNEL_TC;
+    }
+    const bool fast = kvq_cuda_attention_fast_eligible(a) != 0, tc = kvq_cuda_attention_tc_eligible(a) != 0;
+    switch (want) {
+    case KVQ_CUDA_KERNEL_GENERAL: return KVQ_CUDA_KERNEL_GENERAL;
+    case KVQ_CUDA_KERNEL_FAST: return fast ? KVQ_CUDA_KERNEL_FAST : KVQ_CUDA_KERNEL_GENERAL;
+    case KVQ_CUDA_KERNEL_TC: return tc ? KVQ_CUDA_KERNEL_TC : fast ? KVQ_CUDA_KERNEL_FAST : KVQ_CUDA_KERNEL_GENERAL;
+    default:
+        /* Measured on the H200 (docs/PERFORMANCE.md, 2026-12-02): where both fit, the fp32 fast
+         * kernel is faster than the tensor-core one (int4, 32 heads, 32K: 0.23 vs 0.29 ms), so
+         * the tensor-core kernel serves the formats the fast one does not (head_dim 64 and 256,
+         * no RoPE, several splits of short sequences, ...), where it beats the general kernel. */
+        return fast ? KVQ_CUDA_KERNEL_FAST : tc ? KVQ_CUDA_KERNEL_TC : KVQ_CUDA_KERNEL_GENERAL;
+    }
+}
+
 extern "C" cudaError_t kvq_cuda_attention(const kvq_cuda_attention_args *args, cudaStream_t stream)
 {
     const uint32_t d = args->head_dim;
@@ -709,9 +721,10 @@ extern "C" cudaError_t kvq_cuda_attention(const kvq_cuda_attention_args *args, c
     /* Sequences share head_dim but not necessarily bit widths: the shared
      * memory is sized for the widest rows, and each block lays out its own. */
     const Layout L = make_layout(d, nq, T, args->max_key_words, args->max_value_words, R);
-    if (kvq_cuda_attention_tc_eligible(args)) {
+    const kvq_cuda_attention_kernel kernel = kvq_cuda_attention_kernel_for(args);
+    if (kernel == KVQ_CUDA_KERNEL_TC) {
         err = kvq_cuda_attention_tc_split(args, stream);
-    } else if (kvq_cuda_attention_fast_eligible(args)) {
+    } else if (kernel == KVQ_CUDA_KERNEL_FAST) {
         err = kvq_cuda_attention_fast_split(args, stream);
         fast_launches++;
     } else

@@ -793,8 +793,6 @@ unsigned long long tc_launches = 0;
 
 extern "C" int kvq_cuda_attention_tc_eligible(const kvq_cuda_attention_args *a)
 {
-    const char *force = getenv("KVQ_CUDA_ATTENTION");
-    if (force != nullptr && (strcmp(force, "general") == 0 || strcmp(force, "fast") == 0)) return 0;
     if (!a->allow_fp16 || a->seqs_host == nullptr || a->n_seq == 0) return 0;
     const bool rotate = a->theta != nullptr && a->pairing != KVQ_ROPE_NONE;
     if (rotate && (a->pairing != KVQ_ROPE_HALF || a->rope_step32 == nullptr)) return 0;

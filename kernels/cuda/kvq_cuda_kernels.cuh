@@ -218,6 +218,14 @@ typedef struct kvq_cuda_seq {
     uint32_t n_splits;          /* ceil(n_tokens / tokens_per_split), filled by the launcher's caller */
 } kvq_cuda_seq;
 
+/* Which split kernel kvq_cuda_attention runs (kvq_cuda_attention_args.kernel). */
+typedef enum kvq_cuda_attention_kernel {
+    KVQ_CUDA_KERNEL_AUTO = 0,    /* the fastest one measured for the format (see kvq_cuda_attention_kernel_for) */
+    KVQ_CUDA_KERNEL_GENERAL = 1, /* attention.cu: every format, fp32 arithmetic (S12.3) */
+    KVQ_CUDA_KERNEL_FAST = 2,    /* attention_fast.cu: head_dim 128, HALF RoPE, fp32 arithmetic */
+    KVQ_CUDA_KERNEL_TC = 3       /* attention_tc.cu: tensor cores, the fp16 profile (S12.4) */
+} kvq_cuda_attention_kernel;
+
 typedef struct kvq_cuda_attention_args {
     const kvq_cuda_seq *seqs;   /* device [n_seq] */
     const float *q;             /* device [n_seq][n_q][head_dim], before RoPE */
@@ -238,6 +246,7 @@ typedef struct kvq_cuda_attention_args {
     uint32_t *flags;            /* device word, bit 0: a dequantized key beyond the fp16 range; bit 1: an input
                                    outside the fp16 profile's domain (S12.4), rerun with allow_fp16 = 0 */
     uint32_t allow_fp16;        /* the caller's profile admits fp16 arithmetic (S12.4): the tensor-core path may run */
+    uint32_t kernel;            /* kvq_cuda_attention_kernel the caller asks for (0: automatic) */
 } kvq_cuda_attention_args;
 
 /* Host: table[i][b] = (cos, sin) of b * theta[i] in double, b < 16, i <
@@ -257,22 +266,22 @@ void kvq_cuda_rope_step32_table(const double *theta, uint32_t head_dim, float *t
 uint32_t kvq_cuda_attention_tile(uint32_t head_dim);
 
 /* S11 with flash-decoding: one block per (split, group of query heads,
- * sequence), then a combine kernel when any sequence has several splits.
- * With seqs_host and rope_step32 set, and every sequence in the fast
- * kernel's format (kvq_cuda_attention_fast_eligible), the fast kernel runs;
- * otherwise the general one. KVQ_CUDA_ATTENTION=general forces the general
- * kernel (for comparisons). */
+ * sequence), then a combine kernel when any sequence has several splits;
+ * the split kernel is kvq_cuda_attention_kernel_for(args). */
 cudaError_t kvq_cuda_attention(const kvq_cuda_attention_args *args, cudaStream_t stream);
 
-/* Whether kvq_cuda_attention would run the fast kernel for args (a host
- * decision from args->seqs_host; also honours KVQ_CUDA_ATTENTION). */
+/* Whether args are in the fast kernel's format (host, from args->seqs_host). */
 int kvq_cuda_attention_fast_eligible(const kvq_cuda_attention_args *args);
-/* Whether it would run the tensor-core kernel (attention_tc.cu, the fp16
- * profile of S12.4): args->allow_fp16, head_dim 64/128/256, uniform 2/4/8-bit
- * keys and values of one width, values grouped per token, HALF RoPE at
- * computable positions or no RoPE. KVQ_CUDA_ATTENTION=general or =fast
- * turns it off. It comes before the fast kernel. */
+/* Whether args are in the tensor-core kernel's format (attention_tc.cu, the
+ * fp16 profile of S12.4): args->allow_fp16, head_dim 64/128/256, uniform
+ * 2/4/8-bit keys and values of one width, values grouped per token, HALF RoPE
+ * at computable positions or no RoPE. */
 int kvq_cuda_attention_tc_eligible(const kvq_cuda_attention_args *args);
+/* The kernel kvq_cuda_attention runs for args: args->kernel, or with
+ * KVQ_CUDA_KERNEL_AUTO the environment's KVQ_CUDA_ATTENTION (general, fast,
+ * tc) if set, else the fastest measured for the format; a kernel asked for
+ * whose format does not fit falls back to the next (tc -> fast -> general). */
+kvq_cuda_attention_kernel kvq_cuda_attention_kernel_for(const kvq_cuda_attention_args *args);
 unsigned long long kvq_cuda_attention_tc_launches(void);
 /* Dynamic shared memory of one block of that kernel (0: no such format). */
 size_t kvq_cuda_attention_tc_smem_bytes(uint32_t head_dim, uint32_t bits);

@@ -221,8 +221,19 @@ static bool prefix_counts(const kvq_backend_tensor *t, uint32_t n, uint64_t *fp1
 }
 
 /* Times the first n tokens of every head's tensors (t[2h] keys, t[2h+1] values). */
+static const char *kernel_name(kvq_cuda_attention_kernel k)
+{
+    return k == KVQ_CUDA_KERNEL_TC     ? "tensor-core (fp16 profile)"
+           : k == KVQ_CUDA_KERNEL_FAST ? "fast (fp32)"
+                                       : "general (fp32)";
+}
+
+/* Times the first n tokens with kernel `want` (automatic: the backend's choice); *kernel names
+ * the one that ran, *ran its enum. A kernel asked for that does not fit the format, or that is
+ * `already` (timed as the automatic choice), is not timed: *kernel stays NULL. */
 static bool time_prefix(att_study *s, const bench_shape *shape, kvq_backend_tensor **t, uint32_t n, att_buffers *b,
-                        bench_stats *ms, uint64_t *bytes, const char **kernel)
+                        kvq_cuda_attention_kernel want, kvq_cuda_attention_kernel already, bench_stats *ms,
+                        uint64_t *bytes, const char **kernel, kvq_cuda_attention_kernel *ran)
 {
     uint32_t d = shape->head_dim, T = kvq_cuda_attention_tile(d), n_kv = shape->n_kv, n_q = shape->n_q;
     /* cuda_attention_run's split rule: about four blocks per SM, whole tiles. */
@@ -278,12 +289,13 @@ static bool time_prefix(att_study *s, const bench_shape *shape, kvq_backend_tens
                     .out = b->out,
                     .flags = b->flags,
                     /* the backend's default profile decides which kernels may run (S12.4) */
-                    .allow_fp16 = s->ctx->profile == KVQ_PROFILE_FP16 ? 1u : 0u}};
-    ok = ok && bench_cuda_time(STUDY, s->ctx->stream, attention_step, &p, s->o, ms);
-    if (ok)
-        *kernel = kvq_cuda_attention_tc_eligible(&p.args)     ? "tensor-core (fp16 profile)"
-                  : kvq_cuda_attention_fast_eligible(&p.args) ? "fast (fp32)"
-                                                              : "general (fp32)";
+                    .allow_fp16 = s->ctx->profile == KVQ_PROFILE_FP16 ? 1u : 0u,
+                    .kernel = (uint32_t)want}};
+    *ran = kvq_cuda_attention_kernel_for(&p.args);
+    *kernel = NULL;
+    bool wanted = want == KVQ_CUDA_KERNEL_AUTO || (*ran == want && *ran != already);
+    ok = ok && (!wanted || bench_cuda_time(STUDY, s->ctx->stream, attention_step, &p, s->o, ms));
+    if (ok && wanted) *kernel = kernel_name(*ran);
     free(desc);
     return ok;
 }
@@ -307,12 +319,21 @@ static bool sweep_format(att_study *s, const bench_shape *shape, const bench_for
             ok = false;
         }
     }
+    /* Every kernel that fits the format, the backend's automatic choice first (its row is "kvq"). */
+    static const kvq_cuda_attention_kernel kernels[] = {KVQ_CUDA_KERNEL_AUTO, KVQ_CUDA_KERNEL_FAST, KVQ_CUDA_KERNEL_TC};
     for (size_t c = 0; ok && c < n_ctx; c++) {
-        bench_stats ms;
-        uint64_t bytes = 0;
-        const char *kernel = NULL;
-        ok = time_prefix(s, shape, t, ctxs[c], b, &ms, &bytes, &kernel);
-        if (ok) write_row(s, shape, f->name, f, "kvq", f->bits, ctxs[c], &ms, bytes, fastest[c], kernel);
+        kvq_cuda_attention_kernel auto_ran = KVQ_CUDA_KERNEL_AUTO;
+        for (size_t k = 0; ok && k < sizeof kernels / sizeof *kernels; k++) {
+            bench_stats ms;
+            uint64_t bytes = 0;
+            const char *kernel = NULL;
+            kvq_cuda_attention_kernel ran;
+            ok = time_prefix(s, shape, t, ctxs[c], b, kernels[k], auto_ran, &ms, &bytes, &kernel, &ran);
+            if (!ok || kernel == NULL) continue; /* did not fit, or already timed */
+            if (k == 0) auto_ran = ran;
+            write_row(s, shape, f->name, f, k == 0 ? "kvq" : "kvq-kernel", f->bits, ctxs[c], &ms, bytes, fastest[c],
+                      kernel);
+        }
     }
     for (uint32_t i = 0; t != NULL && i < 2u * shape->n_kv; i++)
         if (t[i] != NULL) s->api->tensor_free(s->ctx, t[i]);
