@@ -41,10 +41,12 @@ void cli_usage_bench(FILE *out)
             "  --runs N               timed runs per point (default and minimum %u)\n"
             "  --warmup N             untimed runs before them (default 3)\n"
             "  --max-context N        largest context of studies a and d (default: as large as fits)\n"
+            "  --min-context N        smallest context of studies a and d (default: all from 1K; e.g. to\n"
+            "                         profile one point)\n"
             "  --device N             CUDA device / OpenCL device index (default: the backend's)\n"
             "  --platform N           OpenCL platform index (default: the backend's)\n"
             "  --torch-script PATH    PyTorch baseline script (default: this tree's\n"
-            "                         tools/scripts/torch_sdpa_baseline.py)\n"
+            "                         tools/scripts/torch_sdpa_baseline.py; '' for none)\n"
             "  --flashinfer-script PATH  also time FlashInfer's fp16 and fp8 decode with this script\n"
             "                         (tools/scripts/flashinfer_decode_baseline.py; off by default)\n"
             "  --formats LIST         only these formats of studies a and d, e.g. int4,int2,int4+outliers+sink\n"
@@ -146,6 +148,7 @@ static int run(const bench_options *o)
     bench_json_u64(&w, "runs", o->runs);
     bench_json_u64(&w, "warmup", o->warmup);
     bench_json_u64(&w, "max_context", o->max_context);
+    bench_json_u64(&w, "min_context", o->min_context);
     bench_json_number(&w, "device", o->device);
     bench_json_number(&w, "platform", o->platform);
     bench_json_string(&w, "pytorch", torch);
@@ -204,6 +207,7 @@ int cmd_bench(int argc, char **argv)
         OPT_RUNS,
         OPT_WARMUP,
         OPT_MAX_CONTEXT,
+        OPT_MIN_CONTEXT,
         OPT_DEVICE,
         OPT_PLATFORM,
         OPT_TORCH,
@@ -221,6 +225,7 @@ int cmd_bench(int argc, char **argv)
                                             {"runs", required_argument, NULL, OPT_RUNS},
                                             {"warmup", required_argument, NULL, OPT_WARMUP},
                                             {"max-context", required_argument, NULL, OPT_MAX_CONTEXT},
+                                            {"min-context", required_argument, NULL, OPT_MIN_CONTEXT},
                                             {"device", required_argument, NULL, OPT_DEVICE},
                                             {"platform", required_argument, NULL, OPT_PLATFORM},
                                             {"torch-script", required_argument, NULL, OPT_TORCH},
@@ -274,6 +279,9 @@ int cmd_bench(int argc, char **argv)
         case OPT_MAX_CONTEXT:
             if (!cli_parse_u32(cmd, "--max-context", optarg, 256, KVQ_MAX_TOKENS, &o.max_context)) return CLI_USAGE;
             break;
+        case OPT_MIN_CONTEXT:
+            if (!cli_parse_u32(cmd, "--min-context", optarg, 1, KVQ_MAX_TOKENS, &o.min_context)) return CLI_USAGE;
+            break;
         case OPT_DEVICE:
             if (!cli_parse_u32(cmd, "--device", optarg, 0, 1024, &v)) return CLI_USAGE;
             o.device = (int)v;
@@ -282,7 +290,7 @@ int cmd_bench(int argc, char **argv)
             if (!cli_parse_u32(cmd, "--platform", optarg, 0, 1024, &v)) return CLI_USAGE;
             o.platform = (int)v;
             break;
-        case OPT_TORCH: o.torch_script = optarg; break;
+        case OPT_TORCH: o.torch_script = optarg[0] != '\0' ? optarg : NULL; break; /* '': no PyTorch */
         case OPT_OUT: o.out_dir = optarg; break;
         case OPT_FORMATS: o.formats = optarg; break;
         case OPT_FLASHINFER: o.flashinfer_script = optarg; break;
@@ -293,6 +301,8 @@ int cmd_bench(int argc, char **argv)
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (o.out_dir == NULL) return cli_usage_error(cmd, "--out DIR is required");
+    if (o.max_context != 0 && o.min_context > o.max_context)
+        return cli_usage_error(cmd, "--min-context %u is above --max-context %u", o.min_context, o.max_context);
     if (!chosen)
         for (int s = 0; s < BENCH_STUDY_COUNT; s++) o.study[s] = true;
     return run(&o);

@@ -8,7 +8,8 @@
 #            for wherever it fits, KVQ_CUDA_ATTENTION=tc) and at fp32, and on opencl (NVIDIA's)
 #   sanitize compute-sanitizer memcheck and racecheck over the tensor-core cases (--short)
 #   bench    kvq bench study a with KVQ_GPU_BENCH_ARGS (default: the issue 13 points)
-#   profile  ncu (speed of light, occupancy, warp states) on one tensor-core launch at 32K tokens
+#   profile  ncu (full set, SASS stall samples) on one tensor-core and one fast-kernel launch at 32K
+#   point    one bench point with PyTorch (KVQ_GPU_POINT_ARGS)
 # Every step writes OUT/<step>.log; a failing step is reported and the next one still runs; the
 # exit status is the number of failed steps.
 set -uo pipefail
@@ -40,7 +41,7 @@ for step in "${steps[@]}"; do
     build)
         run configure cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release -DKVQ_ENABLE_CUDA=ON \
             -DCMAKE_CUDA_ARCHITECTURES=90 -DKVQ_BUILD_TESTS=ON
-        run build cmake --build $build -j "$(nproc)" ;;
+        run build cmake --build $build -j "$(nproc)" ${KVQ_GPU_TARGETS:+--target $KVQ_GPU_TARGETS} ;;
     check) run check $build/backends/cuda/kvq_cuda_selfcheck --attention-tc-only ;;
     selfcheck) run selfcheck $build/backends/cuda/kvq_cuda_selfcheck ;;
     conform)
@@ -69,11 +70,21 @@ for step in "${steps[@]}"; do
         run bench $build/tools/kvq bench $bench_args --torch-script tools/scripts/torch_sdpa_baseline.py \
             "${fi_args[@]}" --out "$out/bench" ;;
     profile)
-        # ncu on one tensor-core launch at 32K tokens (int4, 32 heads): the 70th (after 1K, 4K, 16K x 23 runs).
-        run profile ncu --clock-control none --kernel-name regex:tc_split --launch-skip 69 --launch-count 1 \
-            --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
-            --section SchedulerStats $build/tools/kvq bench --study a --formats int4 --shapes llama7b-mha \
-            --max-context 32768 --out /tmp/kvq-profile ;;
+        # ncu (the full set, per-instruction stall samples included) on one launch of each attention
+        # kernel at 32K tokens, int4, 32 heads (after the bench's 3 warm-up runs); the reports, their
+        # details page and their SASS with samples as CSV.
+        for kernel in tc_split fast_split; do
+            run "profile-$kernel" ncu --set full --kernel-name "regex:$kernel" --launch-skip 3 --launch-count 1 \
+                -f -o "$out/profile-$kernel" $build/tools/kvq bench --study a --formats int4 --shapes llama7b-mha \
+                --min-context 32768 --max-context 32768 --torch-script '' --out "/tmp/kvq-profile-$kernel"
+            run "profile-$kernel-details" ncu -i "$out/profile-$kernel.ncu-rep" --page details
+            run "profile-$kernel-source" ncu -i "$out/profile-$kernel.ncu-rep" --page source --csv --print-source sass
+        done ;;
+    point)
+        # One bench point with the PyTorch baseline (KVQ_GPU_POINT_ARGS, default int4 and int2 at 32K).
+        # shellcheck disable=SC2086
+        run point $build/tools/kvq bench --study a ${KVQ_GPU_POINT_ARGS:---formats int4,int2 --min-context 32768 --max-context 32768} \
+            --torch-script tools/scripts/torch_sdpa_baseline.py --out "$out/point" ;;
     *) echo "unknown step $step" | tee -a "$out/summary.log"; failed=$((failed + 1)) ;;
     esac
 done

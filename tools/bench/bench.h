@@ -40,6 +40,7 @@ typedef struct bench_options {
     uint32_t runs;                 /* timed runs per point (>= BENCH_MIN_RUNS) */
     uint32_t warmup;               /* untimed runs before them */
     uint32_t max_context;          /* 0: as large as fits (studies a, d) */
+    uint32_t min_context;          /* contexts below it are skipped (studies a, d; 0: none) */
     int device;                    /* CUDA device / OpenCL device index, -1 default */
     int platform;                  /* OpenCL platform index, -1 default */
     const char *out_dir;

@@ -47,6 +47,7 @@ static size_t contexts(const att_study *s, const bench_shape *shape, uint32_t *o
         uint32_t c = all[i];
         if (s->o->quick && c > 4096u) break;
         if (s->o->max_context != 0 && c > s->o->max_context) break;
+        if (c < s->o->min_context) continue;
         double fp16 = 4.0 * c * shape->n_kv * shape->head_dim + 8.0 * c * shape->n_kv * shape->n_q;
         if (fp16 > 0.7 * (double)free_bytes) break;
         out[n++] = c;

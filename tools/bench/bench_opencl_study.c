@@ -42,6 +42,7 @@ static size_t contexts(const ocl_study *s, const bench_shape *shape, uint32_t *o
     uint64_t mem = bench_ocl_global_mem(s->ctx);
     for (uint64_t c = 1024u; c <= (1u << 20) && n < capacity; c *= 4u) {
         if (s->o->max_context != 0 && c > s->o->max_context) break;
+        if (c < s->o->min_context) continue;
         uint64_t per_token = (uint64_t)shape->n_kv * shape->head_dim * (12u + 3u);
         if (c * per_token > mem / 2u || c * shape->head_dim * 4u > s->ctx->max_alloc) break;
         out[n++] = (uint32_t)c;
