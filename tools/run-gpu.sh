@@ -42,7 +42,8 @@ for step in "${steps[@]}"; do
         run configure cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release -DKVQ_ENABLE_CUDA=ON \
             -DCMAKE_CUDA_ARCHITECTURES=90 -DKVQ_BUILD_TESTS=ON
         run build cmake --build $build -j "$(nproc)" ${KVQ_GPU_TARGETS:+--target $KVQ_GPU_TARGETS} ;;
-    check) run check $build/backends/cuda/kvq_cuda_selfcheck --attention-tc-only ;;
+    # shellcheck disable=SC2086
+    check) run check $build/backends/cuda/kvq_cuda_selfcheck --attention-tc-only ${KVQ_GPU_CHECK_ARGS:-} ;;
     selfcheck) run selfcheck $build/backends/cuda/kvq_cuda_selfcheck ;;
     conform)
         # shellcheck disable=SC2086
@@ -73,7 +74,7 @@ for step in "${steps[@]}"; do
         # ncu (the full set, per-instruction stall samples included) on one launch of each attention
         # kernel at 32K tokens, int4, 32 heads (after the bench's 3 warm-up runs); the reports, their
         # details page and their SASS with samples as CSV.
-        for kernel in tc_split fast_split; do
+        for kernel in ${KVQ_GPU_PROFILE_KERNELS:-tc_split fast_split}; do
             run "profile-$kernel" ncu --set full --kernel-name "regex:$kernel" --launch-skip 3 --launch-count 1 \
                 -f -o "$out/profile-$kernel" $build/tools/kvq bench --study a --formats int4 --shapes llama7b-mha \
                 --min-context 32768 --max-context 32768 --torch-script '' --out "/tmp/kvq-profile-$kernel"

@@ -66,8 +66,6 @@ static bool consecutive(const uint32_t *p, uint32_t n)
     return differ == 0;
 }
 
-static uint32_t query_group(uint32_t n_q) { return n_q >= 8u ? 8u : n_q >= 4u ? 4u : n_q >= 2u ? 2u : 1u; }
-
 /* S12.4: the fp16 profile's domain for the queries, |q_a| + |q_b| <= 2^15 for every RoPE pair (any
  * element pair is checked, which covers both pairings and none). */
 static bool queries_in_fp16_domain(const float *q, size_t n, uint32_t d)
@@ -108,36 +106,22 @@ static kvq_status attention_run_once(kvq_backend_context *ctx, const cuda_attent
     *outside_fp16_domain = false;
     const uint32_t d = seqs[0].keys->header.head_dim;
     const bool rotate = rope != NULL && rope->pairing != KVQ_ROPE_NONE;
-    const uint32_t T = kvq_cuda_attention_tile(d);
 
-    /* Splits: enough blocks to fill the GPU about four times over, in whole
-     * tiles (of both kernels), the same length for every sequence. */
-    uint64_t tiles = 0;
     uint32_t max_key_words = 1, max_value_words = 1;
     for (uint32_t s = 0; s < n_seq; s++) {
-        tiles += (seqs[s].keys->header.n_tokens + T - 1u) / T;
         if (seqs[s].keys->view.row_words > max_key_words) max_key_words = seqs[s].keys->view.row_words;
         if (seqs[s].values->view.row_words > max_value_words) max_value_words = seqs[s].values->view.row_words;
     }
-    const uint64_t groups = (n_q + query_group(n_q) - 1u) / query_group(n_q);
-    const uint64_t target = (uint64_t)ctx->sm_count * 4u;
-    uint64_t tiles_per_split = (tiles * groups + target - 1u) / target;
-    if (tiles_per_split == 0) tiles_per_split = 1;
-    const uint64_t tps64 = tiles_per_split * T;
-    const uint32_t tokens_per_split = tps64 > KVQ_MAX_TOKENS ? (KVQ_MAX_TOKENS / T) * T : (uint32_t)tps64;
 
     /* One upload: descriptors | RoPE table | queries | positions not computable on the device. */
     const size_t desc_bytes = align_up((size_t)n_seq * sizeof(kvq_cuda_seq), 16);
     const size_t theta_bytes = align_up((size_t)(d / 2u) * sizeof(double), 16);
     const size_t q_bytes = align_up((size_t)n_seq * n_q * d * sizeof(float), 16);
     size_t pos_bytes = 0;
-    uint32_t max_splits = 1;
     bool *upload_positions = calloc(n_seq, sizeof *upload_positions);
     if (upload_positions == NULL) return cuda_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "attention: out of host memory");
     for (uint32_t s = 0; s < n_seq; s++) {
         uint32_t n = seqs[s].keys->header.n_tokens;
-        uint32_t splits = (n + tokens_per_split - 1u) / tokens_per_split;
-        if (splits > max_splits) max_splits = splits;
         if (seqs[s].positions_device == NULL && !consecutive(seqs[s].positions_host, n)) {
             upload_positions[s] = true;
             pos_bytes += align_up((size_t)n * 4u, 16);
@@ -145,13 +129,9 @@ static kvq_status attention_run_once(kvq_backend_context *ctx, const cuda_attent
     }
     const size_t upload_bytes = desc_bytes + theta_bytes + q_bytes + pos_bytes;
     const size_t out_bytes = (size_t)n_seq * n_q * d * sizeof(float);
-    const size_t partial_o = (size_t)n_seq * max_splits * n_q * d;
-    const size_t partial_ml = (size_t)n_seq * max_splits * n_q * 2u;
 
     void *dev_upload = NULL, *dev_partial = NULL, *dev_out = NULL, *dev_flags = NULL, *pinned = NULL;
     kvq_status status = cuda_scratch(ctx, CUDA_SCRATCH_UPLOAD, upload_bytes, &dev_upload);
-    if (status == KVQ_OK && max_splits > 1)
-        status = cuda_scratch(ctx, CUDA_SCRATCH_PARTIAL, (partial_o + partial_ml) * sizeof(float), &dev_partial);
     if (status == KVQ_OK) status = cuda_scratch(ctx, CUDA_SCRATCH_OUTPUT, out_bytes, &dev_out);
     if (status == KVQ_OK) status = cuda_scratch(ctx, CUDA_SCRATCH_SMALL, 64, &dev_flags);
     if (status == KVQ_OK) status = cuda_pinned(ctx, upload_bytes + out_bytes + 16u, &pinned);
@@ -174,7 +154,6 @@ static kvq_status attention_run_once(kvq_backend_context *ctx, const cuda_attent
         o->values = in->values->view;
         o->q_position = in->q_position;
         o->n_tokens = n;
-        o->n_splits = (n + tokens_per_split - 1u) / tokens_per_split;
         if (in->positions_device != NULL) {
             o->positions = in->positions_device;
         } else if (upload_positions[s]) {
@@ -188,8 +167,31 @@ static kvq_status attention_run_once(kvq_backend_context *ctx, const cuda_attent
     }
     free(upload_positions);
 
+    /* Splits: whole tiles, one length for every sequence, as many blocks as are resident at
+     * once (kvq_cuda_attention_tokens_per_split; the bench splits by the same rule). */
     const double *rope_step = rotate ? cuda_rope_step(ctx, rope->base, d) : NULL;
     const float *rope_step32 = rotate ? cuda_rope_step32(ctx, rope->base, d) : NULL;
+    kvq_cuda_attention_args plan = {.theta = rotate ? (const double *)(dev + desc_bytes) : NULL,
+                                    .rope_step = rope_step,
+                                    .rope_step32 = rope_step32,
+                                    .seqs_host = desc,
+                                    .pairing = rotate ? (uint32_t)rope->pairing : 0u,
+                                    .n_seq = n_seq,
+                                    .n_q = n_q,
+                                    .head_dim = d,
+                                    .allow_fp16 = allow_fp16 ? 1u : 0u};
+    const uint32_t tokens_per_split = kvq_cuda_attention_tokens_per_split(&plan, ctx->sm_count);
+    uint32_t max_splits = 1;
+    for (uint32_t s = 0; s < n_seq; s++) {
+        desc[s].n_splits = (desc[s].n_tokens + tokens_per_split - 1u) / tokens_per_split;
+        if (desc[s].n_splits > max_splits) max_splits = desc[s].n_splits;
+    }
+    const size_t partial_o = (size_t)n_seq * max_splits * n_q * d;
+    const size_t partial_ml = (size_t)n_seq * max_splits * n_q * 2u;
+    if (max_splits > 1)
+        status = cuda_scratch(ctx, CUDA_SCRATCH_PARTIAL, (partial_o + partial_ml) * sizeof(float), &dev_partial);
+    if (status != KVQ_OK) return status;
+
     status = cuda_upload(ctx, dev, host, upload_bytes, "attention");
     if (status == KVQ_OK) status = cuda_check(ctx, cudaMemsetAsync(dev_flags, 0, 4, ctx->stream), "attention");
     for (uint32_t first = 0; status == KVQ_OK && first < n_seq; first += CUDA_MAX_SEQ_PER_LAUNCH) {

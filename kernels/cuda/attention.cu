@@ -708,6 +708,67 @@ extern "C" kvq_cuda_attention_kernel kvq_cuda_attention_kernel_for(const kvq_cud
     }
 }
 
+/* Blocks per (split, sequence) of the kernel `k`: its query-head groups. */
+static uint32_t head_groups(kvq_cuda_attention_kernel k, uint32_t n_q)
+{
+    const uint32_t nq = k == KVQ_CUDA_KERNEL_TC ? 8u : n_q >= 8u ? 8u : n_q >= 4u ? 4u : n_q >= 2u ? 2u : 1u;
+    return (n_q + nq - 1u) / nq;
+}
+
+/* Blocks of a call whose splits are `tiles_per_split` tiles long. */
+static uint64_t call_blocks(const kvq_cuda_attention_args *a, uint64_t groups, uint64_t tiles_per_split)
+{
+    const uint32_t T = kvq_cuda_attention_tile(a->head_dim);
+    uint64_t blocks = 0;
+    for (uint32_t s = 0; s < a->n_seq; s++) {
+        const uint64_t tiles = ((uint64_t)a->seqs_host[s].n_tokens + T - 1u) / T;
+        blocks += groups * (tiles == 0u ? 1u : (tiles + tiles_per_split - 1u) / tiles_per_split);
+    }
+    return blocks;
+}
+
+extern "C" uint32_t kvq_cuda_attention_tokens_per_split(const kvq_cuda_attention_args *args, uint32_t sm_count)
+{
+    const uint32_t T = kvq_cuda_attention_tile(args->head_dim);
+    kvq_cuda_attention_args a = *args;
+    a.tokens_per_split = T; /* any multiple of the tile: what the choice of kernel asks of it */
+    const kvq_cuda_attention_kernel k = kvq_cuda_attention_kernel_for(&a);
+    /* Resident blocks per SM: measured for the tensor-core kernel, 4 for the fp32 kernels
+     * (their register budget of 128 threads x 127 registers, docs/PERFORMANCE-ANALYSIS.md). */
+    int per_sm = 4;
+    if (k == KVQ_CUDA_KERNEL_TC) {
+        per_sm = kvq_cuda_attention_tc_blocks_per_sm(args->head_dim, args->seqs_host[0].keys.bits);
+        if (per_sm < 1) per_sm = 1;
+    }
+    const uint64_t slots = (uint64_t)(sm_count == 0u ? 1u : sm_count) * (uint64_t)per_sm;
+    const uint64_t groups = head_groups(k, args->n_q);
+    uint64_t max_tiles = 1, total_tiles = 0;
+    for (uint32_t s = 0; s < args->n_seq; s++) {
+        const uint64_t tiles = ((uint64_t)args->seqs_host[s].n_tokens + T - 1u) / T;
+        if (tiles > max_tiles) max_tiles = tiles;
+        total_tiles += tiles;
+    }
+    /* One wave: the shortest splits with which every block of the call is resident at once.
+     * Blocks of a split kernel do equal work, so a second, partial wave (e.g. 512 blocks on
+     * 396 slots) costs as much as a whole one. When even one split per sequence is more
+     * than a wave, about four waves of blocks keep the SMs busy to the end instead. */
+    uint64_t tps;
+    if (call_blocks(&a, groups, max_tiles) <= slots) {
+        uint64_t lo = 1, hi = max_tiles; /* call_blocks(hi) <= slots; it only falls as tps grows */
+        while (lo < hi) {
+            const uint64_t mid = lo + (hi - lo) / 2u;
+            if (call_blocks(&a, groups, mid) <= slots) hi = mid;
+            else lo = mid + 1u;
+        }
+        tps = lo;
+    } else {
+        tps = (total_tiles * groups + 4u * slots - 1u) / (4u * slots);
+        if (tps == 0u) tps = 1u;
+    }
+    const uint64_t tokens = tps * T;
+    return tokens > KVQ_MAX_TOKENS ? (KVQ_MAX_TOKENS / T) * T : (uint32_t)tokens;
+}
+
 extern "C" cudaError_t kvq_cuda_attention(const kvq_cuda_attention_args *args, cudaStream_t stream)
 {
     const uint32_t d = args->head_dim;

@@ -62,6 +62,24 @@ static_assert(kTileTokens <= KVQ_CUDA_STEP32_OFFSETS, "tile offsets index the fp
 
 /* ---- small device helpers ------------------------------------------------ */
 
+/* A compile-time flag passed to a generic lambda: the m-tile body is instantiated twice, a lean
+ * one for m-tiles of plain codes and a general one for fp16 rows and outliers (see the kernel). */
+template <bool B>
+struct Flag {
+    static constexpr bool value = B;
+};
+
+/* Key params blocks (S4.3) of token t without a division where the block length is a power of
+ * two (the usual 128): the tile loop asks for them on every tile. */
+struct KeyBlocks {
+    uint32_t size, shift;
+    bool calibrated, pow2;
+    __device__ __forceinline__ uint32_t of(uint32_t t) const
+    {
+        return calibrated ? 0u : pow2 ? t >> shift : t / size;
+    }
+};
+
 __device__ __forceinline__ uint32_t h2u(__half2 h) { return *reinterpret_cast<uint32_t *>(&h); }
 __device__ __forceinline__ __half2 u2h(uint32_t u) { return *reinterpret_cast<__half2 *>(&u); }
 
@@ -96,7 +114,9 @@ __device__ __forceinline__ __half2 code_pair(uint32_t w, uint32_t ws, uint32_t p
     const uint32_t b = kvq_tc_code_bit(BITS, p);
     const uint32_t src = kvq_tc_code_from_shifted(BITS, p) ? ws : w;
     const uint32_t magic = kvq_tc_code_magic(b) * 0x00010001u;
-    const uint32_t x = (src & ((((1u << BITS) - 1u) << b) * 0x00010001u)) | magic;
+    const uint32_t mask = (((1u << BITS) - 1u) << b) * 0x00010001u;
+    uint32_t x; /* (src & mask) | magic in one instruction: the compiler otherwise emits two */
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(x) : "r"(src), "r"(mask), "r"(magic));
     return __hsub2(u2h(x), u2h(sub));
 }
 
@@ -164,7 +184,6 @@ struct Shared {
     __half q[2][G::kSlots][32][2];                /* the tile's query, B operand order: slot, lane (4 head + tig) */
     uint32_t kpar[kWarps][G::kSlots][4][2];       /* key params of the warp's block: slot, lane column, (a, b) half2 */
     uint32_t kpar_block[kWarps];                  /* which key block kpar holds */
-    float domain[kWarps][D];                      /* per channel: largest decoded magnitude (domain check) */
     float scorr[kWarps][16][kHeads];              /* key-outlier score corrections of the m-tile */
     float pw[kWarps][16][kHeads];                 /* the m-tile's fp16 weights, for value outliers */
     float oacc[kWarps][kHeads][D];                /* value-outlier corrections, then the warps' outputs */
@@ -175,44 +194,57 @@ struct Shared {
 
 /* The tile's bytes into stage buffer `stage` (all threads; one commit group). */
 template <int D, int BITS>
-__device__ __forceinline__ void load_tile(unsigned char *stage, const kvq_cuda_seq &sq, uint32_t t0, uint32_t t_end,
-                                          uint32_t tid)
+__device__ __forceinline__ void load_tile(unsigned char *stage, const kvq_cuda_seq &sq, const KeyBlocks &kb, uint32_t t0,
+                                          uint32_t t_end, uint32_t tid)
 {
     using G = Geometry<D, BITS>;
     const uint32_t ntok = min(kTileTokens, t_end - t0);
-    struct Region {
-        uint32_t offset, bytes, valid;
-        const unsigned char *src;
-    };
-    /* Key params rows: the blocks of the tile's first and last token (calibrated keys: the one row). */
-    const bool calibrated = sq.keys.layout == KVQ_CUDA_PARAMS_KEYS_CALIBRATED;
-    const uint32_t first_blk = calibrated ? 0u : t0 / sq.keys.group_size;
-    const uint32_t n_rows = calibrated ? 1u : (t0 + ntok - 1u) / sq.keys.group_size - first_blk + 1u;
-    const Region regions[8] = {
-        {G::kKeyCodes, kTileTokens * G::kRowBytes, ntok * G::kRowBytes,
-         reinterpret_cast<const unsigned char *>(sq.keys.codes + (size_t)t0 * G::kRowWords)},
-        {G::kValueCodes, kTileTokens * G::kRowBytes, ntok * G::kRowBytes,
-         reinterpret_cast<const unsigned char *>(sq.values.codes + (size_t)t0 * G::kRowWords)},
-        {G::kValueParams, kTileTokens * 4u, ntok * 4u,
-         reinterpret_cast<const unsigned char *>(sq.values.params + t0)},
-        {G::kKeyPrec, kTileTokens, ntok, sq.keys.precision + t0},
-        {G::kValuePrec, kTileTokens, ntok, sq.values.precision + t0},
-        {G::kKeyOptr, (kTileTokens + 4u) * 4u, (ntok + 1u) * 4u,
-         reinterpret_cast<const unsigned char *>(sq.keys.optr + t0)},
-        {G::kValueOptr, (kTileTokens + 4u) * 4u, (ntok + 1u) * 4u,
-         reinterpret_cast<const unsigned char *>(sq.values.optr + t0)},
-        {G::kKeyParams, n_rows * D * 4u, n_rows * D * 4u,
-         reinterpret_cast<const unsigned char *>(sq.keys.params + (size_t)first_blk * D)},
-    };
+    /* The codes: the same whole number of 16-byte chunks per thread for every tile (rows are
+     * multiples of 16 bytes); past the last token the chunks are zero-filled. */
+    constexpr uint32_t kCodeBytes = kTileTokens * G::kRowBytes;
+    static_assert(kCodeBytes % (16u * kThreads) == 0u && G::kRowBytes % 16u == 0u, "whole chunks per thread");
+    const uint32_t code_valid = ntok * G::kRowBytes;
+    const unsigned char *kc = reinterpret_cast<const unsigned char *>(sq.keys.codes + (size_t)t0 * G::kRowWords);
+    const unsigned char *vc = reinterpret_cast<const unsigned char *>(sq.values.codes + (size_t)t0 * G::kRowWords);
 #pragma unroll
-    for (int r = 0; r < 8; r++) {
-        const Region &g = regions[r];
-        for (uint32_t i = tid; i * 16u < g.bytes; i += kThreads) {
-            const uint32_t at = i * 16u;
-            const uint32_t n = at >= g.valid ? 0u : min(16u, g.valid - at);
-            cp_async16(stage + g.offset + at, n != 0u ? g.src + at : g.src, n);
-        }
+    for (uint32_t k = 0; k < kCodeBytes / (16u * kThreads); k++) {
+        const uint32_t at = (tid + k * kThreads) * 16u;
+        const bool valid = at < code_valid;
+        cp_async16(stage + G::kKeyCodes + at, valid ? kc + at : kc, valid ? 16u : 0u);
+        cp_async16(stage + G::kValueCodes + at, valid ? vc + at : vc, valid ? 16u : 0u);
     }
+    /* The small per-token arrays, one chunk per thread: value params (16 chunks), precisions
+     * (4 + 4), outlier pointers (17 + 17, one past the tile). */
+    constexpr uint32_t kParamChunks = kTileTokens * 4u / 16u, kPrecChunks = kTileTokens / 16u;
+    constexpr uint32_t kOptrChunks = (kTileTokens + 4u) * 4u / 16u;
+    constexpr uint32_t kSmallChunks = kParamChunks + 2u * kPrecChunks + 2u * kOptrChunks;
+    static_assert(kSmallChunks <= kThreads, "one small chunk per thread");
+    if (tid < kSmallChunks) {
+        uint32_t i = tid, offset, valid;
+        const unsigned char *src;
+        if (i < kParamChunks) {
+            offset = G::kValueParams, valid = ntok * 4u, src = reinterpret_cast<const unsigned char *>(sq.values.params + t0);
+        } else if ((i -= kParamChunks) < 2u * kPrecChunks) {
+            const bool v = i >= kPrecChunks;
+            i -= v ? kPrecChunks : 0u;
+            offset = v ? G::kValuePrec : G::kKeyPrec, valid = ntok;
+            src = v ? sq.values.precision + t0 : sq.keys.precision + t0;
+        } else {
+            i -= 2u * kPrecChunks;
+            const bool v = i >= kOptrChunks;
+            i -= v ? kOptrChunks : 0u;
+            offset = v ? G::kValueOptr : G::kKeyOptr, valid = (ntok + 1u) * 4u;
+            src = reinterpret_cast<const unsigned char *>(v ? sq.values.optr + t0 : sq.keys.optr + t0);
+        }
+        const uint32_t at = i * 16u, n = at >= valid ? 0u : min(16u, valid - at);
+        cp_async16(stage + offset + at, n != 0u ? src + at : src, n);
+    }
+    /* Key params rows: the blocks of the tile's first and last token (calibrated keys: the one row). */
+    const uint32_t first_blk = kb.of(t0);
+    const uint32_t param_bytes = (kb.of(t0 + ntok - 1u) - first_blk + 1u) * D * 4u;
+    const unsigned char *kp = reinterpret_cast<const unsigned char *>(sq.keys.params + (size_t)first_blk * D);
+    for (uint32_t at = tid * 16u; at < param_bytes; at += kThreads * 16u)
+        cp_async16(stage + G::kKeyParams + at, kp + at, 16u);
     cp_async_commit();
 }
 
@@ -240,13 +272,10 @@ __device__ __forceinline__ void make_query(Shared<D, BITS> &sh, uint32_t buf, ui
         }
         uint32_t tig, slot, half;
         kvq_tc_key_slot(D, BITS, i, &tig, &slot, &half);
-        for (uint32_t h = 0; h < kHeads; h++) {
-            float ra = 0.0f, rb = 0.0f; /* heads past n_q contribute nothing */
-            if (h < nh) {
-                const float qa = sh.qf[h][i], qb = sh.qf[h][i + D / 2u];
-                ra = __fmul_rn(__fmaf_rn(qa, c, -__fmul_rn(qb, s)), scale);
-                rb = __fmul_rn(__fmaf_rn(qa, s, __fmul_rn(qb, c)), scale);
-            }
+        for (uint32_t h = 0; h < nh; h++) { /* heads past n_q stay the zeros written once per block */
+            const float qa = sh.qf[h][i], qb = sh.qf[h][i + D / 2u];
+            const float ra = __fmul_rn(__fmaf_rn(qa, c, -__fmul_rn(qb, s)), scale);
+            const float rb = __fmul_rn(__fmaf_rn(qa, s, __fmul_rn(qb, c)), scale);
             sh.q[buf][slot][4u * h + tig][half] = __float2half_rn(ra);
             sh.q[buf][slot + D / 16u][4u * h + tig][half] = __float2half_rn(rb);
         }
@@ -262,7 +291,12 @@ __device__ __forceinline__ void load_key_params(Shared<D, BITS> &sh, const uint3
     const float lo_code = sym ? -(float)(1u << (BITS - 1)) : 0.0f;
     const float hi_code = lo_code + (float)((1u << BITS) - 1u);
     __half *kp = reinterpret_cast<__half *>(&sh.kpar[warp][0][0][0]);
-    for (uint32_t c = lane; c < (uint32_t)D; c += 32u) {
+    /* Channel c's RoPE partner c + d/2 is handled by the same lane (d/2 is a multiple of 32), so
+     * the domain check needs no shared memory. */
+    float dom[D / 32];
+#pragma unroll
+    for (uint32_t j = 0; j < (uint32_t)D / 32u; j++) {
+        const uint32_t c = lane + 32u * j;
         const uint32_t w = prow[c];
         const uint16_t a = sym ? (uint16_t)0x8000u : (uint16_t)(w & 0xFFFFu); /* sym: the addend is -0 (S3.5) */
         const uint16_t b = (uint16_t)(w >> 16);
@@ -271,12 +305,11 @@ __device__ __forceinline__ void load_key_params(Shared<D, BITS> &sh, const uint3
         kp[((slot * 4u + tig) * 2u + 0u) * 2u + half] = __ushort_as_half(a);
         kp[((slot * 4u + tig) * 2u + 1u) * 2u + half] = __ushort_as_half(b);
         const float af = kvq_dev_fp32(a), bf = kvq_dev_fp32(b);
-        sh.domain[warp][c] = fmaxf(fabsf(__fmaf_rn(bf, lo_code, af)), fabsf(__fmaf_rn(bf, hi_code, af)));
+        dom[j] = fmaxf(fabsf(__fmaf_rn(bf, lo_code, af)), fabsf(__fmaf_rn(bf, hi_code, af)));
     }
-    __syncwarp();
     bool ok = true;
-    for (uint32_t c = lane; c < (uint32_t)D / 2u; c += 32u)
-        ok = ok && sh.domain[warp][c] + sh.domain[warp][c + D / 2u] <= kDomain; /* false for NaN */
+#pragma unroll
+    for (uint32_t j = 0; j < (uint32_t)D / 64u; j++) ok = ok && dom[j] + dom[j + D / 64u] <= kDomain; /* false for NaN */
     if (!__all_sync(kAttFullMask, ok) && lane == 0) atomicOr(&sh.flag, 2u);
     sh.kpar_block[warp] = blk;
     __syncwarp();
@@ -295,8 +328,11 @@ __device__ __forceinline__ void rope_pair(const Shared<D, BITS> &sh, uint32_t ti
     s2 = h2u(__floats2half2_rn(s[0], s[1]));
 }
 
+/* Three resident blocks (12 warps) per SM up to head_dim 128: at most 168 registers per thread
+ * (ptxas otherwise takes about 180, which leaves room for two). Larger heads have the shared
+ * memory for two. */
 template <int D, int BITS, bool ROT>
-__global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attention_args args)
+__global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kvq_cuda_attention_args args)
 {
     using G = Geometry<D, BITS>;
     extern __shared__ __align__(16) unsigned char smem[];
@@ -318,10 +354,15 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
     const uint32_t n_tiles = (t_end - t_begin + kTileTokens - 1u) / kTileTokens;
     const uint32_t h0 = hg * kHeads, nh = min(kHeads, args.n_q - h0);
     const float *qg = args.q + ((size_t)seq * args.n_q + h0) * D;
+    KeyBlocks kb;
+    kb.size = K.group_size;
+    kb.calibrated = K.layout == KVQ_CUDA_PARAMS_KEYS_CALIBRATED;
+    kb.pow2 = kb.size != 0u && (kb.size & (kb.size - 1u)) == 0u;
+    kb.shift = kb.pow2 ? (uint32_t)(__ffs((int)kb.size) - 1) : 0u;
 
     /* The first tiles are requested before anything else is set up. */
     for (uint32_t k = 0; k + 1u < G::kStages; k++) {
-        if (k < n_tiles) load_tile<D, BITS>(smem + k * G::kStageBytes, sq, t_begin + k * kTileTokens, t_end, tid);
+        if (k < n_tiles) load_tile<D, BITS>(smem + k * G::kStageBytes, sq, kb, t_begin + k * kTileTokens, t_end, tid);
         else cp_async_commit();
     }
 
@@ -344,6 +385,7 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
     for (uint32_t i = tid; i < kHeads * (uint32_t)D; i += kThreads)
         (&sh.qf[0][0])[i] = i / D < nh ? qg[i] : 0.0f; /* heads past n_q contribute nothing */
     for (uint32_t i = tid; i < kWarps * kHeads * (uint32_t)D; i += kThreads) (&sh.oacc[0][0][0])[i] = 0.0f;
+    for (uint32_t i = tid; i < sizeof sh.q / 4u; i += kThreads) reinterpret_cast<uint32_t *>(&sh.q[0][0][0][0])[i] = 0u;
     for (uint32_t i = tid; i < kWarps * 16u * kHeads; i += kThreads) (&sh.scorr[0][0][0])[i] = 0.0f;
     __syncthreads();
     const float qscale = args.score_scale; /* fl32(log2(e) / sqrt(d)): scores in base 2 */
@@ -383,7 +425,6 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
     uint32_t ksub[16 / BITS], vsub[16 / BITS];
     code_subtrahends<BITS>(koff, ksub);
     code_subtrahends<BITS>(voff, vsub);
-    const bool kcal = K.layout == KVQ_CUDA_PARAMS_KEYS_CALIBRATED;
     const bool any_kout = K.optr[t_end] != K.optr[t_begin], any_vout = V.optr[t_end] != V.optr[t_begin];
     const float2 *step32 = reinterpret_cast<const float2 *>(args.rope_step32);
 
@@ -393,7 +434,7 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
         {
             const uint32_t next = k + G::kStages - 1u;
             if (next < n_tiles)
-                load_tile<D, BITS>(smem + (next % G::kStages) * G::kStageBytes, sq, t_begin + next * kTileTokens,
+                load_tile<D, BITS>(smem + (next % G::kStages) * G::kStageBytes, sq, kb, t_begin + next * kTileTokens,
                                    t_end, tid);
             else
                 cp_async_commit(); /* keep one group per iteration, so the wait count above holds */
@@ -411,13 +452,28 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
             const uint32_t *vpar = reinterpret_cast<const uint32_t *>(stage + G::kValueParams) + mo;
             const uint32_t *koptr = reinterpret_cast<const uint32_t *>(stage + G::kKeyOptr) + mo;
             const uint32_t *voptr = reinterpret_cast<const uint32_t *>(stage + G::kValueOptr) + mo;
-            const uint32_t blk = kcal ? 0u : tm / K.group_size;
+            const uint32_t blk = kb.of(tm);
             if (sh.kpar_block[warp] != blk) {
-                const uint32_t first_blk = kcal ? 0u : t0 / K.group_size;
+                const uint32_t first_blk = kb.of(t0);
                 const uint32_t *prow = reinterpret_cast<const uint32_t *>(stage + G::kKeyParams) + (blk - first_blk) * D;
                 load_key_params<D, BITS>(sh, prow, ksym, warp, lane, blk);
             }
 
+            /* Keys stored in fp16 replace the row (S8, S10), values stored in fp16 their token's
+             * halves; outliers need fp32 corrections. All are rare (sinks sit in the first tile), so
+             * an m-tile without them takes a body compiled without their code: the general body's
+             * branches, even untaken, cost the lean one a third of its issue slots. */
+            const bool krow16[2] = {kprec[g] != KVQ_PREC_QUANTIZED && g < ntm,
+                                    kprec[g + 8u] != KVQ_PREC_QUANTIZED && g + 8u < ntm};
+            bool vrow16 = false;
+#pragma unroll
+            for (uint32_t t = 2u * tig; t < 16u; t += 8u)
+                vrow16 = vrow16 || (t < ntm && vprec[t] != KVQ_PREC_QUANTIZED) ||
+                         (t + 1u < ntm && vprec[t + 1u] != KVQ_PREC_QUANTIZED);
+            const bool any16 = __any_sync(kAttFullMask, krow16[0] || krow16[1]);
+            const bool anyv16 = __any_sync(kAttFullMask, vrow16);
+            auto mtile = [&](auto general) {
+            constexpr bool GEN = decltype(general)::value;
             /* ---- scores S^T = K Q^T ---- */
             const uint32_t *qw = reinterpret_cast<const uint32_t *>(&sh.q[buf][0][lane][0]); /* slot s: qw[32 s] */
             uint32_t kw[2][2][G::kLaneWords], kws[2][2][G::kLaneWords]; /* [row][part][word], and shifted */
@@ -435,13 +491,10 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
              * the MMAs (a lane per outlier; more are fetched when they are used). */
             const uint32_t kob = koptr[0], koe = koptr[ntm], vob = voptr[0], voe = voptr[ntm];
             uint32_t kout_pf = 0, vout_pf = 0; /* channel | fp16 value << 16 */
-            if (any_kout && kob + lane < koe) kout_pf = (uint32_t)K.ochan[kob + lane] | (uint32_t)K.oval[kob + lane] << 16;
-            if (any_vout && vob + lane < voe) vout_pf = (uint32_t)V.ochan[vob + lane] | (uint32_t)V.oval[vob + lane] << 16;
-            /* Keys stored in fp16 replace the row (S8, S10): rare, and the same for the whole row. */
-            const bool krow16[2] = {kprec[g] != KVQ_PREC_QUANTIZED && g < ntm,
-                                    kprec[g + 8u] != KVQ_PREC_QUANTIZED && g + 8u < ntm};
-            const bool any16 = __any_sync(kAttFullMask, krow16[0] || krow16[1]);
-            float sacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            if (GEN && any_kout && kob + lane < koe) kout_pf = (uint32_t)K.ochan[kob + lane] | (uint32_t)K.oval[kob + lane] << 16;
+            if (GEN && any_vout && vob + lane < voe) vout_pf = (uint32_t)V.ochan[vob + lane] | (uint32_t)V.oval[vob + lane] << 16;
+            /* Two accumulators (first and second halves of the head) halve the chain of dependent MMAs. */
+            float sacc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, sacc_hi[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
             for (uint32_t ps = 0; ps < G::kPairSteps; ps++) {
                 uint32_t ra[4], rb[4];
@@ -457,7 +510,7 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
                                              u2h(par_a.x));
                         __half2 kb = __hfma2(u2h(par_b.y), code_pair<BITS>(kw[row][1][word], kws[row][1][word], p, ksub[p]),
                                              u2h(par_b.x));
-                        if (any16 && krow16[row]) {
+                        if (GEN && any16 && krow16[row]) {
                             const uint32_t t = tm + g + 8u * row;
                             const uint16_t *r16 = kvq_att_fp16_row(K, K.slot[t]);
                             __half ha[2], hb[2];
@@ -494,12 +547,14 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
                 }
                 const uint32_t a_lo[4] = {ra[0], ra[1], ra[2], ra[3]}, a_hi[4] = {rb[0], rb[1], rb[2], rb[3]};
                 mma16816(sacc, a_lo, qw[32u * (2u * ps)], qw[32u * (2u * ps + 1u)]);
-                mma16816(sacc, a_hi, qw[32u * (G::kPartSlots + 2u * ps)], qw[32u * (G::kPartSlots + 2u * ps + 1u)]);
+                mma16816(sacc_hi, a_hi, qw[32u * (G::kPartSlots + 2u * ps)], qw[32u * (G::kPartSlots + 2u * ps + 1u)]);
             }
+#pragma unroll
+            for (int e = 0; e < 4; e++) sacc[e] += sacc_hi[e];
 
             /* Key outliers: their dense decode went through the MMA; add the rotated exact difference
              * to the score in fp32, a lane per outlier (S12.4 (a')). */
-            if (any_kout && koe != kob) {
+            if (GEN && any_kout && koe != kob) {
                 for (uint32_t e = kob + lane; e < koe; e += 32u) {
                     uint32_t tl = 0;
                     while (tl + 1u < ntm && koptr[tl + 1u] <= e) tl++;
@@ -570,7 +625,7 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
                 oacc[mt][2] *= alpha[0];
                 oacc[mt][3] *= alpha[1];
             }
-            if (any_vout && __any_sync(kAttFullMask, changed)) { /* the fp32 corrections follow the same scale */
+            if (GEN && any_vout && __any_sync(kAttFullMask, changed)) { /* the fp32 corrections follow the same scale */
                 __syncwarp();
                 for (uint32_t i = lane; i < kHeads * (uint32_t)D; i += 32u) {
                     const uint32_t h = i / D;
@@ -587,7 +642,7 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
             const uint32_t y0 = __shfl_sync(kAttFullMask, h2u(h23), src0), y1 = __shfl_sync(kAttFullMask, h2u(h23), src1);
             const uint32_t sel = (g & 1u) ? 0x7632u : 0x5410u;
             const uint32_t pb0 = __byte_perm(x0, x1, sel), pb1 = __byte_perm(y0, y1, sel);
-            if (any_vout) {
+            if (GEN && any_vout) {
                 const float2 f01 = __half22float2(h01), f23 = __half22float2(h23);
                 sh.pw[warp][g][2u * tig] = f01.x;
                 sh.pw[warp][g][2u * tig + 1u] = f01.y;
@@ -622,7 +677,7 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
 #pragma unroll
                 for (uint32_t half = 0; half < 2u; half++) {
                     const uint32_t t = ta + half;
-                    if (t < ntm && vprec[t] != KVQ_PREC_QUANTIZED) {
+                    if (GEN && anyv16 && t < ntm && vprec[t] != KVQ_PREC_QUANTIZED) {
                         const uint32_t *r32 = reinterpret_cast<const uint32_t *>(
                             kvq_att_fp16_row(V, V.slot[tm + t]) + g * (D / 8u));
 #pragma unroll
@@ -638,7 +693,7 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
             }
 
             /* Value outliers: the dense decode went through the MMA; add P~ (exact - dense) in fp32. */
-            if (any_vout && voe != vob) {
+            if (GEN && any_vout && voe != vob) {
                 __syncwarp(); /* pw is written */
                 for (uint32_t e = vob + lane; e < voe; e += 32u) {
                     uint32_t tl = 0;
@@ -657,6 +712,10 @@ __global__ void __launch_bounds__(kThreads, 2) tc_split_kernel(kvq_cuda_attentio
                 }
                 __syncwarp();
             }
+            };
+            /* The block's outliers make every m-tile general: their fp32 sums follow each rescale. */
+            if (any_kout || any_vout || any16 || anyv16) mtile(Flag<true>{});
+            else mtile(Flag<false>{});
         }
     }
     cp_async_wait<0>();
@@ -814,11 +873,14 @@ extern "C" unsigned long long kvq_cuda_attention_tc_launches(void) { return tc_l
 template <int D, int BITS>
 int occupancy()
 {
+    static int cached = 0; /* the split rule asks on every call */
+    if (cached > 0) return cached;
     int blocks = 0;
     if (launch_config<D, BITS, true>() != cudaSuccess ||
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, tc_split_kernel<D, BITS, true>, kThreads,
                                                       smem_bytes<D, BITS>()) != cudaSuccess)
         return -1;
+    cached = blocks; /* per process: kvq's CUDA contexts in one process are assumed to share a GPU model */
     return blocks;
 }
 
@@ -826,10 +888,13 @@ extern "C" int kvq_cuda_attention_tc_blocks_per_sm(uint32_t head_dim, uint32_t b
 {
     switch (head_dim * 16u + bits) {
     case 64u * 16u + 4u: return occupancy<64, 4>();
+    case 64u * 16u + 8u: return occupancy<64, 8>();
     case 128u * 16u + 2u: return occupancy<128, 2>();
     case 128u * 16u + 4u: return occupancy<128, 4>();
     case 128u * 16u + 8u: return occupancy<128, 8>();
+    case 256u * 16u + 2u: return occupancy<256, 2>();
     case 256u * 16u + 4u: return occupancy<256, 4>();
+    case 256u * 16u + 8u: return occupancy<256, 8>();
     default: return 0;
     }
 }

@@ -265,6 +265,13 @@ void kvq_cuda_rope_step32_table(const double *theta, uint32_t head_dim, float *t
  * tokens_per_split must be a multiple of it. */
 uint32_t kvq_cuda_attention_tile(uint32_t head_dim);
 
+/* tokens_per_split for a call (args->seqs_host, n_seq, n_q, head_dim and the
+ * kernel request are read; its tokens_per_split is ignored) on sm_count SMs:
+ * the shortest whole-tile splits that make every block of the call resident
+ * at once (one wave) for the kernel kvq_cuda_attention_kernel_for picks. The
+ * backend and the bench both split by it. */
+uint32_t kvq_cuda_attention_tokens_per_split(const kvq_cuda_attention_args *args, uint32_t sm_count);
+
 /* S11 with flash-decoding: one block per (split, group of query heads,
  * sequence), then a combine kernel when any sequence has several splits;
  * the split kernel is kvq_cuda_attention_kernel_for(args). */

@@ -136,8 +136,6 @@ static bool attention_step(void *user, cudaStream_t stream)
     return bench_cuda_ok(STUDY, kvq_cuda_attention(&p->args, stream), "kvq_cuda_attention");
 }
 
-static uint32_t query_group(uint32_t n_q) { return n_q >= 8u ? 8u : n_q >= 4u ? 4u : n_q >= 2u ? 2u : 1u; }
-
 /* Device buffers of one timed point, sized for the largest context. */
 typedef struct att_buffers {
     kvq_cuda_seq *seqs; /* device [n_kv] */
@@ -236,14 +234,7 @@ static bool time_prefix(att_study *s, const bench_shape *shape, kvq_backend_tens
                         kvq_cuda_attention_kernel want, kvq_cuda_attention_kernel already, bench_stats *ms,
                         uint64_t *bytes, const char **kernel, kvq_cuda_attention_kernel *ran)
 {
-    uint32_t d = shape->head_dim, T = kvq_cuda_attention_tile(d), n_kv = shape->n_kv, n_q = shape->n_q;
-    /* cuda_attention_run's split rule: about four blocks per SM, whole tiles. */
-    uint64_t tiles = (uint64_t)n_kv * ((n + T - 1u) / T);
-    uint64_t groups = (n_q + query_group(n_q) - 1u) / query_group(n_q);
-    uint64_t target = (uint64_t)s->ctx->sm_count * 4u;
-    uint64_t tiles_per_split = (tiles * groups + target - 1u) / target;
-    if (tiles_per_split == 0) tiles_per_split = 1;
-    uint32_t tps = (uint32_t)(tiles_per_split * T), splits = (n + tps - 1u) / tps;
+    uint32_t d = shape->head_dim, n_kv = shape->n_kv, n_q = shape->n_q;
     kvq_cuda_seq *desc = calloc(n_kv, sizeof *desc);
     if (desc == NULL) {
         fprintf(stderr, "kvq bench: " STUDY ": out of host memory\n");
@@ -260,10 +251,21 @@ static bool time_prefix(att_study *s, const bench_shape *shape, kvq_backend_tens
         desc[h].pos0 = 0;
         desc[h].q_position = n;
         desc[h].n_tokens = n;
-        desc[h].n_splits = splits;
         if (desc[h].keys.row_words > max_kw) max_kw = desc[h].keys.row_words;
         if (desc[h].values.row_words > max_vw) max_vw = desc[h].values.row_words;
     }
+    /* The backend's split rule (kvq_cuda_attention_tokens_per_split), for the kernel asked for. */
+    kvq_cuda_attention_args plan = {.theta = b->theta,
+                                    .rope_step32 = cuda_rope_step32(s->ctx, 10000.0f, d),
+                                    .seqs_host = desc,
+                                    .pairing = KVQ_ROPE_HALF,
+                                    .n_seq = n_kv,
+                                    .n_q = n_q,
+                                    .head_dim = d,
+                                    .allow_fp16 = s->ctx->profile == KVQ_PROFILE_FP16 ? 1u : 0u,
+                                    .kernel = (uint32_t)want};
+    const uint32_t tps = kvq_cuda_attention_tokens_per_split(&plan, s->ctx->sm_count), splits = (n + tps - 1u) / tps;
+    for (uint32_t h = 0; h < n_kv; h++) desc[h].n_splits = splits;
     /* Every head holds the same data (same input), so the counts of head 0 serve all. */
     *bytes = (uint64_t)n_kv * (view_bytes(&t[0]->view, n, rows_k, out_k) + view_bytes(&t[1]->view, n, rows_v, out_v));
     ok = ok &&
