@@ -53,7 +53,7 @@ for step in "${steps[@]}"; do
         # shellcheck disable=SC2086
         run conform-cuda-fp32 $build/tools/kvq conform --backend cuda --profile fp32 $conform_args
         # shellcheck disable=SC2086
-        run conform-opencl $build/tools/kvq conform --backend opencl --random 8 ;;
+        [ -n "${KVQ_GPU_SKIP_OPENCL:-}" ] || run conform-opencl $build/tools/kvq conform --backend opencl --random 8 ;;
     sanitize)
         run memcheck compute-sanitizer --tool memcheck --error-exitcode 1 \
             $build/backends/cuda/kvq_cuda_selfcheck --attention-tc-only --short
@@ -67,8 +67,13 @@ for step in "${steps[@]}"; do
             export PYTHONPATH=/tmp/kvq-site${PYTHONPATH:+:$PYTHONPATH}
             fi_args=(--flashinfer-script tools/scripts/flashinfer_decode_baseline.py)
         fi
+        # KVQ_GPU_BENCH_KEEP=1: start from the committed docs/bench/bench.json and keep its other studies.
+        keep=()
+        if [ -n "${KVQ_GPU_BENCH_KEEP:-}" ]; then
+            mkdir -p "$out/bench" && cp docs/bench/bench.json "$out/bench/" && keep=(--keep)
+        fi
         # shellcheck disable=SC2086
-        run bench $build/tools/kvq bench $bench_args --torch-script tools/scripts/torch_sdpa_baseline.py \
+        run bench $build/tools/kvq bench $bench_args "${keep[@]}" --torch-script tools/scripts/torch_sdpa_baseline.py \
             "${fi_args[@]}" --out "$out/bench" ;;
     profile)
         # ncu (the full set, per-instruction stall samples included) on one launch of each attention

@@ -24,6 +24,7 @@ void cuda_tensor_set_view_scalars(kvq_backend_tensor *t)
     v->head_dim = h->head_dim;
     v->row_words = (uint32_t)(h->row_bytes / 4u);
     v->bits = h->bits;
+    v->n_outliers = h->n_outliers;
     v->scheme = (uint32_t)h->scheme;
     if (h->role == KVQ_ROLE_VALUES)
         v->layout = KVQ_CUDA_PARAMS_VALUES;

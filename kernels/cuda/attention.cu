@@ -699,12 +699,18 @@ extern "C" kvq_cuda_attention_kernel kvq_cuda_attention_kernel_for(const kvq_cud
     case KVQ_CUDA_KERNEL_GENERAL: return KVQ_CUDA_KERNEL_GENERAL;
     case KVQ_CUDA_KERNEL_FAST: return fast ? KVQ_CUDA_KERNEL_FAST : KVQ_CUDA_KERNEL_GENERAL;
     case KVQ_CUDA_KERNEL_TC: return tc ? KVQ_CUDA_KERNEL_TC : fast ? KVQ_CUDA_KERNEL_FAST : KVQ_CUDA_KERNEL_GENERAL;
-    default:
-        /* Measured on the H200 (docs/PERFORMANCE.md, 2026-12-02): where both fit, the fp32 fast
-         * kernel is faster than the tensor-core one (int4, 32 heads, 32K: 0.23 vs 0.29 ms), so
-         * the tensor-core kernel serves the formats the fast one does not (head_dim 64 and 256,
-         * no RoPE, several splits of short sequences, ...), where it beats the general kernel. */
-        return fast ? KVQ_CUDA_KERNEL_FAST : tc ? KVQ_CUDA_KERNEL_TC : KVQ_CUDA_KERNEL_GENERAL;
+    default: {
+        /* Measured on the H200 (docs/PERFORMANCE-ANALYSIS.md, 2026-12-02, second round): without
+         * outliers the tensor-core kernel is the faster one wherever it fits (int4, 32 heads, 32K:
+         * 0.144 ms against the fp32 fast kernel's 0.230), with 1% outliers the fast kernel is (0.40
+         * against 0.79 ms: the tensor-core kernel adds their corrections through shared-memory
+         * atomics). */
+        bool outliers = false;
+        for (uint32_t s = 0; s < a->n_seq; s++)
+            outliers = outliers || a->seqs_host[s].keys.n_outliers != 0u || a->seqs_host[s].values.n_outliers != 0u;
+        if (tc && (!outliers || !fast)) return KVQ_CUDA_KERNEL_TC;
+        return fast ? KVQ_CUDA_KERNEL_FAST : KVQ_CUDA_KERNEL_GENERAL;
+    }
     }
 }
 

@@ -176,7 +176,6 @@ template <int D, int BITS>
 struct Shared {
     using G = Geometry<D, BITS>;
     kvq_cuda_seq sq;
-    double theta[D / 2];
     double2 base[D / 2];                          /* cis(p0 theta_i) of the current tile */
     double2 step[D / 2];                          /* cis(T theta_i) */
     double2 pq[D / 2];                            /* cis(q_position theta_i) */
@@ -249,15 +248,20 @@ __device__ __forceinline__ void load_tile(unsigned char *stage, const kvq_cuda_s
 }
 
 /* The query of a tile (S12.4 (b)): every head's pairs rotated by q_position - p0, scaled by
- * log2(e) / sqrt(d), rounded to fp16, stored in key-slot order; without RoPE only scaled. Thread
- * i owns pair i's base cis(p0 theta_i) (double, advanced by cis(T theta_i) when `advance`), so
- * no barrier separates the update from its use. The rotation itself is fp32 (S12.4 allows the
+ * log2(e) / sqrt(d), rounded to fp16, stored in key-slot order; without RoPE only scaled. One
+ * thread owns pair i's base cis(p0 theta_i) (double, advanced by cis(T theta_i) when `advance`),
+ * so no barrier separates the update from its use. The rotation itself is fp32 (S12.4 allows the
  * query's rotation in fp32 before its rounding to fp16). */
 template <int D, int BITS, bool ROT>
 __device__ __forceinline__ void make_query(Shared<D, BITS> &sh, uint32_t buf, uint32_t nh, float scale,
                                            bool advance, uint32_t tid)
 {
-    for (uint32_t i = tid; i < (uint32_t)D / 2u; i += kThreads) {
+    /* D/2 pairs, D/8 per warp: every warp does the same share before the next barrier (with
+     * thread i owning pair i, two warps did it all and the other two waited for them). */
+    constexpr uint32_t kPairsPerWarp = D / 8u;
+    static_assert(kPairsPerWarp <= 32u && kPairsPerWarp * kWarps == D / 2u, "a warp's pairs fit its lanes");
+    if ((tid & 31u) < kPairsPerWarp) {
+        const uint32_t i = (tid >> 5) * kPairsPerWarp + (tid & 31u);
         float c = 1.0f, s = 0.0f;
         if (ROT) {
             double2 b = sh.base[i];
@@ -315,17 +319,19 @@ __device__ __forceinline__ void load_key_params(Shared<D, BITS> &sh, const uint3
     __syncwarp();
 }
 
-/* cos/sin of offset o for the two channels of each of a lane's first-half key slots, as half2. */
+/* cos/sin of offset o for the two channels of each of a lane's first-half key slots, as half2,
+ * from the fp32 table of kvq_cuda_rope_step32_table (each value rounded once from double, so
+ * within u of the exact one: S12.4 (b) asks for 4u before the rounding to fp16). */
 template <int D, int BITS>
-__device__ __forceinline__ void rope_pair(const Shared<D, BITS> &sh, uint32_t tig, uint32_t slot, uint32_t o,
-                                          uint32_t &c2, uint32_t &s2)
+__device__ __forceinline__ void rope_pair(const float2 *step32, uint32_t tig, uint32_t slot, uint32_t o, uint32_t &c2,
+                                          uint32_t &s2)
 {
-    float c[2], s[2];
+    float2 cs[2];
 #pragma unroll
     for (uint32_t half = 0; half < 2u; half++)
-        kvq_dev_rope_cos_sin(o, sh.theta[kvq_tc_key_channel(D, BITS, tig, slot, half)], &c[half], &s[half]);
-    c2 = h2u(__floats2half2_rn(c[0], c[1]));
-    s2 = h2u(__floats2half2_rn(s[0], s[1]));
+        cs[half] = __ldg(step32 + (size_t)kvq_tc_key_channel(D, BITS, tig, slot, half) * KVQ_CUDA_STEP32_OFFSETS + o);
+    c2 = h2u(__floats2half2_rn(cs[0].x, cs[1].x));
+    s2 = h2u(__floats2half2_rn(cs[0].y, cs[1].y));
 }
 
 /* Three resident blocks (12 warps) per SM up to head_dim 128: at most 168 registers per thread
@@ -371,7 +377,6 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
     if (lane == 0) sh.kpar_block[warp] = 0xFFFFFFFFu;
     for (uint32_t i = tid; i < (uint32_t)D / 2u; i += kThreads) {
         const double th = ROT ? args.theta[i] : 0.0;
-        sh.theta[i] = th;
         if (ROT) {
             double c, s;
             kvq_dev_rope_cos_sin_double(sq.pos0 + t_begin, th, &c, &s);
@@ -391,6 +396,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
     const float qscale = args.score_scale; /* fl32(log2(e) / sqrt(d)): scores in base 2 */
     make_query<D, BITS, ROT>(sh, 0, nh, qscale, false, tid);
 
+    const float2 *step32 = reinterpret_cast<const float2 *>(args.rope_step32);
     /* The warp's key offsets in every tile are 16 warp + g and + 8: their cos/sin, once. */
     uint32_t rc[2][G::kRopeInRegisters ? G::kPartSlots : 1], rs[2][G::kRopeInRegisters ? G::kPartSlots : 1];
     if (ROT) {
@@ -399,7 +405,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
 #pragma unroll
             for (uint32_t slot = 0; slot < G::kPartSlots; slot++) {
                 uint32_t c2, s2;
-                rope_pair<D, BITS>(sh, tig, slot, 16u * warp + g + 8u * row, c2, s2);
+                rope_pair<D, BITS>(step32, tig, slot, 16u * warp + g + 8u * row, c2, s2);
                 if (G::kRopeInRegisters) {
                     rc[row][G::kRopeInRegisters ? slot : 0] = c2;
                     rs[row][G::kRopeInRegisters ? slot : 0] = s2;
@@ -426,7 +432,6 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
     code_subtrahends<BITS>(koff, ksub);
     code_subtrahends<BITS>(voff, vsub);
     const bool any_kout = K.optr[t_end] != K.optr[t_begin], any_vout = V.optr[t_end] != V.optr[t_begin];
-    const float2 *step32 = reinterpret_cast<const float2 *>(args.rope_step32);
 
     for (uint32_t k = 0; k < n_tiles; k++) {
         cp_async_wait<G::kStages - 2>();

@@ -51,6 +51,8 @@ typedef struct kvq_cuda_view {
     const uint16_t *ochan;      /* [n_outliers] channel */
     const uint16_t *oval;       /* [n_outliers] fp16 bits */
     uint32_t n_tokens, head_dim, row_words, bits;
+    uint32_t n_outliers;        /* the tensor's outliers (S7), known on the host: 0 lets the launcher
+                                   choose a kernel without outlier corrections in its fast path */
     uint32_t scheme;            /* kvq_scheme */
     uint32_t layout;            /* kvq_cuda_param_layout */
     uint32_t group_size;        /* values: G; online keys: block length; calibrated: unused */
