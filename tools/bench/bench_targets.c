@@ -23,7 +23,7 @@ static void verdict(FILE *out, const char *what, const char *measured_text, doub
             fabs(measured - target), unit);
 }
 
-/* Worst value of `field` over the kvq rows of `study` with this format, its
+/* Worst value of `field` over the "kvq" rows of `study` with this format, its
  * shape and context >= min_context. */
 static bool worst_over(const json_value *study, const char *shape, const char *format, double min_context,
                        const char *field, double *worst, double *at_context)
@@ -32,9 +32,11 @@ static bool worst_over(const json_value *study, const char *shape, const char *f
     bool found = false;
     for (size_t i = 0; i < json_length(rows); i++) {
         const json_value *r = json_at(rows, i);
-        const char *s = json_get_string(r, "shape"), *f = json_get_string(r, "format");
+        const char *s = json_get_string(r, "shape"), *f = json_get_string(r, "format"), *k = json_get_string(r, "kind");
         double ctx, v;
-        if (s == NULL || f == NULL || strcmp(s, shape) != 0 || strcmp(f, format) != 0) continue;
+        /* Only the backend's own choice ("kvq"): the other kernels' rows ("kvq-kernel") are comparisons. */
+        if (s == NULL || f == NULL || k == NULL || strcmp(k, "kvq") != 0 || strcmp(s, shape) != 0 || strcmp(f, format) != 0)
+            continue;
         if (!bench_field_number(r, "context", &ctx) || ctx < min_context || !bench_field_number(r, field, &v)) continue;
         if (!found || v < *worst) {
             *worst = v;
