@@ -100,6 +100,9 @@ cat > "$work/fixed/bench.json" <<'JSON'
      "time_ms": {"median": 0.1, "min": 0.1, "max": 0.1, "runs": 20}, "speedup_vs_fastest_fp16": 1, "copy_fraction": 0.1},
     {"label": "m int4", "shape": "m", "format": "int4", "kind": "kvq", "bits": 4, "context": 32768,
      "time_ms": {"median": 1, "min": 1, "max": 1, "runs": 20}, "speedup_vs_fastest_fp16": 4, "copy_fraction": 0.7},
+    {"label": "m int4", "shape": "m", "format": "int4", "kind": "kvq-kernel", "kernel": "other", "bits": 4,
+     "context": 32768, "time_ms": {"median": 8, "min": 8, "max": 8, "runs": 20}, "speedup_vs_fastest_fp16": 0.5,
+     "copy_fraction": 0.01},
     {"label": "m int2", "shape": "m", "format": "int2", "kind": "kvq", "bits": 2, "context": 65536,
      "time_ms": {"median": 1, "min": 1, "max": 1, "runs": 20}, "speedup_vs_fastest_fp16": 5, "copy_fraction": 0.5}]},
   "offload_cuda": {"status": "ok", "results": [],
@@ -114,4 +117,26 @@ for text in '| attention_cuda: m int4, speedup over the fastest fp16 baseline at
             '- measured (UTC): 2026-01-01T00:00:00Z'; do
     grep -qF -- "$text" "$work/fixed.md" || { cat "$work/fixed.md" >&2; fail "the fixed report lacks: $text"; }
 done
+# The whole-cache memory section: bytes per token and layer from the largest context of each format of the
+# llama7b-mha shape (int2: 6144 bytes at 2048 tokens = 3 per token; fp16: 64 per token), times 32 layers and
+# 1,048,576 tokens (int2: 100663296 bytes, 9% of the 1024 MiB the driver text names; fp16: 2147483648, 200%).
+mkdir -p "$work/capacity"
+cat > "$work/capacity/bench.json" <<'JSON'
+{"schema": "kvq-bench/1", "kvq_version": "1.0.0", "date": "2026-01-01T00:00:00Z", "host": "h", "quick": false,
+ "runs": 20, "warmup": 3, "pytorch": "not available",
+ "studies": {
+  "attention_cuda": {"status": "ok", "device": "D", "driver": "CUDA driver 13.0, runtime 13.0, compute capability 9.0, 1024 MiB, 1 SMs", "timed": "T",
+   "columns": [{"field": "format", "title": "format"}],
+   "results": [
+    {"label": "a", "shape": "llama7b-mha", "format": "fp16-cublas", "kind": "baseline", "bits": 16, "context": 2048, "bytes_read": 131072},
+    {"label": "b", "shape": "llama7b-mha", "format": "int2", "kind": "kvq", "bits": 2, "context": 1024, "bytes_read": 1024},
+    {"label": "c", "shape": "llama7b-mha", "format": "int2", "kind": "kvq", "bits": 2, "context": 2048, "bytes_read": 6144},
+    {"label": "d", "shape": "gqa-8kv-4q", "format": "int4", "kind": "kvq", "bits": 4, "context": 2048, "bytes_read": 99}]}}}
+JSON
+"$kvq" bench report "$work/capacity" > "$work/capacity.md" || fail "kvq bench report on the capacity fixture failed"
+for text in '| fp16-cublas | 64 | 2.1 | 200% (does not fit) |' '| int2 | 3 | 0.1 | 9% (fits) |'; do
+    grep -qF -- "$text" "$work/capacity.md" || { cat "$work/capacity.md" >&2; fail "the capacity section lacks: $text"; }
+done
+if grep -q '| int4 |' "$work/capacity.md"; then fail "the capacity section took a row of another shape"; fi
+if [ "$(grep -c '| int2 |' "$work/capacity.md")" != 1 ]; then fail "the capacity section repeats a format"; fi
 echo "bench_test: ok"

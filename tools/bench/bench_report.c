@@ -146,6 +146,7 @@ int bench_report(const char *dir, const char *plots, FILE *out)
     for (int s = 0; s < BENCH_STUDY_COUNT; s++)
         study_section(out, plots, (bench_study)s, json_get(studies, bench_study_key((bench_study)s)),
                       json_get_string(json_get(doc, "study_dates"), bench_study_key((bench_study)s)));
+    bench_report_capacity(out, studies);
     bench_report_targets(out, studies);
     json_free(doc);
     return ferror(out) ? 1 : 0;

@@ -9,6 +9,9 @@
 
 #include "json.h"
 
+/* The "## Whole-cache memory at 1M tokens" section (bench_capacity.c), after study (a)'s. */
+void bench_report_capacity(FILE *out, const json_value *studies);
+
 /* The "## Targets" section for the "studies" object of bench.json. */
 void bench_report_targets(FILE *out, const json_value *studies);
 
