@@ -60,6 +60,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--calibration-tokens", type=int, default=None, help="tokens of the calibration text "
                    "(default: as --tokens)")
     p.add_argument("--fisher", action="store_true", help="Fisher-weighted k-means from jax gradients")
+    p.add_argument("--kmeans-iterations", type=int, default=25, metavar="N",
+                   help="at most N Lloyd iterations per codebook (S6.6's default 25; about 400 converge here)")
+    p.add_argument("--compare", type=Path, metavar="JSON", help="with --report: also compare every configuration "
+                   "with an earlier run's --json (docs/fidelity/eval-full-spec-1.1.0.json: spec 1.1.0's counts)")
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.add_argument("--report", type=Path, metavar="DIR", help="write FIDELITY.md and its plots into DIR "
                    "(docs/ for the repository's page; plots under DIR/fidelity/)")
@@ -76,7 +80,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         configs = (ladder.smoke() if a.ladder == "smoke" else ladder.full_ladder() if a.ladder == "full"
                    else ladder.rungs(int(a.ladder)))
         tokens = a.tokens or (512 if a.ladder == "smoke" else 1024)
-        result = run.run(configs, tokens, a.calibration_tokens or tokens, a.fisher, install=not a.no_install)
+        result = run.run(configs, tokens, a.calibration_tokens or tokens, a.fisher, install=not a.no_install,
+                         kmeans_iterations=a.kmeans_iterations)
         result["ladder"] = a.ladder
     if a.json is not None:
         a.json.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +89,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.report is not None:
         from .fidelity_page import write_page
 
-        write_page(result, a.report)
+        previous = json.loads(a.compare.read_text()) if a.compare is not None else None
+        write_page(result, a.report, previous, a.compare)
     status = 0
     if a.check:
         problems = check(result)
