@@ -81,9 +81,9 @@ class Calibration:
     rope_tables: Dict[float, tuple]
     fisher_keys: Optional[List[np.ndarray]] = None    # squared gradients, pre-RoPE keys
     fisher_values: Optional[List[np.ndarray]] = None
-    # S6.6's default. It stops before the assignments settle on these ~10^5 samples per codebook
-    # (levels still move by up to 0.08 of the half-range after 25 iterations; about 400 converge,
-    # at 9 times the time), so a codebook depends on its samples more abruptly than a converged fit.
+    # S6.6's default. It stops before the assignments settle on the eval's 10^5 and more samples per
+    # codebook (levels still move by up to 0.08 of the half-range after 25 iterations; about 400
+    # converge, at 9 times the time): --kmeans-iterations.
     kmeans_iterations: int = 25
     _ranges: Dict[tuple, List[np.ndarray]] = field(default_factory=dict)
     _books: Dict[tuple, List[tuple]] = field(default_factory=dict)
