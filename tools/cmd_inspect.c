@@ -334,14 +334,46 @@ static uint64_t payload_bytes(const kvq_qtensor *qt)
            (uint64_t)qt->n_fp16_rows * qt->head_dim * 2 + (uint64_t)qt->n_outliers * 6 + ptrs * 4 + qt->n_tokens;
 }
 
-/* Error of one slice against its original (S3.8 for quantized dense elements). */
+/* Error of one slice against its original. Dense elements are measured in
+ * units of their group's b: the step of a uniform scheme (S3.8 bounds the
+ * error by half of it), the half-range of NUQ (S6.3: the codebook's widest
+ * cell bounds it, see codebook_allowance). */
 typedef struct slice_error {
-    uint64_t dense, fp16_stored, violations;
+    uint64_t dense, fp16_stored, violations; /* violations: S3.8 (uniform) */
+    uint64_t nuq_over;                       /* NUQ: dense elements above the codebook's bound */
     double sum_sq, max_abs, max_steps, fp16_max_abs;
+    double max_half_ranges, allowance; /* NUQ: worst error / b, and the codebook's bound in units of b */
     size_t worst_group;
+    bool uniform, nuq; /* which kinds of slices were measured (overall: any of them) */
     double *group_max_abs;   /* [n_params] */
-    double *group_max_steps; /* [n_params]; -1 where the scheme has no step (NUQ) or b = 0 */
+    double *group_max_steps; /* [n_params]; error / b, in steps (uniform) or half-ranges (NUQ); -1 where b = 0 */
 } slice_error;
+
+/* S6.4/S6.5: a dense element of a NUQ group is normalized into [-1, 1] by the
+ * group's centre a and half-range b and decodes to the nearest signpost, so
+ * its error is at most b times the largest distance from a point of [-1, 1]
+ * to its nearest signpost: half the widest gap between neighbours, or the
+ * distance from an end of [-1, 1] to the outermost signpost (0 for
+ * NormalFloat, whose signposts end at -1 and 1; not for every k-means codebook). */
+static double codebook_allowance(const kvq_codebook *cb)
+{
+    uint32_t L = 1u << cb->bits;
+    double worst = fmax(1.0 + cb->signpost[0], 1.0 - cb->signpost[L - 1]);
+    for (uint32_t j = 0; j + 1 < L; j++)
+        worst = fmax(worst, 0.5 * ((double)cb->signpost[j + 1] - (double)cb->signpost[j]));
+    return worst;
+}
+
+/* The NUQ bound with S3.8's slack for the fp32 roundings of thresholds and decode:
+ * |x - y| <= b * allowance * (1 + 2^-20) + ulp32(|x| + b). Informative (the spec
+ * bounds uniform codes only, S3.8); clamped calibrated keys (S7.3) exceed it
+ * beyond their channel's range, as they must. */
+static bool within_codebook_bound(float x, float y, float b, double allowance)
+{
+    float v = fabsf(x) + b;
+    double ulp = (double)nextafterf(v, INFINITY) - (double)v;
+    return fabs((double)x - (double)y) <= (double)b * allowance * (1.0 + ldexp(1.0, -20)) + ulp;
+}
 
 /* S3.8: |x - y| <= b/2 (1 + 2^-20) + ulp32(|x| + b)/2, with ulp32(v) the gap above v. */
 static bool within_step_bound(float x, float y, float b)
@@ -356,6 +388,9 @@ static void measure(const kvq_qtensor *qt, const float *x, const float *y, const
 {
     uint32_t D = qt->head_dim;
     bool uniform = qt->scheme != KVQ_SCHEME_NUQ;
+    e->uniform = uniform;
+    e->nuq = !uniform;
+    if (!uniform) e->allowance = codebook_allowance(&qt->codebook);
     for (uint32_t g = 0; g < qt->n_params; g++) {
         e->group_max_abs[g] = 0.0;
         e->group_max_steps[g] = -1.0;
@@ -375,8 +410,19 @@ static void measure(const kvq_qtensor *qt, const float *x, const float *y, const
             e->dense++;
             size_t g = param_index(qt, t, c);
             if (err > e->group_max_abs[g]) e->group_max_abs[g] = err;
-            if (!uniform) continue;
             float b = kvq_fp32_from_fp16(qt->params[g].b);
+            if (!uniform) {
+                if (!within_codebook_bound(x[i], y[i], b, e->allowance)) e->nuq_over++;
+                if (b > 0.0f) {
+                    double half_ranges = err / (double)b;
+                    if (half_ranges > e->group_max_steps[g]) e->group_max_steps[g] = half_ranges;
+                    if (half_ranges > e->max_half_ranges) {
+                        e->max_half_ranges = half_ranges;
+                        e->worst_group = g;
+                    }
+                }
+                continue;
+            }
             if (!within_step_bound(x[i], y[i], b)) e->violations++;
             if (b > 0.0f) {
                 double steps = err / (double)b;
@@ -486,6 +532,11 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
                     overall.sum_sq += e.sum_sq;
                     overall.max_abs = fmax(overall.max_abs, e.max_abs);
                     overall.max_steps = fmax(overall.max_steps, e.max_steps);
+                    overall.max_half_ranges = fmax(overall.max_half_ranges, e.max_half_ranges);
+                    overall.allowance = fmax(overall.allowance, e.allowance);
+                    overall.nuq_over += e.nuq_over;
+                    overall.uniform = overall.uniform || e.uniform;
+                    overall.nuq = overall.nuq || e.nuq;
                     overall.fp16_max_abs = fmax(overall.fp16_max_abs, e.fp16_max_abs);
                 }
 
@@ -523,6 +574,13 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
                             jnum(e.max_steps);
                             printf(", \"worst_group\": %zu, \"bound_violations\": %llu", e.worst_group,
                                    (unsigned long long)e.violations);
+                        } else {
+                            printf(", \"max_half_ranges\": ");
+                            jnum(e.max_half_ranges);
+                            printf(", \"codebook_allowance\": ");
+                            jnum(e.allowance);
+                            printf(", \"worst_group\": %zu, \"above_codebook_bound\": %llu", e.worst_group,
+                                   (unsigned long long)e.nuq_over);
                         }
                         printf(", \"group_max_abs\": [");
                         for (uint32_t g = 0; g < qt->n_params; g++) {
@@ -530,8 +588,9 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
                             jnum(e.group_max_abs[g]);
                         }
                         printf("]");
-                        if (qt->scheme != KVQ_SCHEME_NUQ) {
-                            printf(", \"group_max_steps\": [");
+                        {
+                            printf(qt->scheme != KVQ_SCHEME_NUQ ? ", \"group_max_steps\": ["
+                                                                : ", \"group_max_half_ranges\": [");
                             for (uint32_t g = 0; g < qt->n_params; g++) {
                                 printf("%s", g ? ", " : "");
                                 if (e.group_max_steps[g] < 0.0)
@@ -563,6 +622,10 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
                         if (qt->scheme != KVQ_SCHEME_NUQ)
                             printf(", max %.6f steps (group %zu), S3.8 bound violations %llu", e.max_steps,
                                    e.worst_group, (unsigned long long)e.violations);
+                        else
+                            printf(", max %.6f of the half-range b (group %zu; the codebook allows %.6f), above "
+                                   "that bound %llu",
+                                   e.max_half_ranges, e.worst_group, e.allowance, (unsigned long long)e.nuq_over);
                         printf(", fp16-stored max abs %.6g, rmse %.6g\n", e.fp16_max_abs,
                                n ? sqrt(e.sum_sq / (double)n) : 0.0);
                     }
@@ -592,7 +655,16 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
                 printf(", \"max_abs\": ");
                 jnum(overall.max_abs);
                 printf(", \"max_steps\": ");
-                jnum(overall.max_steps);
+                if (overall.uniform)
+                    jnum(overall.max_steps);
+                else
+                    printf("null");
+                printf(", \"max_half_ranges\": ");
+                if (overall.nuq)
+                    jnum(overall.max_half_ranges);
+                else
+                    printf("null");
+                printf(", \"above_codebook_bound\": %llu", (unsigned long long)overall.nuq_over);
                 printf(", \"fp16_max_abs\": ");
                 jnum(overall.fp16_max_abs);
                 printf(", \"bound_violations\": %llu}", (unsigned long long)overall.violations);
@@ -608,11 +680,18 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
             printf("bytes: file %llu, payload %llu, fp16 equivalent %llu (ratio %.3fx)\n", (unsigned long long)size,
                    (unsigned long long)payload_total, (unsigned long long)(elements * 2),
                    size ? (double)(elements * 2) / (double)size : 0.0);
-            if (orig != NULL)
-                printf("overall: rmse %.6g, max abs error %.6g, max error in steps %.6f, fp16-stored max abs error "
-                       "%.6g, step bound violations %llu\n",
-                       rmse, overall.max_abs, overall.max_steps, overall.fp16_max_abs,
-                       (unsigned long long)overall.violations);
+            if (orig != NULL) {
+                /* Steps are the unit of uniform slices only; NUQ errors are in half-ranges (S6.3). */
+                printf("overall: rmse %.6g, max abs error %.6g", rmse, overall.max_abs);
+                if (overall.uniform) printf(", max error in steps %.6f", overall.max_steps);
+                if (overall.nuq)
+                    printf(", NUQ max error %.6f of the half-range (codebooks allow up to %.6f), above that bound "
+                           "%llu",
+                           overall.max_half_ranges, overall.allowance, (unsigned long long)overall.nuq_over);
+                printf(", fp16-stored max abs error %.6g", overall.fp16_max_abs);
+                if (overall.uniform) printf(", step bound violations %llu", (unsigned long long)overall.violations);
+                printf("\n");
+            }
         }
     }
     free(y);
