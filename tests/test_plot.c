@@ -106,7 +106,7 @@ START_TEST(log10_ticks_fit_the_range)
     const double decades[] = {1e-6, 1.0};
     a = axis_of(PLOT_LOG10, decades, 2);
     labels(&a, text, sizeof text);
-    ck_assert_str_eq(text, "0.000001 0.00001 0.0001 0.001 0.01 0.1 1");
+    ck_assert_str_eq(text, "1e-6 1e-5 0.0001 0.001 0.01 0.1 1");
     /* values a log axis cannot show are refused, not drawn */
     plot_axis_init(&a, PLOT_LOG10);
     ck_assert(!plot_axis_add(&a, 0.0));
@@ -129,6 +129,12 @@ START_TEST(si_labels)
     ck_assert_str_eq(s, "2.446M");
     plot_format_si(-0.0, s, sizeof s);
     ck_assert_str_eq(s, "0");
+    plot_format_si(1e-8, s, sizeof s);
+    ck_assert_str_eq(s, "1e-8");
+    plot_format_si(-2.5e-7, s, sizeof s);
+    ck_assert_str_eq(s, "-2.5e-7");
+    plot_format_si(9.99999e-6, s, sizeof s);
+    ck_assert_str_eq(s, "1e-5");
 }
 END_TEST
 

@@ -15,8 +15,11 @@
  */
 #define _GNU_SOURCE
 #include "cli_common.h"
+#include "inspect_attention.h"
+#include "inspect_maps.h"
 #include "kvq/kvq_io.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -29,15 +32,44 @@ void cli_usage_inspect(FILE *out)
 {
     fprintf(out,
             "usage: kvq inspect FILE [--against ORIGINAL.kvt] [--json] [--bins N]\n"
+            "       kvq inspect FILE.kvqz --against ORIGINAL.kvt [--attention [--queries Q.kvt | --query-heads N\n"
+            "                   --seed S] [--rope half|interleaved|none] [--rope-base B[,B...]]]\n"
+            "                   [--svg DIR [--layer L] [--head H]]\n"
             "  FILE.kvt:  shape, modality counts, min/max/mean/std per layer and head, histograms of\n"
             "             keys and values, per-channel key absmax and outlier channels.\n"
             "  FILE.kvqz: configuration, precision counts, outliers, bytes; with --against, the\n"
-            "             error of the dequantized values per group (absolute and in steps, checked\n"
-            "             against the S3.8 bound) and the overall RMSE.\n"
+            "             error of the dequantized values per group (uniform: in steps, checked against\n"
+            "             the S3.8 bound; NUQ: in half-ranges, against the codebook's widest cell) and\n"
+            "             the overall RMSE.\n"
             "  FILE.kvc:  calibration ranges and codebooks.\n"
             "  --json     the same as one JSON object\n"
-            "  --bins N   histogram bins (default 20)\n");
+            "  --bins N   histogram bins (default 20)\n"
+            "  --attention     decode attention (S11) over the quantized cache against the original, per query\n"
+            "                  head: output error and attention-weight shift (total variation)\n"
+            "  --queries Q.kvt the queries: a .kvt whose keys are [layer][query head][position][channel]\n"
+            "                  (query heads a multiple of the KV heads; positions, if any, are theirs);\n"
+            "                  default: drawn, --query-heads N per KV head (default 1) from --seed S (default 1)\n"
+            "  --rope R        half (default), interleaved or none (S9.1)\n"
+            "  --rope-base B   RoPE base (default 10000): one value, or one per layer separated by commas\n"
+            "  --svg DIR       figures into DIR: errors-layerL-headH.svg (|x| and error maps of keys and\n"
+            "                  values of --layer L --head H, default 0 0); with --attention, attention.svg\n"
+            "                  (error and weight shift per query head) and attention-weights.svg (the weights\n"
+            "                  of the query head whose weights moved most)\n");
 }
+
+/* What --attention and --svg ask for (a .kvqz against its original). */
+typedef struct inspect_options {
+    const char *against;
+    bool json;
+    bool attention;
+    const char *queries;  /* NULL: drawn */
+    uint32_t query_heads; /* drawn queries per KV head */
+    uint64_t seed;
+    kvq_rope_pairing pairing;
+    const char *rope_base; /* "B" or "B0,B1,..." */
+    const char *svg_dir;
+    uint32_t layer, head; /* the slice of the maps */
+} inspect_options;
 
 /* ------------------------------------------------------------ helpers -- */
 
@@ -300,6 +332,157 @@ static int inspect_kvt(const char *path, bool json, uint32_t bins)
     return CLI_OK;
 }
 
+/* ------------------------------------------- --attention and --svg -- */
+
+/* Each layer's RoPE from --rope and --rope-base (one base, or one per layer); an exit status. */
+static int parse_ropes(const inspect_options *o, uint32_t n_layers, kvq_rope *rope)
+{
+    const char *text = o->rope_base != NULL ? o->rope_base : "10000";
+    size_t len = strlen(text);
+    char *copy = cli_alloc(CMD, len + 1, 1, "--rope-base");
+    float *base = cli_alloc(CMD, (size_t)n_layers + 1, sizeof *base, "--rope-base");
+    int rc = copy != NULL && base != NULL ? CLI_OK : CLI_FAILED;
+    uint32_t n = 0;
+    if (rc == CLI_OK) memcpy(copy, text, len + 1);
+    for (char *save = NULL, *item = rc == CLI_OK ? strtok_r(copy, ",", &save) : NULL; item != NULL && rc == CLI_OK;
+         item = strtok_r(NULL, ",", &save)) {
+        if (n > n_layers) break; /* too many: counted below */
+        if (!cli_parse_float(CMD, "--rope-base", item, 1.0f, 1e30f, &base[n]))
+            rc = CLI_USAGE;
+        else if (!(base[n] > 1.0f))
+            rc = cli_usage_error(CMD, "--rope-base %s must be greater than 1 (S9.1)", item);
+        n++;
+    }
+    if (rc == CLI_OK && n != 1 && n != n_layers)
+        rc = cli_error(CMD, KVQ_ERR_SIZE_MISMATCH,
+                       "--rope-base has %s%u values; the cache has %u layers (give one base for every layer, or one "
+                       "per layer)", n > n_layers ? "more than " : "", n > n_layers ? n_layers : n, n_layers);
+    for (uint32_t l = 0; rc == CLI_OK && l < n_layers; l++) {
+        rope[l].pairing = o->pairing;
+        rope[l].base = base[n == 1 ? 0 : l];
+    }
+    free(copy);
+    free(base);
+    return rc;
+}
+
+typedef struct attention_run {
+    kvq_rope *rope;
+    attn_queries queries;
+    attn_report report;
+} attention_run;
+
+static void attention_free(attention_run *a)
+{
+    free(a->rope);
+    attn_queries_free(&a->queries);
+    attn_report_free(&a->report);
+}
+
+/* Everything --attention computes, before anything is printed. */
+static int attention_prepare(const kvq_qfile *qf, const kvq_kvfile *orig, const inspect_options *o, attention_run *a)
+{
+    memset(a, 0, sizeof *a);
+    a->rope = cli_alloc(CMD, orig->n_layers, sizeof *a->rope, "RoPE settings");
+    if (a->rope == NULL) return CLI_FAILED;
+    int rc = parse_ropes(o, orig->n_layers, a->rope);
+    if (rc != CLI_OK) {
+        attention_free(a);
+        return rc;
+    }
+    char why[1024] = "";
+    kvq_status st = o->queries != NULL ? attn_queries_read(o->queries, orig, &a->queries, why, sizeof why)
+                                       : attn_queries_draw(orig, o->query_heads, o->seed, &a->queries, why, sizeof why);
+    if (st == KVQ_OK) st = attn_measure(qf, orig, &a->queries, a->rope, &a->report, why, sizeof why);
+    if (st != KVQ_OK) {
+        attention_free(a);
+        return cli_error(CMD, st, "--attention: %s", why);
+    }
+    return CLI_OK;
+}
+
+/* DIR/errors-layerL-headH.svg and, with --attention, DIR/attention.svg and DIR/attention-weights.svg. */
+static int write_figures(const char *path, const kvq_qfile *qf, const kvq_kvfile *orig, const inspect_options *o,
+                         const attention_run *a)
+{
+    uint32_t N = orig->n_tokens, D = orig->head_dim;
+    if (o->layer >= orig->n_layers || o->head >= orig->n_heads)
+        return cli_error(CMD, KVQ_ERR_BAD_ARGUMENT, "--layer %u --head %u: the file has %u layers x %u heads", o->layer,
+                         o->head, orig->n_layers, orig->n_heads);
+    if (mkdir(o->svg_dir, 0777) != 0 && errno != EEXIST)
+        return cli_error(CMD, KVQ_ERR_IO, "--svg %s: cannot create the directory: %s", o->svg_dir, strerror(errno));
+    float *kd = cli_alloc(CMD, (size_t)N * D, sizeof *kd, "dequantized keys");
+    float *vd = cli_alloc(CMD, (size_t)N * D, sizeof *vd, "dequantized values");
+    int rc = kd != NULL && vd != NULL ? CLI_OK : CLI_FAILED;
+    kvq_status st = KVQ_OK;
+    if (rc == CLI_OK) st = kvq_dequantize_head(*kvq_qfile_slot(qf, o->layer, o->head, KVQ_ROLE_KEYS), kd);
+    if (rc == CLI_OK && st == KVQ_OK) st = kvq_dequantize_head(*kvq_qfile_slot(qf, o->layer, o->head, KVQ_ROLE_VALUES), vd);
+    if (st != KVQ_OK) rc = cli_fail(CMD, st);
+    char file[4300], title[256], subtitle[512];
+    if (rc == CLI_OK) {
+        const kvq_qtensor *kq = *kvq_qfile_slot(qf, o->layer, o->head, KVQ_ROLE_KEYS),
+                          *vq = *kvq_qfile_slot(qf, o->layer, o->head, KVQ_ROLE_VALUES);
+        snprintf(file, sizeof file, "%s/errors-layer%u-head%u.svg", o->svg_dir, o->layer, o->head);
+        snprintf(title, sizeof title, "%s, layer %u head %u: magnitudes and quantization error", path, o->layer,
+                 o->head);
+        snprintf(subtitle, sizeof subtitle, "keys %s %u-bit %s, values %s %u-bit (group %u); %u tokens x %u channels",
+                 cli_scheme_name(kq->scheme), kq->bits, cli_key_mode_name(kq->key_mode), cli_scheme_name(vq->scheme),
+                 vq->bits, vq->group_size, N, D);
+        if (!maps_write_slice(file, title, subtitle, kvq_kvfile_slice(orig, KVQ_ROLE_KEYS, o->layer, o->head), kd,
+                              kvq_kvfile_slice(orig, KVQ_ROLE_VALUES, o->layer, o->head), vd, N, D))
+            rc = CLI_FAILED;
+    }
+    if (rc == CLI_OK && a != NULL && a->report.n > 0) {
+        figure *f = cli_alloc(CMD, 1, sizeof *f, "figure");
+        double *wo = cli_alloc(CMD, N, sizeof *wo, "weights"), *wq = cli_alloc(CMD, N, sizeof *wq, "weights");
+        rc = f != NULL && wo != NULL && wq != NULL ? CLI_OK : CLI_FAILED;
+        if (rc == CLI_OK) {
+            snprintf(title, sizeof title, "%s: what quantization changes in decode attention", path);
+            attn_figure_init(f, &a->queries, title);
+            const char *base = strrchr(path, '/');
+            attn_figure_add(f, &a->report, &a->queries, base != NULL ? base + 1 : path);
+            snprintf(file, sizeof file, "%s/attention.svg", o->svg_dir);
+            if (!fig_write(f, file)) rc = CLI_FAILED;
+            fig_free(f);
+        }
+        /* the weights of the query head whose weights moved most */
+        const attn_row *worst = &a->report.row[0];
+        for (size_t i = 1; i < a->report.n; i++)
+            if (a->report.row[i].tv > worst->tv) worst = &a->report.row[i];
+        char why[1024];
+        if (rc == CLI_OK) {
+            st = attn_weights(qf, orig, &a->queries, a->rope, worst, wo, wq, why, sizeof why);
+            if (st != KVQ_OK) rc = cli_error(CMD, st, "%s", why);
+        }
+        if (rc == CLI_OK) {
+            fig_init(f, 1, 1, PLOT_LINEAR, PLOT_LINEAR);
+            snprintf(f->title, sizeof f->title, "%s: attention weights of layer %u query head %u (largest shift)", path,
+                     worst->layer, worst->q_head);
+            snprintf(f->subtitle, sizeof f->subtitle, "position %u; total variation %.4g; weight on token 0: %.4g "
+                     "(original), %.4g (quantized)", worst->position, worst->tv, worst->w0_orig, worst->w0_quant);
+            snprintf(f->x_label, sizeof f->x_label, "token");
+            snprintf(f->y_label, sizeof f->y_label, "attention weight");
+            f->panel_width = 720.0;
+            /* the quantized cache first, so that the original's dashes stay visible on top */
+            size_t sq = fig_style_of(f, "quantized cache", false), so = fig_style_of(f, "original cache", true);
+            f->style[so].no_marker = f->style[sq].no_marker = true;
+            for (uint32_t t = 0; t < N; t++) {
+                fig_add(f, 0, so, t, wo[t]);
+                fig_add(f, 0, sq, t, wq[t]);
+            }
+            snprintf(file, sizeof file, "%s/attention-weights.svg", o->svg_dir);
+            if (!fig_write(f, file)) rc = CLI_FAILED;
+            fig_free(f);
+        }
+        free(f);
+        free(wo);
+        free(wq);
+    }
+    free(kd);
+    free(vd);
+    return rc;
+}
+
 /* --------------------------------------------------------------- .kvqz -- */
 
 /* S4.4: the index into qt->params of element (t, c)'s group. */
@@ -446,8 +629,10 @@ static void print_codebook_json(const kvq_codebook *cb)
     printf("]");
 }
 
-static int inspect_kvqz(const char *path, const char *against, bool json)
+static int inspect_kvqz(const char *path, const inspect_options *o)
 {
+    const char *against = o->against;
+    bool json = o->json;
     kvq_qfile *qf = NULL;
     kvq_status st = kvq_qfile_read(path, &qf);
     if (st != KVQ_OK) return cli_fail(CMD, st);
@@ -471,11 +656,22 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
             return CLI_FAILED;
         }
     }
+    attention_run attention;
+    memset(&attention, 0, sizeof attention);
+    if (o->attention) { /* computed before anything is printed: a failure prints no report */
+        int arc = attention_prepare(qf, orig, o, &attention);
+        if (arc != CLI_OK) {
+            kvq_kvfile_free(orig);
+            kvq_qfile_free(qf);
+            return arc;
+        }
+    }
     float *y = cli_alloc(CMD, n, sizeof *y, "dequantized slice");
     uint8_t *mark = cli_alloc(CMD, n, 1, "outlier marks");
     if (y == NULL || mark == NULL) {
         free(y);
         free(mark);
+        attention_free(&attention);
         kvq_kvfile_free(orig);
         kvq_qfile_free(qf);
         return CLI_FAILED;
@@ -669,6 +865,10 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
                 jnum(overall.fp16_max_abs);
                 printf(", \"bound_violations\": %llu}", (unsigned long long)overall.violations);
             }
+            if (o->attention) {
+                printf(",\n \"attention\": ");
+                attn_print_json(&attention.report, &attention.queries, attention.rope);
+            }
             printf("}\n");
         } else {
             printf("\ntotal: token rows quantized %llu, sink %llu, policy %llu, window %llu, residual %llu\n",
@@ -692,8 +892,11 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
                 if (overall.uniform) printf(", step bound violations %llu", (unsigned long long)overall.violations);
                 printf("\n");
             }
+            if (o->attention) attn_print_text(&attention.report, &attention.queries, attention.rope, N);
         }
     }
+    if (rc == CLI_OK && o->svg_dir != NULL) rc = write_figures(path, qf, orig, o, o->attention ? &attention : NULL);
+    attention_free(&attention);
     free(y);
     free(mark);
     kvq_kvfile_free(orig);
@@ -771,16 +974,45 @@ static int inspect_kvc(const char *path, bool json)
 
 int cmd_inspect(int argc, char **argv)
 {
-    enum { OPT_AGAINST = 1, OPT_JSON, OPT_BINS, OPT_HELP };
+    enum {
+        OPT_AGAINST = 1,
+        OPT_JSON,
+        OPT_BINS,
+        OPT_ATTENTION,
+        OPT_QUERIES,
+        OPT_QUERY_HEADS,
+        OPT_SEED,
+        OPT_ROPE,
+        OPT_ROPE_BASE,
+        OPT_SVG,
+        OPT_LAYER,
+        OPT_HEAD,
+        OPT_HELP
+    };
     static const struct option options[] = {
         {"against", required_argument, NULL, OPT_AGAINST},
         {"json", no_argument, NULL, OPT_JSON},
         {"bins", required_argument, NULL, OPT_BINS},
+        {"attention", no_argument, NULL, OPT_ATTENTION},
+        {"queries", required_argument, NULL, OPT_QUERIES},
+        {"query-heads", required_argument, NULL, OPT_QUERY_HEADS},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"rope", required_argument, NULL, OPT_ROPE},
+        {"rope-base", required_argument, NULL, OPT_ROPE_BASE},
+        {"svg", required_argument, NULL, OPT_SVG},
+        {"layer", required_argument, NULL, OPT_LAYER},
+        {"head", required_argument, NULL, OPT_HEAD},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
-    const char *against = NULL;
-    bool json = false;
+    static const char *const pairings[] = {"none", "half", "interleaved"}; /* kvq_rope_pairing order */
+    inspect_options o;
+    memset(&o, 0, sizeof o);
+    o.query_heads = 1;
+    o.seed = 1;
+    o.pairing = KVQ_ROPE_HALF;
+    bool query_options = false, slice_options = false;
+    uint32_t pairing = 0;
     uint32_t bins = 20;
     int c;
     optind = 1;
@@ -789,8 +1021,39 @@ int cmd_inspect(int argc, char **argv)
         case -2: return CLI_USAGE;
         case 'h':
         case OPT_HELP: cli_usage_inspect(stdout); return CLI_OK;
-        case OPT_AGAINST: against = optarg; break;
-        case OPT_JSON: json = true; break;
+        case OPT_AGAINST: o.against = optarg; break;
+        case OPT_JSON: o.json = true; break;
+        case OPT_ATTENTION: o.attention = true; break;
+        case OPT_QUERIES:
+            o.queries = optarg;
+            query_options = true;
+            break;
+        case OPT_QUERY_HEADS:
+            if (!cli_parse_u32(CMD, "--query-heads", optarg, 1, 64, &o.query_heads)) return CLI_USAGE;
+            query_options = true;
+            break;
+        case OPT_SEED:
+            if (!cli_parse_u64(CMD, "--seed", optarg, &o.seed)) return CLI_USAGE;
+            query_options = true;
+            break;
+        case OPT_ROPE:
+            if (!cli_parse_choice(CMD, "--rope", optarg, pairings, 3, &pairing)) return CLI_USAGE;
+            o.pairing = (kvq_rope_pairing)pairing;
+            query_options = true;
+            break;
+        case OPT_ROPE_BASE:
+            o.rope_base = optarg;
+            query_options = true;
+            break;
+        case OPT_SVG: o.svg_dir = optarg; break;
+        case OPT_LAYER:
+            if (!cli_parse_u32(CMD, "--layer", optarg, 0, UINT32_MAX, &o.layer)) return CLI_USAGE;
+            slice_options = true;
+            break;
+        case OPT_HEAD:
+            if (!cli_parse_u32(CMD, "--head", optarg, 0, UINT32_MAX, &o.head)) return CLI_USAGE;
+            slice_options = true;
+            break;
         case OPT_BINS:
             if (!cli_parse_u32(CMD, "--bins", optarg, 1, 1000, &bins)) return CLI_USAGE;
             break;
@@ -800,13 +1063,20 @@ int cmd_inspect(int argc, char **argv)
     if (optind >= argc) return cli_usage_error(CMD, "missing FILE");
     if (optind + 1 < argc) return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind + 1]);
     const char *path = argv[optind];
+    if (o.attention && o.against == NULL) return cli_usage_error(CMD, "--attention needs --against ORIGINAL.kvt");
+    if (o.svg_dir != NULL && o.against == NULL) return cli_usage_error(CMD, "--svg needs --against ORIGINAL.kvt");
+    if (query_options && !o.attention)
+        return cli_usage_error(CMD, "--queries, --query-heads, --seed, --rope and --rope-base apply to --attention");
+    if (o.queries != NULL && o.query_heads != 1)
+        return cli_usage_error(CMD, "--query-heads applies to drawn queries; --queries gives its own heads");
+    if (slice_options && o.svg_dir == NULL) return cli_usage_error(CMD, "--layer and --head apply to --svg");
     char magic[5];
     read_magic(path, magic);
-    if (strcmp(magic, KVQ_QFILE_MAGIC) == 0) return inspect_kvqz(path, against, json);
-    if (against != NULL) return cli_usage_error(CMD, "--against applies to a .kvqz file only");
-    if (strcmp(magic, KVQ_CALIBRATION_MAGIC) == 0) return inspect_kvc(path, json);
+    if (strcmp(magic, KVQ_QFILE_MAGIC) == 0) return inspect_kvqz(path, &o);
+    if (o.against != NULL) return cli_usage_error(CMD, "--against applies to a .kvqz file only");
+    if (strcmp(magic, KVQ_CALIBRATION_MAGIC) == 0) return inspect_kvc(path, o.json);
     if (strcmp(magic, KVQ_KVFILE_MAGIC) == 0 || magic[0] == '\0') /* the reader says what is wrong */
-        return inspect_kvt(path, json, bins);
+        return inspect_kvt(path, o.json, bins);
     return cli_error(CMD, KVQ_ERR_FILE_CORRUPT, "%s: magic '%.4s' is not %s, %s or %s", path, magic,
                      KVQ_KVFILE_MAGIC, KVQ_QFILE_MAGIC, KVQ_CALIBRATION_MAGIC);
 }

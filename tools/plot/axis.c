@@ -64,6 +64,19 @@ void plot_format_si(double v, char *out, size_t size)
             v /= 1e3;
             k++;
         }
+    if (m > 0.0 && m < 1e-4) { /* tiny: mantissa and exponent, "2.5e-7" */
+        int e = (int)floor(log10(m));
+        double mant = v / pow(10.0, e);
+        if (fabs(mant) >= 9.9995) { /* rounds up to the next power */
+            mant /= 10.0;
+            e++;
+        }
+        char digits[32];
+        snprintf(digits, sizeof digits, "%.3f", mant);
+        trim_zeros(digits);
+        snprintf(out, size, "%.20se%d", digits, e);
+        return;
+    }
     /* 4 significant digits, printed in fixed notation */
     int decimals = m == 0.0 ? 0 : 3 - (int)floor(log10(m));
     if (decimals < 0) decimals = 0;

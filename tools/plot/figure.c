@@ -118,6 +118,8 @@ static layout make_layout(const figure *f)
     L.gy = 44.0 + L.title_room;
     L.legend_x = L.left + f->cols * L.pw + (f->cols - 1) * L.gx + 24.0;
     L.width = L.legend_x + 48.0 + 7.0 * (double)longest + 16.0;
+    /* room for the titles (about 0.6 em per character) */
+    L.width = fmax(L.width, fmax(10.5 * (double)strlen(f->title), 6.8 * (double)strlen(f->subtitle)) + 40.0);
     double grid_h = L.title_room + f->rows * L.ph + (f->rows - 1) * L.gy;
     double legend_h = 20.0 * (double)(f->n_styles + (f->has_reference ? 1 : 0)) + 10.0;
     L.height = L.top + fmax(grid_h, legend_h) + 64.0;
@@ -125,11 +127,11 @@ static layout make_layout(const figure *f)
 }
 
 /* One legend row: the series' own line and marker, then its name. */
-static void legend_entry(svg *s, double x, double y, const char *colour, int marker, bool dashed, bool line,
-                         const char *name)
+static void legend_entry(svg *s, double x, double y, const fig_style *st)
 {
-    if (line) svg_line(s, x, y, x + 32.0, y, colour, 2.0, dashed ? "6 3" : NULL);
-    svg_marker(s, marker, x + 16.0, y, 7.0, colour, false);
+    if (!st->no_line) svg_line(s, x, y, x + 32.0, y, st->colour, 2.0, st->dashed ? "6 3" : NULL);
+    if (!st->no_marker) svg_marker(s, st->marker, x + 16.0, y, 7.0, st->colour, false);
+    const char *name = st->name;
     svg_text(s, x + 40.0, y + 4.0, 12.0, "start", 0.0, name);
 }
 
@@ -172,8 +174,8 @@ bool fig_write(const figure *f, const char *path)
     svg s;
     if (!svg_begin(&s, path, L.width, L.height)) return false;
     double grid_w = f->cols * L.pw + (f->cols - 1) * L.gx;
-    svg_text_styled(&s, L.left + grid_w / 2.0, 26.0, 17.0, "middle", "#000000", "bold", f->title);
-    if (f->subtitle[0] != '\0') svg_text(&s, L.left + grid_w / 2.0, 46.0, 12.0, "middle", 0.0, f->subtitle);
+    svg_text_styled(&s, L.width / 2.0, 26.0, 17.0, "middle", "#000000", "bold", f->title);
+    if (f->subtitle[0] != '\0') svg_text(&s, L.width / 2.0, 46.0, 12.0, "middle", 0.0, f->subtitle);
     bool ok = true;
     for (size_t p = 0; p < f->rows * f->cols; p++) {
         size_t r = p / f->cols, c = p % f->cols;
@@ -189,6 +191,7 @@ bool fig_write(const figure *f, const char *path)
             svg_text(&s, x0 + L.pw / 2.0, y0 - 8.0, 13.0, "middle", 0.0, pa->title);
         }
         for (size_t t = 0; t < ax.n_ticks; t++) {
+            if (f->x_integer && ax.tick[t] != floor(ax.tick[t])) continue;
             double x = x0 + plot_axis_pos(&ax, ax.tick[t]) * L.pw;
             svg_line(&s, x, y0, x, y0 + L.ph, "#e3e3e3", 1.0, NULL);
             svg_text(&s, x, y0 + L.ph + 16.0, 11.0, "middle", 0.0, ax.label[t]);
@@ -227,7 +230,8 @@ bool fig_write(const figure *f, const char *path)
                 m++;
             }
             if (!st->no_line) svg_polyline(&s, px, py, m, st->colour, 2.0, st->dashed ? "6 3" : NULL);
-            for (size_t k = 0; k < m; k++) svg_marker(&s, st->marker, px[k], py[k], 7.0, st->colour, false);
+            for (size_t k = 0; k < m && !st->no_marker; k++)
+                svg_marker(&s, st->marker, px[k], py[k], 7.0, st->colour, false);
             free(pts);
             free(px);
             free(py);
@@ -239,10 +243,7 @@ bool fig_write(const figure *f, const char *path)
     svg_text(&s, L.left + grid_w / 2.0, L.top + grid_h + 44.0, 14.0, "middle", 0.0, f->x_label);
     svg_text(&s, 22.0, L.top + L.title_room + (grid_h - L.title_room) / 2.0, 14.0, "middle", -90.0, f->y_label);
     double ly = L.top + L.title_room + 8.0;
-    for (size_t i = 0; i < f->n_styles; i++, ly += 20.0) {
-        const fig_style *st = &f->style[i];
-        legend_entry(&s, L.legend_x, ly, st->colour, st->marker, st->dashed, !st->no_line, st->name);
-    }
+    for (size_t i = 0; i < f->n_styles; i++, ly += 20.0) legend_entry(&s, L.legend_x, ly, &f->style[i]);
     if (f->has_reference) {
         svg_line(&s, L.legend_x, ly, L.legend_x + 32.0, ly, "#555555", 1.5, "2 3");
         svg_text(&s, L.legend_x + 40.0, ly + 4.0, 12.0, "start", 0.0, f->reference_label);

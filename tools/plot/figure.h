@@ -22,7 +22,8 @@ typedef struct fig_style {
     const char *colour;
     int marker;
     bool dashed;  /* baselines and references */
-    bool no_line; /* points only (values that are not a curve, e.g. one per head) */
+    bool no_line;   /* points only (values that are not a curve, e.g. one per head) */
+    bool no_marker; /* a line only (dense curves, e.g. a weight per token) */
 } fig_style;
 
 typedef struct fig_series {
@@ -51,6 +52,7 @@ typedef struct figure {
     double reference_y;
     char reference_label[96];
     double panel_width, panel_height; /* pixels; defaults 340 x 230 */
+    bool x_integer;                   /* x ticks at whole numbers only (layers, heads) */
     bool failed;                      /* out of memory or too many styles */
 } figure;
 
