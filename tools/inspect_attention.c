@@ -31,8 +31,9 @@ static kvq_status fail(kvq_status st, char *why, size_t size, const char *format
 }
 
 /* The spread of a drawn query's scores: large enough that attention picks tokens, small enough that
- * it does not put all its weight on one (a real model's heads lie in between; Gemma 3 270M's last
- * position has score spreads of a few units, see docs/LEARN.md). */
+ * it does not put all its weight on one. Measured on a real model: the 72 query heads of Gemma 3
+ * 270M at the last of 512 tokens of GPL-3 (python -m kvq eval --export) have score standard
+ * deviations from 1.2 to 8.2, median 2.2. */
 #define DRAWN_SCORE_STD 2.0
 
 uint32_t attn_key_position(const kvq_kvfile *orig, uint32_t t) { return orig->positions ? orig->positions[t] : t; }

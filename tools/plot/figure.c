@@ -94,6 +94,18 @@ void fig_add(figure *f, size_t panel, size_t style, double x, double y)
     s->n++;
 }
 
+void fig_hline(figure *f, size_t panel, double y)
+{
+    if (panel < f->rows * f->cols && f->panel[panel].n_hlines < FIG_MAX_LINES)
+        f->panel[panel].hline[f->panel[panel].n_hlines++] = y;
+}
+
+void fig_vline(figure *f, size_t panel, double x)
+{
+    if (panel < f->rows * f->cols && f->panel[panel].n_vlines < FIG_MAX_LINES)
+        f->panel[panel].vline[f->panel[panel].n_vlines++] = x;
+}
+
 typedef struct layout {
     double left, top, legend_x, pw, ph, gx, gy, width, height, title_room;
 } layout;
@@ -168,6 +180,10 @@ bool fig_write(const figure *f, const char *path)
                 }
         }
     if (f->has_reference) plot_axis_add(&ay, f->reference_y);
+    for (size_t p = 0; p < f->rows * f->cols; p++) { /* guides are part of what the axes must show */
+        for (size_t k = 0; k < f->panel[p].n_hlines; k++) plot_axis_add(&ay, f->panel[p].hline[k]);
+        for (size_t k = 0; k < f->panel[p].n_vlines; k++) plot_axis_add(&ax, f->panel[p].vline[k]);
+    }
     plot_axis_finish(&ax);
     plot_axis_finish(&ay);
     layout L = make_layout(f);
@@ -200,6 +216,16 @@ bool fig_write(const figure *f, const char *path)
             double y = y0 + (1.0 - plot_axis_pos(&ay, ay.tick[t])) * L.ph;
             svg_line(&s, x0, y, x0 + L.pw, y, "#e3e3e3", 1.0, NULL);
             if (c == 0) svg_text(&s, x0 - 6.0, y + 4.0, 11.0, "end", 0.0, ay.label[t]);
+        }
+        for (size_t k = 0; k < pa->n_hlines; k++) {
+            if (!plot_axis_accepts(&ay, pa->hline[k])) continue;
+            double y = y0 + (1.0 - plot_axis_pos(&ay, pa->hline[k])) * L.ph;
+            svg_line(&s, x0, y, x0 + L.pw, y, "#9a9a9a", 0.8, "3 2");
+        }
+        for (size_t k = 0; k < pa->n_vlines; k++) {
+            if (!plot_axis_accepts(&ax, pa->vline[k])) continue;
+            double x = x0 + plot_axis_pos(&ax, pa->vline[k]) * L.pw;
+            svg_line(&s, x, y0, x, y0 + L.ph, "#9a9a9a", 0.8, "3 2");
         }
         svg_rect(&s, x0, y0, L.pw, L.ph, NULL, "#000000");
         if (f->has_reference) {

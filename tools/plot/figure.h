@@ -32,10 +32,15 @@ typedef struct fig_series {
     double *x, *y;
 } fig_series;
 
+#define FIG_MAX_LINES 32
+
 typedef struct fig_panel {
     char title[200];
     size_t n_series;
     fig_series series[FIG_MAX_STYLES];
+    /* thin grey guides across the panel at these data values (e.g. quantization levels) */
+    size_t n_hlines, n_vlines;
+    double hline[FIG_MAX_LINES], vline[FIG_MAX_LINES];
 } fig_panel;
 
 typedef struct figure {
@@ -65,6 +70,9 @@ void fig_free(figure *f);
 size_t fig_style_of(figure *f, const char *name, bool baseline);
 /* Appends (x, y) to the series of `style` in `panel`. */
 void fig_add(figure *f, size_t panel, size_t style, double x, double y);
+/* A guide line in a panel: horizontal at y, or vertical at x (ignored beyond FIG_MAX_LINES). */
+void fig_hline(figure *f, size_t panel, double y);
+void fig_vline(figure *f, size_t panel, double x);
 /* Writes the figure as SVG; false after printing why. Points a scale cannot
  * show (log of a value <= 0) are left out; each series is drawn in x order. */
 bool fig_write(const figure *f, const char *path);
