@@ -8,6 +8,7 @@
 #include "bench/cmd_bench.h"
 #include "cli_common.h"
 #include "conform/commands.h"
+#include "figures/figures.h"
 #include "kvq/kvq_backend.h"
 
 #include <string.h>
@@ -33,6 +34,7 @@ static const cli_command commands[] = {
     {"conform", cmd_conform, cli_usage_conform, "judge a backend (or output files) against the golden set (S12)"},
     {"devices", cmd_devices, cli_usage_devices, "list the devices of the built-in backends"},
     {"bench", cmd_bench, cli_usage_bench, "benchmark studies to JSON and SVG; `bench report DIR` renders them"},
+    {"figures", cmd_figures, cli_usage_figures, "draw the figures of docs/LEARN.md from the reference (kvq figures DIR)"},
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 

@@ -126,8 +126,9 @@ static layout make_layout(const figure *f)
     L.left = 84.0;
     L.top = 46.0 + (f->subtitle[0] != '\0' ? 20.0 : 0.0);
     L.title_room = two_lines ? 38.0 : titles ? 22.0 : 0.0;
-    L.gx = 40.0;
-    L.gy = 44.0 + L.title_room;
+    /* independent panels carry their own tick labels and axis labels in the gaps */
+    L.gx = f->independent ? 100.0 : 40.0;
+    L.gy = (f->independent ? 64.0 : 44.0) + L.title_room;
     L.legend_x = L.left + f->cols * L.pw + (f->cols - 1) * L.gx + 24.0;
     L.width = L.legend_x + 48.0 + 7.0 * (double)longest + 16.0;
     /* room for the titles (about 0.6 em per character) */
@@ -167,25 +168,35 @@ bool fig_write(const figure *f, const char *path)
                 FIG_MAX_STYLES);
         return false;
     }
-    plot_axis ax, ay;
-    plot_axis_init(&ax, f->x_scale);
-    plot_axis_init(&ay, f->y_scale);
-    for (size_t p = 0; p < f->rows * f->cols; p++)
-        for (size_t i = 0; i < f->panel[p].n_series; i++) {
-            const fig_series *se = &f->panel[p].series[i];
+    /* Axes: one pair shared by every panel, or one per panel (independent). */
+    size_t n_panels = f->rows * f->cols;
+    plot_axis axes_x[FIG_MAX_PANELS], axes_y[FIG_MAX_PANELS];
+    for (size_t p = 0; p < n_panels; p++) {
+        const fig_panel *pa = &f->panel[p];
+        bool own = f->independent && pa->own_scales;
+        plot_axis_init(&axes_x[p], own ? pa->x_scale : f->x_scale);
+        plot_axis_init(&axes_y[p], own ? pa->y_scale : f->y_scale);
+    }
+    for (size_t p = 0; p < n_panels; p++) {
+        size_t a = f->independent ? p : 0; /* the axes this panel's data widens */
+        const fig_panel *pa = &f->panel[p];
+        for (size_t i = 0; i < pa->n_series; i++) {
+            const fig_series *se = &pa->series[i];
             for (size_t k = 0; k < se->n; k++)
-                if (plot_axis_accepts(&ax, se->x[k]) && plot_axis_accepts(&ay, se->y[k])) {
-                    plot_axis_add(&ax, se->x[k]);
-                    plot_axis_add(&ay, se->y[k]);
+                if (plot_axis_accepts(&axes_x[a], se->x[k]) && plot_axis_accepts(&axes_y[a], se->y[k])) {
+                    plot_axis_add(&axes_x[a], se->x[k]);
+                    plot_axis_add(&axes_y[a], se->y[k]);
                 }
         }
-    if (f->has_reference) plot_axis_add(&ay, f->reference_y);
-    for (size_t p = 0; p < f->rows * f->cols; p++) { /* guides are part of what the axes must show */
-        for (size_t k = 0; k < f->panel[p].n_hlines; k++) plot_axis_add(&ay, f->panel[p].hline[k]);
-        for (size_t k = 0; k < f->panel[p].n_vlines; k++) plot_axis_add(&ax, f->panel[p].vline[k]);
+        if (f->has_reference) plot_axis_add(&axes_y[a], f->reference_y);
+        /* guides are part of what the axes must show */
+        for (size_t k = 0; k < pa->n_hlines; k++) plot_axis_add(&axes_y[a], pa->hline[k]);
+        for (size_t k = 0; k < pa->n_vlines; k++) plot_axis_add(&axes_x[a], pa->vline[k]);
     }
-    plot_axis_finish(&ax);
-    plot_axis_finish(&ay);
+    for (size_t p = 0; p < (f->independent ? n_panels : 1); p++) {
+        plot_axis_finish(&axes_x[p]);
+        plot_axis_finish(&axes_y[p]);
+    }
     layout L = make_layout(f);
     svg s;
     if (!svg_begin(&s, path, L.width, L.height)) return false;
@@ -197,6 +208,7 @@ bool fig_write(const figure *f, const char *path)
         size_t r = p / f->cols, c = p % f->cols;
         double x0 = L.left + c * (L.pw + L.gx), y0 = L.top + L.title_room + r * (L.ph + L.gy);
         const fig_panel *pa = &f->panel[p];
+        const plot_axis *pax = &axes_x[f->independent ? p : 0], *pay = &axes_y[f->independent ? p : 0];
         const char *nl = strchr(pa->title, '\n');
         if (nl != NULL) { /* two lines: the first bold */
             char first[sizeof pa->title];
@@ -206,30 +218,34 @@ bool fig_write(const figure *f, const char *path)
         } else if (pa->title[0] != '\0') {
             svg_text(&s, x0 + L.pw / 2.0, y0 - 8.0, 13.0, "middle", 0.0, pa->title);
         }
-        for (size_t t = 0; t < ax.n_ticks; t++) {
-            if (f->x_integer && ax.tick[t] != floor(ax.tick[t])) continue;
-            double x = x0 + plot_axis_pos(&ax, ax.tick[t]) * L.pw;
+        for (size_t t = 0; t < pax->n_ticks; t++) {
+            if (f->x_integer && pax->tick[t] != floor(pax->tick[t])) continue;
+            double x = x0 + plot_axis_pos(pax, pax->tick[t]) * L.pw;
             svg_line(&s, x, y0, x, y0 + L.ph, "#e3e3e3", 1.0, NULL);
-            svg_text(&s, x, y0 + L.ph + 16.0, 11.0, "middle", 0.0, ax.label[t]);
+            svg_text(&s, x, y0 + L.ph + 16.0, 11.0, "middle", 0.0, pax->label[t]);
         }
-        for (size_t t = 0; t < ay.n_ticks; t++) {
-            double y = y0 + (1.0 - plot_axis_pos(&ay, ay.tick[t])) * L.ph;
+        for (size_t t = 0; t < pay->n_ticks; t++) {
+            double y = y0 + (1.0 - plot_axis_pos(pay, pay->tick[t])) * L.ph;
             svg_line(&s, x0, y, x0 + L.pw, y, "#e3e3e3", 1.0, NULL);
-            if (c == 0) svg_text(&s, x0 - 6.0, y + 4.0, 11.0, "end", 0.0, ay.label[t]);
+            if (c == 0 || f->independent) svg_text(&s, x0 - 6.0, y + 4.0, 11.0, "end", 0.0, pay->label[t]);
         }
         for (size_t k = 0; k < pa->n_hlines; k++) {
-            if (!plot_axis_accepts(&ay, pa->hline[k])) continue;
-            double y = y0 + (1.0 - plot_axis_pos(&ay, pa->hline[k])) * L.ph;
+            if (!plot_axis_accepts(pay, pa->hline[k])) continue;
+            double y = y0 + (1.0 - plot_axis_pos(pay, pa->hline[k])) * L.ph;
             svg_line(&s, x0, y, x0 + L.pw, y, "#9a9a9a", 0.8, "3 2");
         }
         for (size_t k = 0; k < pa->n_vlines; k++) {
-            if (!plot_axis_accepts(&ax, pa->vline[k])) continue;
-            double x = x0 + plot_axis_pos(&ax, pa->vline[k]) * L.pw;
+            if (!plot_axis_accepts(pax, pa->vline[k])) continue;
+            double x = x0 + plot_axis_pos(pax, pa->vline[k]) * L.pw;
             svg_line(&s, x, y0, x, y0 + L.ph, "#9a9a9a", 0.8, "3 2");
         }
         svg_rect(&s, x0, y0, L.pw, L.ph, NULL, "#000000");
+        if (f->independent) {
+            svg_text(&s, x0 + L.pw / 2.0, y0 + L.ph + 36.0, 12.5, "middle", 0.0, pa->x_label);
+            svg_text(&s, x0 - 58.0, y0 + L.ph / 2.0, 12.5, "middle", -90.0, pa->y_label);
+        }
         if (f->has_reference) {
-            double y = y0 + (1.0 - plot_axis_pos(&ay, f->reference_y)) * L.ph;
+            double y = y0 + (1.0 - plot_axis_pos(pay, f->reference_y)) * L.ph;
             svg_line(&s, x0, y, x0 + L.pw, y, "#555555", 1.5, "2 3");
         }
         for (size_t i = 0; i < pa->n_series; i++) {
@@ -250,9 +266,9 @@ bool fig_write(const figure *f, const char *path)
             size_t m = 0;
             for (size_t k = 0; k < se->n; k++) {
                 double x = pts[k].x, y = pts[k].y;
-                if (!plot_axis_accepts(&ax, x) || !plot_axis_accepts(&ay, y)) continue;
-                px[m] = x0 + plot_axis_pos(&ax, x) * L.pw;
-                py[m] = y0 + (1.0 - plot_axis_pos(&ay, y)) * L.ph;
+                if (!plot_axis_accepts(pax, x) || !plot_axis_accepts(pay, y)) continue;
+                px[m] = x0 + plot_axis_pos(pax, x) * L.pw;
+                py[m] = y0 + (1.0 - plot_axis_pos(pay, y)) * L.ph;
                 m++;
             }
             if (!st->no_line) svg_polyline(&s, px, py, m, st->colour, 2.0, st->dashed ? "6 3" : NULL);

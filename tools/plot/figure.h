@@ -41,6 +41,10 @@ typedef struct fig_panel {
     /* thin grey guides across the panel at these data values (e.g. quantization levels) */
     size_t n_hlines, n_vlines;
     double hline[FIG_MAX_LINES], vline[FIG_MAX_LINES];
+    /* with figure.independent: this panel's own axis labels, and scales when own_scales */
+    char x_label[96], y_label[96];
+    bool own_scales;
+    plot_scale x_scale, y_scale;
 } fig_panel;
 
 typedef struct figure {
@@ -58,6 +62,7 @@ typedef struct figure {
     char reference_label[96];
     double panel_width, panel_height; /* pixels; defaults 340 x 230 */
     bool x_integer;                   /* x ticks at whole numbers only (layers, heads) */
+    bool independent;                 /* every panel has its own axes (ranges, labels; scales if own_scales) */
     bool failed;                      /* out of memory or too many styles */
 } figure;
 
