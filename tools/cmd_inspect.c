@@ -340,23 +340,24 @@ static int parse_ropes(const inspect_options *o, uint32_t n_layers, kvq_rope *ro
     const char *text = o->rope_base != NULL ? o->rope_base : "10000";
     size_t len = strlen(text);
     char *copy = cli_alloc(CMD, len + 1, 1, "--rope-base");
-    float *base = cli_alloc(CMD, (size_t)n_layers + 1, sizeof *base, "--rope-base");
+    float *base = cli_alloc(CMD, n_layers, sizeof *base, "--rope-base");
     int rc = copy != NULL && base != NULL ? CLI_OK : CLI_FAILED;
     uint32_t n = 0;
     if (rc == CLI_OK) memcpy(copy, text, len + 1);
     for (char *save = NULL, *item = rc == CLI_OK ? strtok_r(copy, ",", &save) : NULL; item != NULL && rc == CLI_OK;
          item = strtok_r(NULL, ",", &save)) {
-        if (n > n_layers) break; /* too many: counted below */
-        if (!cli_parse_float(CMD, "--rope-base", item, 1.0f, 1e30f, &base[n]))
+        float value;
+        if (!cli_parse_float(CMD, "--rope-base", item, 1.0f, 1e30f, &value))
             rc = CLI_USAGE;
-        else if (!(base[n] > 1.0f))
+        else if (!(value > 1.0f))
             rc = cli_usage_error(CMD, "--rope-base %s must be greater than 1 (S9.1)", item);
+        if (n < n_layers) base[n] = value; /* beyond n_layers only counted, for the message */
         n++;
     }
     if (rc == CLI_OK && n != 1 && n != n_layers)
         rc = cli_error(CMD, KVQ_ERR_SIZE_MISMATCH,
-                       "--rope-base has %s%u values; the cache has %u layers (give one base for every layer, or one "
-                       "per layer)", n > n_layers ? "more than " : "", n > n_layers ? n_layers : n, n_layers);
+                       "--rope-base has %u values; the cache has %u layers (give one base for every layer, or one "
+                       "per layer)", n, n_layers);
     for (uint32_t l = 0; rc == CLI_OK && l < n_layers; l++) {
         rope[l].pairing = o->pairing;
         rope[l].base = base[n == 1 ? 0 : l];
