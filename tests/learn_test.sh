@@ -5,6 +5,8 @@
 # report, and `kvq --version`.
 set -euo pipefail
 kvq=${1:?usage: learn_test.sh KVQ SOURCE_DIR}
+# python3 builds fixtures and parses SVG and JSON; CI has it. Without it the test is skipped (77).
+command -v python3 > /dev/null 2>&1 || { echo "learn_test: skipped: no python3"; exit 77; }
 src=${2:?usage: learn_test.sh KVQ SOURCE_DIR}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -144,6 +146,24 @@ expect 1 'KVQ_ERR_SIZE_MISMATCH: --rope-base has 3 values; the cache has 2 layer
 expect 1 'KVQ_ERR_SIZE_MISMATCH: --attention: q3.kvt: 2 layers x 3 heads' \
     "$kvq" inspect n.kvqz --against p.kvt --attention --queries q3.kvt
 expect 1 'KVQ_ERR_BAD_ARGUMENT: --layer 5 --head 0' "$kvq" inspect n.kvqz --against p.kvt --svg figs --layer 5
+
+# ---- docs/LEARN.md's commands, as a student runs them ---------------------------------------------
+# Every ```sh block, in order, in an empty directory with $K the tool (the ```bash blocks of its last
+# step need the model: tools/run-python-tests.sh runs them); then a few of the numbers the page quotes.
+awk '/^```sh$/ { inside = 1; n++; printf "echo \"== docs/LEARN.md, sh block %d\"\n", n; next }
+     /^```/ { inside = 0 } inside' "$src/docs/LEARN.md" > walk.sh
+[ "$(grep -c '^echo "== docs/LEARN.md' walk.sh)" -ge 10 ] || fail "docs/LEARN.md has fewer sh blocks than its steps"
+mkdir walk
+(cd walk && K="$kvq" bash -euo pipefail ../walk.sh > ../walk.log 2>&1) ||
+    { tail -20 walk.log >&2; fail "a command of docs/LEARN.md failed (walk.log above)"; }
+for text in 'ratio 3.571x' 'max 0.500000 steps (group 118), S3.8 bound violations 0, fp16-stored max abs 0, rmse 0.240985' \
+            'overall: rmse 0.929261, max abs error 19.7676' 'overall: rmse 0.779806, max abs error 7.78125' \
+            'the codebook allows 0.114832' 'result: PASS (20 cases passed, 0 skipped)' \
+            'output error (relative) mean 0.162736, max 0.322022 (layer 0 q-head 11)' \
+            'layer 0 head 0: median 4.898, max 47.12; outlier channels: 59 (26.81) 60 (39.53)'; do
+    grep -qF -- "$text" walk.log || fail "docs/LEARN.md quotes '$text', which its commands no longer print"
+done
+[ -s walk/maps/errors-layer0-head0.svg ] && [ -s walk/att/attention.svg ] || fail "LEARN.md's --svg figures are missing"
 
 # ---- kvq --version -------------------------------------------------------------------------------
 "$kvq" --version > out.txt
