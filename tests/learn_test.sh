@@ -169,4 +169,10 @@ done
 "$kvq" --version > out.txt
 grep -Eq '^kvq [0-9]+\.[0-9]+\.[0-9]+ \(library\), spec [0-9]+\.[0-9]+\.[0-9]+, backend ABI [0-9]+; backends: ref( |$)' out.txt ||
     fail "kvq --version: $(cat out.txt)"
+# CHANGELOG.md's open entry names the versions this build prints (its tag rule relies on them)
+lib=$(sed -E 's/^kvq ([^ ]+) \(library\).*/\1/' out.txt)
+spec=$(sed -E 's/.*, spec ([^,]+), backend ABI.*/\1/' out.txt)
+abi=$(sed -E 's/.*backend ABI ([0-9]+);.*/\1/' out.txt)
+grep -qF "(library $lib, spec $spec, backend ABI $abi)" "$src/CHANGELOG.md" ||
+    fail "CHANGELOG.md has no entry for library $lib, spec $spec, backend ABI $abi (kvq --version)"
 echo "learn_test: ok"
