@@ -138,17 +138,25 @@ static void finish_linear(plot_axis *a)
     }
 }
 
-static void finish_log10(plot_axis *a)
+/* The drawn range of a log axis from the data's [lo, hi] (in log units): a span below min_span is
+ * widened to 2 half_span around its middle, then 3% (at least min_pad) is added on each side.
+ * Returns the lower end before the margin. */
+static double fit_log_range(plot_axis *a, double lo, double hi, double min_span, double half_span, double min_pad)
 {
-    double lo = log10(a->data_lo), hi = log10(a->data_hi);
-    if (!(hi - lo > 0.05)) {
+    if (!(hi - lo > min_span)) {
         double mid = 0.5 * (lo + hi);
-        lo = mid - 0.3;
-        hi = mid + 0.3;
+        lo = mid - half_span;
+        hi = mid + half_span;
     }
-    double pad = fmax(0.03 * (hi - lo), 0.02);
+    double pad = fmax(0.03 * (hi - lo), min_pad);
     a->lo = lo - pad;
     a->hi = hi + pad;
+    return lo;
+}
+
+static void finish_log10(plot_axis *a)
+{
+    fit_log_range(a, log10(a->data_lo), log10(a->data_hi), 0.05, 0.3, 0.02);
     /* The first set of mantissas that gives enough ticks (four of the sparse sets, three of the denser
      * ones), so a wide range gets decades and a narrow one 1-1.5-2-3-5-7 steps. */
     static const double sets[][10] = {{1}, {1, 3}, {1, 2, 5}, {1, 1.5, 2, 3, 5, 7}, {1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9}};
@@ -191,15 +199,7 @@ static void label_pow2(double v, char *out, size_t size)
 
 static void finish_log2(plot_axis *a)
 {
-    double lo = log2(a->data_lo), hi = log2(a->data_hi);
-    if (!(hi - lo > 0.2)) {
-        double mid = 0.5 * (lo + hi);
-        lo = mid - 1.0;
-        hi = mid + 1.0;
-    }
-    double pad = fmax(0.03 * (hi - lo), 0.05);
-    a->lo = lo - pad;
-    a->hi = hi + pad;
+    double lo = fit_log_range(a, log2(a->data_lo), log2(a->data_hi), 0.2, 1.0, 0.05);
     int first = (int)ceil(a->lo), last = (int)floor(a->hi), every = 1;
     while ((last - first) / every + 1 > 8) every++;
     /* Align the ticks on a power that the data has (its lowest), so that 1K, 4K, 16K... stay. */
