@@ -48,8 +48,8 @@ bool fig_cache_size(const learn_ctx *c)
         uint32_t layers, heads, d;
         double weight_bytes;
         int max_log2_context; /* drawn up to 2^this tokens */
-    } models[2] = {{"LLaMA-7B: 32 layers x 32 KV heads x 128", 32, 32, 128, 6.74e9 * 2.0, 20},
-                   {"Gemma 3 270M: 18 layers x 1 KV head x 256 (to its 32K context)", 18, 1, 256, 2.7e8 * 2.0, 15}};
+    } models[2] = {{"LLaMA-7B: 32 layers x 32 heads x 128", 32, 32, 128, 6.74e9 * 2.0, 20},
+                   {"Gemma 3 270M: 18 x 1 KV head x 256, to 32K", 18, 1, 256, 2.7e8 * 2.0, 15}};
     static const struct {
         const char *name;
         kvq_scheme scheme;
