@@ -88,7 +88,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--from-json", type=Path, help="no model run: make the report from an earlier --json")
     p.add_argument("--check", action="store_true", help="exit 1 unless the orderings below hold")
     p.add_argument("--no-install", action="store_true", help="fail instead of pip-installing the pinned packages")
+    p.add_argument("--export", type=Path, metavar="DIR", help="no evaluation: write the model's unquantized cache "
+                   "(gemma3-kv.kvt), its last queries (gemma3-queries.kvt), the calibration text's cache "
+                   "(gemma3-calibration.kvt) and the layers' RoPE bases into DIR for the kvq tool "
+                   "(docs/LEARN.md); --tokens defaults to 512 (the sliding window)")
     a = p.parse_args(argv)
+
+    if a.export is not None:
+        from .export import export
+
+        tokens = a.tokens or 512
+        export(a.export, tokens, a.calibration_tokens or tokens, install=not a.no_install)
+        return 0
 
     if a.from_json is not None:
         result = json.loads(a.from_json.read_text())
