@@ -172,9 +172,11 @@ int cmd_quantize(int argc, char **argv)
     kvq_status st = kvq_kvfile_read(input, &kv);
     if (st != KVQ_OK) return cli_fail(CMD, st);
     if (kv->keys == NULL || kv->values == NULL) {
+        /* The message reads kv, so it is printed before kv is freed. */
+        cli_error(CMD, KVQ_ERR_BAD_ARGUMENT, "%s: has no %s; quantize needs keys and values", input,
+                  kv->keys == NULL ? "keys" : "values");
         kvq_kvfile_free(kv);
-        return cli_error(CMD, KVQ_ERR_BAD_ARGUMENT, "%s: has no %s; quantize needs keys and values", input,
-                         kv->keys == NULL ? "keys" : "values");
+        return CLI_FAILED;
     }
     kvq_calibration *cal = NULL;
     if (calibration != NULL) {
