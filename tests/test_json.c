@@ -304,6 +304,25 @@ START_TEST(manifest_problems_are_named)
                "\"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}");
     ck_assert(!manifest_load(dir, &m, error, sizeof error));
     ck_assert_msg(strstr(error, "do not match shape and dtype") != NULL, "%s", error);
+    /* Issue 17, finding 2: 2147614724 * 2147352580 f32 elements is 64 bytes modulo 2^64; the
+     * manifest used to pass and the runner then copied gigabytes out of a 64-byte file. */
+    write_text(dir, "manifest.json",
+               "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
+               "\"cases\": [{\"case\": \"c\", \"section\": \"S5\", \"operation\": \"pack_codes\", \"params\": {}, "
+               "\"files\": [{\"label\": \"x\", \"class\": \"input\", \"file\": \"c.x.bin\", \"kind\": \"array\", "
+               "\"dtype\": \"f32\", \"shape\": [2147614724, 2147352580], \"bytes\": 64, \"sha256\": "
+               "\"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}");
+    ck_assert(!manifest_load(dir, &m, error, sizeof error));
+    ck_assert_msg(strstr(error, "shape and dtype describe more than") != NULL, "%s", error);
+    /* the element count alone may wrap too: (2^16)^4 = 2^64 elements used to pass as an empty array */
+    write_text(dir, "manifest.json",
+               "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
+               "\"cases\": [{\"case\": \"c\", \"section\": \"S5\", \"operation\": \"pack_codes\", \"params\": {}, "
+               "\"files\": [{\"label\": \"x\", \"class\": \"input\", \"file\": \"c.x.bin\", \"kind\": \"array\", "
+               "\"dtype\": \"u8\", \"shape\": [65536, 65536, 65536, 65536], \"bytes\": 0, "
+               "\"sha256\": \"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}");
+    ck_assert(!manifest_load(dir, &m, error, sizeof error));
+    ck_assert_msg(strstr(error, "shape and dtype describe more than") != NULL, "%s", error);
     /* a well-formed manifest whose file is shorter than it says */
     write_text(dir, "manifest.json",
                "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
