@@ -215,6 +215,13 @@ expect 1 'KVQ_ERR_BAD_ARGUMENT: keys\.kvt: has no values; quantize needs keys an
     "$KVQ" quantize keys.kvt -o x.kvqz
 expect 1 'KVQ_ERR_BAD_ARGUMENT: values\.kvt: has no keys; quantize needs keys and values' \
     "$KVQ" quantize values.kvt -o x.kvqz
+# Issue 17, finding 5: a write ended by a signal (here SIGXFSZ, past a 4 KiB file size limit) leaves
+# neither the output nor its temporary file behind.
+got=0
+(ulimit -f 4; exec "$KVQ" quantize a.kvt -o killed.kvqz --bits 4) >out.txt 2>&1 || got=$?
+[ "$got" -eq $((128 + $(kill -l XFSZ))) ] || fail "quantize past the file size limit exited $got, not by SIGXFSZ"
+[ -z "$(ls | grep 'killed\.kvqz')" ] || fail "a write ended by SIGXFSZ left $(ls | grep 'killed\.kvqz')"
+checks=$((checks + 1))
 cp a.kvt bad.kvt
 size=$(wc -c <bad.kvt)
 printf '\x5A' | dd of=bad.kvt bs=1 seek=$((size / 3)) conv=notrunc status=none

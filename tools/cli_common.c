@@ -5,9 +5,12 @@
 #define _GNU_SOURCE /* getopt_long, and GNU getopt's argument permutation */
 #include "cli_common.h"
 
+#include "kvq/kvq_io.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,4 +316,27 @@ void *cli_alloc(const char *cmd, size_t count, size_t size, const char *what)
         fprintf(stderr, "kvq %s: error: %s: no memory for %s (%zu x %zu bytes)\n", cmd,
                 kvq_status_name(KVQ_ERR_OUT_OF_MEMORY), what, count, size);
     return p;
+}
+
+/* Async-signal-safe: unlink, then the default action of the same signal (SA_RESETHAND restored it). */
+static void remove_temporaries_and_die(int sig)
+{
+    kvq_remove_temporary_files();
+    raise(sig);
+}
+
+void cli_remove_temporaries_on_signals(void)
+{
+    static const int signals[] = {SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGXFSZ};
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        struct sigaction previous;
+        /* A signal the caller of kvq chose to ignore (nohup, a shell's SIGPIPE) stays ignored. */
+        if (sigaction(signals[i], NULL, &previous) != 0 || previous.sa_handler == SIG_IGN) continue;
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = remove_temporaries_and_die;
+        action.sa_flags = (int)SA_RESETHAND;
+        sigemptyset(&action.sa_mask);
+        sigaction(signals[i], &action, NULL);
+    }
 }

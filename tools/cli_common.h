@@ -159,6 +159,11 @@ const char *cli_beyond_range_name(kvq_beyond_range rule); /* "outliers", "clamp"
 const char *cli_policy_name(kvq_policy_rule rule);
 const char *cli_precision_name(kvq_precision precision);
 
+/* Installs handlers for the signals that end a process (SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM,
+ * SIGXFSZ) that remove the temporary files of writes in progress (kvq_remove_temporary_files) and
+ * then end the process by the same signal, as if there were no handler. Called once by main. */
+void cli_remove_temporaries_on_signals(void);
+
 /* calloc(count, size) (count 0 is treated as 1 so that NULL always means
  * failure); on failure prints "kvq CMD: error: KVQ_ERR_OUT_OF_MEMORY: ..." and
  * returns NULL, and the caller returns CLI_FAILED. */

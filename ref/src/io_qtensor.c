@@ -520,6 +520,18 @@ static kvq_status parse_record(const kvq_file_image *image, uint64_t base, const
     return KVQ_OK;
 }
 
+/* The largest .kvqz a header allows: every record at its largest (S16.5 rules 9-12: n_fp16_rows <=
+ * n_tokens, 8-bit rows, one parameter pair and one outlier per element, the longer outlier_ptr),
+ * saturated at KVQ_FILE_MAX_BYTES (a bound on reading, not a format rule). */
+static uint64_t largest_file(uint64_t n_slots, uint32_t n_tokens, uint32_t head_dim)
+{
+    uint64_t p = n_tokens, d = head_dim, q = (p > d ? p : d) + 1u;
+    uint64_t record = RECORD_FIXED_BYTES + p + 4u + 2u * p * d + 4u + p * d + 4u + 4u * p * d + 4u + 4u * q + 6u * p * d;
+    uint64_t records;
+    if (!kvq_mul_within(record, n_slots, KVQ_FILE_MAX_BYTES, &records)) return KVQ_FILE_MAX_BYTES;
+    return KVQZ_HEADER_BYTES + records + KVQ_SHA256_BYTES;
+}
+
 /* S16.5 with the checks of S16.2 in order: the whole structure is walked
  * (steps 5-6) before the digest (step 7) and the data (step 8). */
 kvq_status kvq_qfile_read(const char *path, kvq_qfile **out)
@@ -527,12 +539,10 @@ kvq_status kvq_qfile_read(const char *path, kvq_qfile **out)
     if (path == NULL) return kvq_fail(KVQ_ERR_NULL_ARGUMENT, "path is NULL");
     if (out == NULL) return kvq_fail(KVQ_ERR_NULL_ARGUMENT, "out is NULL");
     kvq_file_image image;
-    kvq_status status = kvq_file_load(path, &image);
+    kvq_status status = kvq_file_open(path, KVQ_QFILE_MAGIC, KVQ_QFILE_VERSION, KVQZ_HEADER_BYTES, &image);
     if (status != KVQ_OK) return status;
     kvq_qfile *f = NULL;
     record_counts *counts = NULL;
-    if ((status = kvq_check_preamble(&image, KVQ_QFILE_MAGIC, KVQ_QFILE_VERSION, KVQZ_HEADER_BYTES)) != KVQ_OK)
-        goto done;
     const uint8_t *h = image.data;
     uint32_t n_layers = kvq_get_u32(h + 16), n_heads = kvq_get_u32(h + 20), head_dim = kvq_get_u32(h + 24),
              n_tokens = kvq_get_u32(h + 28);
@@ -544,9 +554,11 @@ kvq_status kvq_qfile_read(const char *path, kvq_qfile **out)
         status = kvq_fail_corrupt_with_last(path, "impossible header (offsets 16-31)");
         goto done;
     }
+    /* Records have variable lengths: read no more than the largest file the header allows. */
+    uint64_t n_slots = (uint64_t)n_layers * n_heads * 2u;
+    if ((status = kvq_file_read_rest(&image, largest_file(n_slots, n_tokens, head_dim))) != KVQ_OK) goto done;
     /* Walk every record. A record takes at least RECORD_FIXED_BYTES, so a
      * header promising more records than the file can hold is truncated. */
-    uint64_t n_slots = (uint64_t)n_layers * n_heads * 2u;
     if (n_slots > (image.size / RECORD_FIXED_BYTES) + 1u) {
         status = kvq_fail(KVQ_ERR_FILE_TRUNCATED, "%s: %llu records cannot fit in %zu bytes", path,
                           (unsigned long long)n_slots, image.size);

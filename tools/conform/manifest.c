@@ -207,12 +207,22 @@ bool manifest_load(const char *directory, manifest *out, char *error, size_t err
             manifest_free(out);
             return false;
         }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(out->cases[j].name, out->cases[i].name) == 0) {
-                snprintf(error, error_size, "%s: case name \"%s\" appears twice", path, out->cases[i].name);
-                manifest_free(out);
-                return false;
-            }
+    }
+    /* Case names are unique; found by sorting, because comparing every pair of a hostile
+     * manifest's 100k names takes minutes (issue 17). */
+    const char **names = malloc((out->n_cases ? out->n_cases : 1) * sizeof *names);
+    size_t duplicate = out->n_cases;
+    bool sorted = names != NULL;
+    for (size_t i = 0; sorted && i < out->n_cases; i++) names[i] = out->cases[i].name;
+    if (sorted) sorted = json_first_duplicate(names, NULL, out->n_cases, &duplicate);
+    free(names);
+    if (!sorted || duplicate < out->n_cases) {
+        if (!sorted)
+            snprintf(error, error_size, "%s: out of memory", path);
+        else
+            snprintf(error, error_size, "%s: case name \"%s\" appears twice", path, out->cases[duplicate].name);
+        manifest_free(out);
+        return false;
     }
     return true;
 }
