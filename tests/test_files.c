@@ -562,6 +562,7 @@ static kvq_qtensor *quantize(kvq_role role, kvq_scheme scheme, uint32_t bits, kv
     if (role == KVQ_ROLE_KEYS && mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED) {
         KVQ_EXPECT_STATUS(kvq_calibrate_channel_ranges(k, n_tokens, QT_DIM, 100000, ranges), KVQ_OK);
         cfg.channel_range = ranges;
+        cfg.n_channel_range = QT_DIM;
     }
     kvq_qtensor *qt = NULL;
     KVQ_EXPECT_STATUS(kvq_quantize_head(&cfg, role == KVQ_ROLE_KEYS ? k : v, n_tokens, QT_DIM, m, &qt), KVQ_OK);
@@ -632,6 +633,18 @@ static layout layout_of(const kvq_qtensor *qt)
     return l;
 }
 
+/* A token t stored in fp16 whose next token is quantized with outliers (values: CSR by token). */
+static uint32_t first_fp16_before_outliers(const kvq_qtensor *v)
+{
+    ck_assert_int_eq(v->role, KVQ_ROLE_VALUES);
+    for (uint32_t t = 0; t + 1 < v->n_tokens; t++)
+        if (v->precision[t] != KVQ_PREC_QUANTIZED && v->precision[t + 1] == KVQ_PREC_QUANTIZED &&
+            v->outlier_ptr[t + 2] > v->outlier_ptr[t + 1])
+            return t;
+    ck_abort_msg("no fp16 token followed by a quantized token with outliers");
+    return 0;
+}
+
 START_TEST(test_kvqz_round_trip)
 {
     kvq_qfile *f = make_qfile(), *g = NULL;
@@ -696,6 +709,22 @@ START_TEST(test_kvqz_write_errors)
     KVQ_EXPECT_STATUS(kvq_qfile_write(p, f), KVQ_ERR_BAD_ARGUMENT);
     ck_assert_msg(strncmp(kvq_last_error(), p, strlen(p)) == 0, "message: %s", kvq_last_error());
     saved->precision[4] = 0;
+    /* Issue 17, finding 3: an outlier on a token stored in fp16 (the writer took it, the library
+     * refuses to dequantize it): the outliers of a quantized token t + 1 handed to the fp16 token t. */
+    kvq_qtensor *v = f->tensor[1];
+    uint32_t t = first_fp16_before_outliers(v);
+    uint32_t ptr_saved = v->outlier_ptr[t + 1];
+    v->outlier_ptr[t + 1] = v->outlier_ptr[t + 2];
+    float y[QT_TOKENS * QT_DIM];
+    KVQ_EXPECT_STATUS(kvq_dequantize_head(v, y), KVQ_ERR_BAD_ARGUMENT);
+    KVQ_EXPECT_STATUS(kvq_qfile_write(p, f), KVQ_ERR_BAD_ARGUMENT);
+    ck_assert_msg(strstr(kvq_last_error(), "stored in fp16") != NULL, "message: %s", kvq_last_error());
+    v->outlier_ptr[t + 1] = ptr_saved;
+    /* Finding 6: a parameter b = +inf, which the library refuses too. */
+    uint16_t b_saved = v->params[v->n_params - 1].b;
+    v->params[v->n_params - 1].b = 0x7C00;
+    KVQ_EXPECT_STATUS(kvq_qfile_write(p, f), KVQ_ERR_BAD_ARGUMENT);
+    v->params[v->n_params - 1].b = b_saved;
     ck_assert(!exists(p));
     KVQ_EXPECT_STATUS(kvq_qfile_write(p, f), KVQ_OK);
     kvq_qfile *g = (kvq_qfile *)&saved;
@@ -760,6 +789,16 @@ START_TEST(test_kvqz_corrupt)
             b[cases[i].at] = (uint8_t)cases[i].v;
         reseal(b, n);
         expect_bad(read_kvqz, b, n, cases[i].want, cases[i].what);
+    }
+    /* Issue 17, finding 3: the outliers of token t + 1 moved to the fp16 token t (same bytes,
+     * valid pointers and indices): the reader took it and the library then refused to dequantize. */
+    {
+        uint32_t t = first_fp16_before_outliers(f->tensor[1]);
+        memcpy(b, good, n);
+        put32(b + r1 + l1.ptr + 4 * (t + 1), f->tensor[1]->outlier_ptr[t + 2]);
+        reseal(b, n);
+        expect_bad(read_kvqz, b, n, KVQ_ERR_FILE_CORRUPT, "outlier on an fp16 token");
+        ck_assert_msg(strstr(kvq_last_error(), "stored in fp16") != NULL, "%s", kvq_last_error());
     }
     /* NUQ record (layer 1 keys): a threshold that is not S6.2's midpoint. */
     size_t r2 = r1 + l1.end;

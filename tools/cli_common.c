@@ -263,7 +263,7 @@ bool cli_quant_option(const char *cmd, cli_quant_options *q, int code, const cha
 }
 
 kvq_head_config cli_head_config(const cli_quant_options *q, kvq_role role, const kvq_codebook *codebook,
-                                const kvq_channel_range *ranges)
+                                const kvq_channel_range *ranges, uint32_t n_ranges)
 {
     kvq_head_config c;
     memset(&c, 0, sizeof c);
@@ -277,7 +277,9 @@ kvq_head_config cli_head_config(const cli_quant_options *q, kvq_role role, const
     else
         c.group_size = q->value_group;
     c.outlier_ppm = q->outlier_ppm;
-    c.channel_range = role == KVQ_ROLE_KEYS && q->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED ? ranges : NULL;
+    bool calibrated = role == KVQ_ROLE_KEYS && q->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED;
+    c.channel_range = calibrated ? ranges : NULL;
+    c.n_channel_range = calibrated && ranges != NULL ? n_ranges : 0u;
     c.policy = q->policy;
     c.beyond_range = q->beyond_range;
     return c;

@@ -148,9 +148,10 @@ cli_quant_options cli_quant_defaults(void);
 bool cli_quant_option(const char *cmd, cli_quant_options *q, int code, const char *arg);
 
 /* The head config for one role. `codebook` is required for NUQ (may be NULL
- * otherwise); `ranges` for calibrated keys. The library validates the result. */
+ * otherwise); `ranges` (n_ranges of them) for calibrated keys. The library
+ * validates the result, n_ranges against the slice's head_dim included. */
 kvq_head_config cli_head_config(const cli_quant_options *q, kvq_role role, const kvq_codebook *codebook,
-                                const kvq_channel_range *ranges);
+                                const kvq_channel_range *ranges, uint32_t n_ranges);
 
 /* Names for printing. */
 const char *cli_scheme_name(kvq_scheme scheme);

@@ -111,7 +111,8 @@ static kvq_qfile *quantize_all(const kvq_kvfile *kv, const cli_quant_options *q,
             const kvq_channel_range *ranges = cal != NULL ? kvq_calibration_ranges(cal, l, h) : NULL;
             for (int r = 0; r < 2; r++) {
                 kvq_role role = r == 0 ? KVQ_ROLE_KEYS : KVQ_ROLE_VALUES;
-                kvq_head_config config = cli_head_config(q, role, role == KVQ_ROLE_KEYS ? kcb : vcb, ranges);
+                kvq_head_config config = cli_head_config(q, role, role == KVQ_ROLE_KEYS ? kcb : vcb, ranges,
+                                                         cal != NULL ? cal->head_dim : 0u);
                 kvq_qtensor *qt = NULL;
                 st = kvq_quantize_head(&config, kvq_kvfile_slice(kv, role, l, h), kv->n_tokens, kv->head_dim,
                                        kv->modality, &qt);

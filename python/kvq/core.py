@@ -241,6 +241,7 @@ class HeadConfig:
             r = A.float32(self.channel_range, "channel_range", (-1, 2))
             keep.append(r)
             cfg.channel_range = r.ctypes.data_as(C.POINTER(L.ChannelRange))
+            cfg.n_channel_range = r.shape[0]  # the library checks it against head_dim (S4.2)
         cfg.policy = self.policy._to_c()
         if self.beyond_range not in ("outliers", "clamp"):
             raise ValueError(f"beyond_range {self.beyond_range!r} is not 'outliers' or 'clamp' (S7.3)")

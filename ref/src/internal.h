@@ -49,6 +49,12 @@ kvq_status kvq_attention_prepare(const kvq_qtensor *keys, const kvq_qtensor *val
                                  const void *out, const char *out_name, kvq_attention_work *work);
 void kvq_attention_work_free(kvq_attention_work *work);
 
+/* S4.4: qt is consistent (every rule S4.5 lists, and the finite-values rule);
+ * check_slots: also fp16_slot, which the .kvqz writer ignores (it is not
+ * stored, S16.5). The one checker dequantization, attention and the .kvqz
+ * reader and writer share. */
+kvq_status kvq_qtensor_check(const kvq_qtensor *qt, bool check_slots);
+
 /* S12.4: per element of a valid qtensor ([n_tokens][head_dim] each), ma =
  * |a_f| and mb = |b_f * dec(k)| for decoded elements; ma = -1 (mb = 0) for
  * elements stored in fp16. */

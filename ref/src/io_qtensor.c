@@ -218,11 +218,17 @@ static bool check_data(const kvq_qtensor *qt, problem *p)
             return found(p, KVQ_ERR_BAD_ARGUMENT, l.outlier_ptr + 4u * (g + 1),
                          "outlier_ptr[%llu] = %u is below %u or above n_outliers = %u", (unsigned long long)(g + 1),
                          end, begin, qt->n_outliers);
-        /* 19: indices in range and strictly ascending within a group; values finite. */
+        /* 19: indices in range and strictly ascending within a group; values finite.
+         * 20: an outlier belongs to a QUANTIZED token (S4.4, S7.4: an fp16 token has none). */
         for (uint32_t k = begin; k < end; k++) {
             if (qt->outlier_index[k] >= bound || (k > begin && qt->outlier_index[k] <= qt->outlier_index[k - 1]))
                 return found(p, KVQ_ERR_BAD_ARGUMENT, l.outlier_index + 4u * (uint64_t)k,
                              "outlier_index[%u] = %u is not below %u and ascending", k, qt->outlier_index[k], bound);
+            uint32_t token = qt->role == KVQ_ROLE_VALUES ? (uint32_t)g : qt->outlier_index[k];
+            if (qt->precision[token] != KVQ_PREC_QUANTIZED)
+                return found(p, KVQ_ERR_BAD_ARGUMENT, l.outlier_index + 4u * (uint64_t)k,
+                             "outlier %u belongs to token %u, which is stored in fp16 (precision %u)", k, token,
+                             qt->precision[token]);
             if (!kvq_fp16_bits_finite(qt->outlier_value[k]))
                 return found(p, KVQ_ERR_NONFINITE_INPUT, l.outlier_value + 2u * (uint64_t)k,
                              "outlier_value[%u] = 0x%04x is not finite", k, qt->outlier_value[k]);
@@ -326,7 +332,12 @@ static bool check_tensor(const kvq_qtensor *qt, kvq_role role, uint32_t n_tokens
                           : qt->outlier_value == NULL && qt->n_outliers > 0      ? "outlier_value"
                                                                                  : NULL;
     if (missing != NULL) return found(p, KVQ_ERR_NULL_ARGUMENT, 0, "%s is NULL", missing);
-    return check_data(qt, p);
+    if (!check_data(qt, p)) return false;
+    /* Whatever the library requires of a qtensor, the writer requires too (fp16_slot aside: it
+     * is not stored), so that every file it writes reads back into a tensor the library takes. */
+    kvq_status status = kvq_qtensor_check(qt, false);
+    if (status != KVQ_OK) return found(p, status, 0, "%s", kvq_last_error());
+    return true;
 }
 
 static void put_tensor(kvq_writer *w, const kvq_qtensor *qt)
@@ -516,6 +527,16 @@ static kvq_status parse_record(const kvq_file_image *image, uint64_t base, const
     /* fp16_slot is not stored: row of each fp16 token, in token order. */
     for (uint32_t t = 0, row = 0; t < qt->n_tokens; t++)
         qt->fp16_slot[t] = qt->precision[t] == KVQ_PREC_QUANTIZED ? UINT32_MAX : row++;
+    /* S16.5: what a reader returns can be dequantized and attended. The rules above give it; the
+     * library's own checker says so too, so that a rule added there cannot be missed here. */
+    if (kvq_qtensor_check(qt, true) != KVQ_OK) {
+        char context[64];
+        snprintf(context, sizeof context, "layer %u head %u %s", layer, head,
+                 r->role == KVQ_ROLE_KEYS ? "keys" : "values");
+        kvq_status status = kvq_fail_corrupt_with_last(image->path, context);
+        kvq_qtensor_free(qt);
+        return status;
+    }
     *out = qt;
     return KVQ_OK;
 }
