@@ -30,6 +30,10 @@ static inline uint32_t kvq_levels(uint32_t bits) { return 1u << bits; }
 
 /* S9.1: validate a RoPE configuration for head_dim (pairing, head_dim, base). */
 kvq_status kvq_rope_check(const kvq_rope *rope, uint32_t head_dim);
+/* S9.4 for a rope kvq_rope_check accepted and a finite input: what kvq_rope_apply does after its
+ * checks. Attention rotates dequantized keys with it: they are finite (S4.4) but may lie just
+ * beyond 65504 (S3.2 rounds the step up), which S1.3's input check would refuse (S11.2). */
+void kvq_rope_rotate(const kvq_rope *rope, uint32_t head_dim, uint32_t position, const float *in, float *out);
 
 /* S11.1-S11.3: the exact quantities of decode attention, shared by
  * kvq_attention_decode and kvq_attention_error_bound (S12.3). */
