@@ -4,12 +4,12 @@
  * planted where the temporary file goes, writers ended by a signal, inputs
  * that never end, and I/O errors that say why. Findings 4, 5 and 7 of issue 17.
  */
-#define _POSIX_C_SOURCE 200809L /* fork, mkfifo, symlink, setrlimit, sigaction, mkdtemp */
+#define _POSIX_C_SOURCE 200809L /* fork, mkfifo, symlink, setrlimit, sigaction */
 #include "check_main.h"
+#include "support/scratch.h"
 #include "kvq/kvq.h"
 #include "kvq/kvq_io.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -21,48 +21,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static char dir[64];
-static char path_buf[4][192];
-
-static void setup(void)
-{
-    strcpy(dir, "/tmp/kvq-file-safety-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL) return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static const char *file_path(int slot, const char *name)
-{
-    snprintf(path_buf[slot], sizeof path_buf[slot], "%s/%s", dir, name);
-    return path_buf[slot];
-}
-
-/* Names in the directory that contain `part`. */
-static int count_names(const char *part)
-{
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) n += strstr(e->d_name, part) != NULL;
-    closedir(d);
-    return n;
-}
 
 /* A kvt of 2 x 2 x 256 x 64 fp16 keys and values (256 KiB) whose every element is `fill`. */
 static kvq_kvfile *filled_kvfile(float fill)
@@ -86,7 +44,7 @@ static void wait_for(pid_t pid, int *status)
  * must succeed and every read must return one writer's complete file. */
 START_TEST(concurrent_writers_never_expose_partial_files)
 {
-    const char *p = file_path(0, "shared.kvt");
+    const char *p = scratch_path(0, "shared.kvt");
     enum { WRITES = 150 };
     pid_t writer[2];
     for (int w = 0; w < 2; w++) {
@@ -132,7 +90,7 @@ START_TEST(concurrent_writers_never_expose_partial_files)
     }
     ck_assert_msg(first_problem[0] == '\0', "after %d reads (%d complete): %s", reads, complete, first_problem);
     ck_assert_int_gt(complete, 0);
-    ck_assert_int_eq(count_names(".tmp"), 0); /* every temporary file was renamed */
+    ck_assert_int_eq(scratch_count(".tmp"), 0); /* every temporary file was renamed */
 }
 END_TEST
 
@@ -141,7 +99,7 @@ END_TEST
  * link stay as they were. */
 START_TEST(planted_link_is_not_followed)
 {
-    const char *victim = file_path(0, "victim"), *out = file_path(1, "out.kvt"), *link = file_path(2, "out.kvt.tmp");
+    const char *victim = scratch_path(0, "victim"), *out = scratch_path(1, "out.kvt"), *link = scratch_path(2, "out.kvt.tmp");
     FILE *v = fopen(victim, "wb");
     ck_assert_ptr_nonnull(v);
     fputs("precious", v);
@@ -203,14 +161,14 @@ static void remove_and_die(int sig)
  * the file stays, under a name that says what it is. */
 START_TEST(signal_handler_removes_temporary_files)
 {
-    const char *p = file_path(0, "big.kvt");
+    const char *p = scratch_path(0, "big.kvt");
     int status = write_past_size_limit(p, remove_and_die);
     ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ, "wait status %d", status);
-    ck_assert_int_eq(count_names("big.kvt"), 0);
+    ck_assert_int_eq(scratch_count("big.kvt"), 0);
     status = write_past_size_limit(p, NULL);
     ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ);
-    ck_assert_int_eq(count_names("big.kvt.tmp-"), 1);
-    ck_assert_int_eq(count_names("big.kvt"), 1); /* the temporary file only, never big.kvt itself */
+    ck_assert_int_eq(scratch_count("big.kvt.tmp-"), 1);
+    ck_assert_int_eq(scratch_count("big.kvt"), 1); /* the temporary file only, never big.kvt itself */
 }
 END_TEST
 
@@ -252,7 +210,7 @@ static kvq_status read_kvqz(const char *p)
 static long long bytes_taken_from_endless_fifo(const uint8_t *header, size_t header_size, read_fn reader,
                                                kvq_status *status)
 {
-    const char *fifo = file_path(3, "endless");
+    const char *fifo = scratch_path(3, "endless");
     unlink(fifo);
     ck_assert_int_eq(mkfifo(fifo, 0600), 0);
     int counter[2];
@@ -326,19 +284,19 @@ END_TEST
 START_TEST(io_errors_say_why)
 {
     kvq_kvfile *f = NULL;
-    KVQ_EXPECT_STATUS(kvq_kvfile_read(file_path(0, "missing.kvt"), &f), KVQ_ERR_IO);
+    KVQ_EXPECT_STATUS(kvq_kvfile_read(scratch_path(0, "missing.kvt"), &f), KVQ_ERR_IO);
     ck_assert_msg(strstr(kvq_last_error(), strerror(ENOENT)) != NULL, "%s", kvq_last_error());
     kvq_kvfile *g = filled_kvfile(1.0f);
-    KVQ_EXPECT_STATUS(kvq_kvfile_write(file_path(1, "no-such-dir/x.kvt"), g), KVQ_ERR_IO);
+    KVQ_EXPECT_STATUS(kvq_kvfile_write(scratch_path(1, "no-such-dir/x.kvt"), g), KVQ_ERR_IO);
     ck_assert_msg(strstr(kvq_last_error(), strerror(ENOENT)) != NULL, "%s", kvq_last_error());
     /* renaming onto a directory fails, and the temporary file is removed */
-    ck_assert_int_eq(mkdir(file_path(2, "a-directory"), 0700), 0);
-    KVQ_EXPECT_STATUS(kvq_kvfile_write(file_path(2, "a-directory"), g), KVQ_ERR_IO);
+    ck_assert_int_eq(mkdir(scratch_path(2, "a-directory"), 0700), 0);
+    KVQ_EXPECT_STATUS(kvq_kvfile_write(scratch_path(2, "a-directory"), g), KVQ_ERR_IO);
     ck_assert_msg(strstr(kvq_last_error(), strerror(EISDIR)) != NULL, "%s", kvq_last_error());
-    ck_assert_int_eq(count_names(".tmp-"), 0);
-    rmdir(file_path(2, "a-directory"));
+    ck_assert_int_eq(scratch_count(".tmp-"), 0);
+    rmdir(scratch_path(2, "a-directory"));
     uint8_t digest[32];
-    KVQ_EXPECT_STATUS(kvq_sha256_file(file_path(0, "missing.kvt"), digest), KVQ_ERR_IO);
+    KVQ_EXPECT_STATUS(kvq_sha256_file(scratch_path(0, "missing.kvt"), digest), KVQ_ERR_IO);
     ck_assert_msg(strstr(kvq_last_error(), strerror(ENOENT)) != NULL, "%s", kvq_last_error());
     kvq_kvfile_free(g);
 }
@@ -348,7 +306,7 @@ static Suite *make_suite(void)
 {
     Suite *s = suite_create("file_safety");
     TCase *tc = tcase_create("core");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, concurrent_writers_never_expose_partial_files);
     tcase_add_test(tc, planted_link_is_not_followed);

@@ -272,6 +272,21 @@ static void write_text(const char *dir, const char *name, const char *text)
     fclose(f);
 }
 
+/* A manifest of one case with one array file entry (the rest as S16.7 requires), sha256 all zero. */
+static void write_one_array_manifest(const char *dir, const char *file, const char *dtype, const char *shape,
+                                     unsigned long long bytes)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
+             "\"cases\": [{\"case\": \"c\", \"section\": \"S5\", \"operation\": \"pack_codes\", \"params\": {}, "
+             "\"files\": [{\"label\": \"x\", \"class\": \"input\", \"file\": \"%s\", \"kind\": \"array\", "
+             "\"dtype\": \"%s\", \"shape\": [%s], \"bytes\": %llu, \"sha256\": "
+             "\"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}",
+             file, dtype, shape, bytes);
+    write_text(dir, "manifest.json", text);
+}
+
 static void remove_file(const char *dir, const char *name)
 {
     char path[256];
@@ -335,48 +350,23 @@ START_TEST(manifest_problems_are_named)
     write_text(dir, "manifest.json", "{\"format\": \"other\", \"format_version\": 1}");
     ck_assert(!manifest_load(dir, &m, error, sizeof error));
     ck_assert(strstr(error, "not a kvq golden manifest") != NULL);
-    write_text(dir, "manifest.json",
-               "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
-               "\"cases\": [{\"case\": \"c\", \"section\": \"S5\", \"operation\": \"pack_codes\", \"params\": {}, "
-               "\"files\": [{\"label\": \"x\", \"class\": \"input\", \"file\": \"../x.bin\", \"kind\": \"array\", "
-               "\"dtype\": \"u8\", \"shape\": [2], \"bytes\": 2, \"sha256\": "
-               "\"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}");
+    write_one_array_manifest(dir, "../x.bin", "u8", "2", 2);
     ck_assert(!manifest_load(dir, &m, error, sizeof error));
     ck_assert_msg(strstr(error, "plain file name") != NULL, "%s", error);
-    write_text(dir, "manifest.json",
-               "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
-               "\"cases\": [{\"case\": \"c\", \"section\": \"S5\", \"operation\": \"pack_codes\", \"params\": {}, "
-               "\"files\": [{\"label\": \"x\", \"class\": \"input\", \"file\": \"c.x.bin\", \"kind\": \"array\", "
-               "\"dtype\": \"u16\", \"shape\": [2], \"bytes\": 3, \"sha256\": "
-               "\"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}");
+    write_one_array_manifest(dir, "c.x.bin", "u16", "2", 3);
     ck_assert(!manifest_load(dir, &m, error, sizeof error));
     ck_assert_msg(strstr(error, "do not match shape and dtype") != NULL, "%s", error);
     /* Issue 17, finding 2: 2147614724 * 2147352580 f32 elements is 64 bytes modulo 2^64; the
      * manifest used to pass and the runner then copied gigabytes out of a 64-byte file. */
-    write_text(dir, "manifest.json",
-               "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
-               "\"cases\": [{\"case\": \"c\", \"section\": \"S5\", \"operation\": \"pack_codes\", \"params\": {}, "
-               "\"files\": [{\"label\": \"x\", \"class\": \"input\", \"file\": \"c.x.bin\", \"kind\": \"array\", "
-               "\"dtype\": \"f32\", \"shape\": [2147614724, 2147352580], \"bytes\": 64, \"sha256\": "
-               "\"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}");
+    write_one_array_manifest(dir, "c.x.bin", "f32", "2147614724, 2147352580", 64);
     ck_assert(!manifest_load(dir, &m, error, sizeof error));
     ck_assert_msg(strstr(error, "shape and dtype describe more than") != NULL, "%s", error);
     /* the element count alone may wrap too: (2^16)^4 = 2^64 elements used to pass as an empty array */
-    write_text(dir, "manifest.json",
-               "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
-               "\"cases\": [{\"case\": \"c\", \"section\": \"S5\", \"operation\": \"pack_codes\", \"params\": {}, "
-               "\"files\": [{\"label\": \"x\", \"class\": \"input\", \"file\": \"c.x.bin\", \"kind\": \"array\", "
-               "\"dtype\": \"u8\", \"shape\": [65536, 65536, 65536, 65536], \"bytes\": 0, "
-               "\"sha256\": \"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}");
+    write_one_array_manifest(dir, "c.x.bin", "u8", "65536, 65536, 65536, 65536", 0);
     ck_assert(!manifest_load(dir, &m, error, sizeof error));
     ck_assert_msg(strstr(error, "shape and dtype describe more than") != NULL, "%s", error);
     /* a well-formed manifest whose file is shorter than it says */
-    write_text(dir, "manifest.json",
-               "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
-               "\"cases\": [{\"case\": \"c\", \"section\": \"S5\", \"operation\": \"pack_codes\", \"params\": {}, "
-               "\"files\": [{\"label\": \"x\", \"class\": \"input\", \"file\": \"c.x.bin\", \"kind\": \"array\", "
-               "\"dtype\": \"u16\", \"shape\": [2], \"bytes\": 4, \"sha256\": "
-               "\"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}");
+    write_one_array_manifest(dir, "c.x.bin", "u16", "2", 4);
     write_text(dir, "c.x.bin", "abc");
     ck_assert_msg(manifest_load(dir, &m, error, sizeof error), "%s", error);
     golden_array a;

@@ -600,15 +600,23 @@ START_TEST(quantize_errors)
 }
 END_TEST
 
-/* kvq_dequantize_head rejects inconsistent qtensors and leaves out untouched. */
-START_TEST(dequantize_errors)
+/* x[4][32] from `seed`, as 4-bit values with 5% outliers and a sink: every array of the qtensor
+ * holds something. */
+static kvq_qtensor *sink_and_outliers(float *x, unsigned seed)
 {
-    float x[4 * 32];
-    fill_random(x, 128, 9);
+    fill_random(x, 128, seed);
     kvq_head_config cfg = values_config(4, 0, 50000);
     cfg.policy.n_sinks = 1;
     kvq_qtensor *qt = NULL;
     ck_assert_int_eq(kvq_quantize_head(&cfg, x, 4, 32, NULL, &qt), KVQ_OK);
+    return qt;
+}
+
+/* kvq_dequantize_head rejects inconsistent qtensors and leaves out untouched. */
+START_TEST(dequantize_errors)
+{
+    float x[4 * 32];
+    kvq_qtensor *qt = sink_and_outliers(x, 9);
     float y[128], sentinel[128];
     for (int i = 0; i < 128; i++) y[i] = sentinel[i] = -12345.0f;
     KVQ_EXPECT_STATUS(kvq_dequantize_head(NULL, y), KVQ_ERR_NULL_ARGUMENT);
@@ -668,11 +676,7 @@ END_TEST
 START_TEST(dequantize_refuses_nonfinite_numbers)
 {
     float x[4 * 32];
-    fill_random(x, 128, 21);
-    kvq_head_config cfg = values_config(4, 0, 50000);
-    cfg.policy.n_sinks = 1;
-    kvq_qtensor *qt = NULL;
-    ck_assert_int_eq(kvq_quantize_head(&cfg, x, 4, 32, NULL, &qt), KVQ_OK);
+    kvq_qtensor *qt = sink_and_outliers(x, 21);
     ck_assert_uint_eq(qt->n_fp16_rows, 1);
     ck_assert_uint_gt(qt->n_outliers, 0);
     float y[128], sentinel[128];
