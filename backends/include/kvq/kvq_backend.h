@@ -31,6 +31,16 @@
  *  - Calls on one context are made from one thread at a time. Every call is
  *    complete when it returns (results are in the caller's host buffers).
  *
+ * Versions of kvq.h: the shared structs only ever grow at their end. A backend
+ * built against an older kvq.h sees the struct of its own header and never
+ * reads the fields appended since: kvq_head_config.beyond_range (spec 1.2.0;
+ * asked for only when it sets KVQ_BACKEND_FEATURE_CLAMP) and
+ * kvq_head_config.n_channel_range (spec 1.3.0: the length of channel_range).
+ * A host must therefore pass calibrated keys exactly head_dim channel ranges,
+ * as kvq conform always does; a backend built against 1.3.0 checks that
+ * n_channel_range == head_dim (KVQ_ERR_SIZE_MISMATCH otherwise), as the
+ * built-in ones do, because other hosts may pass a shorter array.
+ *
  * Errors: every operation returns a kvq_status from the spec (S13). On failure
  * no output is written (host buffers keep their contents, `*out` is untouched)
  * and last_error(ctx) returns a message naming the argument that was wrong.
