@@ -38,8 +38,8 @@
  * kvq_head_config.n_channel_range (spec 1.3.0: the length of channel_range).
  * A host must therefore pass calibrated keys exactly head_dim channel ranges,
  * as kvq conform always does; a backend built against 1.3.0 checks that
- * n_channel_range == head_dim (KVQ_ERR_SIZE_MISMATCH otherwise), as the
- * built-in ones do, because other hosts may pass a shorter array.
+ * n_channel_range == head_dim (KVQ_ERR_SIZE_MISMATCH otherwise), as the ref
+ * and opencl backends do, because other hosts may pass a shorter array.
  *
  * Errors: every operation returns a kvq_status from the spec (S13). On failure
  * no output is written (host buffers keep their contents, `*out` is untouched)
