@@ -213,7 +213,8 @@ class HeadConfig:
     """kvq_head_config (S4): everything that decides how one head slice is quantized.
 
     ``group_size``: values, channels per group (0 = head_dim); online keys, tokens per block.
-    ``channel_range``: calibrated keys, ``[head_dim, 2]`` (lo, hi) per channel (S4.2, S6.9).
+    ``channel_range``: calibrated keys, ``[head_dim, 2]`` (lo, hi) per channel (S4.2, S6.9); its length
+    goes to the library as ``n_channel_range``, which refuses one of another head_dim (spec 1.3.0).
     ``beyond_range``: calibrated keys, what an element outside its channel's range becomes (S7.3):
     "outliers" (stored exactly, the default) or "clamp" (the range's end code).
     """
