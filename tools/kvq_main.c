@@ -91,6 +91,8 @@ static int version(void)
 
 int main(int argc, char **argv)
 {
+    /* A command ended by a signal leaves no temporary file behind (S16.1, docs/GUARANTEES.md). */
+    cli_remove_temporaries_on_signals();
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;
