@@ -77,7 +77,7 @@ static bool kmeans_codebook(const learn_ctx *c, float *z, size_t *n_z, kvq_codeb
     float *w = malloc((size_t)LEARN_HEADS * LEARN_TOKENS * LEARN_DIM * sizeof *w);
     kvq_status st = w != NULL ? KVQ_OK : KVQ_ERR_OUT_OF_MEMORY;
     for (uint32_t h = 0; h < LEARN_HEADS && st == KVQ_OK; h++) {
-        kvq_head_config config = cli_head_config(&q, KVQ_ROLE_VALUES, NULL, NULL);
+        kvq_head_config config = cli_head_config(&q, KVQ_ROLE_VALUES, NULL, NULL, 0);
         size_t n = 0;
         st = kvq_calibration_samples(&config, kvq_kvfile_slice(c->prompt, KVQ_ROLE_VALUES, 0, h), NULL,
                                      LEARN_TOKENS, LEARN_DIM, c->prompt->modality, z + total, w + total, &n);

@@ -40,7 +40,7 @@ kvq_head_config learn_config(kvq_role role, kvq_scheme scheme, uint32_t bits, co
     q.outlier_ppm = outlier_ppm;
     q.policy.n_sinks = sinks;
     q.policy.rule = rule;
-    return cli_head_config(&q, role, codebook, NULL);
+    return cli_head_config(&q, role, codebook, NULL, 0);
 }
 
 bool learn_round_trip(const kvq_head_config *config, const float *x, uint32_t n, uint32_t d,
