@@ -44,7 +44,9 @@ else
     d=build/learn-gemma
     rm -rf "$d" && mkdir -p "$d"
     awk '/^```bash$/ { inside = 1; next } /^```/ { inside = 0 } inside' docs/LEARN.md > "$d/walk.sh"
-    py=$(realpath "$venv/bin/python")
+    # An absolute path, not realpath: the venv's python is a link to the base interpreter, and
+    # resolving it loses the environment (and the installed kvq package).
+    py="$PWD/$venv/bin/python"
     learn() {
         (cd "$d" && PY="$py" K="$kvq_cli" bash -euo pipefail walk.sh > walk.log 2>&1) || { tail -20 "$d/walk.log"; return 1; }
         # 72 query heads (18 layers x 4); the tool's weights agree with kvq_attention_decode (S12.3);
