@@ -67,7 +67,8 @@ static void run_path(const char *path)
         names[n++] = strdup(e->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, by_name);
+    /* An empty directory (crashes/kvt holds only .gitkeep) leaves names NULL: qsort must not see it. */
+    if (n > 1) qsort(names, n, sizeof *names, by_name);
     for (size_t i = 0; i < n; i++) {
         char file[4096];
         snprintf(file, sizeof file, "%s/%s", path, names[i]);
