@@ -45,6 +45,16 @@ static kvq_status say(char *message, size_t message_size, kvq_status status, con
  * library suffix (".so", ".so.6"). */
 static int looks_like_path(const char *s) { return strchr(s, '/') != NULL || strstr(s, ".so") != NULL; }
 
+/* dlopen searches LD_LIBRARY_PATH and the system's directories for a name
+ * without a '/', and would load some other library of that name: a name the
+ * user gave as a file is a file, relative to the current directory. */
+static const char *as_path(const char *s, char *buffer, size_t size)
+{
+    if (strchr(s, '/') != NULL) return s;
+    int n = snprintf(buffer, size, "./%s", s);
+    return n > 0 && (size_t)n < size ? buffer : NULL;
+}
+
 /* The ABI header's promises that a loader can check without calling anything
  * but the entry function: version, table size, the slots every backend needs. */
 static kvq_status check_table(const kvq_backend_api *api, const char *who, char *message, size_t message_size)
@@ -58,11 +68,19 @@ static kvq_status check_table(const kvq_backend_api *api, const char *who, char 
         snprintf(found, sizeof found, "%u bytes, expected %zu", api->struct_size, sizeof(kvq_backend_api));
         return say(message, message_size, KVQ_ERR_SIZE_MISMATCH, "%s: backend table is %s", who, found);
     }
-    if (api->name == NULL || api->list_devices == NULL || api->open == NULL || api->close == NULL ||
-        api->get_caps == NULL || api->device_name == NULL || api->last_error == NULL)
-        return say(message, message_size, KVQ_ERR_NULL_ARGUMENT, "%s: %s", who,
-                   "backend table lacks a mandatory slot (name, list_devices, open, close, get_caps, device_name, "
-                   "last_error)");
+    const char *missing = api->name == NULL           ? "name"
+                          : api->list_devices == NULL ? "list_devices"
+                          : api->open == NULL         ? "open"
+                          : api->close == NULL        ? "close"
+                          : api->get_caps == NULL     ? "get_caps"
+                          : api->device_name == NULL  ? "device_name"
+                          : api->last_error == NULL   ? "last_error"
+                                                      : NULL;
+    if (missing != NULL)
+        return say(message, message_size, KVQ_ERR_NULL_ARGUMENT,
+                   "%s: backend table has no %s (mandatory: name, list_devices, open, close, get_caps, "
+                   "device_name, last_error)",
+                   who, missing);
     return KVQ_OK;
 }
 
@@ -105,7 +123,12 @@ kvq_status kvq_backend_find(const char *name_or_path, const kvq_backend_api **ap
 {
     if (name_or_path == NULL) return say(message, message_size, KVQ_ERR_NULL_ARGUMENT, "%s%s", "name_or_path: NULL", "");
     if (api == NULL) return say(message, message_size, KVQ_ERR_NULL_ARGUMENT, "%s%s", "api: NULL", "");
-    if (looks_like_path(name_or_path)) return load_plugin(name_or_path, api, message, message_size);
+    if (looks_like_path(name_or_path)) {
+        char buffer[4096];
+        const char *path = as_path(name_or_path, buffer, sizeof buffer);
+        if (path == NULL) return say(message, message_size, KVQ_ERR_BAD_ARGUMENT, "%s: %s", name_or_path, "name too long");
+        return load_plugin(path, api, message, message_size);
+    }
 
     char names[128] = "";
     for (const kvq_backend_api *const *b = kvq_backend_builtins(); *b != NULL; b++) {
@@ -120,4 +143,25 @@ kvq_status kvq_backend_find(const char *name_or_path, const kvq_backend_api **ap
     return say(message, message_size, KVQ_ERR_BAD_ARGUMENT,
                "no backend named \"%s\" in this build (built in: %s; or give the path of a plugin .so)", name_or_path,
                names);
+}
+
+kvq_status kvq_backend_open(const kvq_backend_api *api, const kvq_backend_options *options,
+                            kvq_backend_context **ctx, char *message, size_t message_size)
+{
+    if (api == NULL) return say(message, message_size, KVQ_ERR_NULL_ARGUMENT, "%s%s", "api: NULL", "");
+    if (ctx == NULL) return say(message, message_size, KVQ_ERR_NULL_ARGUMENT, "%s%s", "ctx: NULL", "");
+    if (message != NULL && message_size > 0) message[0] = '\0';
+    kvq_backend_context *opened = NULL;
+    kvq_status status = api->open(options, &opened, message, message_size);
+    if (status == KVQ_OK && opened == NULL)
+        return say(message, message_size, KVQ_ERR_BAD_ARGUMENT, "backend %s: open returned KVQ_OK but no context%s",
+                   api->name, " (a backend bug)");
+    if (status != KVQ_OK) {
+        if (message != NULL && message_size > 0 && message[0] == '\0')
+            say(message, message_size, status, "backend %s: open failed with %s and gave no reason", api->name,
+                kvq_status_name(status));
+        return status;
+    }
+    *ctx = opened;
+    return KVQ_OK;
 }

@@ -344,6 +344,41 @@ START_TEST(test_bug_no_scale)
 END_TEST
 
 /* Properties of the reference: GQA heads are independent, one token returns its value. */
+/* Found by fuzzing the .kvqz reader (issue 17): keys at the edge of the fp16 range quantize, but
+ * S3.2 rounds their step up, so they decode a little beyond 65504 (here -65504 + 255 * 514 = 65566);
+ * attention passed them through RoPE's input check and failed with KVQ_ERR_NONFINITE_INPUT. The
+ * dequantized keys are not inputs (S11.2): attention takes every tensor quantize makes. */
+START_TEST(test_keys_decoded_beyond_fp16_range)
+{
+    enum { N = 4, D = 32 };
+    float x[N * D];
+    for (int i = 0; i < N * D; i++) x[i] = (i / D) % 2 ? 65504.0f : -65504.0f;
+    kvq_head_config kc = scenario_head_config(KVQ_ROLE_KEYS, KVQ_SCHEME_UNIFORM_ASYM, 8, 0);
+    kc.key_mode = KVQ_KEYS_PER_CHANNEL_ONLINE;
+    kc.group_size = 4;
+    kvq_head_config vc = scenario_head_config(KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 8, 0);
+    kvq_qtensor *k = NULL, *v = NULL;
+    ck_assert_int_eq(kvq_quantize_head(&kc, x, N, D, NULL, &k), KVQ_OK);
+    ck_assert_int_eq(kvq_quantize_head(&vc, x, N, D, NULL, &v), KVQ_OK);
+    float y[N * D];
+    ck_assert_int_eq(kvq_dequantize_head(k, y), KVQ_OK);
+    float largest = 0.0f;
+    for (int i = 0; i < N * D; i++) largest = y[i] > largest ? y[i] : largest;
+    ck_assert_float_eq(largest, 65566.0f);
+    const uint32_t positions[N] = {0, 1, 2, 3};
+    float q[2 * D], out[2 * D], bound[2 * D];
+    for (int i = 0; i < 2 * D; i++) q[i] = (float)(i % 3) - 1.0f;
+    for (int p = 0; p < 3; p++) {
+        kvq_rope rope = {(kvq_rope_pairing)p, 10000.0f};
+        KVQ_EXPECT_STATUS(kvq_attention_decode(k, v, positions, &rope, q, 2, N, out), KVQ_OK);
+        KVQ_EXPECT_STATUS(kvq_attention_error_bound(k, v, positions, &rope, q, 2, N, bound), KVQ_OK);
+        for (int i = 0; i < 2 * D; i++) ck_assert(isfinite(out[i]) && isfinite(bound[i]));
+    }
+    kvq_qtensor_free(k);
+    kvq_qtensor_free(v);
+}
+END_TEST
+
 START_TEST(test_reference_properties)
 {
     scenario s;
@@ -367,6 +402,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, test_worked_example);
     tcase_add_test(tc, test_errors_leave_output);
     tcase_add_test(tc, test_reference_properties);
+    tcase_add_test(tc, test_keys_decoded_beyond_fp16_range);
     tcase_add_test(tc, test_fp32_implementation_within_bound);
     tcase_add_test(tc, test_bug_wrong_pairing);
     tcase_add_test(tc, test_bug_dropped_outlier);

@@ -3,11 +3,15 @@
  * name, refusing what is not a backend, and the "ref" backend's tensor
  * round trip (quantize -> tensor_info -> kvq_qtensor_alloc -> tensor_read).
  */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, chdir, getcwd */
 #include "check_main.h"
 #include "kvq/kvq.h"
 #include "kvq/kvq_backend.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const kvq_backend_api *find_ref(void)
 {
@@ -50,17 +54,95 @@ START_TEST(missing_plugin_file_is_an_io_error)
 }
 END_TEST
 
+#ifdef KVQ_TEST_PLUGIN_NO_ENTRY
 START_TEST(library_without_entry_symbol_is_refused)
 {
-    /* libm is a real shared library that is certainly not a kvq backend. */
     const kvq_backend_api *api = NULL;
     char message[512] = "";
-    kvq_status status = kvq_backend_find("libm.so.6", &api, message, sizeof message);
+    kvq_status status = kvq_backend_find(KVQ_TEST_PLUGIN_NO_ENTRY, &api, message, sizeof message);
     ck_assert_int_eq(status, KVQ_ERR_BAD_ARGUMENT);
     ck_assert_ptr_null(api);
     ck_assert_ptr_nonnull(strstr(message, KVQ_BACKEND_ENTRY_SYMBOL));
 }
 END_TEST
+
+/* Copies file `from` to `to` (a plugin under another name). */
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    ck_assert_ptr_nonnull(in);
+    ck_assert_ptr_nonnull(out);
+    char buffer[65536];
+    size_t n;
+    while ((n = fread(buffer, 1, sizeof buffer, in)) > 0) ck_assert_uint_eq(fwrite(buffer, 1, n, out), n);
+    fclose(in);
+    ck_assert_int_eq(fclose(out), 0);
+}
+
+/* Issue 17, finding 8: a name with ".so" and no '/' is a file in the current directory. dlopen
+ * looked such a name up in LD_LIBRARY_PATH and the system's directories instead, so
+ * "libm.so.6" loaded the C library's libm, and a plugin in the current directory was not found. */
+START_TEST(bare_library_name_is_a_file_in_the_current_directory)
+{
+    char dir[] = "/tmp/kvq-registry-XXXXXX", cwd[4096];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    ck_assert_int_eq(chdir(dir), 0);
+    copy_file(KVQ_TEST_PLUGIN_EXAMPLE, "libmine.so");
+    const kvq_backend_api *api = NULL;
+    char message[512] = "";
+    kvq_status found = kvq_backend_find("libmine.so", &api, message, sizeof message);
+    kvq_status system_libm = kvq_backend_find("libm.so.6", &api, message, sizeof message);
+    ck_assert_int_eq(chdir(cwd), 0);
+    remove("libmine.so"); /* in cwd only if something went wrong above */
+    char path[128];
+    snprintf(path, sizeof path, "%s/libmine.so", dir);
+    remove(path);
+    rmdir(dir);
+    ck_assert_int_eq(found, KVQ_OK);
+    ck_assert_ptr_nonnull(api);
+    ck_assert_str_eq(api->name, "example");
+    ck_assert_int_eq(system_libm, KVQ_ERR_IO); /* ./libm.so.6 does not exist */
+    ck_assert_msg(strstr(message, "./libm.so.6") != NULL, "%s", message);
+}
+END_TEST
+
+/* Finding 8: the loader names the mandatory slot a table lacks. */
+START_TEST(missing_mandatory_slot_is_named)
+{
+    const kvq_backend_api *api = NULL;
+    char message[512] = "";
+    ck_assert_int_eq(kvq_backend_find(KVQ_TEST_PLUGIN_MISSING_SLOT, &api, message, sizeof message),
+                     KVQ_ERR_NULL_ARGUMENT);
+    ck_assert_ptr_null(api);
+    ck_assert_msg(strstr(message, "has no last_error") != NULL, "%s", message);
+}
+END_TEST
+
+/* Finding 8: open returning KVQ_OK without a context is an error of the backend, with a reason
+ * (kvq conform used to report "no reason given (KVQ_OK)"). */
+START_TEST(open_without_context_is_refused)
+{
+    const kvq_backend_api *api = NULL;
+    char message[512] = "";
+    ck_assert_int_eq(kvq_backend_find(KVQ_TEST_PLUGIN_NULL_CONTEXT, &api, message, sizeof message), KVQ_OK);
+    kvq_backend_context *ctx = (kvq_backend_context *)&api; /* sentinel */
+    kvq_backend_options options = {sizeof options, -1, -1, -1};
+    ck_assert_int_eq(kvq_backend_open(api, &options, &ctx, message, sizeof message), KVQ_ERR_BAD_ARGUMENT);
+    ck_assert_ptr_eq(ctx, (kvq_backend_context *)&api);
+    ck_assert_msg(strstr(message, "open returned KVQ_OK but no context") != NULL, "%s", message);
+    /* a real failure passes the backend's status and message through; success writes ctx */
+    const kvq_backend_api *ref = find_ref();
+    kvq_backend_options far = {sizeof far, 0, 3, -1};
+    ck_assert_int_eq(kvq_backend_open(ref, &far, &ctx, message, sizeof message), KVQ_ERR_BAD_ARGUMENT);
+    ck_assert_str_ne(message, "");
+    ck_assert_ptr_eq(ctx, (kvq_backend_context *)&api);
+    ck_assert_int_eq(kvq_backend_open(ref, NULL, &ctx, message, sizeof message), KVQ_OK);
+    ck_assert_ptr_ne(ctx, (kvq_backend_context *)&api);
+    ref->close(ctx);
+}
+END_TEST
+#endif
 
 /* A values head with outliers, a sink and the text-centric policy, so that
  * every array of the qtensor is non-trivial. */
@@ -204,7 +286,12 @@ static Suite *backend_registry_suite(void)
     tcase_add_test(tc, builtins_start_with_ref);
     tcase_add_test(tc, unknown_name_lists_builtins);
     tcase_add_test(tc, missing_plugin_file_is_an_io_error);
+#ifdef KVQ_TEST_PLUGIN_NO_ENTRY
     tcase_add_test(tc, library_without_entry_symbol_is_refused);
+    tcase_add_test(tc, bare_library_name_is_a_file_in_the_current_directory);
+    tcase_add_test(tc, missing_mandatory_slot_is_named);
+    tcase_add_test(tc, open_without_context_is_refused);
+#endif
     tcase_add_test(tc, ref_tensor_round_trip);
     tcase_add_test(tc, ref_errors_come_back_with_messages);
     tcase_add_test(tc, qtensor_alloc_checks_its_header);

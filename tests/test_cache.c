@@ -109,6 +109,7 @@ static void run_appends(kvq_key_mode key_mode, kvq_policy_rule rule, uint32_t wi
     for (int c = 0; c < D; c++) r[c] = (kvq_channel_range){-2.5f, 2.5f};
     kvq_head_config kc = make_config(KVQ_ROLE_KEYS, key_mode, key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE ? 8 : 0);
     kc.channel_range = r;
+    kc.n_channel_range = D;
     kvq_head_config vc = make_config(KVQ_ROLE_VALUES, 0, 0);
     kc.policy.rule = vc.policy.rule = rule;
     kc.policy.recent_window = vc.policy.recent_window = window;
@@ -241,6 +242,7 @@ START_TEST(copies_caller_memory)
     for (int c = 0; c < D; c++) r[c] = (kvq_channel_range){-1.5f, 2.0f};
     kvq_head_config kc = make_config(KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_CALIBRATED, 0);
     kc.channel_range = r;
+    kc.n_channel_range = D;
     kvq_head_config vc = make_config(KVQ_ROLE_VALUES, 0, 0);
     vc.quantizer.scheme = KVQ_SCHEME_NUQ;
     vc.quantizer.codebook = cb;
@@ -294,6 +296,16 @@ START_TEST(create_errors)
     kvq_head_config bad_k = kc;
     bad_k.policy.budget_ppm = 2000000;
     KVQ_EXPECT_STATUS(kvq_cache_create(&bad_k, &bad, D, &out), KVQ_ERR_BUDGET_RANGE);
+    /* Issue 17, finding 6: a calibration of another length is refused, never read past its end. */
+    kvq_channel_range *short_ranges = malloc(8 * sizeof *short_ranges);
+    ck_assert_ptr_nonnull(short_ranges);
+    for (int c = 0; c < 8; c++) short_ranges[c] = (kvq_channel_range){-1.0f, 1.0f};
+    bad = kc;
+    bad.key_mode = KVQ_KEYS_PER_CHANNEL_CALIBRATED;
+    bad.channel_range = short_ranges;
+    bad.n_channel_range = 8;
+    KVQ_EXPECT_STATUS(kvq_cache_create(&bad, &vc, D, &out), KVQ_ERR_SIZE_MISMATCH);
+    free(short_ranges);
     ck_assert_ptr_eq(out, sentinel);
     kvq_cache_free(NULL);
     ck_assert_uint_eq(kvq_cache_length(NULL), 0);
@@ -356,6 +368,26 @@ START_TEST(append_errors_leave_cache_unchanged)
 }
 END_TEST
 
+/* Issue 17, finding 6: the cache re-quantizes the whole sequence, whose counts must fit 32 bits
+ * (S4.4). An append that would overflow them is refused from the sizes alone, before the new
+ * tokens are read (they are one float each here) and with the cache unchanged. */
+START_TEST(append_beyond_32_bit_counts_is_refused)
+{
+    enum { WIDE = 1024 };
+    kvq_head_config kc = make_config(KVQ_ROLE_KEYS, KVQ_KEYS_PER_CHANNEL_ONLINE, 128);
+    kvq_head_config vc = make_config(KVQ_ROLE_VALUES, 0, 1); /* one parameter pair per element */
+    kvq_cache *cache = NULL;
+    KVQ_EXPECT_STATUS(kvq_cache_create(&kc, &vc, WIDE, &cache), KVQ_OK);
+    float *one = calloc(1, sizeof *one);
+    ck_assert_ptr_nonnull(one);
+    KVQ_EXPECT_STATUS(kvq_cache_append(cache, one, one, NULL, NULL, (1u << 22) + 1u), KVQ_ERR_BAD_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(kvq_last_error(), "parameter pairs"));
+    ck_assert_uint_eq(kvq_cache_length(cache), 0);
+    free(one);
+    kvq_cache_free(cache);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("cache");
@@ -371,6 +403,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, copies_caller_memory);
     tcase_add_test(tc, create_errors);
     tcase_add_test(tc, append_errors_leave_cache_unchanged);
+    tcase_add_test(tc, append_beyond_32_bit_counts_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }

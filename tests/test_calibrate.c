@@ -88,6 +88,7 @@ START_TEST(test_ranges_signed_zeros)
         cfg.quantizer.bits = 4;
         cfg.quantizer.codebook = schemes[s] == KVQ_SCHEME_NUQ ? &nf : NULL;
         cfg.channel_range = ranges;
+        cfg.n_channel_range = 32;
         cfg.policy = kvq_token_policy_default();
         cfg.policy.rule = KVQ_POLICY_QUANTIZE_ALL;
         cfg.policy.n_sinks = 0;
@@ -208,6 +209,7 @@ START_TEST(test_samples_calibrated_keys)
     c.role = KVQ_ROLE_KEYS;
     c.key_mode = KVQ_KEYS_PER_CHANNEL_CALIBRATED;
     c.channel_range = ranges;
+    c.n_channel_range = 8;
     float z[24], w[24];
     size_t n = 0;
     ck_assert_int_eq(kvq_calibration_samples(&c, sx, NULL, 3, 8, NULL, z, w, &n), KVQ_OK);

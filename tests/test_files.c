@@ -2,12 +2,12 @@
  * test_files.c - the three file formats (S16): round trips bit for bit, the
  * worked example, and corrupt files caught by the check S16.2 names.
  */
-#define _POSIX_C_SOURCE 200809L /* mkdtemp, opendir, rmdir, mkdir */
+#define _POSIX_C_SOURCE 200809L /* mkdir */
 #include "check_main.h"
+#include "support/scratch.h"
 #include "kvq/kvq.h"
 #include "kvq/kvq_io.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,39 +17,9 @@
 #include <unistd.h>
 
 /* S16.6: the SHA-256 of the worked example's first 46 bytes. */
-#define KVT_EXAMPLE_DIGEST "bf8fa327457ed41ba9d816517391e3533112053f96ba8847477eaa7b50c3bdc5"
+#define KVT_EXAMPLE_DIGEST "351e6a280722517e8e608718cc6d0652031ec0eec8d784c9346f2c0b7ebd0afe"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static char dir[64];
-static char path_buf[4][160];
-
-static void setup(void)
-{
-    strcpy(dir, "/tmp/kvq-files-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL) return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (rmdir(p) != 0) remove(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static const char *file_path(int slot, const char *name)
-{
-    snprintf(path_buf[slot], sizeof path_buf[slot], "%s/%s", dir, name);
-    return path_buf[slot];
-}
 
 static bool exists(const char *p)
 {
@@ -101,7 +71,7 @@ static kvq_status read_kvqz(const char *p, void **out) { return kvq_qfile_read(p
 /* Save the (modified) bytes as "bad" and expect `status` with *out untouched. */
 static void expect_bad(read_fn reader, const uint8_t *data, size_t size, kvq_status status, const char *what)
 {
-    const char *p = file_path(3, "bad");
+    const char *p = scratch_path(3, "bad");
     save(p, data, size);
     static int sentinel_object;
     void *sentinel = &sentinel_object;
@@ -187,9 +157,9 @@ START_TEST(test_kvt_round_trip)
         {KVQ_DTYPE_FP16, KVQ_KVFILE_VALUES | KVQ_KVFILE_POSITIONS}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         kvq_kvfile *f = make_kvfile(cases[i].dtype, cases[i].flags), *g = NULL;
-        const char *p1 = file_path(0, "a.kvt"), *p2 = file_path(1, "b.kvt");
+        const char *p1 = scratch_path(0, "a.kvt"), *p2 = scratch_path(1, "b.kvt");
         KVQ_EXPECT_STATUS(kvq_kvfile_write(p1, f), KVQ_OK);
-        ck_assert(!exists(file_path(2, "a.kvt.tmp")));
+        ck_assert_int_eq(scratch_count(".tmp"), 0); /* the temporary file was renamed */
         KVQ_EXPECT_STATUS(kvq_kvfile_read(p1, &g), KVQ_OK);
         expect_same_kvfile(f, g);
         ck_assert_uint_eq(g->spec_major, KVQ_SPEC_VERSION_MAJOR);
@@ -225,12 +195,12 @@ START_TEST(test_kvt_worked_example)
     f->keys[2] = 0.5f;
     f->keys[3] = 65504.0f;
     f->modality[1] = KVQ_MODALITY_IMAGE;
-    const char *p = file_path(0, "ex.kvt");
+    const char *p = scratch_path(0, "ex.kvt");
     KVQ_EXPECT_STATUS(kvq_kvfile_write(p, f), KVQ_OK);
     size_t n;
     uint8_t *b = load(p, &n);
     static const uint8_t want[46] = {
-        'K', 'V', 'Q', 'T', 1, 0, 0, 0, 1, 0, 2, 0, 0, 0, 1, 0, /* magic, version 1, spec 1.2.0, dtype fp16 */
+        'K', 'V', 'Q', 'T', 1, 0, 0, 0, 1, 0, 3, 0, 0, 0, 1, 0, /* magic, version 1, spec 1.3.0, dtype fp16 */
         1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0,       /* n_layers 1, n_heads 1, n_tokens 2, head_dim 2 */
         5, 0, 0, 0,                                           /* flags keys | modality */
         0x00, 0x3C, 0x00, 0xC0, 0x00, 0x38, 0xFF, 0x7B,       /* 1, -2, 0.5, 65504 */
@@ -265,7 +235,7 @@ START_TEST(test_kvt_write_errors)
 {
     kvq_kvfile *f = make_kvfile(KVQ_DTYPE_FP16, KVQ_KVFILE_KEYS | KVQ_KVFILE_VALUES | KVQ_KVFILE_MODALITY |
                                                     KVQ_KVFILE_POSITIONS);
-    const char *p = file_path(0, "w.kvt");
+    const char *p = scratch_path(0, "w.kvt");
     KVQ_EXPECT_STATUS(kvq_kvfile_write(NULL, f), KVQ_ERR_NULL_ARGUMENT);
     KVQ_EXPECT_STATUS(kvq_kvfile_write(p, NULL), KVQ_ERR_NULL_ARGUMENT);
     float saved = f->keys[37];
@@ -300,13 +270,13 @@ START_TEST(test_kvt_write_errors)
     KVQ_EXPECT_STATUS(kvq_kvfile_write(p, f), KVQ_ERR_NULL_ARGUMENT);
     f->keys = keys;
     ck_assert(!exists(p));
-    ck_assert(!exists(file_path(1, "w.kvt.tmp")));
+    ck_assert_int_eq(scratch_count(".tmp"), 0);
     /* I/O failures leave nothing behind: a missing directory, and a target that is a directory. */
-    KVQ_EXPECT_STATUS(kvq_kvfile_write(file_path(1, "no/such/dir.kvt"), f), KVQ_ERR_IO);
-    const char *d = file_path(1, "isdir");
+    KVQ_EXPECT_STATUS(kvq_kvfile_write(scratch_path(1, "no/such/dir.kvt"), f), KVQ_ERR_IO);
+    const char *d = scratch_path(1, "isdir");
     ck_assert_int_eq(mkdir(d, 0700), 0);
     KVQ_EXPECT_STATUS(kvq_kvfile_write(d, f), KVQ_ERR_IO);
-    ck_assert(!exists(file_path(2, "isdir.tmp")));
+    ck_assert_int_eq(scratch_count(".tmp"), 0);
     /* create's own checks */
     kvq_kvfile *g = (kvq_kvfile *)&saved;
     KVQ_EXPECT_STATUS(kvq_kvfile_create(0, 1, 1, 1, KVQ_DTYPE_FP16, 1, &g), KVQ_ERR_ZERO_SIZE);
@@ -326,12 +296,12 @@ START_TEST(test_kvt_corrupt)
 {
     kvq_kvfile *f = make_kvfile(KVQ_DTYPE_FP16, KVQ_KVFILE_KEYS | KVQ_KVFILE_VALUES | KVQ_KVFILE_MODALITY |
                                                     KVQ_KVFILE_POSITIONS);
-    const char *p = file_path(0, "c.kvt");
+    const char *p = scratch_path(0, "c.kvt");
     KVQ_EXPECT_STATUS(kvq_kvfile_write(p, f), KVQ_OK);
     size_t n;
     uint8_t *good = load(p, &n), *b = malloc(n);
     void *out = NULL;
-    KVQ_EXPECT_STATUS(read_kvt(file_path(1, "missing.kvt"), &out), KVQ_ERR_IO);
+    KVQ_EXPECT_STATUS(read_kvt(scratch_path(1, "missing.kvt"), &out), KVQ_ERR_IO);
     KVQ_EXPECT_STATUS(kvq_kvfile_read(NULL, (kvq_kvfile **)&out), KVQ_ERR_NULL_ARGUMENT);
     KVQ_EXPECT_STATUS(kvq_kvfile_read(p, NULL), KVQ_ERR_NULL_ARGUMENT);
     common_corruptions(read_kvt, good, n, 36, 100);
@@ -409,7 +379,7 @@ static kvq_calibration *make_calibration(void)
 START_TEST(test_kvc_round_trip)
 {
     kvq_calibration *c = make_calibration(), *d = NULL;
-    const char *p1 = file_path(0, "a.kvc"), *p2 = file_path(1, "b.kvc");
+    const char *p1 = scratch_path(0, "a.kvc"), *p2 = scratch_path(1, "b.kvc");
     KVQ_EXPECT_STATUS(kvq_calibration_write(p1, c), KVQ_OK);
     KVQ_EXPECT_STATUS(kvq_calibration_read(p1, &d), KVQ_OK);
     ck_assert_uint_eq(d->n_layers, 2);
@@ -449,7 +419,7 @@ END_TEST
 START_TEST(test_kvc_write_errors)
 {
     kvq_calibration *c = make_calibration();
-    const char *p = file_path(0, "w.kvc");
+    const char *p = scratch_path(0, "w.kvc");
     KVQ_EXPECT_STATUS(kvq_calibration_write(NULL, c), KVQ_ERR_NULL_ARGUMENT);
     KVQ_EXPECT_STATUS(kvq_calibration_write(p, NULL), KVQ_ERR_NULL_ARGUMENT);
     kvq_channel_range saved = c->key_range[70];
@@ -489,12 +459,12 @@ END_TEST
 START_TEST(test_kvc_corrupt)
 {
     kvq_calibration *c = make_calibration();
-    const char *p = file_path(0, "c.kvc");
+    const char *p = scratch_path(0, "c.kvc");
     KVQ_EXPECT_STATUS(kvq_calibration_write(p, c), KVQ_OK);
     size_t n;
     uint8_t *good = load(p, &n), *b = malloc(n);
     void *out = NULL;
-    KVQ_EXPECT_STATUS(read_kvc(file_path(1, "missing.kvc"), &out), KVQ_ERR_IO);
+    KVQ_EXPECT_STATUS(read_kvc(scratch_path(1, "missing.kvc"), &out), KVQ_ERR_IO);
     common_corruptions(read_kvc, good, n, 36, 200);
     struct { size_t at; uint32_t v; int width; kvq_status want; } cases[] = {
         {14, 1, 2, KVQ_ERR_FILE_CORRUPT},        /* reserved */
@@ -562,6 +532,7 @@ static kvq_qtensor *quantize(kvq_role role, kvq_scheme scheme, uint32_t bits, kv
     if (role == KVQ_ROLE_KEYS && mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED) {
         KVQ_EXPECT_STATUS(kvq_calibrate_channel_ranges(k, n_tokens, QT_DIM, 100000, ranges), KVQ_OK);
         cfg.channel_range = ranges;
+        cfg.n_channel_range = QT_DIM;
     }
     kvq_qtensor *qt = NULL;
     KVQ_EXPECT_STATUS(kvq_quantize_head(&cfg, role == KVQ_ROLE_KEYS ? k : v, n_tokens, QT_DIM, m, &qt), KVQ_OK);
@@ -632,10 +603,22 @@ static layout layout_of(const kvq_qtensor *qt)
     return l;
 }
 
+/* A token t stored in fp16 whose next token is quantized with outliers (values: CSR by token). */
+static uint32_t first_fp16_before_outliers(const kvq_qtensor *v)
+{
+    ck_assert_int_eq(v->role, KVQ_ROLE_VALUES);
+    for (uint32_t t = 0; t + 1 < v->n_tokens; t++)
+        if (v->precision[t] != KVQ_PREC_QUANTIZED && v->precision[t + 1] == KVQ_PREC_QUANTIZED &&
+            v->outlier_ptr[t + 2] > v->outlier_ptr[t + 1])
+            return t;
+    ck_abort_msg("no fp16 token followed by a quantized token with outliers");
+    return 0;
+}
+
 START_TEST(test_kvqz_round_trip)
 {
     kvq_qfile *f = make_qfile(), *g = NULL;
-    const char *p1 = file_path(0, "a.kvqz"), *p2 = file_path(1, "b.kvqz");
+    const char *p1 = scratch_path(0, "a.kvqz"), *p2 = scratch_path(1, "b.kvqz");
     KVQ_EXPECT_STATUS(kvq_qfile_write(p1, f), KVQ_OK);
     KVQ_EXPECT_STATUS(kvq_qfile_read(p1, &g), KVQ_OK);
     ck_assert_uint_eq(g->n_layers, 2);
@@ -674,7 +657,7 @@ END_TEST
 START_TEST(test_kvqz_write_errors)
 {
     kvq_qfile *f = make_qfile();
-    const char *p = file_path(0, "w.kvqz");
+    const char *p = scratch_path(0, "w.kvqz");
     KVQ_EXPECT_STATUS(kvq_qfile_write(NULL, f), KVQ_ERR_NULL_ARGUMENT);
     KVQ_EXPECT_STATUS(kvq_qfile_write(p, NULL), KVQ_ERR_NULL_ARGUMENT);
     kvq_qtensor *saved = f->tensor[3];
@@ -696,6 +679,22 @@ START_TEST(test_kvqz_write_errors)
     KVQ_EXPECT_STATUS(kvq_qfile_write(p, f), KVQ_ERR_BAD_ARGUMENT);
     ck_assert_msg(strncmp(kvq_last_error(), p, strlen(p)) == 0, "message: %s", kvq_last_error());
     saved->precision[4] = 0;
+    /* Issue 17, finding 3: an outlier on a token stored in fp16 (the writer took it, the library
+     * refuses to dequantize it): the outliers of a quantized token t + 1 handed to the fp16 token t. */
+    kvq_qtensor *v = f->tensor[1];
+    uint32_t t = first_fp16_before_outliers(v);
+    uint32_t ptr_saved = v->outlier_ptr[t + 1];
+    v->outlier_ptr[t + 1] = v->outlier_ptr[t + 2];
+    float y[QT_TOKENS * QT_DIM];
+    KVQ_EXPECT_STATUS(kvq_dequantize_head(v, y), KVQ_ERR_BAD_ARGUMENT);
+    KVQ_EXPECT_STATUS(kvq_qfile_write(p, f), KVQ_ERR_BAD_ARGUMENT);
+    ck_assert_msg(strstr(kvq_last_error(), "stored in fp16") != NULL, "message: %s", kvq_last_error());
+    v->outlier_ptr[t + 1] = ptr_saved;
+    /* Finding 6: a parameter b = +inf, which the library refuses too. */
+    uint16_t b_saved = v->params[v->n_params - 1].b;
+    v->params[v->n_params - 1].b = 0x7C00;
+    KVQ_EXPECT_STATUS(kvq_qfile_write(p, f), KVQ_ERR_BAD_ARGUMENT);
+    v->params[v->n_params - 1].b = b_saved;
     ck_assert(!exists(p));
     KVQ_EXPECT_STATUS(kvq_qfile_write(p, f), KVQ_OK);
     kvq_qfile *g = (kvq_qfile *)&saved;
@@ -712,12 +711,12 @@ END_TEST
 START_TEST(test_kvqz_corrupt)
 {
     kvq_qfile *f = make_qfile();
-    const char *p = file_path(0, "c.kvqz");
+    const char *p = scratch_path(0, "c.kvqz");
     KVQ_EXPECT_STATUS(kvq_qfile_write(p, f), KVQ_OK);
     size_t n;
     uint8_t *good = load(p, &n), *b = malloc(n);
     void *out = NULL;
-    KVQ_EXPECT_STATUS(read_kvqz(file_path(1, "missing.kvqz"), &out), KVQ_ERR_IO);
+    KVQ_EXPECT_STATUS(read_kvqz(scratch_path(1, "missing.kvqz"), &out), KVQ_ERR_IO);
     layout l0 = layout_of(f->tensor[0]);
     size_t r1 = 32 + l0.end; /* record 1: layer 0 values */
     layout l1 = layout_of(f->tensor[1]);
@@ -761,6 +760,16 @@ START_TEST(test_kvqz_corrupt)
         reseal(b, n);
         expect_bad(read_kvqz, b, n, cases[i].want, cases[i].what);
     }
+    /* Issue 17, finding 3: the outliers of token t + 1 moved to the fp16 token t (same bytes,
+     * valid pointers and indices): the reader took it and the library then refused to dequantize. */
+    {
+        uint32_t t = first_fp16_before_outliers(f->tensor[1]);
+        memcpy(b, good, n);
+        put32(b + r1 + l1.ptr + 4 * (t + 1), f->tensor[1]->outlier_ptr[t + 2]);
+        reseal(b, n);
+        expect_bad(read_kvqz, b, n, KVQ_ERR_FILE_CORRUPT, "outlier on an fp16 token");
+        ck_assert_msg(strstr(kvq_last_error(), "stored in fp16") != NULL, "%s", kvq_last_error());
+    }
     /* NUQ record (layer 1 keys): a threshold that is not S6.2's midpoint. */
     size_t r2 = r1 + l1.end;
     memcpy(b, good, n);
@@ -776,7 +785,7 @@ static Suite *make_suite(void)
 {
     Suite *s = suite_create("files");
     TCase *tc = tcase_create("core");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_kvt_round_trip);
     tcase_add_test(tc, test_kvt_worked_example);

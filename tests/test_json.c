@@ -206,6 +206,53 @@ START_TEST(nesting_is_limited)
 }
 END_TEST
 
+/* Issue 17, finding 7: the duplicate-key check compared every pair of keys, so a 1 MB object of 100k
+ * keys took 28 s. The check's work is counted (never timed): at most 2 n log2 n comparisons. */
+enum { MANY = 100000 };
+static const size_t MANY_BOUND = 2u * MANY * 17u; /* 2 n ceil(log2 n) */
+
+static char *object_of_many_keys(const char *last_key, size_t *length)
+{
+    size_t capacity = (size_t)MANY * 24 + 64, n = 0;
+    char *text = malloc(capacity);
+    ck_assert(text != NULL);
+    text[n++] = '{';
+    for (int i = 0; i < MANY; i++) n += (size_t)snprintf(text + n, capacity - n, "%s\"k%d\": %d", i ? ", " : "", i, i);
+    if (last_key != NULL) n += (size_t)snprintf(text + n, capacity - n, ",\n \"%s\": 0", last_key);
+    text[n++] = '}';
+    *length = n;
+    return text;
+}
+
+START_TEST(duplicate_keys_cost_n_log_n)
+{
+    size_t n;
+    char *text = object_of_many_keys(NULL, &n);
+    char error[256];
+    json_value *v = json_parse(text, n, error, sizeof error);
+    ck_assert_msg(v != NULL, "%s", error);
+    ck_assert_uint_eq(json_length(v), MANY);
+    ck_assert_msg(json_duplicate_comparisons() <= MANY_BOUND, "%zu comparisons for %d keys",
+                  json_duplicate_comparisons(), MANY);
+    ck_assert(json_get(v, "k99999") != NULL);
+    json_free(v);
+    free(text);
+    /* a duplicate at the end is still found, and named where it is */
+    text = object_of_many_keys("k5", &n);
+    ck_assert(json_parse(text, n, error, sizeof error) == NULL);
+    ck_assert_msg(strstr(error, "line 2, column 2: duplicate key \"k5\"") != NULL, "%s", error);
+    ck_assert_uint_le(json_duplicate_comparisons(), MANY_BOUND + 40);
+    free(text);
+    /* of several duplicates, the first in the text is the one reported */
+    REFUSE("{\"a\": 1, \"b\": 2, \"b\": 3, \"a\": 4}", "line 1, column 18: duplicate key \"b\"");
+    REFUSE("{\"a\": 1, \"b\": 2, \"a\": 3, \"b\": 4}", "line 1, column 18: duplicate key \"a\"");
+    /* keys differing only after an embedded NUL are distinct */
+    json_value *nul = json_parse("{\"a\\u0000b\": 1, \"a\\u0000c\": 2, \"a\": 3}", 38, error, sizeof error);
+    ck_assert_msg(nul != NULL, "%s", error);
+    json_free(nul);
+}
+END_TEST
+
 static char scratch[64];
 
 static const char *scratch_dir(void)
@@ -223,6 +270,21 @@ static void write_text(const char *dir, const char *name, const char *text)
     ck_assert(f != NULL);
     fputs(text, f);
     fclose(f);
+}
+
+/* A manifest of one case with one array file entry (the rest as S16.7 requires), sha256 all zero. */
+static void write_one_array_manifest(const char *dir, const char *file, const char *dtype, const char *shape,
+                                     unsigned long long bytes)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
+             "\"cases\": [{\"case\": \"c\", \"section\": \"S5\", \"operation\": \"pack_codes\", \"params\": {}, "
+             "\"files\": [{\"label\": \"x\", \"class\": \"input\", \"file\": \"%s\", \"kind\": \"array\", "
+             "\"dtype\": \"%s\", \"shape\": [%s], \"bytes\": %llu, \"sha256\": "
+             "\"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}",
+             file, dtype, shape, bytes);
+    write_text(dir, "manifest.json", text);
 }
 
 static void remove_file(const char *dir, const char *name)
@@ -288,29 +350,23 @@ START_TEST(manifest_problems_are_named)
     write_text(dir, "manifest.json", "{\"format\": \"other\", \"format_version\": 1}");
     ck_assert(!manifest_load(dir, &m, error, sizeof error));
     ck_assert(strstr(error, "not a kvq golden manifest") != NULL);
-    write_text(dir, "manifest.json",
-               "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
-               "\"cases\": [{\"case\": \"c\", \"section\": \"S5\", \"operation\": \"pack_codes\", \"params\": {}, "
-               "\"files\": [{\"label\": \"x\", \"class\": \"input\", \"file\": \"../x.bin\", \"kind\": \"array\", "
-               "\"dtype\": \"u8\", \"shape\": [2], \"bytes\": 2, \"sha256\": "
-               "\"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}");
+    write_one_array_manifest(dir, "../x.bin", "u8", "2", 2);
     ck_assert(!manifest_load(dir, &m, error, sizeof error));
     ck_assert_msg(strstr(error, "plain file name") != NULL, "%s", error);
-    write_text(dir, "manifest.json",
-               "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
-               "\"cases\": [{\"case\": \"c\", \"section\": \"S5\", \"operation\": \"pack_codes\", \"params\": {}, "
-               "\"files\": [{\"label\": \"x\", \"class\": \"input\", \"file\": \"c.x.bin\", \"kind\": \"array\", "
-               "\"dtype\": \"u16\", \"shape\": [2], \"bytes\": 3, \"sha256\": "
-               "\"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}");
+    write_one_array_manifest(dir, "c.x.bin", "u16", "2", 3);
     ck_assert(!manifest_load(dir, &m, error, sizeof error));
     ck_assert_msg(strstr(error, "do not match shape and dtype") != NULL, "%s", error);
+    /* Issue 17, finding 2: 2147614724 * 2147352580 f32 elements is 64 bytes modulo 2^64; the
+     * manifest used to pass and the runner then copied gigabytes out of a 64-byte file. */
+    write_one_array_manifest(dir, "c.x.bin", "f32", "2147614724, 2147352580", 64);
+    ck_assert(!manifest_load(dir, &m, error, sizeof error));
+    ck_assert_msg(strstr(error, "shape and dtype describe more than") != NULL, "%s", error);
+    /* the element count alone may wrap too: (2^16)^4 = 2^64 elements used to pass as an empty array */
+    write_one_array_manifest(dir, "c.x.bin", "u8", "65536, 65536, 65536, 65536", 0);
+    ck_assert(!manifest_load(dir, &m, error, sizeof error));
+    ck_assert_msg(strstr(error, "shape and dtype describe more than") != NULL, "%s", error);
     /* a well-formed manifest whose file is shorter than it says */
-    write_text(dir, "manifest.json",
-               "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", \"n_cases\": 1, "
-               "\"cases\": [{\"case\": \"c\", \"section\": \"S5\", \"operation\": \"pack_codes\", \"params\": {}, "
-               "\"files\": [{\"label\": \"x\", \"class\": \"input\", \"file\": \"c.x.bin\", \"kind\": \"array\", "
-               "\"dtype\": \"u16\", \"shape\": [2], \"bytes\": 4, \"sha256\": "
-               "\"0000000000000000000000000000000000000000000000000000000000000000\"}]}]}");
+    write_one_array_manifest(dir, "c.x.bin", "u16", "2", 4);
     write_text(dir, "c.x.bin", "abc");
     ck_assert_msg(manifest_load(dir, &m, error, sizeof error), "%s", error);
     golden_array a;
@@ -324,6 +380,48 @@ START_TEST(manifest_problems_are_named)
     manifest_free(&m);
     remove_file(dir, "manifest.json");
     remove_file(dir, "c.x.bin");
+    rmdir(dir);
+}
+END_TEST
+
+/* Issue 17, finding 7: the manifest's duplicate-name check compared every pair of case names. */
+START_TEST(duplicate_case_names_cost_n_log_n)
+{
+    const char *dir = scratch_dir();
+    size_t capacity = (size_t)MANY * 120 + 256, n = 0;
+    char *text = malloc(capacity);
+    ck_assert(text != NULL);
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0: MANY distinct names; pass 1: the last case repeats "c7" */
+        n = (size_t)snprintf(text, capacity,
+                             "{\"format\": \"kvq-golden\", \"format_version\": 1, \"spec_version\": \"1.0.0\", "
+                             "\"n_cases\": %d, \"cases\": [",
+                             MANY);
+        for (int i = 0; i < MANY; i++)
+            n += (size_t)snprintf(text + n, capacity - n,
+                                  "%s{\"case\": \"c%d\", \"section\": \"S5\", \"operation\": \"o\", \"params\": {}, "
+                                  "\"files\": []}",
+                                  i ? ", " : "", pass == 1 && i == MANY - 1 ? 7 : i);
+        snprintf(text + n, capacity - n, "]}");
+        write_text(dir, "manifest.json", text);
+        manifest m;
+        char error[512];
+        json_duplicate_comparisons_reset();
+        bool loaded = manifest_load(dir, &m, error, sizeof error);
+        /* the case objects' own keys are checked too: 5 keys each, a handful of comparisons */
+        ck_assert_msg(json_duplicate_comparisons() <= MANY_BOUND + (size_t)MANY * 10, "%zu comparisons for %d names",
+                      json_duplicate_comparisons(), MANY);
+        if (pass == 0) {
+            ck_assert_msg(loaded, "%s", error);
+            ck_assert_uint_eq(m.n_cases, MANY);
+            manifest_free(&m);
+        } else {
+            ck_assert(!loaded);
+            ck_assert_msg(strstr(error, "case name \"c7\" appears twice") != NULL, "%s", error);
+        }
+    }
+    free(text);
+    remove_file(dir, "manifest.json");
     rmdir(dir);
 }
 END_TEST
@@ -342,10 +440,12 @@ static Suite *json_suite(void)
     tcase_add_test(reader, length_bounds_the_text);
     tcase_add_test(reader, nesting_is_limited);
     tcase_add_test(reader, files_parse_and_errors_name_them);
+    tcase_add_test(reader, duplicate_keys_cost_n_log_n);
     suite_add_tcase(s, reader);
     TCase *golden = tcase_create("manifest");
     tcase_add_test(golden, golden_manifest_loads);
     tcase_add_test(golden, manifest_problems_are_named);
+    tcase_add_test(golden, duplicate_case_names_cost_n_log_n);
     suite_add_tcase(s, golden);
     return s;
 }

@@ -159,6 +159,7 @@ START_TEST(spec_example_calibrated_keys)
     cfg.role = KVQ_ROLE_KEYS;
     cfg.key_mode = KVQ_KEYS_PER_CHANNEL_CALIBRATED;
     cfg.channel_range = r;
+    cfg.n_channel_range = 32;
     cfg.group_size = 77;      /* not used by calibrated keys */
     cfg.outlier_ppm = 5000000; /* not used by calibrated keys */
     kvq_qtensor *qt = NULL;
@@ -415,6 +416,7 @@ START_TEST(context_length_one)
     cfgs[2].role = KVQ_ROLE_KEYS;
     cfgs[2].key_mode = KVQ_KEYS_PER_CHANNEL_CALIBRATED;
     cfgs[2].channel_range = r;
+    cfgs[2].n_channel_range = 128;
     for (int k = 0; k < 3; k++) {
         kvq_qtensor *qt = NULL;
         ck_assert_int_eq(kvq_quantize_head(&cfgs[k], x, 1, 128, NULL, &qt), KVQ_OK);
@@ -557,7 +559,23 @@ START_TEST(quantize_errors)
     c.role = KVQ_ROLE_KEYS;
     c.key_mode = KVQ_KEYS_PER_CHANNEL_CALIBRATED;
     KVQ_EXPECT_STATUS(kvq_quantize_head(&c, x, 2, 32, NULL, &out), KVQ_ERR_BAD_CALIBRATION);
+    /* Issue 17, finding 6: the length of channel_range is part of the configuration. A calibration
+     * for head_dim 8 on a head_dim 32 slice used to be read 24 entries past its end. */
+    kvq_channel_range *short_ranges = malloc(8 * sizeof *short_ranges);
+    ck_assert_ptr_nonnull(short_ranges);
+    for (int i = 0; i < 8; i++) short_ranges[i] = (kvq_channel_range){-1.0f, 1.0f};
+    c.channel_range = short_ranges;
+    c.n_channel_range = 8;
+    KVQ_EXPECT_STATUS(kvq_quantize_head(&c, x, 2, 32, NULL, &out), KVQ_ERR_SIZE_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(kvq_last_error(), "n_channel_range = 8"));
+    free(short_ranges);
     c.channel_range = r;
+    c.n_channel_range = 0; /* a zeroed field: calibrated keys must say how many ranges there are */
+    KVQ_EXPECT_STATUS(kvq_quantize_head(&c, x, 2, 32, NULL, &out), KVQ_ERR_SIZE_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(kvq_last_error(), "set it to the length of channel_range"));
+    c.n_channel_range = 33;
+    KVQ_EXPECT_STATUS(kvq_quantize_head(&c, x, 2, 32, NULL, &out), KVQ_ERR_SIZE_MISMATCH);
+    c.n_channel_range = 32;
     r[5].lo = 2.0f;
     KVQ_EXPECT_STATUS(kvq_quantize_head(&c, x, 2, 32, NULL, &out), KVQ_ERR_BAD_CALIBRATION);
     ck_assert_ptr_nonnull(strstr(kvq_last_error(), "channel_range[5]"));
@@ -582,15 +600,23 @@ START_TEST(quantize_errors)
 }
 END_TEST
 
-/* kvq_dequantize_head rejects inconsistent qtensors and leaves out untouched. */
-START_TEST(dequantize_errors)
+/* x[4][32] from `seed`, as 4-bit values with 5% outliers and a sink: every array of the qtensor
+ * holds something. */
+static kvq_qtensor *sink_and_outliers(float *x, unsigned seed)
 {
-    float x[4 * 32];
-    fill_random(x, 128, 9);
+    fill_random(x, 128, seed);
     kvq_head_config cfg = values_config(4, 0, 50000);
     cfg.policy.n_sinks = 1;
     kvq_qtensor *qt = NULL;
     ck_assert_int_eq(kvq_quantize_head(&cfg, x, 4, 32, NULL, &qt), KVQ_OK);
+    return qt;
+}
+
+/* kvq_dequantize_head rejects inconsistent qtensors and leaves out untouched. */
+START_TEST(dequantize_errors)
+{
+    float x[4 * 32];
+    kvq_qtensor *qt = sink_and_outliers(x, 9);
     float y[128], sentinel[128];
     for (int i = 0; i < 128; i++) y[i] = sentinel[i] = -12345.0f;
     KVQ_EXPECT_STATUS(kvq_dequantize_head(NULL, y), KVQ_ERR_NULL_ARGUMENT);
@@ -644,6 +670,104 @@ START_TEST(dequantize_errors)
 }
 END_TEST
 
+/* Issue 17, finding 6: kvq_dequantize_head took params with b = +inf (the .kvqz reader refuses
+ * them) and returned infinities with KVQ_OK. Every stored number must be finite (S4.4), and attention
+ * refuses the same tensors. */
+START_TEST(dequantize_refuses_nonfinite_numbers)
+{
+    float x[4 * 32];
+    kvq_qtensor *qt = sink_and_outliers(x, 21);
+    ck_assert_uint_eq(qt->n_fp16_rows, 1);
+    ck_assert_uint_gt(qt->n_outliers, 0);
+    float y[128], sentinel[128];
+    for (int i = 0; i < 128; i++) y[i] = sentinel[i] = -12345.0f;
+    struct {
+        uint16_t *field;
+        uint16_t bad;
+        kvq_status want;
+        const char *name;
+    } cases[] = {
+        {&qt->params[1].b, 0x7C00, KVQ_ERR_BAD_ARGUMENT, "params[1]"},     /* b = +inf */
+        {&qt->params[1].b, 0xB800, KVQ_ERR_BAD_ARGUMENT, "params[1]"},     /* b = -0.5 */
+        {&qt->params[2].a, 0x7E00, KVQ_ERR_BAD_ARGUMENT, "params[2]"},     /* a = NaN */
+        {&qt->fp16_rows[3], 0xFC00, KVQ_ERR_NONFINITE_INPUT, "fp16_rows[3]"},
+        {&qt->outlier_value[0], 0x7C00, KVQ_ERR_NONFINITE_INPUT, "outlier_value[0]"},
+    };
+    /* keys for attention: the same data as calibrated-free online keys */
+    kvq_head_config kc = online_keys_config(4, 2, 0);
+    kvq_qtensor *keys = NULL;
+    ck_assert_int_eq(kvq_quantize_head(&kc, x, 4, 32, NULL, &keys), KVQ_OK);
+    uint32_t positions[4] = {0, 1, 2, 3};
+    float q[32], out[32];
+    for (int i = 0; i < 32; i++) q[i] = 0.125f * (float)(i % 5);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint16_t saved = *cases[i].field;
+        *cases[i].field = cases[i].bad;
+        KVQ_EXPECT_STATUS(kvq_dequantize_head(qt, y), cases[i].want);
+        ck_assert_msg(strstr(kvq_last_error(), cases[i].name) != NULL, "%s", kvq_last_error());
+        ck_assert_mem_eq(y, sentinel, sizeof y);
+        KVQ_EXPECT_STATUS(kvq_attention_decode(keys, qt, positions, NULL, q, 1, 4, out), cases[i].want);
+        *cases[i].field = saved;
+    }
+    ck_assert_int_eq(kvq_dequantize_head(qt, y), KVQ_OK);
+    for (int i = 0; i < 128; i++) ck_assert(isfinite(y[i]));
+    ck_assert_int_eq(kvq_attention_decode(keys, qt, positions, NULL, q, 1, 4, out), KVQ_OK);
+    kvq_qtensor_free(keys);
+    kvq_qtensor_free(qt);
+}
+END_TEST
+
+/* Issue 17, finding 6: n_params and n_outliers are uint32 (S4.4) and wrapped above 2^32 within S1.4's
+ * limits. A slice whose counts could exceed 2^32 - 1 is refused from its sizes alone, before x is read:
+ * x here is one float, so reading it as the 2^32-element slice the sizes describe would fault. */
+START_TEST(counts_beyond_32_bits_are_refused)
+{
+    float *x = malloc(sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    x[0] = 0.0f;
+    kvq_qtensor sentinel_obj;
+    kvq_qtensor *out = &sentinel_obj;
+    const uint32_t n = (1u << 22) + 1u, d = 1024; /* n * d = 2^32 + 1024 elements */
+    /* values in groups of one channel: n * d parameter pairs */
+    kvq_head_config c = values_config(8, 32, 0);
+    c.group_size = 32;
+    KVQ_EXPECT_STATUS(kvq_check_counts(&c, n, d), KVQ_OK); /* 2^27 pairs: fine */
+    c = values_config(8, 1, 0);
+    c.quantizer.bits = 8;
+    KVQ_EXPECT_STATUS(kvq_quantize_head(&c, x, n, d, NULL, &out), KVQ_ERR_BAD_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(kvq_last_error(), "parameter pairs"));
+    /* every element an outlier (100%): n * d outliers */
+    c = values_config(8, 0, 1000000);
+    KVQ_EXPECT_STATUS(kvq_quantize_head(&c, x, n, d, NULL, &out), KVQ_ERR_BAD_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(kvq_last_error(), "outliers"));
+    /* S7.1's counts decide: 1% of a 1024-wide group is 6 per tail, 12 in all, n * 12 < 2^32 */
+    c.outlier_ppm = 10000;
+    KVQ_EXPECT_STATUS(kvq_check_counts(&c, n, d), KVQ_OK);
+    /* online keys: complete blocks of 2 tokens, 100%: 2^21 blocks * 1024 channels * 2 */
+    c = online_keys_config(8, 2, 1000000);
+    KVQ_EXPECT_STATUS(kvq_quantize_head(&c, x, n, d, NULL, &out), KVQ_ERR_BAD_ARGUMENT);
+    /* calibrated keys: any element may be beyond its range, unless they are clamped */
+    kvq_channel_range *r = malloc(d * sizeof *r);
+    ck_assert_ptr_nonnull(r);
+    for (uint32_t i = 0; i < d; i++) r[i] = (kvq_channel_range){-1.0f, 1.0f};
+    c = values_config(8, 0, 0);
+    c.role = KVQ_ROLE_KEYS;
+    c.key_mode = KVQ_KEYS_PER_CHANNEL_CALIBRATED;
+    c.channel_range = r;
+    c.n_channel_range = d;
+    KVQ_EXPECT_STATUS(kvq_quantize_head(&c, x, n, d, NULL, &out), KVQ_ERR_BAD_ARGUMENT);
+    c.beyond_range = KVQ_BEYOND_RANGE_CLAMP;
+    KVQ_EXPECT_STATUS(kvq_check_counts(&c, n, d), KVQ_OK);
+    /* kvq_check_counts checks the configuration first */
+    c.n_channel_range = 7;
+    KVQ_EXPECT_STATUS(kvq_check_counts(&c, n, d), KVQ_ERR_SIZE_MISMATCH);
+    KVQ_EXPECT_STATUS(kvq_check_counts(NULL, n, d), KVQ_ERR_NULL_ARGUMENT);
+    ck_assert_ptr_eq(out, &sentinel_obj);
+    free(r);
+    free(x);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("quantize_head");
@@ -661,6 +785,8 @@ static Suite *make_suite(void)
     tcase_add_test(tc, free_null);
     tcase_add_test(tc, quantize_errors);
     tcase_add_test(tc, dequantize_errors);
+    tcase_add_test(tc, dequantize_refuses_nonfinite_numbers);
+    tcase_add_test(tc, counts_beyond_32_bits_are_refused);
     suite_add_tcase(s, tc);
     return s;
 }

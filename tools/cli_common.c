@@ -5,9 +5,12 @@
 #define _GNU_SOURCE /* getopt_long, and GNU getopt's argument permutation */
 #include "cli_common.h"
 
+#include "kvq/kvq_io.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,7 +263,7 @@ bool cli_quant_option(const char *cmd, cli_quant_options *q, int code, const cha
 }
 
 kvq_head_config cli_head_config(const cli_quant_options *q, kvq_role role, const kvq_codebook *codebook,
-                                const kvq_channel_range *ranges)
+                                const kvq_channel_range *ranges, uint32_t n_ranges)
 {
     kvq_head_config c;
     memset(&c, 0, sizeof c);
@@ -274,7 +277,9 @@ kvq_head_config cli_head_config(const cli_quant_options *q, kvq_role role, const
     else
         c.group_size = q->value_group;
     c.outlier_ppm = q->outlier_ppm;
-    c.channel_range = role == KVQ_ROLE_KEYS && q->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED ? ranges : NULL;
+    bool calibrated = role == KVQ_ROLE_KEYS && q->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED;
+    c.channel_range = calibrated ? ranges : NULL;
+    c.n_channel_range = calibrated && ranges != NULL ? n_ranges : 0u;
     c.policy = q->policy;
     c.beyond_range = q->beyond_range;
     return c;
@@ -313,4 +318,27 @@ void *cli_alloc(const char *cmd, size_t count, size_t size, const char *what)
         fprintf(stderr, "kvq %s: error: %s: no memory for %s (%zu x %zu bytes)\n", cmd,
                 kvq_status_name(KVQ_ERR_OUT_OF_MEMORY), what, count, size);
     return p;
+}
+
+/* Async-signal-safe: unlink, then the default action of the same signal (SA_RESETHAND restored it). */
+static void remove_temporaries_and_die(int sig)
+{
+    kvq_remove_temporary_files();
+    raise(sig);
+}
+
+void cli_remove_temporaries_on_signals(void)
+{
+    static const int signals[] = {SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGXFSZ};
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        struct sigaction previous;
+        /* A signal the caller of kvq chose to ignore (nohup, a shell's SIGPIPE) stays ignored. */
+        if (sigaction(signals[i], NULL, &previous) != 0 || previous.sa_handler == SIG_IGN) continue;
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = remove_temporaries_and_die;
+        action.sa_flags = (int)SA_RESETHAND;
+        sigemptyset(&action.sa_mask);
+        sigaction(signals[i], &action, NULL);
+    }
 }

@@ -148,9 +148,10 @@ cli_quant_options cli_quant_defaults(void);
 bool cli_quant_option(const char *cmd, cli_quant_options *q, int code, const char *arg);
 
 /* The head config for one role. `codebook` is required for NUQ (may be NULL
- * otherwise); `ranges` for calibrated keys. The library validates the result. */
+ * otherwise); `ranges` (n_ranges of them) for calibrated keys. The library
+ * validates the result, n_ranges against the slice's head_dim included. */
 kvq_head_config cli_head_config(const cli_quant_options *q, kvq_role role, const kvq_codebook *codebook,
-                                const kvq_channel_range *ranges);
+                                const kvq_channel_range *ranges, uint32_t n_ranges);
 
 /* Names for printing. */
 const char *cli_scheme_name(kvq_scheme scheme);
@@ -158,6 +159,11 @@ const char *cli_key_mode_name(kvq_key_mode mode);
 const char *cli_beyond_range_name(kvq_beyond_range rule); /* "outliers", "clamp" */
 const char *cli_policy_name(kvq_policy_rule rule);
 const char *cli_precision_name(kvq_precision precision);
+
+/* Installs handlers for the signals that end a process (SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM,
+ * SIGXFSZ) that remove the temporary files of writes in progress (kvq_remove_temporary_files) and
+ * then end the process by the same signal, as if there were no handler. Called once by main. */
+void cli_remove_temporaries_on_signals(void);
 
 /* calloc(count, size) (count 0 is treated as 1 so that NULL always means
  * failure); on failure prints "kvq CMD: error: KVQ_ERR_OUT_OF_MEMORY: ..." and

@@ -52,7 +52,7 @@ static kvq_status layer_codebook(const kvq_kvfile *kv, const kvq_kvfile *fisher,
     size_t total = 0;
     for (uint32_t h = 0; h < kv->n_heads; h++) {
         /* NUQ config as quantize will use it; no codebook: the samples do not depend on it (S6.6). */
-        kvq_head_config config = cli_head_config(q, role, NULL, kvq_calibration_ranges(cal, l, h));
+        kvq_head_config config = cli_head_config(q, role, NULL, kvq_calibration_ranges(cal, l, h), cal->head_dim);
         size_t n = 0;
         kvq_status st = kvq_calibration_samples(&config, kvq_kvfile_slice(kv, role, l, h),
                                                 fisher ? kvq_kvfile_slice(fisher, role, l, h) : NULL, kv->n_tokens,

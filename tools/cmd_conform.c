@@ -205,12 +205,11 @@ static bool open_backend(conform_run *run, const conform_options *o)
     }
     kvq_backend_options options = {sizeof(kvq_backend_options), run->platform, run->device,
                                    run->profile_given ? (int32_t)run->profile : -1};
-    message[0] = '\0';
-    st = run->api->open(&options, &run->ctx, message, sizeof message);
-    if (st != KVQ_OK || run->ctx == NULL) {
-        fprintf(stderr, "kvq conform: error: cannot open backend %s: %s (%s)\n", o->backend,
-                message[0] ? message : "no reason given", kvq_status_name(st));
-        run->ctx = NULL;
+    run->ctx = NULL;
+    st = kvq_backend_open(run->api, &options, &run->ctx, message, sizeof message);
+    if (st != KVQ_OK) {
+        fprintf(stderr, "kvq conform: error: cannot open backend %s: %s (%s)\n", o->backend, message,
+                kvq_status_name(st));
         return false;
     }
     memset(&run->caps, 0, sizeof run->caps);

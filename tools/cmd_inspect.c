@@ -15,8 +15,11 @@
  */
 #define _GNU_SOURCE
 #include "cli_common.h"
+#include "inspect_attention.h"
+#include "inspect_maps.h"
 #include "kvq/kvq_io.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -29,15 +32,44 @@ void cli_usage_inspect(FILE *out)
 {
     fprintf(out,
             "usage: kvq inspect FILE [--against ORIGINAL.kvt] [--json] [--bins N]\n"
+            "       kvq inspect FILE.kvqz --against ORIGINAL.kvt [--attention [--queries Q.kvt | --query-heads N\n"
+            "                   --seed S] [--rope half|interleaved|none] [--rope-base B[,B...]]]\n"
+            "                   [--svg DIR [--layer L] [--head H]]\n"
             "  FILE.kvt:  shape, modality counts, min/max/mean/std per layer and head, histograms of\n"
             "             keys and values, per-channel key absmax and outlier channels.\n"
             "  FILE.kvqz: configuration, precision counts, outliers, bytes; with --against, the\n"
-            "             error of the dequantized values per group (absolute and in steps, checked\n"
-            "             against the S3.8 bound) and the overall RMSE.\n"
+            "             error of the dequantized values per group (uniform: in steps, checked against\n"
+            "             the S3.8 bound; NUQ: in half-ranges, against the codebook's widest cell) and\n"
+            "             the overall RMSE.\n"
             "  FILE.kvc:  calibration ranges and codebooks.\n"
             "  --json     the same as one JSON object\n"
-            "  --bins N   histogram bins (default 20)\n");
+            "  --bins N   histogram bins (default 20)\n"
+            "  --attention     decode attention (S11) over the quantized cache against the original, per query\n"
+            "                  head: output error and attention-weight shift (total variation)\n"
+            "  --queries Q.kvt the queries: a .kvt whose keys are [layer][query head][position][channel]\n"
+            "                  (query heads a multiple of the KV heads; positions, if any, are theirs);\n"
+            "                  default: drawn, --query-heads N per KV head (default 1) from --seed S (default 1)\n"
+            "  --rope R        half (default), interleaved or none (S9.1)\n"
+            "  --rope-base B   RoPE base (default 10000): one value, or one per layer separated by commas\n"
+            "  --svg DIR       figures into DIR: errors-layerL-headH.svg (|x| and error maps of keys and\n"
+            "                  values of --layer L --head H, default 0 0); with --attention, attention.svg\n"
+            "                  (error and weight shift per query head) and attention-weights.svg (the weights\n"
+            "                  of the query head whose weights moved most)\n");
 }
+
+/* What --attention and --svg ask for (a .kvqz against its original). */
+typedef struct inspect_options {
+    const char *against;
+    bool json;
+    bool attention;
+    const char *queries;  /* NULL: drawn */
+    uint32_t query_heads; /* drawn queries per KV head */
+    uint64_t seed;
+    kvq_rope_pairing pairing;
+    const char *rope_base; /* "B" or "B0,B1,..." */
+    const char *svg_dir;
+    uint32_t layer, head; /* the slice of the maps */
+} inspect_options;
 
 /* ------------------------------------------------------------ helpers -- */
 
@@ -300,6 +332,158 @@ static int inspect_kvt(const char *path, bool json, uint32_t bins)
     return CLI_OK;
 }
 
+/* ------------------------------------------- --attention and --svg -- */
+
+/* Each layer's RoPE from --rope and --rope-base (one base, or one per layer); an exit status. */
+static int parse_ropes(const inspect_options *o, uint32_t n_layers, kvq_rope *rope)
+{
+    const char *text = o->rope_base != NULL ? o->rope_base : "10000";
+    size_t len = strlen(text);
+    char *copy = cli_alloc(CMD, len + 1, 1, "--rope-base");
+    float *base = cli_alloc(CMD, n_layers, sizeof *base, "--rope-base");
+    int rc = copy != NULL && base != NULL ? CLI_OK : CLI_FAILED;
+    uint32_t n = 0;
+    if (rc == CLI_OK) memcpy(copy, text, len + 1);
+    for (char *save = NULL, *item = rc == CLI_OK ? strtok_r(copy, ",", &save) : NULL; item != NULL && rc == CLI_OK;
+         item = strtok_r(NULL, ",", &save)) {
+        float value;
+        if (!cli_parse_float(CMD, "--rope-base", item, 1.0f, 1e30f, &value))
+            rc = CLI_USAGE;
+        else if (!(value > 1.0f))
+            rc = cli_usage_error(CMD, "--rope-base %s must be greater than 1 (S9.1)", item);
+        if (n < n_layers) base[n] = value; /* beyond n_layers only counted, for the message */
+        n++;
+    }
+    if (rc == CLI_OK && n != 1 && n != n_layers)
+        rc = cli_error(CMD, KVQ_ERR_SIZE_MISMATCH,
+                       "--rope-base has %u values; the cache has %u layers (give one base for every layer, or one "
+                       "per layer)", n, n_layers);
+    for (uint32_t l = 0; rc == CLI_OK && l < n_layers; l++) {
+        rope[l].pairing = o->pairing;
+        rope[l].base = base[n == 1 ? 0 : l];
+    }
+    free(copy);
+    free(base);
+    return rc;
+}
+
+typedef struct attention_run {
+    kvq_rope *rope;
+    attn_queries queries;
+    attn_report report;
+} attention_run;
+
+static void attention_free(attention_run *a)
+{
+    free(a->rope);
+    attn_queries_free(&a->queries);
+    attn_report_free(&a->report);
+}
+
+/* Everything --attention computes, before anything is printed. */
+static int attention_prepare(const kvq_qfile *qf, const kvq_kvfile *orig, const inspect_options *o, attention_run *a)
+{
+    memset(a, 0, sizeof *a);
+    a->rope = cli_alloc(CMD, orig->n_layers, sizeof *a->rope, "RoPE settings");
+    if (a->rope == NULL) return CLI_FAILED;
+    int rc = parse_ropes(o, orig->n_layers, a->rope);
+    if (rc != CLI_OK) {
+        attention_free(a);
+        return rc;
+    }
+    char why[1024] = "";
+    kvq_status st = o->queries != NULL ? attn_queries_read(o->queries, orig, &a->queries, why, sizeof why)
+                                       : attn_queries_draw(orig, o->query_heads, o->seed, &a->queries, why, sizeof why);
+    if (st == KVQ_OK) st = attn_measure(qf, orig, &a->queries, a->rope, &a->report, why, sizeof why);
+    if (st != KVQ_OK) {
+        attention_free(a);
+        return cli_error(CMD, st, "--attention: %s", why);
+    }
+    return CLI_OK;
+}
+
+/* DIR/errors-layerL-headH.svg and, with --attention, DIR/attention.svg and DIR/attention-weights.svg. */
+static int write_figures(const char *path, const kvq_qfile *qf, const kvq_kvfile *orig, const inspect_options *o,
+                         const attention_run *a)
+{
+    uint32_t N = orig->n_tokens, D = orig->head_dim;
+    if (o->layer >= orig->n_layers || o->head >= orig->n_heads)
+        return cli_error(CMD, KVQ_ERR_BAD_ARGUMENT, "--layer %u --head %u: the file has %u layers x %u heads", o->layer,
+                         o->head, orig->n_layers, orig->n_heads);
+    if (mkdir(o->svg_dir, 0777) != 0 && errno != EEXIST)
+        return cli_error(CMD, KVQ_ERR_IO, "--svg %s: cannot create the directory: %s", o->svg_dir, strerror(errno));
+    float *kd = cli_alloc(CMD, (size_t)N * D, sizeof *kd, "dequantized keys");
+    float *vd = cli_alloc(CMD, (size_t)N * D, sizeof *vd, "dequantized values");
+    int rc = kd != NULL && vd != NULL ? CLI_OK : CLI_FAILED;
+    kvq_status st = KVQ_OK;
+    if (rc == CLI_OK) st = kvq_dequantize_head(*kvq_qfile_slot(qf, o->layer, o->head, KVQ_ROLE_KEYS), kd);
+    if (rc == CLI_OK && st == KVQ_OK) st = kvq_dequantize_head(*kvq_qfile_slot(qf, o->layer, o->head, KVQ_ROLE_VALUES), vd);
+    if (st != KVQ_OK) rc = cli_fail(CMD, st);
+    char file[4300], title[256], subtitle[512];
+    if (rc == CLI_OK) {
+        const kvq_qtensor *kq = *kvq_qfile_slot(qf, o->layer, o->head, KVQ_ROLE_KEYS),
+                          *vq = *kvq_qfile_slot(qf, o->layer, o->head, KVQ_ROLE_VALUES);
+        snprintf(file, sizeof file, "%s/errors-layer%u-head%u.svg", o->svg_dir, o->layer, o->head);
+        snprintf(title, sizeof title, "%s, layer %u head %u: magnitudes and quantization error", path, o->layer,
+                 o->head);
+        snprintf(subtitle, sizeof subtitle, "keys %s %u-bit %s, values %s %u-bit (group %u); %u tokens x %u channels",
+                 cli_scheme_name(kq->scheme), kq->bits, cli_key_mode_name(kq->key_mode), cli_scheme_name(vq->scheme),
+                 vq->bits, vq->group_size, N, D);
+        if (!maps_write_slice(file, title, subtitle, kvq_kvfile_slice(orig, KVQ_ROLE_KEYS, o->layer, o->head), kd,
+                              kvq_kvfile_slice(orig, KVQ_ROLE_VALUES, o->layer, o->head), vd, N, D))
+            rc = CLI_FAILED;
+    }
+    if (rc == CLI_OK && a != NULL && a->report.n > 0) {
+        figure *f = cli_alloc(CMD, 1, sizeof *f, "figure");
+        double *wo = cli_alloc(CMD, N, sizeof *wo, "weights"), *wq = cli_alloc(CMD, N, sizeof *wq, "weights");
+        rc = f != NULL && wo != NULL && wq != NULL ? CLI_OK : CLI_FAILED;
+        if (rc == CLI_OK) {
+            snprintf(title, sizeof title, "%s: what quantization changes in decode attention", path);
+            attn_figure_init(f, &a->queries, title);
+            const char *base = strrchr(path, '/');
+            attn_figure_add(f, &a->report, &a->queries, base != NULL ? base + 1 : path);
+            snprintf(file, sizeof file, "%s/attention.svg", o->svg_dir);
+            if (!fig_write(f, file)) rc = CLI_FAILED;
+            fig_free(f);
+        }
+        /* the weights of the query head whose weights moved most */
+        const attn_row *worst = &a->report.row[0];
+        for (size_t i = 1; i < a->report.n; i++)
+            if (a->report.row[i].tv > worst->tv) worst = &a->report.row[i];
+        char why[1024];
+        if (rc == CLI_OK) {
+            st = attn_weights(qf, orig, &a->queries, a->rope, worst, wo, wq, why, sizeof why);
+            if (st != KVQ_OK) rc = cli_error(CMD, st, "%s", why);
+        }
+        if (rc == CLI_OK) {
+            fig_init(f, 1, 1, PLOT_LINEAR, PLOT_LINEAR);
+            snprintf(f->title, sizeof f->title, "%s: attention weights of layer %u query head %u (largest shift)", path,
+                     worst->layer, worst->q_head);
+            snprintf(f->subtitle, sizeof f->subtitle, "position %u; total variation %.4g; weight on token 0: %.4g "
+                     "(original), %.4g (quantized)", worst->position, worst->tv, worst->w0_orig, worst->w0_quant);
+            snprintf(f->x_label, sizeof f->x_label, "token");
+            snprintf(f->y_label, sizeof f->y_label, "attention weight");
+            f->panel_width = 720.0;
+            /* the quantized cache first, so that the original's dashes stay visible on top */
+            size_t sq = fig_style_of(f, "quantized cache", false), so = fig_style_of(f, "original cache", true);
+            f->style[so].no_marker = f->style[sq].no_marker = true;
+            for (uint32_t t = 0; t < N; t++) {
+                fig_add(f, 0, so, t, wo[t]);
+                fig_add(f, 0, sq, t, wq[t]);
+            }
+            snprintf(file, sizeof file, "%s/attention-weights.svg", o->svg_dir);
+            if (!fig_write(f, file)) rc = CLI_FAILED;
+            fig_free(f);
+        }
+        free(f);
+        free(wo);
+        free(wq);
+    }
+    free(kd);
+    free(vd);
+    return rc;
+}
+
 /* --------------------------------------------------------------- .kvqz -- */
 
 /* S4.4: the index into qt->params of element (t, c)'s group. */
@@ -334,14 +518,46 @@ static uint64_t payload_bytes(const kvq_qtensor *qt)
            (uint64_t)qt->n_fp16_rows * qt->head_dim * 2 + (uint64_t)qt->n_outliers * 6 + ptrs * 4 + qt->n_tokens;
 }
 
-/* Error of one slice against its original (S3.8 for quantized dense elements). */
+/* Error of one slice against its original. Dense elements are measured in
+ * units of their group's b: the step of a uniform scheme (S3.8 bounds the
+ * error by half of it), the half-range of NUQ (S6.3: the codebook's widest
+ * cell bounds it, see codebook_allowance). */
 typedef struct slice_error {
-    uint64_t dense, fp16_stored, violations;
+    uint64_t dense, fp16_stored, violations; /* violations: S3.8 (uniform) */
+    uint64_t nuq_over;                       /* NUQ: dense elements above the codebook's bound */
     double sum_sq, max_abs, max_steps, fp16_max_abs;
+    double max_half_ranges, allowance; /* NUQ: worst error / b, and the codebook's bound in units of b */
     size_t worst_group;
+    bool uniform, nuq; /* which kinds of slices were measured (overall: any of them) */
     double *group_max_abs;   /* [n_params] */
-    double *group_max_steps; /* [n_params]; -1 where the scheme has no step (NUQ) or b = 0 */
+    double *group_max_steps; /* [n_params]; error / b, in steps (uniform) or half-ranges (NUQ); -1 where b = 0 */
 } slice_error;
+
+/* S6.4/S6.5: a dense element of a NUQ group is normalized into [-1, 1] by the
+ * group's centre a and half-range b and decodes to the nearest signpost, so
+ * its error is at most b times the largest distance from a point of [-1, 1]
+ * to its nearest signpost: half the widest gap between neighbours, or the
+ * distance from an end of [-1, 1] to the outermost signpost (0 for
+ * NormalFloat, whose signposts end at -1 and 1; not for every k-means codebook). */
+static double codebook_allowance(const kvq_codebook *cb)
+{
+    uint32_t L = 1u << cb->bits;
+    double worst = fmax(1.0 + cb->signpost[0], 1.0 - cb->signpost[L - 1]);
+    for (uint32_t j = 0; j + 1 < L; j++)
+        worst = fmax(worst, 0.5 * ((double)cb->signpost[j + 1] - (double)cb->signpost[j]));
+    return worst;
+}
+
+/* The NUQ bound with S3.8's slack for the fp32 roundings of thresholds and decode:
+ * |x - y| <= b * allowance * (1 + 2^-20) + ulp32(|x| + b). Informative (the spec
+ * bounds uniform codes only, S3.8); clamped calibrated keys (S7.3) exceed it
+ * beyond their channel's range, as they must. */
+static bool within_codebook_bound(float x, float y, float b, double allowance)
+{
+    float v = fabsf(x) + b;
+    double ulp = (double)nextafterf(v, INFINITY) - (double)v;
+    return fabs((double)x - (double)y) <= (double)b * allowance * (1.0 + ldexp(1.0, -20)) + ulp;
+}
 
 /* S3.8: |x - y| <= b/2 (1 + 2^-20) + ulp32(|x| + b)/2, with ulp32(v) the gap above v. */
 static bool within_step_bound(float x, float y, float b)
@@ -356,6 +572,9 @@ static void measure(const kvq_qtensor *qt, const float *x, const float *y, const
 {
     uint32_t D = qt->head_dim;
     bool uniform = qt->scheme != KVQ_SCHEME_NUQ;
+    e->uniform = uniform;
+    e->nuq = !uniform;
+    if (!uniform) e->allowance = codebook_allowance(&qt->codebook);
     for (uint32_t g = 0; g < qt->n_params; g++) {
         e->group_max_abs[g] = 0.0;
         e->group_max_steps[g] = -1.0;
@@ -375,8 +594,19 @@ static void measure(const kvq_qtensor *qt, const float *x, const float *y, const
             e->dense++;
             size_t g = param_index(qt, t, c);
             if (err > e->group_max_abs[g]) e->group_max_abs[g] = err;
-            if (!uniform) continue;
             float b = kvq_fp32_from_fp16(qt->params[g].b);
+            if (!uniform) {
+                if (!within_codebook_bound(x[i], y[i], b, e->allowance)) e->nuq_over++;
+                if (b > 0.0f) {
+                    double half_ranges = err / (double)b;
+                    if (half_ranges > e->group_max_steps[g]) e->group_max_steps[g] = half_ranges;
+                    if (half_ranges > e->max_half_ranges) {
+                        e->max_half_ranges = half_ranges;
+                        e->worst_group = g;
+                    }
+                }
+                continue;
+            }
             if (!within_step_bound(x[i], y[i], b)) e->violations++;
             if (b > 0.0f) {
                 double steps = err / (double)b;
@@ -400,8 +630,10 @@ static void print_codebook_json(const kvq_codebook *cb)
     printf("]");
 }
 
-static int inspect_kvqz(const char *path, const char *against, bool json)
+static int inspect_kvqz(const char *path, const inspect_options *o)
 {
+    const char *against = o->against;
+    bool json = o->json;
     kvq_qfile *qf = NULL;
     kvq_status st = kvq_qfile_read(path, &qf);
     if (st != KVQ_OK) return cli_fail(CMD, st);
@@ -425,11 +657,22 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
             return CLI_FAILED;
         }
     }
+    attention_run attention;
+    memset(&attention, 0, sizeof attention);
+    if (o->attention) { /* computed before anything is printed: a failure prints no report */
+        int arc = attention_prepare(qf, orig, o, &attention);
+        if (arc != CLI_OK) {
+            kvq_kvfile_free(orig);
+            kvq_qfile_free(qf);
+            return arc;
+        }
+    }
     float *y = cli_alloc(CMD, n, sizeof *y, "dequantized slice");
     uint8_t *mark = cli_alloc(CMD, n, 1, "outlier marks");
     if (y == NULL || mark == NULL) {
         free(y);
         free(mark);
+        attention_free(&attention);
         kvq_kvfile_free(orig);
         kvq_qfile_free(qf);
         return CLI_FAILED;
@@ -486,6 +729,11 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
                     overall.sum_sq += e.sum_sq;
                     overall.max_abs = fmax(overall.max_abs, e.max_abs);
                     overall.max_steps = fmax(overall.max_steps, e.max_steps);
+                    overall.max_half_ranges = fmax(overall.max_half_ranges, e.max_half_ranges);
+                    overall.allowance = fmax(overall.allowance, e.allowance);
+                    overall.nuq_over += e.nuq_over;
+                    overall.uniform = overall.uniform || e.uniform;
+                    overall.nuq = overall.nuq || e.nuq;
                     overall.fp16_max_abs = fmax(overall.fp16_max_abs, e.fp16_max_abs);
                 }
 
@@ -523,6 +771,13 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
                             jnum(e.max_steps);
                             printf(", \"worst_group\": %zu, \"bound_violations\": %llu", e.worst_group,
                                    (unsigned long long)e.violations);
+                        } else {
+                            printf(", \"max_half_ranges\": ");
+                            jnum(e.max_half_ranges);
+                            printf(", \"codebook_allowance\": ");
+                            jnum(e.allowance);
+                            printf(", \"worst_group\": %zu, \"above_codebook_bound\": %llu", e.worst_group,
+                                   (unsigned long long)e.nuq_over);
                         }
                         printf(", \"group_max_abs\": [");
                         for (uint32_t g = 0; g < qt->n_params; g++) {
@@ -530,8 +785,9 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
                             jnum(e.group_max_abs[g]);
                         }
                         printf("]");
-                        if (qt->scheme != KVQ_SCHEME_NUQ) {
-                            printf(", \"group_max_steps\": [");
+                        {
+                            printf(qt->scheme != KVQ_SCHEME_NUQ ? ", \"group_max_steps\": ["
+                                                                : ", \"group_max_half_ranges\": [");
                             for (uint32_t g = 0; g < qt->n_params; g++) {
                                 printf("%s", g ? ", " : "");
                                 if (e.group_max_steps[g] < 0.0)
@@ -563,6 +819,10 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
                         if (qt->scheme != KVQ_SCHEME_NUQ)
                             printf(", max %.6f steps (group %zu), S3.8 bound violations %llu", e.max_steps,
                                    e.worst_group, (unsigned long long)e.violations);
+                        else
+                            printf(", max %.6f of the half-range b (group %zu; the codebook allows %.6f), above "
+                                   "that bound %llu",
+                                   e.max_half_ranges, e.worst_group, e.allowance, (unsigned long long)e.nuq_over);
                         printf(", fp16-stored max abs %.6g, rmse %.6g\n", e.fp16_max_abs,
                                n ? sqrt(e.sum_sq / (double)n) : 0.0);
                     }
@@ -592,10 +852,23 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
                 printf(", \"max_abs\": ");
                 jnum(overall.max_abs);
                 printf(", \"max_steps\": ");
-                jnum(overall.max_steps);
+                if (overall.uniform)
+                    jnum(overall.max_steps);
+                else
+                    printf("null");
+                printf(", \"max_half_ranges\": ");
+                if (overall.nuq)
+                    jnum(overall.max_half_ranges);
+                else
+                    printf("null");
+                printf(", \"above_codebook_bound\": %llu", (unsigned long long)overall.nuq_over);
                 printf(", \"fp16_max_abs\": ");
                 jnum(overall.fp16_max_abs);
                 printf(", \"bound_violations\": %llu}", (unsigned long long)overall.violations);
+            }
+            if (o->attention) {
+                printf(",\n \"attention\": ");
+                attn_print_json(&attention.report, &attention.queries, attention.rope);
             }
             printf("}\n");
         } else {
@@ -608,13 +881,23 @@ static int inspect_kvqz(const char *path, const char *against, bool json)
             printf("bytes: file %llu, payload %llu, fp16 equivalent %llu (ratio %.3fx)\n", (unsigned long long)size,
                    (unsigned long long)payload_total, (unsigned long long)(elements * 2),
                    size ? (double)(elements * 2) / (double)size : 0.0);
-            if (orig != NULL)
-                printf("overall: rmse %.6g, max abs error %.6g, max error in steps %.6f, fp16-stored max abs error "
-                       "%.6g, step bound violations %llu\n",
-                       rmse, overall.max_abs, overall.max_steps, overall.fp16_max_abs,
-                       (unsigned long long)overall.violations);
+            if (orig != NULL) {
+                /* Steps are the unit of uniform slices only; NUQ errors are in half-ranges (S6.3). */
+                printf("overall: rmse %.6g, max abs error %.6g", rmse, overall.max_abs);
+                if (overall.uniform) printf(", max error in steps %.6f", overall.max_steps);
+                if (overall.nuq)
+                    printf(", NUQ max error %.6f of the half-range (codebooks allow up to %.6f), above that bound "
+                           "%llu",
+                           overall.max_half_ranges, overall.allowance, (unsigned long long)overall.nuq_over);
+                printf(", fp16-stored max abs error %.6g", overall.fp16_max_abs);
+                if (overall.uniform) printf(", step bound violations %llu", (unsigned long long)overall.violations);
+                printf("\n");
+            }
+            if (o->attention) attn_print_text(&attention.report, &attention.queries, attention.rope, N);
         }
     }
+    if (rc == CLI_OK && o->svg_dir != NULL) rc = write_figures(path, qf, orig, o, o->attention ? &attention : NULL);
+    attention_free(&attention);
     free(y);
     free(mark);
     kvq_kvfile_free(orig);
@@ -692,16 +975,45 @@ static int inspect_kvc(const char *path, bool json)
 
 int cmd_inspect(int argc, char **argv)
 {
-    enum { OPT_AGAINST = 1, OPT_JSON, OPT_BINS, OPT_HELP };
+    enum {
+        OPT_AGAINST = 1,
+        OPT_JSON,
+        OPT_BINS,
+        OPT_ATTENTION,
+        OPT_QUERIES,
+        OPT_QUERY_HEADS,
+        OPT_SEED,
+        OPT_ROPE,
+        OPT_ROPE_BASE,
+        OPT_SVG,
+        OPT_LAYER,
+        OPT_HEAD,
+        OPT_HELP
+    };
     static const struct option options[] = {
         {"against", required_argument, NULL, OPT_AGAINST},
         {"json", no_argument, NULL, OPT_JSON},
         {"bins", required_argument, NULL, OPT_BINS},
+        {"attention", no_argument, NULL, OPT_ATTENTION},
+        {"queries", required_argument, NULL, OPT_QUERIES},
+        {"query-heads", required_argument, NULL, OPT_QUERY_HEADS},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"rope", required_argument, NULL, OPT_ROPE},
+        {"rope-base", required_argument, NULL, OPT_ROPE_BASE},
+        {"svg", required_argument, NULL, OPT_SVG},
+        {"layer", required_argument, NULL, OPT_LAYER},
+        {"head", required_argument, NULL, OPT_HEAD},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
-    const char *against = NULL;
-    bool json = false;
+    static const char *const pairings[] = {"none", "half", "interleaved"}; /* kvq_rope_pairing order */
+    inspect_options o;
+    memset(&o, 0, sizeof o);
+    o.query_heads = 1;
+    o.seed = 1;
+    o.pairing = KVQ_ROPE_HALF;
+    bool query_options = false, slice_options = false;
+    uint32_t pairing = 0;
     uint32_t bins = 20;
     int c;
     optind = 1;
@@ -710,8 +1022,39 @@ int cmd_inspect(int argc, char **argv)
         case -2: return CLI_USAGE;
         case 'h':
         case OPT_HELP: cli_usage_inspect(stdout); return CLI_OK;
-        case OPT_AGAINST: against = optarg; break;
-        case OPT_JSON: json = true; break;
+        case OPT_AGAINST: o.against = optarg; break;
+        case OPT_JSON: o.json = true; break;
+        case OPT_ATTENTION: o.attention = true; break;
+        case OPT_QUERIES:
+            o.queries = optarg;
+            query_options = true;
+            break;
+        case OPT_QUERY_HEADS:
+            if (!cli_parse_u32(CMD, "--query-heads", optarg, 1, 64, &o.query_heads)) return CLI_USAGE;
+            query_options = true;
+            break;
+        case OPT_SEED:
+            if (!cli_parse_u64(CMD, "--seed", optarg, &o.seed)) return CLI_USAGE;
+            query_options = true;
+            break;
+        case OPT_ROPE:
+            if (!cli_parse_choice(CMD, "--rope", optarg, pairings, 3, &pairing)) return CLI_USAGE;
+            o.pairing = (kvq_rope_pairing)pairing;
+            query_options = true;
+            break;
+        case OPT_ROPE_BASE:
+            o.rope_base = optarg;
+            query_options = true;
+            break;
+        case OPT_SVG: o.svg_dir = optarg; break;
+        case OPT_LAYER:
+            if (!cli_parse_u32(CMD, "--layer", optarg, 0, UINT32_MAX, &o.layer)) return CLI_USAGE;
+            slice_options = true;
+            break;
+        case OPT_HEAD:
+            if (!cli_parse_u32(CMD, "--head", optarg, 0, UINT32_MAX, &o.head)) return CLI_USAGE;
+            slice_options = true;
+            break;
         case OPT_BINS:
             if (!cli_parse_u32(CMD, "--bins", optarg, 1, 1000, &bins)) return CLI_USAGE;
             break;
@@ -721,13 +1064,20 @@ int cmd_inspect(int argc, char **argv)
     if (optind >= argc) return cli_usage_error(CMD, "missing FILE");
     if (optind + 1 < argc) return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind + 1]);
     const char *path = argv[optind];
+    if (o.attention && o.against == NULL) return cli_usage_error(CMD, "--attention needs --against ORIGINAL.kvt");
+    if (o.svg_dir != NULL && o.against == NULL) return cli_usage_error(CMD, "--svg needs --against ORIGINAL.kvt");
+    if (query_options && !o.attention)
+        return cli_usage_error(CMD, "--queries, --query-heads, --seed, --rope and --rope-base apply to --attention");
+    if (o.queries != NULL && o.query_heads != 1)
+        return cli_usage_error(CMD, "--query-heads applies to drawn queries; --queries gives its own heads");
+    if (slice_options && o.svg_dir == NULL) return cli_usage_error(CMD, "--layer and --head apply to --svg");
     char magic[5];
     read_magic(path, magic);
-    if (strcmp(magic, KVQ_QFILE_MAGIC) == 0) return inspect_kvqz(path, against, json);
-    if (against != NULL) return cli_usage_error(CMD, "--against applies to a .kvqz file only");
-    if (strcmp(magic, KVQ_CALIBRATION_MAGIC) == 0) return inspect_kvc(path, json);
+    if (strcmp(magic, KVQ_QFILE_MAGIC) == 0) return inspect_kvqz(path, &o);
+    if (o.against != NULL) return cli_usage_error(CMD, "--against applies to a .kvqz file only");
+    if (strcmp(magic, KVQ_CALIBRATION_MAGIC) == 0) return inspect_kvc(path, o.json);
     if (strcmp(magic, KVQ_KVFILE_MAGIC) == 0 || magic[0] == '\0') /* the reader says what is wrong */
-        return inspect_kvt(path, json, bins);
+        return inspect_kvt(path, o.json, bins);
     return cli_error(CMD, KVQ_ERR_FILE_CORRUPT, "%s: magic '%.4s' is not %s, %s or %s", path, magic,
                      KVQ_KVFILE_MAGIC, KVQ_QFILE_MAGIC, KVQ_CALIBRATION_MAGIC);
 }

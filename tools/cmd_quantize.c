@@ -111,7 +111,8 @@ static kvq_qfile *quantize_all(const kvq_kvfile *kv, const cli_quant_options *q,
             const kvq_channel_range *ranges = cal != NULL ? kvq_calibration_ranges(cal, l, h) : NULL;
             for (int r = 0; r < 2; r++) {
                 kvq_role role = r == 0 ? KVQ_ROLE_KEYS : KVQ_ROLE_VALUES;
-                kvq_head_config config = cli_head_config(q, role, role == KVQ_ROLE_KEYS ? kcb : vcb, ranges);
+                kvq_head_config config = cli_head_config(q, role, role == KVQ_ROLE_KEYS ? kcb : vcb, ranges,
+                                                         cal != NULL ? cal->head_dim : 0u);
                 kvq_qtensor *qt = NULL;
                 st = kvq_quantize_head(&config, kvq_kvfile_slice(kv, role, l, h), kv->n_tokens, kv->head_dim,
                                        kv->modality, &qt);
@@ -172,9 +173,11 @@ int cmd_quantize(int argc, char **argv)
     kvq_status st = kvq_kvfile_read(input, &kv);
     if (st != KVQ_OK) return cli_fail(CMD, st);
     if (kv->keys == NULL || kv->values == NULL) {
+        /* The message reads kv, so it is printed before kv is freed. */
+        cli_error(CMD, KVQ_ERR_BAD_ARGUMENT, "%s: has no %s; quantize needs keys and values", input,
+                  kv->keys == NULL ? "keys" : "values");
         kvq_kvfile_free(kv);
-        return cli_error(CMD, KVQ_ERR_BAD_ARGUMENT, "%s: has no %s; quantize needs keys and values", input,
-                         kv->keys == NULL ? "keys" : "values");
+        return CLI_FAILED;
     }
     kvq_calibration *cal = NULL;
     if (calibration != NULL) {

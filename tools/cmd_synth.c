@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include "cli_common.h"
 #include "kvq/kvq_io.h"
+#include "synth_build.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -39,21 +40,24 @@ void cli_usage_synth(FILE *out)
             "                        statistics; use it with --outlier-channels 10 --tail-probability 0.000008)\n");
 }
 
-/* Fills every head slice of a new kvfile, then writes it. The keys and values
- * of one head are made together by one kvq_synth_kv call. */
-static int synth_write(const char *path, uint32_t layers, uint32_t heads, uint32_t tokens, uint32_t head_dim,
-                       uint64_t seed, const kvq_synth_params *base, kvq_synth_profile profile, kvq_dtype dtype)
+/* Fills every head slice of a new kvfile. The keys and values of one head are
+ * made together by one kvq_synth_kv call. */
+kvq_kvfile *cli_synth_build(const char *cmd, uint32_t layers, uint32_t heads, uint32_t tokens, uint32_t head_dim,
+                            uint64_t seed, const kvq_synth_params *base, kvq_synth_profile profile, kvq_dtype dtype)
 {
     kvq_kvfile *f = NULL;
     kvq_status st = kvq_kvfile_create(layers, heads, tokens, head_dim, dtype,
                                       KVQ_KVFILE_KEYS | KVQ_KVFILE_VALUES | KVQ_KVFILE_MODALITY |
                                           KVQ_KVFILE_POSITIONS,
                                       &f);
-    if (st != KVQ_OK) return cli_fail(CMD, st);
-    uint8_t *modality = cli_alloc(CMD, tokens, 1, "modality");
+    if (st != KVQ_OK) {
+        cli_fail(cmd, st);
+        return NULL;
+    }
+    uint8_t *modality = cli_alloc(cmd, tokens, 1, "modality");
     if (modality == NULL) {
         kvq_kvfile_free(f);
-        return CLI_FAILED;
+        return NULL;
     }
     for (uint32_t l = 0; l < layers && st == KVQ_OK; l++) {
         for (uint32_t h = 0; h < heads && st == KVQ_OK; h++) {
@@ -66,7 +70,7 @@ static int synth_write(const char *path, uint32_t layers, uint32_t heads, uint32
             float *v = kvq_kvfile_slice(f, KVQ_ROLE_VALUES, l, h);
             st = kvq_synth_kv_profile(&p, profile, k, v, modality);
             if (st != KVQ_OK) {
-                cli_fail_at(CMD, st, "layer %u head %u: ", l, h);
+                cli_fail_at(cmd, st, "layer %u head %u: ", l, h);
                 break;
             }
             if (l == 0 && h == 0) memcpy(f->modality, modality, tokens);
@@ -84,9 +88,18 @@ static int synth_write(const char *path, uint32_t layers, uint32_t heads, uint32
     free(modality);
     if (st != KVQ_OK) {
         kvq_kvfile_free(f);
-        return CLI_FAILED;
+        return NULL;
     }
-    st = kvq_kvfile_write(path, f);
+    return f;
+}
+
+/* `kvq synth`: the file above, written. */
+static int synth_write(const char *path, uint32_t layers, uint32_t heads, uint32_t tokens, uint32_t head_dim,
+                       uint64_t seed, const kvq_synth_params *base, kvq_synth_profile profile, kvq_dtype dtype)
+{
+    kvq_kvfile *f = cli_synth_build(CMD, layers, heads, tokens, head_dim, seed, base, profile, dtype);
+    if (f == NULL) return CLI_FAILED;
+    kvq_status st = kvq_kvfile_write(path, f);
     if (st != KVQ_OK) {
         kvq_kvfile_free(f);
         return cli_fail(CMD, st);

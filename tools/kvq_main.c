@@ -8,6 +8,8 @@
 #include "bench/cmd_bench.h"
 #include "cli_common.h"
 #include "conform/commands.h"
+#include "figures/figures.h"
+#include "kvq/kvq_backend.h"
 
 #include <string.h>
 
@@ -32,6 +34,7 @@ static const cli_command commands[] = {
     {"conform", cmd_conform, cli_usage_conform, "judge a backend (or output files) against the golden set (S12)"},
     {"devices", cmd_devices, cli_usage_devices, "list the devices of the built-in backends"},
     {"bench", cmd_bench, cli_usage_bench, "benchmark studies to JSON and SVG; `bench report DIR` renders them"},
+    {"figures", cmd_figures, cli_usage_figures, "draw the figures of docs/LEARN.md from the reference (kvq figures DIR)"},
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 
@@ -40,7 +43,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: kvq COMMAND [ARGS...]\n"
             "       kvq help [COMMAND]     usage of kvq or of one command (also: kvq COMMAND --help)\n"
-            "       kvq --version          library and spec version\n"
+            "       kvq --version          library, spec and backend ABI versions, the backends built in\n"
             "\ncommands:\n");
     for (size_t i = 0; i < n_commands; i++) fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nexit status: 0 success, 1 the operation failed, 2 usage error\n");
@@ -72,19 +75,30 @@ static int help(int argc, char **argv)
     return c->run(2, args);
 }
 
+/* `kvq --version`: the library's version, the spec it implements, the backend
+ * ABI and the backends compiled into this build (docs/CLI.md; CHANGELOG.md
+ * has the rule that ties a release tag to these numbers). The tool is built
+ * from the same tree as the library; the spec version is the one the header
+ * declares (S0). */
+static int version(void)
+{
+    printf("kvq %s (library), spec %s, backend ABI %u; backends:", KVQ_TOOL_VERSION, KVQ_SPEC_VERSION_STRING,
+           (unsigned)KVQ_BACKEND_ABI_VERSION);
+    for (const kvq_backend_api *const *b = kvq_backend_builtins(); *b != NULL; b++) printf(" %s", (*b)->name);
+    printf("\n");
+    return CLI_OK;
+}
+
 int main(int argc, char **argv)
 {
+    /* A command ended by a signal leaves no temporary file behind (S16.1, docs/GUARANTEES.md). */
+    cli_remove_temporaries_on_signals();
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;
     }
     const char *name = argv[1];
-    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
-        /* The tool is built from the same tree as the library; the spec
-         * version is the one the header declares (S0). */
-        printf("kvq %s (library), spec %s\n", KVQ_TOOL_VERSION, KVQ_SPEC_VERSION_STRING);
-        return CLI_OK;
-    }
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) return version();
     if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
         return help(argc - 1, argv + 1);
     const cli_command *c = find_command(name);

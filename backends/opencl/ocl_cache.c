@@ -217,6 +217,11 @@ kvq_status ocl_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache, 
         return ocl_fail(ctx, KVQ_ERR_BAD_ARGUMENT,
                         "the cache holds %u tokens; %u more exceed the limit of %u (S1.4)", n_before, n_new,
                         KVQ_MAX_TOKENS);
+    /* S4.4: the whole sequence's counts must fit 32 bits (keys, then values), as in the reference. */
+    for (int r = 0; r < 2; r++) {
+        kvq_status counted = kvq_check_counts(&cache->config[r], n_before + n_new, cache->head_dim);
+        if (counted != KVQ_OK) return ocl_from_kvq(ctx, counted);
+    }
     /* S15.2: positions default to the previous last position + 1, from 0. */
     uint64_t next_position = n_before == 0 ? 0u : (uint64_t)cache->positions[n_before - 1u] + 1u;
     for (uint32_t i = 0; i < n_new; i++) {

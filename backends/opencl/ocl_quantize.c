@@ -237,6 +237,7 @@ kvq_status ocl_quantize_head(kvq_backend_context *ctx, const kvq_head_config *co
         return ocl_fail(ctx, KVQ_ERR_BAD_ARGUMENT, "n_tokens = %u exceeds the limit of %u tokens (S1.4)", n_tokens,
                         KVQ_MAX_TOKENS);
     st = ocl_check_config(ctx, config, head_dim, "config");
+    if (st == KVQ_OK) st = ocl_from_kvq(ctx, kvq_check_counts(config, n_tokens, head_dim)); /* S4.4 */
     if (st != KVQ_OK) return st;
     size_t count = (size_t)n_tokens * head_dim;
     st = ocl_check_finite(ctx, x_host, count, "x");

@@ -62,6 +62,10 @@ kvq_status ocl_check_config(kvq_backend_context *ctx, const kvq_head_config *con
     if (calibrated) {
         if (config->channel_range == NULL)
             return ocl_fail(ctx, KVQ_ERR_BAD_CALIBRATION, "%s.channel_range is NULL but keys are calibrated", name);
+        if (config->n_channel_range != head_dim)
+            return ocl_fail(ctx, KVQ_ERR_SIZE_MISMATCH,
+                            "%s.n_channel_range = %u, but calibrated keys of head_dim %u need %u channel ranges", name,
+                            config->n_channel_range, head_dim, head_dim);
         for (uint32_t c = 0; c < head_dim; c++) {
             kvq_channel_range r = config->channel_range[c];
             if (!in_fp16_range(r.lo) || !in_fp16_range(r.hi))
@@ -172,7 +176,22 @@ kvq_status ocl_check_qtensor(kvq_backend_context *ctx, const kvq_qtensor *qt)
             if (qt->precision[t] != KVQ_PREC_QUANTIZED)
                 return ocl_fail(ctx, KVQ_ERR_BAD_ARGUMENT,
                                 "qt->outlier_index[%u] refers to token %u, which is in fp16", k, t);
+            if ((qt->outlier_value[k] & 0x7C00u) == 0x7C00u)
+                return ocl_fail(ctx, KVQ_ERR_NONFINITE_INPUT, "qt->outlier_value[%u] = 0x%04x is infinity or NaN", k,
+                                qt->outlier_value[k]);
         }
     }
+    /* S4.4 (spec 1.3.0): every stored number is finite and b >= +0, so that nothing decodes to
+     * infinity or NaN. */
+    for (uint32_t i = 0; i < qt->n_params; i++) {
+        kvq_group_params g = qt->params[i];
+        if ((g.a & 0x7C00u) == 0x7C00u || (g.b & 0x7C00u) == 0x7C00u || (g.b & 0x8000u) != 0)
+            return ocl_fail(ctx, KVQ_ERR_BAD_ARGUMENT, "qt->params[%u] = {0x%04x, 0x%04x} is not finite with b >= +0",
+                            i, g.a, g.b);
+    }
+    for (size_t i = 0; i < (size_t)qt->n_fp16_rows * d; i++)
+        if ((qt->fp16_rows[i] & 0x7C00u) == 0x7C00u)
+            return ocl_fail(ctx, KVQ_ERR_NONFINITE_INPUT, "qt->fp16_rows[%zu] = 0x%04x is infinity or NaN", i,
+                            qt->fp16_rows[i]);
     return KVQ_OK;
 }

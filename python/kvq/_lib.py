@@ -46,7 +46,8 @@ class HeadConfig(C.Structure):
     _fields_ = [("role", C.c_int), ("quantizer", Quantizer), ("key_mode", C.c_int),
                 ("group_size", C.c_uint32), ("outlier_ppm", C.c_uint32),
                 ("channel_range", C.POINTER(ChannelRange)), ("policy", TokenPolicy),
-                ("beyond_range", C.c_int)]  # spec 1.2.0 (S7.3): outliers 0, clamp 1
+                ("beyond_range", C.c_int),  # spec 1.2.0 (S7.3): outliers 0, clamp 1
+                ("n_channel_range", C.c_uint32)]  # spec 1.3.0 (S4.2): entries of channel_range
 
 
 class QTensor(C.Structure):

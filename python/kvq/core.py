@@ -213,7 +213,8 @@ class HeadConfig:
     """kvq_head_config (S4): everything that decides how one head slice is quantized.
 
     ``group_size``: values, channels per group (0 = head_dim); online keys, tokens per block.
-    ``channel_range``: calibrated keys, ``[head_dim, 2]`` (lo, hi) per channel (S4.2, S6.9).
+    ``channel_range``: calibrated keys, ``[head_dim, 2]`` (lo, hi) per channel (S4.2, S6.9); its length
+    goes to the library as ``n_channel_range``, which refuses one of another head_dim (spec 1.3.0).
     ``beyond_range``: calibrated keys, what an element outside its channel's range becomes (S7.3):
     "outliers" (stored exactly, the default) or "clamp" (the range's end code).
     """
@@ -241,6 +242,7 @@ class HeadConfig:
             r = A.float32(self.channel_range, "channel_range", (-1, 2))
             keep.append(r)
             cfg.channel_range = r.ctypes.data_as(C.POINTER(L.ChannelRange))
+            cfg.n_channel_range = r.shape[0]  # the library checks it against head_dim (S4.2)
         cfg.policy = self.policy._to_c()
         if self.beyond_range not in ("outliers", "clamp"):
             raise ValueError(f"beyond_range {self.beyond_range!r} is not 'outliers' or 'clamp' (S7.3)")

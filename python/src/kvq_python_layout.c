@@ -45,6 +45,7 @@ static const kvq_python_layout_entry layout[] = {
     KVQ_FIELD(kvq_head_config, key_mode), KVQ_FIELD(kvq_head_config, group_size),
     KVQ_FIELD(kvq_head_config, outlier_ppm), KVQ_FIELD(kvq_head_config, channel_range),
     KVQ_FIELD(kvq_head_config, policy), KVQ_FIELD(kvq_head_config, beyond_range),
+    KVQ_FIELD(kvq_head_config, n_channel_range),
 
     KVQ_STRUCT(kvq_qtensor), KVQ_FIELD(kvq_qtensor, role), KVQ_FIELD(kvq_qtensor, key_mode),
     KVQ_FIELD(kvq_qtensor, scheme), KVQ_FIELD(kvq_qtensor, bits), KVQ_FIELD(kvq_qtensor, n_tokens),

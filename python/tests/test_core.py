@@ -86,6 +86,19 @@ def test_signed_zero_keys_quantize_and_write(tmp_path):
     kvq.write_kvqz(tmp_path / "z.kvqz", [[(k, v)]])
 
 
+def test_channel_range_length_is_checked():
+    # issue 17, finding 6: the binding passes the array's length (kvq_head_config.n_channel_range,
+    # spec 1.3.0), so a calibration for another head_dim is refused instead of read past its end
+    keys = np.arange(8 * 32, dtype=np.float32).reshape(8, 32) / 64
+    ranges = kvq.calibrate_channel_ranges(keys[:, :8], 0)
+    cfg = kvq.HeadConfig(role="keys", key_mode="calibrated", channel_range=ranges, quantizer=kvq.Quantizer("asym", 4))
+    with pytest.raises(errors.SizeMismatchError) as e:
+        kvq.quantize_head(cfg, keys)
+    assert "n_channel_range = 8" in e.value.message
+    cfg.channel_range = kvq.calibrate_channel_ranges(keys, 0)
+    assert kvq.quantize_head(cfg, keys).n_tokens == 8
+
+
 def test_errors_carry_status_and_message():
     x = np.ones((4, 32), np.float32)
     with pytest.raises(errors.UnsupportedBitsError) as e:

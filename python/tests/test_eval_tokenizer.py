@@ -1,6 +1,6 @@
 """The eval's SPM tokenizer on a toy vocabulary (the model's own is tested by the eval smoke, whose
 perplexity depends on it), and the orderings check."""
-from kvq.eval.cli import check
+from kvq.eval.cli import FULL4_KL_TOLERANCE, FULL4_PPL_TOLERANCE, check
 from kvq.eval.tokenizer import Tokenizer
 
 
@@ -24,17 +24,18 @@ def test_merges_by_score_and_byte_fallback():
     assert t.encode("\u00e9", add_bos=False) == [idx["<0xC3>"], idx["<0xA9>"]]
 
 
-def _result(token, post, pre, full4, ratio=0.001):
+def _result(token, post, pre, full4, ratio=0.001, kl4=0.01):
     def row(name, ppl, kl, delta=0.0):
         return {"name": name, "ppl": ppl, "kl": kl, "ppl_delta": delta, "kvq_check_ratio": ratio}
     return {"results": [row("3b-token-post", token, 4.0), row("3b-calibrated-post", post, 0.7),
-                        row("3b-calibrated-pre", pre, 0.2), row("4b-calibrated-pre-kmeans-1%-sink", 14.6, 0.01, full4)]}
+                        row("3b-calibrated-pre", pre, 0.2), row("4b-calibrated-pre-kmeans-1%-sink", 14.6, kl4, full4)]}
 
 
 def test_check_orderings():
-    assert check(_result(800, 29, 16, 0.008)) == []
-    assert len(check(_result(40, 29, 16, 0.008))) == 1      # per-token not far worse
-    assert len(check(_result(800, 16, 29, 0.008))) == 1     # pre-RoPE worse than post
-    assert len(check(_result(800, 29, 16, 0.02))) == 1      # 4-bit recipe beyond 1%
-    assert len(check(_result(800, 29, 16, 0.008, ratio=1.5))) == 4  # numpy vs kvq attention
+    assert check(_result(800, 29, 16, 0.012)) == []
+    assert len(check(_result(40, 29, 16, 0.012))) == 1      # per-token not far worse
+    assert len(check(_result(800, 16, 29, 0.012))) == 1     # pre-RoPE worse than post
+    assert len(check(_result(800, 29, 16, FULL4_PPL_TOLERANCE))) == 1       # 4-bit recipe at the tolerance
+    assert len(check(_result(800, 29, 16, 0.012, kl4=FULL4_KL_TOLERANCE))) == 1   # its KL at the tolerance
+    assert len(check(_result(800, 29, 16, 0.012, ratio=1.5))) == 4  # numpy vs kvq attention
     assert check({"results": []})  # missing configurations are failures, not passes

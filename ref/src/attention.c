@@ -91,10 +91,12 @@ kvq_status kvq_attention_prepare(const kvq_qtensor *keys, const kvq_qtensor *val
     if (st == KVQ_OK) st = kvq_dequantize_head(values, w.value);
     kvq_rope none = {KVQ_ROPE_NONE, 10000.0f};
     const kvq_rope *r = rope != NULL ? rope : &none;
+    /* The rope, the positions and q were checked (S11.1); dequantized keys are finite but not
+     * inputs: at the edge of the fp16 range they may decode a little beyond 65504 (S11.2). */
     for (uint32_t t = 0; st == KVQ_OK && t < n; t++)
-        st = kvq_rope_apply(r, d, key_positions[t], w.key_raw + (size_t)t * d, w.key + (size_t)t * d);
+        kvq_rope_rotate(r, d, key_positions[t], w.key_raw + (size_t)t * d, w.key + (size_t)t * d);
     for (uint32_t h = 0; st == KVQ_OK && h < n_q; h++)
-        st = kvq_rope_apply(r, d, q_position, q + (size_t)h * d, w.query + (size_t)h * d);
+        kvq_rope_rotate(r, d, q_position, q + (size_t)h * d, w.query + (size_t)h * d);
     if (st != KVQ_OK) {
         kvq_attention_work_free(&w);
         return st;

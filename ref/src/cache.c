@@ -71,6 +71,7 @@ kvq_status kvq_cache_create(const kvq_head_config *key_config, const kvq_head_co
         }
         memcpy(cache->channel_range, key_config->channel_range, (size_t)head_dim * sizeof *cache->channel_range);
         cache->config[KVQ_ROLE_KEYS].channel_range = cache->channel_range;
+        cache->config[KVQ_ROLE_KEYS].n_channel_range = head_dim;
     } else {
         cache->config[KVQ_ROLE_KEYS].channel_range = NULL;
     }
@@ -125,6 +126,11 @@ kvq_status kvq_cache_append(kvq_cache *cache, const float *keys, const float *va
     if ((uint64_t)n_before + n_new > KVQ_MAX_TOKENS)
         return kvq_fail(KVQ_ERR_BAD_ARGUMENT, "the cache holds %u tokens; %u more exceed the limit of %u (S1.4)",
                         n_before, n_new, KVQ_MAX_TOKENS);
+    /* S4.4: the whole sequence is quantized again, so its counts must fit (keys, then values). */
+    for (int r = 0; r < 2; r++) {
+        kvq_status st = kvq_head_config_check_counts(&cache->config[r], n_before + n_new, cache->head_dim);
+        if (st != KVQ_OK) return st;
+    }
     /* S15.2: positions default to the previous last position + 1, from 0. */
     uint64_t next_position = n_before == 0 ? 0u : (uint64_t)cache->positions[n_before - 1u] + 1u;
     for (uint32_t i = 0; i < n_new; i++) {

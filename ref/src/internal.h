@@ -30,6 +30,10 @@ static inline uint32_t kvq_levels(uint32_t bits) { return 1u << bits; }
 
 /* S9.1: validate a RoPE configuration for head_dim (pairing, head_dim, base). */
 kvq_status kvq_rope_check(const kvq_rope *rope, uint32_t head_dim);
+/* S9.4 for a rope kvq_rope_check accepted and a finite input: what kvq_rope_apply does after its
+ * checks. Attention rotates dequantized keys with it: they are finite (S4.4) but may lie just
+ * beyond 65504 (S3.2 rounds the step up), which S1.3's input check would refuse (S11.2). */
+void kvq_rope_rotate(const kvq_rope *rope, uint32_t head_dim, uint32_t position, const float *in, float *out);
 
 /* S11.1-S11.3: the exact quantities of decode attention, shared by
  * kvq_attention_decode and kvq_attention_error_bound (S12.3). */
@@ -48,6 +52,12 @@ kvq_status kvq_attention_prepare(const kvq_qtensor *keys, const kvq_qtensor *val
                                  const kvq_rope *rope, const float *q, uint32_t n_q, uint32_t q_position,
                                  const void *out, const char *out_name, kvq_attention_work *work);
 void kvq_attention_work_free(kvq_attention_work *work);
+
+/* S4.4: qt is consistent (every rule S4.5 lists, and the finite-values rule);
+ * check_slots: also fp16_slot, which the .kvqz writer ignores (it is not
+ * stored, S16.5). The one checker dequantization, attention and the .kvqz
+ * reader and writer share. */
+kvq_status kvq_qtensor_check(const kvq_qtensor *qt, bool check_slots);
 
 /* S12.4: per element of a valid qtensor ([n_tokens][head_dim] each), ma =
  * |a_f| and mb = |b_f * dec(k)| for decoded elements; ma = -1 (mb = 0) for

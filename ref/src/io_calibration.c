@@ -215,12 +215,10 @@ kvq_status kvq_calibration_read(const char *path, kvq_calibration **out)
     if (path == NULL) return kvq_fail(KVQ_ERR_NULL_ARGUMENT, "path is NULL");
     if (out == NULL) return kvq_fail(KVQ_ERR_NULL_ARGUMENT, "out is NULL");
     kvq_file_image image;
-    kvq_status status = kvq_file_load(path, &image);
+    kvq_status status =
+        kvq_file_open(path, KVQ_CALIBRATION_MAGIC, KVQ_CALIBRATION_VERSION, KVC_HEADER_BYTES, &image);
     if (status != KVQ_OK) return status;
     kvq_calibration *c = NULL;
-    if ((status = kvq_check_preamble(&image, KVQ_CALIBRATION_MAGIC, KVQ_CALIBRATION_VERSION, KVC_HEADER_BYTES)) !=
-        KVQ_OK)
-        goto done;
     const uint8_t *h = image.data;
     uint32_t n_layers = kvq_get_u32(h + 16), n_heads = kvq_get_u32(h + 20), head_dim = kvq_get_u32(h + 24),
              flags = kvq_get_u32(h + 28), outlier_ppm = kvq_get_u32(h + 32);
@@ -241,6 +239,7 @@ kvq_status kvq_calibration_read(const char *path, kvq_calibration **out)
     if (flags & KVQ_CALIB_KEY_CODEBOOKS) payload += (uint64_t)KVC_CODEBOOK_BYTES * n_layers;
     size_t off_value_books = (size_t)payload;
     if (flags & KVQ_CALIB_VALUE_CODEBOOKS) payload += (uint64_t)KVC_CODEBOOK_BYTES * n_layers;
+    if ((status = kvq_file_read_rest(&image, payload + KVQ_SHA256_BYTES)) != KVQ_OK) goto done;
     if ((status = kvq_check_length(&image, payload)) != KVQ_OK) goto done;
     if ((status = kvq_check_digest(&image)) != KVQ_OK) goto done;
 

@@ -3,15 +3,18 @@
  * formats (S16.1, S16.2); not installed.
  *
  * Writers build the whole file in memory, field by field, then append the
- * SHA-256 and write "<path>.tmp", renamed to path on success. Readers load
- * the whole file, then check it in the order of S16.2 with a cursor whose
- * every read is preceded by a bounds check.
+ * SHA-256 and write a temporary file beside path, renamed to path on success.
+ * Readers load the header, check it, load at most the size it implies, then
+ * check the rest in the order of S16.2; every read is preceded by a bounds
+ * check.
  */
 #ifndef KVQ_IO_COMMON_H
 #define KVQ_IO_COMMON_H
 
 #include "internal.h"
 #include "sha256.h"
+
+#include <stdio.h>
 
 /* A growing byte buffer. After an allocation failure `failed` is set and
  * later puts do nothing; kvq_writer_commit then reports KVQ_ERR_OUT_OF_MEMORY. */
@@ -29,19 +32,32 @@ void kvq_put_u32(kvq_writer *w, uint32_t v);
 void kvq_put_f32(kvq_writer *w, float v); /* the IEEE binary32 bits, as a u32 */
 /* S16.1: the magic, format version and spec version (bytes 0 .. 13). */
 void kvq_put_preamble(kvq_writer *w, const char magic[4], uint32_t format_version);
-/* S16.1/S16.2: append the SHA-256, write path.tmp, rename it to path. Frees
- * the buffer in every case; on failure no file is left. */
+/* S16.1/S16.2: append the SHA-256, write a new temporary file "<path>.tmp-XXXXXX" (created
+ * exclusively, so never an existing file or a planted link), rename it to path. Frees the buffer
+ * in every case; on failure no file is left. */
 kvq_status kvq_writer_commit(kvq_writer *w, const char *path);
+#define KVQ_TEMPORARY_INFIX ".tmp-"
 
-/* A whole file in memory (S16.2 step 1). */
+/* A file in memory, read in two steps so that no more is read than the header allows (S16.2). */
 typedef struct kvq_file_image {
     const char *path;
     uint8_t *data;
-    size_t size;
+    size_t size, capacity;
+    uint64_t known_size; /* a regular file's size from fstat, else 0 */
+    bool more;           /* kvq_file_read_rest stopped at its bound with input left */
+    FILE *file;          /* open from kvq_file_open until kvq_file_read_rest */
 } kvq_file_image;
 
-/* KVQ_ERR_IO when the file cannot be opened or read, KVQ_ERR_OUT_OF_MEMORY. */
-kvq_status kvq_file_load(const char *path, kvq_file_image *image);
+/* S16.2 steps 1-4: opens path (KVQ_ERR_IO, with the system's reason) and reads the fixed header:
+ * shorter than header_bytes is KVQ_ERR_FILE_TRUNCATED, a wrong magic KVQ_ERR_FILE_CORRUPT, another
+ * format version KVQ_ERR_FILE_VERSION. On failure the image is released. */
+kvq_status kvq_file_open(const char *path, const char magic[4], uint32_t format_version, size_t header_bytes,
+                         kvq_file_image *image);
+/* Reads the rest of the file, but never more than max_bytes + 1 in all (the largest file the
+ * header allows, plus one byte that tells a longer input): an endless input ends at the bound.
+ * image->data may move: pointers into the header taken before the call are stale after it.
+ * KVQ_ERR_IO, KVQ_ERR_OUT_OF_MEMORY; the caller releases the image in every case. */
+kvq_status kvq_file_read_rest(kvq_file_image *image, uint64_t max_bytes);
 void kvq_file_release(kvq_file_image *image);
 
 /* Little-endian loads at a byte offset the caller has bounds-checked. */

@@ -230,11 +230,9 @@ kvq_status kvq_kvfile_read(const char *path, kvq_kvfile **out)
     if (path == NULL) return kvq_fail(KVQ_ERR_NULL_ARGUMENT, "path is NULL");
     if (out == NULL) return kvq_fail(KVQ_ERR_NULL_ARGUMENT, "out is NULL");
     kvq_file_image image;
-    kvq_status status = kvq_file_load(path, &image);
+    kvq_status status = kvq_file_open(path, KVQ_KVFILE_MAGIC, KVQ_KVFILE_VERSION, KVT_HEADER_BYTES, &image);
     if (status != KVQ_OK) return status;
     kvq_kvfile *f = NULL;
-    status = kvq_check_preamble(&image, KVQ_KVFILE_MAGIC, KVQ_KVFILE_VERSION, KVT_HEADER_BYTES);
-    if (status != KVQ_OK) goto done;
 
     const uint8_t *h = image.data;
     uint16_t dtype = kvq_get_u16(h + 14);
@@ -256,7 +254,8 @@ kvq_status kvq_kvfile_read(const char *path, kvq_kvfile **out)
     if (flags & KVQ_KVFILE_VALUES) off_values = (size_t)payload, payload += array_bytes;
     if (flags & KVQ_KVFILE_MODALITY) off_modality = (size_t)payload, payload += n_tokens;
     if (flags & KVQ_KVFILE_POSITIONS) off_positions = (size_t)payload, payload += 4u * (uint64_t)n_tokens;
-    /* Steps 6-7. */
+    /* Steps 6-7, reading no more than the header allows. */
+    if ((status = kvq_file_read_rest(&image, payload + KVQ_SHA256_BYTES)) != KVQ_OK) goto done;
     if ((status = kvq_check_length(&image, payload)) != KVQ_OK) goto done;
     if ((status = kvq_check_digest(&image)) != KVQ_OK) goto done;
 
@@ -266,9 +265,9 @@ kvq_status kvq_kvfile_read(const char *path, kvq_kvfile **out)
         status = kvq_fail(KVQ_ERR_OUT_OF_MEMORY, "%s: out of memory for the tensors", path);
         goto done;
     }
-    f->spec_major = kvq_get_u16(h + 8);
-    f->spec_minor = kvq_get_u16(h + 10);
-    f->spec_patch = kvq_get_u16(h + 12);
+    f->spec_major = kvq_get_u16(image.data + 8);
+    f->spec_minor = kvq_get_u16(image.data + 10);
+    f->spec_patch = kvq_get_u16(image.data + 12);
     if (f->keys && (status = get_array(&image, off_keys, (size_t)count, f->dtype, "keys", f->keys)) != KVQ_OK)
         goto done;
     if (f->values && (status = get_array(&image, off_values, (size_t)count, f->dtype, "values", f->values)) != KVQ_OK)

@@ -218,11 +218,17 @@ static bool check_data(const kvq_qtensor *qt, problem *p)
             return found(p, KVQ_ERR_BAD_ARGUMENT, l.outlier_ptr + 4u * (g + 1),
                          "outlier_ptr[%llu] = %u is below %u or above n_outliers = %u", (unsigned long long)(g + 1),
                          end, begin, qt->n_outliers);
-        /* 19: indices in range and strictly ascending within a group; values finite. */
+        /* 19: indices in range and strictly ascending within a group; values finite.
+         * 20: an outlier belongs to a QUANTIZED token (S4.4, S7.4: an fp16 token has none). */
         for (uint32_t k = begin; k < end; k++) {
             if (qt->outlier_index[k] >= bound || (k > begin && qt->outlier_index[k] <= qt->outlier_index[k - 1]))
                 return found(p, KVQ_ERR_BAD_ARGUMENT, l.outlier_index + 4u * (uint64_t)k,
                              "outlier_index[%u] = %u is not below %u and ascending", k, qt->outlier_index[k], bound);
+            uint32_t token = qt->role == KVQ_ROLE_VALUES ? (uint32_t)g : qt->outlier_index[k];
+            if (qt->precision[token] != KVQ_PREC_QUANTIZED)
+                return found(p, KVQ_ERR_BAD_ARGUMENT, l.outlier_index + 4u * (uint64_t)k,
+                             "outlier %u belongs to token %u, which is stored in fp16 (precision %u)", k, token,
+                             qt->precision[token]);
             if (!kvq_fp16_bits_finite(qt->outlier_value[k]))
                 return found(p, KVQ_ERR_NONFINITE_INPUT, l.outlier_value + 2u * (uint64_t)k,
                              "outlier_value[%u] = 0x%04x is not finite", k, qt->outlier_value[k]);
@@ -326,7 +332,12 @@ static bool check_tensor(const kvq_qtensor *qt, kvq_role role, uint32_t n_tokens
                           : qt->outlier_value == NULL && qt->n_outliers > 0      ? "outlier_value"
                                                                                  : NULL;
     if (missing != NULL) return found(p, KVQ_ERR_NULL_ARGUMENT, 0, "%s is NULL", missing);
-    return check_data(qt, p);
+    if (!check_data(qt, p)) return false;
+    /* Whatever the library requires of a qtensor, the writer requires too (fp16_slot aside: it
+     * is not stored), so that every file it writes reads back into a tensor the library takes. */
+    kvq_status status = kvq_qtensor_check(qt, false);
+    if (status != KVQ_OK) return found(p, status, 0, "%s", kvq_last_error());
+    return true;
 }
 
 static void put_tensor(kvq_writer *w, const kvq_qtensor *qt)
@@ -516,8 +527,30 @@ static kvq_status parse_record(const kvq_file_image *image, uint64_t base, const
     /* fp16_slot is not stored: row of each fp16 token, in token order. */
     for (uint32_t t = 0, row = 0; t < qt->n_tokens; t++)
         qt->fp16_slot[t] = qt->precision[t] == KVQ_PREC_QUANTIZED ? UINT32_MAX : row++;
+    /* S16.5: what a reader returns can be dequantized and attended. The rules above give it; the
+     * library's own checker says so too, so that a rule added there cannot be missed here. */
+    if (kvq_qtensor_check(qt, true) != KVQ_OK) {
+        char context[64];
+        snprintf(context, sizeof context, "layer %u head %u %s", layer, head,
+                 r->role == KVQ_ROLE_KEYS ? "keys" : "values");
+        kvq_status status = kvq_fail_corrupt_with_last(image->path, context);
+        kvq_qtensor_free(qt);
+        return status;
+    }
     *out = qt;
     return KVQ_OK;
+}
+
+/* The largest .kvqz a header allows: every record at its largest (S16.5 rules 9-12: n_fp16_rows <=
+ * n_tokens, 8-bit rows, one parameter pair and one outlier per element, the longer outlier_ptr),
+ * saturated at KVQ_FILE_MAX_BYTES (a bound on reading, not a format rule). */
+static uint64_t largest_file(uint64_t n_slots, uint32_t n_tokens, uint32_t head_dim)
+{
+    uint64_t p = n_tokens, d = head_dim, q = (p > d ? p : d) + 1u;
+    uint64_t record = RECORD_FIXED_BYTES + p + 4u + 2u * p * d + 4u + p * d + 4u + 4u * p * d + 4u + 4u * q + 6u * p * d;
+    uint64_t records;
+    if (!kvq_mul_within(record, n_slots, KVQ_FILE_MAX_BYTES, &records)) return KVQ_FILE_MAX_BYTES;
+    return KVQZ_HEADER_BYTES + records + KVQ_SHA256_BYTES;
 }
 
 /* S16.5 with the checks of S16.2 in order: the whole structure is walked
@@ -527,12 +560,10 @@ kvq_status kvq_qfile_read(const char *path, kvq_qfile **out)
     if (path == NULL) return kvq_fail(KVQ_ERR_NULL_ARGUMENT, "path is NULL");
     if (out == NULL) return kvq_fail(KVQ_ERR_NULL_ARGUMENT, "out is NULL");
     kvq_file_image image;
-    kvq_status status = kvq_file_load(path, &image);
+    kvq_status status = kvq_file_open(path, KVQ_QFILE_MAGIC, KVQ_QFILE_VERSION, KVQZ_HEADER_BYTES, &image);
     if (status != KVQ_OK) return status;
     kvq_qfile *f = NULL;
     record_counts *counts = NULL;
-    if ((status = kvq_check_preamble(&image, KVQ_QFILE_MAGIC, KVQ_QFILE_VERSION, KVQZ_HEADER_BYTES)) != KVQ_OK)
-        goto done;
     const uint8_t *h = image.data;
     uint32_t n_layers = kvq_get_u32(h + 16), n_heads = kvq_get_u32(h + 20), head_dim = kvq_get_u32(h + 24),
              n_tokens = kvq_get_u32(h + 28);
@@ -544,9 +575,11 @@ kvq_status kvq_qfile_read(const char *path, kvq_qfile **out)
         status = kvq_fail_corrupt_with_last(path, "impossible header (offsets 16-31)");
         goto done;
     }
+    /* Records have variable lengths: read no more than the largest file the header allows. */
+    uint64_t n_slots = (uint64_t)n_layers * n_heads * 2u;
+    if ((status = kvq_file_read_rest(&image, largest_file(n_slots, n_tokens, head_dim))) != KVQ_OK) goto done;
     /* Walk every record. A record takes at least RECORD_FIXED_BYTES, so a
      * header promising more records than the file can hold is truncated. */
-    uint64_t n_slots = (uint64_t)n_layers * n_heads * 2u;
     if (n_slots > (image.size / RECORD_FIXED_BYTES) + 1u) {
         status = kvq_fail(KVQ_ERR_FILE_TRUNCATED, "%s: %llu records cannot fit in %zu bytes", path,
                           (unsigned long long)n_slots, image.size);

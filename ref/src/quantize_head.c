@@ -75,6 +75,13 @@ kvq_status kvq_head_config_check(const kvq_head_config *config, uint32_t head_di
         /* S4.2: the ranges become group parameters, so they must be finite fp16-range numbers. */
         if (config->channel_range == NULL)
             return kvq_fail(KVQ_ERR_BAD_CALIBRATION, "%s.channel_range is NULL but keys are calibrated", name);
+        /* The array's length is part of the configuration (issue 17): a calibration for
+         * another head_dim is refused, never read past its end. */
+        if (config->n_channel_range != head_dim)
+            return kvq_fail(KVQ_ERR_SIZE_MISMATCH,
+                            "%s.n_channel_range = %u, but calibrated keys of head_dim %u need %u channel ranges%s",
+                            name, config->n_channel_range, head_dim, head_dim,
+                            config->n_channel_range == 0 ? " (set it to the length of channel_range)" : "");
         for (uint32_t c = 0; c < head_dim; c++) {
             kvq_channel_range r = config->channel_range[c];
             if (!kvq_in_fp16_range(r.lo) || !kvq_in_fp16_range(r.hi))
@@ -258,17 +265,57 @@ static void store_outliers(const float *x, uint32_t n_tokens, uint32_t head_dim,
 }
 
 /* S4.4: the number of parameter pairs of each layout. */
-static size_t param_count(const kvq_head_config *config, uint32_t n_tokens, uint32_t head_dim)
+static uint64_t param_count(const kvq_head_config *config, uint32_t n_tokens, uint32_t head_dim)
 {
     if (config->role == KVQ_ROLE_VALUES) {
         uint32_t g = config->group_size == 0 ? head_dim : config->group_size;
-        return (size_t)n_tokens * (head_dim / g);
+        return (uint64_t)n_tokens * (head_dim / g);
     }
     if (config->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE) {
         uint64_t blocks = ((uint64_t)n_tokens + config->group_size - 1u) / config->group_size;
-        return (size_t)blocks * head_dim;
+        return blocks * head_dim;
     }
     return head_dim;
+}
+
+/* S4.4: the most outliers a slice can get under config: every eligible element of a group is an
+ * outlier only up to S7.1's count per tail, every calibrated-key element beyond its range is one. */
+static uint64_t most_outliers(const kvq_head_config *config, uint32_t n_tokens, uint32_t head_dim)
+{
+    if (config->role == KVQ_ROLE_VALUES) {
+        uint32_t g = config->group_size == 0 ? head_dim : config->group_size;
+        return (uint64_t)n_tokens * (head_dim / g) * kvq_outlier_count_for(g, config->outlier_ppm).total;
+    }
+    if (config->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE) {
+        /* only complete blocks are quantized (S4.3) */
+        uint64_t blocks = n_tokens / config->group_size;
+        if (blocks == 0) return 0;
+        return blocks * head_dim * kvq_outlier_count_for(config->group_size, config->outlier_ppm).total;
+    }
+    return config->beyond_range == KVQ_BEYOND_RANGE_CLAMP ? 0u : (uint64_t)n_tokens * head_dim;
+}
+
+kvq_status kvq_head_config_check_counts(const kvq_head_config *config, uint32_t n_tokens, uint32_t head_dim)
+{
+    uint64_t params = param_count(config, n_tokens, head_dim);
+    if (params > UINT32_MAX)
+        return kvq_fail(KVQ_ERR_BAD_ARGUMENT,
+                        "%u tokens x %u channels make %llu parameter pairs, more than the 2^32 - 1 a qtensor counts "
+                        "(S4.4)",
+                        n_tokens, head_dim, (unsigned long long)params);
+    uint64_t outliers = most_outliers(config, n_tokens, head_dim);
+    if (outliers > UINT32_MAX)
+        return kvq_fail(KVQ_ERR_BAD_ARGUMENT,
+                        "%u tokens x %u channels may hold %llu outliers, more than the 2^32 - 1 a qtensor counts "
+                        "(S4.4)",
+                        n_tokens, head_dim, (unsigned long long)outliers);
+    return KVQ_OK;
+}
+
+kvq_status kvq_check_counts(const kvq_head_config *config, uint32_t n_tokens, uint32_t head_dim)
+{
+    kvq_status status = kvq_head_config_check(config, head_dim, "config");
+    return status != KVQ_OK ? status : kvq_head_config_check_counts(config, n_tokens, head_dim);
 }
 
 /* S4.1 steps 2-7 (see quantize_internal.h). */
@@ -280,7 +327,7 @@ kvq_status kvq_quantize_head_decided(const kvq_head_config *config, const float 
     bool online = keys && config->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE;
     size_t n_elements = (size_t)n_tokens * head_dim;
     size_t row_bytes = kvq_packed_bytes(head_dim, q->bits);
-    size_t n_params = param_count(config, n_tokens, head_dim);
+    size_t n_params = (size_t)param_count(config, n_tokens, head_dim); /* <= UINT32_MAX: kvq_check_counts */
     uint32_t block = online ? (config->group_size < n_tokens ? config->group_size : n_tokens) : 0u;
     size_t scratch = head_dim > block ? head_dim : block;
 
@@ -394,6 +441,8 @@ kvq_status kvq_quantize_head(const kvq_head_config *config, const float *x, uint
         return kvq_fail(KVQ_ERR_BAD_ARGUMENT, "n_tokens = %u exceeds the limit of %u tokens (S1.4)", n_tokens,
                         KVQ_MAX_TOKENS);
     status = kvq_head_config_check(config, head_dim, "config");
+    if (status != KVQ_OK) return status;
+    status = kvq_head_config_check_counts(config, n_tokens, head_dim);
     if (status != KVQ_OK) return status;
     status = kvq_check_finite(x, (size_t)n_tokens * head_dim, "x");
     if (status != KVQ_OK) return status;

@@ -19,6 +19,9 @@ kvq_status kvq_head_config_check_enums(const kvq_head_config *config, const char
  * input values). `name` is the argument name used in messages. */
 kvq_status kvq_head_config_check(const kvq_head_config *config, uint32_t head_dim, const char *name);
 
+/* S4.4: kvq_check_counts for a configuration kvq_head_config_check accepted. */
+kvq_status kvq_head_config_check_counts(const kvq_head_config *config, uint32_t n_tokens, uint32_t head_dim);
+
 /* S4.1 steps 2-7: quantize x[n_tokens][head_dim] given each token's policy
  * decision decided[t] (KVQ_PREC_QUANTIZED, _SINK or _POLICY, from S10.3).
  * Applies the recent window (S10.4) and, for online keys, the residual rule

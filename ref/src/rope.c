@@ -74,10 +74,16 @@ kvq_status kvq_rope_apply(const kvq_rope *rope, uint32_t head_dim, uint32_t posi
         return kvq_fail(KVQ_ERR_BAD_POSITION, "position = %u is above %u", position, KVQ_MAX_POSITION);
     st = kvq_check_finite(in, head_dim, "in");
     if (st != KVQ_OK) return st;
+    kvq_rope_rotate(rope, head_dim, position, in, out);
+    return KVQ_OK;
+}
 
+/* S9.4 without the checks of kvq_rope_apply (see internal.h). */
+void kvq_rope_rotate(const kvq_rope *rope, uint32_t head_dim, uint32_t position, const float *in, float *out)
+{
     if (rope->pairing == KVQ_ROPE_NONE) {
         memmove(out, in, (size_t)head_dim * sizeof *out);
-        return KVQ_OK;
+        return;
     }
     for (uint32_t i = 0; i < head_dim / 2u; i++) {
         uint32_t ia, ib;
@@ -88,5 +94,4 @@ kvq_status kvq_rope_apply(const kvq_rope *rope, uint32_t head_dim, uint32_t posi
         out[ia] = (float)(xa * (double)c - xb * (double)s);
         out[ib] = (float)(xa * (double)s + xb * (double)c);
     }
-    return KVQ_OK;
 }

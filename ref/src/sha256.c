@@ -7,6 +7,7 @@
 #include "internal.h"
 #include "sha256.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -128,15 +129,16 @@ kvq_status kvq_sha256_file(const char *path, uint8_t out[32])
     if (path == NULL) return kvq_fail(KVQ_ERR_NULL_ARGUMENT, "path is NULL");
     if (out == NULL) return kvq_fail(KVQ_ERR_NULL_ARGUMENT, "out is NULL");
     FILE *file = fopen(path, "rb");
-    if (file == NULL) return kvq_fail(KVQ_ERR_IO, "%s: cannot be opened for reading", path);
+    if (file == NULL) return kvq_fail(KVQ_ERR_IO, "%s: cannot be opened for reading: %s", path, strerror(errno));
     kvq_sha256_ctx ctx;
     kvq_sha256_init(&ctx);
     uint8_t chunk[65536];
     size_t got;
     while ((got = fread(chunk, 1, sizeof chunk, file)) > 0) kvq_sha256_update(&ctx, chunk, got);
     bool failed = ferror(file) != 0;
+    int read_errno = errno;
     fclose(file);
-    if (failed) return kvq_fail(KVQ_ERR_IO, "%s: read error", path);
+    if (failed) return kvq_fail(KVQ_ERR_IO, "%s: read error: %s", path, strerror(read_errno));
     kvq_sha256_final(&ctx, out);
     return KVQ_OK;
 }

@@ -219,6 +219,11 @@ static kvq_status check_rest(ex_error *err, const kvq_head_config *c, uint32_t h
     if (keys && !online) {
         if (c->channel_range == NULL)
             return ex_fail(err, KVQ_ERR_BAD_CALIBRATION, "%s.channel_range is NULL but keys are calibrated", name);
+        /* spec 1.3.0: the array's length travels with it; a plugin built against an older kvq.h
+         * does not see the field and relies on its host (kvq conform always sets it) */
+        if (c->n_channel_range != head_dim)
+            return ex_fail(err, KVQ_ERR_SIZE_MISMATCH, "%s.n_channel_range = %u, but head_dim is %u", name,
+                           c->n_channel_range, head_dim);
         for (uint32_t ch = 0; ch < head_dim; ch++) {
             kvq_channel_range r = c->channel_range[ch];
             if (!ex_in_fp16_range(r.lo) || !ex_in_fp16_range(r.hi) || r.lo > r.hi)

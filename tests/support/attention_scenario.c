@@ -90,6 +90,7 @@ void make_scenario_with(scenario *s, uint32_t n, uint32_t first_position, uint64
         kc.quantizer.codebook = &nf4;
         kc.key_mode = KVQ_KEYS_PER_CHANNEL_CALIBRATED;
         kc.channel_range = s->range;
+        kc.n_channel_range = D;
         kc.group_size = 0;
     }
     kvq_head_config vc = scenario_head_config(KVQ_ROLE_VALUES, KVQ_SCHEME_UNIFORM_ASYM, 4, o->n_sinks);

@@ -1,112 +1,265 @@
 /*
- * bench_plot.c - one SVG line plot per study, drawn from DIR/bench.json (so
- * that a plot always shows exactly the numbers the report quotes). A study
- * object names its axes in "plot" {x, y, series, log_x, log_y}; every row of
- * "results" is a point of the series named by its `series` field. Fields may
- * be dotted paths ("time_ms.median").
+ * bench_plot.c - the plots of `kvq bench`, drawn from DIR/bench.json (so that a
+ * plot always shows exactly the numbers the report quotes).
+ *
+ * Every study gets one headline plot, DIR/<study>.svg, that says its result at
+ * a glance, and the attention and offload studies a detail plot,
+ * DIR/<study>-detail.svg, of the times themselves:
+ *
+ *   attention_*   speedup over the fastest fp16 baseline of the run (the rows'
+ *                 speedup_vs_fastest_fp16) against context, one line per
+ *                 format, one row of panels per model shape, one column for
+ *                 the plain formats and one for those with outliers and a
+ *                 sink; the baselines (kind "baseline": cuBLAS, PyTorch SDPA,
+ *                 FlashInfer fp16 and fp8, CLBlast) drawn dashed in grey.
+ *   quantize_*    tokens per second against the block, one line per format,
+ *                 panels by what was timed (kind) and variant.
+ *   offload_*     TPOT and TTFT of fp16 offload divided by each format's,
+ *                 against the prompt.
+ *   other         the study's own "plot" member {x, y, series, log_x, log_y}.
+ *
+ * Both axes are bounded to the data and ticked at nice values (tools/plot/).
  */
 #include "bench.h"
+#include "bench_report.h"
 #include "bench_results.h"
+#include "plot/figure.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PLOT_W 960.0
-#define PLOT_H 600.0
-#define LEFT 90.0
-#define RIGHT 300.0 /* room for the legend */
-#define TOP 50.0
-#define BOTTOM 70.0
-
-static const char *const colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-                                      "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939",
-                                      "#8c6d31", "#843c39", "#7b4173", "#3182bd"};
-
-static void put_xml(FILE *out, const char *text)
+/* The format without its "+outliers+sink" suffix: the line it belongs to. */
+static void base_format(const char *format, char *out, size_t size)
 {
-    for (const char *p = text; *p != '\0'; p++) {
-        switch (*p) {
-        case '<': fputs("&lt;", out); break;
-        case '>': fputs("&gt;", out); break;
-        case '&': fputs("&amp;", out); break;
-        case '"': fputs("&quot;", out); break;
-        default: fputc(*p, out);
+    const char *plus = strchr(format, '+');
+    size_t n = plus != NULL ? (size_t)(plus - format) : strlen(format);
+    if (n >= size) n = size - 1;
+    memcpy(out, format, n);
+    out[n] = '\0';
+}
+
+/* The suffix after the first '+' ("" for a plain format). */
+static const char *variant_of(const char *format)
+{
+    const char *plus = strchr(format, '+');
+    return plus != NULL ? plus + 1 : "";
+}
+
+/* Distinct strings in order of first appearance (at most `capacity`). */
+typedef struct keys {
+    size_t n;
+    char name[FIG_MAX_PANELS][64];
+} keys;
+
+static size_t key_index(keys *k, const char *name, size_t capacity)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if (strcmp(k->name[i], name) == 0) return i;
+    if (k->n >= capacity || k->n >= FIG_MAX_PANELS) return (size_t)-1;
+    snprintf(k->name[k->n], sizeof k->name[0], "%s", name);
+    return k->n++;
+}
+
+static const char *text_or(const json_value *object, const char *key, const char *fallback)
+{
+    const char *s = json_get_string(object, key);
+    return s != NULL ? s : fallback;
+}
+
+/* "no outliers, no sink" or "1% outliers, 1 sink" from a row of that variant. */
+static void variant_title(const json_value *rows, const char *variant, char *out, size_t size)
+{
+    if (variant[0] == '\0') {
+        snprintf(out, size, "no outliers, no sink");
+        return;
+    }
+    for (size_t i = 0; i < json_length(rows); i++) {
+        const json_value *r = json_at(rows, i);
+        const char *format = json_get_string(r, "format");
+        double ppm, sinks;
+        if (format == NULL || strcmp(variant_of(format), variant) != 0) continue;
+        if (bench_field_number(r, "outlier_ppm", &ppm) && bench_field_number(r, "n_sinks", &sinks)) {
+            snprintf(out, size, "%g%% outliers, %g sink%s", ppm / 1e4, sinks, sinks == 1.0 ? "" : "s");
+            return;
         }
     }
+    /* bench_formats.c's naming: "+outliers+sink" is 1% outliers and one sink; rows that do not
+     * say so (study b) are titled by the name alone */
+    snprintf(out, size, "%s", strcmp(variant, "outliers+sink") == 0 ? "with outliers and a sink" : variant);
 }
 
-typedef struct axis {
-    double lo, hi; /* data range (log10 of it for a log axis) */
-    bool log;
-} axis;
-
-static double to_axis(const axis *a, double v) { return a->log ? log10(v) : v; }
-
-static void axis_fit(axis *a)
+/* "llama7b-mha: 32 KV heads x 1 query head, d 128" from the study's "shapes". */
+static void shape_title(const json_value *study, const char *shape, char *out, size_t size)
 {
-    if (!(a->hi > a->lo)) {
-        a->lo -= 0.5;
-        a->hi += 0.5;
-    }
-    if (a->log) {
-        a->lo = floor(a->lo);
-        a->hi = ceil(a->hi);
-        if (a->hi == a->lo) a->hi += 1.0;
-    } else {
-        double pad = 0.05 * (a->hi - a->lo);
-        a->lo = a->lo >= 0.0 && a->lo - pad < 0.0 ? 0.0 : a->lo - pad;
-        a->hi += pad;
-    }
-}
-
-static double px_x(const axis *a, double v)
-{
-    return LEFT + (to_axis(a, v) - a->lo) / (a->hi - a->lo) * (PLOT_W - LEFT - RIGHT);
-}
-static double px_y(const axis *a, double v)
-{
-    return PLOT_H - BOTTOM - (to_axis(a, v) - a->lo) / (a->hi - a->lo) * (PLOT_H - TOP - BOTTOM);
-}
-
-static void tick_label(char *buf, size_t size, double v)
-{
-    if (v >= 1048576.0 && fmod(v, 1048576.0) == 0.0)
-        snprintf(buf, size, "%gM", v / 1048576.0);
-    else if (v >= 1024.0 && fmod(v, 1024.0) == 0.0)
-        snprintf(buf, size, "%gK", v / 1024.0);
-    else
-        snprintf(buf, size, "%g", v);
-}
-
-/* Grid lines and labels: decades on a log axis, 5 steps on a linear one. */
-static void draw_ticks(FILE *out, const axis *a, bool horizontal)
-{
-    int steps = a->log ? (int)(a->hi - a->lo) : 5;
-    for (int i = 0; i <= steps; i++) {
-        double t = a->lo + (a->hi - a->lo) * i / steps;
-        double v = a->log ? pow(10.0, t) : t;
-        char label[32];
-        tick_label(label, sizeof label, a->log ? v : round(v * 1000.0) / 1000.0);
-        if (horizontal) {
-            double x = px_x(a, v);
-            fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", x, TOP, x,
-                    PLOT_H - BOTTOM);
-            fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"12\">%s</text>\n", x,
-                    PLOT_H - BOTTOM + 18.0, label);
-        } else {
-            double y = px_y(a, v);
-            fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", LEFT, y,
-                    PLOT_W - RIGHT, y);
-            fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"12\">%s</text>\n", LEFT - 6.0,
-                    y + 4.0, label);
+    const json_value *shapes = json_get(study, "shapes");
+    for (size_t i = 0; i < json_length(shapes); i++) {
+        const json_value *s = json_at(shapes, i);
+        const char *name = json_get_string(s, "name");
+        uint32_t kv = 0, q = 0, d = 0;
+        if (name == NULL || strcmp(name, shape) != 0) continue;
+        if (json_get_u32(s, "kv_heads", &kv) && json_get_u32(s, "query_heads_per_kv_head", &q) &&
+            json_get_u32(s, "head_dim", &d)) {
+            snprintf(out, size, "%s: %u KV heads x %u query head%s, d %u", shape, kv, q, q == 1 ? "" : "s", d);
+            return;
         }
     }
+    snprintf(out, size, "%s", shape);
 }
 
-/* Draws one study's plot into path; returns 0, or 1 after printing why. */
-static int plot_study(const char *path, const json_value *study)
+/* Decode attention: panels [shape][variant], a line per base format, baselines in every
+ * panel of their shape. y_field is the speedup (headline) or the time (detail). */
+static bool attention_plot(const char *path, const json_value *study, const char *title, const char *y_field,
+                           const char *y_label, bool reference)
+{
+    const json_value *rows = json_get(study, "results");
+    keys shapes = {0}, variants = {0};
+    for (size_t i = 0; i < json_length(rows); i++) {
+        const json_value *r = json_at(rows, i);
+        const char *shape = text_or(r, "shape", "-"), *format = json_get_string(r, "format"),
+                   *kind = text_or(r, "kind", "kvq");
+        if (format == NULL) continue;
+        key_index(&shapes, shape, 4);
+        if (strcmp(kind, "baseline") != 0) key_index(&variants, variant_of(format), 3);
+    }
+    if (variants.n == 0) key_index(&variants, "", 3);
+    figure *f = malloc(sizeof *f);
+    if (f == NULL) return false;
+    fig_init(f, shapes.n ? shapes.n : 1, variants.n, PLOT_LOG2, PLOT_LOG10);
+    snprintf(f->title, sizeof f->title, "%s", title);
+    snprintf(f->subtitle, sizeof f->subtitle, "%s; median of the timed runs", text_or(study, "device", "?"));
+    snprintf(f->x_label, sizeof f->x_label, "context (tokens)");
+    snprintf(f->y_label, sizeof f->y_label, "%s", y_label);
+    if (reference) {
+        f->has_reference = true;
+        f->reference_y = 1.0;
+        snprintf(f->reference_label, sizeof f->reference_label, "1 = the fastest fp16 baseline");
+    }
+    for (size_t s = 0; s < shapes.n; s++)
+        for (size_t v = 0; v < variants.n; v++) {
+            char st[96], vt[64];
+            shape_title(study, shapes.name[s], st, sizeof st);
+            variant_title(rows, variants.name[v], vt, sizeof vt);
+            snprintf(f->panel[s * variants.n + v].title, sizeof f->panel[0].title, "%s\n%s", st, vt);
+        }
+    /* Data styles first (formats in order of appearance), then the baselines. */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < json_length(rows); i++) {
+            const json_value *r = json_at(rows, i);
+            const char *format = json_get_string(r, "format"), *kind = text_or(r, "kind", "kvq");
+            bool baseline = strcmp(kind, "baseline") == 0;
+            double x, y;
+            if (format == NULL || baseline != (pass == 1)) continue;
+            char name[64];
+            base_format(format, name, sizeof name);
+            size_t style = fig_style_of(f, baseline ? format : name, baseline);
+            size_t s = key_index(&shapes, text_or(r, "shape", "-"), 4);
+            if (s == (size_t)-1 || !bench_field_number(r, "context", &x) || !bench_field_number(r, y_field, &y))
+                continue;
+            for (size_t v = 0; v < variants.n; v++)
+                if (baseline || strcmp(variants.name[v], variant_of(format)) == 0)
+                    fig_add(f, s * variants.n + v, style, x, y);
+        }
+    bool ok = fig_write(f, path);
+    fig_free(f);
+    free(f);
+    return ok;
+}
+
+/* Quantize throughput: panels [variant][kind], a line per base format. */
+static bool quantize_plot(const char *path, const json_value *study)
+{
+    const json_value *rows = json_get(study, "results");
+    keys kinds = {0}, variants = {0};
+    for (size_t i = 0; i < json_length(rows); i++) {
+        const char *format = json_get_string(json_at(rows, i), "format");
+        if (format == NULL) continue;
+        key_index(&kinds, text_or(json_at(rows, i), "kind", "-"), 3);
+        key_index(&variants, variant_of(format), 3);
+    }
+    figure *f = malloc(sizeof *f);
+    if (f == NULL) return false;
+    fig_init(f, variants.n ? variants.n : 1, kinds.n ? kinds.n : 1, PLOT_LOG2, PLOT_LOG10);
+    snprintf(f->title, sizeof f->title, "Quantize throughput on CUDA: tokens per second (higher is better)");
+    snprintf(f->subtitle, sizeof f->subtitle, "%s; all KV heads of one layer per block; median of the timed runs",
+             text_or(study, "device", "?"));
+    snprintf(f->x_label, sizeof f->x_label, "block (tokens)");
+    snprintf(f->y_label, sizeof f->y_label, "tokens per second");
+    for (size_t v = 0; v < variants.n; v++)
+        for (size_t k = 0; k < kinds.n; k++) {
+            char vt[64];
+            variant_title(rows, variants.name[v], vt, sizeof vt);
+            snprintf(f->panel[v * kinds.n + k].title, sizeof f->panel[0].title, "%s\n%s",
+                     strcmp(kinds.name[k], "device") == 0         ? "quantize_head (device)"
+                     : strcmp(kinds.name[k], "cache_append") == 0 ? "cache append"
+                                                                  : kinds.name[k],
+                     vt);
+        }
+    for (size_t i = 0; i < json_length(rows); i++) {
+        const json_value *r = json_at(rows, i);
+        const char *format = json_get_string(r, "format");
+        double x, y;
+        if (format == NULL || !bench_field_number(r, "block_tokens", &x) || !bench_field_number(r, "tokens_per_s", &y))
+            continue;
+        char name[64];
+        base_format(format, name, sizeof name);
+        size_t v = key_index(&variants, variant_of(format), 3), k = key_index(&kinds, text_or(r, "kind", "-"), 3);
+        if (v != (size_t)-1 && k != (size_t)-1) fig_add(f, v * kinds.n + k, fig_style_of(f, name, false), x, y);
+    }
+    bool ok = fig_write(f, path);
+    fig_free(f);
+    free(f);
+    return ok;
+}
+
+/* Offload: two panels (decode step, first token). Headline: fp16 offload's time over each
+ * format's (the rows' tpot_ratio, ttft_ratio); detail: the times, fp16 as a baseline. */
+static bool offload_plot(const char *path, const json_value *study, bool headline)
+{
+    static const char *const ratio[2] = {"tpot_ratio", "ttft_ratio"}, *const time[2] = {"tpot_ms.median",
+                                                                                          "ttft_ms.median"};
+    const json_value *rows = json_get(study, "results");
+    figure *f = malloc(sizeof *f);
+    if (f == NULL) return false;
+    fig_init(f, 1, 2, PLOT_LINEAR, headline ? PLOT_LINEAR : PLOT_LOG10);
+    snprintf(f->title, sizeof f->title, "%s",
+             headline ? "CPU-GPU offload of a LLaVA-like model: speedup over fp16 offload"
+                      : "CPU-GPU offload of a LLaVA-like model: time per step");
+    double budget = 0.0;
+    bench_field_number(study, "budget_bytes", &budget);
+    snprintf(f->subtitle, sizeof f->subtitle,
+             "%s; %.0f MiB of the cache on the GPU, the rest streamed from pinned host memory; median of the timed runs",
+             text_or(study, "device", "?"), budget / 1048576.0);
+    snprintf(f->x_label, sizeof f->x_label, "prompt (text and image tokens)");
+    snprintf(f->y_label, sizeof f->y_label, "%s", headline ? "fp16 time / this format's time" : "milliseconds");
+    snprintf(f->panel[0].title, sizeof f->panel[0].title, "%s", "decode step (TPOT)");
+    snprintf(f->panel[1].title, sizeof f->panel[1].title, "%s", "time to first token (TTFT)");
+    if (headline) {
+        f->has_reference = true;
+        f->reference_y = 1.0;
+        snprintf(f->reference_label, sizeof f->reference_label, "1 = fp16 offload");
+    }
+    for (size_t i = 0; i < json_length(rows); i++) {
+        const json_value *r = json_at(rows, i);
+        const char *format = json_get_string(r, "format");
+        bool fp16 = format != NULL && strcmp(format, "fp16") == 0;
+        double x;
+        if (format == NULL || (headline && fp16) || !bench_field_number(r, "context", &x)) continue;
+        size_t style = fig_style_of(f, fp16 ? "fp16 offload" : format, fp16);
+        for (size_t p = 0; p < 2; p++) {
+            double y;
+            if (bench_field_number(r, headline ? ratio[p] : time[p], &y)) fig_add(f, p, style, x, y);
+        }
+    }
+    bool ok = fig_write(f, path);
+    fig_free(f);
+    free(f);
+    return ok;
+}
+
+/* A study this file does not know: its own "plot" member, one panel, a line per series. */
+static bool generic_plot(const char *path, const json_value *study)
 {
     const json_value *plot = json_get(study, "plot"), *rows = json_get(study, "results");
     const char *title = json_get_string(plot, "title"), *xf = json_get_string(plot, "x"),
@@ -114,84 +267,72 @@ static int plot_study(const char *path, const json_value *study)
                *xl = json_get_string(plot, "x_label"), *yl = json_get_string(plot, "y_label");
     if (title == NULL || xf == NULL || yf == NULL || sf == NULL || xl == NULL || yl == NULL) {
         fprintf(stderr, "kvq bench: %s: the study's \"plot\" lacks a field\n", path);
-        return 1;
+        return false;
     }
-    axis ax = {INFINITY, -INFINITY, false}, ay = {INFINITY, -INFINITY, false};
-    json_bool(json_get(plot, "log_x"), &ax.log);
-    json_bool(json_get(plot, "log_y"), &ay.log);
-    size_t n = json_length(rows), usable = 0;
-    for (size_t i = 0; i < n; i++) {
+    bool log_x = false, log_y = false;
+    json_bool(json_get(plot, "log_x"), &log_x);
+    json_bool(json_get(plot, "log_y"), &log_y);
+    figure *f = malloc(sizeof *f);
+    if (f == NULL) return false;
+    fig_init(f, 1, 1, log_x ? PLOT_LOG10 : PLOT_LINEAR, log_y ? PLOT_LOG10 : PLOT_LINEAR);
+    snprintf(f->title, sizeof f->title, "%s", title);
+    snprintf(f->x_label, sizeof f->x_label, "%s", xl);
+    snprintf(f->y_label, sizeof f->y_label, "%s", yl);
+    for (size_t i = 0; i < json_length(rows); i++) {
+        const json_value *r = json_at(rows, i);
+        const char *name = json_get_string(r, sf);
         double x, y;
-        if (!bench_field_number(json_at(rows, i), xf, &x) || !bench_field_number(json_at(rows, i), yf, &y)) continue;
-        if ((ax.log && !(x > 0.0)) || (ay.log && !(y > 0.0))) continue;
-        usable++;
-        ax.lo = fmin(ax.lo, to_axis(&ax, x));
-        ax.hi = fmax(ax.hi, to_axis(&ax, x));
-        ay.lo = fmin(ay.lo, to_axis(&ay, y));
-        ay.hi = fmax(ay.hi, to_axis(&ay, y));
+        if (name != NULL && bench_field_number(r, xf, &x) && bench_field_number(r, yf, &y))
+            fig_add(f, 0, fig_style_of(f, name, false), x, y);
     }
-    if (usable == 0) return 0; /* nothing measured: no plot */
-    axis_fit(&ax);
-    axis_fit(&ay);
-    FILE *out = fopen(path, "w");
-    if (out == NULL) {
-        perror(path);
-        return 1;
+    bool ok = fig_write(f, path);
+    fig_free(f);
+    free(f);
+    return ok;
+}
+
+size_t bench_plot_files(const char *key, const json_value *study, bench_plot_file files[BENCH_MAX_PLOTS])
+{
+    size_t n = 0;
+    if (json_length(json_get(study, "results")) == 0) return 0;
+    bool attention = strncmp(key, "attention_", 10) == 0, offload = strncmp(key, "offload_", 8) == 0,
+         quantize = strncmp(key, "quantize_", 9) == 0;
+    if (!attention && !offload && !quantize && json_get(study, "plot") == NULL) return 0;
+    snprintf(files[n].name, sizeof files[0].name, "%s.svg", key);
+    snprintf(files[n].caption, sizeof files[0].caption, "%s",
+             attention ? "speedup over the fastest fp16 baseline"
+             : offload ? "speedup over fp16 offload"
+                       : "throughput");
+    n++;
+    if (attention || offload) {
+        snprintf(files[n].name, sizeof files[0].name, "%s-detail.svg", key);
+        snprintf(files[n].caption, sizeof files[0].caption, "%s",
+                 attention ? "time per decode step" : "time per step");
+        n++;
     }
-    fprintf(out,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
-            "font-family=\"sans-serif\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-            PLOT_W, PLOT_H, PLOT_W, PLOT_H);
-    fprintf(out, "<text x=\"%.1f\" y=\"28\" text-anchor=\"middle\" font-size=\"18\">", (PLOT_W - RIGHT + LEFT) / 2.0);
-    put_xml(out, title);
-    fputs("</text>\n", out);
-    draw_ticks(out, &ax, true);
-    draw_ticks(out, &ay, false);
-    fprintf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"black\"/>\n", LEFT,
-            TOP, PLOT_W - LEFT - RIGHT, PLOT_H - TOP - BOTTOM);
-    fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\">", (PLOT_W - RIGHT + LEFT) / 2.0,
-            PLOT_H - 25.0);
-    put_xml(out, xl);
-    fprintf(out, "</text>\n<text transform=\"translate(22 %.1f) rotate(-90)\" text-anchor=\"middle\" font-size=\"14\">",
-            (PLOT_H - BOTTOM + TOP) / 2.0);
-    put_xml(out, yl);
-    fputs("</text>\n", out);
-    /* One polyline per series, in order of first appearance. */
-    bool *done = calloc(n > 0 ? n : 1u, sizeof *done);
-    size_t series = 0;
-    for (size_t i = 0; done != NULL && i < n; i++) {
-        const char *name = json_get_string(json_at(rows, i), sf);
-        if (done[i] || name == NULL) continue;
-        const char *colour = colours[series % (sizeof colours / sizeof *colours)];
-        fprintf(out, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"", colour,
-                series >= sizeof colours / sizeof *colours ? " stroke-dasharray=\"6 3\"" : "");
-        for (size_t j = i; j < n; j++) {
-            const json_value *row = json_at(rows, j);
-            const char *other = json_get_string(row, sf);
-            double x, y;
-            if (other == NULL || strcmp(other, name) != 0) continue;
-            done[j] = true;
-            if (!bench_field_number(row, xf, &x) || !bench_field_number(row, yf, &y)) continue;
-            if ((ax.log && !(x > 0.0)) || (ay.log && !(y > 0.0))) continue;
-            fprintf(out, "%.1f,%.1f ", px_x(&ax, x), px_y(&ay, y));
-        }
-        fputs("\"/>\n", out);
-        double ly = TOP + 14.0 + 16.0 * (double)series;
-        fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"/>\n",
-                PLOT_W - RIGHT + 12.0, ly - 4.0, PLOT_W - RIGHT + 36.0, ly - 4.0, colour);
-        fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">", PLOT_W - RIGHT + 42.0, ly);
-        put_xml(out, name);
-        fputs("</text>\n", out);
-        series++;
+    return n;
+}
+
+static bool plot_study(const char *dir, const char *key, const json_value *study)
+{
+    bench_plot_file files[BENCH_MAX_PLOTS];
+    size_t n = bench_plot_files(key, study, files);
+    if (n == 0) return true; /* nothing measured: no plot */
+    char path[4096], detail[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, files[0].name);
+    if (n > 1) snprintf(detail, sizeof detail, "%s/%s", dir, files[1].name);
+    if (strncmp(key, "attention_", 10) == 0) {
+        const char *backend = strcmp(key, "attention_cuda") == 0 ? "CUDA" : "OpenCL";
+        char title[128], detail_title[128];
+        snprintf(title, sizeof title, "Decode attention on %s: speedup over the fastest fp16 baseline", backend);
+        snprintf(detail_title, sizeof detail_title, "Decode attention on %s: time per decode step, all heads", backend);
+        return attention_plot(path, study, title, "speedup_vs_fastest_fp16",
+                              "speedup (fastest fp16 time / this time)", true) &&
+               attention_plot(detail, study, detail_title, "time_ms.median", "milliseconds per decode step", false);
     }
-    free(done);
-    fputs("</svg>\n", out);
-    if (fclose(out) != 0) {
-        perror(path);
-        return 1;
-    }
-    return 0;
+    if (strncmp(key, "offload_", 8) == 0) return offload_plot(path, study, true) && offload_plot(detail, study, false);
+    if (strncmp(key, "quantize_", 9) == 0) return quantize_plot(path, study);
+    return generic_plot(path, study);
 }
 
 int bench_plot_all(const char *dir)
@@ -200,13 +341,8 @@ int bench_plot_all(const char *dir)
     if (doc == NULL) return 1;
     const json_value *studies = json_get(doc, "studies");
     int rc = 0;
-    for (size_t i = 0; i < json_length(studies); i++) {
-        const json_value *study = json_at(studies, i);
-        if (json_get(study, "plot") == NULL || json_length(json_get(study, "results")) == 0) continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s.svg", dir, json_key_at(studies, i));
-        rc |= plot_study(path, study);
-    }
+    for (size_t i = 0; i < json_length(studies); i++)
+        if (!plot_study(dir, json_key_at(studies, i), json_at(studies, i))) rc = 1;
     json_free(doc);
     return rc;
 }

@@ -111,8 +111,10 @@ static void study_section(FILE *out, const char *plots, bench_study s, const jso
     const char *notes = json_get_string(study, "notes");
     if (notes != NULL) fprintf(out, "- notes: %s\n", notes);
     fputc('\n', out);
-    if (json_get(study, "plot") != NULL && json_length(json_get(study, "results")) > 0)
-        fprintf(out, "![%s](%s/%s.svg)\n\n", study_titles[s], plots, bench_study_key(s));
+    bench_plot_file files[BENCH_MAX_PLOTS];
+    size_t n_plots = bench_plot_files(bench_study_key(s), study, files);
+    for (size_t i = 0; i < n_plots; i++)
+        fprintf(out, "![%s: %s](%s/%s)\n\n", study_titles[s], files[i].caption, plots, files[i].name);
     study_table(out, study);
 }
 

@@ -19,6 +19,7 @@ struct json_value {
     char *string;        /* JSON_STRING: UTF-8, NUL-terminated */
     size_t string_length;
     size_t count;        /* JSON_ARRAY / JSON_OBJECT */
+    size_t capacity;     /* entries allocated in items (and keys, key_lengths) */
     json_value **items;
     char **keys;         /* JSON_OBJECT: member keys, NUL-terminated */
     size_t *key_lengths; /* byte lengths (a key may hold "\u0000") */
@@ -350,33 +351,92 @@ static bool match_literal(parser *p, const char *word)
 
 static json_value *parse_value(parser *p);
 
+/* Grows an array of `*capacity` elements of `size` bytes to hold `needed`, doubling, so that n
+ * appends cost O(n) copying in all. */
+static bool grow(void **array, size_t *capacity, size_t needed, size_t size)
+{
+    if (needed <= *capacity) return true;
+    size_t grown = *capacity < 8 ? 8 : *capacity;
+    while (grown < needed) {
+        if (grown > SIZE_MAX / 2 / size) return false;
+        grown *= 2;
+    }
+    void *p = realloc(*array, grown * size);
+    if (p == NULL) return false;
+    *array = p;
+    *capacity = grown;
+    return true;
+}
+
 static bool append_item(parser *p, json_value *container, json_value *item, char *key, size_t key_length)
 {
     size_t n = container->count + 1;
-    json_value **items = realloc(container->items, n * sizeof *items);
-    if (items == NULL) {
-        fail_at(p, p->pos, "out of memory");
-        return false;
+    if (n > container->capacity) {
+        /* items, keys and key_lengths share one capacity: each grows to the same new size. */
+        size_t capacity = container->capacity, keys_capacity = container->capacity,
+               lengths_capacity = container->capacity;
+        bool ok = grow((void **)&container->items, &capacity, n, sizeof *container->items);
+        if (ok && container->type == JSON_OBJECT)
+            ok = grow((void **)&container->keys, &keys_capacity, capacity, sizeof *container->keys) &&
+                 grow((void **)&container->key_lengths, &lengths_capacity, capacity, sizeof *container->key_lengths);
+        if (!ok) {
+            fail_at(p, p->pos, "out of memory");
+            return false;
+        }
+        container->capacity = capacity;
     }
-    container->items = items;
     if (container->type == JSON_OBJECT) {
-        char **keys = realloc(container->keys, n * sizeof *keys);
-        if (keys == NULL) {
-            fail_at(p, p->pos, "out of memory");
-            return false;
-        }
-        container->keys = keys;
-        size_t *lengths = realloc(container->key_lengths, n * sizeof *lengths);
-        if (lengths == NULL) {
-            fail_at(p, p->pos, "out of memory");
-            return false;
-        }
-        container->key_lengths = lengths;
-        keys[container->count] = key;
-        lengths[container->count] = key_length;
+        container->keys[container->count] = key;
+        container->key_lengths[container->count] = key_length;
     }
-    items[container->count] = item;
+    container->items[container->count] = item;
     container->count = n;
+    return true;
+}
+
+/* ---- duplicate strings in O(n log n) ------------------------------------------------------ */
+
+static _Thread_local size_t duplicate_comparisons;
+
+size_t json_duplicate_comparisons(void) { return duplicate_comparisons; }
+
+void json_duplicate_comparisons_reset(void) { duplicate_comparisons = 0; }
+
+typedef struct sorted_string {
+    const char *bytes;
+    size_t length, index;
+} sorted_string;
+
+static int compare_sorted(const void *a, const void *b)
+{
+    const sorted_string *x = a, *y = b;
+    duplicate_comparisons++;
+    size_t n = x->length < y->length ? x->length : y->length;
+    int c = memcmp(x->bytes, y->bytes, n);
+    if (c != 0) return c;
+    if (x->length != y->length) return x->length < y->length ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index; /* equal strings in input order */
+}
+
+bool json_first_duplicate(const char *const *strings, const size_t *lengths, size_t n, size_t *first)
+{
+    *first = n;
+    if (n < 2) return true;
+    sorted_string *sorted = malloc(n * sizeof *sorted);
+    if (sorted == NULL) return false;
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = (sorted_string){strings[i], lengths != NULL ? lengths[i] : strlen(strings[i]), i};
+    /* A sort, not a hash table: no choice of keys makes it slower than n log n comparisons. */
+    qsort(sorted, n, sizeof *sorted, compare_sorted);
+    for (size_t i = 1; i < n; i++) {
+        const sorted_string *a = &sorted[i - 1], *b = &sorted[i];
+        /* b is the second occurrence of its string when a is the first one */
+        bool a_starts = i == 1 || sorted[i - 2].length != a->length ||
+                        memcmp(sorted[i - 2].bytes, a->bytes, a->length) != 0;
+        if (a_starts && a->length == b->length && memcmp(a->bytes, b->bytes, a->length) == 0 && b->index < *first)
+            *first = b->index;
+    }
+    free(sorted);
     return true;
 }
 
@@ -423,6 +483,7 @@ static json_value *parse_object(parser *p)
 {
     json_value *object = new_value(p, JSON_OBJECT);
     if (object == NULL) return NULL;
+    size_t *key_positions = NULL, n_key_positions = 0;
     p->pos++; /* '{' */
     skip_whitespace(p);
     if (p->pos < p->length && p->text[p->pos] == '}') {
@@ -444,16 +505,13 @@ static json_value *parse_object(parser *p)
             free(key.data);
             break;
         }
-        for (size_t i = 0; i < object->count; i++) {
-            if (object->key_lengths[i] == key.length && memcmp(object->keys[i], key.data, key.length) == 0) {
-                fail_at(p, key_at, "duplicate key \"%s\" in an object", key.data);
-                break;
-            }
-        }
-        if (p->failed) {
+        /* Where each key starts, for the message of a duplicate found once the object is read. */
+        if (!grow((void **)&key_positions, &n_key_positions, object->count + 1, sizeof *key_positions)) {
+            fail_at(p, key_at, "out of memory");
             free(key.data);
             break;
         }
+        key_positions[object->count] = key_at;
         skip_whitespace(p);
         if (p->pos >= p->length || p->text[p->pos] != ':') {
             fail_at(p, p->pos, "expected ':' after the key \"%s\"", key.data);
@@ -474,12 +532,26 @@ static json_value *parse_object(parser *p)
             break;
         }
         char c = p->text[p->pos++];
-        if (c == '}') return object;
+        if (c == '}') {
+            size_t duplicate;
+            if (!json_first_duplicate((const char *const *)object->keys, object->key_lengths, object->count,
+                                      &duplicate)) {
+                fail_at(p, p->pos, "out of memory");
+                break;
+            }
+            if (duplicate < object->count) {
+                fail_at(p, key_positions[duplicate], "duplicate key \"%s\" in an object", object->keys[duplicate]);
+                break;
+            }
+            free(key_positions);
+            return object;
+        }
         if (c != ',') {
             fail_at(p, p->pos - 1, "expected ',' or '}' in an object, found '%c'", c);
             break;
         }
     }
+    free(key_positions);
     json_free(object);
     return NULL;
 }
@@ -530,6 +602,7 @@ static json_value *parse_value(parser *p)
 json_value *json_parse(const char *text, size_t length, char *error, size_t error_size)
 {
     if (error != NULL && error_size > 0) error[0] = '\0';
+    duplicate_comparisons = 0;
     parser p = {text, length, 0, 0, error, error_size, false};
     if (text == NULL) {
         fail_at(&p, 0, "no text");
@@ -557,16 +630,18 @@ json_value *json_parse_file(const char *path, char *error, size_t error_size)
     buffer b = {0};
     char chunk[65536];
     size_t n;
-    bool ok = true;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (!buffer_put(&b, chunk, n)) {
-            ok = false;
-            break;
-        }
-    if (ferror(f)) ok = false;
+    const char *problem = NULL;
+    while (problem == NULL && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        /* A bound, so that /dev/zero or an endless pipe is an error rather than all the memory there is. */
+        if (b.length + n > JSON_MAX_FILE_BYTES)
+            problem = "longer than " KVQ_JSON_MAX_FILE_TEXT ", more than any JSON file kvq reads";
+        else if (!buffer_put(&b, chunk, n))
+            problem = "out of memory";
+    }
+    if (problem == NULL && ferror(f)) problem = strerror(errno);
     fclose(f);
-    if (!ok) {
-        snprintf(error, error_size, "%s: cannot read the file", path);
+    if (problem != NULL) {
+        snprintf(error, error_size, "%s: cannot read the file: %s", path, problem);
         free(b.data);
         return NULL;
     }

@@ -33,6 +33,10 @@ typedef struct json_value json_value;
 
 /* Nesting deeper than this is refused (a guard against stack exhaustion). */
 #define JSON_MAX_DEPTH 256
+/* json_parse_file refuses files longer than this (256 MiB; the golden manifest is well under 1 MiB),
+ * so that an endless input is an error rather than an allocation failure. */
+#define JSON_MAX_FILE_BYTES ((size_t)256 << 20)
+#define KVQ_JSON_MAX_FILE_TEXT "256 MiB"
 
 /* Parses text[0 .. length-1] (need not be NUL-terminated). On failure returns
  * NULL and writes "line L, column C: what is wrong" into error. */
@@ -65,6 +69,17 @@ bool json_number(const json_value *value, double *out);
 bool json_u64(const json_value *value, uint64_t *out);
 /* true/false. */
 bool json_bool(const json_value *value, bool *out);
+
+/* The first of strings[0 .. n-1] (byte strings of lengths[i] bytes; NULL lengths: NUL-terminated)
+ * that equals an earlier one: *first = its index, or n when all differ. It sorts, so that no choice
+ * of strings makes it cost more than O(n log n) comparisons (duplicate object keys, the manifest's
+ * case names). false when out of memory. */
+bool json_first_duplicate(const char *const *strings, const size_t *lengths, size_t n, size_t *first);
+/* The string comparisons the duplicate checks made since the calling thread's last json_parse began
+ * (or since json_duplicate_comparisons_reset): the work done, so that tests can check it stays
+ * O(n log n) without timing anything. */
+size_t json_duplicate_comparisons(void);
+void json_duplicate_comparisons_reset(void);
 
 /* Convenience for members of an object: false if absent or of another type. */
 bool json_get_u32(const json_value *object, const char *key, uint32_t *out);

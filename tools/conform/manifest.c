@@ -2,7 +2,7 @@
  * manifest.c - reading and checking the golden manifest (S16.7) and its
  * little-endian array files.
  */
-#define _POSIX_C_SOURCE 200809L /* stat */
+#define _POSIX_C_SOURCE 200809L /* stat, fstat, fileno */
 #include "manifest.h"
 
 #include "kvq/kvq_io.h"
@@ -102,6 +102,9 @@ static bool read_file_entry(const json_value *entry, manifest_file *f, const cha
                  MANIFEST_MAX_RANK);
         return false;
     }
+    /* Every size from the file is checked before use (issue 17): the product of the shape and the
+     * byte count must not wrap, or a huge shape would pass as a small file and its readers would
+     * copy gigabytes out of it. */
     uint64_t count = 1;
     f->rank = (uint32_t)rank;
     for (size_t i = 0; i < rank; i++) {
@@ -111,7 +114,12 @@ static bool read_file_entry(const json_value *entry, manifest_file *f, const cha
             return false;
         }
         f->shape[i] = (uint32_t)s;
-        count *= s;
+        count = s != 0 && count > MANIFEST_MAX_ARRAY_BYTES / s ? MANIFEST_MAX_ARRAY_BYTES + 1 : count * s;
+    }
+    if (count > MANIFEST_MAX_ARRAY_BYTES / manifest_dtype_size(f->dtype)) {
+        snprintf(error, error_size, "%s (%s): shape and dtype describe more than %llu bytes", where, f->label,
+                 (unsigned long long)MANIFEST_MAX_ARRAY_BYTES);
+        return false;
     }
     if (count * manifest_dtype_size(f->dtype) != f->bytes) {
         snprintf(error, error_size, "%s (%s): bytes %llu do not match shape and dtype (%llu elements of %s)", where,
@@ -199,12 +207,22 @@ bool manifest_load(const char *directory, manifest *out, char *error, size_t err
             manifest_free(out);
             return false;
         }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(out->cases[j].name, out->cases[i].name) == 0) {
-                snprintf(error, error_size, "%s: case name \"%s\" appears twice", path, out->cases[i].name);
-                manifest_free(out);
-                return false;
-            }
+    }
+    /* Case names are unique; found by sorting, because comparing every pair of a hostile
+     * manifest's 100k names takes minutes (issue 17). */
+    const char **names = malloc((out->n_cases ? out->n_cases : 1) * sizeof *names);
+    size_t duplicate = out->n_cases;
+    bool sorted = names != NULL;
+    for (size_t i = 0; sorted && i < out->n_cases; i++) names[i] = out->cases[i].name;
+    if (sorted) sorted = json_first_duplicate(names, NULL, out->n_cases, &duplicate);
+    free(names);
+    if (!sorted || duplicate < out->n_cases) {
+        if (!sorted)
+            snprintf(error, error_size, "%s: out of memory", path);
+        else
+            snprintf(error, error_size, "%s: case name \"%s\" appears twice", path, out->cases[duplicate].name);
+        manifest_free(out);
+        return false;
     }
     return true;
 }
@@ -274,9 +292,23 @@ bool golden_array_load(const char *directory, const manifest_file *f, golden_arr
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", directory, f->file);
+    if (f->bytes > MANIFEST_MAX_ARRAY_BYTES) { /* manifest_load refuses these; a caller's entry may not */
+        snprintf(error, error_size, "%s: the manifest's %llu bytes exceed %llu", path, (unsigned long long)f->bytes,
+                 (unsigned long long)MANIFEST_MAX_ARRAY_BYTES);
+        return false;
+    }
     FILE *file = fopen(path, "rb");
     if (file == NULL) {
         snprintf(error, error_size, "%s: cannot open: %s", path, strerror(errno));
+        return false;
+    }
+    /* A regular file's size is known before anything is allocated: a manifest that promises more
+     * than the file holds costs no memory. */
+    struct stat st;
+    if (fstat(fileno(file), &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size != f->bytes) {
+        fclose(file);
+        snprintf(error, error_size, "%s: %llu bytes, the manifest says %llu", path, (unsigned long long)st.st_size,
+                 (unsigned long long)f->bytes);
         return false;
     }
     size_t n = (size_t)f->bytes;

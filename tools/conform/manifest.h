@@ -32,6 +32,11 @@ typedef enum manifest_dtype {
 
 enum { MANIFEST_MAX_RANK = 4 };
 
+/* The largest array file a manifest may describe (2^40 bytes, beyond any golden set; S1.4's largest
+ * head slice of fp32 is 2^42 bytes, far more than a conformance case needs): shape products and
+ * byte counts above it are refused before anything is allocated or read. */
+#define MANIFEST_MAX_ARRAY_BYTES ((uint64_t)1 << 40)
+
 typedef struct manifest_file {
     const char *label;
     manifest_class cls;

@@ -58,6 +58,7 @@ void quantize_model_link(quantize_model *m)
 {
     m->config.quantizer.codebook = m->config.quantizer.scheme == KVQ_SCHEME_NUQ ? &m->codebook : NULL;
     m->config.channel_range = m->ranges;
+    m->config.n_channel_range = m->ranges != NULL ? m->head_dim : 0u;
 }
 
 void cache_model_link(cache_model *m)
@@ -66,6 +67,7 @@ void cache_model_link(cache_model *m)
     m->value_config.quantizer.codebook =
         m->value_config.quantizer.scheme == KVQ_SCHEME_NUQ ? &m->value_codebook : NULL;
     m->key_config.channel_range = m->ranges;
+    m->key_config.n_channel_range = m->ranges != NULL ? m->head_dim : 0u;
 }
 
 kvq_status qtensor_from_parts(const qtensor_parts *p, kvq_qtensor **out)

@@ -402,6 +402,7 @@ static bool random_sequence(kvq_rng *r, attention_shape *a, uint32_t n, kvq_atte
         ranges = random_ranges(r, s.keys, n, a->head_dim);
         ok = ranges != NULL;
         kc.channel_range = ranges;
+        kc.n_channel_range = a->head_dim;
     }
     const uint8_t *modality = ok ? s.modality : NULL;
     bool s_inexact = s.inexact;

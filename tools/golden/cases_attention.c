@@ -146,6 +146,7 @@ static void attention_case_run(golden_writer *w, const attention_case *ac)
     kc.group_size = ac->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE ? ac->key_block : 0;
     kc.outlier_ppm = 10000;
     kc.channel_range = ranges;
+    kc.n_channel_range = ranges != NULL ? d : 0u;
     kc.policy = kvq_token_policy_default();
     kc.policy.n_sinks = ac->n_sinks;
     vc.role = KVQ_ROLE_VALUES;

@@ -169,6 +169,7 @@ static void cache_case_run(golden_writer *w, const cache_case *cc)
     kc.group_size = cc->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE ? cc->key_block : 0;
     kc.outlier_ppm = cc->key_ppm;
     kc.channel_range = ranges;
+    kc.n_channel_range = ranges != NULL ? d : 0u;
     kc.policy = cc->policy;
     vc.role = KVQ_ROLE_VALUES;
     vc.quantizer = (kvq_quantizer){cc->value_scheme, cc->value_bits, NULL};

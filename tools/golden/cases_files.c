@@ -97,6 +97,7 @@ void golden_cases_files(golden_writer *w)
             kc.quantizer = (kvq_quantizer){KVQ_SCHEME_NUQ, 3, &cal->key_codebook[l]};
             kc.key_mode = KVQ_KEYS_PER_CHANNEL_CALIBRATED;
             kc.channel_range = kvq_calibration_ranges(cal, l, h);
+            kc.n_channel_range = D;
             kc.policy = kvq_token_policy_default();
             vc.role = KVQ_ROLE_VALUES;
             vc.quantizer = (kvq_quantizer){KVQ_SCHEME_NUQ, 3, &cal->value_codebook[l]};

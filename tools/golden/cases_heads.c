@@ -198,6 +198,7 @@ static void head_case_run(golden_writer *w, const head_case *hc)
                                                      hc->head_dim, CALIBRATION_PPM, ranges));
         free(samples);
         config.channel_range = ranges;
+        config.n_channel_range = hc->head_dim;
     }
     config.beyond_range = hc->beyond_range;
     char params_json[2048];

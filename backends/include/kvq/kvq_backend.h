@@ -31,6 +31,16 @@
  *  - Calls on one context are made from one thread at a time. Every call is
  *    complete when it returns (results are in the caller's host buffers).
  *
+ * Versions of kvq.h: the shared structs only ever grow at their end. A backend
+ * built against an older kvq.h sees the struct of its own header and never
+ * reads the fields appended since: kvq_head_config.beyond_range (spec 1.2.0;
+ * asked for only when it sets KVQ_BACKEND_FEATURE_CLAMP) and
+ * kvq_head_config.n_channel_range (spec 1.3.0: the length of channel_range).
+ * A host must therefore pass calibrated keys exactly head_dim channel ranges,
+ * as kvq conform always does; a backend built against 1.3.0 checks that
+ * n_channel_range == head_dim (KVQ_ERR_SIZE_MISMATCH otherwise), as the ref
+ * and opencl backends do, because other hosts may pass a shorter array.
+ *
  * Errors: every operation returns a kvq_status from the spec (S13). On failure
  * no output is written (host buffers keep their contents, `*out` is untouched)
  * and last_error(ctx) returns a message naming the argument that was wrong.
@@ -220,11 +230,21 @@ typedef const kvq_backend_api *(*kvq_backend_entry_fn)(uint32_t host_abi_version
 
 /* ---- host side (libkvq_backends) ----------------------------------------- */
 /* Find a backend by name ("ref", "opencl", "cuda") or load one from a path
- * (anything containing '/' or ".so"). Checks the ABI version, the
- * table size and that the mandatory slots (list_devices, open, close, get_caps,
- * device_name, last_error) are set. On failure writes the reason to message. */
+ * (anything containing '/' or ".so"; a name without '/' is a file in the
+ * current directory, never one dlopen would look up in LD_LIBRARY_PATH or the
+ * system's directories). Checks the ABI version, the table size and that the
+ * mandatory slots (list_devices, open, close, get_caps, device_name,
+ * last_error) are set, naming the one that is not. On failure writes the
+ * reason to message. A loaded plugin runs in the host's process with all its
+ * rights; docs/PLUGINS.md says what that allows and how to judge a plugin
+ * you do not trust. */
 kvq_status kvq_backend_find(const char *name_or_path, const kvq_backend_api **api, char *message,
                             size_t message_size);
+/* api->open, with the host's checks: a backend that returns KVQ_OK without a
+ * context is refused (KVQ_ERR_BAD_ARGUMENT), and a failure without a message
+ * gets one naming the status. *ctx is written only on success. */
+kvq_status kvq_backend_open(const kvq_backend_api *api, const kvq_backend_options *options,
+                            kvq_backend_context **ctx, char *message, size_t message_size);
 /* The built-in backends compiled into this build, NULL-terminated. */
 const kvq_backend_api *const *kvq_backend_builtins(void);
 

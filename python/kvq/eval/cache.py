@@ -33,6 +33,10 @@ class CacheConfig:
     "nf" (NormalFloat, S6.1), "kmeans" (S6.6 on the calibration text), "fisher" (S6.6 weighted
     by Fisher information). outliers: ppm of dense-and-sparse outliers (S7; for calibrated keys the
     fraction the calibration leaves outside [lo, hi]). sinks: first tokens kept in fp16 (S8).
+    beyond_range: calibrated keys only, what an element outside its channel's range becomes (S7.3):
+    "outliers" (stored exactly in fp16, the default) or "clamp" (the range's end code, no key outliers).
+    key_range_ppm: calibrated keys, the fraction S6.9 trims from the calibration samples when it is
+    not ``outliers`` (None: the same), e.g. full ranges (0) for clamped keys with 1% value outliers.
     """
 
     name: str
@@ -45,6 +49,11 @@ class CacheConfig:
     key_block: int = 0
     value_group: int = 0
     q_norm: bool = False
+    beyond_range: str = "outliers"
+    key_range_ppm: Optional[int] = None
+
+    def range_ppm(self) -> int:
+        return self.outliers if self.key_range_ppm is None else self.key_range_ppm
 
     def label(self) -> str:
         parts = [f"{self.bits}-bit", {"token": "per-token keys", "channel-online": "per-channel keys (online"
@@ -56,6 +65,9 @@ class CacheConfig:
             parts.append(f"{self.outliers / 1e4:g}% outliers")
         if self.sinks:
             parts.append(f"{self.sinks} sink")
+        if self.beyond_range == "clamp":
+            parts.append("keys clamped to the " + ("full calibration range" if self.range_ppm() == 0 else
+                                                   f"range that leaves {self.range_ppm() / 1e4:g}% outside"))
         return ", ".join(parts)
 
 
@@ -69,6 +81,10 @@ class Calibration:
     rope_tables: Dict[float, tuple]
     fisher_keys: Optional[List[np.ndarray]] = None    # squared gradients, pre-RoPE keys
     fisher_values: Optional[List[np.ndarray]] = None
+    # S6.6's default. It stops before the assignments settle on the eval's 10^5 and more samples per
+    # codebook (levels still move by up to 0.08 of the half-range after 25 iterations; about 400
+    # converge, at 9 times the time): --kmeans-iterations.
+    kmeans_iterations: int = 25
     _ranges: Dict[tuple, List[np.ndarray]] = field(default_factory=dict)
     _books: Dict[tuple, List[tuple]] = field(default_factory=dict)
 
@@ -79,10 +95,14 @@ class Calibration:
             k = M.rope(k, cos, sin)
         return k
 
-    def ranges(self, rope: str, outliers: int) -> List[np.ndarray]:
-        key = (rope, outliers)
+    def ranges(self, rope: str, outliers: int, sinks: int = 0) -> List[np.ndarray]:
+        """S6.9's per-channel ranges, per layer, from the calibration keys without their first
+        ``sinks`` tokens: a sink stays fp16 in the cache (S8), so, as kvq_calibration_samples does for
+        codebooks, it must not take one of the range's outlier places (the BOS token is among the
+        extremes of about 5% of Gemma's key channels, four times chance)."""
+        key = (rope, outliers, sinks)
         if key not in self._ranges:
-            self._ranges[key] = [kvq.calibrate_channel_ranges(self.key_samples(l, rope), outliers)
+            self._ranges[key] = [kvq.calibrate_channel_ranges(self.key_samples(l, rope)[sinks:], outliers)
                                  for l in range(M.N_LAYERS)]
         return self._ranges[key]
 
@@ -90,7 +110,7 @@ class Calibration:
         """Per layer (key codebook, value codebook) for a NUQ config: S6.6 k-means on the samples
         the calibration text gives under that very config (kvq_calibration_samples)."""
         key = (config.keys, config.rope, config.bits, config.outliers, config.sinks, config.key_block,
-               config.value_group, config.scheme, config.q_norm)
+               config.value_group, config.scheme, config.q_norm, config.beyond_range, config.key_range_ppm)
         if key in self._books:
             return self._books[key]
         if config.scheme == "fisher" and self.fisher_keys is None:
@@ -105,8 +125,13 @@ class Calibration:
                 fk = None  # gradients are of the pre-RoPE keys; post-RoPE samples go unweighted
             zk, wk = kvq.calibration_samples(kcfg, self.key_samples(layer, config.rope), fk)
             zv, wv = kvq.calibration_samples(vcfg, self.values[layer], fv)
-            books.append((kvq.calibrate_codebook(zk, wk if fk is not None else None, config.bits, q_norm=config.q_norm),
-                          kvq.calibrate_codebook(zv, wv if fv is not None else None, config.bits, q_norm=config.q_norm)))
+            for side, z in (("keys", zk), ("values", zv)):
+                if z.size == 0:  # e.g. online blocks longer than the calibration text stay fp16 (S4.3)
+                    raise ValueError(f"{config.name}: layer {layer}'s {side} give k-means no samples on "
+                                     f"{len(self.keys[layer])} calibration tokens (use more tokens)")
+            it = self.kmeans_iterations
+            books.append((kvq.calibrate_codebook(zk, wk if fk is not None else None, config.bits, it, config.q_norm),
+                          kvq.calibrate_codebook(zv, wv if fv is not None else None, config.bits, it, config.q_norm)))
         self._books[key] = books
         return books
 
@@ -131,7 +156,8 @@ def head_configs(config: CacheConfig, layer: int, calibration: Optional[Calibrat
     else:
         assert calibration is not None
         kcfg = kvq.HeadConfig(role="keys", key_mode="calibrated", quantizer=_quantizer(config, kbook),
-                              channel_range=calibration.ranges(config.rope, config.outliers)[layer], policy=policy)
+                              channel_range=calibration.ranges(config.rope, config.range_ppm(), config.sinks)[layer], policy=policy,
+                              beyond_range=config.beyond_range)
     vcfg = kvq.HeadConfig(role="values", quantizer=_quantizer(config, vbook), group_size=config.value_group,
                           outlier_ppm=config.outliers, policy=policy)
     return kcfg, vcfg

@@ -21,13 +21,21 @@ def _fmt(x: float, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
+def _pm(value: str, se, fmt: str) -> str:
+    """value with its standard error, when the results have one (older JSON does not)."""
+    return value if se is None else f"{value} ± {fmt.format(se)}"
+
+
 def results_table(results: Sequence[dict]) -> str:
-    lines = ["| configuration | perplexity | vs fp32 | KL (nats/token) | top-1 kept | K error | V error | "
+    lines = ["| configuration | perplexity | vs fp32 (± 1 SE) | KL (nats/token, ± 1 SE) | top-1 kept | K error | V error | "
              "attention error | key outliers | value outliers | kvq check |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        lines.append(f"| `{r['name']}` {escape(r['label'])} | {r['ppl']:.3f} | {100 * r['ppl_delta']:+.2f}% | "
-                     f"{r['kl']:.4f} | {100 * r['top1']:.1f}% | {r['key_error']:.4f} | {r['value_error']:.4f} | "
+        se = r.get("ppl_delta_se")
+        delta = _pm(f"{100 * r['ppl_delta']:+.2f}%", None if se is None else 100 * se, "{:.2f}")
+        kl = _pm(f"{r['kl']:.4f}", r.get("kl_se"), "{:.4f}")
+        lines.append(f"| `{r['name']}` {escape(r['label'])} | {r['ppl']:.3f} | {delta} | {kl} | "
+                     f"{100 * r['top1']:.1f}% | {r['key_error']:.4f} | {r['value_error']:.4f} | "
                      f"{r['attention_error']:.4f} | {100 * r['key_outliers']:.2f}% | {100 * r['value_outliers']:.2f}% | "
                      f"{_fmt(r['kvq_check_ratio'], 2)} |")
     return "\n".join(lines)

@@ -28,7 +28,9 @@ class Result:
     bits: int
     ppl: float
     ppl_delta: float        # relative to the unquantized cache
+    ppl_delta_se: float     # its standard error over the tokens (per-token NLL differences, paired)
     kl: float               # mean KL(P_fp32 || P_kvq) per predicted token, nats
+    kl_se: float            # its standard error over the tokens
     top1: float             # fraction of positions whose most likely next token is unchanged
     key_error: float        # relative RMS error of the keys attention reads (post-RoPE)
     value_error: float
@@ -63,11 +65,11 @@ def reference(model: M.Gemma3, tokens: np.ndarray) -> Reference:
     return Reference(tokens, logp, nll, float(np.exp(nll)))
 
 
-def calibrate(model: M.Gemma3, tokens: np.ndarray, fisher: bool) -> Calibration:
+def calibrate(model: M.Gemma3, tokens: np.ndarray, fisher: bool, kmeans_iterations: int = 25) -> Calibration:
     _, trace = M.hidden_states(model, tokens, trace=True)
     assert trace is not None
     tables = {base: M.rope_tables(len(tokens), base) for base in (M.GLOBAL_BASE, M.LOCAL_BASE)}
-    cal = Calibration(trace.keys, trace.values, tables)
+    cal = Calibration(trace.keys, trace.values, tables, kmeans_iterations=kmeans_iterations)
     if fisher:
         from .fisher import fisher_information
 
@@ -103,22 +105,29 @@ def evaluate(model: M.Gemma3, ref: Reference, config: CacheConfig, calibration: 
     hidden, trace = M.hidden_states(model, ref.tokens, cache, trace=True)
     assert trace is not None
     n = len(ref.tokens)
-    nll = kl = 0.0
+    m = n - 1
+    nll_change = np.empty(m)   # per token: NLL with the kvq cache minus NLL with the fp32 cache
+    kl_tok = np.empty(m)
     agree = 0
     targets = ref.tokens[1:]
     for start, logp in M.token_log_probs(model, hidden[:-1]):
         stop = start + len(logp)
-        nll -= float(np.sum(logp[np.arange(len(logp)), targets[start:stop]]))
+        rows = np.arange(len(logp))
         p_ref = ref.log_probs[start:stop]
-        kl += float(np.sum(np.exp(p_ref) * (p_ref - logp)))
+        nll_change[start:stop] = p_ref[rows, targets[start:stop]] - logp[rows, targets[start:stop]]
+        kl_tok[start:stop] = np.sum(np.exp(p_ref) * (p_ref - logp), axis=-1)
         agree += int(np.sum(np.argmax(logp, axis=-1) == np.argmax(p_ref, axis=-1)))
-    m = n - 1
     a_err = a_norm = 0.0
     for got, want in zip(trace.attention, trace.exact_attention):
         a_err += float(np.sum((got.astype(np.float64) - want) ** 2))
         a_norm += float(np.sum(want.astype(np.float64) ** 2))
-    ppl = float(np.exp(nll / m))
-    return Result(config.name, config.label(), config.bits, ppl, ppl / ref.ppl - 1.0, kl / m, agree / m,
+    # perplexity = fp32's * exp(mean NLL change); the standard errors treat tokens as independent
+    # (they are not quite: a lower bound on the text's noise, and the scale of "within noise" below).
+    ratio = float(np.exp(np.mean(nll_change)))
+    ppl_se = ratio * float(np.std(nll_change, ddof=1)) / m ** 0.5
+    kl_se = float(np.std(kl_tok, ddof=1)) / m ** 0.5
+    return Result(config.name, config.label(), config.bits, ref.ppl * ratio, ratio - 1.0, ppl_se,
+                  float(np.mean(kl_tok)), kl_se, agree / m,
                   cache.relative_error("k"), cache.relative_error("v"), (a_err / a_norm) ** 0.5,
                   cache.outlier_fraction("k"), cache.outlier_fraction("v"), _kvq_check(cache, trace, n),
                   time.time() - t0)
@@ -126,6 +135,7 @@ def evaluate(model: M.Gemma3, ref: Reference, config: CacheConfig, calibration: 
 
 def run(configs: Sequence[CacheConfig], n_tokens: int, calibration_tokens: int, fisher: bool,
         eval_text: Path = EVAL_TEXT, calibration_text: Path = CALIBRATION_TEXT, install: bool = True,
+        kmeans_iterations: int = 25,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> dict:
     """The whole evaluation; returns a JSON-able dict (the input of the report)."""
     t0 = time.time()
@@ -135,7 +145,7 @@ def run(configs: Sequence[CacheConfig], n_tokens: int, calibration_tokens: int, 
     tokens = read_tokens(model, eval_text, n_tokens)
     ref = reference(model, tokens)
     log(f"eval: unquantized cache: perplexity {ref.ppl:.4f} over {n_tokens} tokens of {eval_text}")
-    cal = calibrate(model, read_tokens(model, calibration_text, calibration_tokens), fisher)
+    cal = calibrate(model, read_tokens(model, calibration_text, calibration_tokens), fisher, kmeans_iterations)
     log(f"eval: calibrated on {calibration_tokens} tokens of {calibration_text}" + (" with Fisher information" if fisher else ""))
     results = []
     for config in configs:
@@ -144,13 +154,15 @@ def run(configs: Sequence[CacheConfig], n_tokens: int, calibration_tokens: int, 
             continue
         r = evaluate(model, ref, config, cal)
         results.append(r)
-        log(f"eval: {r.name:<28} ppl {r.ppl:9.4f} ({100 * r.ppl_delta:+7.2f}%)  KL {r.kl:.5f}  "
+        log(f"eval: {r.name:<28} ppl {r.ppl:9.4f} ({100 * r.ppl_delta:+7.2f}% +- {100 * r.ppl_delta_se:.2f})  "
+            f"KL {r.kl:.5f} +- {r.kl_se:.5f}  "
             f"K err {r.key_error:.4f}  V err {r.value_error:.4f}  attn err {r.attention_error:.4f}  "
             f"kvq check {r.kvq_check_ratio:.2g}  ({r.seconds:.1f} s)")
     return {"format": "kvq-eval", "format_version": 1, "model": M.MODEL_PACKAGE, "reader": M.READER_PACKAGE,
             "kvq_version": kvq.__version__, "spec_version": kvq.spec_version(),
             "eval_text": str(eval_text), "n_tokens": n_tokens, "calibration_text": str(calibration_text),
-            "calibration_tokens": calibration_tokens, "fisher": fisher, "fp32_ppl": ref.ppl,
+            "calibration_tokens": calibration_tokens, "fisher": fisher, "kmeans_iterations": kmeans_iterations,
+            "fp32_ppl": ref.ppl,
             "seconds": time.time() - t0, "results": [asdict(r) for r in results],
             "kv_statistics": _statistics(cal)}
 

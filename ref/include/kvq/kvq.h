@@ -28,9 +28,9 @@ extern "C" {
 
 /* S0: the version of the specification this library implements. */
 #define KVQ_SPEC_VERSION_MAJOR 1
-#define KVQ_SPEC_VERSION_MINOR 2
+#define KVQ_SPEC_VERSION_MINOR 3
 #define KVQ_SPEC_VERSION_PATCH 0
-#define KVQ_SPEC_VERSION_STRING "1.2.0"
+#define KVQ_SPEC_VERSION_STRING "1.3.0"
 
 /* Limits (S1.4). */
 #define KVQ_MAX_HEAD_DIM 1024u
@@ -215,12 +215,18 @@ typedef struct kvq_head_config {
     uint32_t group_size;        /* values: channels per group, 0 = head_dim;
                                    keys online: tokens per block (>= 1) */
     uint32_t outlier_ppm;       /* values and online keys: outlier fraction per group */
-    const kvq_channel_range *channel_range; /* calibrated keys: [head_dim] */
+    const kvq_channel_range *channel_range; /* calibrated keys: [n_channel_range] */
     kvq_token_policy policy;
     /* Calibrated keys only (S7.3; since spec 1.2.0, appended so that the
      * fields above keep their offsets): outliers (0, what a zeroed config
      * means) or clamping. Ignored for values and online keys. */
     kvq_beyond_range beyond_range;
+    /* Calibrated keys only (S4.2; since spec 1.3.0, appended after
+     * beyond_range): how many entries channel_range holds. It must equal
+     * head_dim, else the call fails with KVQ_ERR_SIZE_MISMATCH instead of
+     * reading past the array. 0, what a zeroed config holds, is valid for
+     * values and online keys (which ignore it); calibrated keys must set it. */
+    uint32_t n_channel_range;
 } kvq_head_config;
 
 /* A quantized head slice (S4.4 describes every field). Transparent so that
@@ -248,6 +254,13 @@ typedef struct kvq_qtensor {
     uint16_t *outlier_value;    /* fp16 bits */
 } kvq_qtensor;
 
+/* S4.4: a qtensor counts its parameter pairs and outliers in 32 bits. KVQ_OK
+ * when a slice of n_tokens x head_dim under config cannot need more than
+ * 2^32 - 1 of either; else KVQ_ERR_BAD_ARGUMENT. It depends on the sizes and
+ * the configuration only, never on the values, so that every implementation
+ * refuses the same calls (kvq_quantize_head and kvq_cache_append check it
+ * after the configuration and before the input values). */
+kvq_status kvq_check_counts(const kvq_head_config *config, uint32_t n_tokens, uint32_t head_dim);
 /* S4: quantize one head slice x[n_tokens][head_dim] into a new qtensor.
  * modality may be NULL (all tokens KVQ_MODALITY_IMAGE... see S10.1). */
 kvq_status kvq_quantize_head(const kvq_head_config *config, const float *x, uint32_t n_tokens,

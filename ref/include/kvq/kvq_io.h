@@ -10,8 +10,12 @@
  * (KVQ_ERR_FILE_TRUNCATED) or longer (KVQ_ERR_FILE_CORRUPT), the checksum
  * (KVQ_ERR_FILE_CORRUPT), then the data (KVQ_ERR_FILE_CORRUPT).
  *
- * A failed read leaves *out untouched and allocates nothing; a failed write
- * leaves no file behind (it writes "<path>.tmp" and renames it on success).
+ * A failed read leaves *out untouched and allocates nothing; a reader reads the
+ * header first and never more than the size it implies. A failed write leaves
+ * no file behind: it writes a new temporary file "<path>.tmp-XXXXXX" beside
+ * path (created exclusively: never an existing file, never through a link) and
+ * renames it to path on success, so concurrent readers and writers of one path
+ * only ever see complete files (docs/GUARANTEES.md).
  * Objects returned through `T **out` are released with the matching *_free.
  */
 #ifndef KVQ_KVQ_IO_H
@@ -45,6 +49,13 @@ void kvq_sha256(const void *data, size_t n, uint8_t out[32]);
 kvq_status kvq_sha256_file(const char *path, uint8_t out[32]);
 /* 64 lower-case hex digits and a terminating NUL. */
 void kvq_sha256_hex(const uint8_t digest[32], char hex[65]);
+
+/* S16.1: removes the temporary files of the writes in progress in this process,
+ * for a handler of a signal that ends it (SIGINT, SIGTERM, SIGHUP, SIGXFSZ, ...).
+ * Async-signal-safe: it only reads a fixed table and calls unlink. A write
+ * whose file it removed fails (KVQ_ERR_IO) if the process goes on. The library
+ * installs no handler itself; the `kvq` tool does. */
+void kvq_remove_temporary_files(void);
 
 /* ---------------------------------------------------------------- S16.3 -- */
 /* KV tensor file (.kvt): keys, values, modality and positions of a prompt. */
