@@ -9,10 +9,12 @@
 #include "bench/cmd_bench.h"
 #include "cli_common.h"
 #include "json.h"
+#include "kvq/kvq_io.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -116,9 +118,8 @@ static int run_study(bench_study s, const bench_options *o, bench_json *w)
 static int run(const bench_options *o)
 {
     if (!make_dir(o->out_dir)) return CLI_FAILED;
-    char path[4096], tmp[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s", o->out_dir, BENCH_JSON_FILE);
-    snprintf(tmp, sizeof tmp, "%s.partial", path); /* renamed when complete: no half-written bench.json */
     /* --keep: the studies of the previous bench.json that this run does not repeat. */
     json_value *old = NULL;
     if (o->keep) {
@@ -126,9 +127,13 @@ static int run(const bench_options *o)
         old = json_parse_file(path, error, sizeof error);
         if (old == NULL) fprintf(stderr, "kvq bench: --keep: nothing kept: %s\n", error);
     }
-    FILE *out = fopen(tmp, "w");
+    /* The document is built in memory and written as kvq writes every file (kvq_write_file): no
+     * half-written bench.json, no shared temporary name. */
+    char *doc = NULL;
+    size_t doc_size = 0;
+    FILE *out = open_memstream(&doc, &doc_size);
     if (out == NULL) {
-        fprintf(stderr, "kvq bench: error: KVQ_ERR_IO: cannot write %s: %s\n", tmp, strerror(errno));
+        fprintf(stderr, "kvq bench: error: KVQ_ERR_OUT_OF_MEMORY: cannot build %s: %s\n", path, strerror(errno));
         json_free(old);
         return CLI_FAILED;
     }
@@ -163,7 +168,6 @@ static int run(const bench_options *o)
         }
         fprintf(stderr, "kvq bench: study %s\n", key);
         failed |= run_study((bench_study)s, o, &w);
-        fflush(out);
     }
     bench_json_end(&w);
     /* When each study was measured (kept studies keep their dates). */
@@ -178,9 +182,16 @@ static int run(const bench_options *o)
     bench_json_end(&w);
     json_free(old);
     bench_json_end(&w);
-    bool write_failed = ferror(out) != 0 || w.failed || w.depth != 0;
-    if (fclose(out) != 0 || write_failed || rename(tmp, path) != 0) {
-        fprintf(stderr, "kvq bench: error: KVQ_ERR_IO: writing %s failed\n", path);
+    bool build_failed = ferror(out) != 0 || w.failed || w.depth != 0;
+    if (fclose(out) != 0 || build_failed) {
+        fprintf(stderr, "kvq bench: error: building %s failed (out of memory or a nesting error)\n", path);
+        free(doc);
+        return CLI_FAILED;
+    }
+    kvq_status written = kvq_write_file(path, doc, doc_size);
+    free(doc);
+    if (written != KVQ_OK) {
+        fprintf(stderr, "kvq bench: error: %s: %s\n", kvq_status_name(written), kvq_last_error());
         return CLI_FAILED;
     }
     int plot_rc = bench_plot_all(o->out_dir);

@@ -154,26 +154,18 @@ static bool write_all(int fd, const uint8_t *data, size_t n, size_t *written)
     return true;
 }
 
-/* S16.1: digest, then a new temporary file beside path, then rename, so that a reader never sees
- * a half-written file under the final name, two writers never share a temporary file, and a link
- * planted where the temporary file goes is never followed. */
-kvq_status kvq_writer_commit(kvq_writer *w, const char *path)
+/* S16.1: a new temporary file beside path, then rename, so that a reader never sees a half-written
+ * file under the final name, two writers never share a temporary file, and a link planted where the
+ * temporary file goes is never followed. */
+kvq_status kvq_write_file(const char *path, const void *bytes, size_t n)
 {
+    if (path == NULL || (bytes == NULL && n != 0)) return kvq_fail(KVQ_ERR_NULL_ARGUMENT, "kvq_write_file: path or bytes is NULL");
     kvq_status status = KVQ_OK;
-    char *tmp = NULL;
     int fd = -1, slot = -1;
-    if (!w->failed) {
-        uint8_t digest[KVQ_SHA256_BYTES];
-        kvq_sha256(w->data, w->size, digest);
-        kvq_put_bytes(w, digest, sizeof digest);
-    }
     size_t path_len = strlen(path);
     size_t tmp_size = path_len + sizeof KVQ_TEMPORARY_INFIX + 7u;
-    if (!w->failed) tmp = malloc(tmp_size);
-    if (w->failed || tmp == NULL) {
-        status = kvq_fail(KVQ_ERR_OUT_OF_MEMORY, "%s: out of memory building the file", path);
-        goto done;
-    }
+    char *tmp = malloc(tmp_size);
+    if (tmp == NULL) return kvq_fail(KVQ_ERR_OUT_OF_MEMORY, "%s: out of memory naming its temporary file", path);
     int open_errno = 0;
     for (int attempt = 0; attempt < 64 && fd < 0; attempt++) {
         char suffix[7];
@@ -192,13 +184,13 @@ kvq_status kvq_writer_commit(kvq_writer *w, const char *path)
     }
     slot = temporary_register(tmp);
     size_t written;
-    bool wrote = write_all(fd, w->data, w->size, &written);
+    bool wrote = write_all(fd, bytes, n, &written);
     int write_errno = errno;
     int closed = close(fd);
     int close_errno = errno;
     if (!wrote || closed != 0) {
         unlink(tmp);
-        status = kvq_fail(KVQ_ERR_IO, "%s: write error after %zu of %zu bytes: %s", tmp, written, w->size,
+        status = kvq_fail(KVQ_ERR_IO, "%s: write error after %zu of %zu bytes: %s", tmp, written, n,
                           strerror(!wrote ? write_errno : close_errno));
         goto done;
     }
@@ -210,6 +202,22 @@ kvq_status kvq_writer_commit(kvq_writer *w, const char *path)
 done:
     temporary_unregister(slot);
     free(tmp);
+    return status;
+}
+
+/* S16.1: the digest, then kvq_write_file. */
+kvq_status kvq_writer_commit(kvq_writer *w, const char *path)
+{
+    kvq_status status;
+    if (!w->failed) {
+        uint8_t digest[KVQ_SHA256_BYTES];
+        kvq_sha256(w->data, w->size, digest);
+        kvq_put_bytes(w, digest, sizeof digest);
+    }
+    if (w->failed)
+        status = kvq_fail(KVQ_ERR_OUT_OF_MEMORY, "%s: out of memory building the file", path);
+    else
+        status = kvq_write_file(path, w->data, w->size);
     free(w->data);
     kvq_writer_init(w);
     return status;

@@ -1,12 +1,16 @@
 /*
  * svg.c - the SVG primitives of tools/plot (svg.h).
  */
+#define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include "svg.h"
+
+#include "kvq/kvq_io.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SVG_PI 3.14159265358979323846
@@ -19,10 +23,9 @@ bool svg_begin(svg *s, const char *path, double width, double height)
         return false;
     }
     snprintf(s->path, sizeof s->path, "%s", path);
-    snprintf(s->tmp, sizeof s->tmp, "%s.tmp", path);
-    s->out = fopen(s->tmp, "w");
+    s->out = open_memstream(&s->buffer, &s->size);
     if (s->out == NULL) {
-        perror(s->tmp);
+        perror(s->path);
         return false;
     }
     fprintf(s->out,
@@ -41,11 +44,14 @@ bool svg_end(svg *s)
     bool ok = !ferror(s->out);
     if (fclose(s->out) != 0) ok = false;
     s->out = NULL;
-    if (ok && rename(s->tmp, s->path) != 0) ok = false;
     if (!ok) {
-        perror(s->path);
-        remove(s->tmp);
+        fprintf(stderr, "kvq: %s: out of memory drawing it\n", s->path);
+    } else if (kvq_write_file(s->path, s->buffer, s->size) != KVQ_OK) {
+        fprintf(stderr, "kvq: %s\n", kvq_last_error());
+        ok = false;
     }
+    free(s->buffer);
+    s->buffer = NULL;
     return ok;
 }
 
@@ -53,7 +59,8 @@ void svg_abort(svg *s)
 {
     if (s->out != NULL) fclose(s->out);
     s->out = NULL;
-    remove(s->tmp);
+    free(s->buffer);
+    s->buffer = NULL;
 }
 
 void svg_escape(const char *text, char *out, size_t size)

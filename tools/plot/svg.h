@@ -15,16 +15,18 @@
 #include <stdio.h>
 
 typedef struct svg {
-    FILE *out;
+    FILE *out;    /* a memory stream: the document is written to PATH only when complete */
+    char *buffer; /* its bytes (open_memstream) */
+    size_t size;
     char path[4096];
-    char tmp[4100];
 } svg;
 
-/* Opens PATH.tmp and writes the header and a white background; false after
- * printing why (perror-style, naming the path). */
+/* Starts the document in memory with the header and a white background; false after
+ * printing why (naming the path). */
 bool svg_begin(svg *s, const char *path, double width, double height);
-/* Closes the document; renames PATH.tmp to PATH on success, removes it on
- * failure. Returns true on success. */
+/* Closes the document and writes it to PATH as kvq writes every file
+ * (kvq_write_file: an exclusive temporary file renamed when complete; on
+ * failure PATH is as it was). Returns true on success. */
 bool svg_end(svg *s);
 /* Abandons the document: removes PATH.tmp. */
 void svg_abort(svg *s);

@@ -50,6 +50,13 @@ kvq_status kvq_sha256_file(const char *path, uint8_t out[32]);
 /* 64 lower-case hex digits and a terminating NUL. */
 void kvq_sha256_hex(const uint8_t digest[32], char hex[65]);
 
+/* Writes n bytes to path the way every kvq file is written: into a new temporary file
+ * "<path>.tmp-XXXXXX" beside it (created exclusively: never an existing file, never through a
+ * link), renamed to path when complete; on failure no file is left and path is as it was.
+ * The kvq tool writes its other outputs (SVG plots, bench.json, reports) through it too.
+ * KVQ_ERR_NULL_ARGUMENT, KVQ_ERR_OUT_OF_MEMORY, KVQ_ERR_IO (with the system's reason). */
+kvq_status kvq_write_file(const char *path, const void *bytes, size_t n);
+
 /* S16.1: removes the temporary files of the writes in progress in this process,
  * for a handler of a signal that ends it (SIGINT, SIGTERM, SIGHUP, SIGXFSZ, ...).
  * Async-signal-safe: it only reads a fixed table and calls unlink. A write
