@@ -6,7 +6,7 @@
  * as its arguments. For attention_decode_batch to run every sequence of a step
  * in one launch, whatever tensors the caller passes, the arrays of all tensors
  * live in slabs, and a batched kernel takes the slabs (at most
- * OCL_BATCH_SLABS of them) and finds each array by its byte offset. Every other
+ * KVQ_BATCH_SLABS of them, kernels/opencl/attention_batch.h) and finds each array by its byte offset. Every other
  * kernel keeps using the arrays as ordinary buffers (sub-buffers).
  *
  * Slabs are allocated on demand, each twice the size of the largest so far

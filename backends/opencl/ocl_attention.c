@@ -10,7 +10,7 @@
  *    local memory and never writes them out, then kvq_attention_combine_batch
  *    merges the tiles (flash decoding). Both take a whole batch of sequences:
  *    attention_decode_batch runs every sequence of a step in one launch of
- *    each (more only when its tensors span more than OCL_BATCH_SLABS slabs of
+ *    each (more only when its tensors span more than KVQ_BATCH_SLABS slabs of
  *    the device arena, ocl_arena.c), and attention_decode is a batch of one,
  *    so the two give the same bits;
  *  - GQA (n_q >= 2): the keys (rotated) and values are dequantized once into
@@ -20,6 +20,8 @@
  * Both accumulate in fp32, which S12.3's bound allows.
  */
 #include "ocl_internal.h"
+
+#include "attention_batch.h" /* the descriptor layout the batched kernels read */
 
 #include <clblast_c.h>
 #include <math.h>
@@ -227,12 +229,12 @@ typedef struct fused_batch {
     uint32_t n_seq, n_q, d, tile;
     size_t max_tiles;
     int pairing, use_table;
-    cl_ulong *words;     /* [n_seq][OCL_SEQ_WORDS] */
+    cl_ulong *words;     /* [n_seq][KVQ_SEQ_WORDS] */
     uint32_t *positions; /* [n_positions] */
     size_t n_positions;
     void *rope;          /* theta [d/2] doubles, or the (cos, sin) table of every token */
     size_t rope_bytes;
-    cl_mem slabs[OCL_BATCH_SLABS];
+    cl_mem slabs[KVQ_BATCH_SLABS];
     uint32_t n_slabs;
 } fused_batch;
 
@@ -251,22 +253,26 @@ static bool slab_slot(fused_batch *b, cl_mem slab, uint32_t *slot)
             *slot = i;
             return true;
         }
-    if (b->n_slabs == OCL_BATCH_SLABS) return false;
+    if (b->n_slabs == KVQ_BATCH_SLABS) return false;
     b->slabs[b->n_slabs] = slab;
     *slot = b->n_slabs++;
     return true;
 }
 
-/* Where the nine arrays of t lie, as slot << 56 | offset words; false when the batch has no slot
+/* Where the nine arrays of t lie, as slot << KVQ_SLOT_SHIFT | offset words; false when the batch has no slot
  * left for one of t's slabs (nothing is added then). */
 static kvq_status tensor_words(kvq_backend_context *ctx, fused_batch *b, const kvq_backend_tensor *t,
                                cl_ulong *words, bool *fits)
 {
-    const cl_mem arrays[9] = {t->precision, t->fp16_slot,   t->fp16_rows,     t->codes,        t->params,
-                              t->codebook,  t->outlier_ptr, t->outlier_index, t->outlier_value};
+    const cl_mem arrays[KVQ_TENSOR_ARRAYS] = {
+        [KVQ_ARRAY_PRECISION] = t->precision,     [KVQ_ARRAY_FP16_SLOT] = t->fp16_slot,
+        [KVQ_ARRAY_FP16_ROWS] = t->fp16_rows,     [KVQ_ARRAY_CODES] = t->codes,
+        [KVQ_ARRAY_PARAMS] = t->params,           [KVQ_ARRAY_CODEBOOK] = t->codebook,
+        [KVQ_ARRAY_OUTLIER_PTR] = t->outlier_ptr, [KVQ_ARRAY_OUTLIER_INDEX] = t->outlier_index,
+        [KVQ_ARRAY_OUTLIER_VALUE] = t->outlier_value};
     uint32_t saved = b->n_slabs;
     *fits = true;
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < KVQ_TENSOR_ARRAYS; i++) {
         cl_mem slab = NULL;
         size_t offset = 0;
         uint32_t slot = 0;
@@ -283,7 +289,7 @@ static kvq_status tensor_words(kvq_backend_context *ctx, fused_batch *b, const k
             *fits = false;
             return KVQ_OK;
         }
-        words[i] = ((cl_ulong)slot << 56) | (cl_ulong)offset;
+        words[i] = ((cl_ulong)slot << KVQ_SLOT_SHIFT) | (cl_ulong)offset;
     }
     return KVQ_OK;
 }
@@ -295,25 +301,25 @@ static bool consecutive(const uint32_t *positions, uint32_t n)
     return true;
 }
 
-/* Stages sequences [first, first + *count) of the batch: as many as share OCL_BATCH_SLABS slabs
+/* Stages sequences [first, first + *count) of the batch: as many as share KVQ_BATCH_SLABS slabs
  * (at least one: a sequence's 18 arrays always fit). */
 static kvq_status fused_batch_stage(kvq_backend_context *ctx, const kvq_backend_tensor *const *keys,
                                     const kvq_backend_tensor *const *values, const uint32_t *const *positions,
                                     const kvq_rope *rope, uint32_t first, uint32_t available, fused_batch *b)
 {
     uint32_t d = b->d, half = d / 2u;
-    b->words = calloc((size_t)available * OCL_SEQ_WORDS, sizeof *b->words);
+    b->words = calloc((size_t)available * KVQ_SEQ_WORDS, sizeof *b->words);
     if (b->words == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "attention batch: out of host memory");
     size_t n_positions = 0, n_rows = 0;
     b->n_seq = 0;
     b->max_tiles = 0;
     for (uint32_t i = 0; i < available; i++) {
         const kvq_backend_tensor *k = keys[first + i], *v = values[first + i];
-        cl_ulong *w = b->words + (size_t)i * OCL_SEQ_WORDS;
+        cl_ulong *w = b->words + (size_t)i * KVQ_SEQ_WORDS;
         bool k_fits = false, v_fits = false;
         uint32_t before = b->n_slabs;
-        kvq_status st = tensor_words(ctx, b, k, w, &k_fits);
-        if (st == KVQ_OK && k_fits) st = tensor_words(ctx, b, v, w + 9, &v_fits);
+        kvq_status st = tensor_words(ctx, b, k, w + KVQ_SEQ_KEYS, &k_fits);
+        if (st == KVQ_OK && k_fits) st = tensor_words(ctx, b, v, w + KVQ_SEQ_VALUES, &v_fits);
         if (st != KVQ_OK) return st;
         if (!k_fits || !v_fits) {
             b->n_slabs = before;
@@ -322,18 +328,18 @@ static kvq_status fused_batch_stage(kvq_backend_context *ctx, const kvq_backend_
         const kvq_qtensor *kh = &k->header, *vh = &v->header;
         uint32_t n = kh->n_tokens;
         const uint32_t *p = positions[first + i];
-        w[18] = n;
-        w[19] = (cl_ulong)kh->scheme;
-        w[20] = kh->bits;
-        w[21] = (cl_ulong)ocl_param_layout(kh);
-        w[22] = kh->group_size > 0 ? kh->group_size : 1u;
-        w[23] = (cl_ulong)vh->scheme;
-        w[24] = vh->bits;
-        w[25] = vh->group_size;
-        w[26] = consecutive(p, n);
-        w[27] = w[26] ? p[0] : n_positions;
-        w[28] = n_rows;
-        if (!w[26]) n_positions += n;
+        w[KVQ_SEQ_N_TOKENS] = n;
+        w[KVQ_SEQ_K_SCHEME] = (cl_ulong)kh->scheme;
+        w[KVQ_SEQ_K_BITS] = kh->bits;
+        w[KVQ_SEQ_K_LAYOUT] = (cl_ulong)ocl_param_layout(kh);
+        w[KVQ_SEQ_K_GROUP] = kh->group_size > 0 ? kh->group_size : 1u;
+        w[KVQ_SEQ_V_SCHEME] = (cl_ulong)vh->scheme;
+        w[KVQ_SEQ_V_BITS] = vh->bits;
+        w[KVQ_SEQ_V_GROUP] = vh->group_size;
+        w[KVQ_SEQ_CONSECUTIVE] = consecutive(p, n);
+        w[KVQ_SEQ_POSITIONS] = w[KVQ_SEQ_CONSECUTIVE] ? p[0] : n_positions;
+        w[KVQ_SEQ_ROPE_ROW] = n_rows;
+        if (!w[KVQ_SEQ_CONSECUTIVE]) n_positions += n;
         n_rows += n;
         size_t tiles = (n + b->tile - 1u) / b->tile;
         if (tiles > b->max_tiles) b->max_tiles = tiles;
@@ -343,8 +349,10 @@ static kvq_status fused_batch_stage(kvq_backend_context *ctx, const kvq_backend_
     b->positions = calloc(b->n_positions, sizeof *b->positions);
     if (b->positions == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "attention batch: out of host memory");
     for (uint32_t i = 0; i < b->n_seq; i++) {
-        const cl_ulong *w = b->words + (size_t)i * OCL_SEQ_WORDS;
-        if (!w[26]) memcpy(b->positions + w[27], positions[first + i], (size_t)w[18] * sizeof *b->positions);
+        const cl_ulong *w = b->words + (size_t)i * KVQ_SEQ_WORDS;
+        if (!w[KVQ_SEQ_CONSECUTIVE])
+            memcpy(b->positions + w[KVQ_SEQ_POSITIONS], positions[first + i],
+                   (size_t)w[KVQ_SEQ_N_TOKENS] * sizeof *b->positions);
     }
     if (b->pairing == KVQ_ROPE_NONE) {
         b->rope_bytes = sizeof(float);
@@ -361,10 +369,10 @@ static kvq_status fused_batch_stage(kvq_backend_context *ctx, const kvq_backend_
         b->rope_bytes = n_rows * half * 2u * sizeof(float);
         float *table = malloc(b->rope_bytes > 0 ? b->rope_bytes : 1u);
         for (uint32_t i = 0; table != NULL && i < b->n_seq; i++) {
-            const cl_ulong *w = b->words + (size_t)i * OCL_SEQ_WORDS;
-            for (uint32_t t = 0; t < (uint32_t)w[18]; t++)
+            const cl_ulong *w = b->words + (size_t)i * KVQ_SEQ_WORDS;
+            for (uint32_t t = 0; t < (uint32_t)w[KVQ_SEQ_N_TOKENS]; t++)
                 for (uint32_t j = 0; j < half; j++) {
-                    size_t e = (((size_t)w[28] + t) * half + j) * 2u;
+                    size_t e = (((size_t)w[KVQ_SEQ_ROPE_ROW] + t) * half + j) * 2u;
                     kvq_rope_angle(rope, d, j, positions[first + i][t], &table[e], &table[e + 1u]);
                 }
         }
@@ -383,7 +391,7 @@ static kvq_status fused_batch_run(kvq_backend_context *ctx, const fused_batch *b
     size_t parts = b->max_tiles * b->n_seq * n_q;
     cl_mem seqs = NULL, positions = NULL, rope = NULL, q = NULL, out = NULL, part_m = NULL, part_l = NULL,
            part_o = NULL;
-    kvq_status st = ocl_buffer(ctx, (size_t)b->n_seq * OCL_SEQ_WORDS * sizeof(cl_ulong), b->words, false, &seqs,
+    kvq_status st = ocl_buffer(ctx, (size_t)b->n_seq * KVQ_SEQ_WORDS * sizeof(cl_ulong), b->words, false, &seqs,
                                "attention descriptors");
     if (st == KVQ_OK)
         st = ocl_buffer(ctx, b->n_positions * sizeof(uint32_t), b->positions, false, &positions, "key positions");
@@ -395,10 +403,10 @@ static kvq_status fused_batch_run(kvq_backend_context *ctx, const fused_batch *b
     if (st == KVQ_OK) st = ocl_buffer(ctx, parts * d * sizeof(float), NULL, false, &part_o, "partial outputs");
     if (st == KVQ_OK) {
         float scale = (float)(1.0 / sqrt((double)d)); /* S12.3 allows scaling by fl32(1/sqrt(d)) */
-        ocl_arg args[OCL_BATCH_SLABS + 17];
+        ocl_arg args[KVQ_BATCH_SLABS + 17];
         size_t n_args = 0;
         /* Unused slab arguments repeat slab 0: every argument is a valid buffer. */
-        for (uint32_t i = 0; i < OCL_BATCH_SLABS; i++)
+        for (uint32_t i = 0; i < KVQ_BATCH_SLABS; i++)
             args[n_args++] = OCL_MEM(b->slabs[i < b->n_slabs ? i : 0]);
         args[n_args++] = OCL_MEM(seqs);
         args[n_args++] = OCL_MEM(positions);

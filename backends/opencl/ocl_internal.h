@@ -50,11 +50,6 @@ typedef enum ocl_kernel_id {
 #define OCL_FUSED_MAX_Q 8u    /* attention.cl KVQ_FUSED_MAX_Q */
 /* Tokens per CSC chunk (outliers.cl kvq_count_cols / kvq_fill_cols). */
 #define OCL_CSC_CHUNK 64u
-/* Slabs one batched attention launch can read (attention.cl s0..s17: the nine arrays of one
- * sequence's keys and values always fit), and the words of a sequence's descriptor
- * (attention.cl KVQ_SEQ_*). */
-#define OCL_BATCH_SLABS 18u
-#define OCL_SEQ_WORDS 32u
 
 /* The device arena (ocl_arena.c): tensor arrays are sub-buffers of slabs. */
 #define OCL_MAX_SLABS 256u

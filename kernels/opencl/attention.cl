@@ -129,28 +129,11 @@ inline void kvq_attention_partial_tile(
 }
 
 /* A batch (attention_decode_batch, and attention_decode as a batch of one)
- * in one launch: the arrays of every sequence's tensors lie in the context's
- * slabs (ocl_arena.c), passed as s0..s17 (eighteen: the nine arrays of a
- * sequence's keys and values always fit one launch); a location is
- * slot << 56 | byte offset. Each sequence has KVQ_SEQ_WORDS words of
- * descriptor (ocl_attention.c fills them): the locations of the nine arrays of
- * the keys, then of the values (precision, fp16_slot, fp16_rows, codes,
- * params, codebook, outlier_ptr, outlier_index, outlier_value), then the
- * scalars below. */
-#define KVQ_SEQ_WORDS 32
-#define KVQ_SEQ_KEYS 0
-#define KVQ_SEQ_VALUES 9
-#define KVQ_SEQ_N_TOKENS 18
-#define KVQ_SEQ_K_SCHEME 19
-#define KVQ_SEQ_K_BITS 20
-#define KVQ_SEQ_K_LAYOUT 21
-#define KVQ_SEQ_K_GROUP 22
-#define KVQ_SEQ_V_SCHEME 23
-#define KVQ_SEQ_V_BITS 24
-#define KVQ_SEQ_V_GROUP 25
-#define KVQ_SEQ_CONSECUTIVE 26 /* 1: key positions are pos0 + t */
-#define KVQ_SEQ_POSITIONS 27   /* pos0, or the first of the sequence's entries in `positions` */
-#define KVQ_SEQ_ROPE_ROW 28    /* the sequence's first row of the host cos/sin table */
+ * in one launch: the slabs s0..s17 and the per-sequence descriptors of
+ * attention_batch.h (the program's first source). */
+#if KVQ_BATCH_SLABS != 18
+#error "kvq_attention_partial_batch takes s0..s17: KVQ_BATCH_SLABS must be 18"
+#endif
 #define KVQ_SLAB_PARAMS                                                                                           \
     __global const uchar *s0, __global const uchar *s1, __global const uchar *s2, __global const uchar *s3,       \
         __global const uchar *s4, __global const uchar *s5, __global const uchar *s6, __global const uchar *s7,   \
@@ -162,7 +145,7 @@ inline void kvq_attention_partial_tile(
 inline __global const uchar *kvq_slab_at(KVQ_SLAB_PARAMS, ulong location)
 {
     __global const uchar *base;
-    switch ((uint)(location >> 56)) {
+    switch ((uint)(location >> KVQ_SLOT_SHIFT)) {
     case 0: base = s0; break;
     case 1: base = s1; break;
     case 2: base = s2; break;
@@ -182,7 +165,7 @@ inline __global const uchar *kvq_slab_at(KVQ_SLAB_PARAMS, ulong location)
     case 16: base = s16; break;
     default: base = s17; break;
     }
-    return base + (location & 0x00FFFFFFFFFFFFFFul);
+    return base + (location & ((1ul << KVQ_SLOT_SHIFT) - 1ul));
 }
 
 /* Work-group (g, s) computes tile g of sequence s (groups past a shorter
@@ -203,12 +186,17 @@ __kernel void kvq_attention_partial_batch(KVQ_SLAB_PARAMS, __global const ulong 
 #define KVQ_ARRAY(loc, type) ((__global const type *)kvq_slab_at(KVQ_SLAB_ARGS, (loc)))
     ulong part = s * max_tiles;
     kvq_attention_partial_tile(
-        KVQ_ARRAY(k[0], uchar), KVQ_ARRAY(k[1], uint), KVQ_ARRAY(k[2], ushort), KVQ_ARRAY(k[3], uchar),
-        KVQ_ARRAY(k[4], uint), KVQ_ARRAY(k[5], float), KVQ_ARRAY(k[6], uint), KVQ_ARRAY(k[7], uint),
-        KVQ_ARRAY(k[8], ushort), (int)w[KVQ_SEQ_K_SCHEME], (uint)w[KVQ_SEQ_K_BITS], (int)w[KVQ_SEQ_K_LAYOUT],
-        (uint)w[KVQ_SEQ_K_GROUP], KVQ_ARRAY(v[0], uchar), KVQ_ARRAY(v[1], uint), KVQ_ARRAY(v[2], ushort),
-        KVQ_ARRAY(v[3], uchar), KVQ_ARRAY(v[4], uint), KVQ_ARRAY(v[5], float), KVQ_ARRAY(v[6], uint),
-        KVQ_ARRAY(v[7], uint), KVQ_ARRAY(v[8], ushort), (int)w[KVQ_SEQ_V_SCHEME], (uint)w[KVQ_SEQ_V_BITS],
+        KVQ_ARRAY(k[KVQ_ARRAY_PRECISION], uchar), KVQ_ARRAY(k[KVQ_ARRAY_FP16_SLOT], uint),
+        KVQ_ARRAY(k[KVQ_ARRAY_FP16_ROWS], ushort), KVQ_ARRAY(k[KVQ_ARRAY_CODES], uchar),
+        KVQ_ARRAY(k[KVQ_ARRAY_PARAMS], uint), KVQ_ARRAY(k[KVQ_ARRAY_CODEBOOK], float),
+        KVQ_ARRAY(k[KVQ_ARRAY_OUTLIER_PTR], uint), KVQ_ARRAY(k[KVQ_ARRAY_OUTLIER_INDEX], uint),
+        KVQ_ARRAY(k[KVQ_ARRAY_OUTLIER_VALUE], ushort), (int)w[KVQ_SEQ_K_SCHEME], (uint)w[KVQ_SEQ_K_BITS],
+        (int)w[KVQ_SEQ_K_LAYOUT], (uint)w[KVQ_SEQ_K_GROUP], KVQ_ARRAY(v[KVQ_ARRAY_PRECISION], uchar),
+        KVQ_ARRAY(v[KVQ_ARRAY_FP16_SLOT], uint), KVQ_ARRAY(v[KVQ_ARRAY_FP16_ROWS], ushort),
+        KVQ_ARRAY(v[KVQ_ARRAY_CODES], uchar), KVQ_ARRAY(v[KVQ_ARRAY_PARAMS], uint),
+        KVQ_ARRAY(v[KVQ_ARRAY_CODEBOOK], float), KVQ_ARRAY(v[KVQ_ARRAY_OUTLIER_PTR], uint),
+        KVQ_ARRAY(v[KVQ_ARRAY_OUTLIER_INDEX], uint), KVQ_ARRAY(v[KVQ_ARRAY_OUTLIER_VALUE], ushort),
+        (int)w[KVQ_SEQ_V_SCHEME], (uint)w[KVQ_SEQ_V_BITS],
         (uint)w[KVQ_SEQ_V_GROUP], positions + (w[KVQ_SEQ_CONSECUTIVE] ? 0 : w[KVQ_SEQ_POSITIONS]),
         (uint)w[KVQ_SEQ_CONSECUTIVE], (uint)w[KVQ_SEQ_POSITIONS], pairing, use_table,
         use_table ? rope_data + w[KVQ_SEQ_ROPE_ROW] * d : rope_data, q + s * n_q * d, n_q, scale, n, d,
