@@ -2,6 +2,7 @@
  * and a token's final stored form never changes. */
 #include "check_main.h"
 #include "kvq/kvq.h"
+#include "test_rng.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -39,10 +40,11 @@ static void expect_same_qtensor(const kvq_qtensor *a, const kvq_qtensor *b)
 
 static void fill(float *x, size_t n, unsigned seed)
 {
-    srand(seed);
+    kvq_rng rng;
+    kvq_rng_seed(&rng, seed);
     for (size_t i = 0; i < n; i++) {
-        x[i] = ((float)rand() / (float)RAND_MAX - 0.5f) * 6.0f;
-        if (rand() % 40 == 0) x[i] *= 30.0f;
+        x[i] = test_rng_between(&rng, -3.0f, 3.0f);
+        if (test_rng_below(&rng, 40) == 0) x[i] *= 30.0f; /* heavy tail */
     }
 }
 

@@ -1,6 +1,7 @@
 /* test_outliers.c - S7.1, S7.2: how many outliers, and which. */
 #include "check_main.h"
 #include "kvq/kvq.h"
+#include "test_rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -132,17 +133,19 @@ static int by_lower(const void *a, const void *b)
 /* Property: the selection equals a sort-based selection, with many ties. */
 START_TEST(select_matches_sorting)
 {
-    srand(12345);
+    kvq_rng rng;
+    kvq_rng_seed(&rng, 12345);
     for (int trial = 0; trial < 400; trial++) {
-        uint32_t n = 1u + (uint32_t)(rand() % 60);
-        uint32_t ppm = (uint32_t)(rand() % 5) == 0 ? (uint32_t)(rand() % 1000001) : (uint32_t)(rand() % 200000);
+        uint32_t n = 1u + test_rng_below(&rng, 60);
+        /* one trial in five anywhere in [0, 10^6], the rest below 20% */
+        uint32_t ppm = test_rng_below(&rng, 5) == 0 ? test_rng_below(&rng, 1000001) : test_rng_below(&rng, 200000);
         float x[60];
         uint8_t eligible[60], out[60], expect[60];
         ranked r[60];
         uint32_t n_e = 0;
         for (uint32_t i = 0; i < n; i++) {
-            x[i] = (float)(rand() % 7 - 3) * 0.5f; /* few distinct values: many ties */
-            eligible[i] = (uint8_t)(rand() % 4 != 0);
+            x[i] = (float)((int)test_rng_below(&rng, 7) - 3) * 0.5f; /* few distinct values: many ties */
+            eligible[i] = (uint8_t)(test_rng_below(&rng, 4) != 0);
             if (eligible[i]) r[n_e++] = (ranked){x[i], i};
         }
         kvq_outlier_count k = kvq_outlier_count_for(n_e, ppm);

@@ -2,6 +2,7 @@
  * S7 outliers, S8 sinks and the S10.4 recent window. */
 #include "check_main.h"
 #include "kvq/kvq.h"
+#include "test_rng.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -269,11 +270,11 @@ static void check_slice(const kvq_qtensor *qt, const float *x)
 
 static void fill_random(float *x, size_t n, unsigned seed)
 {
-    srand(seed);
+    kvq_rng rng;
+    kvq_rng_seed(&rng, seed);
     for (size_t i = 0; i < n; i++) {
-        float u = (float)rand() / (float)RAND_MAX;
-        x[i] = (u - 0.5f) * 8.0f;
-        if (rand() % 50 == 0) x[i] *= 40.0f; /* heavy tail */
+        x[i] = test_rng_between(&rng, -4.0f, 4.0f);
+        if (test_rng_below(&rng, 50) == 0) x[i] *= 40.0f; /* heavy tail */
     }
 }
 

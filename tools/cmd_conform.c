@@ -16,6 +16,7 @@
 #include "conform/progress.h"
 #include "conform/report.h"
 #include "conform/units.h"
+#include "installed_paths.h"
 
 #include <fnmatch.h>
 #include <stddef.h>
@@ -54,7 +55,8 @@ void cli_usage_conform(FILE *out)
             "  --profile P        judge attention at precision profile fp32, fp16 or bf16 (S12.4; the backend is\n"
             "                     opened asking for it); default: the profile the backend declares, fp32 for files\n"
             "  --json FILE, --junit FILE   also write the results as JSON / JUnit XML\n"
-            "  --golden DIR       the golden set (default conformance/golden, else the source tree's)\n"
+            "  --golden DIR       the golden set (default conformance/golden, else the installed set,\n"
+            "                     else the source tree's)\n"
             "  --check-outputs DIR  judge output files named like the golden output files (docs/CLI.md)\n"
             "  --quiet            no progress line and no line per failure (the summary is still printed)\n"
             "  exit status: 0 all selected cases passed or were skipped, 1 a case failed, 2 usage error or\n"
@@ -318,8 +320,13 @@ int cmd_conform(int argc, char **argv)
     run.platform = o.platform_given ? (int32_t)o.platform : -1;
     run.device = o.device_given ? (int32_t)o.device : -1;
     run.golden_dir_given = o.golden != NULL;
-    run.golden_dir = o.golden != NULL ? o.golden : is_directory("conformance/golden") ? "conformance/golden"
-                                                                                      : KVQ_SOURCE_GOLDEN_DIR;
+    /* Without --golden: the current directory's, else the installed one beside this executable,
+     * else this build's source tree's. */
+    static char installed[4096];
+    run.golden_dir = o.golden != NULL                       ? o.golden
+                     : is_directory("conformance/golden")   ? "conformance/golden"
+                     : installed_golden_dir(installed, sizeof installed) ? installed
+                                                            : KVQ_SOURCE_GOLDEN_DIR;
     run.seed = o.seed_given ? o.seed : clock_seed();
     run.n_random = o.outputs_dir != NULL ? 0 : o.n_random;
     run.max_context = o.max_context;

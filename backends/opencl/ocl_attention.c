@@ -5,18 +5,27 @@
  * numbers, the reference's exact values). Keys are rotated on the device
  * (S9.3: angles in double when the device has cl_khr_fp64, else a host
  * table of the reference's cos/sin). Two paths:
- *  - fused (n_q == 1): kvq_attention_partial dequantizes keys and values
- *    tile by tile in local memory and never writes them out, then
- *    kvq_attention_combine merges the tiles (flash decoding);
+ *  - fused (n_q == 1, or up to OCL_FUSED_MAX_Q with KVQ_OPENCL_ATTENTION=fused):
+ *    kvq_attention_partial_batch dequantizes keys and values tile by tile in
+ *    local memory and never writes them out, then kvq_attention_combine_batch
+ *    merges the tiles (flash decoding). Both take a whole batch of sequences:
+ *    attention_decode_batch runs every sequence of a step in one launch of
+ *    each (more only when its tensors span more than KVQ_BATCH_SLABS slabs of
+ *    the device arena, ocl_arena.c), and attention_decode is a batch of one,
+ *    so the two give the same bits;
  *  - GQA (n_q >= 2): the keys (rotated) and values are dequantized once into
  *    fp32 scratch, shared by all query heads, and CLBlast's SGEMM computes the
- *    scores (n_q x n) and the output (n_q x d) around kvq_softmax_rows.
+ *    scores (n_q x n) and the output (n_q x d) around kvq_softmax_rows; a
+ *    batch runs it sequence by sequence.
  * Both accumulate in fp32, which S12.3's bound allows.
  */
 #include "ocl_internal.h"
 
+#include "attention_batch.h" /* the descriptor layout the batched kernels read */
+
 #include <clblast_c.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,53 +158,6 @@ static size_t kernel_work_group(kvq_backend_context *ctx, ocl_kernel_id k, size_
     return wanted < limit ? wanted : limit;
 }
 
-static kvq_status attention_fused(kvq_backend_context *ctx, const kvq_backend_tensor *keys,
-                                  const kvq_backend_tensor *values, const rope_inputs *rope, cl_mem q, uint32_t n_q,
-                                  float scale, cl_mem out)
-{
-    const kvq_backend_tensor *K = keys, *V = values;
-    const kvq_qtensor *kh = &K->header, *vh = &V->header;
-    size_t n = kh->n_tokens;
-    uint32_t d = kh->head_dim;
-    uint32_t tile = fused_tile_tokens(ctx, d);
-    size_t n_tiles = (n + tile - 1u) / tile;
-    cl_mem part_m = NULL, part_l = NULL, part_o = NULL;
-    kvq_status st = ocl_buffer(ctx, n_tiles * n_q * sizeof(float), NULL, false, &part_m, "partial maxima");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, n_tiles * n_q * sizeof(float), NULL, false, &part_l, "partial sums");
-    if (st == KVQ_OK)
-        st = ocl_buffer(ctx, n_tiles * n_q * d * sizeof(float), NULL, false, &part_o, "partial outputs");
-    if (st == KVQ_OK) {
-        uint32_t k_group = kh->group_size > 0 ? kh->group_size : 1u;
-        ocl_arg args[] = {
-            OCL_MEM(K->precision),     OCL_MEM(K->fp16_slot),   OCL_MEM(K->fp16_rows),
-            OCL_MEM(K->codes),         OCL_MEM(K->params),      OCL_MEM(K->codebook),
-            OCL_MEM(K->outlier_ptr),   OCL_MEM(K->outlier_index), OCL_MEM(K->outlier_value),
-            OCL_I32(kh->scheme),       OCL_U32(kh->bits),       OCL_I32(ocl_param_layout(kh)),
-            OCL_U32(k_group),          OCL_MEM(V->precision),   OCL_MEM(V->fp16_slot),
-            OCL_MEM(V->fp16_rows),     OCL_MEM(V->codes),       OCL_MEM(V->params),
-            OCL_MEM(V->codebook),      OCL_MEM(V->outlier_ptr), OCL_MEM(V->outlier_index),
-            OCL_MEM(V->outlier_value), OCL_I32(vh->scheme),     OCL_U32(vh->bits),
-            OCL_U32(vh->group_size),   OCL_MEM(rope->positions), OCL_I32(rope->pairing),
-            OCL_I32(rope->use_table),  OCL_MEM(rope->rope_data), OCL_MEM(q),
-            OCL_U32(n_q),              OCL_F32(scale),          OCL_U64(n),
-            OCL_U32(d),                OCL_U32(tile),           OCL_MEM(part_m),
-            OCL_MEM(part_l),           OCL_MEM(part_o),         OCL_LOCAL((size_t)tile * d * sizeof(float)),
-            OCL_LOCAL((size_t)OCL_FUSED_MAX_Q * tile * sizeof(float))};
-        size_t wg = kernel_work_group(ctx, OCL_K_ATTENTION_PARTIAL, 128u);
-        st = ocl_launch(ctx, OCL_K_ATTENTION_PARTIAL, args, sizeof args / sizeof *args, n_tiles * wg, wg, false);
-    }
-    if (st == KVQ_OK) {
-        ocl_arg args[] = {OCL_MEM(part_m), OCL_MEM(part_l), OCL_MEM(part_o), OCL_U64(n_tiles),
-                          OCL_U32(n_q),    OCL_U32(d),      OCL_MEM(out)};
-        st = ocl_launch(ctx, OCL_K_ATTENTION_COMBINE, args, 7, (size_t)n_q * d, 0, true);
-    }
-    if (st == KVQ_OK) st = ocl_finish(ctx, "fused attention");
-    ocl_release(&part_m);
-    ocl_release(&part_l);
-    ocl_release(&part_o);
-    return st;
-}
-
 static kvq_status from_clblast(kvq_backend_context *ctx, CLBlastStatusCode code, const char *what)
 {
     if (code == CLBlastSuccess) return KVQ_OK;
@@ -244,6 +206,278 @@ static kvq_status attention_gemm(kvq_backend_context *ctx, const kvq_backend_ten
     return st;
 }
 
+bool ocl_attention_fused(const kvq_backend_context *ctx, uint32_t n_q)
+{
+    return !(ctx->path == OCL_PATH_GEMM || n_q > OCL_FUSED_MAX_Q || (ctx->path == OCL_PATH_AUTO && n_q >= 2u));
+}
+
+/* S11.2: q'_h = rope(q_h, q_position) for the n_q heads of one sequence, the reference's own computation. */
+static kvq_status rotate_queries(kvq_backend_context *ctx, const kvq_rope *rope, uint32_t d, uint32_t n_q,
+                                 uint32_t q_position, const float *q, float *rotated)
+{
+    kvq_rope none = {KVQ_ROPE_NONE, 10000.0f};
+    kvq_status st = KVQ_OK;
+    for (uint32_t h = 0; h < n_q && st == KVQ_OK; h++)
+        st = ocl_from_kvq(ctx, kvq_rope_apply(rope != NULL ? rope : &none, d, q_position, q + (size_t)h * d,
+                                              rotated + (size_t)h * d));
+    return st;
+}
+
+/* What the fused kernels need of a batch, staged on the host: descriptors, key positions (of the
+ * sequences whose positions are not consecutive), RoPE data, rotated queries. */
+typedef struct fused_batch {
+    uint32_t n_seq, n_q, d, tile;
+    size_t max_tiles;
+    int pairing, use_table;
+    cl_ulong *words;     /* [n_seq][KVQ_SEQ_WORDS] */
+    uint32_t *positions; /* [n_positions] */
+    size_t n_positions;
+    void *rope;          /* theta [d/2] doubles, or the (cos, sin) table of every token */
+    size_t rope_bytes;
+    cl_mem slabs[KVQ_BATCH_SLABS];
+    uint32_t n_slabs;
+} fused_batch;
+
+static void fused_batch_free(fused_batch *b)
+{
+    free(b->words);
+    free(b->positions);
+    free(b->rope);
+}
+
+/* The slot of slab `slab` among the batch's, added when new; false when all slots are taken. */
+static bool slab_slot(fused_batch *b, cl_mem slab, uint32_t *slot)
+{
+    for (uint32_t i = 0; i < b->n_slabs; i++)
+        if (b->slabs[i] == slab) {
+            *slot = i;
+            return true;
+        }
+    if (b->n_slabs == KVQ_BATCH_SLABS) return false;
+    b->slabs[b->n_slabs] = slab;
+    *slot = b->n_slabs++;
+    return true;
+}
+
+/* Where the nine arrays of t lie, as slot << KVQ_SLOT_SHIFT | offset words; false when the batch has no slot
+ * left for one of t's slabs (nothing is added then). */
+static kvq_status tensor_words(kvq_backend_context *ctx, fused_batch *b, const kvq_backend_tensor *t,
+                               cl_ulong *words, bool *fits)
+{
+    const cl_mem arrays[KVQ_TENSOR_ARRAYS] = {
+        [KVQ_ARRAY_PRECISION] = t->precision,     [KVQ_ARRAY_FP16_SLOT] = t->fp16_slot,
+        [KVQ_ARRAY_FP16_ROWS] = t->fp16_rows,     [KVQ_ARRAY_CODES] = t->codes,
+        [KVQ_ARRAY_PARAMS] = t->params,           [KVQ_ARRAY_CODEBOOK] = t->codebook,
+        [KVQ_ARRAY_OUTLIER_PTR] = t->outlier_ptr, [KVQ_ARRAY_OUTLIER_INDEX] = t->outlier_index,
+        [KVQ_ARRAY_OUTLIER_VALUE] = t->outlier_value};
+    uint32_t saved = b->n_slabs;
+    *fits = true;
+    for (int i = 0; i < KVQ_TENSOR_ARRAYS; i++) {
+        cl_mem slab = NULL;
+        size_t offset = 0;
+        uint32_t slot = 0;
+        /* A cache keeps no buffer for an array it has no entries in (fp16 rows, outliers); the
+         * kernels never read such an array, so any address does. */
+        if (arrays[i] == NULL) {
+            words[i] = 0;
+            continue;
+        }
+        kvq_status st = ocl_arena_locate(ctx, arrays[i], &slab, &offset);
+        if (st != KVQ_OK) return st;
+        if (!slab_slot(b, slab, &slot)) {
+            b->n_slabs = saved;
+            *fits = false;
+            return KVQ_OK;
+        }
+        words[i] = ((cl_ulong)slot << KVQ_SLOT_SHIFT) | (cl_ulong)offset;
+    }
+    return KVQ_OK;
+}
+
+static bool consecutive(const uint32_t *positions, uint32_t n)
+{
+    for (uint32_t t = 1; t < n; t++)
+        if (positions[t] != positions[0] + t) return false;
+    return true;
+}
+
+/* Stages sequences [first, first + *count) of the batch: as many as share KVQ_BATCH_SLABS slabs
+ * (at least one: a sequence's 18 arrays always fit). */
+static kvq_status fused_batch_stage(kvq_backend_context *ctx, const kvq_backend_tensor *const *keys,
+                                    const kvq_backend_tensor *const *values, const uint32_t *const *positions,
+                                    const kvq_rope *rope, uint32_t first, uint32_t available, fused_batch *b)
+{
+    uint32_t d = b->d, half = d / 2u;
+    b->words = calloc((size_t)available * KVQ_SEQ_WORDS, sizeof *b->words);
+    if (b->words == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "attention batch: out of host memory");
+    size_t n_positions = 0, n_rows = 0;
+    b->n_seq = 0;
+    b->max_tiles = 0;
+    for (uint32_t i = 0; i < available; i++) {
+        const kvq_backend_tensor *k = keys[first + i], *v = values[first + i];
+        cl_ulong *w = b->words + (size_t)i * KVQ_SEQ_WORDS;
+        bool k_fits = false, v_fits = false;
+        uint32_t before = b->n_slabs;
+        kvq_status st = tensor_words(ctx, b, k, w + KVQ_SEQ_KEYS, &k_fits);
+        if (st == KVQ_OK && k_fits) st = tensor_words(ctx, b, v, w + KVQ_SEQ_VALUES, &v_fits);
+        if (st != KVQ_OK) return st;
+        if (!k_fits || !v_fits) {
+            b->n_slabs = before;
+            break; /* the next launch takes it */
+        }
+        const kvq_qtensor *kh = &k->header, *vh = &v->header;
+        uint32_t n = kh->n_tokens;
+        const uint32_t *p = positions[first + i];
+        w[KVQ_SEQ_N_TOKENS] = n;
+        w[KVQ_SEQ_K_SCHEME] = (cl_ulong)kh->scheme;
+        w[KVQ_SEQ_K_BITS] = kh->bits;
+        w[KVQ_SEQ_K_LAYOUT] = (cl_ulong)ocl_param_layout(kh);
+        w[KVQ_SEQ_K_GROUP] = kh->group_size > 0 ? kh->group_size : 1u;
+        w[KVQ_SEQ_V_SCHEME] = (cl_ulong)vh->scheme;
+        w[KVQ_SEQ_V_BITS] = vh->bits;
+        w[KVQ_SEQ_V_GROUP] = vh->group_size;
+        w[KVQ_SEQ_CONSECUTIVE] = consecutive(p, n);
+        w[KVQ_SEQ_POSITIONS] = w[KVQ_SEQ_CONSECUTIVE] ? p[0] : n_positions;
+        w[KVQ_SEQ_ROPE_ROW] = n_rows;
+        if (!w[KVQ_SEQ_CONSECUTIVE]) n_positions += n;
+        n_rows += n;
+        size_t tiles = (n + b->tile - 1u) / b->tile;
+        if (tiles > b->max_tiles) b->max_tiles = tiles;
+        b->n_seq++;
+    }
+    b->n_positions = n_positions > 0 ? n_positions : 1u;
+    b->positions = calloc(b->n_positions, sizeof *b->positions);
+    if (b->positions == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "attention batch: out of host memory");
+    for (uint32_t i = 0; i < b->n_seq; i++) {
+        const cl_ulong *w = b->words + (size_t)i * KVQ_SEQ_WORDS;
+        if (!w[KVQ_SEQ_CONSECUTIVE])
+            memcpy(b->positions + w[KVQ_SEQ_POSITIONS], positions[first + i],
+                   (size_t)w[KVQ_SEQ_N_TOKENS] * sizeof *b->positions);
+    }
+    if (b->pairing == KVQ_ROPE_NONE) {
+        b->rope_bytes = sizeof(float);
+        b->rope = calloc(1, b->rope_bytes);
+    } else if (!b->use_table) {
+        /* S9.3: theta_i = pow(base, -2i/d) in double, as the reference forms it. */
+        b->rope_bytes = half * sizeof(double);
+        double *theta = malloc(b->rope_bytes);
+        for (uint32_t i = 0; theta != NULL && i < half; i++)
+            theta[i] = pow((double)rope->base, -2.0 * (double)i / (double)d);
+        b->rope = theta;
+    } else {
+        /* No fp64 on the device: the reference's own cos/sin (kvq_rope_angle), one pair per (token, i). */
+        b->rope_bytes = n_rows * half * 2u * sizeof(float);
+        float *table = malloc(b->rope_bytes > 0 ? b->rope_bytes : 1u);
+        for (uint32_t i = 0; table != NULL && i < b->n_seq; i++) {
+            const cl_ulong *w = b->words + (size_t)i * KVQ_SEQ_WORDS;
+            for (uint32_t t = 0; t < (uint32_t)w[KVQ_SEQ_N_TOKENS]; t++)
+                for (uint32_t j = 0; j < half; j++) {
+                    size_t e = (((size_t)w[KVQ_SEQ_ROPE_ROW] + t) * half + j) * 2u;
+                    kvq_rope_angle(rope, d, j, positions[first + i][t], &table[e], &table[e + 1u]);
+                }
+        }
+        b->rope = table;
+    }
+    if (b->rope == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "attention batch: RoPE data: out of host memory");
+    return KVQ_OK;
+}
+
+/* The two launches for the staged sequences; result[n_seq][n_q][d] on the host. */
+static kvq_status fused_batch_run(kvq_backend_context *ctx, const fused_batch *b, const float *rotated,
+                                  float *result)
+{
+    uint32_t d = b->d, n_q = b->n_q;
+    size_t q_bytes = (size_t)b->n_seq * n_q * d * sizeof(float);
+    size_t parts = b->max_tiles * b->n_seq * n_q;
+    cl_mem seqs = NULL, positions = NULL, rope = NULL, q = NULL, out = NULL, part_m = NULL, part_l = NULL,
+           part_o = NULL;
+    kvq_status st = ocl_buffer(ctx, (size_t)b->n_seq * KVQ_SEQ_WORDS * sizeof(cl_ulong), b->words, false, &seqs,
+                               "attention descriptors");
+    if (st == KVQ_OK)
+        st = ocl_buffer(ctx, b->n_positions * sizeof(uint32_t), b->positions, false, &positions, "key positions");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, b->rope_bytes, b->rope, false, &rope, "rope data");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, q_bytes, rotated, false, &q, "queries");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, q_bytes, NULL, false, &out, "attention output");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, parts * sizeof(float), NULL, false, &part_m, "partial maxima");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, parts * sizeof(float), NULL, false, &part_l, "partial sums");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, parts * d * sizeof(float), NULL, false, &part_o, "partial outputs");
+    if (st == KVQ_OK) {
+        float scale = (float)(1.0 / sqrt((double)d)); /* S12.3 allows scaling by fl32(1/sqrt(d)) */
+        ocl_arg args[KVQ_BATCH_SLABS + 17];
+        size_t n_args = 0;
+        /* Unused slab arguments repeat slab 0: every argument is a valid buffer. */
+        for (uint32_t i = 0; i < KVQ_BATCH_SLABS; i++)
+            args[n_args++] = OCL_MEM(b->slabs[i < b->n_slabs ? i : 0]);
+        args[n_args++] = OCL_MEM(seqs);
+        args[n_args++] = OCL_MEM(positions);
+        args[n_args++] = OCL_I32(b->pairing);
+        args[n_args++] = OCL_I32(b->use_table);
+        args[n_args++] = OCL_MEM(rope);
+        args[n_args++] = OCL_MEM(q);
+        args[n_args++] = OCL_U32(n_q);
+        args[n_args++] = OCL_F32(scale);
+        args[n_args++] = OCL_U32(d);
+        args[n_args++] = OCL_U32(b->tile);
+        args[n_args++] = OCL_U64(b->max_tiles);
+        args[n_args++] = OCL_MEM(part_m);
+        args[n_args++] = OCL_MEM(part_l);
+        args[n_args++] = OCL_MEM(part_o);
+        args[n_args++] = OCL_LOCAL((size_t)b->tile * d * sizeof(float));
+        args[n_args++] = OCL_LOCAL((size_t)OCL_FUSED_MAX_Q * b->tile * sizeof(float));
+        /* ocl_launch with 0 items only sets the arguments: the grid is two-dimensional. */
+        st = ocl_launch(ctx, OCL_K_ATTENTION_PARTIAL_BATCH, args, n_args, 0, 0, false);
+        size_t wg = kernel_work_group(ctx, OCL_K_ATTENTION_PARTIAL_BATCH, 128u);
+        size_t global[2] = {b->max_tiles * wg, b->n_seq}, local[2] = {wg, 1};
+        cl_int err = st == KVQ_OK ? clEnqueueNDRangeKernel(ctx->queue, ctx->kernels[OCL_K_ATTENTION_PARTIAL_BATCH],
+                                                            2, NULL, global, local, 0, NULL, NULL)
+                                  : CL_SUCCESS;
+        if (err != CL_SUCCESS) st = ocl_from_cl(ctx, err, "launching kvq_attention_partial_batch");
+    }
+    if (st == KVQ_OK) {
+        ocl_arg args[] = {OCL_MEM(seqs),     OCL_MEM(part_m),       OCL_MEM(part_l), OCL_MEM(part_o),
+                          OCL_U64(b->n_seq), OCL_U64(b->max_tiles), OCL_U32(b->tile), OCL_U32(n_q),
+                          OCL_U32(d),        OCL_MEM(out)};
+        st = ocl_launch(ctx, OCL_K_ATTENTION_COMBINE_BATCH, args, sizeof args / sizeof *args,
+                        (size_t)b->n_seq * n_q * d, 0, true);
+    }
+    if (st == KVQ_OK) st = ocl_read(ctx, out, 0, q_bytes, result, "reading the output");
+    if (st != KVQ_OK) ocl_finish(ctx, "fused attention"); /* nothing still runs on what is released below */
+    ocl_release(&seqs);
+    ocl_release(&positions);
+    ocl_release(&rope);
+    ocl_release(&q);
+    ocl_release(&out);
+    ocl_release(&part_m);
+    ocl_release(&part_l);
+    ocl_release(&part_o);
+    return st;
+}
+
+/* The fused path over n_seq checked sequences that share n_q, head_dim and rope: rotated queries
+ * [n_seq][n_q][d] in, result [n_seq][n_q][d] out (host). */
+static kvq_status attention_fused(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
+                                  const kvq_backend_tensor *const *values, const uint32_t *const *positions,
+                                  const kvq_rope *rope, const float *rotated, uint32_t n_q, float *result)
+{
+    uint32_t d = keys[0]->header.head_dim;
+    size_t per_seq = (size_t)n_q * d;
+    kvq_status st = KVQ_OK;
+    for (uint32_t first = 0; first < n_seq && st == KVQ_OK;) {
+        fused_batch b;
+        memset(&b, 0, sizeof b);
+        b.n_q = n_q;
+        b.d = d;
+        b.tile = fused_tile_tokens(ctx, d);
+        b.pairing = rope != NULL ? (int)rope->pairing : KVQ_ROPE_NONE;
+        b.use_table = ctx->rope_host_table;
+        st = fused_batch_stage(ctx, keys, values, positions, rope, first, n_seq - first, &b);
+        if (st == KVQ_OK) st = fused_batch_run(ctx, &b, rotated + first * per_seq, result + first * per_seq);
+        first += b.n_seq;
+        fused_batch_free(&b);
+    }
+    return st;
+}
+
 kvq_status ocl_attention(kvq_backend_context *ctx, const kvq_backend_tensor *keys, const kvq_backend_tensor *values,
                          const uint32_t *key_positions, const kvq_rope *rope, const float *q, uint32_t n_q,
                          uint32_t q_position, float *out)
@@ -252,31 +486,29 @@ kvq_status ocl_attention(kvq_backend_context *ctx, const kvq_backend_tensor *key
     if (st != KVQ_OK) return st;
     uint32_t n = keys->header.n_tokens, d = keys->header.head_dim;
     size_t q_count = (size_t)n_q * d;
-    float *rotated = malloc(q_count * sizeof *rotated);
-    if (rotated == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "queries: out of memory");
-    /* S11.2: q'_h = rope(q_h, q_position), the reference's own computation. */
-    kvq_rope none = {KVQ_ROPE_NONE, 10000.0f};
-    for (uint32_t h = 0; h < n_q && st == KVQ_OK; h++)
-        st = ocl_from_kvq(ctx, kvq_rope_apply(rope != NULL ? rope : &none, d, q_position, q + (size_t)h * d,
-                                              rotated + (size_t)h * d));
-    rope_inputs r = {0, 0, NULL, NULL};
-    cl_mem q_dev = NULL, out_dev = NULL;
-    if (st == KVQ_OK) st = rope_inputs_make(ctx, rope, key_positions, n, d, &r);
-    if (st == KVQ_OK) st = ocl_buffer(ctx, q_count * sizeof(float), rotated, false, &q_dev, "queries");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, q_count * sizeof(float), NULL, false, &out_dev, "attention output");
-    /* S12.3 allows scaling by fl32(1/sqrt(d)). */
-    float scale = (float)(1.0 / sqrt((double)d));
-    bool gemm = ctx->path == OCL_PATH_GEMM || n_q > OCL_FUSED_MAX_Q || (ctx->path == OCL_PATH_AUTO && n_q >= 2u);
-    if (st == KVQ_OK)
-        st = gemm ? attention_gemm(ctx, keys, values, &r, q_dev, n_q, scale, out_dev)
-                  : attention_fused(ctx, keys, values, &r, q_dev, n_q, scale, out_dev);
+    float *rotated = malloc(q_count * sizeof *rotated), *result = malloc(q_count * sizeof *result);
+    if (rotated == NULL || result == NULL) st = ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "queries: out of memory");
+    if (st == KVQ_OK) st = rotate_queries(ctx, rope, d, n_q, q_position, q, rotated);
+    if (st == KVQ_OK && ocl_attention_fused(ctx, n_q)) {
+        st = attention_fused(ctx, 1, &keys, &values, &key_positions, rope, rotated, n_q, result);
+    } else if (st == KVQ_OK) {
+        rope_inputs r = {0, 0, NULL, NULL};
+        cl_mem q_dev = NULL, out_dev = NULL;
+        st = rope_inputs_make(ctx, rope, key_positions, n, d, &r);
+        if (st == KVQ_OK) st = ocl_buffer(ctx, q_count * sizeof(float), rotated, false, &q_dev, "queries");
+        if (st == KVQ_OK) st = ocl_buffer(ctx, q_count * sizeof(float), NULL, false, &out_dev, "attention output");
+        /* S12.3 allows scaling by fl32(1/sqrt(d)). */
+        float scale = (float)(1.0 / sqrt((double)d));
+        if (st == KVQ_OK) st = attention_gemm(ctx, keys, values, &r, q_dev, n_q, scale, out_dev);
+        if (st == KVQ_OK) st = ocl_read(ctx, out_dev, 0, q_count * sizeof(float), result, "reading the output");
+        rope_inputs_release(&r);
+        ocl_release(&q_dev);
+        ocl_release(&out_dev);
+    }
     /* The result reaches the caller's buffer only when everything succeeded (S13.3). */
-    if (st == KVQ_OK) st = ocl_read(ctx, out_dev, 0, q_count * sizeof(float), rotated, "reading the output");
-    if (st == KVQ_OK) memcpy(out, rotated, q_count * sizeof(float));
-    rope_inputs_release(&r);
-    ocl_release(&q_dev);
-    ocl_release(&out_dev);
+    if (st == KVQ_OK) memcpy(out, result, q_count * sizeof(float));
     free(rotated);
+    free(result);
     return st;
 }
 
@@ -286,4 +518,62 @@ kvq_status ocl_attention_decode(kvq_backend_context *ctx, const kvq_backend_tens
                                 float *out_host)
 {
     return ocl_attention(ctx, keys, values, key_positions_host, rope, q_host, n_q, q_position, out_host);
+}
+
+/* Prefixes ctx's message with the sequence that failed; passes status on. */
+static kvq_status in_sequence(kvq_backend_context *ctx, kvq_status status, uint32_t s)
+{
+    char reason[sizeof ctx->message];
+    snprintf(reason, sizeof reason, "%s", ctx->message);
+    return ocl_fail(ctx, status, "sequence %u: %s", s, reason);
+}
+
+kvq_status ocl_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
+                                      const kvq_backend_tensor *const *values,
+                                      const uint32_t *const *key_positions_host, const kvq_rope *rope,
+                                      const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
+                                      float *out_host)
+{
+    if (keys == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "keys is NULL");
+    if (values == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "values is NULL");
+    if (key_positions_host == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "key_positions is NULL");
+    if (q_host == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "q is NULL");
+    if (q_positions_host == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "q_positions is NULL");
+    if (out_host == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out is NULL");
+    if (n_seq == 0) return ocl_fail(ctx, KVQ_ERR_ZERO_SIZE, "n_seq is 0");
+    /* Each sequence as attention_decode checks it, in order; q and out are [n_seq][n_q][head_dim]. */
+    uint32_t d = 0;
+    for (uint32_t s = 0; s < n_seq; s++) {
+        /* Sequence s's queries start at s * n_q * d, so its head_dim is checked before they are read. */
+        if (s > 0 && keys[s] != NULL && keys[s]->header.head_dim != d)
+            return ocl_fail(ctx, KVQ_ERR_SIZE_MISMATCH,
+                            "sequence %u: keys.head_dim = %u but sequence 0's is %u (a batch shares head_dim)", s,
+                            keys[s]->header.head_dim, d);
+        kvq_status st = check_arguments(ctx, keys[s], values[s], key_positions_host[s], rope,
+                                        q_host + (size_t)s * n_q * d, n_q, q_positions_host[s], out_host);
+        if (st != KVQ_OK) return in_sequence(ctx, st, s);
+        if (s == 0) d = keys[0]->header.head_dim;
+    }
+    size_t per_seq = (size_t)n_q * d, count = (size_t)n_seq * per_seq;
+    float *rotated = malloc(count * sizeof *rotated), *result = malloc(count * sizeof *result);
+    kvq_status st = rotated != NULL && result != NULL
+                        ? KVQ_OK
+                        : ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "attention batch: out of host memory");
+    if (st == KVQ_OK && ocl_attention_fused(ctx, n_q)) {
+        for (uint32_t s = 0; s < n_seq && st == KVQ_OK; s++)
+            st = rotate_queries(ctx, rope, d, n_q, q_positions_host[s], q_host + s * per_seq, rotated + s * per_seq);
+        if (st == KVQ_OK)
+            st = attention_fused(ctx, n_seq, keys, values, key_positions_host, rope, rotated, n_q, result);
+    } else {
+        /* The CLBlast path, one sequence at a time, exactly as attention_decode runs it. */
+        for (uint32_t s = 0; s < n_seq && st == KVQ_OK; s++) {
+            st = ocl_attention(ctx, keys[s], values[s], key_positions_host[s], rope, q_host + s * per_seq, n_q,
+                               q_positions_host[s], result + s * per_seq);
+            if (st != KVQ_OK) st = in_sequence(ctx, st, s);
+        }
+    }
+    if (st == KVQ_OK) memcpy(out_host, result, count * sizeof(float));
+    free(rotated);
+    free(result);
+    return st;
 }

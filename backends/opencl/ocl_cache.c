@@ -50,12 +50,12 @@ static bool same_policy(const kvq_token_policy *a, const kvq_token_policy *b)
 
 void ocl_cache_free(kvq_backend_context *ctx, kvq_backend_cache *cache)
 {
-    (void)ctx;
     if (cache == NULL) return;
-    ocl_role_release(&cache->role[KVQ_ROLE_KEYS]);
-    ocl_role_release(&cache->role[KVQ_ROLE_VALUES]);
-    ocl_release(&cache->keys);
-    ocl_release(&cache->values);
+    ocl_role_release(ctx, &cache->role[KVQ_ROLE_KEYS]);
+    ocl_role_release(ctx, &cache->role[KVQ_ROLE_VALUES]);
+    /* The fp32 inputs grow with ocl_grow_buffer, so they live in the arena too. */
+    ocl_tensor_buffer_release(ctx, &cache->keys);
+    ocl_tensor_buffer_release(ctx, &cache->values);
     free(cache->decided);
     free(cache->positions);
     free(cache->channel_range);
@@ -189,7 +189,7 @@ static kvq_status prepare_tail(kvq_backend_context *ctx, kvq_backend_cache *cach
     }
     ocl_release(&x);
     if (st != KVQ_OK) {
-        if (*tail != NULL) ocl_tensor_destroy(*tail);
+        if (*tail != NULL) ocl_tensor_destroy(ctx, *tail);
         *tail = NULL;
         free(precision);
         free(slots);
@@ -275,7 +275,7 @@ kvq_status ocl_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache, 
         else memcpy(cache->role[r].precision + first[r], precision[r], n - first[r]);
     }
     for (int r = 0; r < 2; r++) {
-        ocl_tensor_destroy(tail[r]);
+        ocl_tensor_destroy(ctx, tail[r]);
         free(precision[r]);
         free(slots[r]);
     }

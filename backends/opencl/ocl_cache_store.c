@@ -26,16 +26,16 @@ kvq_status ocl_grow_buffer(kvq_backend_context *ctx, cl_mem *buf, size_t used_by
                               const char *what)
 {
     cl_mem bigger = NULL;
-    kvq_status st = ocl_buffer(ctx, new_bytes, NULL, false, &bigger, what);
+    kvq_status st = ocl_tensor_buffer(ctx, new_bytes, NULL, false, &bigger, what);
     if (st != KVQ_OK) return st;
     if (*buf != NULL && used_bytes > 0) {
         cl_int err = clEnqueueCopyBuffer(ctx->queue, *buf, bigger, 0, 0, used_bytes, 0, NULL, NULL);
         if (err != CL_SUCCESS) {
-            ocl_release(&bigger);
+            ocl_tensor_buffer_release(ctx, &bigger);
             return ocl_from_cl(ctx, err, what);
         }
     }
-    ocl_release(buf);
+    ocl_tensor_buffer_release(ctx, buf);
     *buf = bigger;
     return KVQ_OK;
 }
@@ -48,12 +48,12 @@ size_t ocl_params_for(const kvq_qtensor *h, size_t n)
     return h->head_dim;
 }
 
-void ocl_role_release(ocl_cache_role *r)
+void ocl_role_release(kvq_backend_context *ctx, ocl_cache_role *r)
 {
-    ocl_tensor_destroy(r->view);
+    ocl_tensor_destroy(ctx, r->view);
     free(r->precision);
-    ocl_release(&r->spare_index);
-    ocl_release(&r->spare_value);
+    ocl_tensor_buffer_release(ctx, &r->spare_index);
+    ocl_tensor_buffer_release(ctx, &r->spare_value);
     memset(r, 0, sizeof *r);
 }
 
@@ -127,11 +127,13 @@ kvq_status ocl_role_init(kvq_backend_context *ctx, const kvq_head_config *config
     v->borrowed = true;
     kvq_status st = ocl_codebook_buffer(ctx, &config->quantizer, &v->codebook);
     /* Keys' CSC pointers have head_dim + 1 entries whatever the length; all zero while empty. */
-    if (st == KVQ_OK && keys) st = ocl_buffer(ctx, ((size_t)d + 1u) * sizeof(uint32_t), NULL, true, &v->outlier_ptr,
-                                              "cache outlier_ptr");
-    if (st == KVQ_OK && !keys) st = ocl_buffer(ctx, sizeof(uint32_t), NULL, true, &v->outlier_ptr, "cache outlier_ptr");
+    if (st == KVQ_OK && keys)
+        st = ocl_tensor_buffer(ctx, ((size_t)d + 1u) * sizeof(uint32_t), NULL, true, &v->outlier_ptr,
+                               "cache outlier_ptr");
+    if (st == KVQ_OK && !keys)
+        st = ocl_tensor_buffer(ctx, sizeof(uint32_t), NULL, true, &v->outlier_ptr, "cache outlier_ptr");
     if (st != KVQ_OK) {
-        ocl_tensor_destroy(v);
+        ocl_tensor_destroy(ctx, v);
         return st;
     }
     r->view = v;

@@ -21,7 +21,8 @@ typedef struct ocl_cache_role {
 
 /* Geometric growth: at least `needed`, at least double `current`, at least 64. */
 size_t ocl_grown(size_t current, size_t needed);
-/* Replaces *buf by a buffer of new_bytes holding its first used_bytes; on failure *buf is unchanged. */
+/* Replaces the tensor array *buf (ocl_tensor_buffer) by one of new_bytes holding its first
+ * used_bytes; on failure *buf is unchanged. */
 kvq_status ocl_grow_buffer(kvq_backend_context *ctx, cl_mem *buf, size_t used_bytes, size_t new_bytes,
                            const char *what);
 /* An enqueued device-to-device copy (nothing for 0 bytes). */
@@ -41,6 +42,6 @@ kvq_status ocl_role_reserve(kvq_backend_context *ctx, ocl_cache_role *r, size_t 
 kvq_status ocl_role_commit(kvq_backend_context *ctx, ocl_cache_role *r, const kvq_backend_tensor *tail,
                            uint32_t first, uint32_t rows_before, uint32_t outliers_before,
                            const uint32_t *tail_slots);
-void ocl_role_release(ocl_cache_role *r);
+void ocl_role_release(kvq_backend_context *ctx, ocl_cache_role *r);
 
 #endif /* KVQ_OCL_CACHE_STORE_H */

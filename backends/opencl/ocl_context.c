@@ -32,8 +32,8 @@ static const char *const kernel_names[OCL_K_COUNT] = {
     [OCL_K_DEQUANTIZE] = "kvq_dequantize",
     [OCL_K_SCATTER_OUTLIERS] = "kvq_scatter_outliers",
     [OCL_K_ROPE_ROWS] = "kvq_rope_rows",
-    [OCL_K_ATTENTION_PARTIAL] = "kvq_attention_partial",
-    [OCL_K_ATTENTION_COMBINE] = "kvq_attention_combine",
+    [OCL_K_ATTENTION_PARTIAL_BATCH] = "kvq_attention_partial_batch",
+    [OCL_K_ATTENTION_COMBINE_BATCH] = "kvq_attention_combine_batch",
     [OCL_K_SOFTMAX_ROWS] = "kvq_softmax_rows",
     [OCL_K_WIDEN_FP16] = "kvq_widen_fp16",
 };
@@ -292,6 +292,13 @@ static void query_device(kvq_backend_context *ctx)
     ctx->path = OCL_PATH_AUTO;
     if (path != NULL && strcmp(path, "fused") == 0) ctx->path = OCL_PATH_FUSED;
     if (path != NULL && strcmp(path, "gemm") == 0) ctx->path = OCL_PATH_GEMM;
+    /* ... or small slabs in the device arena, so that one batch spans several launches (ocl_arena.c). */
+    const char *slab = getenv("KVQ_OPENCL_SLAB_BYTES");
+    if (slab != NULL) {
+        char *end = NULL;
+        unsigned long long bytes = strtoull(slab, &end, 10);
+        if (end != slab && *end == '\0' && bytes > 0 && bytes <= ctx->max_alloc) ctx->arena.fixed_slab = (size_t)bytes;
+    }
 }
 
 kvq_status ocl_open(const kvq_backend_options *options, kvq_backend_context **out, char *message,
@@ -357,6 +364,7 @@ void ocl_close(kvq_backend_context *ctx)
         clFinish(ctx->queue);
         clReleaseCommandQueue(ctx->queue);
     }
+    ocl_arena_release(ctx);
     if (ctx->context != NULL) clReleaseContext(ctx->context);
     free(ctx);
 }

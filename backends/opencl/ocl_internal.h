@@ -36,8 +36,8 @@ typedef enum ocl_kernel_id {
     OCL_K_DEQUANTIZE,
     OCL_K_SCATTER_OUTLIERS,
     OCL_K_ROPE_ROWS,
-    OCL_K_ATTENTION_PARTIAL,
-    OCL_K_ATTENTION_COMBINE,
+    OCL_K_ATTENTION_PARTIAL_BATCH,
+    OCL_K_ATTENTION_COMBINE_BATCH,
     OCL_K_SOFTMAX_ROWS,
     OCL_K_WIDEN_FP16,
     OCL_K_COUNT
@@ -50,6 +50,24 @@ typedef enum ocl_kernel_id {
 #define OCL_FUSED_MAX_Q 8u    /* attention.cl KVQ_FUSED_MAX_Q */
 /* Tokens per CSC chunk (outliers.cl kvq_count_cols / kvq_fill_cols). */
 #define OCL_CSC_CHUNK 64u
+
+/* The device arena (ocl_arena.c): tensor arrays are sub-buffers of slabs. */
+#define OCL_MAX_SLABS 256u
+typedef struct ocl_range {
+    size_t offset, size;
+} ocl_range;
+typedef struct ocl_slab {
+    cl_mem buffer; /* NULL: unused entry */
+    size_t size;
+    size_t live;   /* sub-buffers handed out */
+    ocl_range *free; /* free ranges, ascending and never adjacent */
+    size_t n_free, cap_free;
+} ocl_slab;
+typedef struct ocl_arena {
+    ocl_slab slabs[OCL_MAX_SLABS];
+    size_t granule; /* bytes every range is a multiple of (CL_DEVICE_MEM_BASE_ADDR_ALIGN), 0 until known */
+    size_t fixed_slab; /* KVQ_OPENCL_SLAB_BYTES: every slab this size (a test hook); 0: doubling sizes */
+} ocl_arena;
 
 /* How attention_decode chooses between the fused kernel and CLBlast. */
 typedef enum ocl_attention_path {
@@ -74,6 +92,7 @@ struct kvq_backend_context {
     size_t local_mem;       /* CL_DEVICE_LOCAL_MEM_SIZE */
     size_t compute_units;   /* CL_DEVICE_MAX_COMPUTE_UNITS */
     cl_ulong max_alloc;     /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
+    ocl_arena arena;        /* where tensors' arrays live */
     char name[384];         /* device_name(): "<device> (<platform>, <CL version>)" */
     char message[1024];     /* last_error() */
 };
@@ -107,6 +126,9 @@ kvq_status ocl_from_cl(kvq_backend_context *ctx, cl_int err, const char *what);
 const char *ocl_cl_error_name(cl_int err);
 
 /* ---- buffers and launches (ocl_util.c) ---------------------------------- */
+/* KVQ_ERR_OUT_OF_MEMORY (with `what` in the message) when one buffer of `size` bytes exceeds
+ * CL_DEVICE_MAX_MEM_ALLOC_SIZE. */
+kvq_status ocl_check_alloc(kvq_backend_context *ctx, size_t size, const char *what);
 /* A device buffer of `bytes` (at least 1: OpenCL has no empty buffers),
  * initialized from host (may be NULL) or zero-filled when zero is true. */
 kvq_status ocl_buffer(kvq_backend_context *ctx, size_t bytes, const void *host, bool zero, cl_mem *out,
@@ -137,6 +159,18 @@ kvq_status ocl_write(kvq_backend_context *ctx, cl_mem buf, size_t offset, size_t
 /* Waits for the queue and reports a failure of anything enqueued. */
 kvq_status ocl_finish(kvq_backend_context *ctx, const char *what);
 
+/* ---- the device arena (ocl_arena.c) ------------------------------------- */
+/* As ocl_buffer, for an array of a tensor: a sub-buffer of one of ctx's slabs,
+ * so that batched kernels can reach it (attention_decode_batch). */
+kvq_status ocl_tensor_buffer(kvq_backend_context *ctx, size_t bytes, const void *host, bool zero, cl_mem *out,
+                             const char *what);
+/* Releases a buffer of ocl_tensor_buffer and gives its range back; NULL is a no-op. */
+void ocl_tensor_buffer_release(kvq_backend_context *ctx, cl_mem *mem);
+/* The slab that holds tensor array `mem` and mem's byte offset in it. */
+kvq_status ocl_arena_locate(kvq_backend_context *ctx, cl_mem mem, cl_mem *slab, size_t *offset);
+/* Releases every slab (at close). */
+void ocl_arena_release(kvq_backend_context *ctx);
+
 /* ---- validation (ocl_validate.c), mirroring libkvq's checks and order --- */
 /* S4.1 step 1 checks 2, 4-9 of a configuration for head_dim (S13.4 order). */
 kvq_status ocl_check_config(kvq_backend_context *ctx, const kvq_head_config *config, uint32_t head_dim,
@@ -150,7 +184,7 @@ kvq_status ocl_check_qtensor(kvq_backend_context *ctx, const kvq_qtensor *qt);
 
 /* ---- tensors (ocl_tensor.c) --------------------------------------------- */
 kvq_backend_tensor *ocl_tensor_new(void);
-void ocl_tensor_destroy(kvq_backend_tensor *t);
+void ocl_tensor_destroy(kvq_backend_context *ctx, kvq_backend_tensor *t);
 /* The codebook buffer of a quantizer (zeros unless NUQ). */
 kvq_status ocl_codebook_buffer(kvq_backend_context *ctx, const kvq_quantizer *q, cl_mem *out);
 /* 0 values, 1 online keys, 2 calibrated keys (common.cl kvq_param_index). */
@@ -179,6 +213,8 @@ kvq_status ocl_quantize_decided(kvq_backend_context *ctx, const kvq_head_config 
 kvq_status ocl_attention(kvq_backend_context *ctx, const kvq_backend_tensor *keys, const kvq_backend_tensor *values,
                          const uint32_t *key_positions, const kvq_rope *rope, const float *q, uint32_t n_q,
                          uint32_t q_position, float *out);
+/* Whether attention with n_q query heads per KV head takes the fused kernels (else CLBlast). */
+bool ocl_attention_fused(const kvq_backend_context *ctx, uint32_t n_q);
 
 /* ---- the API table's slots, by file ------------------------------------- */
 kvq_status ocl_list_devices(kvq_backend_device_fn callback, void *user, char *message, size_t message_size);
@@ -204,6 +240,11 @@ kvq_status ocl_attention_decode(kvq_backend_context *ctx, const kvq_backend_tens
                                 const kvq_backend_tensor *values, const uint32_t *key_positions_host,
                                 const kvq_rope *rope, const float *q_host, uint32_t n_q, uint32_t q_position,
                                 float *out_host);
+kvq_status ocl_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
+                                      const kvq_backend_tensor *const *values,
+                                      const uint32_t *const *key_positions_host, const kvq_rope *rope,
+                                      const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
+                                      float *out_host);
 kvq_status ocl_cache_create(kvq_backend_context *ctx, const kvq_head_config *key_config,
                             const kvq_head_config *value_config, uint32_t head_dim, kvq_backend_cache **out);
 kvq_status ocl_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache, const float *keys_host,

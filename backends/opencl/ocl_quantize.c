@@ -116,7 +116,7 @@ static kvq_status store_outliers(kvq_backend_context *ctx, kvq_backend_tensor *t
     if (keys)
         st = ocl_buffer(ctx, (n_counts + 1u) * sizeof(uint32_t), NULL, true, &counts, "outlier counts");
     else
-        st = ocl_buffer(ctx, (n_counts + 1u) * sizeof(uint32_t), NULL, true, &t->outlier_ptr, "outlier_ptr");
+        st = ocl_tensor_buffer(ctx, (n_counts + 1u) * sizeof(uint32_t), NULL, true, &t->outlier_ptr, "outlier_ptr");
     if (st != KVQ_OK) return st;
     cl_mem scanned = keys ? counts : t->outlier_ptr;
     if (keys) {
@@ -131,12 +131,12 @@ static kvq_status store_outliers(kvq_backend_context *ctx, kvq_backend_tensor *t
     uint32_t total = 0;
     if (st == KVQ_OK)
         st = ocl_read(ctx, scanned, n_counts * sizeof(uint32_t), sizeof total, &total, "reading the outlier count");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, (size_t)total * sizeof(uint32_t), NULL, false, &t->outlier_index,
-                                      "outlier_index");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, (size_t)total * sizeof(uint16_t), NULL, false, &t->outlier_value,
-                                      "outlier_value");
+    if (st == KVQ_OK)
+        st = ocl_tensor_buffer(ctx, (size_t)total * sizeof(uint32_t), NULL, false, &t->outlier_index, "outlier_index");
+    if (st == KVQ_OK)
+        st = ocl_tensor_buffer(ctx, (size_t)total * sizeof(uint16_t), NULL, false, &t->outlier_value, "outlier_value");
     if (st == KVQ_OK && keys) {
-        st = ocl_buffer(ctx, (d + 1u) * sizeof(uint32_t), NULL, false, &t->outlier_ptr, "outlier_ptr");
+        st = ocl_tensor_buffer(ctx, (d + 1u) * sizeof(uint32_t), NULL, false, &t->outlier_ptr, "outlier_ptr");
         ocl_arg pargs[] = {OCL_MEM(counts), OCL_U32(d), OCL_U32(n_chunks), OCL_MEM(t->outlier_ptr)};
         if (st == KVQ_OK) st = ocl_launch(ctx, OCL_K_COL_PTR, pargs, 4, d + 1u, 0, true);
         ocl_arg fargs[] = {OCL_MEM(x),      OCL_MEM(mask),  OCL_U64(n),
@@ -173,13 +173,13 @@ kvq_status ocl_quantize_precision(kvq_backend_context *ctx, const kvq_head_confi
     fill_header(config, n_tokens, head_dim, n_rows, &t->header);
     const kvq_qtensor *h = &t->header;
 
-    st = ocl_buffer(ctx, n, precision, false, &t->precision, "precision");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, n * sizeof(uint32_t), slot, false, &t->fp16_slot, "fp16_slot");
+    st = ocl_tensor_buffer(ctx, n, precision, false, &t->precision, "precision");
+    if (st == KVQ_OK) st = ocl_tensor_buffer(ctx, n * sizeof(uint32_t), slot, false, &t->fp16_slot, "fp16_slot");
     if (st == KVQ_OK)
-        st = ocl_buffer(ctx, (size_t)n_rows * d * sizeof(uint16_t), NULL, false, &t->fp16_rows, "fp16_rows");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, n * h->row_bytes, NULL, false, &t->codes, "codes");
+        st = ocl_tensor_buffer(ctx, (size_t)n_rows * d * sizeof(uint16_t), NULL, false, &t->fp16_rows, "fp16_rows");
+    if (st == KVQ_OK) st = ocl_tensor_buffer(ctx, n * h->row_bytes, NULL, false, &t->codes, "codes");
     if (st == KVQ_OK)
-        st = ocl_buffer(ctx, (size_t)h->n_params * sizeof(kvq_group_params), NULL, true, &t->params, "params");
+        st = ocl_tensor_buffer(ctx, (size_t)h->n_params * sizeof(kvq_group_params), NULL, true, &t->params, "params");
     if (st == KVQ_OK) st = ocl_codebook_buffer(ctx, &config->quantizer, &t->codebook);
     if (st == KVQ_OK) st = ocl_buffer(ctx, n * d, NULL, true, &codes8, "unpacked codes");
     if (st == KVQ_OK) st = ocl_buffer(ctx, n * d, NULL, true, &mask, "outlier marks");
@@ -203,7 +203,7 @@ done:
     ocl_release(&mask);
     free(slot);
     if (st != KVQ_OK) {
-        ocl_tensor_destroy(t);
+        ocl_tensor_destroy(ctx, t);
         return st;
     }
     *out = t;

@@ -9,18 +9,18 @@
 
 kvq_backend_tensor *ocl_tensor_new(void) { return calloc(1, sizeof(kvq_backend_tensor)); }
 
-void ocl_tensor_destroy(kvq_backend_tensor *t)
+void ocl_tensor_destroy(kvq_backend_context *ctx, kvq_backend_tensor *t)
 {
     if (t == NULL) return;
-    ocl_release(&t->precision);
-    ocl_release(&t->fp16_slot);
-    ocl_release(&t->fp16_rows);
-    ocl_release(&t->codes);
-    ocl_release(&t->params);
-    ocl_release(&t->outlier_ptr);
-    ocl_release(&t->outlier_index);
-    ocl_release(&t->outlier_value);
-    ocl_release(&t->codebook);
+    ocl_tensor_buffer_release(ctx, &t->precision);
+    ocl_tensor_buffer_release(ctx, &t->fp16_slot);
+    ocl_tensor_buffer_release(ctx, &t->fp16_rows);
+    ocl_tensor_buffer_release(ctx, &t->codes);
+    ocl_tensor_buffer_release(ctx, &t->params);
+    ocl_tensor_buffer_release(ctx, &t->outlier_ptr);
+    ocl_tensor_buffer_release(ctx, &t->outlier_index);
+    ocl_tensor_buffer_release(ctx, &t->outlier_value);
+    ocl_tensor_buffer_release(ctx, &t->codebook);
     free(t);
 }
 
@@ -37,7 +37,7 @@ kvq_status ocl_codebook_buffer(kvq_backend_context *ctx, const kvq_quantizer *q,
 {
     float floats[32];
     codebook_floats(q->scheme == KVQ_SCHEME_NUQ ? q->codebook : NULL, floats);
-    return ocl_buffer(ctx, sizeof floats, floats, false, out, "codebook");
+    return ocl_tensor_buffer(ctx, sizeof floats, floats, false, out, "codebook");
 }
 
 int ocl_param_layout(const kvq_qtensor *h)
@@ -72,28 +72,29 @@ kvq_status ocl_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt, kv
     if (qt->scheme != KVQ_SCHEME_NUQ) memset(&t->header.codebook, 0, sizeof t->header.codebook);
     size_t n = qt->n_tokens, d = qt->head_dim;
     kvq_quantizer q = {qt->scheme, qt->bits, &qt->codebook};
-    st = ocl_buffer(ctx, n, qt->precision, false, &t->precision, "precision");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, n * sizeof(uint32_t), qt->fp16_slot, false, &t->fp16_slot, "fp16_slot");
+    st = ocl_tensor_buffer(ctx, n, qt->precision, false, &t->precision, "precision");
     if (st == KVQ_OK)
-        st = ocl_buffer(ctx, (size_t)qt->n_fp16_rows * d * sizeof(uint16_t), qt->fp16_rows, false, &t->fp16_rows,
-                        "fp16_rows");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, n * qt->row_bytes, qt->codes, false, &t->codes, "codes");
+        st = ocl_tensor_buffer(ctx, n * sizeof(uint32_t), qt->fp16_slot, false, &t->fp16_slot, "fp16_slot");
     if (st == KVQ_OK)
-        st = ocl_buffer(ctx, (size_t)qt->n_params * sizeof(kvq_group_params), qt->params, false, &t->params,
-                        "params");
+        st = ocl_tensor_buffer(ctx, (size_t)qt->n_fp16_rows * d * sizeof(uint16_t), qt->fp16_rows, false,
+                               &t->fp16_rows, "fp16_rows");
+    if (st == KVQ_OK) st = ocl_tensor_buffer(ctx, n * qt->row_bytes, qt->codes, false, &t->codes, "codes");
     if (st == KVQ_OK)
-        st = ocl_buffer(ctx, outlier_ptr_entries(qt) * sizeof(uint32_t), qt->outlier_ptr, false, &t->outlier_ptr,
-                        "outlier_ptr");
+        st = ocl_tensor_buffer(ctx, (size_t)qt->n_params * sizeof(kvq_group_params), qt->params, false, &t->params,
+                               "params");
     if (st == KVQ_OK)
-        st = ocl_buffer(ctx, (size_t)qt->n_outliers * sizeof(uint32_t), qt->outlier_index, false,
-                        &t->outlier_index, "outlier_index");
+        st = ocl_tensor_buffer(ctx, outlier_ptr_entries(qt) * sizeof(uint32_t), qt->outlier_ptr, false,
+                               &t->outlier_ptr, "outlier_ptr");
     if (st == KVQ_OK)
-        st = ocl_buffer(ctx, (size_t)qt->n_outliers * sizeof(uint16_t), qt->outlier_value, false,
-                        &t->outlier_value, "outlier_value");
+        st = ocl_tensor_buffer(ctx, (size_t)qt->n_outliers * sizeof(uint32_t), qt->outlier_index, false,
+                               &t->outlier_index, "outlier_index");
+    if (st == KVQ_OK)
+        st = ocl_tensor_buffer(ctx, (size_t)qt->n_outliers * sizeof(uint16_t), qt->outlier_value, false,
+                               &t->outlier_value, "outlier_value");
     if (st == KVQ_OK) st = ocl_codebook_buffer(ctx, &q, &t->codebook);
     if (st == KVQ_OK) st = ocl_finish(ctx, "uploading a tensor");
     if (st != KVQ_OK) {
-        ocl_tensor_destroy(t);
+        ocl_tensor_destroy(ctx, t);
         return st;
     }
     *out = t;
@@ -196,7 +197,6 @@ kvq_status ocl_dequantize(kvq_backend_context *ctx, const kvq_backend_tensor *t,
 
 void ocl_tensor_free(kvq_backend_context *ctx, kvq_backend_tensor *t)
 {
-    (void)ctx;
     if (t == NULL || t->borrowed) return; /* a cache's view belongs to the cache */
-    ocl_tensor_destroy(t);
+    ocl_tensor_destroy(ctx, t);
 }

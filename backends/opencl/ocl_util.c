@@ -67,13 +67,19 @@ kvq_status ocl_from_cl(kvq_backend_context *ctx, cl_int err, const char *what)
                     (int)err, ocl_cl_error_name(err), ctx->name);
 }
 
+kvq_status ocl_check_alloc(kvq_backend_context *ctx, size_t size, const char *what)
+{
+    if ((cl_ulong)size > ctx->max_alloc)
+        return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "%s: %zu bytes exceed the device's largest buffer (%llu bytes)",
+                        what, size, (unsigned long long)ctx->max_alloc);
+    return KVQ_OK;
+}
+
 kvq_status ocl_buffer(kvq_backend_context *ctx, size_t bytes, const void *host, bool zero, cl_mem *out,
                       const char *what)
 {
     size_t size = bytes > 0 ? bytes : 1u;
-    if ((cl_ulong)size > ctx->max_alloc)
-        return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "%s: %zu bytes exceed the device's largest buffer (%llu bytes)",
-                        what, size, (unsigned long long)ctx->max_alloc);
+    if (ocl_check_alloc(ctx, size, what) != KVQ_OK) return KVQ_ERR_OUT_OF_MEMORY;
     cl_int err = CL_SUCCESS;
     cl_mem_flags flags = CL_MEM_READ_WRITE | (host != NULL && bytes > 0 ? CL_MEM_COPY_HOST_PTR : 0);
     cl_mem mem = clCreateBuffer(ctx->context, flags, size, host != NULL && bytes > 0 ? (void *)(uintptr_t)host : NULL,

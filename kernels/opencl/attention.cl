@@ -1,8 +1,9 @@
 /*
  * attention.cl - S11 decode attention on the device.
  *
- * Fused path (kvq_attention_partial + kvq_attention_combine): one
- * work-group per tile of tokens dequantizes its keys into local memory
+ * Fused path (kvq_attention_partial_batch + kvq_attention_combine_batch):
+ * one work-group per tile of tokens of one sequence of a batch dequantizes
+ * its keys into local memory
  * (codes or fp16 rows, then the key outliers of the tile, found by bisection
  * in each channel's CSC column), applies RoPE, scores them against the
  * rotated queries, and dequantizes the values of the tile to form the
@@ -47,10 +48,12 @@ inline void kvq_load_tile(__local float *tile, ulong t0, uint nt, uint d, int ke
     barrier(CLK_LOCAL_MEM_FENCE);
 }
 
-/* Partial attention of tile g = get_group_id(0): part_m[g][h] (tile maximum
+/* Partial attention of tile g of one sequence: part_m[g][h] (tile maximum
  * score), part_l[g][h] (sum of exp(s - max)) and part_o[g][h][d] (the
- * weighted sum of values). q is rotated already, [n_q][d]. */
-__kernel void kvq_attention_partial(
+ * weighted sum of values). q is rotated already, [n_q][d]. Key positions are
+ * positions[t], or pos0 + t when `consecutive` (the host found them so and did
+ * not upload them); rope_data is the sequence's own (the table is per token). */
+inline void kvq_attention_partial_tile(
     __global const uchar *k_prec, __global const uint *k_slot, __global const ushort *k_rows,
     __global const uchar *k_codes, __global const uint *k_params, __global const float *k_codebook,
     __global const uint *k_optr, __global const uint *k_oidx, __global const ushort *k_oval, int k_scheme,
@@ -58,12 +61,12 @@ __kernel void kvq_attention_partial(
     __global const ushort *v_rows, __global const uchar *v_codes, __global const uint *v_params,
     __global const float *v_codebook, __global const uint *v_optr, __global const uint *v_oidx,
     __global const ushort *v_oval, int v_scheme, uint v_bits, uint v_group, __global const uint *positions,
-    int pairing, int use_table, __global const float *rope_data, __global const float *q, uint n_q, float scale,
-    ulong n, uint d, uint tile_tokens, __global float *part_m, __global float *part_l, __global float *part_o,
-    __local float *tile, __local float *score)
+    uint consecutive, uint pos0, int pairing, int use_table, __global const float *rope_data,
+    __global const float *q, uint n_q, float scale, ulong n, uint d, uint tile_tokens, ulong g,
+    __global float *part_m, __global float *part_l, __global float *part_o, __local float *tile,
+    __local float *score)
 {
     uint lid = (uint)get_local_id(0), wg = (uint)get_local_size(0);
-    ulong g = get_group_id(0);
     ulong t0 = g * tile_tokens;
     uint nt = (uint)min((ulong)tile_tokens, n - t0);
 
@@ -75,7 +78,8 @@ __kernel void kvq_attention_partial(
         for (uint e = lid; e < nt * half_d; e += wg) {
             uint t = e / half_d, i = e - t * half_d, ia, ib;
             kvq_rope_pair(pairing, d, i, &ia, &ib);
-            float2 cs = kvq_rope_cs(use_table, rope_data, positions[t0 + t], t0 + t, d, i);
+            uint position = consecutive ? pos0 + (uint)(t0 + t) : positions[t0 + t];
+            float2 cs = kvq_rope_cs(use_table, rope_data, position, t0 + t, d, i);
             float2 r = kvq_rope_rotate(tile[t * d + ia], tile[t * d + ib], cs);
             tile[t * d + ia] = r.x;
             tile[t * d + ib] = r.y;
@@ -124,21 +128,103 @@ __kernel void kvq_attention_partial(
     }
 }
 
-/* Merges the tiles: out[h][j] = sum_g part_o[g][h][j] exp(m_g - M) / sum_g part_l[g][h] exp(m_g - M). */
-__kernel void kvq_attention_combine(__global const float *part_m, __global const float *part_l,
-                                    __global const float *part_o, ulong n_tiles, uint n_q, uint d,
-                                    __global float *out)
+/* A batch (attention_decode_batch, and attention_decode as a batch of one)
+ * in one launch: the slabs s0..s17 and the per-sequence descriptors of
+ * attention_batch.h (the program's first source). */
+#if KVQ_BATCH_SLABS != 18
+#error "kvq_attention_partial_batch takes s0..s17: KVQ_BATCH_SLABS must be 18"
+#endif
+#define KVQ_SLAB_PARAMS                                                                                           \
+    __global const uchar *s0, __global const uchar *s1, __global const uchar *s2, __global const uchar *s3,       \
+        __global const uchar *s4, __global const uchar *s5, __global const uchar *s6, __global const uchar *s7,   \
+        __global const uchar *s8, __global const uchar *s9, __global const uchar *s10, __global const uchar *s11, \
+        __global const uchar *s12, __global const uchar *s13, __global const uchar *s14,                          \
+        __global const uchar *s15, __global const uchar *s16, __global const uchar *s17
+#define KVQ_SLAB_ARGS s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15, s16, s17
+
+inline __global const uchar *kvq_slab_at(KVQ_SLAB_PARAMS, ulong location)
 {
-    ulong total = (ulong)n_q * d;
+    __global const uchar *base;
+    switch ((uint)(location >> KVQ_SLOT_SHIFT)) {
+    case 0: base = s0; break;
+    case 1: base = s1; break;
+    case 2: base = s2; break;
+    case 3: base = s3; break;
+    case 4: base = s4; break;
+    case 5: base = s5; break;
+    case 6: base = s6; break;
+    case 7: base = s7; break;
+    case 8: base = s8; break;
+    case 9: base = s9; break;
+    case 10: base = s10; break;
+    case 11: base = s11; break;
+    case 12: base = s12; break;
+    case 13: base = s13; break;
+    case 14: base = s14; break;
+    case 15: base = s15; break;
+    case 16: base = s16; break;
+    default: base = s17; break;
+    }
+    return base + (location & ((1ul << KVQ_SLOT_SHIFT) - 1ul));
+}
+
+/* Work-group (g, s) computes tile g of sequence s (groups past a shorter
+ * sequence's last tile do nothing); partials of sequence s start at tile
+ * s * max_tiles. */
+__kernel void kvq_attention_partial_batch(KVQ_SLAB_PARAMS, __global const ulong *seqs,
+                                          __global const uint *positions, int pairing, int use_table,
+                                          __global const float *rope_data, __global const float *q, uint n_q,
+                                          float scale, uint d, uint tile_tokens, ulong max_tiles,
+                                          __global float *part_m, __global float *part_l, __global float *part_o,
+                                          __local float *tile, __local float *score)
+{
+    ulong g = get_group_id(0), s = get_group_id(1);
+    __global const ulong *w = seqs + s * KVQ_SEQ_WORDS;
+    ulong n = w[KVQ_SEQ_N_TOKENS];
+    if (g * tile_tokens >= n) return; /* the whole group leaves: no barrier is split */
+    __global const ulong *k = w + KVQ_SEQ_KEYS, *v = w + KVQ_SEQ_VALUES;
+#define KVQ_ARRAY(loc, type) ((__global const type *)kvq_slab_at(KVQ_SLAB_ARGS, (loc)))
+    ulong part = s * max_tiles;
+    kvq_attention_partial_tile(
+        KVQ_ARRAY(k[KVQ_ARRAY_PRECISION], uchar), KVQ_ARRAY(k[KVQ_ARRAY_FP16_SLOT], uint),
+        KVQ_ARRAY(k[KVQ_ARRAY_FP16_ROWS], ushort), KVQ_ARRAY(k[KVQ_ARRAY_CODES], uchar),
+        KVQ_ARRAY(k[KVQ_ARRAY_PARAMS], uint), KVQ_ARRAY(k[KVQ_ARRAY_CODEBOOK], float),
+        KVQ_ARRAY(k[KVQ_ARRAY_OUTLIER_PTR], uint), KVQ_ARRAY(k[KVQ_ARRAY_OUTLIER_INDEX], uint),
+        KVQ_ARRAY(k[KVQ_ARRAY_OUTLIER_VALUE], ushort), (int)w[KVQ_SEQ_K_SCHEME], (uint)w[KVQ_SEQ_K_BITS],
+        (int)w[KVQ_SEQ_K_LAYOUT], (uint)w[KVQ_SEQ_K_GROUP], KVQ_ARRAY(v[KVQ_ARRAY_PRECISION], uchar),
+        KVQ_ARRAY(v[KVQ_ARRAY_FP16_SLOT], uint), KVQ_ARRAY(v[KVQ_ARRAY_FP16_ROWS], ushort),
+        KVQ_ARRAY(v[KVQ_ARRAY_CODES], uchar), KVQ_ARRAY(v[KVQ_ARRAY_PARAMS], uint),
+        KVQ_ARRAY(v[KVQ_ARRAY_CODEBOOK], float), KVQ_ARRAY(v[KVQ_ARRAY_OUTLIER_PTR], uint),
+        KVQ_ARRAY(v[KVQ_ARRAY_OUTLIER_INDEX], uint), KVQ_ARRAY(v[KVQ_ARRAY_OUTLIER_VALUE], ushort),
+        (int)w[KVQ_SEQ_V_SCHEME], (uint)w[KVQ_SEQ_V_BITS],
+        (uint)w[KVQ_SEQ_V_GROUP], positions + (w[KVQ_SEQ_CONSECUTIVE] ? 0 : w[KVQ_SEQ_POSITIONS]),
+        (uint)w[KVQ_SEQ_CONSECUTIVE], (uint)w[KVQ_SEQ_POSITIONS], pairing, use_table,
+        use_table ? rope_data + w[KVQ_SEQ_ROPE_ROW] * d : rope_data, q + s * n_q * d, n_q, scale, n, d,
+        tile_tokens, g, part_m + part * n_q, part_l + part * n_q, part_o + part * n_q * d, tile, score);
+#undef KVQ_ARRAY
+}
+
+/* Merges each sequence's tiles: out[s][h][j] = sum_g part_o[g][h][j] exp(m_g - M) / sum_g part_l[g][h] exp(m_g - M),
+ * over the ceil(n_s / tile_tokens) tiles of sequence s. */
+__kernel void kvq_attention_combine_batch(__global const ulong *seqs, __global const float *part_m,
+                                          __global const float *part_l, __global const float *part_o,
+                                          ulong n_seq, ulong max_tiles, uint tile_tokens, uint n_q, uint d,
+                                          __global float *out)
+{
+    ulong per_seq = (ulong)n_q * d, total = n_seq * per_seq;
     for (ulong e = get_global_id(0); e < total; e += get_global_size(0)) {
-        uint h = (uint)(e / d), j = (uint)(e - (ulong)h * d);
-        float m = part_m[h];
-        for (ulong g = 1; g < n_tiles; g++) m = fmax(m, part_m[g * n_q + h]);
+        ulong s = e / per_seq, r = e - s * per_seq;
+        uint h = (uint)(r / d), j = (uint)(r - (ulong)h * d);
+        ulong n_tiles = (seqs[s * KVQ_SEQ_WORDS + KVQ_SEQ_N_TOKENS] + tile_tokens - 1u) / tile_tokens;
+        __global const float *pm = part_m + s * max_tiles * n_q, *pl = part_l + s * max_tiles * n_q;
+        __global const float *po = part_o + s * max_tiles * n_q * d;
+        float m = pm[h];
+        for (ulong g = 1; g < n_tiles; g++) m = fmax(m, pm[g * n_q + h]);
         float num = 0.0f, den = 0.0f;
         for (ulong g = 0; g < n_tiles; g++) {
-            float f = exp(part_m[g * n_q + h] - m);
-            float weighted_o = part_o[(g * n_q + h) * d + j] * f;
-            float weighted_l = part_l[g * n_q + h] * f;
+            float f = exp(pm[g * n_q + h] - m);
+            float weighted_o = po[(g * n_q + h) * d + j] * f;
+            float weighted_l = pl[g * n_q + h] * f;
             num += weighted_o;
             den += weighted_l;
         }

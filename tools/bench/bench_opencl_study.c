@@ -1,13 +1,19 @@
 /*
  * bench_opencl_study.c - study (d): decode attention on the OpenCL backend for
- * the shapes of study (a), quantized formats against the backend's fp16
- * baseline through CLBlast (opencl_baseline.h), timed with OpenCL profiling
- * events. On PoCL with --quick it is the test of the whole bench pipeline.
+ * the shapes of study (a), through the backend ABI's attention_decode_batch
+ * (every KV head of a step in one call), against the backend's fp16 baseline
+ * through CLBlast (opencl_baseline.h), and beside the CUDA backend's
+ * attention_decode_batch (fp32 profile) timed the same way when this build has
+ * it and a CUDA device opens. On PoCL with --quick it is the test of the whole
+ * bench pipeline.
  */
 #include "bench_opencl.h"
 #include "opencl_backend.h"
 #include "opencl_baseline.h"
 
+#include "kvq/kvq_backend.h"
+
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +24,20 @@ typedef struct ocl_study {
     kvq_backend_context *ctx;
     bench_json *w;
     double copy_gbs; /* median device-to-device copy bandwidth */
+    /* The CUDA backend through the ABI, when built and a device opens (else NULL, and why). */
+    const kvq_backend_api *cuda;
+    kvq_backend_context *cuda_ctx;
+    bool cuda_same_device; /* the OpenCL device is the CUDA one: its copy bandwidth is CUDA's limit too */
+    char cuda_note[600];
 } ocl_study;
 
-static int fail(ocl_study *s, const char *what)
+static int fail_with(const kvq_backend_api *api, kvq_backend_context *ctx, const char *what)
 {
-    fprintf(stderr, "kvq bench: opencl: %s: %s\n", what, s->api->last_error(s->ctx));
+    fprintf(stderr, "kvq bench: opencl: %s (%s): %s\n", what, api->name, api->last_error(ctx));
     return 1;
 }
+
+static int fail(ocl_study *s, const char *what) { return fail_with(s->api, s->ctx, what); }
 
 /* Contexts of the sweep: quick 256 and 1024; else 1K, 4K, ... while, per KV
  * head, the fp16 baseline (fp16 keys and values plus the fp32 scratch that
@@ -72,17 +85,12 @@ static int time_baseline(ocl_study *s, const bench_shape *shape, uint32_t n, con
             *bytes += kvq_opencl_baseline_bytes(b[h]);
     }
     for (uint32_t r = 0; !rc && r < s->o->warmup + s->o->runs; r++) {
-        cl_event first = NULL, last = NULL;
-        if (clEnqueueMarkerWithWaitList(s->ctx->queue, 0, NULL, &first) != CL_SUCCESS) rc = 1;
+        double t0 = bench_now_s();
         for (uint32_t h = 0; !rc && h < shape->n_kv; h++)
             if (kvq_opencl_baseline_attend(s->ctx, b[h], q, shape->n_q, out) != KVQ_OK)
                 rc = fail(s, "fp16 baseline attend");
-        if (!rc && clEnqueueMarkerWithWaitList(s->ctx->queue, 0, NULL, &last) != CL_SUCCESS) rc = 1;
-        double t = 0.0;
-        if (!rc && bench_ocl_span_ms(s->ctx, first, last, false, &t) != KVQ_OK) rc = fail(s, "baseline timing");
-        if (!rc && r >= s->o->warmup) samples[r - s->o->warmup] = t;
-        if (first != NULL) clReleaseEvent(first);
-        if (last != NULL) clReleaseEvent(last);
+        double t1 = bench_now_s();
+        if (!rc && r >= s->o->warmup) samples[r - s->o->warmup] = (t1 - t0) * 1e3;
     }
     if (!rc) *ms = bench_stats_of(samples, s->o->runs);
     for (uint32_t h = 0; b != NULL && h < shape->n_kv; h++) kvq_opencl_baseline_free(b[h]);
@@ -93,84 +101,111 @@ static int time_baseline(ocl_study *s, const bench_shape *shape, uint32_t n, con
     return rc;
 }
 
-/* One format at one context: quantize every KV head's keys and values with the
- * backend, then time the fused kernels over all heads as one span per step. */
-static int time_format(ocl_study *s, const bench_shape *shape, const bench_format *f, uint32_t n, const float *kv,
-                       bench_stats *ms, uint64_t *bytes)
+/* One format at one context on one backend: quantize every KV head's keys and values with it,
+ * then time attention_decode_batch over all heads, one call per decode step (host clock: the call
+ * returns with the output in host memory). */
+static int time_format(ocl_study *s, const kvq_backend_api *api, kvq_backend_context *ctx, const bench_shape *shape,
+                       const bench_format *f, uint32_t n, const float *kv, bench_stats *ms, uint64_t *bytes)
 {
     kvq_codebook codebook;
     kvq_head_config kc, vc;
     bench_format_configs(f, &codebook, &kc, &vc);
-    kvq_backend_tensor **t = calloc(2u * shape->n_kv, sizeof *t);
+    uint32_t n_kv = shape->n_kv, d = shape->head_dim;
+    size_t q_count = (size_t)n_kv * shape->n_q * d;
+    kvq_backend_tensor **t = calloc(2u * n_kv, sizeof *t);
+    const kvq_backend_tensor **keys = calloc(n_kv, sizeof *keys), **values = calloc(n_kv, sizeof *values);
+    const uint32_t **positions = calloc(n_kv, sizeof *positions);
+    uint32_t *pos = malloc((size_t)n * sizeof *pos), *q_positions = malloc(n_kv * sizeof *q_positions);
+    float *q = malloc(q_count * sizeof *q), *out = malloc(q_count * sizeof *out);
     double *samples = calloc(s->o->runs, sizeof *samples);
-    int rc = t == NULL || samples == NULL;
+    int rc = !t || !keys || !values || !positions || !pos || !q_positions || !q || !out || !samples;
     if (rc) fprintf(stderr, "kvq bench: opencl: out of host memory\n");
     *bytes = 0;
-    const float *keys = kv, *values = kv + (size_t)n * shape->head_dim;
-    for (uint32_t h = 0; !rc && h < shape->n_kv; h++) {
-        if (s->api->quantize_head(s->ctx, &kc, keys, n, shape->head_dim, NULL, &t[2u * h]) != KVQ_OK ||
-            s->api->quantize_head(s->ctx, &vc, values, n, shape->head_dim, NULL, &t[2u * h + 1u]) != KVQ_OK) {
-            rc = fail(s, f->name);
+    const float *k_in = kv, *v_in = kv + (size_t)n * d;
+    for (uint32_t h = 0; !rc && h < n_kv; h++) {
+        if (api->quantize_head(ctx, &kc, k_in, n, d, NULL, &t[2u * h]) != KVQ_OK ||
+            api->quantize_head(ctx, &vc, v_in, n, d, NULL, &t[2u * h + 1u]) != KVQ_OK) {
+            rc = fail_with(api, ctx, f->name);
             break;
         }
         for (int i = 0; i < 2; i++) {
             kvq_qtensor header;
-            if (s->api->tensor_info(s->ctx, t[2u * h + (uint32_t)i], &header) != KVQ_OK)
-                rc = fail(s, "tensor_info");
+            if (api->tensor_info(ctx, t[2u * h + (uint32_t)i], &header) != KVQ_OK)
+                rc = fail_with(api, ctx, "tensor_info");
             else
                 *bytes += bench_qtensor_bytes(&header);
         }
+        keys[h] = t[2u * h];
+        values[h] = t[2u * h + 1u];
+        positions[h] = pos;
+        q_positions[h] = n;
     }
-    bench_ocl_attention a;
-    bool have_a = false;
     if (!rc) {
-        if (bench_ocl_attention_init(s->ctx, n, shape->n_q, shape->head_dim, &a) != KVQ_OK)
-            rc = fail(s, "attention inputs");
-        else
-            have_a = true;
+        for (uint32_t i = 0; i < n; i++) pos[i] = i; /* consecutive positions, pre-RoPE keys (S9) */
+        bench_fill_random(q, q_count, 7u);
     }
+    const kvq_rope rope = {KVQ_ROPE_HALF, 10000.0f};
     for (uint32_t r = 0; !rc && r < s->o->warmup + s->o->runs; r++) {
-        cl_event first = NULL, last = NULL;
-        for (uint32_t h = 0; !rc && h < shape->n_kv; h++)
-            if (bench_ocl_attention_enqueue(&a, t[2u * h], t[2u * h + 1u], h == 0 ? &first : NULL,
-                                            h + 1u == shape->n_kv ? &last : NULL) != KVQ_OK)
-                rc = fail(s, "attention kernels");
-        double span = 0.0;
-        if (!rc && bench_ocl_span_ms(s->ctx, first, last, true, &span) != KVQ_OK) rc = fail(s, "attention timing");
-        if (!rc && r >= s->o->warmup) samples[r - s->o->warmup] = span;
-        if (first != NULL) clReleaseEvent(first);
-        if (last != NULL) clReleaseEvent(last);
+        double t0 = bench_now_s();
+        if (api->attention_decode_batch(ctx, n_kv, keys, values, positions, &rope, q, shape->n_q, q_positions, out) !=
+            KVQ_OK)
+            rc = fail_with(api, ctx, "attention_decode_batch");
+        double t1 = bench_now_s();
+        if (!rc && r >= s->o->warmup) samples[r - s->o->warmup] = (t1 - t0) * 1e3;
     }
     if (!rc) *ms = bench_stats_of(samples, s->o->runs);
-    if (have_a) bench_ocl_attention_release(&a);
-    for (uint32_t i = 0; t != NULL && i < 2u * shape->n_kv; i++)
-        if (t[i] != NULL) s->api->tensor_free(s->ctx, t[i]);
+    for (uint32_t i = 0; t != NULL && i < 2u * n_kv; i++)
+        if (t[i] != NULL) api->tensor_free(ctx, t[i]);
     free(t);
+    free(keys);
+    free(values);
+    free(positions);
+    free(pos);
+    free(q_positions);
+    free(q);
+    free(out);
     free(samples);
     return rc;
 }
 
-static void write_row(ocl_study *s, const bench_shape *shape, const char *format, const bench_format *f,
-                      const char *kind, uint32_t bits, uint32_t n, const bench_stats *ms, uint64_t bytes,
-                      double baseline_ms)
+/* One row of results. kind: "baseline" (fp16-clblast), "kvq" (the OpenCL backend) or "kvq-cuda"
+ * (the CUDA backend beside it, kept out of the OpenCL targets); cuda_ms > 0 adds the OpenCL row's
+ * time over CUDA's at the same point. */
+typedef struct ocl_row {
+    const char *format, *kind, *backend, *kernel;
+    const bench_format *f;
+    uint32_t bits, n;
+    bench_stats ms;
+    uint64_t bytes;
+    double baseline_ms, cuda_ms;
+    bool copy_limit_known;
+} ocl_row;
+
+static void write_row(ocl_study *s, const bench_shape *shape, const ocl_row *row)
 {
-    char label[96];
-    snprintf(label, sizeof label, "%.40s %.50s", shape->name, format);
+    char label[128];
+    snprintf(label, sizeof label, "%.40s %.50s%s", shape->name, row->format,
+             strcmp(row->kind, "kvq-cuda") == 0 ? " (cuda)" : "");
     bench_json *w = s->w;
+    const bench_stats *ms = &row->ms;
     bench_json_object(w, NULL);
     bench_json_string(w, "label", label);
     bench_json_string(w, "shape", shape->name);
-    bench_json_string(w, "format", format);
-    bench_json_string(w, "kind", kind);
-    bench_json_u64(w, "bits", bits);
-    if (f != NULL) bench_json_format(w, f);
-    bench_json_u64(w, "context", n);
+    bench_json_string(w, "format", row->format);
+    bench_json_string(w, "kind", row->kind);
+    bench_json_string(w, "backend", row->backend);
+    if (row->kernel != NULL) bench_json_string(w, "kernel", row->kernel);
+    bench_json_u64(w, "bits", row->bits);
+    if (row->f != NULL) bench_json_format(w, row->f);
+    bench_json_u64(w, "context", row->n);
     bench_json_stats(w, "time_ms", ms);
-    bench_json_u64(w, "bytes_read", bytes);
-    double gbs = ms->median > 0.0 ? (double)bytes / (ms->median * 1e6) : 0.0;
+    bench_json_u64(w, "bytes_read", row->bytes);
+    double gbs = ms->median > 0.0 ? (double)row->bytes / (ms->median * 1e6) : 0.0;
     bench_json_number(w, "bandwidth_gbs", gbs);
-    bench_json_number(w, "copy_fraction", s->copy_gbs > 0.0 ? gbs / s->copy_gbs : 0.0);
-    bench_json_number(w, "speedup_vs_fastest_fp16", ms->median > 0.0 ? baseline_ms / ms->median : 0.0);
+    /* The fraction of the bytes limit: bytes / time against the device's own copy bandwidth. */
+    bench_json_number(w, "copy_fraction", row->copy_limit_known && s->copy_gbs > 0.0 ? gbs / s->copy_gbs : NAN);
+    bench_json_number(w, "speedup_vs_fastest_fp16", ms->median > 0.0 ? row->baseline_ms / ms->median : 0.0);
+    if (row->cuda_ms > 0.0) bench_json_number(w, "time_vs_cuda", ms->median / row->cuda_ms);
     bench_json_end(w);
 }
 
@@ -179,6 +214,10 @@ static int sweep_shape(ocl_study *s, const bench_shape *shape, const bench_forma
     uint32_t ctxs[16];
     size_t n_ctx = contexts(s, shape, ctxs, 16);
     int rc = 0;
+    /* What the OpenCL backend runs for this shape (ocl_attention.c): one launch pair for the whole step, or
+     * CLBlast sequence by sequence. */
+    const char *kernel = ocl_attention_fused(s->ctx, shape->n_q) ? "fused, one launch per step"
+                                                                : "CLBlast GEMMs, per KV head";
     for (size_t c = 0; c < n_ctx && rc == 0; c++) {
         uint32_t n = ctxs[c];
         float *kv = malloc((size_t)2u * n * shape->head_dim * sizeof *kv);
@@ -188,26 +227,61 @@ static int sweep_shape(ocl_study *s, const bench_shape *shape, const bench_forma
         }
         bench_fill_random(kv, (size_t)2u * n * shape->head_dim, n);
         fprintf(stderr, "kvq bench: opencl: %s, %u tokens\n", shape->name, n);
-        bench_stats base;
-        uint64_t base_bytes = 0;
-        rc = time_baseline(s, shape, n, kv, &base, &base_bytes);
-        if (rc == 0) write_row(s, shape, "fp16-clblast", NULL, "baseline", 16u, n, &base, base_bytes, base.median);
+        ocl_row base = {"fp16-clblast", "baseline", "opencl", NULL, NULL, 16u, n, {0, 0, 0, 0}, 0, 0.0, 0.0, true};
+        rc = time_baseline(s, shape, n, kv, &base.ms, &base.bytes);
+        base.baseline_ms = base.ms.median;
+        if (rc == 0) write_row(s, shape, &base);
         for (size_t i = 0; i < n_formats && rc == 0; i++) {
-            bench_stats ms;
-            uint64_t bytes = 0;
-            rc = time_format(s, shape, &formats[i], n, kv, &ms, &bytes);
-            if (rc == 0)
-                write_row(s, shape, formats[i].name, &formats[i], "kvq", formats[i].bits, n, &ms, bytes, base.median);
+            const bench_format *f = &formats[i];
+            ocl_row cuda = {f->name, "kvq-cuda", "cuda", "attention_decode_batch, fp32 profile", f, f->bits, n,
+                            {0, 0, 0, 0}, 0, base.ms.median, 0.0, s->cuda_same_device};
+            if (s->cuda != NULL)
+                rc = time_format(s, s->cuda, s->cuda_ctx, shape, f, n, kv, &cuda.ms, &cuda.bytes);
+            ocl_row row = {f->name, "kvq", "opencl", kernel, f, f->bits, n, {0, 0, 0, 0}, 0, base.ms.median,
+                           s->cuda != NULL ? cuda.ms.median : 0.0, true};
+            if (rc == 0) rc = time_format(s, s->api, s->ctx, shape, f, n, kv, &row.ms, &row.bytes);
+            if (rc == 0) write_row(s, shape, &row);
+            if (rc == 0 && s->cuda != NULL) write_row(s, shape, &cuda);
         }
         free(kv);
     }
     return rc;
 }
 
+/* The CUDA backend beside OpenCL, through the ABI only, judged at the fp32 profile (S12.4). */
+static void open_cuda(ocl_study *s)
+{
+    char message[512] = "";
+    const kvq_backend_api *api = NULL;
+    if (kvq_backend_find("cuda", &api, message, sizeof message) != KVQ_OK) {
+        snprintf(s->cuda_note, sizeof s->cuda_note, "CUDA not measured: %s", message);
+        return;
+    }
+    kvq_backend_options opts = {sizeof opts, -1, -1, KVQ_PROFILE_FP32};
+    if (api->open(&opts, &s->cuda_ctx, message, sizeof message) != KVQ_OK) {
+        snprintf(s->cuda_note, sizeof s->cuda_note, "CUDA not measured: no device (%s)", message);
+        s->cuda_ctx = NULL;
+        return;
+    }
+    s->cuda = api;
+    /* Both names start with the device's own ("NVIDIA H200 (...)"). */
+    const char *a = api->device_name(s->cuda_ctx), *b = s->api->device_name(s->ctx);
+    const char *end = strstr(a, " (");
+    size_t len = end != NULL ? (size_t)(end - a) : strlen(a);
+    s->cuda_same_device = len > 0 && strncmp(a, b, len) == 0 && (b[len] == ' ' || b[len] == '\0');
+    snprintf(s->cuda_note, sizeof s->cuda_note,
+             "rows of kind kvq-cuda: the CUDA backend on %.200s through the same ABI call, timed the same way%s", a,
+             s->cuda_same_device ? "" : "; not the OpenCL device, so their copy_fraction is not given");
+}
+
 int bench_study_opencl(const bench_options *o, bench_json *w)
 {
     const char *key = bench_study_key(BENCH_ATTENTION_OPENCL);
-    ocl_study s = {o, kvq_backend_opencl(), NULL, w, 0.0};
+    ocl_study s;
+    memset(&s, 0, sizeof s);
+    s.o = o;
+    s.api = kvq_backend_opencl();
+    s.w = w;
     char message[512] = "";
     kvq_backend_options opts = {sizeof opts, o->platform, o->device, -1};
     if (s.api->open(&opts, &s.ctx, message, sizeof message) != KVQ_OK) {
@@ -225,11 +299,11 @@ int bench_study_opencl(const bench_options *o, bench_json *w)
     bench_json_string(w, "device", s.api->device_name(s.ctx));
     bench_json_string(w, "driver", driver);
     bench_json_string(w, "timed",
-                      "kvq: OpenCL profiling events from the start of the first head's kvq_attention_partial to the "
-                      "end of the last head's kvq_attention_combine (the backend's fused path, RoPE rotate-half on "
-                      "pre-RoPE keys, inputs resident on the device); fp16-clblast: the span between two markers "
-                      "around kvq_opencl_baseline_attend for every KV head, which includes uploading the queries "
-                      "and downloading the output");
+                      "host clock around one decode step as an application makes it. kvq: one "
+                      "attention_decode_batch call through the backend ABI for every KV head (host queries and "
+                      "positions in, output in host memory; RoPE rotate-half on pre-RoPE keys at consecutive "
+                      "positions; the tensors resident on the device); fp16-clblast: kvq_opencl_baseline_attend "
+                      "for every KV head in turn, each uploading its queries and downloading its output");
     bench_json_string(w, "bytes_read",
                       "kvq: the S4.4 arrays attention reads (codes, params, precision, fp16 rows "
                       "and slots, outliers); fp16: kvq_opencl_baseline_bytes");
@@ -243,9 +317,26 @@ int bench_study_opencl(const bench_options *o, bench_json *w)
     bench_json_string(w, "counts", "bytes read + bytes written per clEnqueueCopyBuffer");
     bench_json_stats(w, "gbs", &copy);
     bench_json_end(w);
+    open_cuda(&s);
+    bench_json_string(w, "notes", s.cuda_note);
     bench_json_plot(w, "Decode attention on OpenCL", "context", "context (tokens)", "time_ms.median",
                     "time per decode step, all heads (ms)", true, true);
-    bench_json_columns(w, bench_attention_columns, bench_attention_column_count);
+    static const char *const columns[][2] = {
+        {"shape", "shape"},
+        {"format", "format"},
+        {"backend", "backend"},
+        {"kernel", "kvq kernel"},
+        {"context", "tokens"},
+        {"time_ms.median", "median ms"},
+        {"time_ms.min", "min ms"},
+        {"time_ms.max", "max ms"},
+        {"bytes_read", "bytes read"},
+        {"bandwidth_gbs", "GB/s"},
+        {"copy_fraction", "of copy bw"},
+        {"speedup_vs_fastest_fp16", "speedup vs fp16-clblast"},
+        {"time_vs_cuda", "time / CUDA's"},
+    };
+    bench_json_columns(w, columns, sizeof columns / sizeof *columns);
     bench_format formats[BENCH_MAX_FORMATS];
     size_t n_formats = bench_formats(o->quick, formats, BENCH_MAX_FORMATS);
     bench_json_array(w, "shapes");
@@ -263,6 +354,7 @@ int bench_study_opencl(const bench_options *o, bench_json *w)
     bench_json_end(w);
     bench_json_string(w, "status", rc == 0 ? "ok" : "failed");
     bench_json_end(w);
+    if (s.cuda != NULL) s.cuda->close(s.cuda_ctx);
     s.api->close(s.ctx);
     return rc;
 }
