@@ -52,6 +52,7 @@ static kvq_head_config head_config(kvq_role role, uint32_t s, const batch *b)
     if (role == KVQ_ROLE_KEYS) {
         c.key_mode = s == 1 ? KVQ_KEYS_PER_CHANNEL_CALIBRATED : KVQ_KEYS_PER_CHANNEL_ONLINE;
         c.channel_range = s == 1 ? b->range : NULL;
+        c.n_channel_range = s == 1 ? D : 0u; /* spec 1.3.0 (S4.1): the range array's length */
         c.group_size = s == 1 ? 0u : 16u;
     }
     return c;

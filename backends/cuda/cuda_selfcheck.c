@@ -196,6 +196,7 @@ static void config_of(const qcase *c, kvq_head_config *cfg, kvq_channel_range *r
     if (c->role == KVQ_ROLE_KEYS && c->mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED) {
         kvq_calibrate_channel_ranges(x, c->n, c->d, c->ppm, ranges);
         cfg->channel_range = ranges;
+        cfg->n_channel_range = c->d; /* spec 1.3.0 (S4.1): the reference checks the array's length */
     }
 }
 
