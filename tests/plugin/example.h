@@ -24,7 +24,8 @@
  * The same sources build the correct plugin and variants with one realistic
  * bug each, so that tests/plugin_test.sh can show that the conformance runner
  * catches them. KVQ_PLUGIN_BREAK is set by CMake. Bugs 5-16 are those an
- * independent check found kvq conform blind to before spec 1.2.0 (issue 11). */
+ * independent check found kvq conform blind to before spec 1.2.0 (issue 11);
+ * 16-18 crash or hang, which the runner must survive and report (issue 14). */
 #define EX_BREAK_NONE 0
 #define EX_BREAK_TIES 1            /* decision points from parameters not yet rounded to fp16 (example_uniform.c) */
 #define EX_BREAK_OUTLIER 2         /* the last outlier of each group is not stored (example_quantize.c) */
@@ -42,6 +43,8 @@
 #define EX_BREAK_WIDE_ROPE 14      /* the RoPE pair index in 8 bits: head_dim above 512 (example_attention.c) */
 #define EX_BREAK_POSITIONS 15      /* default positions after explicit ones (example_cache.c) */
 #define EX_BREAK_CRASH 16          /* abort() on head_dim above 256 (example_quantize.c) */
+#define EX_BREAK_HANG 17           /* attention over 97 tokens waits forever (example_attention.c) */
+#define EX_BREAK_SEGV 18           /* cache_attend past 64 tokens reads through a NULL pointer (example_cache.c) */
 #ifndef KVQ_PLUGIN_BREAK
 #define KVQ_PLUGIN_BREAK EX_BREAK_NONE
 #endif

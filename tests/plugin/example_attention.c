@@ -103,6 +103,16 @@ kvq_status ex_attention(ex_error *err, const kvq_qtensor *keys, const kvq_qtenso
     kvq_status st = check_arguments(err, keys, values, key_positions, rope, q, n_q, q_position, out);
     if (st != KVQ_OK) return st;
     size_t n = keys->n_tokens, d = keys->head_dim;
+#if KVQ_PLUGIN_BREAK == EX_BREAK_HANG
+    /* BUG (kvq_plugin_broken_hang): a wait for a tile counter that only a
+     * second (never started) worker would advance, on one context size. The
+     * call never returns; the runner must kill it after --timeout and go on. */
+    if (n == 97) {
+        volatile unsigned tiles_done = 0;
+        while (tiles_done < 1u) {
+        }
+    }
+#endif
     float *k = malloc(n * d * sizeof *k);
     float *v = malloc(n * d * sizeof *v);
     float *qr = malloc(d * sizeof *qr);

@@ -18,16 +18,19 @@ static const char *const tensor_fields[] = {"precision", "params", "codes", "fp1
                                             "outlier_index", "outlier_value", "dequantized"};
 enum { N_TENSOR_FIELDS = 8 };
 
-/* Presence and size of the files of labels; false (diag filled) if any is
- * missing or has another size than the golden one. */
+/* Presence and size of the files of labels; false (r->diag filled) if any is
+ * missing or has another size than the golden one. With --only-present, a
+ * case none of whose files is there is skipped instead (false, r a skip). */
 static bool files_present(const conform_run *run, const manifest_case *c, const char *const *labels, size_t n,
-                          conform_diag *d)
+                          conform_result *r)
 {
+    conform_diag *d = &r->diag;
     char missing[640] = "";
-    size_t n_missing = 0;
+    size_t n_missing = 0, n_files = 0;
     for (size_t i = 0; i < n; i++) {
         const manifest_file *f = manifest_case_file(c, labels[i]);
         if (f == NULL || f->file == NULL) continue;
+        n_files++;
         if (!manifest_file_exists(run->outputs_dir, f->file)) {
             size_t used = strlen(missing);
             if (used + 1 < sizeof missing)
@@ -48,6 +51,11 @@ static bool files_present(const conform_run *run, const manifest_case *c, const 
         golden_array_free(&a);
     }
     if (n_missing == 0) return true;
+    if (run->only_present && n_missing == n_files) {
+        result_skip(r, "not handed in: none of the case's output files is in the directory (--only-present)");
+        result_note(r, "expected %s", missing);
+        return false;
+    }
     diag_at(d, "missing files", -1, "%s", run->outputs_dir);
     diag_got(d, "%zu of %zu output files missing", n_missing, n);
     diag_expected(d, "every output file of the case");
@@ -99,7 +107,7 @@ static bool judge_tensor_files(const conform_run *run, const manifest_case *c, c
 static bool check_pack(const conform_run *run, const manifest_case *c, conform_result *r)
 {
     static const char *const labels[] = {"packed"};
-    if (!files_present(run, c, labels, 1, &r->diag)) return false;
+    if (!files_present(run, c, labels, 1, r)) return false;
     pack_model m;
     golden_array got;
     memset(&got, 0, sizeof got);
@@ -118,7 +126,7 @@ static bool check_pack(const conform_run *run, const manifest_case *c, conform_r
 static bool check_groups(const conform_run *run, const manifest_case *c, quantize_model *m, conform_result *r)
 {
     static const char *const labels[] = {"params", "codes", "decoded"};
-    if (!files_present(run, c, labels, 3, &r->diag)) return false;
+    if (!files_present(run, c, labels, 3, r)) return false;
     golden_array params, codes;
     char error[512];
     if (!golden_array_load(run->outputs_dir, manifest_case_file(c, "params"), &params, error, sizeof error)) return false;
@@ -177,7 +185,7 @@ static bool check_groups(const conform_run *run, const manifest_case *c, quantiz
 static bool check_outlier_row(const conform_run *run, const manifest_case *c, int row, conform_result *r)
 {
     static const char *const labels[] = {"is_outlier"};
-    if (!files_present(run, c, labels, 1, &r->diag)) return false;
+    if (!files_present(run, c, labels, 1, r)) return false;
     const manifest_file *f = manifest_case_file(c, "is_outlier");
     golden_array expected, got;
     char error[512];
@@ -212,7 +220,7 @@ static bool check_quantize(const conform_run *run, const conform_unit *u, confor
         const char *pointers[N_TENSOR_FIELDS];
         tensor_labels(prefix, labels, pointers);
         qt_judgement j = {0, false};
-        ok = files_present(run, c, pointers, N_TENSOR_FIELDS, &r->diag) &&
+        ok = files_present(run, c, pointers, N_TENSOR_FIELDS, r) &&
              judge_tensor_files(run, c, prefix, &m.labels, m.expected, m.x, &j, &r->diag);
         r->boundary_accepted += j.boundary_accepted;
         if (ok && j.codes_differ)
@@ -254,7 +262,7 @@ static bool own_attention_tensors(const conform_run *run, const manifest_case *c
 static bool check_attention(const conform_run *run, const manifest_case *c, conform_result *r)
 {
     static const char *const labels[] = {"out"};
-    if (!files_present(run, c, labels, 1, &r->diag)) return false;
+    if (!files_present(run, c, labels, 1, r)) return false;
     attention_model m;
     if (!golden_attention_model(run->golden_dir, c, run->profile, &m, &r->diag)) {
         attention_model_free(&m);
@@ -298,7 +306,7 @@ static bool check_cache(const conform_run *run, const manifest_case *c, conform_
     labels[0] = "out";
     tensor_labels("final_k", klabels, labels + 1);
     tensor_labels("final_v", vlabels, labels + 1 + N_TENSOR_FIELDS);
-    if (!files_present(run, c, labels, 1 + 2 * N_TENSOR_FIELDS, &r->diag)) return false;
+    if (!files_present(run, c, labels, 1 + 2 * N_TENSOR_FIELDS, r)) return false;
     cache_model m;
     if (!golden_cache_model(run->golden_dir, c, run->profile, &m, &r->diag)) {
         cache_model_free(&m);
@@ -342,5 +350,5 @@ void check_outputs_unit(conform_run *run, const conform_unit *u, conform_result 
     case UNIT_CACHE: ok = check_cache(run, c, r); break;
     default: return;
     }
-    if (!ok) result_fail(r);
+    if (!ok && r->outcome != CONFORM_SKIP) result_fail(r);
 }
