@@ -52,7 +52,7 @@ check_errors() {
 }
 
 # ---- version and help ---------------------------------------------------------
-expect 0 'spec 1\.2\.0' "$KVQ" --version
+expect 0 'spec 1\.3\.0' "$KVQ" --version
 expect 0 '^usage: kvq COMMAND' "$KVQ" help
 expect 0 'usage: kvq quantize IN\.kvt' "$KVQ" help quantize
 expect 0 'usage: kvq inspect FILE' "$KVQ" inspect --help

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 /* S16.6: the SHA-256 of the worked example's first 46 bytes. */
-#define KVT_EXAMPLE_DIGEST "bf8fa327457ed41ba9d816517391e3533112053f96ba8847477eaa7b50c3bdc5"
+#define KVT_EXAMPLE_DIGEST "351e6a280722517e8e608718cc6d0652031ec0eec8d784c9346f2c0b7ebd0afe"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -230,7 +230,7 @@ START_TEST(test_kvt_worked_example)
     size_t n;
     uint8_t *b = load(p, &n);
     static const uint8_t want[46] = {
-        'K', 'V', 'Q', 'T', 1, 0, 0, 0, 1, 0, 2, 0, 0, 0, 1, 0, /* magic, version 1, spec 1.2.0, dtype fp16 */
+        'K', 'V', 'Q', 'T', 1, 0, 0, 0, 1, 0, 3, 0, 0, 0, 1, 0, /* magic, version 1, spec 1.3.0, dtype fp16 */
         1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0,       /* n_layers 1, n_heads 1, n_tokens 2, head_dim 2 */
         5, 0, 0, 0,                                           /* flags keys | modality */
         0x00, 0x3C, 0x00, 0xC0, 0x00, 0x38, 0xFF, 0x7B,       /* 1, -2, 0.5, 65504 */

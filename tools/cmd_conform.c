@@ -40,10 +40,11 @@ void cli_usage_conform(FILE *out)
 {
     fprintf(out,
             "usage: kvq conform --backend ref|opencl|cuda|PATH.so [--platform N] [--device N] [--level L]\n"
-            "                   [--case PATTERN[,PATTERN...]]... [--seed S] [--random N] [--max-context N] [--profile P]\n"
+            "                   [--format F] [--case PATTERN[,PATTERN...]]... [--seed S] [--random N] [--max-context N]\n"
+            "                   [--profile P]\n"
             "                   [--require-level L] [--fail-on-skip] [--isolation auto|case|worker|none] [--timeout S]\n"
             "                   [--json FILE] [--junit FILE] [--golden DIR] [--quiet]\n"
-            "       kvq conform --check-outputs DIR [--only-present] [--golden DIR] [--level L] [--case PATTERN]...\n"
+            "       kvq conform --check-outputs DIR [--only-present] [--format F] [--golden DIR] [--level L] [--case PATTERN]...\n"
             "                   [--profile P] [--require-level L] [--fail-on-skip] [--json FILE] [--junit FILE] [--quiet]\n"
             "  Judges a backend against the golden set and random cases, level by level (S12 tolerance classes):\n"
             "    L0 packing, L1 uniform, L2 NUQ, L3 outliers/sinks/policy, L4 decode attention, L5 cache.\n"
@@ -55,6 +56,8 @@ void cli_usage_conform(FILE *out)
             "  --seed S           seed of the random cases (default: from the clock, printed in the header)\n"
             "  --random N         random cases per level (default %d; 0: golden cases only)\n"
             "  --max-context N    largest random attention context in tokens (default %d; e.g. 131072 on GPUs)\n"
+            "  --format F         the formats judged: kvq (its own, the default), q8_0, q4_0 (ggml), kivi, fp8_e4m3\n"
+            "                     (vLLM, FlashInfer) (S17), all, or several comma-separated\n"
             "  --profile P        judge attention at precision profile fp32, fp16 or bf16 (S12.4; the backend is\n"
             "                     opened asking for it); default: the profile the backend declares, fp32 for files\n"
             "  --json FILE, --junit FILE   also write the results as JSON / JUnit XML\n"
@@ -98,6 +101,7 @@ enum {
     OPT_FAIL_ON_SKIP,
     OPT_ISOLATION,
     OPT_TIMEOUT,
+    OPT_FORMAT,
     OPT_HELP
 };
 
@@ -109,6 +113,7 @@ typedef struct conform_options {
     int required_level; /* -1: none */
     conform_isolation isolation;
     uint32_t timeout;
+    uint32_t formats; /* FORMAT_* bits */
     int level_low, level_high;
     uint64_t seed;
     bool seed_given, random_given;
@@ -143,6 +148,7 @@ static int parse_options(int argc, char **argv, conform_options *o)
         {"fail-on-skip", no_argument, NULL, OPT_FAIL_ON_SKIP},
         {"isolation", required_argument, NULL, OPT_ISOLATION},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"format", required_argument, NULL, OPT_FORMAT},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -153,6 +159,7 @@ static int parse_options(int argc, char **argv, conform_options *o)
     o->required_level = -1;
     o->isolation = ISOLATION_AUTO;
     o->timeout = DEFAULT_TIMEOUT;
+    o->formats = FORMAT_KVQ;
     int c;
     optind = 1;
     while ((c = cli_getopt(CMD, argc, argv, ":h", options)) != -1) {
@@ -180,6 +187,12 @@ static int parse_options(int argc, char **argv, conform_options *o)
             break;
         case OPT_TIMEOUT:
             if (!cli_parse_u32(CMD, "--timeout", optarg, 0, 86400, &o->timeout)) return CLI_USAGE;
+            break;
+        case OPT_FORMAT:
+            if (!parse_formats(optarg, &o->formats))
+                return cli_usage_error(CMD, "--format '%s' is not kvq, q8_0, q4_0, kivi, fp8_e4m3 or all "
+                                            "(comma-separated)",
+                                       optarg);
             break;
         case OPT_JSON: o->json = optarg; break;
         case OPT_JUNIT: o->junit = optarg; break;
@@ -366,6 +379,7 @@ static bool select_units(const conform_options *o, const unit_list *all, unit_li
         const conform_unit *u = &all->items[i];
         if (u->level < o->level_low || u->level > o->level_high) continue;
         if (!matches_any(o, u->name)) continue;
+        if (!(o->formats & (u->format < 0 ? FORMAT_KVQ : 1u << u->format))) continue;
         if (!units_add(selected, u)) return false;
     }
     conform_unit named;
@@ -387,6 +401,7 @@ static bool select_units(const conform_options *o, const unit_list *all, unit_li
         }
         run->seed = seed;
         if (named.level >= o->level_low && named.level <= o->level_high &&
+            (o->formats & (named.format < 0 ? FORMAT_KVQ : 1u << named.format)) &&
             (named.kind != UNIT_ATTENTION_BATCH || run->backend.has_batch) && !units_add(selected, &named))
             return false;
     }
@@ -477,6 +492,7 @@ int cmd_conform(int argc, char **argv)
     run.backend_arg = o.backend;
     run.outputs_dir = o.outputs_dir;
     run.only_present = o.only_present;
+    run.formats = o.formats;
     run.required_level = o.required_level;
     run.fail_on_skip = o.fail_on_skip;
     run.platform = o.platform_given ? (int32_t)o.platform : -1;
@@ -514,8 +530,8 @@ int cmd_conform(int argc, char **argv)
     conform_executor executor;
     bool started = executor_start(&executor, &run, o.isolation, o.timeout, o.backend != NULL ? open_backend : NULL, &o);
     if (!started) goto done;
-    bool listed = units_golden(&m, &run, &all) && (o.outputs_dir != NULL || units_errors(&all)) &&
-                  units_random(run.seed, run.n_random, run.backend.has_batch, &all);
+    bool listed = units_golden(&m, &run, &all) && (o.outputs_dir != NULL || units_errors(&all, o.formats)) &&
+                  units_random(run.seed, run.n_random, run.backend.has_batch, o.formats, &all);
     if (!listed) {
         fprintf(stderr, "kvq conform: error: out of memory\n");
         goto done;

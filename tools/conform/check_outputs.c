@@ -9,6 +9,7 @@
 #include "check_outputs.h"
 
 #include "golden_cases.h"
+#include "peer_models.h"
 #include "run.h"
 
 #include <stdlib.h>
@@ -339,6 +340,63 @@ static bool check_cache(const conform_run *run, const manifest_case *c, conform_
     return ok;
 }
 
+/* S17: a peer tensor's bytes (data) under S17.6 and its dequantized values, exact given those bytes. */
+static bool check_peer_quantize(const conform_run *run, const manifest_case *c, conform_result *r)
+{
+    static const char *const labels[] = {"data", "dequantized"};
+    if (!files_present(run, c, labels, 2, r)) return false;
+    peer_quantize_model m;
+    uint8_t *got = NULL;
+    size_t bytes = 0;
+    float *deq = NULL, *own = NULL;
+    bool ok = golden_peer_quantize_model(run->golden_dir, c, &m, &r->diag) &&
+              golden_bytes_load(run->outputs_dir, c, "data", &got, &bytes, &r->diag, NULL, 0);
+    if (ok) snprintf(r->what, sizeof r->what, "%s", m.what);
+    uint32_t accepted = 0;
+    ok = ok && judge_peer_tensor(&m, got, &accepted, &r->diag);
+    r->boundary_accepted += accepted;
+    size_t count = (size_t)m.n_tokens * m.head_dim;
+    if (ok) {
+        own = malloc(count * sizeof *own);
+        kvq_status st = own != NULL ? kvq_peer_dequantize(&m.config, got, m.n_tokens, m.head_dim, own)
+                                    : KVQ_ERR_OUT_OF_MEMORY;
+        if (st != KVQ_OK) {
+            ok = false;
+            diag_at(&r->diag, "data", -1, "the file");
+            diag_got(&r->diag, "%s", kvq_status_name(st));
+            diag_expected(&r->diag, "a tensor kvq_peer_dequantize reads");
+            diag_explain(&r->diag, "%s", kvq_last_error());
+        }
+    }
+    ok = ok && golden_floats_load(run->outputs_dir, c, "dequantized", count, &deq, &r->diag, NULL, 0) &&
+         judge_floats_exact("dequantized", own, deq, count, m.head_dim, "token", "channel", &r->diag);
+    if (ok && accepted > 0) result_note(r, "%u codes or scales differ at boundaries (S17.6)", accepted);
+    free(got);
+    free(deq);
+    free(own);
+    peer_quantize_model_free(&m);
+    return ok;
+}
+
+/* S17.7: the attention output over the golden k_data, v_data. */
+static bool check_peer_attention(const conform_run *run, const manifest_case *c, conform_result *r)
+{
+    static const char *const labels[] = {"out"};
+    if (!files_present(run, c, labels, 1, r)) return false;
+    peer_attention_model m;
+    float *out = NULL;
+    double worst = 0.0;
+    bool ok = golden_peer_attention_model(run->golden_dir, c, run->profile, &m, &r->diag);
+    size_t count = (size_t)m.n_q * m.head_dim;
+    if (ok) snprintf(r->what, sizeof r->what, "%s", m.what);
+    ok = ok && golden_floats_load(run->outputs_dir, c, "out", count, &out, &r->diag, NULL, 0) &&
+         judge_bounded("out", m.expected, out, m.bound, count, m.head_dim, "query head", "channel", &worst, &r->diag);
+    r->attention_ratio = worst;
+    free(out);
+    peer_attention_model_free(&m);
+    return ok;
+}
+
 void check_outputs_unit(conform_run *run, const conform_unit *u, conform_result *r)
 {
     const manifest_case *c = u->golden;
@@ -348,6 +406,8 @@ void check_outputs_unit(conform_run *run, const conform_unit *u, conform_result 
     case UNIT_QUANTIZE: ok = check_quantize(run, u, r); break;
     case UNIT_ATTENTION: ok = check_attention(run, c, r); break;
     case UNIT_CACHE: ok = check_cache(run, c, r); break;
+    case UNIT_PEER_QUANTIZE: ok = check_peer_quantize(run, c, r); break;
+    case UNIT_PEER_ATTENTION: ok = check_peer_attention(run, c, r); break;
     default: return;
     }
     if (!ok && r->outcome != CONFORM_SKIP) result_fail(r);

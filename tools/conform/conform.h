@@ -24,6 +24,9 @@
 enum { CONFORM_LEVELS = 6 };
 const char *conform_level_title(int level); /* e.g. "packing" for 0 */
 
+/* Which formats a run judges (--format): kvq's own and each peer format (bit f: kvq_peer_format f, S17). */
+enum { FORMAT_KVQ = 1u << KVQ_PEER_FORMAT_COUNT, FORMAT_ALL = (FORMAT_KVQ << 1) - 1u };
+
 /* ERROR: the case did not finish (its process died by a signal, hung past
  * --timeout, or exited without a result); its diag says which. It counts
  * like a failure, and JUnit reports it as <error>. */
@@ -137,6 +140,7 @@ typedef struct conform_run {
     bool profile_given;            /* --profile (else the backend's declared profile, or fp32) */
 
     bool only_present;             /* --check-outputs --only-present: cases without files are skipped */
+    uint32_t formats;              /* --format: FORMAT_* bits (default FORMAT_KVQ) */
     int required_level;            /* --require-level L (-1: none): every case of L0..L must pass */
     bool fail_on_skip;             /* --fail-on-skip: a skipped case fails the run */
 
@@ -153,6 +157,9 @@ typedef struct conform_run {
 bool run_add_result(conform_run *run, const conform_result *r);
 bool run_add_reference_only(conform_run *run, const char *name);
 void run_free_results(conform_run *run);
+
+/* A level's title in this run's reports: peer formats share L1 and L4 with kvq's own cases. */
+const char *run_level_title(const conform_run *run, int level);
 
 /* The backend's last_error, or "" when it has none. */
 const char *run_backend_error(const conform_run *run);

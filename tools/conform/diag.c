@@ -18,6 +18,14 @@ const char *conform_level_title(int level)
     return level >= 0 && level < CONFORM_LEVELS ? level_titles[level] : "?";
 }
 
+const char *run_level_title(const conform_run *run, int level)
+{
+    bool kvq = (run->formats & FORMAT_KVQ) != 0, peers = (run->formats & (FORMAT_KVQ - 1u)) != 0;
+    if (!peers || (level != 1 && level != 4)) return conform_level_title(level);
+    if (!kvq) return level == 1 ? "peer quantize" : "peer attention";
+    return level == 1 ? "uniform, peer quantize" : "attention, peer attention";
+}
+
 const char *conform_outcome_name(conform_outcome outcome)
 {
     switch (outcome) {

@@ -29,7 +29,7 @@ void report_failure_line(FILE *out, const conform_result *r);
 /* The table, skipped reasons, reference-only cases and first failures. */
 void report_summary(FILE *out, const conform_run *run, int level_low, int level_high);
 /* The full diagnostic of one failure (several lines). */
-void report_diagnostic(FILE *out, const conform_result *r);
+void report_diagnostic(FILE *out, const conform_run *run, const conform_result *r);
 
 /* Both write PATH.tmp and rename it over PATH, so PATH is always a complete
  * document: the runner rewrites them after every case, and a run that is

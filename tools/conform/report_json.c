@@ -137,7 +137,7 @@ static bool write_json(FILE *out, const conform_run *run, int low, int high)
         summarize_level(run, level, &s);
         passed = passed && s.failed == 0 && s.errors == 0;
         fprintf(out, "    {\"level\": %d", level);
-        member(out, "title", conform_level_title(level), true);
+        member(out, "title", run_level_title(run, level), true);
         fprintf(out, ", \"cases\": %zu, \"passed\": %zu, \"failed\": %zu, \"skipped\": %zu, \"errors\": %zu, "
                      "\"boundary_codes_accepted\": %llu, \"worst_attention_ratio\": ",
                 s.cases, s.passed, s.failed, s.skipped, s.errors, (unsigned long long)s.boundary_accepted);

@@ -78,7 +78,7 @@ static bool write_junit(FILE *out, const conform_run *run, int low, int high)
             if (run->results[i].level == level) level_seconds += run->results[i].seconds;
         fprintf(out, "  <testsuite name=\"L%d %s\" tests=\"%zu\" failures=\"%zu\" skipped=\"%zu\" errors=\"%zu\" "
                      "time=\"%.6f\">\n",
-                level, conform_level_title(level), s.cases, s.failed, s.skipped, s.errors, level_seconds);
+                level, run_level_title(run, level), s.cases, s.failed, s.skipped, s.errors, level_seconds);
         for (size_t i = 0; i < run->n_results; i++) {
             const conform_result *r = &run->results[i];
             if (r->level != level) continue;

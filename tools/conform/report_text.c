@@ -42,7 +42,7 @@ bool requirements_met(const conform_run *run, int low, int high, char *why, size
                     reason = run->results[i].skip_reason;
             snprintf(why, size, "--require-level %d: L%d %s has %zu of %zu cases not passed (%zu failed, %zu errors, "
                                 "%zu skipped%s%s)",
-                     run->required_level, level, conform_level_title(level), s.cases - s.passed, s.cases, s.failed,
+                     run->required_level, level, run_level_title(run, level), s.cases - s.passed, s.cases, s.failed,
                      s.errors, s.skipped, reason[0] ? ", e.g. " : "", reason);
             return false;
         }
@@ -95,10 +95,10 @@ void report_failure_line(FILE *out, const conform_result *r)
     fputc('\n', out);
 }
 
-void report_diagnostic(FILE *out, const conform_result *r)
+void report_diagnostic(FILE *out, const conform_run *run, const conform_result *r)
 {
     const conform_diag *d = &r->diag;
-    fprintf(out, "  case:     %s (L%d %s)\n", r->name, r->level, conform_level_title(r->level));
+    fprintf(out, "  case:     %s (L%d %s)\n", r->name, r->level, run_level_title(run, r->level));
     if (r->what[0] != '\0') fprintf(out, "  what:     %s\n", r->what);
     fprintf(out, "  field:    %s\n", d->field);
     if (d->index >= 0 || d->where[0] != '\0') {
@@ -167,7 +167,7 @@ void report_summary(FILE *out, const conform_run *run, int low, int high)
         level_summary s;
         summarize_level(run, level, &s);
         char title[64], worst[32] = "-";
-        snprintf(title, sizeof title, "L%d %s", level, conform_level_title(level));
+        snprintf(title, sizeof title, "L%d %s", level, run_level_title(run, level));
         if (s.worst_attention_ratio >= 0.0) snprintf(worst, sizeof worst, "%.4g", s.worst_attention_ratio);
         fprintf(out, "%-30s %6zu %7zu %7zu %8zu %7zu %15llu %17s\n", title, s.cases, s.passed, s.failed, s.skipped,
                 s.errors, (unsigned long long)s.boundary_accepted, worst);
@@ -199,8 +199,8 @@ void report_summary(FILE *out, const conform_run *run, int low, int high)
         if (!any) fprintf(out, "\nfirst failure of each level:\n");
         any = true;
         fprintf(out, "L%d %s: %zu of %zu cases failed, %zu did not finish; the first:\n", level,
-                conform_level_title(level), s.failed, s.cases, s.errors);
-        report_diagnostic(out, s.first_failure);
+                run_level_title(run, level), s.failed, s.cases, s.errors);
+        report_diagnostic(out, run, s.first_failure);
     }
     if (run->interrupted)
         fprintf(out, "\ninterrupted: %zu of %zu selected cases ran\n", run->n_results, run->n_selected);

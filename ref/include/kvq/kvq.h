@@ -28,9 +28,9 @@ extern "C" {
 
 /* S0: the version of the specification this library implements. */
 #define KVQ_SPEC_VERSION_MAJOR 1
-#define KVQ_SPEC_VERSION_MINOR 2
+#define KVQ_SPEC_VERSION_MINOR 3
 #define KVQ_SPEC_VERSION_PATCH 0
-#define KVQ_SPEC_VERSION_STRING "1.2.0"
+#define KVQ_SPEC_VERSION_STRING "1.3.0"
 
 /* Limits (S1.4). */
 #define KVQ_MAX_HEAD_DIM 1024u
