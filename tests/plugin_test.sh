@@ -29,10 +29,12 @@ fail() {
 
 module() { echo "$dir/libkvq_plugin_$1.so"; }
 
-# conform NAME: runs the runner on module NAME; output in $work/NAME.txt, exit status in $status.
+# conform NAME [ARGS...]: runs the runner on module NAME; output in $work/NAME.txt, exit status in $status.
 conform() {
+    local name=$1
+    shift
     status=0
-    "$kvq" conform --backend "$(module "$1")" --seed "$seed" > "$work/$1.txt" 2>&1 || status=$?
+    "$kvq" conform --backend "$(module "$name")" --seed "$seed" "$@" > "$work/$name.txt" 2>&1 || status=$?
 }
 
 # expect_line NAME REGEX WHY: the output of NAME has a line matching the extended regex.
@@ -79,7 +81,8 @@ failing_levels() {
 # ---- built against the headers alone -------------------------------------------------------
 broken=(broken_ties broken_outlier broken_sink broken_rope broken_fp16_rows broken_outlier_values broken_asym_min
         broken_one_rounding broken_outlier_count broken_block_count broken_clamp broken_key_outlier
-        broken_weights_fp16 broken_wide_rope broken_positions broken_crash broken_hang broken_segv)
+        broken_weights_fp16 broken_wide_rope broken_positions broken_crash broken_hang broken_segv
+        broken_q8_0_scale broken_q4_0_nibbles broken_kivi_scale broken_kivi_residual broken_fp8_nan broken_fp8_k_scale)
 for name in example "${broken[@]}" no_entry wrong_abi; do
     so=$(module "$name")
     [[ -f $so ]] || fail "missing module $so"
@@ -94,7 +97,8 @@ for name in example "${broken[@]}"; do
 done
 
 # ---- the correct plugin ----------------------------------------------------------------------
-conform example
+# kvq's format and every peer format (S17): the example implements them all
+conform example --format all
 [[ $status -eq 0 ]] || { cat "$work/example.txt" >&2; fail "example: exit status $status, expected 0"; }
 expect_line example '^result: PASS' "the summary"
 [[ -z $(failing_levels example) ]] || fail "example: failures at $(failing_levels example)"
@@ -104,6 +108,8 @@ for level in L2; do # not advertised (nuq_bits = 0): every case skipped, none pa
         fail "example: $level should be all skipped, got cases=$cases passed=$passed failed=$failed skipped=$skipped"
 done
 expect_line example 'caps\.nuq_bits lacks' "NUQ skips name the caps field"
+expect_line example '^L1 uniform, peer quantize ' "peer formats share L1"
+expect_line example '^L4 attention, peer attention ' "and L4"
 for level in L0 L1 L3 L4 L5; do # advertised: something really ran and passed
     read -r cases passed failed skipped _ <<< "$(level_counts example "$level")"
     [[ ${passed:-0} -gt 0 ]] || fail "example: nothing passed at $level"
@@ -131,12 +137,18 @@ expect_line skip '^not met: --fail-on-skip: L[0-9] [^ ]+ was skipped \(caps\.' "
 
 # ---- the broken variants: exit 1, the right level and field, and nothing else --------------
 # name | levels that must fail | a failure line of that level and field | a sentence of the diagnostic
+# [| conform arguments, e.g. --format kivi]
 check_broken() {
     local name=$1 levels=$2 line=$3 why=$4
-    conform "$name"
+    shift 4
+    conform "$name" "$@"
     [[ $status -eq 1 ]] || { cat "$work/$name.txt" >&2; fail "$name: exit status $status, expected 1"; }
     [[ $(failing_levels "$name") == "$levels" ]] ||
         fail "$name: failures at '$(failing_levels "$name")', expected exactly '$levels'"
+    [[ -z $(erroring_levels "$name") ]] || {
+        cat "$work/$name.txt" >&2
+        fail "$name: cases that did not finish at $(erroring_levels "$name"): a planted bug must be a FAIL, not a case that did not finish"
+    }
     expect_line "$name" "$line" "the failing level and field"
     expect_line "$name" "$why" "the diagnostic says why"
     expect_line "$name" '^result: FAIL' "the summary"
@@ -174,6 +186,20 @@ check_broken broken_wide_rope "L4" '^FAIL L4 attention_d1024_n24_interleaved: ou
     'class A \(S12\.3\)'
 check_broken broken_positions "L5" '^FAIL L5 cache_positions_s15_5: out\[step 2\]' \
     'After append 2 of 3: 5 tokens, q_position 52'
+
+# The peer formats' bugs (S17), each judged in its own format.
+check_broken broken_q8_0_scale "L1" '^FAIL L1 peer_q8_0_[a-z0-9_]+: data\.code \[token [0-9]+, channel [0-9]+\]' \
+    'Hint: the code is x divided by the stored fp16 scale' --format q8_0
+check_broken broken_q4_0_nibbles "L1" '^FAIL L1 peer_q4_0_[a-z0-9_]+: data\.code \[token [0-9]+, channel [0-9]+\]' \
+    'the nibbles seem to hold elements 2i and 2i \+ 1' --format q4_0
+check_broken broken_kivi_scale "L1" '^FAIL L1 peer_kivi_[a-z0-9_]+: data\.scale \[(channel|token) [0-9]+' \
+    'Hint: the scale equals fp16\(fl32\(mx - mn\) / [0-9]+\), the range subtracted in fp32' --format kivi
+check_broken broken_kivi_residual "L1 L4" '^FAIL L1 peer_kivi_keys_[a-z0-9_]+: data \[past the end of the tensor\]' \
+    'keys keep the newest n mod R tokens in fp16' --format kivi
+check_broken broken_fp8_nan "L1" '^FAIL L1 peer_fp8_e4m3_[a-z0-9_]+: data\.code \[token [0-9]+, channel [0-9]+\]: got 0x[7F]F \(e4m3 nan\)' \
+    'vLLM.s conversion saturates to \+-448' --format fp8_e4m3
+check_broken broken_fp8_k_scale "L4" '^FAIL L4 peer_attention_fp8_e4m3_[a-z0-9_]+: out \[query head [0-9]+, channel' \
+    'Hint: the output matches attention with the key scale left out' --format fp8_e4m3
 
 # ---- backends that crash or hang: each case that does not finish is an error, the run goes on --
 # check_unfinished NAME LEVELS CASE TYPE [ARGS...]: exit 1, errors exactly at LEVELS, CASE named as

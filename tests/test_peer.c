@@ -174,6 +174,11 @@ START_TEST(fp8_worked_example)
     ck_assert(!k.accepted);
     data[0] = 0x7F;
     KVQ_EXPECT_STATUS(kvq_peer_dequantize(&c, data, 1, 5, y), KVQ_ERR_BAD_ARGUMENT);
+    /* an implementation's tensor holding a NaN code is judged, not refused: the NaN is simply rejected */
+    KVQ_EXPECT_STATUS(kvq_peer_check_code(&c, x, 1, 5, data, 0, 0, 0x7F, &k), KVQ_OK);
+    ck_assert(!k.accepted && k.reference == 0x42);
+    KVQ_EXPECT_STATUS(kvq_peer_check_code(&c, x, 1, 5, data, 0, 2, 0x7E, &k), KVQ_OK);
+    ck_assert(k.accepted);
     free(data);
 }
 END_TEST

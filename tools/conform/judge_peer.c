@@ -67,7 +67,12 @@ static bool judge_groups(const peer_quantize_model *m, const uint8_t *got, bool 
         describe_group(c, &ge, g, where, sizeof where);
         if (ge.has_scale && gg.scale != ge.scale) {
             kvq_peer_scale_check s;
-            kvq_peer_check_scale(c, m->x, n, dim, g, gg.scale, &s);
+            if (kvq_peer_check_scale(c, m->x, n, dim, g, gg.scale, &s) != KVQ_OK) {
+                s.reference = ge.scale;
+                s.quotient = s.boundary = NAN;
+                s.window = 0.0;
+                s.accepted = 0;
+            }
             if (!s.accepted) {
                 format_fp16(gf, sizeof gf, gg.scale);
                 format_fp16(ef, sizeof ef, ge.scale);
@@ -199,7 +204,12 @@ bool judge_peer_tensor(const peer_quantize_model *m, const uint8_t *got, uint32_
             bool own = ee.group != UINT32_MAX && own_params[ee.group];
             if (eg.code == ee.code && !own) continue;
             kvq_peer_code_check k;
-            kvq_peer_check_code(c, m->x, n, dim, got, t, ch, eg.code, &k);
+            if (kvq_peer_check_code(c, m->x, n, dim, got, t, ch, eg.code, &k) != KVQ_OK) {
+                k.reference = ee.code; /* the reference cannot say more: judged against its own code */
+                k.scaled = k.boundary = NAN;
+                k.window = 0.0;
+                k.accepted = eg.code == ee.code && !own;
+            }
             if (k.accepted) {
                 *accepted += eg.code != ee.code;
                 continue;

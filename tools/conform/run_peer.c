@@ -51,6 +51,13 @@ static bool sizes_allowed(const conform_run *run, uint32_t n, uint32_t d, char *
 
 #define SLOT(run, name) (KVQ_BACKEND_API_HAS((run)->api, name) ? (run)->api->name : NULL)
 
+/* The ABI passes no tensor size: a backend with another layout (a size of its own) writes or reads past
+ * the S17.1 layout. Room behind each tensor for a whole fp32 copy of it and as much again as its layout
+ * (a KIVI tensor with every key in fp16 takes 2 n d bytes, above twice its own size) lets the runner judge
+ * that instead of having its heap corrupted or read; a backend going even further crashes its case's
+ * process (an ERROR naming the case). */
+static size_t layout_slack(size_t bytes, uint32_t n, uint32_t d) { return bytes + (size_t)n * d * sizeof(float); }
+
 /* The backend's peer_dequantize of data into a guarded buffer. */
 static bool backend_dequantize(conform_run *run, const kvq_peer_config *c, const uint8_t *data, uint32_t n, uint32_t d,
                                const char *field, float **out, conform_diag *diag)
@@ -85,14 +92,22 @@ static bool quantize_part(conform_run *run, const peer_quantize_model *m, bool d
     if (!session_slot_present(SLOT(run, peer_quantize) != NULL, "peer_quantize", "caps.peer_ops QUANTIZE",
                               &r->diag))
         return false;
-    uint8_t *got = guarded_alloc(m->bytes);
+    size_t slack = layout_slack(m->bytes, n, d);
+    uint8_t *got = guarded_alloc(m->bytes + slack);
     if (got == NULL) return false;
     bool ok = session_expect_ok(run, SLOT(run, peer_quantize)(run->ctx, &m->config, m->x, n, d, got),
                                 "peer_quantize", &r->diag);
-    if (ok && !guarded_tail_intact(got, m->bytes)) {
+    if (ok && !guarded_untouched(got + m->bytes, slack)) {
         ok = false;
         diag_at(&r->diag, "data", (long long)m->bytes, "past the end of the tensor");
-        diag_explain(&r->diag, "peer_quantize wrote beyond the %zu bytes kvq_peer_bytes gives (S17.1).", m->bytes);
+        diag_got(&r->diag, "bytes written after byte %zu", m->bytes);
+        diag_expected(&r->diag, "%zu bytes", m->bytes);
+        diag_explain(&r->diag, "peer_quantize wrote beyond the %zu bytes of the format's layout (kvq_peer_bytes, "
+                               "S17.1): another layout%s?",
+                     m->bytes,
+                     m->config.format == KVQ_PEER_KIVI ? " (S17.4: keys keep the newest n mod R tokens in fp16, "
+                                                         "values the newest min(n, R))"
+                                                       : "");
     }
     uint32_t accepted = 0;
     ok = ok && judge_peer_tensor(m, got, &accepted, &r->diag);
@@ -134,13 +149,16 @@ static bool dequantize_part(conform_run *run, const peer_quantize_model *m, conf
         return false;
     float *deq = NULL;
     const char *field = "dequantized (peer_dequantize of the reference's tensor)";
-    bool ok = backend_dequantize(run, &m->config, m->expected, m->n_tokens, m->head_dim, field, &deq, &r->diag) &&
+    uint8_t *data = guarded_copy(m->expected, m->bytes, layout_slack(m->bytes, m->n_tokens, m->head_dim));
+    bool ok = data != NULL &&
+              backend_dequantize(run, &m->config, data, m->n_tokens, m->head_dim, field, &deq, &r->diag) &&
               judge_floats_exact(field, m->expected_dequantized, deq, (size_t)m->n_tokens * m->head_dim, m->head_dim,
                                  "token", "channel", &r->diag);
     if (!ok && deq != NULL)
         diag_explain(&r->diag, "S17.2-S17.5 give each element's value with its roundings (q8_0, q4_0: q d exact; kivi: "
                                "code scale + mn, one rounding; fp8: value(code) scale, one rounding).");
     guarded_free(deq);
+    guarded_free(data);
     return ok;
 }
 
@@ -210,11 +228,12 @@ void run_peer_attention(conform_run *run, const peer_attention_model *m, conform
     }
     size_t count = (size_t)m->n_q * m->head_dim;
     float *out = guarded_alloc(count * sizeof *out);
-    bool ok = out != NULL &&
+    uint8_t *keys = guarded_copy(m->k_data, m->k_bytes, layout_slack(m->k_bytes, m->n_tokens, m->head_dim));
+    uint8_t *values = guarded_copy(m->v_data, m->v_bytes, layout_slack(m->v_bytes, m->n_tokens, m->head_dim));
+    bool ok = out != NULL && keys != NULL && values != NULL &&
               session_expect_ok(run,
-                                SLOT(run, peer_attention_decode)(run->ctx, &m->key_config, m->k_data, &m->value_config,
-                                                                 m->v_data, m->n_tokens, m->head_dim, m->q, m->n_q,
-                                                                 out),
+                                SLOT(run, peer_attention_decode)(run->ctx, &m->key_config, keys, &m->value_config,
+                                                                 values, m->n_tokens, m->head_dim, m->q, m->n_q, out),
                                 "peer_attention_decode", &r->diag);
     if (ok && !guarded_tail_intact(out, count * sizeof *out)) {
         ok = false;
@@ -230,6 +249,8 @@ void run_peer_attention(conform_run *run, const peer_attention_model *m, conform
     r->attention_ratio = worst;
     if (!ok) result_fail(r);
     guarded_free(out);
+    guarded_free(keys);
+    guarded_free(values);
 }
 
 /* ---- ABI error checks (S17.1 through the ABI) ----------------------------- */
@@ -282,7 +303,8 @@ void run_peer_error(conform_run *run, kvq_peer_format f, int which, conform_resu
     size_t bytes = 0;
     kvq_peer_bytes(&kc, ERR_TOKENS, ERR_DIM, &bytes);
     size_t out_bytes = which == PEER_ERR_ATTENTION_NAN_Q ? ERR_DIM * sizeof(float) : bytes;
-    uint8_t *out = guarded_alloc(out_bytes), *kd = malloc(bytes), *vd = malloc(bytes);
+    size_t in_bytes = bytes + layout_slack(bytes, ERR_TOKENS, ERR_DIM);
+    uint8_t *out = guarded_alloc(out_bytes), *kd = guarded_alloc(in_bytes), *vd = guarded_alloc(in_bytes);
     bool ok = out != NULL && kd != NULL && vd != NULL;
     kvq_status expected = KVQ_OK, got = KVQ_OK;
     const char *operation = "peer_quantize";
@@ -328,6 +350,6 @@ void run_peer_error(conform_run *run, kvq_peer_format f, int which, conform_resu
     }
     if (!ok) result_fail(r);
     guarded_free(out);
-    free(kd);
-    free(vd);
+    guarded_free(kd);
+    guarded_free(vd);
 }

@@ -79,7 +79,8 @@ kvq_status kvq_peer_element_at(const kvq_peer_config *config, const uint8_t *dat
  * of x under the parameters stored in `data` (an implementation's tensor
  * whose parameters passed kvq_peer_check_scale), and whether `got` stands in
  * for it: equal, or a neighbour with the scaled value within the window of
- * the boundary between them. */
+ * the boundary between them. data's other numbers are not checked (it may
+ * hold NaN codes: they are simply not accepted). */
 typedef struct kvq_peer_code_check {
     uint32_t reference; /* the code under data's parameters */
     double scaled;      /* u, the value the format rounds (x * id, (x - mn) / scale, x / scale) */
