@@ -5,9 +5,9 @@
 #  - a random case replays from its name alone; --level and --case select;
 #  - a golden copy with one flipped byte in a q_params file fails with a diagnostic naming the
 #    case, the field, the element and the replay command;
-#  - --check-outputs passes on a copy of the golden outputs and fails, naming the file, field and
-#    element, on a damaged code, a missing file and an attention output outside its bound; it
-#    accepts a code moved across a decision boundary by a tie (S12.2) and counts it;
+#  - --check-outputs passes on a copy of the golden outputs, peer formats' (S17) included, and fails,
+#    naming the file, field and element, on a damaged code (of kvq's format and of q4_0), a missing
+#    file and an attention output outside its bound; it accepts a code moved across a decision boundary by a tie (S12.2) and counts it;
 #  - repeated and comma-separated --case patterns select the union; --require-level and
 #    --fail-on-skip gate the exit status; --check-outputs --only-present skips (and lists) the
 #    cases not handed in, where without it they fail;
@@ -163,6 +163,18 @@ expect_text "result: FAIL (1 of"
 cp -r "$golden" "$work/outputs"
 expect_status 0 conform --check-outputs "$work/outputs" --golden "$golden" --quiet --junit "$work/files.xml"
 expect_text "result: PASS"
+# the peer formats' files (S17): the golden copy passes; a q4_0 byte whose two nibbles both move by 7
+# fails on the code of element 0 (low nibble of byte 0, S17.3)
+expect_status 0 conform --check-outputs "$work/outputs" --golden "$golden" --format q8_0,q4_0,kivi,fp8_e4m3 --quiet
+expect_text "L1 peer quantize "
+expect_text "result: PASS"
+cp -r "$golden" "$work/peer_outputs"
+byte=$(od -An -tu1 -j2 -N1 "$golden/peer_q4_0_values_d128_n48.data.bin")
+printf "\\$(printf '%03o' $((byte ^ 0x77)))" |
+    dd of="$work/peer_outputs/peer_q4_0_values_d128_n48.data.bin" bs=1 seek=2 conv=notrunc status=none
+expect_status 1 conform --check-outputs "$work/peer_outputs" --golden "$golden" --format q4_0
+expect_text "FAIL L1 peer_q4_0_values_d128_n48: data.code [token 0, channel 0]"
+expect_text "result: FAIL (1 of"
 if [ "$have_python" = 1 ]; then
     python3 -c 'import sys, xml.dom.minidom; d = xml.dom.minidom.parse(sys.argv[1]); assert not d.getElementsByTagName("failure")' "$work/files.xml"
 
