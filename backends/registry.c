@@ -64,8 +64,10 @@ static kvq_status check_table(const kvq_backend_api *api, const char *who, char 
         snprintf(found, sizeof found, "%u (this build speaks %u)", api->abi_version, KVQ_BACKEND_ABI_VERSION);
         return say(message, message_size, KVQ_ERR_FILE_VERSION, "%s: backend ABI version %s", who, found);
     }
-    if (api->struct_size < sizeof(kvq_backend_api)) {
-        snprintf(found, sizeof found, "%u bytes, expected %zu", api->struct_size, sizeof(kvq_backend_api));
+    /* slots are appended within ABI 1: a table of an earlier build is smaller, and its missing slots are NULL */
+    if (api->struct_size < KVQ_BACKEND_API_MIN_SIZE) {
+        snprintf(found, sizeof found, "%u bytes, expected at least %zu", api->struct_size,
+                 (size_t)KVQ_BACKEND_API_MIN_SIZE);
         return say(message, message_size, KVQ_ERR_SIZE_MISMATCH, "%s: backend table is %s", who, found);
     }
     const char *missing = api->name == NULL           ? "name"

@@ -5,9 +5,14 @@
 #  - a random case replays from its name alone; --level and --case select;
 #  - a golden copy with one flipped byte in a q_params file fails with a diagnostic naming the
 #    case, the field, the element and the replay command;
-#  - --check-outputs passes on a copy of the golden outputs and fails, naming the file, field and
-#    element, on a damaged code, a missing file and an attention output outside its bound; it
-#    accepts a code moved across a decision boundary by a tie (S12.2) and counts it;
+#  - --check-outputs passes on a copy of the golden outputs, peer formats' (S17) included, and fails,
+#    naming the file, field and element, on a damaged code (of kvq's format and of q4_0), a missing
+#    file and an attention output outside its bound; it accepts a code moved across a decision boundary by a tie (S12.2) and counts it;
+#  - repeated and comma-separated --case patterns select the union; --require-level and
+#    --fail-on-skip gate the exit status; --check-outputs --only-present skips (and lists) the
+#    cases not handed in, where without it they fail;
+#  - the JSON and JUnit reports are rewritten as the run goes: a run stopped by SIGTERM leaves
+#    both valid, marked incomplete;
 #  - usage errors and unloadable backends exit 2; `kvq devices` lists the reference.
 set -euo pipefail
 kvq=$1
@@ -95,6 +100,55 @@ if grep -q "^L3 " "$work/out.txt"; then fail "--level L2 reported L3"; fi
 expect_status 2 conform --backend ref --golden "$golden" --level L2-L2 --case 'keys_*' --random 0
 expect_text "no case matches --case 'keys_*' at levels 2-2"
 
+# several patterns: repeated and comma-separated --case select the union, each case once
+expect_status 0 conform --backend ref --golden "$golden" --random 0 --case 'pack_2bit_*' \
+    --case 'pack_3bit_d64,pack_2bit_d32' --case 'uniform_sym_*' --json "$work/union.json"
+if [ "$have_python" = 1 ]; then
+    python3 - "$work/union.json" "$golden/manifest.json" <<'EOF'
+import fnmatch, json, sys
+names = [c["name"] for c in json.load(open(sys.argv[1]))["cases"]]
+golden = [c["case"] for c in json.load(open(sys.argv[2]))["cases"]]
+want = [g for g in golden if fnmatch.fnmatch(g, "pack_2bit_*") or g == "pack_3bit_d64" or fnmatch.fnmatch(g, "uniform_sym_*")]
+assert len(want) >= 4 and sorted(names) == sorted(want), (names, want)
+EOF
+fi
+expect_status 2 conform --backend ref --golden "$golden" --case 'pack_*,'
+expect_text "has an empty pattern"
+
+# ---- requirements: --require-level and --fail-on-skip --------------------------------------------
+expect_status 0 conform --backend ref --golden "$golden" --random 1 --seed 3 --require-level 5 --fail-on-skip --quiet
+expect_text "required level L5 reached"
+expect_status 2 conform --backend ref --golden "$golden" --level 2-5 --require-level 3
+expect_text "--require-level 3 needs levels L0-L3 selected"
+
+# ---- reports written as the run goes: SIGTERM leaves valid, incomplete reports -----------------
+set +e
+"$kvq" conform --backend ref --golden "$golden" --seed 5 --random 400 --quiet --json "$work/partial.json" \
+    --junit "$work/partial.xml" > "$work/partial.txt" 2>&1 &
+pid=$!
+for _ in $(seq 100); do # until some cases have run
+    grep -q '"name": "pack_' "$work/partial.json" 2>/dev/null && break
+    sleep 0.1
+done
+kill -TERM "$pid"
+wait "$pid"
+got=$?
+set -e
+[ "$got" -eq 130 ] || { cat "$work/partial.txt" >&2; fail "a run stopped by SIGTERM exited $got, expected 130"; }
+grep -q "^interrupted: [0-9]* of [0-9]* selected cases ran" "$work/partial.txt" || fail "no interrupted line"
+if [ "$have_python" = 1 ]; then
+    python3 - "$work/partial.json" "$work/partial.xml" <<'EOF'
+import json, sys, xml.dom.minidom
+r = json.load(open(sys.argv[1]))
+assert r["complete"] is False and r["interrupted"] is True and r["passed"] is False, r
+assert 0 < r["cases_run"] == len(r["cases"]) < r["cases_selected"], (r["cases_run"], r["cases_selected"])
+d = xml.dom.minidom.parse(sys.argv[2])
+assert len(d.getElementsByTagName("testcase")) == r["cases_run"]
+props = {p.getAttribute("name"): p.getAttribute("value") for p in d.getElementsByTagName("property")}
+assert props["complete"] == "false", props
+EOF
+fi
+
 # ---- a damaged golden copy fails with a precise diagnostic -------------------------------------
 cp -r "$golden" "$work/golden"
 printf '\x01' | dd of="$work/golden/values_asym4_d128.q_params.bin" bs=1 seek=9 conv=notrunc status=none
@@ -109,6 +163,18 @@ expect_text "result: FAIL (1 of"
 cp -r "$golden" "$work/outputs"
 expect_status 0 conform --check-outputs "$work/outputs" --golden "$golden" --quiet --junit "$work/files.xml"
 expect_text "result: PASS"
+# the peer formats' files (S17): the golden copy passes; a q4_0 byte whose two nibbles both move by 7
+# fails on the code of element 0 (low nibble of byte 0, S17.3)
+expect_status 0 conform --check-outputs "$work/outputs" --golden "$golden" --format q8_0,q4_0,kivi,fp8_e4m3 --quiet
+expect_text "L1 peer quantize "
+expect_text "result: PASS"
+cp -r "$golden" "$work/peer_outputs"
+byte=$(od -An -tu1 -j2 -N1 "$golden/peer_q4_0_values_d128_n48.data.bin")
+printf "\\$(printf '%03o' $((byte ^ 0x77)))" |
+    dd of="$work/peer_outputs/peer_q4_0_values_d128_n48.data.bin" bs=1 seek=2 conv=notrunc status=none
+expect_status 1 conform --check-outputs "$work/peer_outputs" --golden "$golden" --format q4_0
+expect_text "FAIL L1 peer_q4_0_values_d128_n48: data.code [token 0, channel 0]"
+expect_text "result: FAIL (1 of"
 if [ "$have_python" = 1 ]; then
     python3 -c 'import sys, xml.dom.minidom; d = xml.dom.minidom.parse(sys.argv[1]); assert not d.getElementsByTagName("failure")' "$work/files.xml"
 
@@ -137,7 +203,7 @@ open(d + "/uniform_asym_4bit.codes.bin", "wb").write(codes)
 open(d + "/uniform_asym_4bit.decoded.bin", "wb").write(decoded)
 EOF
     expect_status 0 conform --check-outputs "$work/ties" --golden "$golden" --case uniform_asym_4bit
-    expect_text "L1 uniform                          1       1       0        0               1"
+    expect_text "L1 uniform                          1       1       0        0       0               1"
 fi
 
 printf '\x00' | dd of="$work/outputs/values_asym4_d128.q_codes.bin" bs=1 seek=700 conv=notrunc status=none
@@ -153,6 +219,31 @@ expect_text "replay:   kvq conform --check-outputs $work/outputs --golden $golde
 expect_text "result: FAIL (3 of"
 # a missing file outside the selected cases does not count
 expect_status 0 conform --check-outputs "$work/outputs" --golden "$golden" --case 'pack_2bit_*'
+
+# an attention-only kernel hands in the out files alone: without --only-present the cases whose
+# files are absent fail (the k_/v_ tensors are L3 cases of their own); with it they are skipped and
+# listed, and the attention outputs are judged
+mkdir "$work/attention_only"
+cp "$golden"/attention_*.out.bin "$work/attention_only/"
+expect_status 1 conform --check-outputs "$work/attention_only" --golden "$golden" --level 3-4 --quiet
+expect_status 0 conform --check-outputs "$work/attention_only" --golden "$golden" --level 3-4 --only-present \
+    --json "$work/only.json"
+expect_text "not handed in: none of the case's output files is in the directory (--only-present)"
+expect_text "cases: values_asym4_d128, "
+if [ "$have_python" = 1 ]; then
+    python3 - "$work/only.json" <<'EOF'
+import json, sys
+cases = json.load(open(sys.argv[1]))["cases"]
+att = [c for c in cases if c["level"] == 4]
+assert att and all(c["outcome"] == "pass" for c in att), att
+l3 = [c for c in cases if c["level"] == 3]
+assert l3 and all(c["outcome"] == "skip" and c["skip_reason"].startswith("not handed in") for c in l3)
+EOF
+fi
+expect_status 1 conform --check-outputs "$work/attention_only" --golden "$golden" --level 3-4 --only-present \
+    --fail-on-skip --quiet
+expect_text "not met: --fail-on-skip"
+expect_status 2 conform --backend ref --only-present
 
 # ---- usage errors, unloadable backends, devices -------------------------------------------------
 expect_status 2 conform

@@ -35,6 +35,7 @@ static bool generate(const char *directory)
     golden_cases_attention(w);
     golden_cases_cache(w);
     golden_cases_files(w);
+    golden_cases_peer(w);
     return golden_close(w);
 }
 

@@ -4,8 +4,9 @@
 #   build    configure and build build-gpu with CUDA for sm_90 (nproc jobs)
 #   check    kvq_cuda_selfcheck --attention-tc-only (the tensor-core kernel against the fp16 bound)
 #   selfcheck  the whole kvq_cuda_selfcheck
-#   conform  kvq conform on cuda at its default profile (fp16; once more with the tensor-core kernel asked
-#            for wherever it fits, KVQ_CUDA_ATTENTION=tc) and at fp32, and on opencl (NVIDIA's)
+#   conform  the run list conformance/runs/gpu.csv (tools/run-conform.sh gpu): kvq conform on cuda at its
+#            default profile (fp16), with the tensor-core kernel asked for wherever it fits
+#            (KVQ_CUDA_ATTENTION=tc) and at fp32, and on opencl (NVIDIA's); reports under OUT/conform/
 #   sanitize compute-sanitizer memcheck and racecheck over the tensor-core cases (--short)
 #   bench    kvq bench study a with KVQ_GPU_BENCH_ARGS (default: the issue 13 points)
 #   profile  ncu (full set, SASS stall samples) on one tensor-core and one fast-kernel launch at 32K
@@ -20,7 +21,6 @@ build=build-gpu
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(build check conform)
 failed=0
-conform_args=${KVQ_GPU_CONFORM_ARGS:---random 16 --max-context 40000}
 bench_args=${KVQ_GPU_BENCH_ARGS:---study a --formats int4,int2,int8,int4+outliers+sink --max-context 131072}
 
 run() { # name command...
@@ -46,14 +46,9 @@ for step in "${steps[@]}"; do
     check) run check $build/backends/cuda/kvq_cuda_selfcheck --attention-tc-only ${KVQ_GPU_CHECK_ARGS:-} ;;
     selfcheck) run selfcheck $build/backends/cuda/kvq_cuda_selfcheck ;;
     conform)
-        # shellcheck disable=SC2086
-        run conform-cuda-fp16 $build/tools/kvq conform --backend cuda $conform_args --json "$out/cuda-fp16.json"
-        # shellcheck disable=SC2086
-        run conform-cuda-tc env KVQ_CUDA_ATTENTION=tc $build/tools/kvq conform --backend cuda $conform_args
-        # shellcheck disable=SC2086
-        run conform-cuda-fp32 $build/tools/kvq conform --backend cuda --profile fp32 $conform_args
-        # shellcheck disable=SC2086
-        [ -n "${KVQ_GPU_SKIP_OPENCL:-}" ] || run conform-opencl $build/tools/kvq conform --backend opencl --random 8 ;;
+        # KVQ_GPU_CONFORM_ARGS adds arguments to every run of the list (e.g. "--seed 7")
+        run conform env KVQ=$build/tools/kvq KVQ_CONFORM_OUT="$out/conform" \
+            KVQ_CONFORM_ARGS="${KVQ_GPU_CONFORM_ARGS:-}" bash tools/run-conform.sh gpu ;;
     sanitize)
         run memcheck compute-sanitizer --tool memcheck --error-exitcode 1 \
             $build/backends/cuda/kvq_cuda_selfcheck --attention-tc-only --short

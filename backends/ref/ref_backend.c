@@ -104,6 +104,8 @@ static kvq_status ref_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps)
         .memory = KVQ_BACKEND_MEMORY_HOST,
         .attention_profiles = KVQ_BACKEND_ALL_PROFILES,
         .attention_profile = ctx->profile,
+        .peer_formats = (1u << KVQ_PEER_FORMAT_COUNT) - 1u,
+        .peer_ops = KVQ_BACKEND_OP_QUANTIZE | KVQ_BACKEND_OP_DEQUANTIZE | KVQ_BACKEND_OP_ATTENTION,
     };
     *caps = c;
     return KVQ_OK;
@@ -307,6 +309,29 @@ static void ref_cache_free(kvq_backend_context *ctx, kvq_backend_cache *cache)
     kvq_cache_free(as_cache(cache));
 }
 
+/* ---- S17: peer formats --------------------------------------------------- */
+
+static kvq_status ref_peer_quantize(kvq_backend_context *ctx, const kvq_peer_config *config, const float *x_host,
+                                    uint32_t n_tokens, uint32_t head_dim, uint8_t *data_host)
+{
+    return remember(ctx, kvq_peer_quantize(config, x_host, n_tokens, head_dim, data_host));
+}
+
+static kvq_status ref_peer_dequantize(kvq_backend_context *ctx, const kvq_peer_config *config,
+                                      const uint8_t *data_host, uint32_t n_tokens, uint32_t head_dim, float *out_host)
+{
+    return remember(ctx, kvq_peer_dequantize(config, data_host, n_tokens, head_dim, out_host));
+}
+
+static kvq_status ref_peer_attention_decode(kvq_backend_context *ctx, const kvq_peer_config *key_config,
+                                            const uint8_t *keys_host, const kvq_peer_config *value_config,
+                                            const uint8_t *values_host, uint32_t n_tokens, uint32_t head_dim,
+                                            const float *q_host, uint32_t n_q, float *out_host)
+{
+    return remember(ctx, kvq_peer_attention_decode(key_config, keys_host, value_config, values_host, n_tokens,
+                                                   head_dim, q_host, n_q, out_host));
+}
+
 static const kvq_backend_api ref_api = {
     .abi_version = KVQ_BACKEND_ABI_VERSION,
     .struct_size = sizeof(kvq_backend_api),
@@ -333,6 +358,9 @@ static const kvq_backend_api ref_api = {
     .cache_attend = ref_cache_attend,
     .cache_view = ref_cache_view,
     .cache_free = ref_cache_free,
+    .peer_quantize = ref_peer_quantize,
+    .peer_dequantize = ref_peer_dequantize,
+    .peer_attention_decode = ref_peer_attention_decode,
 };
 
 const kvq_backend_api *kvq_backend_ref(void) { return &ref_api; }

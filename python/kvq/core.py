@@ -30,7 +30,7 @@ __all__ = [
 
 
 def spec_version() -> str:
-    """The spec version the loaded library implements (S0), e.g. "1.2.0"."""
+    """The spec version the loaded library implements (S0), e.g. "1.3.0"."""
     return lib.kvq_python_spec_version().decode()
 
 

@@ -70,33 +70,54 @@ kvq_status kvq_attention_prepare(const kvq_qtensor *keys, const kvq_qtensor *val
     if (st != KVQ_OK) return st;
 
     uint32_t n = keys->n_tokens, d = keys->head_dim;
-    kvq_attention_work w = {n, d, n_q, NULL, NULL, NULL, NULL, NULL, NULL};
     size_t nd = (size_t)n * d;
-    if ((size_t)n_q > SIZE_MAX / sizeof(double) / n)
+    float *key_raw = malloc(nd * sizeof *key_raw), *value = malloc(nd * sizeof *value);
+    if (!key_raw || !value) {
+        free(key_raw), free(value);
+        return kvq_fail(KVQ_ERR_OUT_OF_MEMORY, "no memory for attention over %u tokens", n);
+    }
+    /* S11.2: exact dequantized values (class E), then RoPE at each token's position. */
+    st = kvq_dequantize_head(keys, key_raw);
+    if (st == KVQ_OK) st = kvq_dequantize_head(values, value);
+    if (st != KVQ_OK) {
+        free(key_raw), free(value);
+        return st;
+    }
+    return kvq_attention_prepare_dense(key_raw, value, n, d, key_positions, rope, q, n_q, q_position, work);
+}
+
+kvq_status kvq_attention_prepare_dense(float *key_raw, float *value, uint32_t n, uint32_t d,
+                                       const uint32_t *key_positions, const kvq_rope *rope, const float *q,
+                                       uint32_t n_q, uint32_t q_position, kvq_attention_work *work)
+{
+    kvq_attention_work w = {n, d, n_q, key_raw, NULL, value, NULL, NULL, NULL};
+    size_t nd = (size_t)n * d;
+    if ((size_t)n_q > SIZE_MAX / sizeof(double) / n) {
+        kvq_attention_work_free(&w);
         return kvq_fail(KVQ_ERR_OUT_OF_MEMORY, "n_q = %u times %u tokens is too large", n_q, n);
+    }
     size_t nq_n = (size_t)n_q * n;
-    w.key_raw = malloc(nd * sizeof *w.key_raw);
     w.key = malloc(nd * sizeof *w.key);
-    w.value = malloc(nd * sizeof *w.value);
     w.query = malloc((size_t)n_q * d * sizeof *w.query);
     w.score = malloc(nq_n * sizeof *w.score);
     w.weight = malloc(nq_n * sizeof *w.weight);
-    if (!w.key_raw || !w.key || !w.value || !w.query || !w.score || !w.weight) {
+    if (!w.key || !w.query || !w.score || !w.weight) {
         kvq_attention_work_free(&w);
         return kvq_fail(KVQ_ERR_OUT_OF_MEMORY, "no memory for attention over %u tokens", n);
     }
-
-    /* S11.2: exact dequantized values (class E), then RoPE at each token's position. */
-    st = kvq_dequantize_head(keys, w.key_raw);
-    if (st == KVQ_OK) st = kvq_dequantize_head(values, w.value);
-    kvq_rope none = {KVQ_ROPE_NONE, 10000.0f};
-    const kvq_rope *r = rope != NULL ? rope : &none;
-    /* The rope, the positions and q were checked (S11.1); dequantized keys are finite but not
-     * inputs: at the edge of the fp16 range they may decode a little beyond 65504 (S11.2). */
-    for (uint32_t t = 0; st == KVQ_OK && t < n; t++)
-        kvq_rope_rotate(r, d, key_positions[t], w.key_raw + (size_t)t * d, w.key + (size_t)t * d);
-    for (uint32_t h = 0; st == KVQ_OK && h < n_q; h++)
-        kvq_rope_rotate(r, d, q_position, q + (size_t)h * d, w.query + (size_t)h * d);
+    kvq_status st = KVQ_OK;
+    if (rope == NULL || rope->pairing == KVQ_ROPE_NONE) { /* no rotation (S9.4's identity) */
+        memcpy(w.key, key_raw, nd * sizeof *w.key);
+        memcpy(w.query, q, (size_t)n_q * d * sizeof *w.query);
+    } else {
+        /* The rope, the positions and q were checked (S11.1); dequantized keys are finite but not
+         * inputs: at the edge of the fp16 range they may decode a little beyond 65504 (S11.2), so
+         * they are rotated without S9.1's input check. */
+        for (uint32_t t = 0; t < n; t++)
+            kvq_rope_rotate(rope, d, key_positions[t], w.key_raw + (size_t)t * d, w.key + (size_t)t * d);
+        for (uint32_t h = 0; st == KVQ_OK && h < n_q; h++)
+            st = kvq_rope_apply(rope, d, q_position, q + (size_t)h * d, w.query + (size_t)h * d);
+    }
     if (st != KVQ_OK) {
         kvq_attention_work_free(&w);
         return st;
@@ -128,6 +149,20 @@ kvq_status kvq_attention_prepare(const kvq_qtensor *keys, const kvq_qtensor *val
     return KVQ_OK;
 }
 
+void kvq_attention_output(const kvq_attention_work *w, float *out)
+{
+    uint32_t n = w->n_tokens, d = w->head_dim;
+    /* S11.4: out = sum_t p_t v_t in double, token order, one rounding to fp32. */
+    for (uint32_t h = 0; h < w->n_q; h++) {
+        const double *p = w->weight + (size_t)h * n;
+        for (uint32_t j = 0; j < d; j++) {
+            double acc = 0.0;
+            for (uint32_t t = 0; t < n; t++) acc += p[t] * (double)w->value[(size_t)t * d + j];
+            out[(size_t)h * d + j] = (float)acc;
+        }
+    }
+}
+
 /* S11 */
 kvq_status kvq_attention_decode(const kvq_qtensor *keys, const kvq_qtensor *values, const uint32_t *key_positions,
                                 const kvq_rope *rope, const float *q, uint32_t n_q, uint32_t q_position, float *out)
@@ -135,16 +170,7 @@ kvq_status kvq_attention_decode(const kvq_qtensor *keys, const kvq_qtensor *valu
     kvq_attention_work w;
     kvq_status st = kvq_attention_prepare(keys, values, key_positions, rope, q, n_q, q_position, out, "out", &w);
     if (st != KVQ_OK) return st;
-    uint32_t n = w.n_tokens, d = w.head_dim;
-    /* S11.4: out = sum_t p_t v_t in double, token order, one rounding to fp32. */
-    for (uint32_t h = 0; h < n_q; h++) {
-        const double *p = w.weight + (size_t)h * n;
-        for (uint32_t j = 0; j < d; j++) {
-            double acc = 0.0;
-            for (uint32_t t = 0; t < n; t++) acc += p[t] * (double)w.value[(size_t)t * d + j];
-            out[(size_t)h * d + j] = (float)acc;
-        }
-    }
+    kvq_attention_output(&w, out);
     kvq_attention_work_free(&w);
     return KVQ_OK;
 }

@@ -63,8 +63,9 @@ static kvq_status fp32_bound(const kvq_attention_work *wp, const uint32_t *key_p
         free(eq), free(ek), free(delta), free(rho), free(result);
         return kvq_fail(KVQ_ERR_OUT_OF_MEMORY, "no memory for the error bound over %u tokens", n);
     }
-    for (uint32_t t = 0; t < n; t++)
-        rope_error(rope, d, key_positions[t], w.key_raw + (size_t)t * d, ek + (size_t)t * d);
+    for (uint32_t t = 0; t < n; t++) /* positions may be NULL without RoPE (post-RoPE keys, S17.7) */
+        rope_error(rope, d, key_positions != NULL ? key_positions[t] : 0, w.key_raw + (size_t)t * d,
+                   ek + (size_t)t * d);
 
     const double u = unit_roundoff;
     const double g_dot = gamma_of(d + 3.0), g_3 = gamma_of(3.0), g_acc = gamma_of(2.0 * n + 8.0);
@@ -182,34 +183,28 @@ static double pair_norm_d(const double *x, uint32_t a, uint32_t b)
  * rounded to nearest or toward zero (tensor-core accumulators). */
 static double gamma_acc(double k) { return gamma_of(2.0 * k); }
 
-static kvq_status profile_bound(const kvq_attention_work *w, const kvq_qtensor *keys, const kvq_qtensor *values,
-                                const uint32_t *key_positions, const kvq_rope *rope, const float *q,
-                                uint32_t q_position, const narrow_format *h, float *bound)
+/* ek/mk and ev/mv: the magnitudes (ma, mb) of every key and value element (kvq_dequantize_term_magnitudes);
+ * ek and ev are overwritten with the allowances of (a). k_nuq, v_nuq: the decoded elements' product term
+ * may be rounded to h (NUQ's signpost; a peer format's rounded product, S17.7). */
+static kvq_status profile_bound(const kvq_attention_work *w, double *ek, const double *mk, bool k_nuq, double *ev,
+                                const double *mv, bool v_nuq, const uint32_t *key_positions, const kvq_rope *rope,
+                                const float *q, uint32_t q_position, const narrow_format *h, float *bound)
 {
     const uint32_t n = w->n_tokens, d = w->head_dim, n_q = w->n_q;
     const bool rotate = rope != NULL && rope->pairing != KVQ_ROPE_NONE;
     const uint32_t n_pairs = rotate ? d / 2u : d;
     const size_t nd = (size_t)n * d;
-    double *ek = malloc(nd * sizeof *ek), *ev = malloc(nd * sizeof *ev);
-    double *mk = malloc(nd * sizeof *mk), *mv = malloc(nd * sizeof *mv);
     double *delta = malloc((size_t)n * sizeof *delta), *rho = malloc((size_t)n * sizeof *rho);
     double *rho_raw = malloc((size_t)n * sizeof *rho_raw);
     float *result = malloc((size_t)n_q * d * sizeof *result);
-    kvq_status st = KVQ_ERR_OUT_OF_MEMORY;
-    if (ek && ev && mk && mv && delta && rho && rho_raw && result) {
-        st = kvq_dequantize_term_magnitudes(keys, ek, mk);
-        if (st == KVQ_OK) st = kvq_dequantize_term_magnitudes(values, ev, mv);
-    } else {
-        kvq_fail(st, "no memory for the error bound over %u tokens", n);
-    }
-    if (st != KVQ_OK) {
-        free(ek), free(ev), free(mk), free(mv), free(delta), free(rho), free(rho_raw), free(result);
-        return st;
+    if (!delta || !rho || !rho_raw || !result) {
+        free(delta), free(rho), free(rho_raw), free(result);
+        return kvq_fail(KVQ_ERR_OUT_OF_MEMORY, "no memory for the error bound over %u tokens", n);
     }
     /* (a): element allowances, in place of the magnitudes. */
     for (size_t i = 0; i < nd; i++) {
-        ek[i] = element_allowance(h, keys->scheme == KVQ_SCHEME_NUQ, w->key_raw[i], ek[i], mk[i]);
-        ev[i] = element_allowance(h, values->scheme == KVQ_SCHEME_NUQ, w->value[i], ev[i], mv[i]);
+        ek[i] = element_allowance(h, k_nuq, w->key_raw[i], ek[i], mk[i]);
+        ev[i] = element_allowance(h, v_nuq, w->value[i], ev[i], mv[i]);
     }
 
     const double u = unit_roundoff, v = h->v, eta = h->eta;
@@ -310,8 +305,27 @@ static kvq_status profile_bound(const kvq_attention_work *w, const kvq_qtensor *
         }
     }
     for (size_t i = 0; i < (size_t)n_q * d; i++) bound[i] = result[i];
-    free(ek), free(ev), free(mk), free(mv), free(delta), free(rho), free(rho_raw), free(result);
+    free(delta), free(rho), free(rho_raw), free(result);
     return KVQ_OK;
+}
+
+static const narrow_format fp16_format = {0x1p-11, 0x1p-25, false}, bf16_format = {0x1p-8, 0x1p-134, true};
+
+kvq_status kvq_attention_bound_dense(const kvq_attention_work *w, double *k_ma, const double *k_mb, bool k_nuq,
+                                     double *v_ma, const double *v_mb, bool v_nuq, const uint32_t *key_positions,
+                                     const kvq_rope *rope, const float *q, uint32_t q_position,
+                                     kvq_attention_profile profile, float *bound)
+{
+    switch (profile) {
+    case KVQ_PROFILE_FP32: return fp32_bound(w, key_positions, rope, q, q_position, bound);
+    case KVQ_PROFILE_FP16:
+        return profile_bound(w, k_ma, k_mb, k_nuq, v_ma, v_mb, v_nuq, key_positions, rope, q, q_position, &fp16_format,
+                             bound);
+    case KVQ_PROFILE_BF16:
+        return profile_bound(w, k_ma, k_mb, k_nuq, v_ma, v_mb, v_nuq, key_positions, rope, q, q_position, &bf16_format,
+                             bound);
+    default: return kvq_fail(KVQ_ERR_BAD_ENUM, "profile = %d is not a kvq_attention_profile (S12.4)", (int)profile);
+    }
 }
 
 const char *kvq_attention_profile_name(kvq_attention_profile profile)
@@ -345,13 +359,25 @@ kvq_status kvq_attention_error_bound_profile(const kvq_qtensor *keys, const kvq_
     kvq_attention_work w;
     kvq_status st = kvq_attention_prepare(keys, values, key_positions, rope, q, n_q, q_position, bound, "bound", &w);
     if (st != KVQ_OK) return st;
-    static const narrow_format fp16 = {0x1p-11, 0x1p-25, false}, bf16 = {0x1p-8, 0x1p-134, true};
-    switch (profile) {
-    case KVQ_PROFILE_FP32: st = fp32_bound(&w, key_positions, rope, q, q_position, bound); break;
-    case KVQ_PROFILE_FP16: st = profile_bound(&w, keys, values, key_positions, rope, q, q_position, &fp16, bound); break;
-    case KVQ_PROFILE_BF16: st = profile_bound(&w, keys, values, key_positions, rope, q, q_position, &bf16, bound); break;
-    default: st = kvq_fail(KVQ_ERR_BAD_ENUM, "profile = %d is not a kvq_attention_profile (S12.4)", (int)profile);
+    if ((unsigned)profile >= KVQ_PROFILE_COUNT) {
+        kvq_attention_work_free(&w);
+        return kvq_fail(KVQ_ERR_BAD_ENUM, "profile = %d is not a kvq_attention_profile (S12.4)", (int)profile);
     }
+    const size_t nd = (size_t)w.n_tokens * w.head_dim;
+    double *ek = NULL, *mk = NULL, *ev = NULL, *mv = NULL;
+    if (profile != KVQ_PROFILE_FP32) {
+        ek = malloc(nd * sizeof *ek), mk = malloc(nd * sizeof *mk);
+        ev = malloc(nd * sizeof *ev), mv = malloc(nd * sizeof *mv);
+        st = !ek || !mk || !ev || !mv ? kvq_fail(KVQ_ERR_OUT_OF_MEMORY, "no memory for the error bound over %u tokens",
+                                                 w.n_tokens)
+                                      : kvq_dequantize_term_magnitudes(keys, ek, mk);
+        if (st == KVQ_OK) st = kvq_dequantize_term_magnitudes(values, ev, mv);
+    }
+    if (st == KVQ_OK)
+        st = kvq_attention_bound_dense(&w, ek, mk, keys->scheme == KVQ_SCHEME_NUQ, ev, mv,
+                                       values->scheme == KVQ_SCHEME_NUQ, key_positions, rope, q, q_position, profile,
+                                       bound);
+    free(ek), free(mk), free(ev), free(mv);
     kvq_attention_work_free(&w);
     return st;
 }

@@ -52,6 +52,21 @@ kvq_status kvq_attention_prepare(const kvq_qtensor *keys, const kvq_qtensor *val
                                  const kvq_rope *rope, const float *q, uint32_t n_q, uint32_t q_position,
                                  const void *out, const char *out_name, kvq_attention_work *work);
 void kvq_attention_work_free(kvq_attention_work *work);
+/* S11.2-S11.3 from dequantized keys and values (arrays of n * d floats that
+ * *work takes over, freed with it, also on failure); key_positions may be
+ * NULL when rope is NULL or NONE (post-RoPE keys, S17.7). The arguments were
+ * checked by the caller. */
+kvq_status kvq_attention_prepare_dense(float *key_raw, float *value, uint32_t n_tokens, uint32_t head_dim,
+                                       const uint32_t *key_positions, const kvq_rope *rope, const float *q,
+                                       uint32_t n_q, uint32_t q_position, kvq_attention_work *work);
+/* S11.4: out[n_q][d] = fl32(sum_t p_t v_t), in double. */
+void kvq_attention_output(const kvq_attention_work *work, float *out);
+/* S12.3 (fp32) or S12.4: the bound from the work and, for the 16-bit
+ * profiles, the element magnitudes (ma arrays overwritten; unused at fp32). */
+kvq_status kvq_attention_bound_dense(const kvq_attention_work *w, double *k_ma, const double *k_mb, bool k_nuq,
+                                     double *v_ma, const double *v_mb, bool v_nuq, const uint32_t *key_positions,
+                                     const kvq_rope *rope, const float *q, uint32_t q_position,
+                                     kvq_attention_profile profile, float *bound);
 
 /* S4.4: qt is consistent (every rule S4.5 lists, and the finite-values rule);
  * check_slots: also fp16_slot, which the .kvqz writer ignores (it is not

@@ -24,7 +24,8 @@
  * The same sources build the correct plugin and variants with one realistic
  * bug each, so that tests/plugin_test.sh can show that the conformance runner
  * catches them. KVQ_PLUGIN_BREAK is set by CMake. Bugs 5-16 are those an
- * independent check found kvq conform blind to before spec 1.2.0 (issue 11). */
+ * independent check found kvq conform blind to before spec 1.2.0 (issue 11);
+ * 16-18 crash or hang, which the runner must survive and report (issue 14). */
 #define EX_BREAK_NONE 0
 #define EX_BREAK_TIES 1            /* decision points from parameters not yet rounded to fp16 (example_uniform.c) */
 #define EX_BREAK_OUTLIER 2         /* the last outlier of each group is not stored (example_quantize.c) */
@@ -42,6 +43,15 @@
 #define EX_BREAK_WIDE_ROPE 14      /* the RoPE pair index in 8 bits: head_dim above 512 (example_attention.c) */
 #define EX_BREAK_POSITIONS 15      /* default positions after explicit ones (example_cache.c) */
 #define EX_BREAK_CRASH 16          /* abort() on head_dim above 256 (example_quantize.c) */
+#define EX_BREAK_HANG 17           /* attention over 97 tokens waits forever (example_attention.c) */
+#define EX_BREAK_SEGV 18           /* cache_attend past 64 tokens reads through a NULL pointer (example_cache.c) */
+/* peer formats (S17, example_peer.c) */
+#define EX_BREAK_Q8_0_SCALE 19     /* q8_0 codes from the stored fp16 scale */
+#define EX_BREAK_Q4_0_NIBBLES 20   /* q4_0 packs elements 2i, 2i+1 in byte i */
+#define EX_BREAK_KIVI_SCALE 21     /* KIVI's range kept in fp32 */
+#define EX_BREAK_KIVI_RESIDUAL 22  /* KIVI keys keep the newest R tokens in fp16, as values do */
+#define EX_BREAK_FP8_NAN 23        /* fp8 NaN from 480 on (PyTorch's conversion), no saturation */
+#define EX_BREAK_FP8_K_SCALE 24    /* fp8 attention forgets the key scale */
 #ifndef KVQ_PLUGIN_BREAK
 #define KVQ_PLUGIN_BREAK EX_BREAK_NONE
 #endif
@@ -147,8 +157,25 @@ kvq_status ex_cache_view(ex_error *err, const kvq_backend_cache *cache, const kv
 void ex_cache_free(kvq_backend_cache *cache);
 
 /* ---- S9, S11: attention ------------------------------------------------- */
+/* S11.3-S11.4 in fp32 for one rotated query qr[d] over rotated keys k[n][d]
+ * and values v[n][d]; e: scratch for n weights; o[d]. fp16_weights: the bug
+ * of kvq_plugin_broken_weights_fp16 (false in every other build). */
+void ex_attend_one(const float *k, const float *v, size_t n, size_t d, const float *qr, float *e, bool fp16_weights,
+                   float *o);
 kvq_status ex_attention(ex_error *err, const kvq_qtensor *keys, const kvq_qtensor *values,
                         const uint32_t *key_positions, const kvq_rope *rope, const float *q, uint32_t n_q,
                         uint32_t q_position, float *out);
+
+/* ---- S17: peer formats -------------------------------------------------- */
+/* S17.1 checks of a configuration for n x d (`name` in messages). */
+kvq_status ex_peer_check(ex_error *err, const kvq_peer_config *config, uint32_t n, uint32_t d, const char *name);
+size_t ex_peer_bytes(const kvq_peer_config *config, uint32_t n, uint32_t d);
+kvq_status ex_peer_quantize(ex_error *err, const kvq_peer_config *config, const float *x, uint32_t n, uint32_t d,
+                            uint8_t *data);
+kvq_status ex_peer_dequantize(ex_error *err, const kvq_peer_config *config, const uint8_t *data, uint32_t n,
+                              uint32_t d, float *out);
+kvq_status ex_peer_attention(ex_error *err, const kvq_peer_config *key_config, const uint8_t *keys,
+                             const kvq_peer_config *value_config, const uint8_t *values, uint32_t n, uint32_t d,
+                             const float *q, uint32_t n_q, float *out);
 
 #endif /* KVQ_PLUGIN_EXAMPLE_H */

@@ -96,6 +96,34 @@ static kvq_status check_arguments(ex_error *err, const kvq_qtensor *keys, const 
     return ex_check_finite(err, q, (size_t)n_q * d, "q");
 }
 
+void ex_attend_one(const float *k, const float *v, size_t n, size_t d, const float *qr, float *e, bool fp16_weights,
+                   float *o)
+{
+    float sqrt_d = sqrtf((float)d); /* S12.3 allows dividing by fl32(sqrt(d)) */
+    /* S11.3 in fp32: scores, the maximum, exp of the shifted scores. */
+    float max = -INFINITY;
+    for (size_t t = 0; t < n; t++) {
+        float dot = 0.0f;
+        for (size_t i = 0; i < d; i++) dot += qr[i] * k[t * d + i];
+        e[t] = dot / sqrt_d;
+        if (e[t] > max) max = e[t];
+    }
+    float sum = 0.0f;
+    for (size_t t = 0; t < n; t++) {
+        e[t] = expf(e[t] - max); /* in (0, 1]: no overflow */
+        /* BUG (kvq_plugin_broken_weights_fp16, when its caller asks): the fast path keeps the
+         * weights in fp16 (a half-precision P tile): 2^-11 relative error each, far above what
+         * S12.3 allows. */
+        if (fp16_weights) e[t] = ex_fp16_to_fp32(ex_fp16_nearest(e[t]));
+        sum += e[t];
+    }
+    /* S11.4: the weighted sum of the values, divided once at the end. */
+    for (size_t j = 0; j < d; j++) o[j] = 0.0f;
+    for (size_t t = 0; t < n; t++)
+        for (size_t j = 0; j < d; j++) o[j] += e[t] * v[t * d + j];
+    for (size_t j = 0; j < d; j++) o[j] /= sum;
+}
+
 kvq_status ex_attention(ex_error *err, const kvq_qtensor *keys, const kvq_qtensor *values,
                         const uint32_t *key_positions, const kvq_rope *rope, const float *q, uint32_t n_q,
                         uint32_t q_position, float *out)
@@ -103,6 +131,16 @@ kvq_status ex_attention(ex_error *err, const kvq_qtensor *keys, const kvq_qtenso
     kvq_status st = check_arguments(err, keys, values, key_positions, rope, q, n_q, q_position, out);
     if (st != KVQ_OK) return st;
     size_t n = keys->n_tokens, d = keys->head_dim;
+#if KVQ_PLUGIN_BREAK == EX_BREAK_HANG
+    /* BUG (kvq_plugin_broken_hang): a wait for a tile counter that only a
+     * second (never started) worker would advance, on one context size. The
+     * call never returns; the runner must kill it after --timeout and go on. */
+    if (n == 97) {
+        volatile unsigned tiles_done = 0;
+        while (tiles_done < 1u) {
+        }
+    }
+#endif
     float *k = malloc(n * d * sizeof *k);
     float *v = malloc(n * d * sizeof *v);
     float *qr = malloc(d * sizeof *qr);
@@ -142,35 +180,14 @@ kvq_status ex_attention(ex_error *err, const kvq_qtensor *keys, const kvq_qtenso
 #endif
     for (size_t t = 0; t < n; t++) rope_rotate(rope, (uint32_t)d, key_positions[t], k + t * d);
 
-    float sqrt_d = sqrtf((float)d); /* S12.3 allows dividing by fl32(sqrt(d)) */
     for (uint32_t h = 0; h < n_q; h++) {
         memcpy(qr, q + (size_t)h * d, d * sizeof *qr);
         rope_rotate(rope, (uint32_t)d, q_position, qr);
-        /* S11.3 in fp32: scores, the maximum, exp of the shifted scores. */
-        float max = -INFINITY;
-        for (size_t t = 0; t < n; t++) {
-            float dot = 0.0f;
-            for (size_t i = 0; i < d; i++) dot += qr[i] * k[t * d + i];
-            e[t] = dot / sqrt_d;
-            if (e[t] > max) max = e[t];
-        }
-        float sum = 0.0f;
-        for (size_t t = 0; t < n; t++) {
-            e[t] = expf(e[t] - max); /* in (0, 1]: no overflow */
 #if KVQ_PLUGIN_BREAK == EX_BREAK_WEIGHTS_FP16
-            /* BUG (kvq_plugin_broken_weights_fp16): the fast path keeps the
-             * weights in fp16 (a half-precision P tile): 2^-11 relative
-             * error each, far above what S12.3 allows. */
-            if (fast) e[t] = ex_fp16_to_fp32(ex_fp16_nearest(e[t]));
+        ex_attend_one(k, v, n, d, qr, e, fast, result + (size_t)h * d);
+#else
+        ex_attend_one(k, v, n, d, qr, e, false, result + (size_t)h * d);
 #endif
-            sum += e[t];
-        }
-        /* S11.4: the weighted sum of the values, divided once at the end. */
-        float *o = result + (size_t)h * d;
-        for (size_t j = 0; j < d; j++) o[j] = 0.0f;
-        for (size_t t = 0; t < n; t++)
-            for (size_t j = 0; j < d; j++) o[j] += e[t] * v[t * d + j];
-        for (size_t j = 0; j < d; j++) o[j] /= sum;
     }
     memcpy(out, result, (size_t)n_q * d * sizeof *out);
     free(k), free(v), free(qr), free(e), free(result);

@@ -8,6 +8,7 @@
  *    values in channel groups, calibrated and online keys (outliers or
  *    clamping beyond the range), outliers, sinks, the token policy, RoPE
  *    half/interleaved/none, a cache, host memory; no NUQ (L2 is skipped);
+ *    every peer format of S17 (ggml q8_0/q4_0, KIVI, fp8 e4m3) through the peer slots;
  *  - every failure returns the spec's status (S13) and leaves a message for
  *    last_error; no output is written on failure;
  *  - tensors are opaque to the caller: here they are qtensors in host memory,
@@ -94,6 +95,10 @@ static kvq_status ex_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps)
         /* S12.4: this example computes attention in fp32, so it is judged by S12.3's bound. */
         .attention_profiles = 1u << KVQ_PROFILE_FP32,
         .attention_profile = KVQ_PROFILE_FP32,
+        /* S17: every peer format, quantize, dequantize and attention (example_peer.c) */
+        .peer_formats = (1u << KVQ_PEER_Q8_0) | (1u << KVQ_PEER_Q4_0) | (1u << KVQ_PEER_KIVI) |
+                        (1u << KVQ_PEER_FP8_E4M3),
+        .peer_ops = KVQ_BACKEND_OP_QUANTIZE | KVQ_BACKEND_OP_DEQUANTIZE | KVQ_BACKEND_OP_ATTENTION,
     };
     *caps = c;
     return KVQ_OK;
@@ -276,13 +281,41 @@ static void ex_cache_free_slot(kvq_backend_context *ctx, kvq_backend_cache *cach
     ex_cache_free(cache);
 }
 
+/* ---- S17: peer formats (example_peer.c) ------------------------------------------ */
+
+static kvq_status ex_peer_quantize_slot(kvq_backend_context *ctx, const kvq_peer_config *config, const float *x_host,
+                                        uint32_t n_tokens, uint32_t head_dim, uint8_t *data_host)
+{
+    if (ctx == NULL) return KVQ_ERR_NULL_ARGUMENT;
+    return ex_peer_quantize(&ctx->err, config, x_host, n_tokens, head_dim, data_host);
+}
+
+static kvq_status ex_peer_dequantize_slot(kvq_backend_context *ctx, const kvq_peer_config *config,
+                                          const uint8_t *data_host, uint32_t n_tokens, uint32_t head_dim,
+                                          float *out_host)
+{
+    if (ctx == NULL) return KVQ_ERR_NULL_ARGUMENT;
+    return ex_peer_dequantize(&ctx->err, config, data_host, n_tokens, head_dim, out_host);
+}
+
+static kvq_status ex_peer_attention_slot(kvq_backend_context *ctx, const kvq_peer_config *key_config,
+                                         const uint8_t *keys_host, const kvq_peer_config *value_config,
+                                         const uint8_t *values_host, uint32_t n_tokens, uint32_t head_dim,
+                                         const float *q_host, uint32_t n_q, float *out_host)
+{
+    if (ctx == NULL) return KVQ_ERR_NULL_ARGUMENT;
+    return ex_peer_attention(&ctx->err, key_config, keys_host, value_config, values_host, n_tokens, head_dim, q_host,
+                             n_q, out_host);
+}
+
 /* ---- the table ---------------------------------------------------------------- */
 
 static const kvq_backend_api example_api = {
     .abi_version = KVQ_BACKEND_ABI_VERSION,
     .struct_size = sizeof(kvq_backend_api),
     .name = EX_NAME,
-    .description = "example third-party plugin (tests/plugin): uniform codes, fp32 attention, a cache, no NUQ",
+    .description = "example third-party plugin (tests/plugin): uniform codes, fp32 attention, a cache, no NUQ, "
+                   "peer formats",
     .list_devices = ex_list_devices,
     .open = ex_open,
     .close = ex_close,
@@ -304,6 +337,9 @@ static const kvq_backend_api example_api = {
     .cache_attend = ex_cache_attend_slot,
     .cache_view = ex_cache_view_slot,
     .cache_free = ex_cache_free_slot,
+    .peer_quantize = ex_peer_quantize_slot,
+    .peer_dequantize = ex_peer_dequantize_slot,
+    .peer_attention_decode = ex_peer_attention_slot,
 };
 
 /* The one exported symbol. A plugin built against another ABI version

@@ -188,6 +188,16 @@ kvq_status ex_cache_attend(ex_error *err, kvq_backend_cache *c, const kvq_rope *
 {
     if (c == NULL) return ex_fail(err, KVQ_ERR_NULL_ARGUMENT, "cache is NULL");
     if (c->length == 0) return ex_fail(err, KVQ_ERR_ZERO_SIZE, "the cache is empty");
+#if KVQ_PLUGIN_BREAK == EX_BREAK_SEGV
+    /* BUG (kvq_plugin_broken_segv): a page table of 64 tokens that is never
+     * grown, read through its (NULL) overflow pointer once the cache is longer:
+     * SIGSEGV. The runner must report the case and go on, with a new worker
+     * under --isolation worker. */
+    if (c->length > 64) {
+        float *volatile overflow_page = NULL;
+        out[0] = overflow_page[c->length - 64];
+    }
+#endif
     return ex_attention(err, &c->tensor[0]->qt, &c->tensor[1]->qt, c->positions, rope, q, n_q, q_position, out);
 }
 

@@ -9,6 +9,7 @@
 #include "check_outputs.h"
 
 #include "golden_cases.h"
+#include "peer_models.h"
 #include "run.h"
 
 #include <stdlib.h>
@@ -18,16 +19,19 @@ static const char *const tensor_fields[] = {"precision", "params", "codes", "fp1
                                             "outlier_index", "outlier_value", "dequantized"};
 enum { N_TENSOR_FIELDS = 8 };
 
-/* Presence and size of the files of labels; false (diag filled) if any is
- * missing or has another size than the golden one. */
+/* Presence and size of the files of labels; false (r->diag filled) if any is
+ * missing or has another size than the golden one. With --only-present, a
+ * case none of whose files is there is skipped instead (false, r a skip). */
 static bool files_present(const conform_run *run, const manifest_case *c, const char *const *labels, size_t n,
-                          conform_diag *d)
+                          conform_result *r)
 {
+    conform_diag *d = &r->diag;
     char missing[640] = "";
-    size_t n_missing = 0;
+    size_t n_missing = 0, n_files = 0;
     for (size_t i = 0; i < n; i++) {
         const manifest_file *f = manifest_case_file(c, labels[i]);
         if (f == NULL || f->file == NULL) continue;
+        n_files++;
         if (!manifest_file_exists(run->outputs_dir, f->file)) {
             size_t used = strlen(missing);
             if (used + 1 < sizeof missing)
@@ -48,6 +52,11 @@ static bool files_present(const conform_run *run, const manifest_case *c, const 
         golden_array_free(&a);
     }
     if (n_missing == 0) return true;
+    if (run->only_present && n_missing == n_files) {
+        result_skip(r, "not handed in: none of the case's output files is in the directory (--only-present)");
+        result_note(r, "expected %s", missing);
+        return false;
+    }
     diag_at(d, "missing files", -1, "%s", run->outputs_dir);
     diag_got(d, "%zu of %zu output files missing", n_missing, n);
     diag_expected(d, "every output file of the case");
@@ -99,7 +108,7 @@ static bool judge_tensor_files(const conform_run *run, const manifest_case *c, c
 static bool check_pack(const conform_run *run, const manifest_case *c, conform_result *r)
 {
     static const char *const labels[] = {"packed"};
-    if (!files_present(run, c, labels, 1, &r->diag)) return false;
+    if (!files_present(run, c, labels, 1, r)) return false;
     pack_model m;
     golden_array got;
     memset(&got, 0, sizeof got);
@@ -118,7 +127,7 @@ static bool check_pack(const conform_run *run, const manifest_case *c, conform_r
 static bool check_groups(const conform_run *run, const manifest_case *c, quantize_model *m, conform_result *r)
 {
     static const char *const labels[] = {"params", "codes", "decoded"};
-    if (!files_present(run, c, labels, 3, &r->diag)) return false;
+    if (!files_present(run, c, labels, 3, r)) return false;
     golden_array params, codes;
     char error[512];
     if (!golden_array_load(run->outputs_dir, manifest_case_file(c, "params"), &params, error, sizeof error)) return false;
@@ -177,7 +186,7 @@ static bool check_groups(const conform_run *run, const manifest_case *c, quantiz
 static bool check_outlier_row(const conform_run *run, const manifest_case *c, int row, conform_result *r)
 {
     static const char *const labels[] = {"is_outlier"};
-    if (!files_present(run, c, labels, 1, &r->diag)) return false;
+    if (!files_present(run, c, labels, 1, r)) return false;
     const manifest_file *f = manifest_case_file(c, "is_outlier");
     golden_array expected, got;
     char error[512];
@@ -212,7 +221,7 @@ static bool check_quantize(const conform_run *run, const conform_unit *u, confor
         const char *pointers[N_TENSOR_FIELDS];
         tensor_labels(prefix, labels, pointers);
         qt_judgement j = {0, false};
-        ok = files_present(run, c, pointers, N_TENSOR_FIELDS, &r->diag) &&
+        ok = files_present(run, c, pointers, N_TENSOR_FIELDS, r) &&
              judge_tensor_files(run, c, prefix, &m.labels, m.expected, m.x, &j, &r->diag);
         r->boundary_accepted += j.boundary_accepted;
         if (ok && j.codes_differ)
@@ -254,7 +263,7 @@ static bool own_attention_tensors(const conform_run *run, const manifest_case *c
 static bool check_attention(const conform_run *run, const manifest_case *c, conform_result *r)
 {
     static const char *const labels[] = {"out"};
-    if (!files_present(run, c, labels, 1, &r->diag)) return false;
+    if (!files_present(run, c, labels, 1, r)) return false;
     attention_model m;
     if (!golden_attention_model(run->golden_dir, c, run->profile, &m, &r->diag)) {
         attention_model_free(&m);
@@ -298,7 +307,7 @@ static bool check_cache(const conform_run *run, const manifest_case *c, conform_
     labels[0] = "out";
     tensor_labels("final_k", klabels, labels + 1);
     tensor_labels("final_v", vlabels, labels + 1 + N_TENSOR_FIELDS);
-    if (!files_present(run, c, labels, 1 + 2 * N_TENSOR_FIELDS, &r->diag)) return false;
+    if (!files_present(run, c, labels, 1 + 2 * N_TENSOR_FIELDS, r)) return false;
     cache_model m;
     if (!golden_cache_model(run->golden_dir, c, run->profile, &m, &r->diag)) {
         cache_model_free(&m);
@@ -331,6 +340,63 @@ static bool check_cache(const conform_run *run, const manifest_case *c, conform_
     return ok;
 }
 
+/* S17: a peer tensor's bytes (data) under S17.6 and its dequantized values, exact given those bytes. */
+static bool check_peer_quantize(const conform_run *run, const manifest_case *c, conform_result *r)
+{
+    static const char *const labels[] = {"data", "dequantized"};
+    if (!files_present(run, c, labels, 2, r)) return false;
+    peer_quantize_model m;
+    uint8_t *got = NULL;
+    size_t bytes = 0;
+    float *deq = NULL, *own = NULL;
+    bool ok = golden_peer_quantize_model(run->golden_dir, c, &m, &r->diag) &&
+              golden_bytes_load(run->outputs_dir, c, "data", &got, &bytes, &r->diag, NULL, 0);
+    if (ok) snprintf(r->what, sizeof r->what, "%s", m.what);
+    uint32_t accepted = 0;
+    ok = ok && judge_peer_tensor(&m, got, &accepted, &r->diag);
+    r->boundary_accepted += accepted;
+    size_t count = (size_t)m.n_tokens * m.head_dim;
+    if (ok) {
+        own = malloc(count * sizeof *own);
+        kvq_status st = own != NULL ? kvq_peer_dequantize(&m.config, got, m.n_tokens, m.head_dim, own)
+                                    : KVQ_ERR_OUT_OF_MEMORY;
+        if (st != KVQ_OK) {
+            ok = false;
+            diag_at(&r->diag, "data", -1, "the file");
+            diag_got(&r->diag, "%s", kvq_status_name(st));
+            diag_expected(&r->diag, "a tensor kvq_peer_dequantize reads");
+            diag_explain(&r->diag, "%s", kvq_last_error());
+        }
+    }
+    ok = ok && golden_floats_load(run->outputs_dir, c, "dequantized", count, &deq, &r->diag, NULL, 0) &&
+         judge_floats_exact("dequantized", own, deq, count, m.head_dim, "token", "channel", &r->diag);
+    if (ok && accepted > 0) result_note(r, "%u codes or scales differ at boundaries (S17.6)", accepted);
+    free(got);
+    free(deq);
+    free(own);
+    peer_quantize_model_free(&m);
+    return ok;
+}
+
+/* S17.7: the attention output over the golden k_data, v_data. */
+static bool check_peer_attention(const conform_run *run, const manifest_case *c, conform_result *r)
+{
+    static const char *const labels[] = {"out"};
+    if (!files_present(run, c, labels, 1, r)) return false;
+    peer_attention_model m;
+    float *out = NULL;
+    double worst = 0.0;
+    bool ok = golden_peer_attention_model(run->golden_dir, c, run->profile, &m, &r->diag);
+    size_t count = (size_t)m.n_q * m.head_dim;
+    if (ok) snprintf(r->what, sizeof r->what, "%s", m.what);
+    ok = ok && golden_floats_load(run->outputs_dir, c, "out", count, &out, &r->diag, NULL, 0) &&
+         judge_bounded("out", m.expected, out, m.bound, count, m.head_dim, "query head", "channel", &worst, &r->diag);
+    r->attention_ratio = worst;
+    free(out);
+    peer_attention_model_free(&m);
+    return ok;
+}
+
 void check_outputs_unit(conform_run *run, const conform_unit *u, conform_result *r)
 {
     const manifest_case *c = u->golden;
@@ -340,7 +406,9 @@ void check_outputs_unit(conform_run *run, const conform_unit *u, conform_result 
     case UNIT_QUANTIZE: ok = check_quantize(run, u, r); break;
     case UNIT_ATTENTION: ok = check_attention(run, c, r); break;
     case UNIT_CACHE: ok = check_cache(run, c, r); break;
+    case UNIT_PEER_QUANTIZE: ok = check_peer_quantize(run, c, r); break;
+    case UNIT_PEER_ATTENTION: ok = check_peer_attention(run, c, r); break;
     default: return;
     }
-    if (!ok) result_fail(r);
+    if (!ok && r->outcome != CONFORM_SKIP) result_fail(r);
 }

@@ -24,8 +24,14 @@
 enum { CONFORM_LEVELS = 6 };
 const char *conform_level_title(int level); /* e.g. "packing" for 0 */
 
-typedef enum conform_outcome { CONFORM_PASS, CONFORM_FAIL, CONFORM_SKIP } conform_outcome;
-const char *conform_outcome_name(conform_outcome outcome); /* "pass", "fail", "skip" */
+/* Which formats a run judges (--format): kvq's own and each peer format (bit f: kvq_peer_format f, S17). */
+enum { FORMAT_KVQ = 1u << KVQ_PEER_FORMAT_COUNT, FORMAT_ALL = (FORMAT_KVQ << 1) - 1u };
+
+/* ERROR: the case did not finish (its process died by a signal, hung past
+ * --timeout, or exited without a result); its diag says which. It counts
+ * like a failure, and JUnit reports it as <error>. */
+typedef enum conform_outcome { CONFORM_PASS, CONFORM_FAIL, CONFORM_SKIP, CONFORM_ERROR } conform_outcome;
+const char *conform_outcome_name(conform_outcome outcome); /* "pass", "fail", "skip", "error" */
 
 /* The first failure found in a case, with enough to find it again. */
 typedef struct conform_diag {
@@ -97,6 +103,21 @@ __attribute__((format(printf, 2, 3)))
 void result_note(conform_result *r, const char *format, ...);
 /* Marks the result failed (the caller filled r->diag). */
 void result_fail(conform_result *r);
+/* Marks the result an error: the case's process died or hung (field "crash"
+ * or "timeout", got: what happened, detail: the explanation). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+void result_error(conform_result *r, const char *field, const char *got, const char *detail_format, ...);
+
+/* The backend as the reports name it, filled by the process that opened it
+ * (the runner itself, or its worker process, isolate.h). */
+typedef struct conform_backend_info {
+    char name[64];
+    char description[256];
+    char device[256];
+    bool has_batch;           /* attention_decode_batch is present */
+} conform_backend_info;
 
 /* Everything about one `kvq conform` run. */
 typedef struct conform_run {
@@ -104,6 +125,7 @@ typedef struct conform_run {
     const kvq_backend_api *api;
     kvq_backend_context *ctx;
     kvq_backend_caps caps;
+    conform_backend_info backend; /* name, description, device (reports) */
     const char *backend_arg;  /* as given to --backend, for replay commands */
     const char *outputs_dir;  /* --check-outputs DIR, or NULL */
     int32_t platform, device; /* -1: the backend's default */
@@ -117,8 +139,16 @@ typedef struct conform_run {
     kvq_attention_profile profile; /* S12.4: the profile attention is judged at */
     bool profile_given;            /* --profile (else the backend's declared profile, or fp32) */
 
+    bool only_present;             /* --check-outputs --only-present: cases without files are skipped */
+    uint32_t formats;              /* --format: FORMAT_* bits (default FORMAT_KVQ) */
+    int required_level;            /* --require-level L (-1: none): every case of L0..L must pass */
+    bool fail_on_skip;             /* --fail-on-skip: a skipped case fails the run */
+
     conform_result *results;
     size_t n_results, results_capacity;
+    size_t n_selected;        /* cases the run will execute (the reports say how many ran) */
+    bool interrupted;         /* stopped by a signal before every selected case ran */
+    bool finished;            /* every selected case ran (the reports are final) */
     char **reference_only;    /* golden cases that are not backend operations */
     size_t n_reference_only;
 } conform_run;
@@ -127,6 +157,9 @@ typedef struct conform_run {
 bool run_add_result(conform_run *run, const conform_result *r);
 bool run_add_reference_only(conform_run *run, const char *name);
 void run_free_results(conform_run *run);
+
+/* A level's title in this run's reports: peer formats share L1 and L4 with kvq's own cases. */
+const char *run_level_title(const conform_run *run, int level);
 
 /* The backend's last_error, or "" when it has none. */
 const char *run_backend_error(const conform_run *run);

@@ -18,12 +18,21 @@ const char *conform_level_title(int level)
     return level >= 0 && level < CONFORM_LEVELS ? level_titles[level] : "?";
 }
 
+const char *run_level_title(const conform_run *run, int level)
+{
+    bool kvq = (run->formats & FORMAT_KVQ) != 0, peers = (run->formats & (FORMAT_KVQ - 1u)) != 0;
+    if (!peers || (level != 1 && level != 4)) return conform_level_title(level);
+    if (!kvq) return level == 1 ? "peer quantize" : "peer attention";
+    return level == 1 ? "uniform, peer quantize" : "attention, peer attention";
+}
+
 const char *conform_outcome_name(conform_outcome outcome)
 {
     switch (outcome) {
     case CONFORM_PASS: return "pass";
     case CONFORM_FAIL: return "fail";
     case CONFORM_SKIP: return "skip";
+    case CONFORM_ERROR: return "error";
     }
     return "?";
 }
@@ -153,6 +162,18 @@ void result_note(conform_result *r, const char *format, ...)
 }
 
 void result_fail(conform_result *r) { r->outcome = CONFORM_FAIL; }
+
+void result_error(conform_result *r, const char *field, const char *got, const char *detail_format, ...)
+{
+    r->outcome = CONFORM_ERROR;
+    diag_at(&r->diag, field, -1, "the case's process");
+    diag_got(&r->diag, "%s", got);
+    diag_expected(&r->diag, "a result");
+    va_list args;
+    va_start(args, detail_format);
+    vsnprintf(r->diag.detail, sizeof r->diag.detail, detail_format, args);
+    va_end(args);
+}
 
 bool run_add_result(conform_run *run, const conform_result *r)
 {

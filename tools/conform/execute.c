@@ -6,6 +6,7 @@
 
 #include "check_outputs.h"
 #include "golden_cases.h"
+#include "peer_models.h"
 #include "random_cases.h"
 #include "run.h"
 
@@ -66,6 +67,24 @@ static void golden_unit(conform_run *run, const conform_unit *u, conform_result 
         else
             result_fail(r);
         cache_model_free(&m);
+        break;
+    }
+    case UNIT_PEER_QUANTIZE: {
+        peer_quantize_model m;
+        if (golden_peer_quantize_model(dir, u->golden, &m, &r->diag))
+            run_peer_quantize(run, &m, r);
+        else
+            result_fail(r);
+        peer_quantize_model_free(&m);
+        break;
+    }
+    case UNIT_PEER_ATTENTION: {
+        peer_attention_model m;
+        if (golden_peer_attention_model(dir, u->golden, run->profile, &m, &r->diag))
+            run_peer_attention(run, &m, r);
+        else
+            result_fail(r);
+        peer_attention_model_free(&m);
         break;
     }
     default: break;
@@ -132,6 +151,27 @@ static void random_unit(conform_run *run, const conform_unit *u, conform_result 
         cache_model_free(&m);
         break;
     }
+    case UNIT_PEER_QUANTIZE: {
+        peer_quantize_model m;
+        if (random_peer_quantize(random_peer_case_seed(run->seed, u->level, u->index, u->format),
+                                 (kvq_peer_format)u->format, &m, error, sizeof error))
+            run_peer_quantize(run, &m, r);
+        else
+            generator_failed(r, error);
+        peer_quantize_model_free(&m);
+        break;
+    }
+    case UNIT_PEER_ATTENTION: {
+        peer_attention_model m;
+        if (random_peer_attention(random_peer_case_seed(run->seed, u->level, u->index, u->format),
+                                  (kvq_peer_format)u->format, run->max_context, u->index == 0, run->profile, &m,
+                                  error, sizeof error))
+            run_peer_attention(run, &m, r);
+        else
+            generator_failed(r, error);
+        peer_attention_model_free(&m);
+        break;
+    }
     default: break;
     }
 }
@@ -146,6 +186,8 @@ void execute_unit(conform_run *run, const conform_unit *u, conform_result *r)
         golden_unit(run, u, r);
     else if (u->source == SOURCE_RANDOM)
         random_unit(run, u, r);
+    else if (u->kind == UNIT_PEER_ERROR)
+        run_peer_error(run, (kvq_peer_format)u->format, u->part, r);
     else
         run_abi_error(run, u->part, r);
     r->seconds = now_seconds() - start;

@@ -69,6 +69,16 @@ bool golden_floats_load(const char *dir, const manifest_case *c, const char *lab
     return true;
 }
 
+bool golden_bytes_load(const char *dir, const manifest_case *c, const char *label, uint8_t **out, size_t *bytes,
+                       conform_diag *d, char *note, size_t note_size)
+{
+    golden_array a;
+    if (!load_array(dir, c, label, MANIFEST_U8, &a, d, note, note_size)) return false;
+    *out = a.data; /* ownership moves to the caller */
+    *bytes = a.count;
+    return true;
+}
+
 static bool name_is(const char *s, const char *name) { return s != NULL && strcmp(s, name) == 0; }
 
 bool golden_config(const json_value *params, const json_value *policy, kvq_role role, kvq_head_config *config,

@@ -31,6 +31,10 @@ bool golden_qtensor_load(const char *dir, const manifest_case *c, const char *pr
 bool golden_floats_load(const char *dir, const manifest_case *c, const char *label, size_t count, float **out,
                         conform_diag *d, char *note, size_t note_size);
 
+/* One u8 array file of c (any length; copied into a new buffer). */
+bool golden_bytes_load(const char *dir, const manifest_case *c, const char *label, uint8_t **out, size_t *bytes,
+                       conform_diag *d, char *note, size_t note_size);
+
 /* The head configuration described by golden params (S4; cases_heads.c):
  * members role (or the given role), scheme, bits, codebook, key_mode,
  * group_size, outlier_ppm, and the policy object. */

@@ -60,6 +60,8 @@ static void note_running(const char *name, int level)
     crash_length = n < 0 ? 0 : n >= (int)sizeof crash_line ? (int)sizeof crash_line - 1 : n;
 }
 
+void progress_forget_case(void) { crash_length = 0; }
+
 void progress_start(progress *p, size_t total, bool quiet)
 {
     p->enabled = !quiet;

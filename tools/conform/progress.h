@@ -22,6 +22,9 @@ void progress_start(progress *p, size_t total, bool quiet);
 /* Before a case starts (name and level shown, and remembered for a crash);
  * failed counts failures so far. */
 void progress_case(progress *p, const char *name, int level, size_t failed);
+/* In a child process that runs cases for the runner: the fatal-signal line
+ * is the runner's to report, so the child's handler stays silent. */
+void progress_forget_case(void);
 /* Clears the terminal line; prints nothing else. */
 void progress_end(progress *p);
 

@@ -10,25 +10,34 @@
 
 /* Totals of one level. */
 typedef struct level_summary {
-    size_t cases, passed, failed, skipped;
+    size_t cases, passed, failed, skipped, errors;
     uint64_t boundary_accepted;
     double worst_attention_ratio; /* -1 when the level judged no attention output */
-    const conform_result *first_failure;
+    const conform_result *first_failure; /* the first failed or errored case */
 } level_summary;
 
 void summarize_level(const conform_run *run, int level, level_summary *out);
 
-/* Header lines (backend, device, caps, seed, golden set). `device` may be NULL. */
-void report_header(FILE *out, const conform_run *run, const char *device, const char *golden_spec_version,
-                   size_t golden_cases);
-/* One line per failed case, printed as the run goes. */
+/* --require-level and --fail-on-skip: whether the results so far meet them;
+ * when not, `why` says which level or skip stands in the way. */
+bool requirements_met(const conform_run *run, int level_low, int level_high, char *why, size_t why_size);
+
+/* Header lines (backend, device, caps, seed, golden set). */
+void report_header(FILE *out, const conform_run *run, const char *golden_spec_version, size_t golden_cases);
+/* One line per failed (FAIL) or unfinished (ERROR) case, printed as the run goes. */
 void report_failure_line(FILE *out, const conform_result *r);
 /* The table, skipped reasons, reference-only cases and first failures. */
 void report_summary(FILE *out, const conform_run *run, int level_low, int level_high);
 /* The full diagnostic of one failure (several lines). */
-void report_diagnostic(FILE *out, const conform_result *r);
+void report_diagnostic(FILE *out, const conform_run *run, const conform_result *r);
 
-bool report_json(const char *path, const conform_run *run, const char *device, int level_low, int level_high);
+/* Both write PATH.tmp and rename it over PATH, so PATH is always a complete
+ * document: the runner rewrites them after every case, and a run that is
+ * interrupted leaves reports of what ran ("complete": false). */
+/* Writes `write`'s document to PATH.tmp and renames it to PATH (the shared part of the two). */
+bool report_replace_file(const char *path, bool (*write)(FILE *out, const conform_run *run, int low, int high),
+                         const conform_run *run, int low, int high);
+bool report_json(const char *path, const conform_run *run, int level_low, int level_high);
 bool report_junit(const char *path, const conform_run *run, int level_low, int level_high);
 
 #endif

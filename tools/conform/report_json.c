@@ -5,6 +5,7 @@
 #include "json_write.h"
 #include "report.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static void bit_list(FILE *out, uint32_t mask, uint32_t low, uint32_t high)
@@ -35,13 +36,13 @@ static void name_list(FILE *out, uint32_t mask, const char *const *names, uint32
 static void write_caps(FILE *out, const kvq_backend_caps *c)
 {
     static const char *const ops[] = {"PACK", "QUANTIZE", "DEQUANTIZE", "ATTENTION", "CACHE"};
-    static const char *const features[] = {"OUTLIERS", "SINKS", "POLICY", "GROUPS"};
+    static const char *const features[] = {"OUTLIERS", "SINKS", "POLICY", "GROUPS", "CLAMP"};
     static const char *const modes[] = {"calibrated", "online"};
     static const char *const pairings[] = {"none", "half", "interleaved"};
     fputs("{\"ops\": ", out);
     name_list(out, c->ops, ops, 5);
     fputs(", \"features\": ", out);
-    name_list(out, c->features, features, 4);
+    name_list(out, c->features, features, 5);
     fputs(", \"uniform_bits\": ", out);
     bit_list(out, c->uniform_bits, 2, 8);
     fputs(", \"nuq_bits\": ", out);
@@ -84,7 +85,7 @@ static void write_result(FILE *out, const conform_result *r)
     else
         fputs("null", out);
     member(out, "replay", r->replay, true);
-    if (r->outcome == CONFORM_FAIL) {
+    if (r->outcome == CONFORM_FAIL || r->outcome == CONFORM_ERROR) {
         const conform_diag *d = &r->diag;
         fputs(", \"failure\": {", out);
         member(out, "field", d->field, false);
@@ -103,23 +104,21 @@ static void write_result(FILE *out, const conform_result *r)
     fputc('}', out);
 }
 
-bool report_json(const char *path, const conform_run *run, const char *device, int low, int high)
+static bool write_json(FILE *out, const conform_run *run, int low, int high)
 {
-    FILE *out = fopen(path, "w");
-    if (out == NULL) return false;
-    fputs("{\n  \"format\": \"kvq-conform-report\", \"format_version\": 1", out);
+    fputs("{\n  \"format\": \"kvq-conform-report\", \"format_version\": 2", out);
     member(out, "spec_version", KVQ_SPEC_VERSION_STRING, true);
     fputs(",\n  \"backend\": ", out);
     if (run->outputs_dir != NULL) {
         fputs("null", out);
     } else {
         fputc('{', out);
-        member(out, "name", run->api->name, false);
-        member(out, "description", run->api->description != NULL ? run->api->description : "", true);
-        member(out, "device", device != NULL ? device : "", true);
+        member(out, "name", run->backend.name, false);
+        member(out, "description", run->backend.description, true);
+        member(out, "device", run->backend.device, true);
         fputs(", \"caps\": ", out);
         write_caps(out, &run->caps);
-        fprintf(out, ", \"attention_decode_batch\": %s}", run->api->attention_decode_batch != NULL ? "true" : "false");
+        fprintf(out, ", \"attention_decode_batch\": %s}", run->backend.has_batch ? "true" : "false");
     }
     fputs(",\n  \"outputs_dir\": ", out);
     if (run->outputs_dir != NULL)
@@ -136,12 +135,12 @@ bool report_json(const char *path, const conform_run *run, const char *device, i
     for (int level = low; level <= high; level++) {
         level_summary s;
         summarize_level(run, level, &s);
-        passed = passed && s.failed == 0;
+        passed = passed && s.failed == 0 && s.errors == 0;
         fprintf(out, "    {\"level\": %d", level);
-        member(out, "title", conform_level_title(level), true);
-        fprintf(out, ", \"cases\": %zu, \"passed\": %zu, \"failed\": %zu, \"skipped\": %zu, "
+        member(out, "title", run_level_title(run, level), true);
+        fprintf(out, ", \"cases\": %zu, \"passed\": %zu, \"failed\": %zu, \"skipped\": %zu, \"errors\": %zu, "
                      "\"boundary_codes_accepted\": %llu, \"worst_attention_ratio\": ",
-                s.cases, s.passed, s.failed, s.skipped, (unsigned long long)s.boundary_accepted);
+                s.cases, s.passed, s.failed, s.skipped, s.errors, (unsigned long long)s.boundary_accepted);
         if (s.worst_attention_ratio >= 0.0)
             json_put_double(out, s.worst_attention_ratio);
         else
@@ -166,7 +165,24 @@ bool report_json(const char *path, const conform_run *run, const char *device, i
         if (i > 0) fputs(", ", out);
         json_put_string(out, run->reference_only[i]);
     }
-    fprintf(out, "],\n  \"passed\": %s\n}\n", passed ? "true" : "false");
-    bool ok = !ferror(out);
-    return fclose(out) == 0 && ok;
+    char why[512];
+    bool met = requirements_met(run, low, high, why, sizeof why);
+    fprintf(out, "],\n  \"cases_selected\": %zu, \"cases_run\": %zu, \"complete\": %s, \"interrupted\": %s,\n",
+            run->n_selected, run->n_results, run->finished ? "true" : "false", run->interrupted ? "true" : "false");
+    fputs("  \"required_level\": ", out);
+    if (run->required_level >= 0)
+        fprintf(out, "%d", run->required_level);
+    else
+        fputs("null", out);
+    fprintf(out, ", \"fail_on_skip\": %s, \"requirements_met\": %s, \"requirements_detail\": ",
+            run->fail_on_skip ? "true" : "false", met ? "true" : "false");
+    json_put_string(out, why);
+    /* passed: every case that ran passed or was skipped, the requirements hold and the run is complete */
+    fprintf(out, ",\n  \"passed\": %s\n}\n", passed && met && run->finished ? "true" : "false");
+    return !ferror(out);
+}
+
+bool report_json(const char *path, const conform_run *run, int low, int high)
+{
+    return report_replace_file(path, write_json, run, low, high);
 }

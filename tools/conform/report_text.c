@@ -17,29 +17,64 @@ void summarize_level(const conform_run *run, int level, level_summary *s)
         s->cases++;
         if (r->outcome == CONFORM_PASS) s->passed++;
         if (r->outcome == CONFORM_SKIP) s->skipped++;
-        if (r->outcome == CONFORM_FAIL) {
-            s->failed++;
-            if (s->first_failure == NULL) s->first_failure = r;
-        }
+        if (r->outcome == CONFORM_FAIL) s->failed++;
+        if (r->outcome == CONFORM_ERROR) s->errors++;
+        if ((r->outcome == CONFORM_FAIL || r->outcome == CONFORM_ERROR) && s->first_failure == NULL)
+            s->first_failure = r;
         s->boundary_accepted += r->boundary_accepted;
         if (r->attention_ratio > s->worst_attention_ratio) s->worst_attention_ratio = r->attention_ratio;
     }
 }
 
-void report_header(FILE *out, const conform_run *run, const char *device, const char *golden_spec_version,
-                   size_t golden_cases)
+bool requirements_met(const conform_run *run, int low, int high, char *why, size_t size)
+{
+    why[0] = '\0';
+    if (run->required_level >= 0) {
+        size_t ran = 0;
+        for (int level = low; level <= run->required_level && level <= high; level++) {
+            level_summary s;
+            summarize_level(run, level, &s);
+            ran += s.cases;
+            if (s.passed == s.cases) continue; /* a level without selected cases is vacuous */
+            const char *reason = "";
+            for (size_t i = 0; i < run->n_results && reason[0] == '\0'; i++)
+                if (run->results[i].level == level && run->results[i].outcome == CONFORM_SKIP)
+                    reason = run->results[i].skip_reason;
+            snprintf(why, size, "--require-level %d: L%d %s has %zu of %zu cases not passed (%zu failed, %zu errors, "
+                                "%zu skipped%s%s)",
+                     run->required_level, level, run_level_title(run, level), s.cases - s.passed, s.cases, s.failed,
+                     s.errors, s.skipped, reason[0] ? ", e.g. " : "", reason);
+            return false;
+        }
+        if (ran == 0) {
+            snprintf(why, size, "--require-level %d: no case of L%d-L%d was selected", run->required_level, low,
+                     run->required_level);
+            return false;
+        }
+    }
+    if (run->fail_on_skip) {
+        for (size_t i = 0; i < run->n_results; i++) {
+            const conform_result *r = &run->results[i];
+            if (r->outcome != CONFORM_SKIP || r->level < low || r->level > high) continue;
+            snprintf(why, size, "--fail-on-skip: L%d %s was skipped (%s)", r->level, r->name, r->skip_reason);
+            return false;
+        }
+    }
+    return true;
+}
+
+void report_header(FILE *out, const conform_run *run, const char *golden_spec_version, size_t golden_cases)
 {
     if (run->outputs_dir != NULL) {
         fprintf(out, "kvq conform: checking the output files in %s\n", run->outputs_dir);
     } else {
         char caps[512];
         caps_describe(&run->caps, caps, sizeof caps);
-        fprintf(out, "kvq conform: backend %s (%s)\n", run->api->name,
-                run->api->description != NULL ? run->api->description : "");
-        fprintf(out, "  device:  %s\n", device != NULL ? device : "?");
+        fprintf(out, "kvq conform: backend %s (%s)\n", run->backend.name, run->backend.description);
+        fprintf(out, "  device:  %s\n", run->backend.device[0] ? run->backend.device : "?");
         fprintf(out, "  caps:    %s\n", caps);
         fprintf(out, "  batch:   attention_decode_batch %s\n",
-                run->api->attention_decode_batch != NULL ? "provided (judged at L4)" : "not provided (optional)");
+                run->backend.has_batch ? "provided (judged at L4)" : "not provided (optional)");
     }
     fprintf(out, "  profile: %s (S12.4: attention is judged by kvq_attention_error_bound_profile(%s)%s)\n",
             kvq_attention_profile_name(run->profile), kvq_attention_profile_name(run->profile),
@@ -53,17 +88,17 @@ void report_header(FILE *out, const conform_run *run, const char *device, const 
 
 void report_failure_line(FILE *out, const conform_result *r)
 {
-    fprintf(out, "FAIL L%d %s: %s", r->level, r->name, r->diag.field);
+    fprintf(out, "%s L%d %s: %s", r->outcome == CONFORM_ERROR ? "ERROR" : "FAIL", r->level, r->name, r->diag.field);
     if (r->diag.where[0] != '\0') fprintf(out, " [%s]", r->diag.where);
     if (r->diag.got[0] != '\0' || r->diag.expected[0] != '\0')
         fprintf(out, ": got %s, expected %s", r->diag.got, r->diag.expected);
     fputc('\n', out);
 }
 
-void report_diagnostic(FILE *out, const conform_result *r)
+void report_diagnostic(FILE *out, const conform_run *run, const conform_result *r)
 {
     const conform_diag *d = &r->diag;
-    fprintf(out, "  case:     %s (L%d %s)\n", r->name, r->level, conform_level_title(r->level));
+    fprintf(out, "  case:     %s (L%d %s)\n", r->name, r->level, run_level_title(run, r->level));
     if (r->what[0] != '\0') fprintf(out, "  what:     %s\n", r->what);
     fprintf(out, "  field:    %s\n", d->field);
     if (d->index >= 0 || d->where[0] != '\0') {
@@ -102,14 +137,28 @@ static void report_skips(FILE *out, const conform_run *run, int low, int high)
         counts[k]++;
     }
     if (n == 0) return;
-    fprintf(out, "\nskipped (not advertised by the backend's caps, never counted as passed):\n");
-    for (size_t k = 0; k < n; k++) fprintf(out, "  %4zu  %s\n", counts[k], reasons[k]);
+    fprintf(out, run->outputs_dir != NULL ? "\nskipped (never counted as passed):\n"
+                                          : "\nskipped (not advertised by the backend's caps, never counted as passed):\n");
+    for (size_t k = 0; k < n; k++) {
+        fprintf(out, "  %4zu  %s\n", counts[k], reasons[k]);
+        if (run->outputs_dir == NULL) continue; /* for files, say which cases: the user may have meant to hand them in */
+        enum { NAMES_SHOWN = 12 };
+        size_t shown = 0;
+        for (size_t i = 0; i < run->n_results; i++) {
+            const conform_result *r = &run->results[i];
+            if (r->outcome != CONFORM_SKIP || strcmp(r->skip_reason, reasons[k]) != 0) continue;
+            if (shown < NAMES_SHOWN) fprintf(out, "%s%s", shown == 0 ? "        cases: " : ", ", r->name);
+            shown++;
+        }
+        if (shown > NAMES_SHOWN) fprintf(out, " and %zu more", shown - NAMES_SHOWN);
+        if (shown > 0) fputc('\n', out);
+    }
     if (other > 0) fprintf(out, "  %4zu  other reasons\n", other);
 }
 
 void report_summary(FILE *out, const conform_run *run, int low, int high)
 {
-    fprintf(out, "\n%-30s %6s %7s %7s %8s %15s %17s\n", "level", "cases", "passed", "failed", "skipped",
+    fprintf(out, "\n%-30s %6s %7s %7s %8s %7s %15s %17s\n", "level", "cases", "passed", "failed", "skipped", "errors",
             "boundary codes", "worst attn/bound");
     level_summary total;
     memset(&total, 0, sizeof total);
@@ -118,21 +167,22 @@ void report_summary(FILE *out, const conform_run *run, int low, int high)
         level_summary s;
         summarize_level(run, level, &s);
         char title[64], worst[32] = "-";
-        snprintf(title, sizeof title, "L%d %s", level, conform_level_title(level));
+        snprintf(title, sizeof title, "L%d %s", level, run_level_title(run, level));
         if (s.worst_attention_ratio >= 0.0) snprintf(worst, sizeof worst, "%.4g", s.worst_attention_ratio);
-        fprintf(out, "%-30s %6zu %7zu %7zu %8zu %15llu %17s\n", title, s.cases, s.passed, s.failed, s.skipped,
-                (unsigned long long)s.boundary_accepted, worst);
+        fprintf(out, "%-30s %6zu %7zu %7zu %8zu %7zu %15llu %17s\n", title, s.cases, s.passed, s.failed, s.skipped,
+                s.errors, (unsigned long long)s.boundary_accepted, worst);
         total.cases += s.cases;
         total.passed += s.passed;
         total.failed += s.failed;
         total.skipped += s.skipped;
+        total.errors += s.errors;
         total.boundary_accepted += s.boundary_accepted;
         if (s.worst_attention_ratio > total.worst_attention_ratio) total.worst_attention_ratio = s.worst_attention_ratio;
     }
     char worst[32] = "-";
     if (total.worst_attention_ratio >= 0.0) snprintf(worst, sizeof worst, "%.4g", total.worst_attention_ratio);
-    fprintf(out, "%-30s %6zu %7zu %7zu %8zu %15llu %17s\n", "total", total.cases, total.passed, total.failed,
-            total.skipped, (unsigned long long)total.boundary_accepted, worst);
+    fprintf(out, "%-30s %6zu %7zu %7zu %8zu %7zu %15llu %17s\n", "total", total.cases, total.passed, total.failed,
+            total.skipped, total.errors, (unsigned long long)total.boundary_accepted, worst);
 
     report_skips(out, run, low, high);
     if (run->n_reference_only > 0) {
@@ -148,12 +198,39 @@ void report_summary(FILE *out, const conform_run *run, int low, int high)
         if (s.first_failure == NULL) continue;
         if (!any) fprintf(out, "\nfirst failure of each level:\n");
         any = true;
-        fprintf(out, "L%d %s: %zu of %zu cases failed; the first:\n", level, conform_level_title(level), s.failed,
-                s.cases);
-        report_diagnostic(out, s.first_failure);
+        fprintf(out, "L%d %s: %zu of %zu cases failed, %zu did not finish; the first:\n", level,
+                run_level_title(run, level), s.failed, s.cases, s.errors);
+        report_diagnostic(out, run, s.first_failure);
     }
-    if (total.failed > 0)
-        fprintf(out, "\nresult: FAIL (%zu of %zu cases failed, %zu skipped)\n", total.failed, total.cases, total.skipped);
+    if (run->interrupted)
+        fprintf(out, "\ninterrupted: %zu of %zu selected cases ran\n", run->n_results, run->n_selected);
+    char why[512];
+    bool met = requirements_met(run, low, high, why, sizeof why);
+    if (run->required_level >= 0 && met)
+        fprintf(out, "\nrequired level L%d reached: every selected case of L%d-L%d passed\n", run->required_level, low,
+                run->required_level);
+    if (!met) fprintf(out, "\nnot met: %s\n", why);
+    if (total.failed + total.errors > 0)
+        fprintf(out, "\nresult: FAIL (%zu of %zu cases failed, %zu errors, %zu skipped)\n", total.failed, total.cases,
+                total.errors, total.skipped);
+    else if (!met || run->interrupted)
+        fprintf(out, "\nresult: FAIL (%zu cases passed, %zu skipped; %s)\n", total.passed, total.skipped,
+                run->interrupted ? "interrupted" : "a requirement is not met");
     else
         fprintf(out, "\nresult: PASS (%zu cases passed, %zu skipped)\n", total.passed, total.skipped);
+}
+
+bool report_replace_file(const char *path, bool (*write)(FILE *out, const conform_run *run, int low, int high),
+                         const conform_run *run, int low, int high)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return false;
+    FILE *out = fopen(tmp, "w");
+    if (out == NULL) return false;
+    bool ok = write(out, run, low, high);
+    ok = fclose(out) == 0 && ok;
+    /* rename(2) replaces PATH in one step: a reader (or a run killed now) never sees half a report */
+    if (ok) ok = rename(tmp, path) == 0;
+    if (!ok) remove(tmp);
+    return ok;
 }

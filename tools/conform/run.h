@@ -22,6 +22,9 @@ int abi_error_count(void);
 const char *abi_error_name(int which);
 int abi_error_level(int which);
 void run_abi_error(conform_run *run, int which, conform_result *r);
+/* An expected failure's status (the reference's) and a message in last_error; false (d filled) if not. */
+bool run_judge_error_status(const conform_run *run, const char *operation, kvq_status got, kvq_status expected,
+                            const char *reference_message, conform_diag *d);
 
 /* When an attention output fails, tries the reference with the other RoPE
  * pairings and says if one of them matches (a wrong pairing, S9.1). */

@@ -67,8 +67,7 @@ static kvq_head_config plain_config(kvq_role role)
     return c;
 }
 
-/* The status and the message; false (diagnostic filled) if either is wrong. */
-static bool judge_status(const conform_run *run, const char *operation, kvq_status got, kvq_status expected,
+bool run_judge_error_status(const conform_run *run, const char *operation, kvq_status got, kvq_status expected,
                          const char *reference_message, conform_diag *d)
 {
     if (got != expected) {
@@ -133,7 +132,7 @@ static bool quantize_check(conform_run *run, error_check which, conform_result *
     snprintf(message, sizeof message, "%s", kvq_last_error());
     kvq_backend_tensor *out = SENTINEL_TENSOR;
     kvq_status got = run->api->quantize_head(run->ctx, &config, input, n, dim, NULL, &out);
-    bool ok = judge_status(run, "quantize_head", got, expected, message, &r->diag);
+    bool ok = run_judge_error_status(run, "quantize_head", got, expected, message, &r->diag);
     if (ok && out != SENTINEL_TENSOR) {
         ok = false;
         diag_at(&r->diag, "out", -1, "*out after the failed call");
@@ -185,7 +184,7 @@ static bool attention_check(conform_run *run, error_check which, conform_result 
         char message[512];
         snprintf(message, sizeof message, "%s", kvq_last_error());
         kvq_status got = run->api->attention_decode(run->ctx, kt, vt, positions, &rope, q, 1, q_position, out);
-        ok = judge_status(run, "attention_decode", got, expected, message, &r->diag);
+        ok = run_judge_error_status(run, "attention_decode", got, expected, message, &r->diag);
         if (ok && !guarded_untouched(out, sizeof q)) {
             ok = false;
             diag_at(&r->diag, "out", -1, "output buffer after the failed call");
@@ -265,7 +264,7 @@ static bool cache_check(conform_run *run, error_check which, conform_result *r)
         char message[512];
         snprintf(message, sizeof message, "%s", kvq_last_error());
         kvq_status got = api->cache_append(run->ctx, bc, k, bad, NULL, NULL, n_new);
-        ok = judge_status(run, "cache_append", got, expected, message, &r->diag);
+        ok = run_judge_error_status(run, "cache_append", got, expected, message, &r->diag);
     }
     if (ok && which == ERR_CACHE_ZERO_APPEND) {
         /* the failed append must not have changed the (empty) cache: a valid one now gives the reference state */

@@ -243,4 +243,11 @@ bool guarded_untouched(const void *buffer, size_t bytes)
     return guarded_tail_intact(buffer, bytes);
 }
 
+void *guarded_copy(const void *src, size_t bytes, size_t slack)
+{
+    unsigned char *p = guarded_alloc(bytes + slack);
+    if (p != NULL && bytes > 0) memcpy(p, src, bytes);
+    return p;
+}
+
 void guarded_free(void *buffer) { free(buffer); }

@@ -44,6 +44,11 @@ bool session_read_tensor(const conform_run *run, const kvq_backend_tensor *t, co
 void *guarded_alloc(size_t bytes);
 bool guarded_tail_intact(const void *buffer, size_t bytes);
 bool guarded_untouched(const void *buffer, size_t bytes); /* nothing written at all */
+/* An input handed to a backend: a copy of `bytes` bytes of src followed by
+ * `slack` bytes of the pattern, so that a backend reading a layout larger
+ * than the input's reads the runner's pattern (and computes something
+ * wrong, which is judged) instead of memory it does not own. */
+void *guarded_copy(const void *src, size_t bytes, size_t slack);
 void guarded_free(void *buffer);
 
 #endif

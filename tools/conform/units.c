@@ -3,6 +3,8 @@
  */
 #include "units.h"
 
+#include "peer_models.h"
+#include "random_cases.h"
 #include "run.h"
 
 #include <stdlib.h>
@@ -45,10 +47,36 @@ int level_for_quantize_params(const json_value *params, const json_value *policy
     return scheme != NULL && strcmp(scheme, "nuq") == 0 ? 2 : 1;
 }
 
+bool parse_formats(const char *text, uint32_t *mask)
+{
+    *mask = 0;
+    const char *p = text;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        char name[32];
+        if (n == 0 || n >= sizeof name) return false;
+        memcpy(name, p, n);
+        name[n] = '\0';
+        kvq_peer_format f;
+        if (strcmp(name, "all") == 0)
+            *mask |= FORMAT_ALL;
+        else if (strcmp(name, "kvq") == 0)
+            *mask |= FORMAT_KVQ;
+        else if (kvq_peer_format_from_name(name, &f) == KVQ_OK)
+            *mask |= 1u << f;
+        else
+            return false;
+        if (comma == NULL) return true;
+        p = comma + 1;
+    }
+}
+
 static bool add_golden(unit_list *list, const manifest_case *c, const char *name, int level, unit_kind kind, int part)
 {
     conform_unit u;
     memset(&u, 0, sizeof u);
+    u.format = -1;
     snprintf(u.name, sizeof u.name, "%s", name);
     u.level = level;
     u.kind = kind;
@@ -92,6 +120,12 @@ bool units_golden(const manifest *m, conform_run *run, unit_list *list)
             ok = ok && add_golden(list, c, c->name, 4, UNIT_ATTENTION, 0);
         } else if (strcmp(op, "cache") == 0) {
             ok = add_golden(list, c, c->name, 5, UNIT_CACHE, 0);
+        } else if ((strcmp(op, "peer_quantize") == 0 || strcmp(op, "peer_attention") == 0) &&
+                   golden_peer_format(c) >= 0) {
+            bool attention = strcmp(op, "peer_attention") == 0;
+            ok = add_golden(list, c, c->name, attention ? 4 : 1, attention ? UNIT_PEER_ATTENTION : UNIT_PEER_QUANTIZE,
+                            0);
+            if (ok) list->items[list->count - 1].format = golden_peer_format(c);
         } else {
             ok = run_add_reference_only(run, c->name);
         }
@@ -100,9 +134,9 @@ bool units_golden(const manifest *m, conform_run *run, unit_list *list)
     return true;
 }
 
-bool units_errors(unit_list *list)
+bool units_errors(unit_list *list, uint32_t formats)
 {
-    for (int i = 0; i < abi_error_count(); i++) {
+    for (int i = 0; (formats & FORMAT_KVQ) && i < abi_error_count(); i++) {
         conform_unit u;
         memset(&u, 0, sizeof u);
         snprintf(u.name, sizeof u.name, "%s", abi_error_name(i));
@@ -110,15 +144,50 @@ bool units_errors(unit_list *list)
         u.kind = UNIT_ABI_ERROR;
         u.source = SOURCE_ERRORS;
         u.part = i;
+        u.format = -1;
         if (!units_add(list, &u)) return false;
     }
+    for (int f = 0; f < KVQ_PEER_FORMAT_COUNT; f++)
+        for (int i = 0; (formats >> f & 1u) && i < peer_error_count(); i++) {
+            conform_unit u;
+            memset(&u, 0, sizeof u);
+            snprintf(u.name, sizeof u.name, "abi_error_%s_%s", kvq_peer_format_name((kvq_peer_format)f),
+                     peer_error_suffix(i));
+            u.level = peer_error_level(i);
+            u.kind = UNIT_PEER_ERROR;
+            u.source = SOURCE_ERRORS;
+            u.part = i;
+            u.format = f;
+            if (!units_add(list, &u)) return false;
+        }
     return true;
+}
+
+static bool add_random_peer(unit_list *list, uint64_t seed, int level, int format, uint32_t index)
+{
+    conform_unit u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.name, sizeof u.name, "random_%s_L%d_s%llu_%u", kvq_peer_format_name((kvq_peer_format)format), level,
+             (unsigned long long)seed, index);
+    u.level = level;
+    u.kind = level == 1 ? UNIT_PEER_QUANTIZE : UNIT_PEER_ATTENTION;
+    u.source = SOURCE_RANDOM;
+    u.index = index;
+    u.format = format;
+    return units_add(list, &u);
+}
+
+uint64_t random_peer_case_seed(uint64_t seed, int level, uint32_t index, int format)
+{
+    /* a stream of its own per format, apart from kvq's cases of the same level and index */
+    return random_case_seed(seed, level, index, false) ^ (0x9E3779B97F4A7C15ull * (uint64_t)(format + 1));
 }
 
 static bool add_random(unit_list *list, uint64_t seed, int level, unit_kind kind, uint32_t index, bool batch)
 {
     conform_unit u;
     memset(&u, 0, sizeof u);
+    u.format = -1;
     if (batch)
         snprintf(u.name, sizeof u.name, "random_L%d_s%llu_batch%u", level, (unsigned long long)seed, index);
     else
@@ -135,9 +204,13 @@ static unit_kind random_kind(int level)
     return level == 0 ? UNIT_PACK : level <= 3 ? UNIT_QUANTIZE : level == 4 ? UNIT_ATTENTION : UNIT_CACHE;
 }
 
-bool units_random(uint64_t seed, uint32_t n, bool with_batch, unit_list *list)
+bool units_random(uint64_t seed, uint32_t n, bool with_batch, uint32_t formats, unit_list *list)
 {
-    for (int level = 0; level < CONFORM_LEVELS; level++) {
+    for (int f = 0; f < KVQ_PEER_FORMAT_COUNT; f++)
+        for (int level = 1; (formats >> f & 1u) && level <= 4; level += 3)
+            for (uint32_t i = 0; i < n; i++)
+                if (!add_random_peer(list, seed, level, f, i)) return false;
+    for (int level = 0; (formats & FORMAT_KVQ) && level < CONFORM_LEVELS; level++) {
         for (uint32_t i = 0; i < n; i++)
             if (!add_random(list, seed, level, random_kind(level), i, false)) return false;
         if (level == 4 && with_batch)
@@ -152,8 +225,27 @@ bool unit_parse_random_name(const char *name, uint64_t *seed, conform_unit *u)
     int level, consumed = 0;
     unsigned long long s;
     unsigned index;
-    if (!starts_with(name, "random_L")) return false;
+    if (!starts_with(name, "random_")) return false;
     memset(u, 0, sizeof *u);
+    u->format = -1;
+    for (int f = 0; f < KVQ_PEER_FORMAT_COUNT; f++) {
+        char prefix[48];
+        snprintf(prefix, sizeof prefix, "random_%s_L", kvq_peer_format_name((kvq_peer_format)f));
+        if (!starts_with(name, prefix)) continue;
+        const char *rest = name + strlen(prefix) - 1; /* "L1_s42_3" */
+        if (sscanf(rest, "L%d_s%llu_%u%n", &level, &s, &index, &consumed) != 3 || rest[consumed] != '\0' ||
+            (level != 1 && level != 4))
+            return false;
+        snprintf(u->name, sizeof u->name, "%s", name);
+        u->level = level;
+        u->kind = level == 1 ? UNIT_PEER_QUANTIZE : UNIT_PEER_ATTENTION;
+        u->source = SOURCE_RANDOM;
+        u->index = index;
+        u->format = f;
+        *seed = s;
+        return true;
+    }
+    if (!starts_with(name, "random_L")) return false;
     if (sscanf(name, "random_L%d_s%llu_batch%u%n", &level, &s, &index, &consumed) == 3 &&
         name[consumed] == '\0' && level == 4) {
         u->kind = UNIT_ATTENTION_BATCH;

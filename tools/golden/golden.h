@@ -77,5 +77,6 @@ void golden_cases_calibration(golden_writer *w); /* S6.6, S6.7, S6.9 */
 void golden_cases_attention(golden_writer *w);   /* S9, S11, S12 */
 void golden_cases_cache(golden_writer *w);       /* S15 */
 void golden_cases_files(golden_writer *w);       /* S16, S13 */
+void golden_cases_peer(golden_writer *w);        /* S17 */
 
 #endif

@@ -112,7 +112,15 @@ typedef struct kvq_backend_caps {
     uint32_t attention_profile;  /* the profile (kvq_attention_profile) this context's attention meets: the
                                     one asked for at open (kvq_backend_options.attention_profile), or the
                                     backend's default; the runner judges it there */
+    /* Appended in ABI 1 (spec 1.3.0); read only when struct_size covers them. */
+    uint32_t peer_formats;       /* bit f set: kvq_peer_format f (S17: q8_0, q4_0, kivi (2, 4 and 8 bits), fp8_e4m3) */
+    uint32_t peer_ops;           /* KVQ_BACKEND_OP_QUANTIZE: peer_quantize, _DEQUANTIZE: peer_dequantize,
+                                    _ATTENTION: peer_attention_decode, for every format in peer_formats */
 } kvq_backend_caps;
+
+/* Whether caps (filled by a backend of any build) carry `field`. */
+#define KVQ_BACKEND_CAPS_HAS(caps, field)                                                                  \
+    ((caps) != NULL && (caps)->struct_size >= offsetof(kvq_backend_caps, field) + sizeof((caps)->field))
 
 /* How to open a backend: which platform and device. -1 means "the backend's
  * default" (for OpenCL the KVQ_OPENCL_PLATFORM / KVQ_OPENCL_DEVICE environment
@@ -222,7 +230,32 @@ typedef struct kvq_backend_api {
     kvq_status (*cache_view)(kvq_backend_context *ctx, const kvq_backend_cache *cache,
                              const kvq_backend_tensor **keys, const kvq_backend_tensor **values);
     void (*cache_free)(kvq_backend_context *ctx, kvq_backend_cache *cache);
+
+    /* ---- peer formats (S17; appended in ABI 1, spec 1.3.0) --------------- */
+    /* Tensors of other projects' formats are byte strings in the caller's host
+     * memory, laid out as S17 says (kvq_peer_bytes gives the size): a backend
+     * copies them in and out of its device itself. Keys are post-RoPE. A
+     * backend built before these slots existed has a smaller struct_size; the
+     * runner then treats them as NULL. */
+    /* x_host[n_tokens][head_dim] -> data_host[kvq_peer_bytes(config, ...)], as kvq_peer_quantize. */
+    kvq_status (*peer_quantize)(kvq_backend_context *ctx, const kvq_peer_config *config, const float *x_host,
+                                uint32_t n_tokens, uint32_t head_dim, uint8_t *data_host);
+    /* out_host[n_tokens][head_dim]: the exact values of data_host, as kvq_peer_dequantize. */
+    kvq_status (*peer_dequantize)(kvq_backend_context *ctx, const kvq_peer_config *config,
+                                  const uint8_t *data_host, uint32_t n_tokens, uint32_t head_dim, float *out_host);
+    /* As kvq_peer_attention_decode: q_host[n_q][head_dim] rotated, out_host[n_q][head_dim]. */
+    kvq_status (*peer_attention_decode)(kvq_backend_context *ctx, const kvq_peer_config *key_config,
+                                        const uint8_t *keys_host, const kvq_peer_config *value_config,
+                                        const uint8_t *values_host, uint32_t n_tokens, uint32_t head_dim,
+                                        const float *q_host, uint32_t n_q, float *out_host);
 } kvq_backend_api;
+
+/* The size of the table of spec 1.2.0's ABI 1, before the peer slots: the
+ * smallest struct_size a loader accepts. */
+#define KVQ_BACKEND_API_MIN_SIZE offsetof(kvq_backend_api, peer_quantize)
+/* Whether a backend's table (of any build) has slot `field`. */
+#define KVQ_BACKEND_API_HAS(api, field)                                                                    \
+    ((api)->struct_size >= offsetof(kvq_backend_api, field) + sizeof((api)->field) && (api)->field != NULL)
 
 /* The one symbol a plugin exports. host_abi_version is the loader's
  * KVQ_BACKEND_ABI_VERSION; return NULL if you cannot serve it. */

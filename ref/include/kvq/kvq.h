@@ -413,4 +413,8 @@ kvq_status kvq_synth_kv_profile(const kvq_synth_params *p, kvq_synth_profile pro
 #ifdef __cplusplus
 }
 #endif
+
+/* S17: the formats of other projects (ggml q8_0/q4_0, KIVI, fp8 e4m3). */
+#include "kvq/kvq_peer.h"
+
 #endif /* KVQ_KVQ_H */
