@@ -2,9 +2,13 @@
  * report_text.c - the human-readable report: header, failure lines, the
  * summary table and the first failure of each level in full.
  */
+#define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include "report.h"
 #include "session.h"
 
+#include "kvq/kvq_io.h"
+
+#include <stdlib.h>
 #include <string.h>
 
 void summarize_level(const conform_run *run, int level, level_summary *s)
@@ -223,14 +227,16 @@ void report_summary(FILE *out, const conform_run *run, int low, int high)
 bool report_replace_file(const char *path, bool (*write)(FILE *out, const conform_run *run, int low, int high),
                          const conform_run *run, int low, int high)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return false;
-    FILE *out = fopen(tmp, "w");
+    /* Built in memory, then written as kvq writes every file (kvq_write_file: an exclusive temporary
+     * file renamed in one step): a reader, or a run killed now, never sees half a report, and no
+     * shared temporary name or planted link is written through. */
+    char *bytes = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&bytes, &size);
     if (out == NULL) return false;
     bool ok = write(out, run, low, high);
     ok = fclose(out) == 0 && ok;
-    /* rename(2) replaces PATH in one step: a reader (or a run killed now) never sees half a report */
-    if (ok) ok = rename(tmp, path) == 0;
-    if (!ok) remove(tmp);
+    ok = ok && kvq_write_file(path, bytes, size) == KVQ_OK;
+    free(bytes);
     return ok;
 }

@@ -9,23 +9,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kvq/kvq_io.h"
+
 enum { LAYERS = 2, HEADS = 2, TOKENS = 32, D = 64 };
 
 /* Copies `from` to `to`, keeping `keep` bytes (all if keep < 0) and XOR-ing
  * byte `flip_at` (if >= 0) with `flip_mask`. */
 static bool damaged_copy(const char *from, const char *to, long keep, long flip_at, uint8_t flip_mask)
 {
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    bool ok = in != NULL && out != NULL;
-    long offset = 0;
+    /* Read whole, damaged in memory, written as kvq writes every file (kvq_write_file). */
+    FILE *in = fopen(from, "rb");
+    if (in == NULL) return false;
+    uint8_t *bytes = NULL;
+    size_t n = 0, capacity = 0;
+    bool ok = true;
     int c;
-    while (ok && (c = fgetc(in)) != EOF && (keep < 0 || offset < keep)) {
-        if (offset == flip_at) c ^= flip_mask;
-        fputc(c, out);
-        offset++;
+    while (ok && (c = fgetc(in)) != EOF && (keep < 0 || (long)n < keep)) {
+        if (n == capacity) {
+            uint8_t *grown = realloc(bytes, capacity = capacity ? 2u * capacity : 4096u);
+            if (grown == NULL) ok = false;
+            else bytes = grown;
+        }
+        if (ok) bytes[n] = (uint8_t)((long)n == flip_at ? c ^ flip_mask : c);
+        if (ok) n++;
     }
-    if (in) fclose(in);
-    if (out && fclose(out) != 0) ok = false;
+    fclose(in);
+    ok = ok && kvq_write_file(to, bytes, n) == KVQ_OK;
+    free(bytes);
     return ok;
 }
 

@@ -4,14 +4,17 @@
 #define _POSIX_C_SOURCE 200809L
 #include "golden.h"
 
+#include "kvq/kvq_io.h"
+
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct golden_writer {
     char directory[1024];
-    FILE *manifest; /* the "cases" array is streamed into a temporary file */
-    char manifest_tmp[1100];
+    FILE *manifest; /* the "cases" array, streamed into memory (open_memstream) */
+    char *manifest_bytes;
+    size_t manifest_size;
     bool failed;
     bool in_case;
     unsigned n_cases, n_files_in_case, n_files;
@@ -47,10 +50,9 @@ golden_writer *golden_open(const char *directory)
     golden_writer *w = calloc(1, sizeof *w);
     if (w == NULL) return NULL;
     snprintf(w->directory, sizeof w->directory, "%s", directory);
-    snprintf(w->manifest_tmp, sizeof w->manifest_tmp, "%s/manifest.cases.tmp", directory);
-    w->manifest = fopen(w->manifest_tmp, "w");
+    w->manifest = open_memstream(&w->manifest_bytes, &w->manifest_size);
     if (w->manifest == NULL) {
-        fprintf(stderr, "kvq golden: cannot write %s\n", w->manifest_tmp);
+        fprintf(stderr, "kvq golden: out of memory for the manifest of %s\n", directory);
         free(w);
         return NULL;
     }
@@ -111,23 +113,26 @@ void golden_array(golden_writer *w, golden_class cls, const char *label, golden_
     char file_name[512], path[1600];
     snprintf(file_name, sizeof file_name, "%s.%s.bin", w->case_name, label);
     snprintf(path, sizeof path, "%s/%s", w->directory, file_name);
-    FILE *f = fopen(path, "wb");
-    if (f == NULL) {
-        fprintf(stderr, "kvq golden: cannot write %s\n", path);
+    /* Little-endian regardless of the host, byte by byte, then written as kvq writes every file
+     * (kvq_write_file: an exclusive temporary file renamed when complete). */
+    const uint8_t *bytes = data;
+    size_t width = dtype_size(dtype);
+    uint8_t *le = malloc(count * width + 1u);
+    if (le == NULL) {
+        fprintf(stderr, "kvq golden: out of memory writing %s\n", path);
         w->failed = true;
         return;
     }
-    /* Little-endian regardless of the host: write byte by byte. */
-    const uint8_t *bytes = data;
-    size_t width = dtype_size(dtype);
     for (size_t i = 0; i < count; i++) {
-        uint8_t le[8];
         uint64_t v = 0;
         memcpy(&v, bytes + i * width, width); /* host order in, little-endian out (S16.1) */
-        for (size_t b = 0; b < width; b++) le[b] = (uint8_t)(v >> (8 * b));
-        fwrite(le, 1, width, f);
+        for (size_t b = 0; b < width; b++) le[i * width + b] = (uint8_t)(v >> (8 * b));
     }
-    if (fclose(f) != 0) w->failed = true;
+    if (kvq_write_file(path, le, count * width) != KVQ_OK) {
+        fprintf(stderr, "kvq golden: %s\n", kvq_last_error());
+        w->failed = true;
+    }
+    free(le);
     char extra[256];
     snprintf(extra, sizeof extra, "\"dtype\": \"%s\", \"shape\": %s, ", dtype_name(dtype), shape_json);
     record_file(w, cls, label, file_name, "array", extra);
@@ -162,26 +167,28 @@ void golden_end_case(golden_writer *w)
 
 bool golden_close(golden_writer *w)
 {
-    bool ok = !w->failed;
-    fclose(w->manifest);
+    bool ok = fclose(w->manifest) == 0 && !w->failed;
     char path[1100];
     snprintf(path, sizeof path, "%s/manifest.json", w->directory);
-    FILE *out = fopen(path, "w");
-    FILE *in = fopen(w->manifest_tmp, "r");
-    if (out == NULL || in == NULL) ok = false;
+    char *doc = NULL;
+    size_t doc_size = 0;
+    FILE *out = ok ? open_memstream(&doc, &doc_size) : NULL;
+    if (out == NULL) ok = false;
     if (ok) {
         fprintf(out, "{\n  \"format\": \"kvq-golden\",\n  \"format_version\": 1,\n  \"spec_version\": \"%s\",\n",
                 KVQ_SPEC_VERSION_STRING);
         fprintf(out, "  \"generator\": \"kvq golden\",\n  \"n_cases\": %u,\n  \"n_files\": %u,\n  \"cases\": [\n",
                 w->n_cases, w->n_files);
-        char buffer[4096];
-        size_t n;
-        while ((n = fread(buffer, 1, sizeof buffer, in)) > 0) fwrite(buffer, 1, n, out);
+        fwrite(w->manifest_bytes, 1, w->manifest_size, out);
         fprintf(out, "\n  ]\n}\n");
+        ok = fclose(out) == 0;
+        if (ok && kvq_write_file(path, doc, doc_size) != KVQ_OK) {
+            fprintf(stderr, "kvq golden: %s\n", kvq_last_error());
+            ok = false;
+        }
     }
-    if (in) fclose(in);
-    if (out && fclose(out) != 0) ok = false;
-    remove(w->manifest_tmp);
+    free(doc);
+    free(w->manifest_bytes);
     free(w);
     return ok;
 }
