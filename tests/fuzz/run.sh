@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-seconds=${1:-${KVQ_FUZZ_SECONDS:-25}}
+seconds=${1:-${KVQ_FUZZ_SECONDS:-15}}
 harnesses=(kvt kvc kvqz json manifest cli)
 
 if ! command -v clang-15 >/dev/null 2>&1 ||
