@@ -67,6 +67,17 @@ constexpr float kDomain = 32768.0f;            /* S12.4: |x_a| + |x_b| <= 2^15 i
 
 /* ---- small device helpers ------------------------------------------------ */
 
+/* 2^(a - b) for integer-valued a <= b, bit for bit what kvq_att_pow2_difference gives (ldexpf,
+ * exact; 0 when a is -inf or a - b < -149), from the exponent bits: the softmax asks for it
+ * twice per tile, and ldexpf is about twenty instructions. */
+__device__ __forceinline__ float pow2_difference(float a, float b)
+{
+    if (a == -INFINITY) return 0.0f;
+    const int k = (int)fmaxf(a - b, -200.0f);
+    if (k >= -126) return __int_as_float((k + 127) << 23);
+    return k >= -149 ? __int_as_float(1 << (k + 149)) : 0.0f; /* subnormal */
+}
+
 /* A compile-time flag passed to a generic lambda: the m-tile body is instantiated twice, a lean
  * one for m-tiles of plain codes and a general one for fp16 rows and outliers (see the kernel). */
 template <bool B>
@@ -239,12 +250,21 @@ __device__ __forceinline__ void load_tile(unsigned char *stage, const kvq_cuda_s
     const uint32_t code_valid = ntok * G::kRowBytes;
     const unsigned char *kc = reinterpret_cast<const unsigned char *>(sq.keys.codes + (size_t)t0 * G::kRowWords);
     const unsigned char *vc = reinterpret_cast<const unsigned char *>(sq.values.codes + (size_t)t0 * G::kRowWords);
+    if (ntok == kTileTokens) { /* every tile but a split's last: no chunk to test */
 #pragma unroll
-    for (uint32_t k = 0; k < kCodeBytes / (16u * kThreads); k++) {
-        const uint32_t at = (tid + k * kThreads) * 16u;
-        const bool valid = at < code_valid;
-        cp_async16(stage + G::kKeyCodes + at, valid ? kc + at : kc, valid ? 16u : 0u);
-        cp_async16(stage + G::kValueCodes + at, valid ? vc + at : vc, valid ? 16u : 0u);
+        for (uint32_t k = 0; k < kCodeBytes / (16u * kThreads); k++) {
+            const uint32_t at = (tid + k * kThreads) * 16u;
+            cp_async16(stage + G::kKeyCodes + at, kc + at, 16u);
+            cp_async16(stage + G::kValueCodes + at, vc + at, 16u);
+        }
+    } else {
+#pragma unroll
+        for (uint32_t k = 0; k < kCodeBytes / (16u * kThreads); k++) {
+            const uint32_t at = (tid + k * kThreads) * 16u;
+            const bool valid = at < code_valid;
+            cp_async16(stage + G::kKeyCodes + at, valid ? kc + at : kc, valid ? 16u : 0u);
+            cp_async16(stage + G::kValueCodes + at, valid ? vc + at : vc, valid ? 16u : 0u);
+        }
     }
     /* The small per-token arrays, one chunk per thread: value params, then (unless plain)
      * precisions and outlier pointers (one past the tile). */
@@ -292,42 +312,42 @@ template <int D, int BITS, bool ROT>
 __device__ __forceinline__ void make_query(Shared<D, BITS> &sh, uint32_t buf, uint32_t nh, float scale,
                                            bool advance, uint32_t tid, const float *__restrict__ qg)
 {
-    /* D/2 pairs, D/8 per warp: every warp does the same share before the next barrier. */
-    constexpr uint32_t kPairsPerWarp = D / 8u;
+    /* (pair, sub-tile) items, D/2 x kSub of them, the same share for every warp before the next
+     * barrier and every lane busy where there are enough. The lanes of one pair's sub-tiles (in
+     * one warp) each advance the base the same way (the same double arithmetic, so the same
+     * bits); the first writes it back. */
     constexpr uint32_t kSub = ROT ? Tiling<D>::kSub : 1u;
-    static_assert(kPairsPerWarp <= 32u && kPairsPerWarp * kWarps == D / 2u, "a warp's pairs fit its lanes");
-    if ((tid & 31u) < kPairsPerWarp) {
-        const uint32_t i = (tid >> 5) * kPairsPerWarp + (tid & 31u);
+    constexpr uint32_t kItemsPerWarp = D / 2u * kSub / kWarps;
+    static_assert(kItemsPerWarp <= 32u && kItemsPerWarp * kWarps == D / 2u * kSub, "a warp's items fit its lanes");
+    if ((tid & 31u) < kItemsPerWarp) {
+        const uint32_t item = (tid >> 5) * kItemsPerWarp + (tid & 31u);
+        const uint32_t i = item / kSub, j = item % kSub; /* a pair's sub-tiles in neighbouring lanes */
         uint32_t tig, slot, half;
         kvq_tc_key_slot(D, BITS, i, &tig, &slot, &half);
-        double2 b = make_double2(1.0, 0.0);
+        float c = 1.0f, s = 0.0f;
         if (ROT) {
-            b = sh.base[i];
+            double2 b = sh.base[i];
             if (advance) {
                 const double2 st = sh.step[i];
                 b = make_double2(b.x * st.x - b.y * st.y, b.x * st.y + b.y * st.x);
-                sh.base[i] = b;
             }
+            if (kSub > 1u && j != 0u) { /* the second sub-tile's base */
+                const double2 st = sh.sub[i];
+                b = make_double2(b.x * st.x - b.y * st.y, b.x * st.y + b.y * st.x);
+            }
+            const double2 p = sh.pq[i];
+            c = (float)(p.x * b.x + p.y * b.y); /* cis((q_position - p0) theta_i) */
+            s = (float)(p.y * b.x - p.x * b.y);
+            constexpr uint32_t kLanes = kItemsPerWarp == 32u ? 0xFFFFFFFFu : (1u << kItemsPerWarp) - 1u;
+            __syncwarp(kLanes); /* base is read by both lanes of the pair before the first writes it */
+            if (advance && j == 0u) sh.base[i] = b;
         }
-#pragma unroll
-        for (uint32_t j = 0; j < kSub; j++) {
-            float c = 1.0f, s = 0.0f;
-            if (ROT) {
-                const double2 p = sh.pq[i];
-                c = (float)(p.x * b.x + p.y * b.y); /* cis((q_position - p0) theta_i) */
-                s = (float)(p.y * b.x - p.x * b.y);
-                if (j + 1u < kSub) {
-                    const double2 st = sh.sub[i];
-                    b = make_double2(b.x * st.x - b.y * st.y, b.x * st.y + b.y * st.x);
-                }
-            }
-            for (uint32_t h = 0; h < nh; h++) { /* heads past n_q stay the zeros written once per block */
-                const float qa = __ldg(qg + h * D + i), qb = __ldg(qg + h * D + i + D / 2u);
-                const float ra = __fmul_rn(__fmaf_rn(qa, c, -__fmul_rn(qb, s)), scale);
-                const float rb = __fmul_rn(__fmaf_rn(qa, s, __fmul_rn(qb, c)), scale);
-                sh.q[buf][j][slot][4u * h + tig][half] = __float2half_rn(ra);
-                sh.q[buf][j][slot + D / 16u][4u * h + tig][half] = __float2half_rn(rb);
-            }
+        for (uint32_t h = 0; h < nh; h++) { /* heads past n_q stay the zeros written once per block */
+            const float qa = __ldg(qg + h * D + i), qb = __ldg(qg + h * D + i + D / 2u);
+            const float ra = __fmul_rn(__fmaf_rn(qa, c, -__fmul_rn(qb, s)), scale);
+            const float rb = __fmul_rn(__fmaf_rn(qa, s, __fmul_rn(qb, c)), scale);
+            sh.q[buf][j][slot][4u * h + tig][half] = __float2half_rn(ra);
+            sh.q[buf][j][slot + D / 16u][4u * h + tig][half] = __float2half_rn(rb);
         }
     }
 }
@@ -731,7 +751,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
 #pragma unroll
                 for (int off = 4; off < 32; off <<= 1) mt = fmaxf(mt, __shfl_xor_sync(kAttFullMask, mt, off));
                 const float m_new = fmaxf(m_run[hh], ceilf(mt)); /* an integer above every score: exact rescales */
-                alpha[hh] = kvq_att_pow2_difference(m_run[hh], m_new);
+                alpha[hh] = pow2_difference(m_run[hh], m_new);
                 changed = changed || m_new != m_run[hh];
                 m_run[hh] = m_new;
             }
@@ -761,7 +781,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                     __syncwarp();
                     for (uint32_t i = lane; i < kHeads * (uint32_t)D; i += 32u) {
                         const uint32_t h = i / D;
-                        const float a = __shfl_sync(kAttFullMask, alpha[h & 1u], (h >> 1), 32); /* from column h / 2 */
+                        const float a = __shfl_sync(kAttFullMask, (h & 1u) ? alpha[1] : alpha[0], (h >> 1), 32); /* from column h / 2 */
                         os.oacc[warp][h][i % D] *= a;
                     }
                     __syncwarp();
