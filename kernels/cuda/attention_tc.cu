@@ -387,6 +387,7 @@ __device__ __forceinline__ bool key_domain_ok(const kvq_cuda_view &K, const KeyB
     const float hi_code = lo_code + (float)((1u << BITS) - 1u);
     const uint32_t r0 = kb.of(t_begin), rows = kb.of(t_end - 1u) - r0 + 1u;
     bool ok = true;
+#pragma unroll 4
     for (uint32_t e = tid; e < rows * ((uint32_t)D / 2u); e += kThreads) {
         const uint32_t *row = K.params + (size_t)(r0 + e / (D / 2u)) * D;
         const uint32_t i = e % (D / 2u);
@@ -411,6 +412,7 @@ __device__ __forceinline__ bool any_fp16_token(const kvq_cuda_view &K, const kvq
      * aligned), then the last bytes. */
     const uint32_t *kw = reinterpret_cast<const uint32_t *>(K.precision), *vw = reinterpret_cast<const uint32_t *>(V.precision);
     uint32_t x = 0;
+#pragma unroll 4
     for (uint32_t w = t_begin / 4u + tid; w < t_end / 4u; w += kThreads) x |= __ldg(kw + w) | __ldg(vw + w);
     for (uint32_t t = (t_end & ~3u) + tid; t < t_end; t += kThreads) x |= (uint32_t)K.precision[t] | V.precision[t];
     return __syncthreads_or(x != 0u) != 0;
@@ -485,20 +487,20 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
     const bool domain_ok = key_domain_ok<D, BITS>(K, kb, t_begin, t_end, ksym, tid); /* a barrier */
     if (tid == 0) sh.flag = (domain_ok ? 0u : 2u) | (lost_outliers ? 2u : 0u);
     if (lane == 0) sh.kpar_block[warp] = 0xFFFFFFFFu;
-    for (uint32_t i = tid; i < (uint32_t)D / 2u; i += kThreads) {
-        const double th = ROT ? args.theta[i] : 0.0;
-        if (ROT) {
+    /* The four cis tables, one (table, pair) per thread at a time: the block's first queries wait
+     * for them, so every thread takes a share. */
+    if (ROT)
+        for (uint32_t e = tid; e < 4u * ((uint32_t)D / 2u); e += kThreads) {
+            const uint32_t i = e % (D / 2u), which = e / (D / 2u);
+            const uint32_t position = which == 0u   ? sq.pos0 + t_begin
+                                      : which == 1u ? kTileTokens
+                                      : which == 2u ? Tiling<D>::kSubTokens
+                                                    : sq.q_position;
             double c, s;
-            kvq_dev_rope_cos_sin_double(sq.pos0 + t_begin, th, &c, &s);
-            sh.base[i] = make_double2(c, s);
-            kvq_dev_rope_cos_sin_double(kTileTokens, th, &c, &s);
-            sh.step[i] = make_double2(c, s);
-            kvq_dev_rope_cos_sin_double(Tiling<D>::kSubTokens, th, &c, &s);
-            sh.sub[i] = make_double2(c, s);
-            kvq_dev_rope_cos_sin_double(sq.q_position, th, &c, &s);
-            sh.pq[i] = make_double2(c, s);
+            kvq_dev_rope_cos_sin_double(position, args.theta[i], &c, &s);
+            double2 *table = which == 0u ? sh.base : which == 1u ? sh.step : which == 2u ? sh.sub : sh.pq;
+            table[i] = make_double2(c, s);
         }
-    }
     if (outliers) {
         for (uint32_t i = tid; i < kWarps * kHeads * (uint32_t)D; i += kThreads) (&os.oacc[0][0][0])[i] = 0.0f;
         for (uint32_t i = tid; i < kWarps * 16u * kHeads; i += kThreads) (&os.scorr[0][0][0])[i] = 0.0f;
@@ -599,8 +601,98 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
             constexpr bool GEN = decltype(general)::value;
             /* ---- scores S^T = K Q^T of each m-tile ---- */
             float sacc[kSub][4];
+            /* RoPE of a dequantized key pair (ka: channel i, kb2: i + d/2) of row `row` at slot `slot`. */
+            auto rotate_key = [&](__half2 &ka, __half2 &kb2, uint32_t row, uint32_t slot) {
+                if (!ROT) return;
+                uint32_t c2, s2;
+                if (G::kRopeInRegisters) {
+                    c2 = rc[row][G::kRopeInRegisters ? slot : 0];
+                    s2 = rs[row][G::kRopeInRegisters ? slot : 0];
+                } else {
+                    c2 = sh.rope_tab[G::kRopeInRegisters ? 0 : warp][G::kRopeInRegisters ? 0 : (row * G::kPartSlots + slot) * 2u][lane];
+                    s2 = sh.rope_tab[G::kRopeInRegisters ? 0 : warp][G::kRopeInRegisters ? 0 : (row * G::kPartSlots + slot) * 2u + 1u][lane];
+                }
+                /* S12.4 (b): fl(ka c - fl(kb s)), fl(ka s + fl(kb c)) */
+                const __half2 c = u2h(c2), s = u2h(s2);
+                const __half2 xa = __hfma2(ka, c, __hneg2(__hmul2(kb2, s)));
+                const __half2 xb = __hfma2(ka, s, __hmul2(kb2, c));
+                ka = xa;
+                kb2 = xb;
+            };
+            /* Both m-tiles of a plain tile in one key block: decoded side by side, with one load of
+             * each key parameter for both and two independent chains of MMAs (the warp's only
+             * source of parallelism at three warps per scheduler). */
+            bool paired = false;
+            if constexpr (!GEN && kSub == 2u) paired = ntm[1] != 0u && kb.of(tm[0]) == kb.of(tm[1]);
+            if (paired) {
+                const uint32_t blk = kb.of(tm[0]);
+                if (sh.kpar_block[warp] != blk) {
+                    const uint32_t *prow = reinterpret_cast<const uint32_t *>(stage + G::kKeyParams) + (blk - first_blk) * D;
+                    load_key_params<D, BITS>(sh, prow, ksym, warp, lane, blk);
+                }
+                uint32_t kw[kSub][2][2][G::kLaneWords], kws[kSub][2][2][G::kLaneWords]; /* [m][row][part][word] */
+#pragma unroll
+                for (uint32_t m = 0; m < kSub; m++) {
+                    const uint32_t *kcode = reinterpret_cast<const uint32_t *>(stage + G::kKeyCodes) +
+                                            (Tiling<D>::kSubTokens * m + 16u * warp) * G::kRowWords;
+#pragma unroll
+                    for (uint32_t row = 0; row < 2u; row++)
+#pragma unroll
+                        for (uint32_t part = 0; part < 2u; part++)
+#pragma unroll
+                            for (uint32_t w = 0; w < G::kLaneWords; w++) {
+                                kw[m][row][part][w] = kcode[(g + 8u * row) * G::kRowWords + part * G::kHalfWords +
+                                                            tig * G::kLaneWords + w];
+                                kws[m][row][part][w] = kw[m][row][part][w] >> kvq_tc_code_shift(BITS);
+                            }
+                }
+                float s_lo[kSub][4], s_hi[kSub][4];
+#pragma unroll
+                for (uint32_t m = 0; m < kSub; m++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) s_lo[m][e] = s_hi[m][e] = 0.0f;
+#pragma unroll
+                for (uint32_t ps = 0; ps < G::kPairSteps; ps++) {
+                    uint32_t ra[kSub][4], rb[kSub][4];
+#pragma unroll
+                    for (uint32_t j = 0; j < 2u; j++) {
+                        const uint32_t slot = 2u * ps + j;
+                        const uint2 par_a = *reinterpret_cast<const uint2 *>(&sh.kpar[warp][slot][tig][0]);
+                        const uint2 par_b = *reinterpret_cast<const uint2 *>(&sh.kpar[warp][slot + G::kPartSlots][tig][0]);
+                        const uint32_t word = slot / kvq_tc_cph(BITS), p = slot % kvq_tc_cph(BITS);
+#pragma unroll
+                        for (uint32_t m = 0; m < kSub; m++)
+#pragma unroll
+                            for (uint32_t row = 0; row < 2u; row++) {
+                                __half2 ka = __hfma2(u2h(par_a.y), code_pair<BITS>(kw[m][row][0][word], kws[m][row][0][word], p, ksub[p]),
+                                                     u2h(par_a.x));
+                                __half2 kb2 = __hfma2(u2h(par_b.y), code_pair<BITS>(kw[m][row][1][word], kws[m][row][1][word], p, ksub[p]),
+                                                      u2h(par_b.x));
+                                rotate_key(ka, kb2, row, slot);
+                                ra[m][2u * j + row] = h2u(ka);
+                                rb[m][2u * j + row] = h2u(kb2);
+                            }
+                    }
+#pragma unroll
+                    for (uint32_t m = 0; m < kSub; m++) {
+                        const uint32_t *qw = reinterpret_cast<const uint32_t *>(&sh.q[buf][ROT ? m : 0][0][lane][0]);
+                        const uint32_t a_lo[4] = {ra[m][0], ra[m][1], ra[m][2], ra[m][3]};
+                        const uint32_t a_hi[4] = {rb[m][0], rb[m][1], rb[m][2], rb[m][3]};
+                        mma16816(s_lo[m], a_lo, qw[32u * (2u * ps)], qw[32u * (2u * ps + 1u)]);
+                        mma16816(s_hi[m], a_hi, qw[32u * (G::kPartSlots + 2u * ps)], qw[32u * (G::kPartSlots + 2u * ps + 1u)]);
+                    }
+                }
+#pragma unroll
+                for (uint32_t m = 0; m < kSub; m++) {
+#pragma unroll
+                    for (int e = 0; e < 4; e++) sacc[m][e] = s_lo[m][e] + s_hi[m][e];
+                    if (g >= ntm[m]) sacc[m][0] = sacc[m][1] = -INFINITY;
+                    if (g + 8u >= ntm[m]) sacc[m][2] = sacc[m][3] = -INFINITY;
+                }
+            }
 #pragma unroll
             for (uint32_t m = 0; m < kSub; m++) {
+                if (paired) break;
 #pragma unroll
                 for (int e = 0; e < 4; e++) sacc[m][e] = -INFINITY;
                 if (ntm[m] == 0u) continue;
@@ -663,22 +755,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                                 ka = __halves2half2(ha[0], ha[1]);
                                 kb2 = __halves2half2(hb[0], hb[1]);
                             }
-                            if (ROT) {
-                                uint32_t c2, s2;
-                                if (G::kRopeInRegisters) {
-                                    c2 = rc[row][G::kRopeInRegisters ? slot : 0];
-                                    s2 = rs[row][G::kRopeInRegisters ? slot : 0];
-                                } else {
-                                    c2 = sh.rope_tab[G::kRopeInRegisters ? 0 : warp][G::kRopeInRegisters ? 0 : (row * G::kPartSlots + slot) * 2u][lane];
-                                    s2 = sh.rope_tab[G::kRopeInRegisters ? 0 : warp][G::kRopeInRegisters ? 0 : (row * G::kPartSlots + slot) * 2u + 1u][lane];
-                                }
-                                /* S12.4 (b): fl(ka c - fl(kb s)), fl(ka s + fl(kb c)) */
-                                const __half2 c = u2h(c2), s = u2h(s2);
-                                const __half2 xa = __hfma2(ka, c, __hneg2(__hmul2(kb2, s)));
-                                const __half2 xb = __hfma2(ka, s, __hmul2(kb2, c));
-                                ka = xa;
-                                kb2 = xb;
-                            }
+                            rotate_key(ka, kb2, row, slot);
                             ra[2u * j + row] = h2u(ka); /* a0 a1 a2 a3 = (row g, slot 2s), (g + 8, 2s), (g, 2s + 1), (g + 8, 2s + 1) */
                             rb[2u * j + row] = h2u(kb2);
                         }
