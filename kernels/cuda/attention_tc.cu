@@ -51,8 +51,6 @@
  */
 #include <cuda_fp16.h>
 #include <math.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "attention_common.cuh"
 #include "attention_tc_layout.cuh"
@@ -172,7 +170,7 @@ struct Tiling {
     static_assert(KVQ_CUDA_STEP32_OFFSETS % kTileTokens == 0u, "splits are whole tiles");
 };
 
-template <int D, int BITS, int OCC>
+template <int D, int BITS>
 struct Geometry {
     static constexpr uint32_t kTileTokens = Tiling<D>::kTileTokens;
     static constexpr uint32_t kRowBytes = D * BITS / 8u;             /* a packed row */
@@ -192,18 +190,14 @@ struct Geometry {
     static constexpr uint32_t kValuePrec = kKeyPrec + kTileTokens;
     static constexpr uint32_t kKeyOptr = kValuePrec + kTileTokens;
     static constexpr uint32_t kValueOptr = kKeyOptr + (kTileTokens + 4u) * 4u;
-    /* The key params rows (S4.3 blocks of at least 16 tokens, or the calibrated row; at least 64 for
-     * the four-block variant, OCC 4) the tile's tokens use. */
-    static constexpr uint32_t kMaxParamRows = kTileTokens / (OCC == 4 ? 64u : 16u) + 1u;
+    /* The key params rows (S4.3 blocks of at least 16 tokens, or the calibrated row) the tile's tokens use. */
+    static constexpr uint32_t kMaxParamRows = kTileTokens / 16u + 1u;
     static constexpr uint32_t kKeyParams = kValueOptr + (kTileTokens + 4u) * 4u;
     static constexpr uint32_t kStageBytes = kKeyParams + kMaxParamRows * D * 4u;
     /* Three stages (two tiles in flight while one is worked on) where they fit three blocks per
      * SM beside the rest; two otherwise, which still keeps a whole tile in flight. */
     static constexpr uint32_t kStages = kStageBytes * 3u <= 48u * 1024u ? 3u : 2u;
-    /* A lane's RoPE cos/sin: in registers (32 of them at head_dim 128), or for OCC 4, whose budget
-     * is 128 registers, read per use from the fp32 step table (L1); in shared memory above 128. */
-    static constexpr bool kRopeInRegisters = D <= 128 && OCC != 4;
-    static constexpr bool kRopeFromGlobal = D <= 128 && OCC == 4;
+    static constexpr bool kRopeInRegisters = D <= 128;
     /* The warps' partial outputs meet in the stages' memory after the last tile (unless the call
      * has outliers, whose fp32 sums live in OutlierShared from the start). */
     static constexpr uint32_t kCombineBytes = kWarps * kHeads * D * 4u;
@@ -213,9 +207,9 @@ struct Geometry {
 };
 
 /* Shared memory besides the stages (dynamic, after them). */
-template <int D, int BITS, int OCC>
+template <int D, int BITS>
 struct Shared {
-    using G = Geometry<D, BITS, OCC>;
+    using G = Geometry<D, BITS>;
     static constexpr uint32_t kSub = Tiling<D>::kSub;
     kvq_cuda_seq sq;
     double2 base[D / 2];                          /* cis(p0 theta_i) of the current tile */
@@ -227,7 +221,7 @@ struct Shared {
     uint32_t kpar[kWarps][G::kSlots][4][2];       /* key params of the warp's block: slot, lane column, (a, b) half2 */
     uint32_t kpar_block[kWarps];                  /* which key block kpar holds */
     float ml[kWarps][kHeads][2];
-    uint32_t rope_tab[D <= 128 ? 1 : kWarps][D <= 128 ? 1 : 2 * 2 * G::kPartSlots][32];
+    uint32_t rope_tab[G::kRopeInRegisters ? 1 : kWarps][G::kRopeInRegisters ? 1 : 2 * 2 * G::kPartSlots][32];
     uint32_t flag;
 };
 
@@ -242,11 +236,11 @@ struct OutlierShared {
 /* The tile's bytes into stage buffer `stage` (all threads; one commit group). `plain`: the
  * block has no token stored in fp16 and no outlier, so precisions and outlier pointers are
  * not needed. */
-template <int D, int BITS, int OCC>
+template <int D, int BITS>
 __device__ __forceinline__ void load_tile(unsigned char *stage, const kvq_cuda_seq &sq, const KeyBlocks &kb, uint32_t t0,
                                           uint32_t t_end, uint32_t tid, bool plain)
 {
-    using G = Geometry<D, BITS, OCC>;
+    using G = Geometry<D, BITS>;
     constexpr uint32_t kTileTokens = G::kTileTokens;
     const uint32_t ntok = min(kTileTokens, t_end - t0);
     /* The codes: the same whole number of 16-byte chunks per thread for every tile (rows are
@@ -314,8 +308,8 @@ __device__ __forceinline__ void load_tile(unsigned char *stage, const kvq_cuda_s
  * the update from its use. The rotation itself is fp32 (S12.4 allows the query's rotation in
  * fp32 before its rounding to fp16). The fp32 query comes from global memory (L1): the block
  * reads it once per tile. */
-template <int D, int BITS, bool ROT, int OCC>
-__device__ __forceinline__ void make_query(Shared<D, BITS, OCC> &sh, uint32_t buf, uint32_t nh, float scale,
+template <int D, int BITS, bool ROT>
+__device__ __forceinline__ void make_query(Shared<D, BITS> &sh, uint32_t buf, uint32_t nh, float scale,
                                            bool advance, uint32_t tid, const float *__restrict__ qg)
 {
     /* (pair, sub-tile) items, D/2 x kSub of them, the same share for every warp before the next
@@ -361,8 +355,8 @@ __device__ __forceinline__ void make_query(Shared<D, BITS, OCC> &sh, uint32_t bu
 /* The key params row `prow` (in shared memory: the tile's staged rows) into the warp's
  * lane-column table (the fp16 profile's domain check of every row the block uses ran before
  * the tile loop). */
-template <int D, int BITS, int OCC>
-__device__ __forceinline__ void load_key_params(Shared<D, BITS, OCC> &sh, const uint32_t *prow, bool sym, uint32_t warp,
+template <int D, int BITS>
+__device__ __forceinline__ void load_key_params(Shared<D, BITS> &sh, const uint32_t *prow, bool sym, uint32_t warp,
                                                 uint32_t lane, uint32_t blk)
 {
     __half *kp = reinterpret_cast<__half *>(&sh.kpar[warp][0][0][0]);
@@ -385,7 +379,7 @@ __device__ __forceinline__ void load_key_params(Shared<D, BITS, OCC> &sh, const 
 /* S12.4's domain over the key params rows the block's tokens use: a pair (i, i + d/2) whose
  * decoded magnitudes could sum beyond 2^15 is outside the fp16 profile. Returns whether every
  * pair is inside (all threads; one barrier). */
-template <int D, int BITS, int OCC>
+template <int D, int BITS>
 __device__ __forceinline__ bool key_domain_ok(const kvq_cuda_view &K, const KeyBlocks &kb, uint32_t t_begin,
                                               uint32_t t_end, bool sym, uint32_t tid)
 {
@@ -427,7 +421,7 @@ __device__ __forceinline__ bool any_fp16_token(const kvq_cuda_view &K, const kvq
 /* cos/sin of offset o for the two channels of each of a lane's first-half key slots, as half2,
  * from the fp32 table of kvq_cuda_rope_step32_table (each value rounded once from double, so
  * within u of the exact one: S12.4 (b) asks for 4u before the rounding to fp16). */
-template <int D, int BITS, int OCC>
+template <int D, int BITS>
 __device__ __forceinline__ void rope_pair(const float2 *step32, uint32_t tig, uint32_t slot, uint32_t o, uint32_t &c2,
                                           uint32_t &s2)
 {
@@ -442,14 +436,14 @@ __device__ __forceinline__ void rope_pair(const float2 *step32, uint32_t tig, ui
 /* Three resident blocks (12 warps) per SM up to head_dim 128: at most 168 registers per thread
  * (ptxas otherwise takes about 180, which leaves room for two). Larger heads have the shared
  * memory for two. `outliers`: the launch has OutlierShared (the call's tensors hold outliers). */
-template <int D, int BITS, bool ROT, int OCC>
-__global__ void __launch_bounds__(kThreads, D <= 128 ? OCC : 2) tc_split_kernel(kvq_cuda_attention_args args, uint32_t outliers)
+template <int D, int BITS, bool ROT>
+__global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kvq_cuda_attention_args args, uint32_t outliers)
 {
-    using G = Geometry<D, BITS, OCC>;
+    using G = Geometry<D, BITS>;
     constexpr uint32_t kSub = Tiling<D>::kSub, kTileTokens = G::kTileTokens;
     extern __shared__ __align__(16) unsigned char smem[];
-    Shared<D, BITS, OCC> &sh = *reinterpret_cast<Shared<D, BITS, OCC> *>(smem + G::kStages * G::kStageBytes);
-    OutlierShared<D> &os = *reinterpret_cast<OutlierShared<D> *>(smem + G::kStages * G::kStageBytes + sizeof(Shared<D, BITS, OCC>));
+    Shared<D, BITS> &sh = *reinterpret_cast<Shared<D, BITS> *>(smem + G::kStages * G::kStageBytes);
+    OutlierShared<D> &os = *reinterpret_cast<OutlierShared<D> *>(smem + G::kStages * G::kStageBytes + sizeof(Shared<D, BITS>));
     const uint32_t split = blockIdx.x, hg = blockIdx.y, seq = blockIdx.z;
     const uint32_t n = args.seqs[seq].n_tokens;
     const uint32_t t_begin = split * args.tokens_per_split;
@@ -485,12 +479,12 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? OCC : 2) tc_split_kernel(
 
     /* The first tiles are requested before anything else is set up. */
     for (uint32_t k = 0; k + 1u < G::kStages; k++) {
-        if (k < n_tiles) load_tile<D, BITS, OCC>(smem + k * G::kStageBytes, sq, kb, t_begin + k * kTileTokens, t_end, tid, plain);
+        if (k < n_tiles) load_tile<D, BITS>(smem + k * G::kStageBytes, sq, kb, t_begin + k * kTileTokens, t_end, tid, plain);
         else cp_async_commit();
     }
 
     /* ---- once per block ---- */
-    const bool domain_ok = key_domain_ok<D, BITS, OCC>(K, kb, t_begin, t_end, ksym, tid); /* a barrier */
+    const bool domain_ok = key_domain_ok<D, BITS>(K, kb, t_begin, t_end, ksym, tid); /* a barrier */
     if (tid == 0) sh.flag = (domain_ok ? 0u : 2u) | (lost_outliers ? 2u : 0u);
     if (lane == 0) sh.kpar_block[warp] = 0xFFFFFFFFu;
     /* The four cis tables, one (table, pair) per thread at a time: the block's first queries wait
@@ -514,24 +508,24 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? OCC : 2) tc_split_kernel(
     for (uint32_t i = tid; i < sizeof sh.q / 4u; i += kThreads) reinterpret_cast<uint32_t *>(&sh.q[0][0][0][0][0])[i] = 0u;
     __syncthreads();
     const float qscale = args.score_scale; /* fl32(log2(e) / sqrt(d)): scores in base 2 */
-    make_query<D, BITS, ROT, OCC>(sh, 0, nh, qscale, false, tid, qg);
+    make_query<D, BITS, ROT>(sh, 0, nh, qscale, false, tid, qg);
 
     const float2 *step32 = reinterpret_cast<const float2 *>(args.rope_step32);
     /* The warp's key offsets in every sub-tile are 16 warp + g and + 8: their cos/sin, once. */
     uint32_t rc[2][G::kRopeInRegisters ? G::kPartSlots : 1], rs[2][G::kRopeInRegisters ? G::kPartSlots : 1];
-    if (ROT && !G::kRopeFromGlobal) {
+    if (ROT) {
 #pragma unroll
         for (uint32_t row = 0; row < 2u; row++)
 #pragma unroll
             for (uint32_t slot = 0; slot < G::kPartSlots; slot++) {
                 uint32_t c2, s2;
-                rope_pair<D, BITS, OCC>(step32, tig, slot, 16u * warp + g + 8u * row, c2, s2);
+                rope_pair<D, BITS>(step32, tig, slot, 16u * warp + g + 8u * row, c2, s2);
                 if (G::kRopeInRegisters) {
                     rc[row][G::kRopeInRegisters ? slot : 0] = c2;
                     rs[row][G::kRopeInRegisters ? slot : 0] = s2;
                 } else {
-                    sh.rope_tab[D <= 128 ? 0 : warp][D <= 128 ? 0 : (row * G::kPartSlots + slot) * 2u][lane] = c2;
-                    sh.rope_tab[D <= 128 ? 0 : warp][D <= 128 ? 0 : (row * G::kPartSlots + slot) * 2u + 1u][lane] = s2;
+                    sh.rope_tab[G::kRopeInRegisters ? 0 : warp][G::kRopeInRegisters ? 0 : (row * G::kPartSlots + slot) * 2u][lane] = c2;
+                    sh.rope_tab[G::kRopeInRegisters ? 0 : warp][G::kRopeInRegisters ? 0 : (row * G::kPartSlots + slot) * 2u + 1u][lane] = s2;
                 }
             }
     }
@@ -557,14 +551,14 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? OCC : 2) tc_split_kernel(
         {
             const uint32_t next = k + G::kStages - 1u;
             if (next < n_tiles)
-                load_tile<D, BITS, OCC>(smem + (next % G::kStages) * G::kStageBytes, sq, kb, t_begin + next * kTileTokens,
+                load_tile<D, BITS>(smem + (next % G::kStages) * G::kStageBytes, sq, kb, t_begin + next * kTileTokens,
                                    t_end, tid, plain);
             else
                 cp_async_commit(); /* keep one group per iteration, so the wait count above holds */
         }
         const uint32_t buf = ROT ? k & 1u : 0u; /* without RoPE one query serves every tile */
         /* The next tile's queries, into the other buffer (nobody reads it until the next barrier). */
-        if (ROT && k + 1u < n_tiles) make_query<D, BITS, ROT, OCC>(sh, buf ^ 1u, nh, qscale, true, tid, qg);
+        if (ROT && k + 1u < n_tiles) make_query<D, BITS, ROT>(sh, buf ^ 1u, nh, qscale, true, tid, qg);
         const unsigned char *stage = smem + (k % G::kStages) * G::kStageBytes;
         const uint32_t t0 = t_begin + k * kTileTokens;
         if (t0 + 16u * warp >= t_end) continue; /* the warp's m-tiles lie past the split (its last tile) */
@@ -614,11 +608,9 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? OCC : 2) tc_split_kernel(
                 if (G::kRopeInRegisters) {
                     c2 = rc[row][G::kRopeInRegisters ? slot : 0];
                     s2 = rs[row][G::kRopeInRegisters ? slot : 0];
-                } else if (G::kRopeFromGlobal) {
-                    rope_pair<D, BITS, OCC>(step32, tig, slot, 16u * warp + g + 8u * row, c2, s2);
                 } else {
-                    c2 = sh.rope_tab[D <= 128 ? 0 : warp][D <= 128 ? 0 : (row * G::kPartSlots + slot) * 2u][lane];
-                    s2 = sh.rope_tab[D <= 128 ? 0 : warp][D <= 128 ? 0 : (row * G::kPartSlots + slot) * 2u + 1u][lane];
+                    c2 = sh.rope_tab[G::kRopeInRegisters ? 0 : warp][G::kRopeInRegisters ? 0 : (row * G::kPartSlots + slot) * 2u][lane];
+                    s2 = sh.rope_tab[G::kRopeInRegisters ? 0 : warp][G::kRopeInRegisters ? 0 : (row * G::kPartSlots + slot) * 2u + 1u][lane];
                 }
                 /* S12.4 (b): fl(ka c - fl(kb s)), fl(ka s + fl(kb c)) */
                 const __half2 c = u2h(c2), s = u2h(s2);
@@ -631,12 +623,12 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? OCC : 2) tc_split_kernel(
              * each key parameter for both and two independent chains of MMAs (the warp's only
              * source of parallelism at three warps per scheduler). */
             bool paired = false;
-            if constexpr (!GEN && kSub == 2u && OCC != 4) paired = ntm[1] != 0u && kb.of(tm[0]) == kb.of(tm[1]);
+            if constexpr (!GEN && kSub == 2u) paired = ntm[1] != 0u && kb.of(tm[0]) == kb.of(tm[1]);
             if (paired) {
                 const uint32_t blk = kb.of(tm[0]);
                 if (sh.kpar_block[warp] != blk) {
                     const uint32_t *prow = reinterpret_cast<const uint32_t *>(stage + G::kKeyParams) + (blk - first_blk) * D;
-                    load_key_params<D, BITS, OCC>(sh, prow, ksym, warp, lane, blk);
+                    load_key_params<D, BITS>(sh, prow, ksym, warp, lane, blk);
                 }
                 uint32_t kw[kSub][2][2][G::kLaneWords], kws[kSub][2][2][G::kLaneWords]; /* [m][row][part][word] */
 #pragma unroll
@@ -710,7 +702,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? OCC : 2) tc_split_kernel(
                 const uint32_t blk = kb.of(tm[m]);
                 if (sh.kpar_block[warp] != blk) {
                     const uint32_t *prow = reinterpret_cast<const uint32_t *>(stage + G::kKeyParams) + (blk - first_blk) * D;
-                    load_key_params<D, BITS, OCC>(sh, prow, ksym, warp, lane, blk);
+                    load_key_params<D, BITS>(sh, prow, ksym, warp, lane, blk);
                 }
                 const uint32_t *qw = reinterpret_cast<const uint32_t *>(&sh.q[buf][ROT ? m : 0][0][lane][0]); /* slot s: qw[32 s] */
                 uint32_t kw[2][2][G::kLaneWords], kws[2][2][G::kLaneWords]; /* [row][part][word], and shifted */
@@ -1025,26 +1017,26 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? OCC : 2) tc_split_kernel(
 
 /* Dynamic shared memory of one block: the stages, Shared, and OutlierShared when the launch
  * has outliers. */
-template <int D, int BITS, int OCC>
+template <int D, int BITS>
 size_t smem_bytes(bool outliers)
 {
-    using G = Geometry<D, BITS, OCC>;
-    return G::kStages * G::kStageBytes + sizeof(Shared<D, BITS, OCC>) + (outliers ? sizeof(OutlierShared<D>) : 0u);
+    using G = Geometry<D, BITS>;
+    return G::kStages * G::kStageBytes + sizeof(Shared<D, BITS>) + (outliers ? sizeof(OutlierShared<D>) : 0u);
 }
 
 /* The kernel's attributes, set once per instantiation and process (for the larger launch, with
  * outliers, so that both fit). */
-template <int D, int BITS, bool ROT, int OCC>
+template <int D, int BITS, bool ROT>
 cudaError_t launch_config()
 {
     static bool configured = false;
     if (!configured) {
-        cudaError_t err = cudaFuncSetAttribute(tc_split_kernel<D, BITS, ROT, OCC>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                               (int)smem_bytes<D, BITS, OCC>(true));
+        cudaError_t err = cudaFuncSetAttribute(tc_split_kernel<D, BITS, ROT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               (int)smem_bytes<D, BITS>(true));
         /* All of the unified L1/shared memory as shared memory: without it the driver may pick a
          * carveout that holds one block per SM, and one block's four warps cannot hide latency. */
         if (err == cudaSuccess)
-            err = cudaFuncSetAttribute(tc_split_kernel<D, BITS, ROT, OCC>, cudaFuncAttributePreferredSharedMemoryCarveout,
+            err = cudaFuncSetAttribute(tc_split_kernel<D, BITS, ROT>, cudaFuncAttributePreferredSharedMemoryCarveout,
                                        (int)cudaSharedmemCarveoutMaxShared);
         if (err != cudaSuccess) return err;
         configured = true;
@@ -1060,49 +1052,26 @@ bool call_has_outliers(const kvq_cuda_attention_args &a)
     return false;
 }
 
-/* The four-block variant (OCC 4): head_dim 128 at 2 and 4 bits, key blocks of at least 64
- * tokens (or calibrated keys), chosen with KVQ_CUDA_TC_BLOCKS=4 (an experiment of issue 13:
- * four blocks per SM need 128 registers and at most 56 KiB of shared memory). */
-bool four_block_format(uint32_t head_dim, uint32_t bits) { return head_dim == 128u && (bits == 2u || bits == 4u); }
-bool four_block_asked()
-{
-    static int asked = -1;
-    if (asked < 0) {
-        const char *e = getenv("KVQ_CUDA_TC_BLOCKS");
-        asked = e != nullptr && strcmp(e, "4") == 0;
-    }
-    return asked != 0;
-}
-bool four_block_call(const kvq_cuda_attention_args &a)
-{
-    if (!four_block_asked() || !four_block_format(a.head_dim, a.seqs_host[0].keys.bits)) return false;
-    for (uint32_t s = 0; s < a.n_seq; s++) {
-        const kvq_cuda_view &k = a.seqs_host[s].keys;
-        if (k.layout != KVQ_CUDA_PARAMS_KEYS_CALIBRATED && k.group_size < 64u) return false;
-    }
-    return true;
-}
-
-template <int D, int BITS, bool ROT, int OCC>
+template <int D, int BITS, bool ROT>
 cudaError_t launch(const kvq_cuda_attention_args &a, cudaStream_t stream)
 {
     const bool outliers = call_has_outliers(a);
-    cudaError_t err = launch_config<D, BITS, ROT, OCC>();
+    cudaError_t err = launch_config<D, BITS, ROT>();
     if (err != cudaSuccess) return err;
     dim3 grid(a.max_splits, (a.n_q + kHeads - 1u) / kHeads, a.n_seq);
-    tc_split_kernel<D, BITS, ROT, OCC><<<grid, kThreads, smem_bytes<D, BITS, OCC>(outliers), stream>>>(a, outliers ? 1u : 0u);
+    tc_split_kernel<D, BITS, ROT><<<grid, kThreads, smem_bytes<D, BITS>(outliers), stream>>>(a, outliers ? 1u : 0u);
     return cudaGetLastError();
 }
 
-template <int D, int BITS, int OCC>
+template <int D, int BITS>
 int occupancy()
 {
     static int cached = 0; /* the split rule asks on every call */
     if (cached > 0) return cached;
     int blocks = 0;
-    if (launch_config<D, BITS, true, OCC>() != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, tc_split_kernel<D, BITS, true, OCC>, kThreads,
-                                                      smem_bytes<D, BITS, OCC>(false)) != cudaSuccess)
+    if (launch_config<D, BITS, true>() != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, tc_split_kernel<D, BITS, true>, kThreads,
+                                                      smem_bytes<D, BITS>(false)) != cudaSuccess)
         return -1;
     cached = blocks; /* per process: kvq's CUDA contexts in one process are assumed to share a GPU model */
     return blocks;
@@ -1129,27 +1098,20 @@ R for_format(uint32_t head_dim, uint32_t bits, const F &f, R none)
 struct Launch {
     const kvq_cuda_attention_args &a;
     cudaStream_t stream;
-    bool rotate, four;
+    bool rotate;
     template <int D, int BITS>
     cudaError_t run() const
     {
-        if constexpr (D == 128 && BITS <= 4)
-            if (four) return rotate ? launch<D, BITS, true, 4>(a, stream) : launch<D, BITS, false, 4>(a, stream);
-        return rotate ? launch<D, BITS, true, 3>(a, stream) : launch<D, BITS, false, 3>(a, stream);
+        return rotate ? launch<D, BITS, true>(a, stream) : launch<D, BITS, false>(a, stream);
     }
 };
 struct Occupancy {
     template <int D, int BITS>
-    int run() const
-    {
-        if constexpr (D == 128 && BITS <= 4)
-            if (four_block_asked()) return occupancy<D, BITS, 4>();
-        return occupancy<D, BITS, 3>();
-    }
+    int run() const { return occupancy<D, BITS>(); }
 };
 struct SmemBytes {
     template <int D, int BITS>
-    size_t run() const { return smem_bytes<D, BITS, 3>(false); }
+    size_t run() const { return smem_bytes<D, BITS>(false); }
 };
 
 bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0u; }
@@ -1190,8 +1152,7 @@ extern "C" cudaError_t kvq_cuda_attention_tc_split(const kvq_cuda_attention_args
 {
     const bool rotate = a->theta != nullptr && a->pairing != KVQ_ROPE_NONE;
     tc_launches++;
-    return for_format(a->head_dim, a->seqs_host[0].keys.bits, Launch{*a, stream, rotate, four_block_call(*a)},
-                      cudaErrorInvalidValue);
+    return for_format(a->head_dim, a->seqs_host[0].keys.bits, Launch{*a, stream, rotate}, cudaErrorInvalidValue);
 }
 
 extern "C" unsigned long long kvq_cuda_attention_tc_launches(void) { return tc_launches; }
