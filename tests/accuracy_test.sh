@@ -16,6 +16,11 @@ good=$dir/libkvq_plugin_foreign.so
 broken=$dir/libkvq_plugin_foreign_broken_scale.so
 crash=$dir/libkvq_plugin_foreign_broken_crash.so
 
+# Built against the two headers alone, like every plugin of tests/plugin: no kvq_ symbol from outside.
+for so in "$good" "$broken" "$crash"; do
+    if "${NM:-nm}" -D --undefined-only "$so" | grep -q ' kvq_'; then fail "$so needs kvq_ symbols from outside"; fi
+done
+
 status() { set +e; "$@" > "$work/log" 2>&1; echo $?; set -e; }
 # Usage errors: exit 2.
 [ "$(status "$kvq" accuracy)" = 2 ] || fail "no source: not exit 2"
