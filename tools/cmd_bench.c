@@ -53,7 +53,7 @@ void cli_usage_bench(FILE *out)
             "                         tools/scripts/torch_sdpa_baseline.py; '' for none)\n"
             "  --flashinfer-script PATH  also time FlashInfer's fp16 and fp8 decode with this script\n"
             "                         (tools/scripts/flashinfer_decode_baseline.py; off by default)\n"
-            "  --formats LIST         only these formats of studies a and d, e.g. int4,int2,int4+outliers+sink\n"
+            "  --formats LIST         only these formats of studies a, d and e, e.g. int4,int2,int4+outliers+sink\n"
             "  --shapes LIST          only these shapes, e.g. llama7b-mha,gqa-8kv-8q\n"
             "  --out DIR              output directory (created if missing)\n"
             "  --keep                 keep the studies of DIR/bench.json that this run does not repeat\n"
