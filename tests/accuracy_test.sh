@@ -41,6 +41,9 @@ rc=$(status "$kvq" accuracy --backend "$crash" --json "$work/crash.json")
 cp "$work/log" "$work/crash.txt"
 [ "$rc" = 1 ] || fail "a plugin that crashes at 2 bits: exit $rc, not 1"
 grep -q "crashed: the backend was killed by signal 6" "$work/crash.txt" || { cat "$work/crash.txt" >&2; fail "the crash is not reported"; }
+rc=$(status "$kvq" accuracy --backend "$good" --bits 3,4)
+[ "$rc" = 1 ] || fail "--bits 3 of a plugin that does not claim 3 bits: exit $rc, not 1"
+grep -q "not claimed: caps.uniform_bits does not claim 3-bit codes" "$work/log" || fail "the unclaimed width is not named"
 rc=$(status "$kvq" accuracy --backend ref --bits 4 --json "$work/ref.json")
 [ "$rc" = 0 ] || fail "the ref backend: exit $rc"
 

@@ -8,8 +8,9 @@
  * gives a verdict (levels, PASS/FAIL, JUnit) on formats it knows exactly;
  * this gives scores, with a pass/fail only where the user names a threshold,
  * and none of conform's selection options apply. Exit status: 0 scored
- * (within the thresholds given), 1 a threshold exceeded or the source failed
- * at a width it claims, 2 usage error or the backend could not be loaded.
+ * (within the thresholds given), 1 a threshold exceeded, or the source failed
+ * at a width or lacks one --bits asks for, 2 usage error or the backend could
+ * not be loaded.
  */
 #define _GNU_SOURCE /* getopt_long */
 #include "accuracy/accuracy.h"
@@ -45,8 +46,9 @@ void cli_usage_accuracy(FILE *out)
             "  --max-nmse-kv X    fail when the keys' or values' NMSE of a width exceeds X\n"
             "  --timeout S        seconds a width may take in the backend before it is killed (default %d; 0: none)\n"
             "  --json FILE        also write the scores as JSON (schema %s)\n"
-            "  exit status: 0 scored (within the thresholds given), 1 a threshold exceeded or the source failed,\n"
-            "  crashed or hung at a width it has, 2 usage error or the backend could not be loaded\n",
+            "  exit status: 0 scored (within the thresholds given), 1 a threshold exceeded, or the source failed,\n"
+            "  crashed or hung at a width, or lacks one --bits asks for, 2 usage error or the backend could not be\n"
+            "  loaded\n",
             DEFAULT_TIMEOUT, ACC_SCHEMA);
 }
 

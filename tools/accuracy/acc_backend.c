@@ -191,73 +191,66 @@ typedef struct row_result {
     acc_score points[ACC_MAX_POINTS];
 } row_result;
 
+/* The backend opened in the child, for backend_head. */
+typedef struct open_backend_state {
+    const row_job *job;
+    const kvq_backend_api *api;
+    kvq_backend_context *ctx;
+} open_backend_state;
+
 /* One head: quantize keys and values, read back their values, attend. */
-static kvq_status backend_head(const kvq_backend_api *api, kvq_backend_context *ctx, const row_job *job,
-                               const acc_inputs *in, uint32_t h, float *k, float *v, float *out, const char **what)
+static bool backend_head(void *arg, const acc_inputs *in, uint32_t h, float *k, float *v, float *out, bool *has_out,
+                         char *why, size_t why_size)
 {
+    const open_backend_state *b = arg;
+    const kvq_backend_api *api = b->api;
+    kvq_backend_context *ctx = b->ctx;
     const acc_point *p = in->point;
     size_t slice = (size_t)p->n_tokens * p->head_dim;
-    kvq_head_config kc = acc_head_config(KVQ_ROLE_KEYS, job->bits), vc = acc_head_config(KVQ_ROLE_VALUES, job->bits);
+    kvq_head_config kc = acc_head_config(KVQ_ROLE_KEYS, b->job->bits),
+                    vc = acc_head_config(KVQ_ROLE_VALUES, b->job->bits);
     kvq_backend_tensor *kt = NULL, *vt = NULL;
     uint32_t *pos = malloc(p->n_tokens * sizeof *pos);
     kvq_status st = pos == NULL ? KVQ_ERR_OUT_OF_MEMORY : KVQ_OK;
     for (uint32_t t = 0; pos != NULL && t < p->n_tokens; t++) pos[t] = t;
-    *what = "quantize_head (keys)";
+    const char *what = "quantize_head (keys)";
     if (st == KVQ_OK) st = api->quantize_head(ctx, &kc, in->keys + h * slice, p->n_tokens, p->head_dim, NULL, &kt);
-    if (st == KVQ_OK) *what = "quantize_head (values)";
+    if (st == KVQ_OK) what = "quantize_head (values)";
     if (st == KVQ_OK) st = api->quantize_head(ctx, &vc, in->values + h * slice, p->n_tokens, p->head_dim, NULL, &vt);
-    if (st == KVQ_OK) *what = "dequantize (keys)";
+    if (st == KVQ_OK) what = "dequantize (keys)";
     if (st == KVQ_OK) st = api->dequantize(ctx, kt, k);
-    if (st == KVQ_OK) *what = "dequantize (values)";
+    if (st == KVQ_OK) what = "dequantize (values)";
     if (st == KVQ_OK) st = api->dequantize(ctx, vt, v);
     kvq_rope none = {KVQ_ROPE_NONE, 10000.0f};
-    if (st == KVQ_OK && job->attention) {
-        *what = "attention_decode";
+    *has_out = b->job->attention;
+    if (st == KVQ_OK && b->job->attention) {
+        what = "attention_decode";
         st = api->attention_decode(ctx, kt, vt, pos, &none, in->q + (size_t)h * p->n_q * p->head_dim, p->n_q,
                                    p->n_tokens, out);
+    }
+    if (st != KVQ_OK) {
+        const char *m = api->last_error(ctx);
+        snprintf(why, why_size, "%s failed: %s: %.250s", what, kvq_status_name(st),
+                 m != NULL && m[0] != '\0' ? m : "(no message from last_error)");
     }
     if (kt != NULL) api->tensor_free(ctx, kt);
     if (vt != NULL) api->tensor_free(ctx, vt);
     free(pos);
-    return st;
+    return st == KVQ_OK;
 }
 
 static void score_row(const void *arg, void *result)
 {
-    const row_job *job = arg;
     row_result *r = result;
-    const kvq_backend_api *api;
-    kvq_backend_context *ctx;
+    open_backend_state b = {arg, NULL, NULL};
     kvq_backend_caps caps;
-    if (!open_backend(job->backend, &api, &ctx, &caps, r->message, sizeof r->message)) {
+    if (!open_backend(b.job->backend, &b.api, &b.ctx, &caps, r->message, sizeof r->message)) {
         r->status = ACC_FAILED;
         return;
     }
-    for (size_t i = 0; i < job->data->n_points && r->status == ACC_OK; i++) {
-        const acc_inputs *in = &job->data->points[i];
-        const acc_point *p = in->point;
-        size_t slice = (size_t)p->n_tokens * p->head_dim;
-        float *k = malloc(slice * sizeof *k), *v = malloc(slice * sizeof *v);
-        float *out = malloc((size_t)p->n_q * p->head_dim * sizeof *out);
-        for (uint32_t h = 0; h < p->n_heads && r->status == ACC_OK; h++) {
-            const char *what = "";
-            kvq_status st = k == NULL || v == NULL || out == NULL ? KVQ_ERR_OUT_OF_MEMORY
-                                                                  : backend_head(api, ctx, job, in, h, k, v, out, &what);
-            if (st != KVQ_OK) {
-                const char *m = api->last_error(ctx);
-                snprintf(r->message, sizeof r->message, "%s, head %u: %s failed: %s: %s", p->name, h, what,
-                         kvq_status_name(st), m != NULL && m[0] != '\0' ? m : "(no message from last_error)");
-            } else if (!acc_score_head(&r->points[i], in, h, k, v, job->attention ? out : NULL)) {
-                st = KVQ_ERR_OUT_OF_MEMORY;
-                snprintf(r->message, sizeof r->message, "out of memory scoring %s", p->name);
-            }
-            if (st != KVQ_OK) r->status = ACC_FAILED;
-        }
-        free(k);
-        free(v);
-        free(out);
-    }
-    api->close(ctx);
+    if (!acc_score_source(b.job->data, backend_head, &b, r->points, r->message, sizeof r->message))
+        r->status = ACC_FAILED;
+    b.api->close(b.ctx);
 }
 
 void acc_backend_row(acc_report *r, const char *backend, const acc_backend_info *info, uint32_t bits,

@@ -11,6 +11,7 @@
 #include "accuracy.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 const char *const acc_metric_names[ACC_METRICS] = {"keys", "values", "attention", "attention_arith"};
@@ -57,6 +58,33 @@ bool acc_score_head(acc_score *s, const acc_inputs *in, uint32_t head, const flo
         if (out != NULL) acc_metric_add(&s->m[ACC_ARITH], out, own, qs);
     }
     free(own);
+    return ok;
+}
+
+bool acc_score_source(const acc_data *data, acc_head_fn fn, void *arg, acc_score *points, char *message,
+                      size_t message_size)
+{
+    bool ok = true;
+    for (size_t i = 0; i < data->n_points && ok; i++) {
+        const acc_inputs *in = &data->points[i];
+        const acc_point *p = in->point;
+        size_t slice = (size_t)p->n_tokens * p->head_dim;
+        float *k = malloc(slice * sizeof *k), *v = malloc(slice * sizeof *v);
+        float *out = malloc((size_t)p->n_q * p->head_dim * sizeof *out);
+        char why[400] = "out of memory";
+        for (uint32_t h = 0; h < p->n_heads && ok; h++) {
+            bool has_out = false;
+            ok = k != NULL && v != NULL && out != NULL && fn(arg, in, h, k, v, out, &has_out, why, sizeof why);
+            if (ok && !acc_score_head(&points[i], in, h, k, v, has_out ? out : NULL)) {
+                snprintf(why, sizeof why, "out of memory scoring it");
+                ok = false;
+            }
+            if (!ok) snprintf(message, message_size, "%s, head %u: %s", p->name, h, why);
+        }
+        free(k);
+        free(v);
+        free(out);
+    }
     return ok;
 }
 

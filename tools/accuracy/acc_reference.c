@@ -84,7 +84,23 @@ static kvq_status peer_head(const acc_inputs *in, uint32_t h, const kvq_peer_con
     return st;
 }
 
-/* Scores one reference format over every point; format NULL is kvq's own. */
+/* A reference format: kvq's own at `bits` (format NULL) or a peer format. */
+typedef struct ref_format {
+    uint32_t bits;
+    const kvq_peer_config *format;
+} ref_format;
+
+static bool ref_head(void *arg, const acc_inputs *in, uint32_t h, float *k, float *v, float *out, bool *has_out,
+                     char *why, size_t why_size)
+{
+    const ref_format *f = arg;
+    kvq_status st = f->format == NULL ? kvq_head(in, h, f->bits, k, v, out) : peer_head(in, h, f->format, k, v, out);
+    if (st != KVQ_OK) snprintf(why, why_size, "%s: %s", kvq_status_name(st), kvq_last_error());
+    *has_out = true;
+    return st == KVQ_OK;
+}
+
+/* Scores one reference format over every point. */
 static void score_rows(acc_report *r, uint32_t bits, const kvq_peer_config *format, const char *name,
                        const char *detail)
 {
@@ -95,27 +111,9 @@ static void score_rows(acc_report *r, uint32_t bits, const kvq_peer_config *form
     snprintf(row->format, sizeof row->format, "%s", name);
     snprintf(row->detail, sizeof row->detail, "%s", detail);
     snprintf(row->attention_by, sizeof row->attention_by, "reference");
-    for (size_t i = 0; i < r->data->n_points && row->status == ACC_OK; i++) {
-        const acc_inputs *in = &r->data->points[i];
-        const acc_point *p = in->point;
-        size_t slice = (size_t)p->n_tokens * p->head_dim;
-        float *k = malloc(slice * sizeof *k), *v = malloc(slice * sizeof *v);
-        float *out = malloc((size_t)p->n_q * p->head_dim * sizeof *out);
-        for (uint32_t h = 0; h < p->n_heads && row->status == ACC_OK; h++) {
-            kvq_status st = k == NULL || v == NULL || out == NULL ? KVQ_ERR_OUT_OF_MEMORY
-                            : format == NULL                      ? kvq_head(in, h, bits, k, v, out)
-                                                                  : peer_head(in, h, format, k, v, out);
-            if (st == KVQ_OK && !acc_score_head(&row->points[i], in, h, k, v, out)) st = KVQ_ERR_OUT_OF_MEMORY;
-            if (st != KVQ_OK) {
-                row->status = ACC_FAILED;
-                snprintf(row->message, sizeof row->message, "%s, head %u: %s: %s", p->name, h, kvq_status_name(st),
-                         kvq_last_error());
-            }
-        }
-        free(k);
-        free(v);
-        free(out);
-    }
+    ref_format f = {bits, format};
+    if (!acc_score_source(r->data, ref_head, &f, row->points, row->message, sizeof row->message))
+        row->status = ACC_FAILED;
     acc_score_worst(row->points, r->data->n_points, &row->worst);
 }
 

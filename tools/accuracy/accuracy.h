@@ -93,6 +93,14 @@ typedef struct acc_score {
  * False when out of memory. */
 bool acc_score_head(acc_score *s, const acc_inputs *in, uint32_t head, const float *keys, const float *values,
                     const float *out);
+/* One head of a source: writes its dequantized keys and values ([n_tokens][head_dim]) and, setting
+ * *has_out, its attention output ([n_q][head_dim]); false with the reason in why when it fails. */
+typedef bool (*acc_head_fn)(void *arg, const acc_inputs *in, uint32_t head, float *keys, float *values, float *out,
+                            bool *has_out, char *why, size_t why_size);
+/* Every head of every point of data through fn, scored into points[]: true, or false with the point,
+ * the head and the reason in message. */
+bool acc_score_source(const acc_data *data, acc_head_fn fn, void *arg, acc_score *points, char *message,
+                      size_t message_size);
 /* The worst of several points: the largest NMSE and max_rel of each metric. */
 void acc_score_worst(const acc_score *points, size_t n, acc_score *worst);
 
