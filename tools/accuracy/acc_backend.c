@@ -8,7 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "accuracy.h"
 
-#include "kvq/kvq_backend.h"
+#include "backend_open.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -104,35 +104,6 @@ static acc_status in_child(child_fn fn, const void *arg, void *result, size_t si
     return ACC_OK;
 }
 
-/* Loads and opens the backend (in a child). */
-static bool open_backend(const char *backend, const kvq_backend_api **api, kvq_backend_context **ctx,
-                         kvq_backend_caps *caps, char *message, size_t size)
-{
-    char reason[512] = "";
-    kvq_status st = kvq_backend_find(backend, api, reason, sizeof reason);
-    if (st != KVQ_OK) {
-        snprintf(message, size, "cannot load backend %s: %s (%s)", backend, reason, kvq_status_name(st));
-        return false;
-    }
-    kvq_backend_options options = {sizeof options, -1, -1, -1};
-    *ctx = NULL;
-    st = kvq_backend_open(*api, &options, ctx, reason, sizeof reason);
-    if (st != KVQ_OK) {
-        snprintf(message, size, "cannot open backend %s: %s (%s)", backend, reason, kvq_status_name(st));
-        return false;
-    }
-    memset(caps, 0, sizeof *caps);
-    caps->struct_size = sizeof *caps;
-    st = (*api)->get_caps(*ctx, caps);
-    if (st != KVQ_OK) {
-        snprintf(message, size, "backend %s: get_caps failed: %s (%s)", backend, (*api)->last_error(*ctx),
-                 kvq_status_name(st));
-        (*api)->close(*ctx);
-        return false;
-    }
-    return true;
-}
-
 typedef struct probe_result {
     bool ok;
     acc_backend_info info;
@@ -144,7 +115,7 @@ static void probe(const void *arg, void *result)
     const kvq_backend_api *api;
     kvq_backend_context *ctx;
     kvq_backend_caps caps;
-    if (!open_backend(arg, &api, &ctx, &caps, r->info.message, sizeof r->info.message)) return;
+    if (!tool_open_backend(arg, -1, -1, &api, &ctx, &caps, r->info.message, sizeof r->info.message)) return;
     acc_backend_info *i = &r->info;
     const char *device = api->device_name(ctx);
     snprintf(i->name, sizeof i->name, "%s", api->name != NULL ? api->name : "?");
@@ -244,7 +215,7 @@ static void score_row(const void *arg, void *result)
     row_result *r = result;
     open_backend_state b = {arg, NULL, NULL};
     kvq_backend_caps caps;
-    if (!open_backend(b.job->backend, &b.api, &b.ctx, &caps, r->message, sizeof r->message)) {
+    if (!tool_open_backend(b.job->backend, -1, -1, &b.api, &b.ctx, &caps, r->message, sizeof r->message)) {
         r->status = ACC_FAILED;
         return;
     }

@@ -15,7 +15,7 @@
  */
 #include "bench.h"
 
-#include "kvq/kvq_backend.h"
+#include "backend_open.h"
 #include "peer_inputs.h"
 
 #include <stdio.h>
@@ -316,32 +316,6 @@ static int sweep(abi_study *s)
     return rc;
 }
 
-static bool open_backend(abi_study *s, char *message, size_t size)
-{
-    char reason[512] = "";
-    kvq_status st = kvq_backend_find(s->o->backend, &s->api, reason, sizeof reason);
-    if (st != KVQ_OK) {
-        snprintf(message, size, "cannot load backend %s: %s (%s)", s->o->backend, reason, kvq_status_name(st));
-        return false;
-    }
-    kvq_backend_options options = {sizeof options, s->o->platform, s->o->device, -1};
-    st = kvq_backend_open(s->api, &options, &s->ctx, reason, sizeof reason);
-    if (st != KVQ_OK) {
-        snprintf(message, size, "cannot open backend %s: %s (%s)", s->o->backend, reason, kvq_status_name(st));
-        return false;
-    }
-    memset(&s->caps, 0, sizeof s->caps);
-    s->caps.struct_size = sizeof s->caps;
-    st = s->api->get_caps(s->ctx, &s->caps);
-    if (st != KVQ_OK) {
-        snprintf(message, size, "backend %s: get_caps: %s (%s)", s->o->backend, s->api->last_error(s->ctx),
-                 kvq_status_name(st));
-        s->api->close(s->ctx);
-        return false;
-    }
-    return true;
-}
-
 int bench_study_abi(const bench_options *o, bench_json *w)
 {
     const char *key = bench_study_key(BENCH_BACKEND_ABI);
@@ -350,7 +324,7 @@ int bench_study_abi(const bench_options *o, bench_json *w)
     s.o = o;
     s.w = w;
     char message[1024];
-    if (!open_backend(&s, message, sizeof message)) {
+    if (!tool_open_backend(o->backend, o->platform, o->device, &s.api, &s.ctx, &s.caps, message, sizeof message)) {
         fprintf(stderr, "kvq bench: backend_abi: %s\n", message);
         bench_json_object(w, key);
         bench_json_string(w, "status", "failed");
