@@ -12,7 +12,12 @@ bool tool_open_backend(const char *backend, int32_t platform, int32_t device, co
     char reason[512] = "";
     kvq_status st = kvq_backend_find(backend, api, reason, sizeof reason);
     if (st != KVQ_OK) {
-        snprintf(message, message_size, "cannot load backend %s: %s (%s)", backend, reason, kvq_status_name(st));
+        /* some of the registry's messages already start with this prefix */
+        const char *prefix = "cannot load backend ";
+        if (strncmp(reason, prefix, strlen(prefix)) == 0)
+            snprintf(message, message_size, "%s (%s)", reason, kvq_status_name(st));
+        else
+            snprintf(message, message_size, "%s%s: %s (%s)", prefix, backend, reason, kvq_status_name(st));
         return false;
     }
     kvq_backend_options options = {sizeof options, platform, device, -1};
