@@ -26,6 +26,7 @@ int cmd_dequantize(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_golden(int argc, char **argv); /* tools/cmd_golden.c, added to the table by the lead */
+int cmd_accuracy(int argc, char **argv); /* tools/cmd_accuracy.c, tools/accuracy/ */
 
 /* Usage texts, printed by `kvq help CMD` and `kvq CMD --help`. */
 void cli_usage_synth(FILE *out);
@@ -33,6 +34,7 @@ void cli_usage_quantize(FILE *out);
 void cli_usage_dequantize(FILE *out);
 void cli_usage_inspect(FILE *out);
 void cli_usage_calibrate(FILE *out);
+void cli_usage_accuracy(FILE *out);
 
 /* Prints "kvq CMD: usage error: ..." and a hint to `kvq help CMD`; returns CLI_USAGE. */
 #if defined(__GNUC__)

@@ -34,11 +34,13 @@ void cli_usage_bench(FILE *out)
             "                                         linking the plots as PLOTS/<study>.svg (default DIR)\n"
             "       kvq bench plot DIR                redraw DIR/*.svg from DIR/bench.json\n"
             "\n"
-            "studies: a attention_cuda, b quantize_cuda, c offload_cuda, d attention_opencl\n"
-            "  --all                  every study (the default); a study whose backend is not built or has no\n"
+            "studies: a attention_cuda, b quantize_cuda, c offload_cuda, d attention_opencl, e backend_abi\n"
+            "  --all                  studies a-d (the default); a study whose backend is not built or has no\n"
             "                         device is recorded as skipped with the reason\n"
-            "  --backend NAME         cuda: studies a, b, c; opencl: study d\n"
-            "  --study LIST           comma-separated letters or keys, e.g. a,d\n"
+            "  --backend NAME         cuda: studies a, b, c; opencl: study d; any other backend (ref, a plugin\n"
+            "                         PATH.so): study e, which times it through the ABI alone (quantize_head,\n"
+            "                         dequantize, attention_decode, the peer slots: what its caps advertise)\n"
+            "  --study LIST           comma-separated letters or keys, e.g. a,d (e without --backend: ref)\n"
             "  --quick                tiny sizes (testing the pipeline, e.g. on PoCL)\n"
             "  --runs N               timed runs per point (default and minimum %u)\n"
             "  --warmup N             untimed runs before them (default 3)\n"
@@ -51,7 +53,7 @@ void cli_usage_bench(FILE *out)
             "                         tools/scripts/torch_sdpa_baseline.py; '' for none)\n"
             "  --flashinfer-script PATH  also time FlashInfer's fp16 and fp8 decode with this script\n"
             "                         (tools/scripts/flashinfer_decode_baseline.py; off by default)\n"
-            "  --formats LIST         only these formats of studies a and d, e.g. int4,int2,int4+outliers+sink\n"
+            "  --formats LIST         only these formats of studies a, d and e, e.g. int4,int2,int4+outliers+sink\n"
             "  --shapes LIST          only these shapes, e.g. llama7b-mha,gqa-8kv-8q\n"
             "  --out DIR              output directory (created if missing)\n"
             "  --keep                 keep the studies of DIR/bench.json that this run does not repeat\n"
@@ -91,6 +93,7 @@ static int run_study(bench_study s, const bench_options *o, bench_json *w)
 {
     (void)o; /* unused when neither backend is built */
     switch (s) {
+    case BENCH_BACKEND_ABI: return bench_study_abi(o, w);
     case BENCH_ATTENTION_OPENCL:
 #ifdef KVQ_BENCH_OPENCL
         return bench_study_opencl(o, w);
@@ -262,7 +265,7 @@ int cmd_bench(int argc, char **argv)
         case -2: return CLI_USAGE;
         case OPT_HELP: cli_usage_bench(stdout); return CLI_OK;
         case OPT_ALL:
-            for (int s = 0; s < BENCH_STUDY_COUNT; s++) o.study[s] = true;
+            for (int s = 0; s < BENCH_BACKEND_ABI; s++) o.study[s] = true; /* (e) only when asked for */
             chosen = true;
             break;
         case OPT_BACKEND:
@@ -270,14 +273,15 @@ int cmd_bench(int argc, char **argv)
                 o.study[BENCH_ATTENTION_CUDA] = o.study[BENCH_QUANTIZE_CUDA] = o.study[BENCH_OFFLOAD_CUDA] = true;
             } else if (strcmp(optarg, "opencl") == 0) {
                 o.study[BENCH_ATTENTION_OPENCL] = true;
-            } else {
-                return cli_usage_error(cmd, "--backend: '%s' is not cuda or opencl", optarg);
+            } else { /* a built-in name or a plugin's path: kvq_backend_find says which when it runs */
+                o.study[BENCH_BACKEND_ABI] = true;
+                o.backend = optarg;
             }
             chosen = true;
             break;
         case OPT_STUDY:
             if (!parse_studies(optarg, &o))
-                return cli_usage_error(cmd, "--study: '%s' is not a list of a, b, c, d (or study keys)", optarg);
+                return cli_usage_error(cmd, "--study: '%s' is not a list of a, b, c, d, e (or study keys)", optarg);
             chosen = true;
             break;
         case OPT_QUICK: o.quick = true; break;
@@ -315,6 +319,7 @@ int cmd_bench(int argc, char **argv)
     if (o.max_context != 0 && o.min_context > o.max_context)
         return cli_usage_error(cmd, "--min-context %u is above --max-context %u", o.min_context, o.max_context);
     if (!chosen)
-        for (int s = 0; s < BENCH_STUDY_COUNT; s++) o.study[s] = true;
+        for (int s = 0; s < BENCH_BACKEND_ABI; s++) o.study[s] = true;
+    if (o.study[BENCH_BACKEND_ABI] && o.backend == NULL) o.backend = "ref"; /* --study e */
     return run(&o);
 }

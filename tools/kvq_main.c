@@ -32,6 +32,7 @@ static const cli_command commands[] = {
     {"calibrate", cmd_calibrate, cli_usage_calibrate, "key channel ranges and NUQ codebooks into a .kvc (S6.9, S6.6)"},
     {"golden", cmd_golden, NULL, "write or verify the golden set with the reference (S16.7)"},
     {"conform", cmd_conform, cli_usage_conform, "judge a backend (or output files) against the golden set (S12)"},
+    {"accuracy", cmd_accuracy, cli_usage_accuracy, "score a format kvq does not know against the original data (NMSE)"},
     {"devices", cmd_devices, cli_usage_devices, "list the devices of the built-in backends"},
     {"bench", cmd_bench, cli_usage_bench, "benchmark studies to JSON and SVG; `bench report DIR` renders them"},
     {"figures", cmd_figures, cli_usage_figures, "draw the figures of docs/LEARN.md from the reference (kvq figures DIR)"},

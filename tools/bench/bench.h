@@ -28,6 +28,7 @@ typedef enum bench_study {
     BENCH_QUANTIZE_CUDA,      /* (b) quantize/append throughput on CUDA */
     BENCH_OFFLOAD_CUDA,       /* (c) CPU-GPU offload of a LLaVA-like model */
     BENCH_ATTENTION_OPENCL,   /* (d) decode attention on OpenCL */
+    BENCH_BACKEND_ABI,        /* (e) any backend through the ABI (bench_abi.c); only when asked for */
     BENCH_STUDY_COUNT
 } bench_study;
 
@@ -49,6 +50,7 @@ typedef struct bench_options {
     const char *flashinfer_script; /* tools/scripts/flashinfer_decode_baseline.py, or NULL: not run */
     const char *formats;      /* comma-separated format names (bench_formats), or NULL: all */
     const char *shapes;       /* comma-separated shape names (bench_shapes), or NULL: all */
+    const char *backend;      /* study (e): a backend name or plugin path (kvq_backend_find) */
 } bench_options;
 
 /* Whether `name` is in the comma-separated list (NULL: every name is). */
@@ -144,6 +146,7 @@ uint64_t bench_qtensor_bytes(const kvq_qtensor *header);
  * returns 0, or 1 when it failed after printing why (it still closes its
  * object, with "status": "failed"). */
 int bench_study_opencl(const bench_options *o, bench_json *w);
+int bench_study_abi(const bench_options *o, bench_json *w);
 #ifdef KVQ_BENCH_CUDA
 int bench_study_cuda_attention(const bench_options *o, bench_json *w);
 int bench_study_cuda_quantize(const bench_options *o, bench_json *w);

@@ -139,6 +139,6 @@ uint64_t bench_qtensor_bytes(const kvq_qtensor *h)
 const char *bench_study_key(bench_study s)
 {
     static const char *const keys[BENCH_STUDY_COUNT] = {"attention_cuda", "quantize_cuda", "offload_cuda",
-                                                        "attention_opencl"};
+                                                        "attention_opencl", "backend_abi"};
     return (unsigned)s < BENCH_STUDY_COUNT ? keys[s] : "?";
 }

@@ -258,13 +258,15 @@ static bool offload_plot(const char *path, const json_value *study, bool headlin
     return ok;
 }
 
-/* A study this file does not know: its own "plot" member, one panel, a line per series. */
+/* A study this file does not know: its own "plot" member, a line per series, one panel, or one per
+ * value of the rows' field "panel" when the plot names one (at most FIG_MAX_PANELS). */
 static bool generic_plot(const char *path, const json_value *study)
 {
     const json_value *plot = json_get(study, "plot"), *rows = json_get(study, "results");
     const char *title = json_get_string(plot, "title"), *xf = json_get_string(plot, "x"),
                *yf = json_get_string(plot, "y"), *sf = json_get_string(plot, "series"),
-               *xl = json_get_string(plot, "x_label"), *yl = json_get_string(plot, "y_label");
+               *xl = json_get_string(plot, "x_label"), *yl = json_get_string(plot, "y_label"),
+               *pf = json_get_string(plot, "panel");
     if (title == NULL || xf == NULL || yf == NULL || sf == NULL || xl == NULL || yl == NULL) {
         fprintf(stderr, "kvq bench: %s: the study's \"plot\" lacks a field\n", path);
         return false;
@@ -272,18 +274,23 @@ static bool generic_plot(const char *path, const json_value *study)
     bool log_x = false, log_y = false;
     json_bool(json_get(plot, "log_x"), &log_x);
     json_bool(json_get(plot, "log_y"), &log_y);
+    keys panels = {0};
+    for (size_t i = 0; pf != NULL && i < json_length(rows); i++)
+        key_index(&panels, text_or(json_at(rows, i), pf, "-"), FIG_MAX_PANELS);
     figure *f = malloc(sizeof *f);
     if (f == NULL) return false;
-    fig_init(f, 1, 1, log_x ? PLOT_LOG10 : PLOT_LINEAR, log_y ? PLOT_LOG10 : PLOT_LINEAR);
+    fig_init(f, 1, panels.n > 0 ? panels.n : 1, log_x ? PLOT_LOG10 : PLOT_LINEAR, log_y ? PLOT_LOG10 : PLOT_LINEAR);
     snprintf(f->title, sizeof f->title, "%s", title);
     snprintf(f->x_label, sizeof f->x_label, "%s", xl);
     snprintf(f->y_label, sizeof f->y_label, "%s", yl);
+    for (size_t p = 0; p < panels.n; p++) snprintf(f->panel[p].title, sizeof f->panel[0].title, "%s", panels.name[p]);
     for (size_t i = 0; i < json_length(rows); i++) {
         const json_value *r = json_at(rows, i);
         const char *name = json_get_string(r, sf);
+        size_t panel = pf != NULL ? key_index(&panels, text_or(r, pf, "-"), FIG_MAX_PANELS) : 0;
         double x, y;
-        if (name != NULL && bench_field_number(r, xf, &x) && bench_field_number(r, yf, &y))
-            fig_add(f, 0, fig_style_of(f, name, false), x, y);
+        if (name != NULL && panel != (size_t)-1 && bench_field_number(r, xf, &x) && bench_field_number(r, yf, &y))
+            fig_add(f, panel, fig_style_of(f, name, false), x, y);
     }
     bool ok = fig_write(f, path);
     fig_free(f);
@@ -300,9 +307,10 @@ size_t bench_plot_files(const char *key, const json_value *study, bench_plot_fil
     if (!attention && !offload && !quantize && json_get(study, "plot") == NULL) return 0;
     snprintf(files[n].name, sizeof files[0].name, "%s.svg", key);
     snprintf(files[n].caption, sizeof files[0].caption, "%s",
-             attention ? "speedup over the fastest fp16 baseline"
-             : offload ? "speedup over fp16 offload"
-                       : "throughput");
+             attention  ? "speedup over the fastest fp16 baseline"
+             : offload  ? "speedup over fp16 offload"
+             : quantize ? "throughput"
+                        : text_or(json_get(study, "plot"), "caption", text_or(json_get(study, "plot"), "title", "plot")));
     n++;
     if (attention || offload) {
         snprintf(files[n].name, sizeof files[0].name, "%s-detail.svg", key);

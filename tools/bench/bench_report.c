@@ -14,7 +14,8 @@
 
 static const char *const study_titles[BENCH_STUDY_COUNT] = {
     "(a) Decode attention on CUDA", "(b) Quantize / append throughput on CUDA",
-    "(c) CPU-GPU offload of a LLaVA-like model on CUDA", "(d) Decode attention on OpenCL"};
+    "(c) CPU-GPU offload of a LLaVA-like model on CUDA", "(d) Decode attention on OpenCL",
+    "(e) A backend through the ABI"};
 
 static const char *text_or(const json_value *object, const char *key, const char *fallback)
 {
@@ -86,6 +87,9 @@ static void study_table(FILE *out, const json_value *study)
 
 static void study_section(FILE *out, const char *plots, bench_study s, const json_value *study, const char *date)
 {
+    /* Study (e) runs only when asked for (--backend NAME|PATH.so): the page of a run without it
+     * does not mention it. */
+    if (study == NULL && s == BENCH_BACKEND_ABI) return;
     fprintf(out, "## %s\n\n", study_titles[s]);
     const char *status = json_get_string(study, "status");
     if (study == NULL) {
@@ -98,7 +102,9 @@ static void study_section(FILE *out, const char *plots, bench_study s, const jso
     }
     if (status != NULL && strcmp(status, "failed") == 0)
         fputs("**The study failed part-way; the rows below are what it measured before the failure.**\n\n", out);
+    if (json_get_string(study, "reason") != NULL) fprintf(out, "Reason: %s\n\n", text_or(study, "reason", ""));
     fprintf(out, "- measured (UTC): %s\n", date != NULL ? date : "?");
+    if (json_get_string(study, "backend") != NULL) fprintf(out, "- backend: %s\n", text_or(study, "backend", "?"));
     fprintf(out, "- device: %s\n", text_or(study, "device", "?"));
     fprintf(out, "- driver: %s\n", text_or(study, "driver", "?"));
     fprintf(out, "- timed: %s\n", text_or(study, "timed", "?"));
