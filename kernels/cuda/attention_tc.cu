@@ -146,6 +146,30 @@ __device__ __forceinline__ void code_subtrahends(float offset, uint32_t (&sub)[1
         sub[p] = h2u(__float2half2_rn((float)(1u << (10u - kvq_tc_code_bit(BITS, p))) + offset));
 }
 
+/* Outlier e of an m-tile (S7.4): its token within the m-tile (from the staged pointers optr of
+ * the m-tile's ntm tokens), its channel, exact value, and the (clamped) code the dense decode
+ * used. The first 32 of the m-tile (from `first`) were fetched ahead into `prefetched`, one a
+ * lane (channel | fp16 value << 16). */
+struct Outlier {
+    uint32_t tl, c, code;
+    float y;
+};
+template <int BITS>
+__device__ __forceinline__ Outlier outlier_at(uint32_t e, uint32_t first, uint32_t prefetched, const uint32_t *optr,
+                                              uint32_t ntm, const kvq_cuda_view &t, const uint32_t *codes,
+                                              uint32_t row_words)
+{
+    Outlier o;
+    o.tl = 0;
+    while (o.tl + 1u < ntm && optr[o.tl + 1u] <= e) o.tl++;
+    const uint32_t cv = e < first + 32u ? prefetched : (uint32_t)t.ochan[e] | (uint32_t)t.oval[e] << 16;
+    o.c = cv & 0xFFFFu;
+    o.y = kvq_dev_fp32((uint16_t)(cv >> 16));
+    const uint32_t bit = o.c * BITS;
+    o.code = (codes[o.tl * row_words + bit / 32u] >> (bit % 32u)) & ((1u << BITS) - 1u);
+    return o;
+}
+
 /* Half `which` (0, 1) of word w into half `into` (0, 1) of word base. */
 __device__ __forceinline__ uint32_t put_half(uint32_t base, uint32_t w, uint32_t which, uint32_t into)
 {
@@ -771,13 +795,9 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                  * to the score in fp32, a lane per outlier (S12.4 (a')). */
                 if (GEN && any_kout && koe != kob) {
                     for (uint32_t e = kob + lane; e < koe; e += 32u) {
-                        uint32_t tl = 0;
-                        while (tl + 1u < ntm[m] && koptr[tl + 1u] <= e) tl++;
-                        const uint32_t cv = e < kob + 32u ? kout_pf : (uint32_t)K.ochan[e] | (uint32_t)K.oval[e] << 16;
-                        const uint32_t c = cv & 0xFFFFu;
-                        const float y = kvq_dev_fp32((uint16_t)(cv >> 16));
-                        const uint32_t bit = c * BITS;
-                        const uint32_t code = (kcode[tl * G::kRowWords + bit / 32u] >> (bit % 32u)) & ((1u << BITS) - 1u);
+                        const Outlier o = outlier_at<BITS>(e, kob, kout_pf, koptr, ntm[m], K, kcode, G::kRowWords);
+                        const uint32_t tl = o.tl, c = o.c, code = o.code;
+                        const float y = o.y;
                         uint32_t ctig, cslot, chalf;
                         kvq_tc_key_slot(D, BITS, c, &ctig, &cslot, &chalf);
                         const __half a = reinterpret_cast<const __half *>(&sh.kpar[warp][cslot][ctig][0])[chalf];
@@ -939,13 +959,9 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                 if (GEN && any_vout && voe != vob) {
                     __syncwarp(); /* pw is written */
                     for (uint32_t e = vob + lane; e < voe; e += 32u) {
-                        uint32_t tl = 0;
-                        while (tl + 1u < ntm[m] && voptr[tl + 1u] <= e) tl++;
-                        const uint32_t cv = e < vob + 32u ? vout_pf : (uint32_t)V.ochan[e] | (uint32_t)V.oval[e] << 16;
-                        const uint32_t c = cv & 0xFFFFu;
-                        const float y = kvq_dev_fp32((uint16_t)(cv >> 16));
-                        const uint32_t bit = c * BITS;
-                        const uint32_t code = (vcode[tl * G::kRowWords + bit / 32u] >> (bit % 32u)) & ((1u << BITS) - 1u);
+                        const Outlier o = outlier_at<BITS>(e, vob, vout_pf, voptr, ntm[m], V, vcode, G::kRowWords);
+                        const uint32_t tl = o.tl, c = o.c, code = o.code;
+                        const float y = o.y;
                         const uint32_t w = vpar[tl];
                         const __half a = vsym ? __float2half_rn(-0.0f) : __ushort_as_half((unsigned short)(w & 0xFFFFu));
                         const __half b = __ushort_as_half((unsigned short)(w >> 16));
