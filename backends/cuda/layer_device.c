@@ -71,7 +71,8 @@ typedef struct on_device {
 
 static on_device enter(const kvq_cuda_layer *layer)
 {
-    on_device o = {0, cudaGetDevice(&o.previous)};
+    on_device o = {0, cudaSuccess};
+    o.err = cudaGetDevice(&o.previous);
     if (o.err == cudaSuccess && o.previous != half(layer)->ctx.device) o.err = cudaSetDevice(half(layer)->ctx.device);
     return o;
 }
@@ -629,7 +630,7 @@ static kvq_status read_words(kvq_cuda_layer *layer, const uint32_t *dev, uint32_
 {
     cudaError_t err = cudaMemcpyAsync(host, dev, words * 4u, cudaMemcpyDeviceToHost, s);
     if (err == cudaSuccess) err = cudaStreamSynchronize(s);
-    return err == cudaSuccess ? KVQ_OK : device_failed(layer, err, "attend: reading the flags");
+    return err == cudaSuccess ? KVQ_OK : device_failed(layer, err, "reading the layer's flags and counters");
 }
 
 /* KVQ_CUDA_CHECKED: what the validation ABI does around its kernels (cuda_attention_run): the
