@@ -13,13 +13,13 @@
  *    fp16 number 1024 + code, so one mask-and-or makes two codes into a half2;
  *    subtracting 1024 (exact) and one fp16 fma with the group's parameters
  *    gives the dequantized value rounded once to fp16 (S12.4 (a)).
- *  - RoPE is split at the tile base p0 (S12.4 (b)): once per tile of 64
- *    tokens the block rotates the query by q_position - p0 (in double, then
- *    rounds it to fp16 with log2(e)/sqrt(d) folded in); every key is rotated
- *    by its offset o = p_t - p0 < 64 with cos/sin(o theta) from a per-lane
- *    table made once per block (each warp always owns the same 16 offsets of
- *    a tile), two fp16 roundings per element. No transcendental per element,
- *    and no angle addition either.
+ *  - RoPE is split at sub-tile bases p0 (S12.4 (b)): once per 64 tokens the
+ *    block rotates the query by q_position - p0 (in double, then rounds it
+ *    to fp16 with log2(e)/sqrt(d) folded in); every key is rotated by its
+ *    offset o = p_t - p0 < 64 with cos/sin(o theta) from a per-lane table
+ *    made once per block (each warp always owns the same 16 offsets of a
+ *    sub-tile), two fp16 roundings per element. No transcendental per
+ *    element, and no angle addition either.
  *  - mma.sync m16n8k16 (fp16 in, fp32 accumulation) computes S^T = K Q^T and
  *    O^T += V^T P^T with the query heads of a GQA group in the N dimension
  *    (attention_tc_layout.cuh says which channel each register holds).
@@ -27,8 +27,15 @@
  *    an exact power of two); the weights are rounded to fp16 for P.V and the
  *    row sum is taken from the unrounded ones (S12.4 (d)).
  *  - The cache is streamed through shared memory with cp.async in a ring of
- *    tile buffers, so that several tiles per block are in flight whatever the
- *    register budget.
+ *    tile buffers, so that a whole tile per block is in flight whatever the
+ *    register budget. A tile is 128 tokens up to head_dim 128, and each warp
+ *    works on two 16-token m-tiles of it between two barriers, with one
+ *    softmax update for both: what is paid per tile (the barrier, staging,
+ *    the queries, the reductions and rescale) is paid per 32 tokens of a warp.
+ *  - Work a block does not need is decided once per block: the fp16
+ *    profile's domain check of the key parameters, and whether any token is
+ *    stored in fp16 or any element is an outlier (if not, no tile stages or
+ *    tests precisions and outlier pointers).
  *  - Tokens stored in fp16 (sinks, text tokens, windows) replace whole rows
  *    of the keys' registers and halves of the values' registers. Outliers
  *    (S7.4) are held as the dense decode of their (clamped) code inside the
@@ -44,6 +51,8 @@
  */
 #include <cuda_fp16.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "attention_common.cuh"
 #include "attention_tc_layout.cuh"
@@ -55,12 +64,21 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
-constexpr uint32_t kTileTokens = 16u * kWarps; /* a warp's m-tile is 16 tokens at a fixed offset */
 constexpr uint32_t kHeads = 8;                 /* query heads per block: the MMA's N */
 constexpr float kDomain = 32768.0f;            /* S12.4: |x_a| + |x_b| <= 2^15 in fp16 */
-static_assert(kTileTokens <= KVQ_CUDA_STEP32_OFFSETS, "tile offsets index the fp32 step table");
 
 /* ---- small device helpers ------------------------------------------------ */
+
+/* 2^(a - b) for integer-valued a <= b, bit for bit what kvq_att_pow2_difference gives (ldexpf,
+ * exact; 0 when a is -inf or a - b < -149), from the exponent bits: the softmax asks for it
+ * twice per tile, and ldexpf is about twenty instructions. */
+__device__ __forceinline__ float pow2_difference(float a, float b)
+{
+    if (a == -INFINITY) return 0.0f;
+    const int k = (int)fmaxf(a - b, -200.0f);
+    if (k >= -126) return __int_as_float((k + 127) << 23);
+    return k >= -149 ? __int_as_float(1 << (k + 149)) : 0.0f; /* subnormal */
+}
 
 /* A compile-time flag passed to a generic lambda: the m-tile body is instantiated twice, a lean
  * one for m-tiles of plain codes and a general one for fp16 rows and outliers (see the kernel). */
@@ -140,8 +158,23 @@ __device__ __forceinline__ uint32_t put_half(uint32_t base, uint32_t w, uint32_t
 
 /* ---- the block's layout in shared memory ---------------------------------- */
 
-template <int D, int BITS>
+/* A tile is what the block stages and works on between two barriers. Up to head_dim 128 it is
+ * two 64-token sub-tiles and every warp takes one m-tile of each (rows 16 warp .. of both), so
+ * that the barrier, the staging and the softmax's reductions and rescale are paid once per 32
+ * tokens of a warp, not per 16; at head_dim 256 the registers hold one m-tile per warp. RoPE is
+ * split at each sub-tile's base (S12.4 (b)): a lane's key offsets are 16 warp + g and + 8 in
+ * both, so one per-lane cos/sin table serves every m-tile. */
+template <int D>
+struct Tiling {
+    static constexpr uint32_t kSub = D <= 128 ? 2u : 1u;       /* m-tiles per warp and tile */
+    static constexpr uint32_t kSubTokens = 16u * kWarps;       /* a sub-tile: 64 tokens */
+    static constexpr uint32_t kTileTokens = kSubTokens * kSub;
+    static_assert(KVQ_CUDA_STEP32_OFFSETS % kTileTokens == 0u, "splits are whole tiles");
+};
+
+template <int D, int BITS, int OCC>
 struct Geometry {
+    static constexpr uint32_t kTileTokens = Tiling<D>::kTileTokens;
     static constexpr uint32_t kRowBytes = D * BITS / 8u;             /* a packed row */
     static constexpr uint32_t kRowWords = kRowBytes / 4u;
     static constexpr uint32_t kLaneWords = D * BITS / 256u;           /* a lane's words of one half of a row */
@@ -159,44 +192,62 @@ struct Geometry {
     static constexpr uint32_t kValuePrec = kKeyPrec + kTileTokens;
     static constexpr uint32_t kKeyOptr = kValuePrec + kTileTokens;
     static constexpr uint32_t kValueOptr = kKeyOptr + (kTileTokens + 4u) * 4u;
-    /* The key params rows (S4.3 blocks of at least 16 tokens, or the calibrated row) the tile's tokens use. */
-    static constexpr uint32_t kMaxParamRows = kTileTokens / 16u + 1u;
+    /* The key params rows (S4.3 blocks of at least 16 tokens, or the calibrated row; at least 64 for
+     * the four-block variant, OCC 4) the tile's tokens use. */
+    static constexpr uint32_t kMaxParamRows = kTileTokens / (OCC == 4 ? 64u : 16u) + 1u;
     static constexpr uint32_t kKeyParams = kValueOptr + (kTileTokens + 4u) * 4u;
     static constexpr uint32_t kStageBytes = kKeyParams + kMaxParamRows * D * 4u;
-    /* Three stages (two tiles in flight while one is worked on) keep three blocks of 128 threads
-     * per SM inside its shared memory at head_dim 128; the largest rows get two. */
-    static constexpr uint32_t kStages = kStageBytes * 3u <= 40u * 1024u ? 3u : 2u;
-    static constexpr bool kRopeInRegisters = D <= 128;
+    /* Three stages (two tiles in flight while one is worked on) where they fit three blocks per
+     * SM beside the rest; two otherwise, which still keeps a whole tile in flight. */
+    static constexpr uint32_t kStages = kStageBytes * 3u <= 48u * 1024u ? 3u : 2u;
+    /* A lane's RoPE cos/sin: in registers (32 of them at head_dim 128), or for OCC 4, whose budget
+     * is 128 registers, read per use from the fp32 step table (L1); in shared memory above 128. */
+    static constexpr bool kRopeInRegisters = D <= 128 && OCC != 4;
+    static constexpr bool kRopeFromGlobal = D <= 128 && OCC == 4;
+    /* The warps' partial outputs meet in the stages' memory after the last tile (unless the call
+     * has outliers, whose fp32 sums live in OutlierShared from the start). */
+    static constexpr uint32_t kCombineBytes = kWarps * kHeads * D * 4u;
     static_assert(kStageBytes % 16u == 0u, "stages are 16-byte aligned");
     static_assert(kLaneWords >= 1u, "a lane owns whole words of codes");
+    static_assert(kStages * kStageBytes >= kCombineBytes, "the combine fits the stages");
 };
 
 /* Shared memory besides the stages (dynamic, after them). */
-template <int D, int BITS>
+template <int D, int BITS, int OCC>
 struct Shared {
-    using G = Geometry<D, BITS>;
+    using G = Geometry<D, BITS, OCC>;
+    static constexpr uint32_t kSub = Tiling<D>::kSub;
     kvq_cuda_seq sq;
     double2 base[D / 2];                          /* cis(p0 theta_i) of the current tile */
-    double2 step[D / 2];                          /* cis(T theta_i) */
+    double2 step[D / 2];                          /* cis(T theta_i), T the tile's tokens */
+    double2 sub[D / 2];                           /* cis(64 theta_i): a sub-tile's base from the previous */
     double2 pq[D / 2];                            /* cis(q_position theta_i) */
-    float qf[kHeads][D];                          /* the block's query heads, fp32 (S11.1) */
-    __half q[2][G::kSlots][32][2];                /* the tile's query, B operand order: slot, lane (4 head + tig) */
+    __half q[2][kSub][G::kSlots][32][2];          /* the tile's queries, one per sub-tile, in B operand order:
+                                                     slot, lane (4 head + tig) */
     uint32_t kpar[kWarps][G::kSlots][4][2];       /* key params of the warp's block: slot, lane column, (a, b) half2 */
     uint32_t kpar_block[kWarps];                  /* which key block kpar holds */
-    float scorr[kWarps][16][kHeads];              /* key-outlier score corrections of the m-tile */
-    float pw[kWarps][16][kHeads];                 /* the m-tile's fp16 weights, for value outliers */
-    float oacc[kWarps][kHeads][D];                /* value-outlier corrections, then the warps' outputs */
     float ml[kWarps][kHeads][2];
-    uint32_t rope_tab[G::kRopeInRegisters ? 1 : kWarps][G::kRopeInRegisters ? 1 : 2 * 2 * G::kPartSlots][32];
+    uint32_t rope_tab[D <= 128 ? 1 : kWarps][D <= 128 ? 1 : 2 * 2 * G::kPartSlots][32];
     uint32_t flag;
 };
 
-/* The tile's bytes into stage buffer `stage` (all threads; one commit group). */
-template <int D, int BITS>
+/* Shared memory only a call with outliers has (after Shared): the fp32 corrections. */
+template <int D>
+struct OutlierShared {
+    float scorr[kWarps][16][kHeads];              /* key-outlier score corrections of the m-tile */
+    float pw[kWarps][16][kHeads];                 /* the m-tile's fp16 weights, for value outliers */
+    float oacc[kWarps][kHeads][D];                /* value-outlier corrections, then the warps' outputs */
+};
+
+/* The tile's bytes into stage buffer `stage` (all threads; one commit group). `plain`: the
+ * block has no token stored in fp16 and no outlier, so precisions and outlier pointers are
+ * not needed. */
+template <int D, int BITS, int OCC>
 __device__ __forceinline__ void load_tile(unsigned char *stage, const kvq_cuda_seq &sq, const KeyBlocks &kb, uint32_t t0,
-                                          uint32_t t_end, uint32_t tid)
+                                          uint32_t t_end, uint32_t tid, bool plain)
 {
-    using G = Geometry<D, BITS>;
+    using G = Geometry<D, BITS, OCC>;
+    constexpr uint32_t kTileTokens = G::kTileTokens;
     const uint32_t ntok = min(kTileTokens, t_end - t0);
     /* The codes: the same whole number of 16-byte chunks per thread for every tile (rows are
      * multiples of 16 bytes); past the last token the chunks are zero-filled. */
@@ -205,20 +256,29 @@ __device__ __forceinline__ void load_tile(unsigned char *stage, const kvq_cuda_s
     const uint32_t code_valid = ntok * G::kRowBytes;
     const unsigned char *kc = reinterpret_cast<const unsigned char *>(sq.keys.codes + (size_t)t0 * G::kRowWords);
     const unsigned char *vc = reinterpret_cast<const unsigned char *>(sq.values.codes + (size_t)t0 * G::kRowWords);
+    if (ntok == kTileTokens) { /* every tile but a split's last: no chunk to test */
 #pragma unroll
-    for (uint32_t k = 0; k < kCodeBytes / (16u * kThreads); k++) {
-        const uint32_t at = (tid + k * kThreads) * 16u;
-        const bool valid = at < code_valid;
-        cp_async16(stage + G::kKeyCodes + at, valid ? kc + at : kc, valid ? 16u : 0u);
-        cp_async16(stage + G::kValueCodes + at, valid ? vc + at : vc, valid ? 16u : 0u);
+        for (uint32_t k = 0; k < kCodeBytes / (16u * kThreads); k++) {
+            const uint32_t at = (tid + k * kThreads) * 16u;
+            cp_async16(stage + G::kKeyCodes + at, kc + at, 16u);
+            cp_async16(stage + G::kValueCodes + at, vc + at, 16u);
+        }
+    } else {
+#pragma unroll
+        for (uint32_t k = 0; k < kCodeBytes / (16u * kThreads); k++) {
+            const uint32_t at = (tid + k * kThreads) * 16u;
+            const bool valid = at < code_valid;
+            cp_async16(stage + G::kKeyCodes + at, valid ? kc + at : kc, valid ? 16u : 0u);
+            cp_async16(stage + G::kValueCodes + at, valid ? vc + at : vc, valid ? 16u : 0u);
+        }
     }
-    /* The small per-token arrays, one chunk per thread: value params (16 chunks), precisions
-     * (4 + 4), outlier pointers (17 + 17, one past the tile). */
+    /* The small per-token arrays, one chunk per thread: value params, then (unless plain)
+     * precisions and outlier pointers (one past the tile). */
     constexpr uint32_t kParamChunks = kTileTokens * 4u / 16u, kPrecChunks = kTileTokens / 16u;
     constexpr uint32_t kOptrChunks = (kTileTokens + 4u) * 4u / 16u;
     constexpr uint32_t kSmallChunks = kParamChunks + 2u * kPrecChunks + 2u * kOptrChunks;
     static_assert(kSmallChunks <= kThreads, "one small chunk per thread");
-    if (tid < kSmallChunks) {
+    if (tid < (plain ? kParamChunks : kSmallChunks)) {
         uint32_t i = tid, offset, valid;
         const unsigned char *src;
         if (i < kParamChunks) {
@@ -247,57 +307,66 @@ __device__ __forceinline__ void load_tile(unsigned char *stage, const kvq_cuda_s
     cp_async_commit();
 }
 
-/* The query of a tile (S12.4 (b)): every head's pairs rotated by q_position - p0, scaled by
- * log2(e) / sqrt(d), rounded to fp16, stored in key-slot order; without RoPE only scaled. One
- * thread owns pair i's base cis(p0 theta_i) (double, advanced by cis(T theta_i) when `advance`),
- * so no barrier separates the update from its use. The rotation itself is fp32 (S12.4 allows the
- * query's rotation in fp32 before its rounding to fp16). */
-template <int D, int BITS, bool ROT>
-__device__ __forceinline__ void make_query(Shared<D, BITS> &sh, uint32_t buf, uint32_t nh, float scale,
-                                           bool advance, uint32_t tid)
+/* The queries of a tile (S12.4 (b)), one per sub-tile: every head's pairs rotated by
+ * q_position - p0 (p0 the sub-tile's first position), scaled by log2(e) / sqrt(d), rounded to
+ * fp16, stored in key-slot order; without RoPE one, only scaled. One thread owns pair i's base
+ * cis(p0 theta_i) (double, advanced by cis(T theta_i) when `advance`), so no barrier separates
+ * the update from its use. The rotation itself is fp32 (S12.4 allows the query's rotation in
+ * fp32 before its rounding to fp16). The fp32 query comes from global memory (L1): the block
+ * reads it once per tile. */
+template <int D, int BITS, bool ROT, int OCC>
+__device__ __forceinline__ void make_query(Shared<D, BITS, OCC> &sh, uint32_t buf, uint32_t nh, float scale,
+                                           bool advance, uint32_t tid, const float *__restrict__ qg)
 {
-    /* D/2 pairs, D/8 per warp: every warp does the same share before the next barrier (with
-     * thread i owning pair i, two warps did it all and the other two waited for them). */
-    constexpr uint32_t kPairsPerWarp = D / 8u;
-    static_assert(kPairsPerWarp <= 32u && kPairsPerWarp * kWarps == D / 2u, "a warp's pairs fit its lanes");
-    if ((tid & 31u) < kPairsPerWarp) {
-        const uint32_t i = (tid >> 5) * kPairsPerWarp + (tid & 31u);
+    /* (pair, sub-tile) items, D/2 x kSub of them, the same share for every warp before the next
+     * barrier and every lane busy where there are enough. The lanes of one pair's sub-tiles (in
+     * one warp) each advance the base the same way (the same double arithmetic, so the same
+     * bits); the first writes it back. */
+    constexpr uint32_t kSub = ROT ? Tiling<D>::kSub : 1u;
+    constexpr uint32_t kItemsPerWarp = D / 2u * kSub / kWarps;
+    static_assert(kItemsPerWarp <= 32u && kItemsPerWarp * kWarps == D / 2u * kSub, "a warp's items fit its lanes");
+    if ((tid & 31u) < kItemsPerWarp) {
+        const uint32_t item = (tid >> 5) * kItemsPerWarp + (tid & 31u);
+        const uint32_t i = item / kSub, j = item % kSub; /* a pair's sub-tiles in neighbouring lanes */
+        uint32_t tig, slot, half;
+        kvq_tc_key_slot(D, BITS, i, &tig, &slot, &half);
         float c = 1.0f, s = 0.0f;
         if (ROT) {
             double2 b = sh.base[i];
             if (advance) {
                 const double2 st = sh.step[i];
                 b = make_double2(b.x * st.x - b.y * st.y, b.x * st.y + b.y * st.x);
-                sh.base[i] = b;
+            }
+            if (kSub > 1u && j != 0u) { /* the second sub-tile's base */
+                const double2 st = sh.sub[i];
+                b = make_double2(b.x * st.x - b.y * st.y, b.x * st.y + b.y * st.x);
             }
             const double2 p = sh.pq[i];
             c = (float)(p.x * b.x + p.y * b.y); /* cis((q_position - p0) theta_i) */
             s = (float)(p.y * b.x - p.x * b.y);
+            constexpr uint32_t kLanes = kItemsPerWarp == 32u ? 0xFFFFFFFFu : (1u << kItemsPerWarp) - 1u;
+            __syncwarp(kLanes); /* base is read by both lanes of the pair before the first writes it */
+            if (advance && j == 0u) sh.base[i] = b;
         }
-        uint32_t tig, slot, half;
-        kvq_tc_key_slot(D, BITS, i, &tig, &slot, &half);
         for (uint32_t h = 0; h < nh; h++) { /* heads past n_q stay the zeros written once per block */
-            const float qa = sh.qf[h][i], qb = sh.qf[h][i + D / 2u];
+            const float qa = __ldg(qg + h * D + i), qb = __ldg(qg + h * D + i + D / 2u);
             const float ra = __fmul_rn(__fmaf_rn(qa, c, -__fmul_rn(qb, s)), scale);
             const float rb = __fmul_rn(__fmaf_rn(qa, s, __fmul_rn(qb, c)), scale);
-            sh.q[buf][slot][4u * h + tig][half] = __float2half_rn(ra);
-            sh.q[buf][slot + D / 16u][4u * h + tig][half] = __float2half_rn(rb);
+            sh.q[buf][j][slot][4u * h + tig][half] = __float2half_rn(ra);
+            sh.q[buf][j][slot + D / 16u][4u * h + tig][half] = __float2half_rn(rb);
         }
     }
 }
 
 /* The key params row `prow` (in shared memory: the tile's staged rows) into the warp's
- * lane-column table; the block's largest decoded magnitude per channel (for the domain check). */
-template <int D, int BITS>
-__device__ __forceinline__ void load_key_params(Shared<D, BITS> &sh, const uint32_t *prow, bool sym, uint32_t warp,
+ * lane-column table (the fp16 profile's domain check of every row the block uses ran before
+ * the tile loop). */
+template <int D, int BITS, int OCC>
+__device__ __forceinline__ void load_key_params(Shared<D, BITS, OCC> &sh, const uint32_t *prow, bool sym, uint32_t warp,
                                                 uint32_t lane, uint32_t blk)
 {
-    const float lo_code = sym ? -(float)(1u << (BITS - 1)) : 0.0f;
-    const float hi_code = lo_code + (float)((1u << BITS) - 1u);
     __half *kp = reinterpret_cast<__half *>(&sh.kpar[warp][0][0][0]);
-    /* Channel c's RoPE partner c + d/2 is handled by the same lane (d/2 is a multiple of 32), so
-     * the domain check needs no shared memory. */
-    float dom[D / 32];
+    __syncwarp(); /* every lane is done with the table's previous block */
 #pragma unroll
     for (uint32_t j = 0; j < (uint32_t)D / 32u; j++) {
         const uint32_t c = lane + 32u * j;
@@ -308,21 +377,57 @@ __device__ __forceinline__ void load_key_params(Shared<D, BITS> &sh, const uint3
         kvq_tc_key_slot(D, BITS, c, &tig, &slot, &half);
         kp[((slot * 4u + tig) * 2u + 0u) * 2u + half] = __ushort_as_half(a);
         kp[((slot * 4u + tig) * 2u + 1u) * 2u + half] = __ushort_as_half(b);
-        const float af = kvq_dev_fp32(a), bf = kvq_dev_fp32(b);
-        dom[j] = fmaxf(fabsf(__fmaf_rn(bf, lo_code, af)), fabsf(__fmaf_rn(bf, hi_code, af)));
     }
-    bool ok = true;
-#pragma unroll
-    for (uint32_t j = 0; j < (uint32_t)D / 64u; j++) ok = ok && dom[j] + dom[j + D / 64u] <= kDomain; /* false for NaN */
-    if (!__all_sync(kAttFullMask, ok) && lane == 0) atomicOr(&sh.flag, 2u);
-    sh.kpar_block[warp] = blk;
+    if (lane == 0) sh.kpar_block[warp] = blk;
     __syncwarp();
+}
+
+/* S12.4's domain over the key params rows the block's tokens use: a pair (i, i + d/2) whose
+ * decoded magnitudes could sum beyond 2^15 is outside the fp16 profile. Returns whether every
+ * pair is inside (all threads; one barrier). */
+template <int D, int BITS, int OCC>
+__device__ __forceinline__ bool key_domain_ok(const kvq_cuda_view &K, const KeyBlocks &kb, uint32_t t_begin,
+                                              uint32_t t_end, bool sym, uint32_t tid)
+{
+    const float lo_code = sym ? -(float)(1u << (BITS - 1)) : 0.0f;
+    const float hi_code = lo_code + (float)((1u << BITS) - 1u);
+    const uint32_t r0 = kb.of(t_begin), rows = kb.of(t_end - 1u) - r0 + 1u;
+    bool ok = true;
+#pragma unroll 4
+    for (uint32_t e = tid; e < rows * ((uint32_t)D / 2u); e += kThreads) {
+        const uint32_t *row = K.params + (size_t)(r0 + e / (D / 2u)) * D;
+        const uint32_t i = e % (D / 2u);
+        float dom = 0.0f;
+#pragma unroll
+        for (uint32_t part = 0; part < 2u; part++) {
+            const uint32_t w = __ldg(row + i + part * (D / 2u));
+            const float af = sym ? -0.0f : kvq_dev_fp32((uint16_t)(w & 0xFFFFu)), bf = kvq_dev_fp32((uint16_t)(w >> 16));
+            dom += fmaxf(fabsf(__fmaf_rn(bf, lo_code, af)), fabsf(__fmaf_rn(bf, hi_code, af)));
+        }
+        ok = ok && dom <= kDomain; /* false for NaN */
+    }
+    return __syncthreads_and(ok) != 0;
+}
+
+/* Whether any token of [t_begin, t_end) is stored in fp16 (all threads; one barrier). */
+__device__ __forceinline__ bool any_fp16_token(const kvq_cuda_view &K, const kvq_cuda_view &V, uint32_t t_begin,
+                                               uint32_t t_end, uint32_t tid)
+{
+    static_assert(KVQ_PREC_QUANTIZED == 0, "a word of quantized tokens is zero");
+    /* Whole words from t_begin (a multiple of 4: splits are whole tiles; the arrays are 16-byte
+     * aligned), then the last bytes. */
+    const uint32_t *kw = reinterpret_cast<const uint32_t *>(K.precision), *vw = reinterpret_cast<const uint32_t *>(V.precision);
+    uint32_t x = 0;
+#pragma unroll 4
+    for (uint32_t w = t_begin / 4u + tid; w < t_end / 4u; w += kThreads) x |= __ldg(kw + w) | __ldg(vw + w);
+    for (uint32_t t = (t_end & ~3u) + tid; t < t_end; t += kThreads) x |= (uint32_t)K.precision[t] | V.precision[t];
+    return __syncthreads_or(x != 0u) != 0;
 }
 
 /* cos/sin of offset o for the two channels of each of a lane's first-half key slots, as half2,
  * from the fp32 table of kvq_cuda_rope_step32_table (each value rounded once from double, so
  * within u of the exact one: S12.4 (b) asks for 4u before the rounding to fp16). */
-template <int D, int BITS>
+template <int D, int BITS, int OCC>
 __device__ __forceinline__ void rope_pair(const float2 *step32, uint32_t tig, uint32_t slot, uint32_t o, uint32_t &c2,
                                           uint32_t &s2)
 {
@@ -336,13 +441,15 @@ __device__ __forceinline__ void rope_pair(const float2 *step32, uint32_t tig, ui
 
 /* Three resident blocks (12 warps) per SM up to head_dim 128: at most 168 registers per thread
  * (ptxas otherwise takes about 180, which leaves room for two). Larger heads have the shared
- * memory for two. */
-template <int D, int BITS, bool ROT>
-__global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kvq_cuda_attention_args args)
+ * memory for two. `outliers`: the launch has OutlierShared (the call's tensors hold outliers). */
+template <int D, int BITS, bool ROT, int OCC>
+__global__ void __launch_bounds__(kThreads, D <= 128 ? OCC : 2) tc_split_kernel(kvq_cuda_attention_args args, uint32_t outliers)
 {
-    using G = Geometry<D, BITS>;
+    using G = Geometry<D, BITS, OCC>;
+    constexpr uint32_t kSub = Tiling<D>::kSub, kTileTokens = G::kTileTokens;
     extern __shared__ __align__(16) unsigned char smem[];
-    Shared<D, BITS> &sh = *reinterpret_cast<Shared<D, BITS> *>(smem + G::kStages * G::kStageBytes);
+    Shared<D, BITS, OCC> &sh = *reinterpret_cast<Shared<D, BITS, OCC> *>(smem + G::kStages * G::kStageBytes);
+    OutlierShared<D> &os = *reinterpret_cast<OutlierShared<D> *>(smem + G::kStages * G::kStageBytes + sizeof(Shared<D, BITS, OCC>));
     const uint32_t split = blockIdx.x, hg = blockIdx.y, seq = blockIdx.z;
     const uint32_t n = args.seqs[seq].n_tokens;
     const uint32_t t_begin = split * args.tokens_per_split;
@@ -365,53 +472,66 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
     kb.calibrated = K.layout == KVQ_CUDA_PARAMS_KEYS_CALIBRATED;
     kb.pow2 = kb.size != 0u && (kb.size & (kb.size - 1u)) == 0u;
     kb.shift = kb.pow2 ? (uint32_t)(__ffs((int)kb.size) - 1) : 0u;
+    const bool ksym = K.scheme == KVQ_SCHEME_UNIFORM_SYM, vsym = V.scheme == KVQ_SCHEME_UNIFORM_SYM;
+    bool any_kout = K.optr[t_end] != K.optr[t_begin], any_vout = V.optr[t_end] != V.optr[t_begin];
+    /* Outliers in a launch without their shared memory (the host's hint said none): the block
+     * cannot correct them, so it asks for the fp32 kernels' rerun (bit 1) and computes without. */
+    const bool lost_outliers = (any_kout || any_vout) && !outliers;
+    if (lost_outliers) any_kout = any_vout = false;
+    /* Which blocks need the general m-tile body at all: none of their tokens in fp16 and no
+     * outliers lets every tile skip the precisions and outlier pointers. */
+    const bool fp16_tokens = any_fp16_token(K, V, t_begin, t_end, tid); /* a barrier */
+    const bool plain = !any_kout && !any_vout && !fp16_tokens;
 
     /* The first tiles are requested before anything else is set up. */
     for (uint32_t k = 0; k + 1u < G::kStages; k++) {
-        if (k < n_tiles) load_tile<D, BITS>(smem + k * G::kStageBytes, sq, kb, t_begin + k * kTileTokens, t_end, tid);
+        if (k < n_tiles) load_tile<D, BITS, OCC>(smem + k * G::kStageBytes, sq, kb, t_begin + k * kTileTokens, t_end, tid, plain);
         else cp_async_commit();
     }
 
     /* ---- once per block ---- */
-    if (tid == 0) sh.flag = 0;
+    const bool domain_ok = key_domain_ok<D, BITS, OCC>(K, kb, t_begin, t_end, ksym, tid); /* a barrier */
+    if (tid == 0) sh.flag = (domain_ok ? 0u : 2u) | (lost_outliers ? 2u : 0u);
     if (lane == 0) sh.kpar_block[warp] = 0xFFFFFFFFu;
-    for (uint32_t i = tid; i < (uint32_t)D / 2u; i += kThreads) {
-        const double th = ROT ? args.theta[i] : 0.0;
-        if (ROT) {
+    /* The four cis tables, one (table, pair) per thread at a time: the block's first queries wait
+     * for them, so every thread takes a share. */
+    if (ROT)
+        for (uint32_t e = tid; e < 4u * ((uint32_t)D / 2u); e += kThreads) {
+            const uint32_t i = e % (D / 2u), which = e / (D / 2u);
+            const uint32_t position = which == 0u   ? sq.pos0 + t_begin
+                                      : which == 1u ? kTileTokens
+                                      : which == 2u ? Tiling<D>::kSubTokens
+                                                    : sq.q_position;
             double c, s;
-            kvq_dev_rope_cos_sin_double(sq.pos0 + t_begin, th, &c, &s);
-            sh.base[i] = make_double2(c, s);
-            kvq_dev_rope_cos_sin_double(kTileTokens, th, &c, &s);
-            sh.step[i] = make_double2(c, s);
-            kvq_dev_rope_cos_sin_double(sq.q_position, th, &c, &s);
-            sh.pq[i] = make_double2(c, s);
+            kvq_dev_rope_cos_sin_double(position, args.theta[i], &c, &s);
+            double2 *table = which == 0u ? sh.base : which == 1u ? sh.step : which == 2u ? sh.sub : sh.pq;
+            table[i] = make_double2(c, s);
         }
+    if (outliers) {
+        for (uint32_t i = tid; i < kWarps * kHeads * (uint32_t)D; i += kThreads) (&os.oacc[0][0][0])[i] = 0.0f;
+        for (uint32_t i = tid; i < kWarps * 16u * kHeads; i += kThreads) (&os.scorr[0][0][0])[i] = 0.0f;
     }
-    for (uint32_t i = tid; i < kHeads * (uint32_t)D; i += kThreads)
-        (&sh.qf[0][0])[i] = i / D < nh ? qg[i] : 0.0f; /* heads past n_q contribute nothing */
-    for (uint32_t i = tid; i < kWarps * kHeads * (uint32_t)D; i += kThreads) (&sh.oacc[0][0][0])[i] = 0.0f;
-    for (uint32_t i = tid; i < sizeof sh.q / 4u; i += kThreads) reinterpret_cast<uint32_t *>(&sh.q[0][0][0][0])[i] = 0u;
-    for (uint32_t i = tid; i < kWarps * 16u * kHeads; i += kThreads) (&sh.scorr[0][0][0])[i] = 0.0f;
+    for (uint32_t i = tid; i < sizeof sh.q / 4u; i += kThreads) reinterpret_cast<uint32_t *>(&sh.q[0][0][0][0][0])[i] = 0u;
     __syncthreads();
     const float qscale = args.score_scale; /* fl32(log2(e) / sqrt(d)): scores in base 2 */
-    make_query<D, BITS, ROT>(sh, 0, nh, qscale, false, tid);
+    make_query<D, BITS, ROT, OCC>(sh, 0, nh, qscale, false, tid, qg);
 
     const float2 *step32 = reinterpret_cast<const float2 *>(args.rope_step32);
-    /* The warp's key offsets in every tile are 16 warp + g and + 8: their cos/sin, once. */
+    /* The warp's key offsets in every sub-tile are 16 warp + g and + 8: their cos/sin, once. */
     uint32_t rc[2][G::kRopeInRegisters ? G::kPartSlots : 1], rs[2][G::kRopeInRegisters ? G::kPartSlots : 1];
-    if (ROT) {
+    if (ROT && !G::kRopeFromGlobal) {
 #pragma unroll
         for (uint32_t row = 0; row < 2u; row++)
 #pragma unroll
             for (uint32_t slot = 0; slot < G::kPartSlots; slot++) {
                 uint32_t c2, s2;
-                rope_pair<D, BITS>(step32, tig, slot, 16u * warp + g + 8u * row, c2, s2);
+                rope_pair<D, BITS, OCC>(step32, tig, slot, 16u * warp + g + 8u * row, c2, s2);
                 if (G::kRopeInRegisters) {
                     rc[row][G::kRopeInRegisters ? slot : 0] = c2;
                     rs[row][G::kRopeInRegisters ? slot : 0] = s2;
                 } else {
-                    sh.rope_tab[G::kRopeInRegisters ? 0 : warp][G::kRopeInRegisters ? 0 : (row * G::kPartSlots + slot) * 2u][lane] = c2;
-                    sh.rope_tab[G::kRopeInRegisters ? 0 : warp][G::kRopeInRegisters ? 0 : (row * G::kPartSlots + slot) * 2u + 1u][lane] = s2;
+                    sh.rope_tab[D <= 128 ? 0 : warp][D <= 128 ? 0 : (row * G::kPartSlots + slot) * 2u][lane] = c2;
+                    sh.rope_tab[D <= 128 ? 0 : warp][D <= 128 ? 0 : (row * G::kPartSlots + slot) * 2u + 1u][lane] = s2;
                 }
             }
     }
@@ -424,320 +544,452 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
     for (uint32_t mt = 0; mt < G::kChannelTiles; mt++)
 #pragma unroll
         for (int e = 0; e < 4; e++) oacc[mt][e] = 0.0f;
-    const bool ksym = K.scheme == KVQ_SCHEME_UNIFORM_SYM, vsym = V.scheme == KVQ_SCHEME_UNIFORM_SYM;
     /* The codes' offsets (S3.5): 2^(bits-1) for the symmetric scheme. An outlier's dense value is
      * decoded for one element the same way, bit for bit: (code - offset) is exact. */
     const float koff = ksym ? (float)(1u << (BITS - 1)) : 0.0f, voff = vsym ? (float)(1u << (BITS - 1)) : 0.0f;
     uint32_t ksub[16 / BITS], vsub[16 / BITS];
     code_subtrahends<BITS>(koff, ksub);
     code_subtrahends<BITS>(voff, vsub);
-    const bool any_kout = K.optr[t_end] != K.optr[t_begin], any_vout = V.optr[t_end] != V.optr[t_begin];
 
     for (uint32_t k = 0; k < n_tiles; k++) {
         cp_async_wait<G::kStages - 2>();
-        __syncthreads(); /* tile k has landed for everyone; every warp is done with tile k - 1 and query k - 1 */
+        __syncthreads(); /* tile k has landed for everyone; every warp is done with tile k - 1 and its queries */
         {
             const uint32_t next = k + G::kStages - 1u;
             if (next < n_tiles)
-                load_tile<D, BITS>(smem + (next % G::kStages) * G::kStageBytes, sq, kb, t_begin + next * kTileTokens,
-                                   t_end, tid);
+                load_tile<D, BITS, OCC>(smem + (next % G::kStages) * G::kStageBytes, sq, kb, t_begin + next * kTileTokens,
+                                   t_end, tid, plain);
             else
                 cp_async_commit(); /* keep one group per iteration, so the wait count above holds */
         }
         const uint32_t buf = ROT ? k & 1u : 0u; /* without RoPE one query serves every tile */
-        /* The next tile's query, into the other buffer (nobody reads it until the next barrier). */
-        if (ROT && k + 1u < n_tiles) make_query<D, BITS, ROT>(sh, buf ^ 1u, nh, qscale, true, tid);
+        /* The next tile's queries, into the other buffer (nobody reads it until the next barrier). */
+        if (ROT && k + 1u < n_tiles) make_query<D, BITS, ROT, OCC>(sh, buf ^ 1u, nh, qscale, true, tid, qg);
         const unsigned char *stage = smem + (k % G::kStages) * G::kStageBytes;
-        const uint32_t t0 = t_begin + k * kTileTokens, tm = t0 + 16u * warp;
-        if (tm < t_end) {
-            const uint32_t ntm = min(16u, t_end - tm), mo = 16u * warp; /* m-tile offset in the tile */
-            const uint8_t *kprec = stage + G::kKeyPrec + mo, *vprec = stage + G::kValuePrec + mo;
-            const uint32_t *kcode = reinterpret_cast<const uint32_t *>(stage + G::kKeyCodes) + mo * G::kRowWords;
-            const uint32_t *vcode = reinterpret_cast<const uint32_t *>(stage + G::kValueCodes) + mo * G::kRowWords;
-            const uint32_t *vpar = reinterpret_cast<const uint32_t *>(stage + G::kValueParams) + mo;
-            const uint32_t *koptr = reinterpret_cast<const uint32_t *>(stage + G::kKeyOptr) + mo;
-            const uint32_t *voptr = reinterpret_cast<const uint32_t *>(stage + G::kValueOptr) + mo;
-            const uint32_t blk = kb.of(tm);
-            if (sh.kpar_block[warp] != blk) {
-                const uint32_t first_blk = kb.of(t0);
-                const uint32_t *prow = reinterpret_cast<const uint32_t *>(stage + G::kKeyParams) + (blk - first_blk) * D;
-                load_key_params<D, BITS>(sh, prow, ksym, warp, lane, blk);
-            }
+        const uint32_t t0 = t_begin + k * kTileTokens;
+        if (t0 + 16u * warp >= t_end) continue; /* the warp's m-tiles lie past the split (its last tile) */
+        const uint32_t first_blk = kb.of(t0);
 
-            /* Keys stored in fp16 replace the row (S8, S10), values stored in fp16 their token's
-             * halves; outliers need fp32 corrections. All are rare (sinks sit in the first tile), so
-             * an m-tile without them takes a body compiled without their code: the general body's
-             * branches, even untaken, cost the lean one a third of its issue slots. */
-            const bool krow16[2] = {kprec[g] != KVQ_PREC_QUANTIZED && g < ntm,
-                                    kprec[g + 8u] != KVQ_PREC_QUANTIZED && g + 8u < ntm};
-            bool vrow16 = false;
+        /* Per m-tile m of the warp: its first token, its length (0 past the split), where its rows sit. */
+        uint32_t tm[kSub], ntm[kSub];
 #pragma unroll
-            for (uint32_t t = 2u * tig; t < 16u; t += 8u)
-                vrow16 = vrow16 || (t < ntm && vprec[t] != KVQ_PREC_QUANTIZED) ||
-                         (t + 1u < ntm && vprec[t + 1u] != KVQ_PREC_QUANTIZED);
-            const bool any16 = __any_sync(kAttFullMask, krow16[0] || krow16[1]);
-            const bool anyv16 = __any_sync(kAttFullMask, vrow16);
-            auto mtile = [&](auto general) {
+        for (uint32_t m = 0; m < kSub; m++) {
+            tm[m] = t0 + Tiling<D>::kSubTokens * m + 16u * warp;
+            ntm[m] = tm[m] < t_end ? min(16u, t_end - tm[m]) : 0u;
+        }
+        /* Keys stored in fp16 replace the row (S8, S10), values stored in fp16 their token's
+         * halves; outliers need fp32 corrections. All are rare (sinks sit in the first tile), so
+         * a tile without them takes a body compiled without their code: the general body's
+         * branches, even untaken, cost the lean one a third of its issue slots. */
+        bool krow16[kSub][2], any16 = false, anyv16 = false;
+#pragma unroll
+        for (uint32_t m = 0; m < kSub; m++) krow16[m][0] = krow16[m][1] = false;
+        if (!plain) {
+#pragma unroll
+            for (uint32_t m = 0; m < kSub; m++) {
+                const uint32_t mo = Tiling<D>::kSubTokens * m + 16u * warp;
+                const uint8_t *kprec = stage + G::kKeyPrec + mo, *vprec = stage + G::kValuePrec + mo;
+                krow16[m][0] = g < ntm[m] && kprec[g] != KVQ_PREC_QUANTIZED;
+                krow16[m][1] = g + 8u < ntm[m] && kprec[g + 8u] != KVQ_PREC_QUANTIZED;
+                bool vrow16 = false;
+#pragma unroll
+                for (uint32_t t = 2u * tig; t < 16u; t += 8u)
+                    vrow16 = vrow16 || (t < ntm[m] && vprec[t] != KVQ_PREC_QUANTIZED) ||
+                             (t + 1u < ntm[m] && vprec[t + 1u] != KVQ_PREC_QUANTIZED);
+                any16 = any16 || krow16[m][0] || krow16[m][1];
+                anyv16 = anyv16 || vrow16;
+            }
+            any16 = __any_sync(kAttFullMask, any16);
+            anyv16 = __any_sync(kAttFullMask, anyv16);
+        }
+
+        auto tile_body = [&](auto general) {
             constexpr bool GEN = decltype(general)::value;
-            /* ---- scores S^T = K Q^T ---- */
-            const uint32_t *qw = reinterpret_cast<const uint32_t *>(&sh.q[buf][0][lane][0]); /* slot s: qw[32 s] */
-            uint32_t kw[2][2][G::kLaneWords], kws[2][2][G::kLaneWords]; /* [row][part][word], and shifted */
+            /* ---- scores S^T = K Q^T of each m-tile ---- */
+            float sacc[kSub][4];
+            /* RoPE of a dequantized key pair (ka: channel i, kb2: i + d/2) of row `row` at slot `slot`. */
+            auto rotate_key = [&](__half2 &ka, __half2 &kb2, uint32_t row, uint32_t slot) {
+                if (!ROT) return;
+                uint32_t c2, s2;
+                if (G::kRopeInRegisters) {
+                    c2 = rc[row][G::kRopeInRegisters ? slot : 0];
+                    s2 = rs[row][G::kRopeInRegisters ? slot : 0];
+                } else if (G::kRopeFromGlobal) {
+                    rope_pair<D, BITS, OCC>(step32, tig, slot, 16u * warp + g + 8u * row, c2, s2);
+                } else {
+                    c2 = sh.rope_tab[D <= 128 ? 0 : warp][D <= 128 ? 0 : (row * G::kPartSlots + slot) * 2u][lane];
+                    s2 = sh.rope_tab[D <= 128 ? 0 : warp][D <= 128 ? 0 : (row * G::kPartSlots + slot) * 2u + 1u][lane];
+                }
+                /* S12.4 (b): fl(ka c - fl(kb s)), fl(ka s + fl(kb c)) */
+                const __half2 c = u2h(c2), s = u2h(s2);
+                const __half2 xa = __hfma2(ka, c, __hneg2(__hmul2(kb2, s)));
+                const __half2 xb = __hfma2(ka, s, __hmul2(kb2, c));
+                ka = xa;
+                kb2 = xb;
+            };
+            /* Both m-tiles of a plain tile in one key block: decoded side by side, with one load of
+             * each key parameter for both and two independent chains of MMAs (the warp's only
+             * source of parallelism at three warps per scheduler). */
+            bool paired = false;
+            if constexpr (!GEN && kSub == 2u && OCC != 4) paired = ntm[1] != 0u && kb.of(tm[0]) == kb.of(tm[1]);
+            if (paired) {
+                const uint32_t blk = kb.of(tm[0]);
+                if (sh.kpar_block[warp] != blk) {
+                    const uint32_t *prow = reinterpret_cast<const uint32_t *>(stage + G::kKeyParams) + (blk - first_blk) * D;
+                    load_key_params<D, BITS, OCC>(sh, prow, ksym, warp, lane, blk);
+                }
+                uint32_t kw[kSub][2][2][G::kLaneWords], kws[kSub][2][2][G::kLaneWords]; /* [m][row][part][word] */
 #pragma unroll
-            for (uint32_t row = 0; row < 2u; row++)
+                for (uint32_t m = 0; m < kSub; m++) {
+                    const uint32_t *kcode = reinterpret_cast<const uint32_t *>(stage + G::kKeyCodes) +
+                                            (Tiling<D>::kSubTokens * m + 16u * warp) * G::kRowWords;
 #pragma unroll
-                for (uint32_t part = 0; part < 2u; part++)
+                    for (uint32_t row = 0; row < 2u; row++)
 #pragma unroll
-                    for (uint32_t w = 0; w < G::kLaneWords; w++) {
-                        kw[row][part][w] = kcode[(g + 8u * row) * G::kRowWords + part * G::kHalfWords +
-                                                 tig * G::kLaneWords + w];
-                        kws[row][part][w] = kw[row][part][w] >> kvq_tc_code_shift(BITS);
-                    }
-            /* The m-tile's first 32 outliers of each role, fetched now so that their latency hides behind
-             * the MMAs (a lane per outlier; more are fetched when they are used). */
-            const uint32_t kob = koptr[0], koe = koptr[ntm], vob = voptr[0], voe = voptr[ntm];
-            uint32_t kout_pf = 0, vout_pf = 0; /* channel | fp16 value << 16 */
-            if (GEN && any_kout && kob + lane < koe) kout_pf = (uint32_t)K.ochan[kob + lane] | (uint32_t)K.oval[kob + lane] << 16;
-            if (GEN && any_vout && vob + lane < voe) vout_pf = (uint32_t)V.ochan[vob + lane] | (uint32_t)V.oval[vob + lane] << 16;
-            /* Two accumulators (first and second halves of the head) halve the chain of dependent MMAs. */
-            float sacc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, sacc_hi[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                        for (uint32_t part = 0; part < 2u; part++)
 #pragma unroll
-            for (uint32_t ps = 0; ps < G::kPairSteps; ps++) {
-                uint32_t ra[4], rb[4];
+                            for (uint32_t w = 0; w < G::kLaneWords; w++) {
+                                kw[m][row][part][w] = kcode[(g + 8u * row) * G::kRowWords + part * G::kHalfWords +
+                                                            tig * G::kLaneWords + w];
+                                kws[m][row][part][w] = kw[m][row][part][w] >> kvq_tc_code_shift(BITS);
+                            }
+                }
+                float s_lo[kSub][4], s_hi[kSub][4];
 #pragma unroll
-                for (uint32_t j = 0; j < 2u; j++) {
-                    const uint32_t slot = 2u * ps + j;
-                    const uint2 par_a = *reinterpret_cast<const uint2 *>(&sh.kpar[warp][slot][tig][0]);
-                    const uint2 par_b = *reinterpret_cast<const uint2 *>(&sh.kpar[warp][slot + G::kPartSlots][tig][0]);
+                for (uint32_t m = 0; m < kSub; m++)
 #pragma unroll
-                    for (uint32_t row = 0; row < 2u; row++) {
+                    for (int e = 0; e < 4; e++) s_lo[m][e] = s_hi[m][e] = 0.0f;
+#pragma unroll
+                for (uint32_t ps = 0; ps < G::kPairSteps; ps++) {
+                    uint32_t ra[kSub][4], rb[kSub][4];
+#pragma unroll
+                    for (uint32_t j = 0; j < 2u; j++) {
+                        const uint32_t slot = 2u * ps + j;
+                        const uint2 par_a = *reinterpret_cast<const uint2 *>(&sh.kpar[warp][slot][tig][0]);
+                        const uint2 par_b = *reinterpret_cast<const uint2 *>(&sh.kpar[warp][slot + G::kPartSlots][tig][0]);
                         const uint32_t word = slot / kvq_tc_cph(BITS), p = slot % kvq_tc_cph(BITS);
-                        __half2 ka = __hfma2(u2h(par_a.y), code_pair<BITS>(kw[row][0][word], kws[row][0][word], p, ksub[p]),
-                                             u2h(par_a.x));
-                        __half2 kb = __hfma2(u2h(par_b.y), code_pair<BITS>(kw[row][1][word], kws[row][1][word], p, ksub[p]),
-                                             u2h(par_b.x));
-                        if (GEN && any16 && krow16[row]) {
-                            const uint32_t t = tm + g + 8u * row;
-                            const uint16_t *r16 = kvq_att_fp16_row(K, K.slot[t]);
-                            __half ha[2], hb[2];
 #pragma unroll
-                            for (uint32_t half = 0; half < 2u; half++) {
-                                const uint32_t c = kvq_tc_key_channel(D, BITS, tig, slot, half);
-                                ha[half] = __ushort_as_half(r16[c]);
-                                hb[half] = __ushort_as_half(r16[c + D / 2u]);
-                                if (fabsf(__half2float(ha[half])) + fabsf(__half2float(hb[half])) > kDomain)
-                                    atomicOr(&sh.flag, 2u);
+                        for (uint32_t m = 0; m < kSub; m++)
+#pragma unroll
+                            for (uint32_t row = 0; row < 2u; row++) {
+                                __half2 ka = __hfma2(u2h(par_a.y), code_pair<BITS>(kw[m][row][0][word], kws[m][row][0][word], p, ksub[p]),
+                                                     u2h(par_a.x));
+                                __half2 kb2 = __hfma2(u2h(par_b.y), code_pair<BITS>(kw[m][row][1][word], kws[m][row][1][word], p, ksub[p]),
+                                                      u2h(par_b.x));
+                                rotate_key(ka, kb2, row, slot);
+                                ra[m][2u * j + row] = h2u(ka);
+                                rb[m][2u * j + row] = h2u(kb2);
                             }
-                            ka = __halves2half2(ha[0], ha[1]);
-                            kb = __halves2half2(hb[0], hb[1]);
+                    }
+#pragma unroll
+                    for (uint32_t m = 0; m < kSub; m++) {
+                        const uint32_t *qw = reinterpret_cast<const uint32_t *>(&sh.q[buf][ROT ? m : 0][0][lane][0]);
+                        const uint32_t a_lo[4] = {ra[m][0], ra[m][1], ra[m][2], ra[m][3]};
+                        const uint32_t a_hi[4] = {rb[m][0], rb[m][1], rb[m][2], rb[m][3]};
+                        mma16816(s_lo[m], a_lo, qw[32u * (2u * ps)], qw[32u * (2u * ps + 1u)]);
+                        mma16816(s_hi[m], a_hi, qw[32u * (G::kPartSlots + 2u * ps)], qw[32u * (G::kPartSlots + 2u * ps + 1u)]);
+                    }
+                }
+#pragma unroll
+                for (uint32_t m = 0; m < kSub; m++) {
+#pragma unroll
+                    for (int e = 0; e < 4; e++) sacc[m][e] = s_lo[m][e] + s_hi[m][e];
+                    if (g >= ntm[m]) sacc[m][0] = sacc[m][1] = -INFINITY;
+                    if (g + 8u >= ntm[m]) sacc[m][2] = sacc[m][3] = -INFINITY;
+                }
+            }
+#pragma unroll
+            for (uint32_t m = 0; m < kSub; m++) {
+                if (paired) break;
+#pragma unroll
+                for (int e = 0; e < 4; e++) sacc[m][e] = -INFINITY;
+                if (ntm[m] == 0u) continue;
+                const uint32_t mo = Tiling<D>::kSubTokens * m + 16u * warp; /* m-tile offset in the tile */
+                const uint32_t *kcode = reinterpret_cast<const uint32_t *>(stage + G::kKeyCodes) + mo * G::kRowWords;
+                const uint32_t *koptr = reinterpret_cast<const uint32_t *>(stage + G::kKeyOptr) + mo;
+                const uint32_t blk = kb.of(tm[m]);
+                if (sh.kpar_block[warp] != blk) {
+                    const uint32_t *prow = reinterpret_cast<const uint32_t *>(stage + G::kKeyParams) + (blk - first_blk) * D;
+                    load_key_params<D, BITS, OCC>(sh, prow, ksym, warp, lane, blk);
+                }
+                const uint32_t *qw = reinterpret_cast<const uint32_t *>(&sh.q[buf][ROT ? m : 0][0][lane][0]); /* slot s: qw[32 s] */
+                uint32_t kw[2][2][G::kLaneWords], kws[2][2][G::kLaneWords]; /* [row][part][word], and shifted */
+#pragma unroll
+                for (uint32_t row = 0; row < 2u; row++)
+#pragma unroll
+                    for (uint32_t part = 0; part < 2u; part++)
+#pragma unroll
+                        for (uint32_t w = 0; w < G::kLaneWords; w++) {
+                            kw[row][part][w] = kcode[(g + 8u * row) * G::kRowWords + part * G::kHalfWords +
+                                                     tig * G::kLaneWords + w];
+                            kws[row][part][w] = kw[row][part][w] >> kvq_tc_code_shift(BITS);
                         }
+                /* The m-tile's first 32 key outliers, fetched now so that their latency hides behind
+                 * the MMAs (a lane per outlier; more are fetched when they are used). */
+                uint32_t kob = 0, koe = 0, kout_pf = 0; /* channel | fp16 value << 16 */
+                if (GEN && any_kout) {
+                    kob = koptr[0], koe = koptr[ntm[m]];
+                    if (kob + lane < koe) kout_pf = (uint32_t)K.ochan[kob + lane] | (uint32_t)K.oval[kob + lane] << 16;
+                }
+                /* Two accumulators (first and second halves of the head) halve the chain of dependent MMAs. */
+                float s_lo[4] = {0.0f, 0.0f, 0.0f, 0.0f}, s_hi[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+                for (uint32_t ps = 0; ps < G::kPairSteps; ps++) {
+                    uint32_t ra[4], rb[4];
+#pragma unroll
+                    for (uint32_t j = 0; j < 2u; j++) {
+                        const uint32_t slot = 2u * ps + j;
+                        const uint2 par_a = *reinterpret_cast<const uint2 *>(&sh.kpar[warp][slot][tig][0]);
+                        const uint2 par_b = *reinterpret_cast<const uint2 *>(&sh.kpar[warp][slot + G::kPartSlots][tig][0]);
+#pragma unroll
+                        for (uint32_t row = 0; row < 2u; row++) {
+                            const uint32_t word = slot / kvq_tc_cph(BITS), p = slot % kvq_tc_cph(BITS);
+                            __half2 ka = __hfma2(u2h(par_a.y), code_pair<BITS>(kw[row][0][word], kws[row][0][word], p, ksub[p]),
+                                                 u2h(par_a.x));
+                            __half2 kb2 = __hfma2(u2h(par_b.y), code_pair<BITS>(kw[row][1][word], kws[row][1][word], p, ksub[p]),
+                                                  u2h(par_b.x));
+                            if (GEN && any16 && krow16[m][row]) {
+                                const uint32_t t = tm[m] + g + 8u * row;
+                                const uint16_t *r16 = kvq_att_fp16_row(K, K.slot[t]);
+                                __half ha[2], hb[2];
+#pragma unroll
+                                for (uint32_t half = 0; half < 2u; half++) {
+                                    const uint32_t c = kvq_tc_key_channel(D, BITS, tig, slot, half);
+                                    ha[half] = __ushort_as_half(r16[c]);
+                                    hb[half] = __ushort_as_half(r16[c + D / 2u]);
+                                    if (fabsf(__half2float(ha[half])) + fabsf(__half2float(hb[half])) > kDomain)
+                                        atomicOr(&sh.flag, 2u);
+                                }
+                                ka = __halves2half2(ha[0], ha[1]);
+                                kb2 = __halves2half2(hb[0], hb[1]);
+                            }
+                            rotate_key(ka, kb2, row, slot);
+                            ra[2u * j + row] = h2u(ka); /* a0 a1 a2 a3 = (row g, slot 2s), (g + 8, 2s), (g, 2s + 1), (g + 8, 2s + 1) */
+                            rb[2u * j + row] = h2u(kb2);
+                        }
+                    }
+                    const uint32_t a_lo[4] = {ra[0], ra[1], ra[2], ra[3]}, a_hi[4] = {rb[0], rb[1], rb[2], rb[3]};
+                    mma16816(s_lo, a_lo, qw[32u * (2u * ps)], qw[32u * (2u * ps + 1u)]);
+                    mma16816(s_hi, a_hi, qw[32u * (G::kPartSlots + 2u * ps)], qw[32u * (G::kPartSlots + 2u * ps + 1u)]);
+                }
+#pragma unroll
+                for (int e = 0; e < 4; e++) sacc[m][e] = s_lo[e] + s_hi[e];
+
+                /* Key outliers: their dense decode went through the MMA; add the rotated exact difference
+                 * to the score in fp32, a lane per outlier (S12.4 (a')). */
+                if (GEN && any_kout && koe != kob) {
+                    for (uint32_t e = kob + lane; e < koe; e += 32u) {
+                        uint32_t tl = 0;
+                        while (tl + 1u < ntm[m] && koptr[tl + 1u] <= e) tl++;
+                        const uint32_t cv = e < kob + 32u ? kout_pf : (uint32_t)K.ochan[e] | (uint32_t)K.oval[e] << 16;
+                        const uint32_t c = cv & 0xFFFFu;
+                        const float y = kvq_dev_fp32((uint16_t)(cv >> 16));
+                        const uint32_t bit = c * BITS;
+                        const uint32_t code = (kcode[tl * G::kRowWords + bit / 32u] >> (bit % 32u)) & ((1u << BITS) - 1u);
+                        uint32_t ctig, cslot, chalf;
+                        kvq_tc_key_slot(D, BITS, c, &ctig, &cslot, &chalf);
+                        const __half a = reinterpret_cast<const __half *>(&sh.kpar[warp][cslot][ctig][0])[chalf];
+                        const __half b = reinterpret_cast<const __half *>(&sh.kpar[warp][cslot][ctig][1])[chalf];
+                        const __half dense = __hfma(b, __float2half_rn((float)code - koff), a);
+                        const float delta = y - __half2float(dense); /* exact: two fp16 numbers */
+                        if (fabsf(y) > kDomain / 2.0f) atomicOr(&sh.flag, 2u);
+                        const uint32_t i = c % (D / 2u);
+                        float da = delta, db = 0.0f;
                         if (ROT) {
-                            uint32_t c2, s2;
-                            if (G::kRopeInRegisters) {
-                                c2 = rc[row][G::kRopeInRegisters ? slot : 0];
-                                s2 = rs[row][G::kRopeInRegisters ? slot : 0];
-                            } else {
-                                c2 = sh.rope_tab[G::kRopeInRegisters ? 0 : warp][G::kRopeInRegisters ? 0 : (row * G::kPartSlots + slot) * 2u][lane];
-                                s2 = sh.rope_tab[G::kRopeInRegisters ? 0 : warp][G::kRopeInRegisters ? 0 : (row * G::kPartSlots + slot) * 2u + 1u][lane];
-                            }
-                            /* S12.4 (b): fl(ka c - fl(kb s)), fl(ka s + fl(kb c)) */
-                            const __half2 c = u2h(c2), s = u2h(s2);
-                            const __half2 xa = __hfma2(ka, c, __hneg2(__hmul2(kb, s)));
-                            const __half2 xb = __hfma2(ka, s, __hmul2(kb, c));
-                            ka = xa;
-                            kb = xb;
+                            const float2 cs = __ldg(step32 + (size_t)i * KVQ_CUDA_STEP32_OFFSETS + 16u * warp + tl);
+                            da = c < D / 2u ? delta * cs.x : -delta * cs.y;
+                            db = c < D / 2u ? delta * cs.y : delta * cs.x;
+                        } else if (c >= D / 2u) {
+                            da = 0.0f;
+                            db = delta;
                         }
-                        ra[2u * j + row] = h2u(ka); /* a0 a1 a2 a3 = (row g, slot 2s), (g + 8, 2s), (g, 2s + 1), (g + 8, 2s + 1) */
-                        rb[2u * j + row] = h2u(kb);
+                        uint32_t atig, aslot, ahalf;
+                        kvq_tc_key_slot(D, BITS, i, &atig, &aslot, &ahalf);
+                        for (uint32_t h = 0; h < kHeads; h++) {
+                            const float qa = __half2float(sh.q[buf][ROT ? m : 0][aslot][4u * h + atig][ahalf]);
+                            const float qb = __half2float(sh.q[buf][ROT ? m : 0][aslot + G::kPartSlots][4u * h + atig][ahalf]);
+                            atomicAdd(&os.scorr[warp][tl][h], __fmaf_rn(qa, da, __fmul_rn(qb, db)));
+                        }
                     }
+                    __syncwarp();
+                    sacc[m][0] += os.scorr[warp][g][2u * tig];
+                    sacc[m][1] += os.scorr[warp][g][2u * tig + 1u];
+                    sacc[m][2] += os.scorr[warp][g + 8u][2u * tig];
+                    sacc[m][3] += os.scorr[warp][g + 8u][2u * tig + 1u];
+                    __syncwarp();
+                    for (uint32_t i = lane; i < 16u * kHeads; i += 32u) (&os.scorr[warp][0][0])[i] = 0.0f;
+                    __syncwarp();
                 }
-                const uint32_t a_lo[4] = {ra[0], ra[1], ra[2], ra[3]}, a_hi[4] = {rb[0], rb[1], rb[2], rb[3]};
-                mma16816(sacc, a_lo, qw[32u * (2u * ps)], qw[32u * (2u * ps + 1u)]);
-                mma16816(sacc_hi, a_hi, qw[32u * (G::kPartSlots + 2u * ps)], qw[32u * (G::kPartSlots + 2u * ps + 1u)]);
-            }
-#pragma unroll
-            for (int e = 0; e < 4; e++) sacc[e] += sacc_hi[e];
-
-            /* Key outliers: their dense decode went through the MMA; add the rotated exact difference
-             * to the score in fp32, a lane per outlier (S12.4 (a')). */
-            if (GEN && any_kout && koe != kob) {
-                for (uint32_t e = kob + lane; e < koe; e += 32u) {
-                    uint32_t tl = 0;
-                    while (tl + 1u < ntm && koptr[tl + 1u] <= e) tl++;
-                    const uint32_t cv = e < kob + 32u ? kout_pf : (uint32_t)K.ochan[e] | (uint32_t)K.oval[e] << 16;
-                    const uint32_t c = cv & 0xFFFFu;
-                    const float y = kvq_dev_fp32((uint16_t)(cv >> 16));
-                    const uint32_t bit = c * BITS;
-                    const uint32_t code = (kcode[tl * G::kRowWords + bit / 32u] >> (bit % 32u)) & ((1u << BITS) - 1u);
-                    uint32_t ctig, cslot, chalf;
-                    kvq_tc_key_slot(D, BITS, c, &ctig, &cslot, &chalf);
-                    const __half a = reinterpret_cast<const __half *>(&sh.kpar[warp][cslot][ctig][0])[chalf];
-                    const __half b = reinterpret_cast<const __half *>(&sh.kpar[warp][cslot][ctig][1])[chalf];
-                    const __half dense = __hfma(b, __float2half_rn((float)code - koff), a);
-                    const float delta = y - __half2float(dense); /* exact: two fp16 numbers */
-                    if (fabsf(y) > kDomain / 2.0f) atomicOr(&sh.flag, 2u);
-                    const uint32_t i = c % (D / 2u);
-                    float da = delta, db = 0.0f;
-                    if (ROT) {
-                        const float2 cs = __ldg(step32 + (size_t)i * KVQ_CUDA_STEP32_OFFSETS + mo + tl);
-                        da = c < D / 2u ? delta * cs.x : -delta * cs.y;
-                        db = c < D / 2u ? delta * cs.y : delta * cs.x;
-                    } else if (c >= D / 2u) {
-                        da = 0.0f;
-                        db = delta;
-                    }
-                    uint32_t atig, aslot, ahalf;
-                    kvq_tc_key_slot(D, BITS, i, &atig, &aslot, &ahalf);
-                    for (uint32_t h = 0; h < kHeads; h++) {
-                        const float qa = __half2float(sh.q[buf][aslot][4u * h + atig][ahalf]);
-                        const float qb = __half2float(sh.q[buf][aslot + G::kPartSlots][4u * h + atig][ahalf]);
-                        atomicAdd(&sh.scorr[warp][tl][h], __fmaf_rn(qa, da, __fmul_rn(qb, db)));
-                    }
-                }
-                __syncwarp();
-                sacc[0] += sh.scorr[warp][g][2u * tig];
-                sacc[1] += sh.scorr[warp][g][2u * tig + 1u];
-                sacc[2] += sh.scorr[warp][g + 8u][2u * tig];
-                sacc[3] += sh.scorr[warp][g + 8u][2u * tig + 1u];
-                __syncwarp();
-                for (uint32_t i = lane; i < 16u * kHeads; i += 32u) (&sh.scorr[warp][0][0])[i] = 0.0f;
-                __syncwarp();
+                if (g >= ntm[m]) sacc[m][0] = sacc[m][1] = -INFINITY;
+                if (g + 8u >= ntm[m]) sacc[m][2] = sacc[m][3] = -INFINITY;
             }
 
-            /* ---- online softmax, base 2: tokens g, g + 8; heads 2 tig, 2 tig + 1 ---- */
-            if (g >= ntm) sacc[0] = sacc[1] = -INFINITY;
-            if (g + 8u >= ntm) sacc[2] = sacc[3] = -INFINITY;
+            /* ---- online softmax over the warp's m-tiles of the tile, base 2: tokens g, g + 8 of each;
+             * heads 2 tig, 2 tig + 1 ---- */
             float alpha[2];
             bool changed = false;
 #pragma unroll
             for (int hh = 0; hh < 2; hh++) {
-                float mt = fmaxf(sacc[hh], sacc[2 + hh]);
+                float mt = -INFINITY;
+#pragma unroll
+                for (uint32_t m = 0; m < kSub; m++) mt = fmaxf(mt, fmaxf(sacc[m][hh], sacc[m][2 + hh]));
 #pragma unroll
                 for (int off = 4; off < 32; off <<= 1) mt = fmaxf(mt, __shfl_xor_sync(kAttFullMask, mt, off));
                 const float m_new = fmaxf(m_run[hh], ceilf(mt)); /* an integer above every score: exact rescales */
-                alpha[hh] = kvq_att_pow2_difference(m_run[hh], m_new);
+                alpha[hh] = pow2_difference(m_run[hh], m_new);
                 changed = changed || m_new != m_run[hh];
                 m_run[hh] = m_new;
             }
-            float p[4];
+            float p[kSub][4];
 #pragma unroll
-            for (int e = 0; e < 4; e++) p[e] = exp2f(sacc[e] - m_run[e & 1]);
-            l_run[0] = l_run[0] * alpha[0] + (p[0] + p[2]); /* the row sum from the unrounded weights */
-            l_run[1] = l_run[1] * alpha[1] + (p[1] + p[3]);
+            for (uint32_t m = 0; m < kSub; m++)
 #pragma unroll
-            for (uint32_t mt = 0; mt < G::kChannelTiles; mt++) {
-                oacc[mt][0] *= alpha[0];
-                oacc[mt][1] *= alpha[1];
-                oacc[mt][2] *= alpha[0];
-                oacc[mt][3] *= alpha[1];
+                for (int e = 0; e < 4; e++) p[m][e] = exp2f(sacc[m][e] - m_run[e & 1]);
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++) {
+                float add = 0.0f; /* the row sum from the unrounded weights */
+#pragma unroll
+                for (uint32_t m = 0; m < kSub; m++) add += p[m][hh] + p[m][2 + hh];
+                l_run[hh] = l_run[hh] * alpha[hh] + add;
             }
-            if (GEN && any_vout && __any_sync(kAttFullMask, changed)) { /* the fp32 corrections follow the same scale */
-                __syncwarp();
-                for (uint32_t i = lane; i < kHeads * (uint32_t)D; i += 32u) {
-                    const uint32_t h = i / D;
-                    const float a = __shfl_sync(kAttFullMask, alpha[h & 1u], (h >> 1), 32); /* from column h / 2 */
-                    sh.oacc[warp][h][i % D] *= a;
+            /* Rescales are exact powers of two and rare once the running maximum has settled: the
+             * accumulators are touched only when some column's maximum moved. */
+            if (__any_sync(kAttFullMask, changed)) {
+#pragma unroll
+                for (uint32_t mt = 0; mt < G::kChannelTiles; mt++) {
+                    oacc[mt][0] *= alpha[0];
+                    oacc[mt][1] *= alpha[1];
+                    oacc[mt][2] *= alpha[0];
+                    oacc[mt][3] *= alpha[1];
                 }
-                __syncwarp();
-            }
-            /* The weights rounded to fp16 (S12.4 (d)), moved from the S^T layout (token g, heads 2 tig..)
-             * to the B operand of P.V (tokens 2 tig.., head g). */
-            const __half2 h01 = __floats2half2_rn(p[0], p[1]), h23 = __floats2half2_rn(p[2], p[3]);
-            const uint32_t src0 = 8u * tig + (g >> 1), src1 = src0 + 4u;
-            const uint32_t x0 = __shfl_sync(kAttFullMask, h2u(h01), src0), x1 = __shfl_sync(kAttFullMask, h2u(h01), src1);
-            const uint32_t y0 = __shfl_sync(kAttFullMask, h2u(h23), src0), y1 = __shfl_sync(kAttFullMask, h2u(h23), src1);
-            const uint32_t sel = (g & 1u) ? 0x7632u : 0x5410u;
-            const uint32_t pb0 = __byte_perm(x0, x1, sel), pb1 = __byte_perm(y0, y1, sel);
-            if (GEN && any_vout) {
-                const float2 f01 = __half22float2(h01), f23 = __half22float2(h23);
-                sh.pw[warp][g][2u * tig] = f01.x;
-                sh.pw[warp][g][2u * tig + 1u] = f01.y;
-                sh.pw[warp][g + 8u][2u * tig] = f23.x;
-                sh.pw[warp][g + 8u][2u * tig + 1u] = f23.y;
+                if (GEN && any_vout) { /* the fp32 corrections follow the same scale */
+                    __syncwarp();
+                    for (uint32_t i = lane; i < kHeads * (uint32_t)D; i += 32u) {
+                        const uint32_t h = i / D;
+                        const float a = __shfl_sync(kAttFullMask, (h & 1u) ? alpha[1] : alpha[0], (h >> 1), 32); /* from column h / 2 */
+                        os.oacc[warp][h][i % D] *= a;
+                    }
+                    __syncwarp();
+                }
             }
 
-            /* ---- O^T += V^T P^T: tokens (2 tig, 2 tig + 1) and (2 tig + 8, 2 tig + 9), channels g d/8 .. ---- */
-            uint32_t vreg[2][G::kValueRegs];
+            /* ---- O^T += V^T P^T of each m-tile: tokens (2 tig, 2 tig + 1) and (2 tig + 8, 2 tig + 9),
+             * channels g d/8 .. ---- */
 #pragma unroll
-            for (uint32_t pair = 0; pair < 2u; pair++) {
-                const uint32_t ta = 2u * tig + 8u * pair, tb = ta + 1u;
-                const uint32_t pw_a = vpar[ta], pw_b = vpar[tb];
-                const __half2 va = u2h(__byte_perm(pw_a, pw_b, 0x5410u)); /* (a_ta, a_tb) */
-                const __half2 vb = u2h(__byte_perm(pw_a, pw_b, 0x7632u)); /* (b_ta, b_tb) */
-                const __half2 vaddend = vsym ? __float2half2_rn(-0.0f) : va;
-#pragma unroll
-                for (uint32_t w = 0; w < G::kLaneWords; w++) {
-                    const uint32_t A = vcode[ta * G::kRowWords + g * G::kLaneWords + w];
-                    const uint32_t B = vcode[tb * G::kRowWords + g * G::kLaneWords + w];
-                    const uint32_t lo = __byte_perm(A, B, 0x5410u), hi = __byte_perm(A, B, 0x7632u);
-                    const uint32_t los = lo >> kvq_tc_code_shift(BITS), his = hi >> kvq_tc_code_shift(BITS);
-#pragma unroll
-                    for (uint32_t p2 = 0; p2 < kvq_tc_cph(BITS); p2++) {
-                        vreg[pair][w * kvq_tc_cpw(BITS) + p2] =
-                            h2u(__hfma2(vb, code_pair<BITS>(lo, los, p2, vsub[p2]), vaddend));
-                        vreg[pair][w * kvq_tc_cpw(BITS) + kvq_tc_cph(BITS) + p2] =
-                            h2u(__hfma2(vb, code_pair<BITS>(hi, his, p2, vsub[p2]), vaddend));
-                    }
+            for (uint32_t m = 0; m < kSub; m++) {
+                if (ntm[m] == 0u) continue;
+                const uint32_t mo = Tiling<D>::kSubTokens * m + 16u * warp;
+                const uint8_t *vprec = stage + G::kValuePrec + mo;
+                const uint32_t *vcode = reinterpret_cast<const uint32_t *>(stage + G::kValueCodes) + mo * G::kRowWords;
+                const uint32_t *vpar = reinterpret_cast<const uint32_t *>(stage + G::kValueParams) + mo;
+                const uint32_t *voptr = reinterpret_cast<const uint32_t *>(stage + G::kValueOptr) + mo;
+                /* The weights rounded to fp16 (S12.4 (d)), moved from the S^T layout (token g, heads
+                 * 2 tig..) to the B operand of P.V (tokens 2 tig.., head g). */
+                const __half2 h01 = __floats2half2_rn(p[m][0], p[m][1]), h23 = __floats2half2_rn(p[m][2], p[m][3]);
+                const uint32_t src0 = 8u * tig + (g >> 1), src1 = src0 + 4u;
+                const uint32_t x0 = __shfl_sync(kAttFullMask, h2u(h01), src0), x1 = __shfl_sync(kAttFullMask, h2u(h01), src1);
+                const uint32_t y0 = __shfl_sync(kAttFullMask, h2u(h23), src0), y1 = __shfl_sync(kAttFullMask, h2u(h23), src1);
+                const uint32_t sel = (g & 1u) ? 0x7632u : 0x5410u;
+                const uint32_t pb0 = __byte_perm(x0, x1, sel), pb1 = __byte_perm(y0, y1, sel);
+                uint32_t vob = 0, voe = 0, vout_pf = 0;
+                if (GEN && any_vout) {
+                    vob = voptr[0], voe = voptr[ntm[m]];
+                    if (vob + lane < voe) vout_pf = (uint32_t)V.ochan[vob + lane] | (uint32_t)V.oval[vob + lane] << 16;
+                    const float2 f01 = __half22float2(h01), f23 = __half22float2(h23);
+                    os.pw[warp][g][2u * tig] = f01.x;
+                    os.pw[warp][g][2u * tig + 1u] = f01.y;
+                    os.pw[warp][g + 8u][2u * tig] = f23.x;
+                    os.pw[warp][g + 8u][2u * tig + 1u] = f23.y;
                 }
-                /* Values stored in fp16 replace their token's halves. */
-#pragma unroll
-                for (uint32_t half = 0; half < 2u; half++) {
-                    const uint32_t t = ta + half;
-                    if (GEN && anyv16 && t < ntm && vprec[t] != KVQ_PREC_QUANTIZED) {
-                        const uint32_t *r32 = reinterpret_cast<const uint32_t *>(
-                            kvq_att_fp16_row(V, V.slot[tm + t]) + g * (D / 8u));
-#pragma unroll
-                        for (uint32_t r = 0; r < G::kValueRegs; r++)
-                            vreg[pair][r] = put_half(vreg[pair][r], r32[r >> 1], r & 1u, half);
-                    }
-                }
-            }
-#pragma unroll
-            for (uint32_t mt = 0; mt < G::kChannelTiles; mt++) {
-                const uint32_t a[4] = {vreg[0][2u * mt], vreg[0][2u * mt + 1u], vreg[1][2u * mt], vreg[1][2u * mt + 1u]};
-                mma16816(oacc[mt], a, pb0, pb1);
-            }
 
-            /* Value outliers: the dense decode went through the MMA; add P~ (exact - dense) in fp32. */
-            if (GEN && any_vout && voe != vob) {
-                __syncwarp(); /* pw is written */
-                for (uint32_t e = vob + lane; e < voe; e += 32u) {
-                    uint32_t tl = 0;
-                    while (tl + 1u < ntm && voptr[tl + 1u] <= e) tl++;
-                    const uint32_t cv = e < vob + 32u ? vout_pf : (uint32_t)V.ochan[e] | (uint32_t)V.oval[e] << 16;
-                    const uint32_t c = cv & 0xFFFFu;
-                    const float y = kvq_dev_fp32((uint16_t)(cv >> 16));
-                    const uint32_t bit = c * BITS;
-                    const uint32_t code = (vcode[tl * G::kRowWords + bit / 32u] >> (bit % 32u)) & ((1u << BITS) - 1u);
-                    const uint32_t w = vpar[tl];
-                    const __half a = vsym ? __float2half_rn(-0.0f) : __ushort_as_half((unsigned short)(w & 0xFFFFu));
-                    const __half b = __ushort_as_half((unsigned short)(w >> 16));
-                    const __half dense = __hfma(b, __float2half_rn((float)code - voff), a);
-                    const float delta = y - __half2float(dense);
-                    for (uint32_t h = 0; h < kHeads; h++) atomicAdd(&sh.oacc[warp][h][c], sh.pw[warp][tl][h] * delta);
+                uint32_t vreg[2][G::kValueRegs];
+#pragma unroll
+                for (uint32_t pair = 0; pair < 2u; pair++) {
+                    const uint32_t ta = 2u * tig + 8u * pair, tb = ta + 1u;
+                    const uint32_t pw_a = vpar[ta], pw_b = vpar[tb];
+                    const __half2 va = u2h(__byte_perm(pw_a, pw_b, 0x5410u)); /* (a_ta, a_tb) */
+                    const __half2 vb = u2h(__byte_perm(pw_a, pw_b, 0x7632u)); /* (b_ta, b_tb) */
+                    const __half2 vaddend = vsym ? __float2half2_rn(-0.0f) : va;
+#pragma unroll
+                    for (uint32_t w = 0; w < G::kLaneWords; w++) {
+                        const uint32_t A = vcode[ta * G::kRowWords + g * G::kLaneWords + w];
+                        const uint32_t B = vcode[tb * G::kRowWords + g * G::kLaneWords + w];
+                        const uint32_t lo = __byte_perm(A, B, 0x5410u), hi = __byte_perm(A, B, 0x7632u);
+                        const uint32_t los = lo >> kvq_tc_code_shift(BITS), his = hi >> kvq_tc_code_shift(BITS);
+#pragma unroll
+                        for (uint32_t p2 = 0; p2 < kvq_tc_cph(BITS); p2++) {
+                            vreg[pair][w * kvq_tc_cpw(BITS) + p2] =
+                                h2u(__hfma2(vb, code_pair<BITS>(lo, los, p2, vsub[p2]), vaddend));
+                            vreg[pair][w * kvq_tc_cpw(BITS) + kvq_tc_cph(BITS) + p2] =
+                                h2u(__hfma2(vb, code_pair<BITS>(hi, his, p2, vsub[p2]), vaddend));
+                        }
+                    }
+                    /* Values stored in fp16 replace their token's halves. */
+#pragma unroll
+                    for (uint32_t half = 0; half < 2u; half++) {
+                        const uint32_t t = ta + half;
+                        if (GEN && anyv16 && t < ntm[m] && vprec[t] != KVQ_PREC_QUANTIZED) {
+                            const uint32_t *r32 = reinterpret_cast<const uint32_t *>(
+                                kvq_att_fp16_row(V, V.slot[tm[m] + t]) + g * (D / 8u));
+#pragma unroll
+                            for (uint32_t r = 0; r < G::kValueRegs; r++)
+                                vreg[pair][r] = put_half(vreg[pair][r], r32[r >> 1], r & 1u, half);
+                        }
+                    }
                 }
-                __syncwarp();
+#pragma unroll
+                for (uint32_t mt = 0; mt < G::kChannelTiles; mt++) {
+                    const uint32_t a[4] = {vreg[0][2u * mt], vreg[0][2u * mt + 1u], vreg[1][2u * mt], vreg[1][2u * mt + 1u]};
+                    mma16816(oacc[mt], a, pb0, pb1);
+                }
+
+                /* Value outliers: the dense decode went through the MMA; add P~ (exact - dense) in fp32. */
+                if (GEN && any_vout && voe != vob) {
+                    __syncwarp(); /* pw is written */
+                    for (uint32_t e = vob + lane; e < voe; e += 32u) {
+                        uint32_t tl = 0;
+                        while (tl + 1u < ntm[m] && voptr[tl + 1u] <= e) tl++;
+                        const uint32_t cv = e < vob + 32u ? vout_pf : (uint32_t)V.ochan[e] | (uint32_t)V.oval[e] << 16;
+                        const uint32_t c = cv & 0xFFFFu;
+                        const float y = kvq_dev_fp32((uint16_t)(cv >> 16));
+                        const uint32_t bit = c * BITS;
+                        const uint32_t code = (vcode[tl * G::kRowWords + bit / 32u] >> (bit % 32u)) & ((1u << BITS) - 1u);
+                        const uint32_t w = vpar[tl];
+                        const __half a = vsym ? __float2half_rn(-0.0f) : __ushort_as_half((unsigned short)(w & 0xFFFFu));
+                        const __half b = __ushort_as_half((unsigned short)(w >> 16));
+                        const __half dense = __hfma(b, __float2half_rn((float)code - voff), a);
+                        const float delta = y - __half2float(dense);
+                        for (uint32_t h = 0; h < kHeads; h++) atomicAdd(&os.oacc[warp][h][c], os.pw[warp][tl][h] * delta);
+                    }
+                    __syncwarp();
+                }
+                if (GEN && any_vout) __syncwarp(); /* pw is read before the next m-tile writes it */
             }
-            };
-            /* The block's outliers make every m-tile general: their fp32 sums follow each rescale. */
-            if (any_kout || any_vout || any16 || anyv16) mtile(Flag<true>{});
-            else mtile(Flag<false>{});
-        }
+        };
+        /* The block's outliers make every tile general: their fp32 sums follow each rescale. */
+        if (any_kout || any_vout || any16 || anyv16) tile_body(Flag<true>{});
+        else tile_body(Flag<false>{});
     }
     cp_async_wait<0>();
 
-    /* ---- the warp's results: l over its lanes, O^T into its oacc (added to its outlier sums) ---- */
+    /* ---- the warp's results: l over its lanes, O^T into the combine (added to its outlier sums) ---- */
 #pragma unroll
     for (int hh = 0; hh < 2; hh++)
 #pragma unroll
         for (int off = 4; off < 32; off <<= 1) l_run[hh] += __shfl_xor_sync(kAttFullMask, l_run[hh], off);
-    __syncwarp();
+    /* Without outliers the warps' outputs meet in the stages' memory, free once every warp is
+     * past its last tile. */
+    float (*comb)[kHeads][D] = outliers ? os.oacc : reinterpret_cast<float (*)[kHeads][D]>(smem);
+    __syncthreads();
 #pragma unroll
     for (uint32_t mt = 0; mt < G::kChannelTiles; mt++) {
         const uint32_t c0 = kvq_tc_value_channel(D, g, 2u * mt), c1 = c0 + 1u;
-        sh.oacc[warp][2u * tig][c0] += oacc[mt][0];
-        sh.oacc[warp][2u * tig + 1u][c0] += oacc[mt][1];
-        sh.oacc[warp][2u * tig][c1] += oacc[mt][2];
-        sh.oacc[warp][2u * tig + 1u][c1] += oacc[mt][3];
+        const float prev[4] = {outliers ? comb[warp][2u * tig][c0] : 0.0f, outliers ? comb[warp][2u * tig + 1u][c0] : 0.0f,
+                               outliers ? comb[warp][2u * tig][c1] : 0.0f, outliers ? comb[warp][2u * tig + 1u][c1] : 0.0f};
+        comb[warp][2u * tig][c0] = prev[0] + oacc[mt][0];
+        comb[warp][2u * tig + 1u][c0] = prev[1] + oacc[mt][1];
+        comb[warp][2u * tig][c1] = prev[2] + oacc[mt][2];
+        comb[warp][2u * tig + 1u][c1] = prev[3] + oacc[mt][3];
     }
     if (g == 0)
 #pragma unroll
@@ -756,7 +1008,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
         float o = 0.0f, l = 0.0f;
         for (int w = 0; w < kWarps; w++) {
             const float f = kvq_att_pow2_difference(sh.ml[w][h][0], M); /* exact; 0 for a warp with no token */
-            o = fmaf(sh.oacc[w][h][c], f, o);
+            o = fmaf(comb[w][h][c], f, o);
             l = fmaf(sh.ml[w][h][1], f, l);
         }
         if (single) {
@@ -771,22 +1023,28 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
     }
 }
 
-template <int D, int BITS>
-size_t smem_bytes();
+/* Dynamic shared memory of one block: the stages, Shared, and OutlierShared when the launch
+ * has outliers. */
+template <int D, int BITS, int OCC>
+size_t smem_bytes(bool outliers)
+{
+    using G = Geometry<D, BITS, OCC>;
+    return G::kStages * G::kStageBytes + sizeof(Shared<D, BITS, OCC>) + (outliers ? sizeof(OutlierShared<D>) : 0u);
+}
 
-/* The kernel's attributes, set once per instantiation and process. */
-template <int D, int BITS, bool ROT>
+/* The kernel's attributes, set once per instantiation and process (for the larger launch, with
+ * outliers, so that both fit). */
+template <int D, int BITS, bool ROT, int OCC>
 cudaError_t launch_config()
 {
-    const size_t bytes = smem_bytes<D, BITS>();
     static bool configured = false;
     if (!configured) {
-        cudaError_t err = cudaFuncSetAttribute(tc_split_kernel<D, BITS, ROT>,
-                                               cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+        cudaError_t err = cudaFuncSetAttribute(tc_split_kernel<D, BITS, ROT, OCC>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               (int)smem_bytes<D, BITS, OCC>(true));
         /* All of the unified L1/shared memory as shared memory: without it the driver may pick a
          * carveout that holds one block per SM, and one block's four warps cannot hide latency. */
         if (err == cudaSuccess)
-            err = cudaFuncSetAttribute(tc_split_kernel<D, BITS, ROT>, cudaFuncAttributePreferredSharedMemoryCarveout,
+            err = cudaFuncSetAttribute(tc_split_kernel<D, BITS, ROT, OCC>, cudaFuncAttributePreferredSharedMemoryCarveout,
                                        (int)cudaSharedmemCarveoutMaxShared);
         if (err != cudaSuccess) return err;
         configured = true;
@@ -794,44 +1052,105 @@ cudaError_t launch_config()
     return cudaSuccess;
 }
 
-template <int D, int BITS, bool ROT>
+/* Whether any tensor of the call holds outliers (the host's hint, kvq_cuda_view.n_outliers). */
+bool call_has_outliers(const kvq_cuda_attention_args &a)
+{
+    for (uint32_t s = 0; s < a.n_seq; s++)
+        if (a.seqs_host[s].keys.n_outliers != 0u || a.seqs_host[s].values.n_outliers != 0u) return true;
+    return false;
+}
+
+/* The four-block variant (OCC 4): head_dim 128 at 2 and 4 bits, key blocks of at least 64
+ * tokens (or calibrated keys), chosen with KVQ_CUDA_TC_BLOCKS=4 (an experiment of issue 13:
+ * four blocks per SM need 128 registers and at most 56 KiB of shared memory). */
+bool four_block_format(uint32_t head_dim, uint32_t bits) { return head_dim == 128u && (bits == 2u || bits == 4u); }
+bool four_block_asked()
+{
+    static int asked = -1;
+    if (asked < 0) {
+        const char *e = getenv("KVQ_CUDA_TC_BLOCKS");
+        asked = e != nullptr && strcmp(e, "4") == 0;
+    }
+    return asked != 0;
+}
+bool four_block_call(const kvq_cuda_attention_args &a)
+{
+    if (!four_block_asked() || !four_block_format(a.head_dim, a.seqs_host[0].keys.bits)) return false;
+    for (uint32_t s = 0; s < a.n_seq; s++) {
+        const kvq_cuda_view &k = a.seqs_host[s].keys;
+        if (k.layout != KVQ_CUDA_PARAMS_KEYS_CALIBRATED && k.group_size < 64u) return false;
+    }
+    return true;
+}
+
+template <int D, int BITS, bool ROT, int OCC>
 cudaError_t launch(const kvq_cuda_attention_args &a, cudaStream_t stream)
 {
-    const size_t bytes = smem_bytes<D, BITS>();
-    cudaError_t err = launch_config<D, BITS, ROT>();
+    const bool outliers = call_has_outliers(a);
+    cudaError_t err = launch_config<D, BITS, ROT, OCC>();
     if (err != cudaSuccess) return err;
     dim3 grid(a.max_splits, (a.n_q + kHeads - 1u) / kHeads, a.n_seq);
-    tc_split_kernel<D, BITS, ROT><<<grid, kThreads, bytes, stream>>>(a);
+    tc_split_kernel<D, BITS, ROT, OCC><<<grid, kThreads, smem_bytes<D, BITS, OCC>(outliers), stream>>>(a, outliers ? 1u : 0u);
     return cudaGetLastError();
 }
 
-template <int D, int BITS>
-size_t smem_bytes()
+template <int D, int BITS, int OCC>
+int occupancy()
 {
-    return Geometry<D, BITS>::kStages * Geometry<D, BITS>::kStageBytes + sizeof(Shared<D, BITS>);
+    static int cached = 0; /* the split rule asks on every call */
+    if (cached > 0) return cached;
+    int blocks = 0;
+    if (launch_config<D, BITS, true, OCC>() != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, tc_split_kernel<D, BITS, true, OCC>, kThreads,
+                                                      smem_bytes<D, BITS, OCC>(false)) != cudaSuccess)
+        return -1;
+    cached = blocks; /* per process: kvq's CUDA contexts in one process are assumed to share a GPU model */
+    return blocks;
 }
 
-template <int D, bool ROT>
-cudaError_t launch_bits(const kvq_cuda_attention_args &a, cudaStream_t stream)
+/* The formats the kernel is instantiated for, in one table: f.template run<D, BITS>() for
+ * (head_dim, bits), `none` for any other. */
+template <typename F, typename R>
+R for_format(uint32_t head_dim, uint32_t bits, const F &f, R none)
 {
-    switch (a.seqs_host[0].keys.bits) {
-    case 2:
-        if constexpr (D >= 128) return launch<D, 2, ROT>(a, stream);
-        return cudaErrorInvalidValue;
-    case 4: return launch<D, 4, ROT>(a, stream);
-    default: return launch<D, 8, ROT>(a, stream);
+    switch (head_dim * 16u + bits) {
+    case 64u * 16u + 4u: return f.template run<64, 4>();
+    case 64u * 16u + 8u: return f.template run<64, 8>();
+    case 128u * 16u + 2u: return f.template run<128, 2>();
+    case 128u * 16u + 4u: return f.template run<128, 4>();
+    case 128u * 16u + 8u: return f.template run<128, 8>();
+    case 256u * 16u + 2u: return f.template run<256, 2>();
+    case 256u * 16u + 4u: return f.template run<256, 4>();
+    case 256u * 16u + 8u: return f.template run<256, 8>();
+    default: return none;
     }
 }
 
-template <bool ROT>
-cudaError_t launch_dim(const kvq_cuda_attention_args &a, cudaStream_t stream)
-{
-    switch (a.head_dim) {
-    case 64: return launch_bits<64, ROT>(a, stream);
-    case 128: return launch_bits<128, ROT>(a, stream);
-    default: return launch_bits<256, ROT>(a, stream);
+struct Launch {
+    const kvq_cuda_attention_args &a;
+    cudaStream_t stream;
+    bool rotate, four;
+    template <int D, int BITS>
+    cudaError_t run() const
+    {
+        if constexpr (D == 128 && BITS <= 4)
+            if (four) return rotate ? launch<D, BITS, true, 4>(a, stream) : launch<D, BITS, false, 4>(a, stream);
+        return rotate ? launch<D, BITS, true, 3>(a, stream) : launch<D, BITS, false, 3>(a, stream);
     }
-}
+};
+struct Occupancy {
+    template <int D, int BITS>
+    int run() const
+    {
+        if constexpr (D == 128 && BITS <= 4)
+            if (four_block_asked()) return occupancy<D, BITS, 4>();
+        return occupancy<D, BITS, 3>();
+    }
+};
+struct SmemBytes {
+    template <int D, int BITS>
+    size_t run() const { return smem_bytes<D, BITS, 3>(false); }
+};
 
 bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0u; }
 
@@ -860,7 +1179,8 @@ extern "C" int kvq_cuda_attention_tc_eligible(const kvq_cuda_attention_args *a)
     if (!a->allow_fp16 || a->seqs_host == nullptr || a->n_seq == 0) return 0;
     const bool rotate = a->theta != nullptr && a->pairing != KVQ_ROPE_NONE;
     if (rotate && (a->pairing != KVQ_ROPE_HALF || a->rope_step32 == nullptr)) return 0;
-    if (a->tokens_per_split % kTileTokens != 0u) return 0;
+    /* Splits start on tile boundaries (every tile size divides the step table's 128 offsets). */
+    if (a->tokens_per_split % KVQ_CUDA_STEP32_OFFSETS != 0u) return 0;
     for (uint32_t s = 0; s < a->n_seq; s++)
         if (!seq_ok(a->seqs_host[s], a->seqs_host[0], rotate)) return 0;
     return 1;
@@ -870,51 +1190,18 @@ extern "C" cudaError_t kvq_cuda_attention_tc_split(const kvq_cuda_attention_args
 {
     const bool rotate = a->theta != nullptr && a->pairing != KVQ_ROPE_NONE;
     tc_launches++;
-    return rotate ? launch_dim<true>(*a, stream) : launch_dim<false>(*a, stream);
+    return for_format(a->head_dim, a->seqs_host[0].keys.bits, Launch{*a, stream, rotate, four_block_call(*a)},
+                      cudaErrorInvalidValue);
 }
 
 extern "C" unsigned long long kvq_cuda_attention_tc_launches(void) { return tc_launches; }
 
-template <int D, int BITS>
-int occupancy()
-{
-    static int cached = 0; /* the split rule asks on every call */
-    if (cached > 0) return cached;
-    int blocks = 0;
-    if (launch_config<D, BITS, true>() != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, tc_split_kernel<D, BITS, true>, kThreads,
-                                                      smem_bytes<D, BITS>()) != cudaSuccess)
-        return -1;
-    cached = blocks; /* per process: kvq's CUDA contexts in one process are assumed to share a GPU model */
-    return blocks;
-}
-
 extern "C" int kvq_cuda_attention_tc_blocks_per_sm(uint32_t head_dim, uint32_t bits)
 {
-    switch (head_dim * 16u + bits) {
-    case 64u * 16u + 4u: return occupancy<64, 4>();
-    case 64u * 16u + 8u: return occupancy<64, 8>();
-    case 128u * 16u + 2u: return occupancy<128, 2>();
-    case 128u * 16u + 4u: return occupancy<128, 4>();
-    case 128u * 16u + 8u: return occupancy<128, 8>();
-    case 256u * 16u + 2u: return occupancy<256, 2>();
-    case 256u * 16u + 4u: return occupancy<256, 4>();
-    case 256u * 16u + 8u: return occupancy<256, 8>();
-    default: return 0;
-    }
+    return for_format(head_dim, bits, Occupancy{}, 0);
 }
 
 extern "C" size_t kvq_cuda_attention_tc_smem_bytes(uint32_t head_dim, uint32_t bits)
 {
-    switch (head_dim * 16u + bits) {
-    case 64u * 16u + 4u: return smem_bytes<64, 4>();
-    case 64u * 16u + 8u: return smem_bytes<64, 8>();
-    case 128u * 16u + 2u: return smem_bytes<128, 2>();
-    case 128u * 16u + 4u: return smem_bytes<128, 4>();
-    case 128u * 16u + 8u: return smem_bytes<128, 8>();
-    case 256u * 16u + 2u: return smem_bytes<256, 2>();
-    case 256u * 16u + 4u: return smem_bytes<256, 4>();
-    case 256u * 16u + 8u: return smem_bytes<256, 8>();
-    default: return 0;
-    }
+    return for_format(head_dim, bits, SmemBytes{}, (size_t)0);
 }
