@@ -111,10 +111,14 @@ class Model:
 
 
 def sdpa(torch: Any, q: Any, k: Any, v: Any, causal: bool) -> Any:
+    attention = torch.nn.functional.scaled_dot_product_attention
     groups = q.shape[1] // k.shape[1]
-    if groups > 1:  # expand the KV heads (enable_gqa is not in every PyTorch)
-        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-    return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    if groups > 1:
+        try:  # PyTorch >= 2.5 reads the KV heads of a group in place
+            return attention(q, k, v, is_causal=causal, enable_gqa=True)
+        except TypeError:  # older: expand them
+            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    return attention(q, k, v, is_causal=causal)
 
 
 class Fp16Cache:
