@@ -141,5 +141,5 @@ def test_a_small_cache_on_the_gpu_attends_like_sdpa():
     want = torch.nn.functional.scaled_dot_product_attention(
         q[:, :, None].float(), k.repeat_interleave(2, dim=1).float(), v.repeat_interleave(2, dim=1).float())[:, :, 0]
     assert cache.length(0) == 40 and cache.length(1) == 40
-    assert torch.allclose(out.float(), want, atol=3e-2), float((out.float() - want).abs().max())
+    assert torch.allclose(out.float(), want, atol=5e-2), float((out.float() - want).abs().max())
     assert cache.read(1, 0, "values").n_tokens == 40
