@@ -11,6 +11,10 @@
 #   bench    kvq bench study a with KVQ_GPU_BENCH_ARGS (default: the issue 13 points)
 #   profile  ncu (full set, SASS stall samples) on one tensor-core and one fast-kernel launch at 32K
 #   point    one bench point with PyTorch (KVQ_GPU_POINT_ARGS)
+#   deviceapi  kvq_cuda_layer_check: the device API (kvq/kvq_cuda.h) against the validation ABI, bit for bit
+#            (KVQ_GPU_DEVICEAPI_ARGS, e.g. --short)
+#   torch-example  kvq.cuda's GPU test and python/examples/llama_decode.py (a random-weight LLaMA decoded with
+#            an fp16 cache and with kvq's; KVQ_GPU_TORCH_ARGS), with build-gpu's libkvq_python and libkvq_cuda
 # Every step writes OUT/<step>.log; a failing step is reported and the next one still runs; the
 # exit status is the number of failed steps.
 set -uo pipefail
@@ -86,6 +90,21 @@ for step in "${steps[@]}"; do
         # shellcheck disable=SC2086
         run point $build/tools/kvq bench --study a ${KVQ_GPU_POINT_ARGS:---formats int4,int2 --min-context 32768 --max-context 32768} \
             --torch-script tools/scripts/torch_sdpa_baseline.py --out "$out/point" ;;
+    deviceapi)
+        # shellcheck disable=SC2086
+        run deviceapi $build/backends/cuda/kvq_cuda_layer_check ${KVQ_GPU_DEVICEAPI_ARGS:-} ;;
+    torch-example)
+        # The package from the source tree (no pip install: no network there), its two libraries from build-gpu.
+        run torch-example-build bash -c "cmake -S . -B $build -DKVQ_PYTHON=ON > /dev/null &&
+            cmake --build $build -j $(nproc) --target kvq_python kvq_cuda"
+        torch_env=(env PYTHONPATH=python KVQ_PYTHON_LIBRARY=$build/python/libkvq_python.so
+            KVQ_CUDA_LIBRARY=$build/backends/cuda/libkvq_cuda.so)
+        if python3 -c "import pytest" > /dev/null 2>&1; then
+            run torch-example-pytest "${torch_env[@]}" python3 -m pytest -p no:cacheprovider -q python/tests/test_cuda_binding.py
+        fi
+        # shellcheck disable=SC2086
+        run torch-example "${torch_env[@]}" python3 python/examples/llama_decode.py ${KVQ_GPU_TORCH_ARGS:-} \
+            --json "$out/torch-example.json" ;;
     *) echo "unknown step $step" | tee -a "$out/summary.log"; failed=$((failed + 1)) ;;
     esac
 done
