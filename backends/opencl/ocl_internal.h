@@ -15,6 +15,10 @@
 #include "kvq/kvq.h"
 #include "kvq/kvq_backend.h"
 
+#include "host_cache.h"    /* backends/common: the host layer the backends share */
+#include "host_quantize.h"
+#include "host_tensor.h"
+
 /* Kernels of the program, in the order ocl_context.c creates them. */
 typedef enum ocl_kernel_id {
     OCL_K_PACK_ROWS,
@@ -94,10 +98,11 @@ struct kvq_backend_context {
     cl_ulong max_alloc;     /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
     ocl_arena arena;        /* where tensors' arrays live */
     char name[384];         /* device_name(): "<device> (<platform>, <CL version>)" */
-    char message[1024];     /* last_error() */
+    kvq_host_error error;   /* last_error() */
 };
 
-/* A quantized head slice on the device, in the layout of kvq_qtensor (S4.4). */
+/* A quantized head slice on the device, in the layout of kvq_qtensor (S4.4).
+ * It starts with its header, as backends/common expects (kvq_host_header). */
 struct kvq_backend_tensor {
     kvq_qtensor header;    /* scalar fields and codebook; every array pointer NULL */
     cl_mem precision;      /* u8 [n_tokens] */
@@ -112,14 +117,11 @@ struct kvq_backend_tensor {
     bool borrowed;         /* a cache's view: tensor_free leaves it alone */
 };
 
-/* ---- errors (ocl_util.c) ------------------------------------------------ */
-/* Records a printf-style message in ctx->message and returns status. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-kvq_status ocl_fail(kvq_backend_context *ctx, kvq_status status, const char *format, ...);
+/* ---- errors (ocl_util.c, backends/common/host_error.h) ------------------ */
+/* Records a printf-style message in ctx's error and returns status. */
+#define ocl_fail(ctx, status, ...) kvq_host_fail(&(ctx)->error, (status), __VA_ARGS__)
 /* Records libkvq's kvq_last_error() for a failed libkvq call; passes status on. */
-kvq_status ocl_from_kvq(kvq_backend_context *ctx, kvq_status status);
+#define ocl_from_kvq(ctx, status) kvq_host_from_kvq(&(ctx)->error, (status))
 /* Maps an OpenCL error of `what` to a status: allocation failures become
  * KVQ_ERR_OUT_OF_MEMORY, anything else KVQ_ERR_IO (the device failed). */
 kvq_status ocl_from_cl(kvq_backend_context *ctx, cl_int err, const char *what);
@@ -171,42 +173,27 @@ kvq_status ocl_arena_locate(kvq_backend_context *ctx, cl_mem mem, cl_mem *slab, 
 /* Releases every slab (at close). */
 void ocl_arena_release(kvq_backend_context *ctx);
 
-/* ---- validation (ocl_validate.c), mirroring libkvq's checks and order --- */
-/* S4.1 step 1 checks 2, 4-9 of a configuration for head_dim (S13.4 order). */
-kvq_status ocl_check_config(kvq_backend_context *ctx, const kvq_head_config *config, uint32_t head_dim,
-                            const char *name);
-kvq_status ocl_check_config_enums(kvq_backend_context *ctx, const kvq_head_config *config, const char *name);
-/* S1.3: every x[i] finite within the fp16 range; on devices that flush
- * subnormals also refuses values the device could not treat exactly. */
+/* ---- validation (ocl_validate.c): the device's own limits ---------------- */
+/* S1.3 (kvq_host_check_finite), and on devices that flush subnormals the
+ * refusal of values the device could not treat exactly. */
 kvq_status ocl_check_finite(kvq_backend_context *ctx, const float *x, size_t n, const char *name);
-/* S4.4: a host qtensor is consistent (tensor_upload). */
-kvq_status ocl_check_qtensor(kvq_backend_context *ctx, const kvq_qtensor *qt);
 
 /* ---- tensors (ocl_tensor.c) --------------------------------------------- */
 kvq_backend_tensor *ocl_tensor_new(void);
 void ocl_tensor_destroy(kvq_backend_context *ctx, kvq_backend_tensor *t);
 /* The codebook buffer of a quantizer (zeros unless NUQ). */
 kvq_status ocl_codebook_buffer(kvq_backend_context *ctx, const kvq_quantizer *q, cl_mem *out);
-/* 0 values, 1 online keys, 2 calibrated keys (common.cl kvq_param_index). */
+/* The S4.4 layout of h (kvq_param_layout), as the kernels take it. */
 int ocl_param_layout(const kvq_qtensor *h);
 /* S4.5 into a device buffer out[n_tokens][head_dim] (outliers applied). */
 kvq_status ocl_dequantize_device(kvq_backend_context *ctx, const kvq_backend_tensor *t, cl_mem out);
 
 /* ---- quantize (ocl_quantize.c) ------------------------------------------ */
-/* S10.4, S4.3: final precision of tokens [first, n) of an n-token sequence
- * from the policy decisions decided[0 .. n) (online keys: `first` a multiple
- * of the block length). precision[i] is token first + i's. */
-void ocl_final_precision(const kvq_head_config *config, uint32_t n, uint32_t first, const uint8_t *decided,
-                         uint8_t *precision);
 /* S4.1 steps 3-7 on the device for x (a device buffer [n][d] fp32) whose
  * tokens have the final precisions `precision` (host). */
 kvq_status ocl_quantize_precision(kvq_backend_context *ctx, const kvq_head_config *config, cl_mem x,
                                   uint32_t n_tokens, uint32_t head_dim, const uint8_t *precision,
                                   kvq_backend_tensor **out);
-/* S4.1 steps 2-7 on the device for x (a device buffer [n][d] fp32) with the
- * policy decisions `decided` (host, S10.3). Config and x were validated. */
-kvq_status ocl_quantize_decided(kvq_backend_context *ctx, const kvq_head_config *config, cl_mem x, uint32_t n_tokens,
-                                uint32_t head_dim, const uint8_t *decided, kvq_backend_tensor **out);
 
 /* ---- attention (ocl_attention.c) ---------------------------------------- */
 /* S11 with the checks of S11.1; keys/values may be a cache's tensors. */
