@@ -5,11 +5,9 @@
 
 #include <string.h>
 
-kvq_status kvq_host_tensor_info(kvq_host_error *e, const kvq_backend_tensor *t, kvq_qtensor *header)
+kvq_qtensor kvq_host_scalars(const kvq_qtensor *qt)
 {
-    if (t == NULL) return kvq_host_fail(e, KVQ_ERR_NULL_ARGUMENT, "t is NULL");
-    if (header == NULL) return kvq_host_fail(e, KVQ_ERR_NULL_ARGUMENT, "header is NULL");
-    kvq_qtensor h = *kvq_host_header(t);
+    kvq_qtensor h = *qt;
     h.precision = NULL;
     h.fp16_slot = NULL;
     h.fp16_rows = NULL;
@@ -18,7 +16,14 @@ kvq_status kvq_host_tensor_info(kvq_host_error *e, const kvq_backend_tensor *t, 
     h.outlier_ptr = NULL;
     h.outlier_index = NULL;
     h.outlier_value = NULL;
-    *header = h;
+    return h;
+}
+
+kvq_status kvq_host_tensor_info(kvq_host_error *e, const kvq_backend_tensor *t, kvq_qtensor *header)
+{
+    if (t == NULL) return kvq_host_fail(e, KVQ_ERR_NULL_ARGUMENT, "t is NULL");
+    if (header == NULL) return kvq_host_fail(e, KVQ_ERR_NULL_ARGUMENT, "header is NULL");
+    *header = kvq_host_scalars(kvq_host_header(t));
     return KVQ_OK;
 }
 

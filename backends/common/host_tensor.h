@@ -14,6 +14,8 @@
 
 #include "host_checks.h"
 
+/* qt's scalar fields and codebook with every array pointer NULL: what a tensor's header holds. */
+kvq_qtensor kvq_host_scalars(const kvq_qtensor *qt);
 /* tensor_info: *header = t's header with every array pointer NULL. */
 kvq_status kvq_host_tensor_info(kvq_host_error *e, const kvq_backend_tensor *t, kvq_qtensor *header);
 /* The scalar fields that fix every array's size (S4.4) agree. */

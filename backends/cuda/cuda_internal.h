@@ -21,6 +21,10 @@
 #include "kvq/kvq_backend.h"
 #include "kvq_cuda_kernels.cuh"
 
+#include "host_cache.h"    /* backends/common: the host layer the backends share */
+#include "host_quantize.h"
+#include "host_tensor.h"
+
 /* Device scratch buffers of a context, reused across calls and grown on demand. */
 typedef enum cuda_scratch_id {
     CUDA_SCRATCH_INPUT,   /* fp32 rows uploaded for quantize_head */
@@ -47,7 +51,7 @@ struct kvq_backend_context {
     cudaStream_t stream;
     uint32_t sm_count;
     char name[320];
-    char message[1024];
+    kvq_host_error error; /* last_error() */
     void *scratch[CUDA_SCRATCH_COUNT];
     size_t scratch_bytes[CUDA_SCRATCH_COUNT];
     void *pinned; /* page-locked host staging for uploads and results */
@@ -71,7 +75,7 @@ enum { CUDA_T_PRECISION, CUDA_T_SLOT, CUDA_T_ROWS, CUDA_T_CODES, CUDA_T_PARAMS, 
        CUDA_T_OVAL, CUDA_T_COUNT };
 
 /* A quantized head slice in device memory. Its S4.4 contents are header (the
- * scalars) plus view's arrays; outliers are kept by token for both roles
+ * scalars, first as backends/common expects: kvq_host_header) plus view's arrays; outliers are kept by token for both roles
  * (kvq_cuda_kernels.cuh) and converted to S4.4's CSC for keys on read. */
 struct kvq_backend_tensor {
     kvq_qtensor header;     /* scalar fields and codebook; every array pointer NULL */
@@ -82,13 +86,11 @@ struct kvq_backend_tensor {
     void *owned[CUDA_T_COUNT];
 };
 
-/* ---- errors (cuda_context.c) -------------------------------------------- */
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-kvq_status cuda_fail(kvq_backend_context *ctx, kvq_status status, const char *format, ...);
+/* ---- errors (cuda_context.c, backends/common/host_error.h) --------------- */
+/* Records a printf-style message in ctx's error and returns status. */
+#define cuda_fail(ctx, status, ...) kvq_host_fail(&(ctx)->error, (status), __VA_ARGS__)
 /* Records libkvq's kvq_last_error() for a failed libkvq call; passes status on. */
-kvq_status cuda_from_kvq(kvq_backend_context *ctx, kvq_status status);
+#define cuda_from_kvq(ctx, status) kvq_host_from_kvq(&(ctx)->error, (status))
 /* KVQ_OK for cudaSuccess; allocation failures become KVQ_ERR_OUT_OF_MEMORY,
  * anything else KVQ_ERR_IO (the device failed), with CUDA's error string. */
 kvq_status cuda_check(kvq_backend_context *ctx, cudaError_t err, const char *what);
@@ -117,19 +119,19 @@ const double *cuda_rope_step(kvq_backend_context *ctx, float base, uint32_t head
 /* The same for kvq_cuda_rope_step32_table (the fast attention kernel's). */
 const float *cuda_rope_step32(kvq_backend_context *ctx, float base, uint32_t head_dim);
 
-/* ---- validation (cuda_validate.c), libkvq's checks in libkvq's order ---- */
-kvq_status cuda_check_config_enums(kvq_backend_context *ctx, const kvq_head_config *config, const char *name);
+/* ---- validation: libkvq's rules through the host layer (backends/common) -- */
+/* The names the CUDA host code has always used for them. */
+#define cuda_check_config_enums(ctx, config, name)                                                          \
+    kvq_host_from_kvq(&(ctx)->error, kvq_head_config_check_enums((config), (name)))
 /* S4.1 step 1 checks 2 and 4-9 for head_dim. */
-kvq_status cuda_check_config(kvq_backend_context *ctx, const kvq_head_config *config, uint32_t head_dim,
-                             const char *name);
+#define cuda_check_config(ctx, config, head_dim, name)                                                      \
+    kvq_host_from_kvq(&(ctx)->error, kvq_head_config_check((config), (head_dim), (name)))
 /* S1.3 on host memory: every x[i] finite within the fp16 range. */
-kvq_status cuda_check_finite(kvq_backend_context *ctx, const float *x, size_t n, const char *name);
+#define cuda_check_finite(ctx, x, n, name) kvq_host_check_finite(&(ctx)->error, (x), (n), (name))
 /* S9.1: the RoPE configuration for head_dim. */
-kvq_status cuda_check_rope(kvq_backend_context *ctx, const kvq_rope *rope, uint32_t head_dim);
-/* S4.4: a host qtensor that kvq_qtensor_copy accepts and that is consistent
- * (the checks kvq_dequantize_head makes), so the device never reads out of
- * bounds. */
-kvq_status cuda_check_qtensor(kvq_backend_context *ctx, const kvq_qtensor *qt);
+#define cuda_check_rope(ctx, rope, head_dim) kvq_host_check_rope(&(ctx)->error, (rope), (head_dim))
+/* S4.4: a host qtensor is consistent (kvq_qtensor_validate), so the device never reads out of bounds. */
+#define cuda_check_qtensor(ctx, qt) kvq_host_from_kvq(&(ctx)->error, kvq_qtensor_validate(qt))
 /* The quantizer of a valid configuration as the kernels take it. */
 kvq_cuda_quantizer cuda_quantizer_of(const kvq_quantizer *q);
 
@@ -138,11 +140,10 @@ kvq_backend_tensor *cuda_tensor_new(void);
 void cuda_tensor_destroy(kvq_backend_tensor *t);
 /* Fills t->view's scalars from t->header. */
 void cuda_tensor_set_view_scalars(kvq_backend_tensor *t);
-/* S10.4, S4.3: final precision of tokens [from, n) from the policy decisions
- * of all n tokens; for online keys it starts at the block holding `from`,
- * whose earlier tokens must be final. Writes precision[start .. n). */
-void cuda_final_precision(const kvq_head_config *config, uint32_t n, const uint8_t *decided, uint32_t from,
-                          uint8_t *precision);
+/* S10.4, S4.3: kvq_final_precision (kvq_rules.h), whose index contract this always had: precision[t]
+ * for t from the start of the block holding `from` to n. */
+#define cuda_final_precision(config, n, decided, from, precision)                                           \
+    ((void)kvq_final_precision((config), (n), (decided), (from), (precision)))
 
 /* ---- quantization steps (cuda_quantize.c) -------------------------------- */
 /* S4.1 steps 4-7 for the QUANTIZED tokens of [t_begin, t_end). */

@@ -54,15 +54,7 @@ kvq_status ocl_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt, kv
     if (st != KVQ_OK) return st;
     kvq_backend_tensor *t = ocl_tensor_new();
     if (t == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "tensor: out of memory");
-    t->header = *qt;
-    t->header.precision = NULL;
-    t->header.fp16_slot = NULL;
-    t->header.fp16_rows = NULL;
-    t->header.codes = NULL;
-    t->header.params = NULL;
-    t->header.outlier_ptr = NULL;
-    t->header.outlier_index = NULL;
-    t->header.outlier_value = NULL;
+    t->header = kvq_host_scalars(qt);
     if (qt->scheme != KVQ_SCHEME_NUQ) memset(&t->header.codebook, 0, sizeof t->header.codebook);
     size_t n = qt->n_tokens, d = qt->head_dim;
     kvq_quantizer q = {qt->scheme, qt->bits, &qt->codebook};
