@@ -18,6 +18,30 @@ kvq_status kvq_host_cache_init(kvq_host_error *e, const kvq_head_config *key_con
     return status;
 }
 
+void *kvq_host_cache_create(kvq_host_error *e, const kvq_head_config *key_config, const kvq_head_config *value_config,
+                            uint32_t head_dim, const void *out, size_t size, kvq_status *status)
+{
+    *status = kvq_host_from_kvq(e, kvq_cache_check_configs(key_config, value_config, head_dim, out));
+    if (*status != KVQ_OK) return NULL;
+    kvq_host_cache *host = calloc(1, size);
+    if (host == NULL) {
+        *status = kvq_host_fail(e, KVQ_ERR_OUT_OF_MEMORY, "out of host memory for a cache");
+        return NULL;
+    }
+    *status = kvq_host_cache_init(e, key_config, value_config, head_dim, out, host);
+    if (*status != KVQ_OK) {
+        kvq_host_cache_destroy(host);
+        return NULL;
+    }
+    return host;
+}
+
+void kvq_host_cache_destroy(kvq_host_cache *cache)
+{
+    kvq_host_cache_release(cache);
+    free(cache);
+}
+
 void kvq_host_cache_release(kvq_host_cache *cache)
 {
     if (cache == NULL) return;

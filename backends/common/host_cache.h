@@ -32,6 +32,15 @@ typedef struct kvq_host_cache {
     uint32_t pending, pending_policy; /* the append under way: its tokens, and those decided POLICY */
 } kvq_host_cache;
 
+/* cache_create for a backend whose struct kvq_backend_cache starts with a
+ * kvq_host_cache: S15.1's checks, then `size` zeroed bytes whose host half is
+ * made in place (its configurations point into it, so it never moves). NULL
+ * with *status set on failure. The backend then sets up its device half, and
+ * gives the whole back with kvq_host_cache_destroy. */
+void *kvq_host_cache_create(kvq_host_error *e, const kvq_head_config *key_config, const kvq_head_config *value_config,
+                            uint32_t head_dim, const void *out, size_t size, kvq_status *status);
+/* Releases the host half of a cache made by kvq_host_cache_create and frees the whole. */
+void kvq_host_cache_destroy(kvq_host_cache *cache);
 /* cache_create: S15.1's checks (kvq_cache_check_configs) and the copies. */
 kvq_status kvq_host_cache_init(kvq_host_error *e, const kvq_head_config *key_config,
                                const kvq_head_config *value_config, uint32_t head_dim, const void *out,

@@ -5,8 +5,9 @@
 
 #include <string.h>
 
-kvq_status kvq_host_check_rows(kvq_host_error *e, const void *in, const char *in_name, uint32_t n_rows,
-                               uint32_t row_len, uint32_t bits, const void *out, const char *out_name)
+/* S5.3 for rows of codes: in, out, n_rows, then row_len and bits as head_dim and bits. */
+static kvq_status check_rows(kvq_host_error *e, const void *in, const char *in_name, uint32_t n_rows,
+                             uint32_t row_len, uint32_t bits, const void *out, const char *out_name)
 {
     if (in == NULL) return kvq_host_fail(e, KVQ_ERR_NULL_ARGUMENT, "%s is NULL", in_name);
     if (out == NULL) return kvq_host_fail(e, KVQ_ERR_NULL_ARGUMENT, "%s is NULL", out_name);
@@ -16,13 +17,23 @@ kvq_status kvq_host_check_rows(kvq_host_error *e, const void *in, const char *in
     return status == KVQ_OK ? KVQ_OK : kvq_host_within(e, status, "row_len = %u: ", row_len);
 }
 
-kvq_status kvq_host_check_codes(kvq_host_error *e, const uint8_t *codes, size_t n, uint32_t bits)
+kvq_status kvq_host_check_pack(kvq_host_error *e, const uint8_t *codes_host, uint32_t n_rows, uint32_t row_len,
+                               uint32_t bits, const uint8_t *packed_host)
 {
+    kvq_status status = check_rows(e, codes_host, "codes_host", n_rows, row_len, bits, packed_host, "packed_host");
+    if (status != KVQ_OK) return status;
+    size_t n = (size_t)n_rows * row_len;
     for (size_t i = 0; i < n; i++)
-        if (codes[i] >= (1u << bits))
+        if (codes_host[i] >= (1u << bits))
             return kvq_host_fail(e, KVQ_ERR_BAD_ARGUMENT, "codes_host[%zu] = %u does not fit in %u bits", i,
-                                 (unsigned)codes[i], bits);
+                                 (unsigned)codes_host[i], bits);
     return KVQ_OK;
+}
+
+kvq_status kvq_host_check_unpack(kvq_host_error *e, const uint8_t *packed_host, uint32_t n_rows, uint32_t row_len,
+                                 uint32_t bits, const uint8_t *codes_host)
+{
+    return check_rows(e, packed_host, "packed_host", n_rows, row_len, bits, codes_host, "codes_host");
 }
 
 kvq_status kvq_host_check_quantize(kvq_host_error *e, const kvq_head_config *config, const float *x,

@@ -26,12 +26,14 @@ static inline const kvq_qtensor *kvq_host_header(const kvq_backend_tensor *t)
     return (const kvq_qtensor *)(const void *)t;
 }
 
-/* L0 (S5): n_rows rows of row_len codes of `bits` bits, checked as S5.3
- * checks a head slice; in_name and out_name are the slot's argument names. */
-kvq_status kvq_host_check_rows(kvq_host_error *e, const void *in, const char *in_name, uint32_t n_rows,
-                               uint32_t row_len, uint32_t bits, const void *out, const char *out_name);
-/* pack_codes: every one of the n codes fits in `bits` bits. */
-kvq_status kvq_host_check_codes(kvq_host_error *e, const uint8_t *codes, size_t n, uint32_t bits);
+/* pack_codes (S5): codes_host[n_rows][row_len] of `bits` bits into
+ * packed_host, the rows checked as S5.3 checks a head slice, then every code
+ * below 2^bits. */
+kvq_status kvq_host_check_pack(kvq_host_error *e, const uint8_t *codes_host, uint32_t n_rows, uint32_t row_len,
+                               uint32_t bits, const uint8_t *packed_host);
+/* unpack_codes (S5): packed_host's rows into codes_host, checked the same way. */
+kvq_status kvq_host_check_unpack(kvq_host_error *e, const uint8_t *packed_host, uint32_t n_rows, uint32_t row_len,
+                                 uint32_t bits, const uint8_t *codes_host);
 
 /* quantize_head, S4.1 step 1 checks 1-10 (kvq_quantize_head_check). */
 kvq_status kvq_host_check_quantize(kvq_host_error *e, const kvq_head_config *config, const float *x,

@@ -19,14 +19,6 @@ kvq_qtensor kvq_host_scalars(const kvq_qtensor *qt)
     return h;
 }
 
-kvq_status kvq_host_tensor_info(kvq_host_error *e, const kvq_backend_tensor *t, kvq_qtensor *header)
-{
-    if (t == NULL) return kvq_host_fail(e, KVQ_ERR_NULL_ARGUMENT, "t is NULL");
-    if (header == NULL) return kvq_host_fail(e, KVQ_ERR_NULL_ARGUMENT, "header is NULL");
-    *header = kvq_host_scalars(kvq_host_header(t));
-    return KVQ_OK;
-}
-
 bool kvq_host_same_shape(const kvq_qtensor *a, const kvq_qtensor *b)
 {
     return a->role == b->role && a->n_tokens == b->n_tokens && a->head_dim == b->head_dim &&
@@ -46,27 +38,6 @@ void kvq_host_copy_arrays(kvq_qtensor *dst, const kvq_qtensor *src)
            kvq_outlier_ptr_entries(src->role, src->n_tokens, src->head_dim) * sizeof *src->outlier_ptr);
     memcpy(dst->outlier_index, src->outlier_index, (size_t)src->n_outliers * sizeof *src->outlier_index);
     memcpy(dst->outlier_value, src->outlier_value, (size_t)src->n_outliers * sizeof *src->outlier_value);
-}
-
-kvq_status kvq_host_tensor_read(kvq_host_error *e, const kvq_backend_tensor *t, kvq_qtensor *dst,
-                                kvq_host_fill_fn fill, void *user)
-{
-    if (t == NULL) return kvq_host_fail(e, KVQ_ERR_NULL_ARGUMENT, "t is NULL");
-    if (dst == NULL) return kvq_host_fail(e, KVQ_ERR_NULL_ARGUMENT, "dst is NULL");
-    kvq_qtensor header;
-    kvq_host_tensor_info(e, t, &header);
-    if (!kvq_host_same_shape(&header, dst))
-        return kvq_host_fail(e, KVQ_ERR_SIZE_MISMATCH, "dst: its sizes differ from tensor_info's (call tensor_info first)");
-    if (!dst->precision || !dst->fp16_slot || !dst->fp16_rows || !dst->codes || !dst->params || !dst->outlier_ptr ||
-        !dst->outlier_index || !dst->outlier_value)
-        return kvq_host_fail(e, KVQ_ERR_NULL_ARGUMENT, "dst: an array member is NULL (allocate with kvq_qtensor_alloc)");
-    kvq_qtensor *staging = NULL;
-    kvq_status status = kvq_host_from_kvq(e, kvq_qtensor_alloc(&header, &staging));
-    if (status != KVQ_OK) return status;
-    status = fill(user, t, staging);
-    if (status == KVQ_OK) kvq_host_copy_arrays(dst, staging);
-    kvq_qtensor_free(staging);
-    return status;
 }
 
 void kvq_host_transpose_outliers(uint32_t n_major, uint32_t n_minor, const uint32_t *ptr, const uint32_t *index,

@@ -87,11 +87,9 @@ kvq_status cuda_open(const kvq_backend_options *options, kvq_backend_context **c
         cudaGetLastError();
         return KVQ_ERR_IO;
     }
-    kvq_backend_context *c = calloc(1, sizeof *c);
-    if (c == NULL) {
-        kvq_host_say(message, message_size, "context: out of memory");
-        return KVQ_ERR_OUT_OF_MEMORY;
-    }
+    kvq_backend_context *c =
+        kvq_host_context_new(sizeof *c, cuda_fill_staging, cuda_run_rows, message, message_size);
+    if (c == NULL) return KVQ_ERR_OUT_OF_MEMORY;
     c->device = device;
     c->profile = profile;
     c->sm_count = (uint32_t)prop.multiProcessorCount;
@@ -131,39 +129,16 @@ kvq_status cuda_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps)
     mine.max_query_heads = 65535u * 8u; /* query heads in groups of 8 per block: no limit but memory */
     mine.memory = KVQ_BACKEND_MEMORY_DEVICE;
     mine.attention_profile = ctx->profile;
-    return kvq_host_get_caps(&ctx->error, caps, &mine);
+    return kvq_host_get_caps(&ctx->host.error, caps, &mine);
 }
 
 const char *cuda_device_name(kvq_backend_context *ctx) { return ctx->name; }
 
-const char *cuda_last_error(kvq_backend_context *ctx) { return ctx->error.message; }
 
 static const kvq_backend_api cuda_api = {
-    .abi_version = KVQ_BACKEND_ABI_VERSION,
-    .struct_size = sizeof(kvq_backend_api),
-    .name = "cuda",
-    .description = "CUDA kernels: device-resident quantized KV, flash-decoding attention with GQA and batches",
-    .list_devices = cuda_list_devices,
-    .open = cuda_open,
-    .close = cuda_close,
-    .get_caps = cuda_get_caps,
-    .device_name = cuda_device_name,
-    .last_error = cuda_last_error,
-    .pack_codes = cuda_pack_codes,
-    .unpack_codes = cuda_unpack_codes,
-    .quantize_head = cuda_quantize_head,
-    .tensor_upload = cuda_tensor_upload,
-    .tensor_info = cuda_tensor_info,
-    .tensor_read = cuda_tensor_read,
-    .dequantize = cuda_dequantize,
-    .tensor_free = cuda_tensor_free,
-    .attention_decode = cuda_attention_decode,
+    KVQ_HOST_API(cuda, "cuda",
+                 "CUDA kernels: device-resident quantized KV, flash-decoding attention with GQA and batches"),
     .attention_decode_batch = cuda_attention_decode_batch,
-    .cache_create = cuda_cache_create,
-    .cache_append = cuda_cache_append,
-    .cache_attend = cuda_cache_attend,
-    .cache_view = cuda_cache_view,
-    .cache_free = cuda_cache_free,
 };
 
 const kvq_backend_api *kvq_backend_cuda(void) { return &cuda_api; }

@@ -23,6 +23,7 @@
 #include "cuda_internal.h"
 
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,11 +58,12 @@ typedef struct cache_role {
 } cache_role;
 
 struct kvq_backend_cache {
-    kvq_host_cache host;    /* configurations, decisions, positions, length (backends/common) */
+    kvq_host_cache host;    /* first (kvq_host_cache_create): configurations, decisions, positions, length */
     uint32_t capacity;      /* tokens the device arrays and host mirrors hold */
     uint32_t *d_positions;  /* device [capacity] */
     cache_role role[2];     /* [KVQ_ROLE_KEYS], [KVQ_ROLE_VALUES] */
 };
+_Static_assert(offsetof(struct kvq_backend_cache, host) == 0, "kvq_host_cache_create allocates the cache");
 
 /* One append's plan for one role. */
 typedef struct role_plan {
@@ -225,23 +227,17 @@ void cuda_cache_free(kvq_backend_context *ctx, kvq_backend_cache *cache)
     cudaStreamSynchronize(ctx->stream);
     for (int r = 0; r < 2; r++) free_role(&cache->role[r]);
     cuda_free(cache->d_positions);
-    kvq_host_cache_release(&cache->host);
-    free(cache);
+    kvq_host_cache_destroy(&cache->host); /* the whole cache: kvq_host_cache_create made it */
 }
 
 /* S15.1 */
 kvq_status cuda_cache_create(kvq_backend_context *ctx, const kvq_head_config *key_config,
                              const kvq_head_config *value_config, uint32_t head_dim, kvq_backend_cache **out)
 {
-    /* The host half is made in place: its configurations point into it. */
-    kvq_backend_cache *c = calloc(1, sizeof *c);
-    if (c == NULL) return cuda_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "cache: out of host memory");
-    kvq_status status = kvq_host_cache_init(&ctx->error, key_config, value_config, head_dim, out, &c->host);
-    if (status != KVQ_OK) {
-        kvq_host_cache_release(&c->host);
-        free(c);
-        return status;
-    }
+    kvq_status status;
+    kvq_backend_cache *c = kvq_host_cache_create(&ctx->host.error, key_config, value_config, head_dim, out,
+                                                 sizeof(kvq_backend_cache), &status);
+    if (c == NULL) return status;
     cudaSetDevice(ctx->device);
     for (int r = 0; r < 2; r++) {
         cache_role *role = &c->role[r];
@@ -467,7 +463,7 @@ kvq_status cuda_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache,
 {
     if (cache == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "cache is NULL");
     kvq_status status =
-        kvq_host_cache_check_append(&ctx->error, &cache->host, keys_host, values_host, positions_host, n_new);
+        kvq_host_cache_check_append(&ctx->host.error, &cache->host, keys_host, values_host, positions_host, n_new);
     if (status != KVQ_OK) return status;
     cudaSetDevice(ctx->device);
     const uint32_t n0 = cache->host.length, d = cache->host.head_dim;
@@ -493,7 +489,7 @@ kvq_status cuda_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache,
     if (status == KVQ_OK && host_bad[0] != ~0ull) status = cuda_check_finite(ctx, keys_host, elems, "keys");
     if (status == KVQ_OK && host_bad[1] != ~0ull) status = cuda_check_finite(ctx, values_host, elems, "values");
     /* S10.3: the new tokens' decisions, taken once (the modality check), beyond `length`. */
-    if (status == KVQ_OK) status = kvq_host_cache_decide(&ctx->error, &cache->host, modality_host, positions_host, n_new);
+    if (status == KVQ_OK) status = kvq_host_cache_decide(&ctx->host.error, &cache->host, modality_host, positions_host, n_new);
     if (status == KVQ_OK) status = reserve(ctx, cache, n);
     if (status != KVQ_OK) {
         for (int r = 0; r < 2; r++) refresh_view(cache, &cache->role[r]);
@@ -531,7 +527,7 @@ kvq_status cuda_cache_attend(kvq_backend_context *ctx, kvq_backend_cache *cache,
 {
     if (cache == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "cache is NULL");
     /* S11.1 for what the caller passes; the cache's own tensors and positions are valid. */
-    kvq_status status = kvq_host_check_queries(&ctx->error, cache->host.length, cache->host.head_dim, rope, q_host,
+    kvq_status status = kvq_host_check_queries(&ctx->host.error, cache->host.length, cache->host.head_dim, rope, q_host,
                                                n_q, q_position, out_host);
     if (status != KVQ_OK) return status;
     cuda_attention_seq seq = {&cache->role[KVQ_ROLE_KEYS].view, &cache->role[KVQ_ROLE_VALUES].view, NULL,
@@ -542,8 +538,8 @@ kvq_status cuda_cache_attend(kvq_backend_context *ctx, kvq_backend_cache *cache,
 kvq_status cuda_cache_view(kvq_backend_context *ctx, const kvq_backend_cache *cache, const kvq_backend_tensor **keys,
                            const kvq_backend_tensor **values)
 {
-    kvq_status status = kvq_host_check_view(&ctx->error, cache, keys, values);
-    if (status == KVQ_OK) status = kvq_host_check_length(&ctx->error, cache->host.length);
+    kvq_status status = kvq_host_check_view(&ctx->host.error, cache, keys, values);
+    if (status == KVQ_OK) status = kvq_host_check_length(&ctx->host.error, cache->host.length);
     if (status != KVQ_OK) return status;
     *keys = &cache->role[KVQ_ROLE_KEYS].view;
     *values = &cache->role[KVQ_ROLE_VALUES].view;

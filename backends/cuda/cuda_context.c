@@ -13,7 +13,7 @@ kvq_status cuda_check(kvq_backend_context *ctx, cudaError_t err, const char *wha
 {
     if (err == cudaSuccess) return KVQ_OK;
     kvq_status status = err == cudaErrorMemoryAllocation ? KVQ_ERR_OUT_OF_MEMORY : KVQ_ERR_IO;
-    return kvq_host_device_fail(&ctx->error, status, what, "CUDA", cudaGetErrorName(err), ctx->name,
+    return kvq_host_device_fail(&ctx->host.error, status, what, "CUDA", cudaGetErrorName(err), ctx->name,
                                 cudaGetErrorString(err));
 }
 

@@ -104,7 +104,7 @@ kvq_status cuda_quantize_head(kvq_backend_context *ctx, const kvq_head_config *c
                               kvq_backend_tensor **out)
 {
     /* Step 1, checks 1-10 on the host; 11 runs on the device below, while the input is uploaded anyway. */
-    kvq_status status = kvq_host_check_quantize(&ctx->error, config, x_host, n_tokens, head_dim, out);
+    kvq_status status = kvq_host_check_quantize(&ctx->host.error, config, x_host, n_tokens, head_dim, out);
     if (status != KVQ_OK) return status;
     cudaSetDevice(ctx->device);
 
@@ -138,7 +138,7 @@ kvq_status cuda_quantize_head(kvq_backend_context *ctx, const kvq_head_config *c
     if (plan_status != KVQ_OK) {
         status = cuda_sync(ctx, "quantize_head");
         if (status == KVQ_OK && *first_bad != ~0ull) status = cuda_check_finite(ctx, x_host, elems, "x");
-        if (status == KVQ_OK) status = kvq_host_fail(&ctx->error, plan_status, "%s", plan_error.message);
+        if (status == KVQ_OK) status = kvq_host_fail(&ctx->host.error, plan_status, "%s", plan_error.message);
         goto done;
     }
 
@@ -197,15 +197,7 @@ kvq_status cuda_quantize_head(kvq_backend_context *ctx, const kvq_head_config *c
     if (status != KVQ_OK) goto done;
 
     t->header.n_outliers = job.n_outliers;
-    t->view.precision = t->owned[CUDA_T_PRECISION];
-    t->view.slot = t->owned[CUDA_T_SLOT];
-    t->view.rows = t->owned[CUDA_T_ROWS];
-    t->view.codes = t->owned[CUDA_T_CODES];
-    t->view.params = t->owned[CUDA_T_PARAMS];
-    t->view.optr = t->owned[CUDA_T_OPTR];
-    t->view.ochan = t->owned[CUDA_T_OCHAN];
-    t->view.oval = t->owned[CUDA_T_OVAL];
-    cuda_tensor_set_view_scalars(t);
+    cuda_tensor_own_view(t);
     *out = t;
     t = NULL;
 done:

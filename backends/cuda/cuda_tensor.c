@@ -37,11 +37,24 @@ void cuda_tensor_set_view_scalars(kvq_backend_tensor *t)
     if (h->scheme == KVQ_SCHEME_NUQ) memcpy(v->signpost, h->codebook.signpost, sizeof v->signpost);
 }
 
+void cuda_tensor_own_view(kvq_backend_tensor *t)
+{
+    t->view.precision = t->owned[CUDA_T_PRECISION];
+    t->view.slot = t->owned[CUDA_T_SLOT];
+    t->view.rows = t->owned[CUDA_T_ROWS];
+    t->view.codes = t->owned[CUDA_T_CODES];
+    t->view.params = t->owned[CUDA_T_PARAMS];
+    t->view.optr = t->owned[CUDA_T_OPTR];
+    t->view.ochan = t->owned[CUDA_T_OCHAN];
+    t->view.oval = t->owned[CUDA_T_OVAL];
+    cuda_tensor_set_view_scalars(t);
+}
+
 /* ---- upload ------------------------------------------------------------- */
 
 kvq_status cuda_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt, kvq_backend_tensor **out)
 {
-    kvq_status status = kvq_host_check_upload(&ctx->error, qt, out);
+    kvq_status status = kvq_host_check_upload(&ctx->host.error, qt, out);
     if (status != KVQ_OK) return status;
     cudaSetDevice(ctx->device);
 
@@ -92,15 +105,7 @@ kvq_status cuda_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt, k
 
     t->header = kvq_host_scalars(qt);
     t->n_perm_rows = qt->n_fp16_rows;
-    t->view.precision = t->owned[CUDA_T_PRECISION];
-    t->view.slot = t->owned[CUDA_T_SLOT];
-    t->view.rows = t->owned[CUDA_T_ROWS];
-    t->view.codes = t->owned[CUDA_T_CODES];
-    t->view.params = t->owned[CUDA_T_PARAMS];
-    t->view.optr = t->owned[CUDA_T_OPTR];
-    t->view.ochan = t->owned[CUDA_T_OCHAN];
-    t->view.oval = t->owned[CUDA_T_OVAL];
-    cuda_tensor_set_view_scalars(t);
+    cuda_tensor_own_view(t);
     *out = t;
     t = NULL;
 done:
@@ -114,16 +119,10 @@ done:
 
 /* ---- info and read ------------------------------------------------------ */
 
-kvq_status cuda_tensor_info(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *header)
-{
-    return kvq_host_tensor_info(&ctx->error, t, header);
-}
-
-/* tensor_read's staging copy (backends/common, all or nothing): every device
+/* tensor_read's staging copy (host_context.h, all or nothing): every device
  * array comes down, then the device's layout becomes S4.4's. */
-static kvq_status fill_staging(void *user, const kvq_backend_tensor *t, kvq_qtensor *dst)
+kvq_status cuda_fill_staging(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *dst)
 {
-    kvq_backend_context *ctx = user;
     cudaSetDevice(ctx->device);
     const kvq_qtensor *h = &t->header;
     const uint32_t n = h->n_tokens, d = h->head_dim, no = h->n_outliers;
@@ -188,11 +187,6 @@ done:
     return status;
 }
 
-kvq_status cuda_tensor_read(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *dst)
-{
-    return kvq_host_tensor_read(&ctx->error, t, dst, fill_staging, ctx);
-}
-
 /* ---- dequantize ---------------------------------------------------------- */
 
 kvq_status cuda_dequantize(kvq_backend_context *ctx, const kvq_backend_tensor *t, float *out_host)
@@ -220,45 +214,22 @@ void cuda_tensor_free(kvq_backend_context *ctx, kvq_backend_tensor *t)
 
 /* ---- L0: packing (S5) ---------------------------------------------------- */
 
-/* Uploads `in`, runs one packing kernel, downloads into out (only on success). */
-static kvq_status run_rows(kvq_backend_context *ctx, const void *in, size_t in_bytes, void *out, size_t out_bytes,
-                           bool pack, uint32_t n_rows, uint32_t row_len, uint32_t bits)
+/* The device half of pack_codes and unpack_codes (host_context.h: checked and staged by the host
+ * layer): uploads the rows, runs one packing kernel, downloads the result. */
+kvq_status cuda_run_rows(kvq_backend_context *ctx, const kvq_host_rows *rows)
 {
     cudaSetDevice(ctx->device);
-    void *d_in = NULL, *d_out = NULL, *host = NULL;
-    kvq_status status = cuda_scratch(ctx, CUDA_SCRATCH_INPUT, in_bytes, &d_in);
-    if (status == KVQ_OK) status = cuda_scratch(ctx, CUDA_SCRATCH_OUTPUT, out_bytes, &d_out);
-    if (status == KVQ_OK) status = cuda_pinned(ctx, out_bytes, &host);
-    if (status == KVQ_OK) status = cuda_upload(ctx, d_in, in, in_bytes, "packing");
+    void *d_in = NULL, *d_out = NULL;
+    kvq_status status = cuda_scratch(ctx, CUDA_SCRATCH_INPUT, rows->in_bytes, &d_in);
+    if (status == KVQ_OK) status = cuda_scratch(ctx, CUDA_SCRATCH_OUTPUT, rows->out_bytes, &d_out);
+    if (status == KVQ_OK) status = cuda_upload(ctx, d_in, rows->in, rows->in_bytes, "packing");
     if (status == KVQ_OK) {
-        cudaError_t err = pack ? kvq_cuda_pack_rows(d_in, n_rows, row_len, bits, d_out, ctx->stream)
-                               : kvq_cuda_unpack_rows(d_in, n_rows, row_len, bits, d_out, ctx->stream);
+        cudaError_t err = rows->pack
+                              ? kvq_cuda_pack_rows(d_in, rows->n_rows, rows->row_len, rows->bits, d_out, ctx->stream)
+                              : kvq_cuda_unpack_rows(d_in, rows->n_rows, rows->row_len, rows->bits, d_out, ctx->stream);
         status = cuda_check(ctx, err, "packing");
     }
-    if (status == KVQ_OK) status = cuda_download(ctx, host, d_out, out_bytes, "packing");
+    if (status == KVQ_OK) status = cuda_download(ctx, rows->out, d_out, rows->out_bytes, "packing");
     if (status == KVQ_OK) status = cuda_sync(ctx, "packing");
-    if (status == KVQ_OK) memcpy(out, host, out_bytes);
     return status;
-}
-
-kvq_status cuda_pack_codes(kvq_backend_context *ctx, const uint8_t *codes_host, uint32_t n_rows, uint32_t row_len,
-                           uint32_t bits, uint8_t *packed_host)
-{
-    size_t n = (size_t)n_rows * row_len;
-    kvq_status status =
-        kvq_host_check_rows(&ctx->error, codes_host, "codes_host", n_rows, row_len, bits, packed_host, "packed_host");
-    if (status == KVQ_OK) status = kvq_host_check_codes(&ctx->error, codes_host, n, bits);
-    if (status != KVQ_OK) return status;
-    return run_rows(ctx, codes_host, n, packed_host, (size_t)n_rows * kvq_packed_bytes(row_len, bits), true, n_rows,
-                    row_len, bits);
-}
-
-kvq_status cuda_unpack_codes(kvq_backend_context *ctx, const uint8_t *packed_host, uint32_t n_rows,
-                             uint32_t row_len, uint32_t bits, uint8_t *codes_host)
-{
-    kvq_status status =
-        kvq_host_check_rows(&ctx->error, packed_host, "packed_host", n_rows, row_len, bits, codes_host, "codes_host");
-    if (status != KVQ_OK) return status;
-    return run_rows(ctx, packed_host, (size_t)n_rows * kvq_packed_bytes(row_len, bits), codes_host,
-                    (size_t)n_rows * row_len, false, n_rows, row_len, bits);
 }

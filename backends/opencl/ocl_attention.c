@@ -425,7 +425,7 @@ kvq_status ocl_attention(kvq_backend_context *ctx, const kvq_backend_tensor *key
 {
     /* S11.1 in S13.4 order on the host (backends/common); keys/values may be a cache's tensors. */
     kvq_status st =
-        kvq_host_check_attention(&ctx->error, keys, values, key_positions, rope, q, n_q, q_position, out);
+        kvq_host_check_attention(&ctx->host.error, keys, values, key_positions, rope, q, n_q, q_position, out);
     if (st != KVQ_OK) return st;
     uint32_t n = keys->header.n_tokens, d = keys->header.head_dim;
     size_t q_count = (size_t)n_q * d;
@@ -470,7 +470,7 @@ kvq_status ocl_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq, 
                                       float *out_host)
 {
     /* Each sequence as attention_decode checks it, in order; q and out are [n_seq][n_q][head_dim]. */
-    kvq_status st = kvq_host_check_attention_batch(&ctx->error, n_seq, keys, values, key_positions_host, rope, q_host,
+    kvq_status st = kvq_host_check_attention_batch(&ctx->host.error, n_seq, keys, values, key_positions_host, rope, q_host,
                                                    n_q, q_positions_host, out_host);
     if (st != KVQ_OK) return st;
     uint32_t d = keys[0]->header.head_dim;
@@ -488,7 +488,7 @@ kvq_status ocl_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq, 
         for (uint32_t s = 0; s < n_seq && st == KVQ_OK; s++) {
             st = ocl_attention(ctx, keys[s], values[s], key_positions_host[s], rope, q_host + s * per_seq, n_q,
                                q_positions_host[s], result + s * per_seq);
-            if (st != KVQ_OK) st = kvq_host_within(&ctx->error, st, "sequence %u: ", s);
+            if (st != KVQ_OK) st = kvq_host_within(&ctx->host.error, st, "sequence %u: ", s);
         }
     }
     if (st == KVQ_OK) memcpy(out_host, result, count * sizeof(float));

@@ -24,16 +24,18 @@
  */
 #include "ocl_cache_store.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct kvq_backend_cache {
-    kvq_host_cache host; /* configurations, decisions, positions, length (backends/common) */
+    kvq_host_cache host; /* first (kvq_host_cache_create): configurations, decisions, positions, length */
     uint32_t capacity;   /* tokens the device input buffers hold */
     bool broken;         /* the device failed during a commit */
     cl_mem keys, values; /* device fp32 inputs [capacity][head_dim] */
     ocl_cache_role role[2];
 };
+_Static_assert(offsetof(struct kvq_backend_cache, host) == 0, "kvq_host_cache_create allocates the cache");
 
 void ocl_cache_free(kvq_backend_context *ctx, kvq_backend_cache *cache)
 {
@@ -43,26 +45,22 @@ void ocl_cache_free(kvq_backend_context *ctx, kvq_backend_cache *cache)
     /* The fp32 inputs grow with ocl_grow_buffer, so they live in the arena too. */
     ocl_tensor_buffer_release(ctx, &cache->keys);
     ocl_tensor_buffer_release(ctx, &cache->values);
-    kvq_host_cache_release(&cache->host);
-    free(cache);
+    kvq_host_cache_destroy(&cache->host); /* the whole cache: kvq_host_cache_create made it */
 }
 
 /* S15.1 */
 kvq_status ocl_cache_create(kvq_backend_context *ctx, const kvq_head_config *key_config,
                             const kvq_head_config *value_config, uint32_t head_dim, kvq_backend_cache **out)
 {
-    /* The host half is made in place: its configurations point into it. */
-    kvq_backend_cache *cache = calloc(1, sizeof *cache);
-    if (cache == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "out of memory for a cache");
-    kvq_status st = kvq_host_cache_init(&ctx->error, key_config, value_config, head_dim, out, &cache->host);
-    /* The device's own limit on the calibrated ranges (subnormals), after the spec's checks. */
+    /* S15.1's checks, then the device's own limit on the calibrated ranges (subnormals). */
+    kvq_status st = ocl_from_kvq(ctx, kvq_cache_check_configs(key_config, value_config, head_dim, out));
     if (st == KVQ_OK && key_config->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED)
         st = ocl_check_finite(ctx, (const float *)key_config->channel_range, 2u * head_dim,
                               "key_config.channel_range");
-    if (st != KVQ_OK) {
-        ocl_cache_free(ctx, cache);
-        return st;
-    }
+    if (st != KVQ_OK) return st;
+    kvq_backend_cache *cache = kvq_host_cache_create(&ctx->host.error, key_config, value_config, head_dim, out,
+                                                     sizeof(kvq_backend_cache), &st);
+    if (cache == NULL) return st;
     *out = cache;
     return KVQ_OK;
 }
@@ -151,7 +149,7 @@ kvq_status ocl_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache, 
 {
     if (cache == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "cache is NULL");
     kvq_host_cache *host = &cache->host;
-    kvq_status st = kvq_host_cache_check_append(&ctx->error, host, keys_host, values_host, positions_host, n_new);
+    kvq_status st = kvq_host_cache_check_append(&ctx->host.error, host, keys_host, values_host, positions_host, n_new);
     size_t d = host->head_dim, count = (size_t)n_new * d;
     if (st == KVQ_OK) st = ocl_check_finite(ctx, keys_host, count, "keys");
     if (st == KVQ_OK) st = ocl_check_finite(ctx, values_host, count, "values");
@@ -161,7 +159,7 @@ kvq_status ocl_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache, 
 
     /* S10.3: the new tokens' decisions, taken once (also checks modality), beyond `length`. */
     uint32_t n_before = host->length, n = n_before + n_new;
-    st = kvq_host_cache_decide(&ctx->error, host, modality_host, positions_host, n_new);
+    st = kvq_host_cache_decide(&ctx->host.error, host, modality_host, positions_host, n_new);
     if (st == KVQ_OK) st = reserve_inputs(ctx, cache, n);
     for (int r = 0; r < 2 && st == KVQ_OK; r++)
         if (cache->role[r].view == NULL)
@@ -201,7 +199,7 @@ kvq_status ocl_cache_attend(kvq_backend_context *ctx, kvq_backend_cache *cache, 
                             const float *q_host, uint32_t n_q, uint32_t q_position, float *out_host)
 {
     if (cache == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "cache is NULL");
-    kvq_status st = kvq_host_check_length(&ctx->error, cache->host.length);
+    kvq_status st = kvq_host_check_length(&ctx->host.error, cache->host.length);
     if (st != KVQ_OK) return st;
     if (cache->broken) return ocl_fail(ctx, KVQ_ERR_IO, "cache: unusable after a device failure");
     return ocl_attention(ctx, cache->role[KVQ_ROLE_KEYS].view, cache->role[KVQ_ROLE_VALUES].view,
@@ -211,8 +209,8 @@ kvq_status ocl_cache_attend(kvq_backend_context *ctx, kvq_backend_cache *cache, 
 kvq_status ocl_cache_view(kvq_backend_context *ctx, const kvq_backend_cache *cache, const kvq_backend_tensor **keys,
                           const kvq_backend_tensor **values)
 {
-    kvq_status st = kvq_host_check_view(&ctx->error, cache, keys, values);
-    if (st == KVQ_OK) st = kvq_host_check_length(&ctx->error, cache->host.length);
+    kvq_status st = kvq_host_check_view(&ctx->host.error, cache, keys, values);
+    if (st == KVQ_OK) st = kvq_host_check_length(&ctx->host.error, cache->host.length);
     if (st != KVQ_OK) return st;
     if (cache->broken) return ocl_fail(ctx, KVQ_ERR_IO, "cache: unusable after a device failure");
     *keys = cache->role[KVQ_ROLE_KEYS].view;

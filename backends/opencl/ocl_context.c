@@ -237,7 +237,7 @@ static kvq_status build_program(kvq_backend_context *ctx, char *message, size_t 
         }
         ocl_fail(ctx, KVQ_ERR_IO, "building the kvq OpenCL program for %s failed (%s): %s", ctx->name,
                  ocl_cl_error_name(err), log != NULL ? log : "(no build log)");
-        kvq_host_say(message, message_size, "%s", ctx->error.message);
+        kvq_host_say(message, message_size, "%s", ctx->host.error.message);
         free(log);
         return KVQ_ERR_IO;
     }
@@ -299,11 +299,9 @@ kvq_status ocl_open(const kvq_backend_options *options, kvq_backend_context **ou
     kvq_status st = kvq_backend_option_profile(options, KVQ_BACKEND_ALL_PROFILES, KVQ_PROFILE_FP32, &profile, message,
                                                message_size);
     if (st != KVQ_OK) return st;
-    kvq_backend_context *ctx = calloc(1, sizeof *ctx);
-    if (ctx == NULL) {
-        kvq_host_say(message, message_size, "context: out of memory");
-        return KVQ_ERR_OUT_OF_MEMORY;
-    }
+    kvq_backend_context *ctx =
+        kvq_host_context_new(sizeof *ctx, ocl_fill_staging, ocl_run_rows, message, message_size);
+    if (ctx == NULL) return KVQ_ERR_OUT_OF_MEMORY;
     ctx->profile = profile;
     st = choose_device(options, &ctx->platform, &ctx->device, message, message_size);
     if (st != KVQ_OK) {
@@ -335,7 +333,7 @@ kvq_status ocl_open(const kvq_backend_options *options, kvq_backend_context **ou
         ocl_close(ctx);
         return st;
     }
-    kvq_host_clear(&ctx->error);
+    kvq_host_clear(&ctx->host.error);
     *out = ctx;
     return KVQ_OK;
 }
@@ -361,9 +359,8 @@ kvq_status ocl_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps)
     mine.max_query_heads = 4096u; /* GEMM path: scores [n_q][n_tokens] in one buffer */
     mine.memory = KVQ_BACKEND_MEMORY_DEVICE;
     mine.attention_profile = ctx->profile; /* fp32 kernels: every profile */
-    return kvq_host_get_caps(&ctx->error, caps, &mine);
+    return kvq_host_get_caps(&ctx->host.error, caps, &mine);
 }
 
 const char *ocl_device_name(kvq_backend_context *ctx) { return ctx == NULL ? "" : ctx->name; }
 
-const char *ocl_last_error(kvq_backend_context *ctx) { return ctx == NULL ? "" : ctx->error.message; }

@@ -164,13 +164,13 @@ kvq_status ocl_quantize_head(kvq_backend_context *ctx, const kvq_head_config *co
                              kvq_backend_tensor **out)
 {
     /* Step 1: checks 1-10, 11 (with the device's subnormal limit, also on the channel ranges), 12 with the plan. */
-    kvq_status st = kvq_host_check_quantize(&ctx->error, config, x_host, n_tokens, head_dim, out);
+    kvq_status st = kvq_host_check_quantize(&ctx->host.error, config, x_host, n_tokens, head_dim, out);
     size_t count = (size_t)n_tokens * head_dim;
     if (st == KVQ_OK) st = ocl_check_finite(ctx, x_host, count, "x");
     if (st == KVQ_OK && config->role == KVQ_ROLE_KEYS && config->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED)
         st = ocl_check_finite(ctx, (const float *)config->channel_range, 2u * head_dim, "config.channel_range");
     kvq_host_plan plan;
-    if (st == KVQ_OK) st = kvq_host_plan_quantize(&ctx->error, config, n_tokens, head_dim, modality_host, &plan);
+    if (st == KVQ_OK) st = kvq_host_plan_quantize(&ctx->host.error, config, n_tokens, head_dim, modality_host, &plan);
     if (st != KVQ_OK) return st;
     cl_mem x = NULL;
     st = ocl_buffer(ctx, count * sizeof(float), x_host, false, &x, "x");

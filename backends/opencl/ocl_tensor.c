@@ -50,7 +50,7 @@ static size_t outlier_ptr_entries(const kvq_qtensor *h)
 kvq_status ocl_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt, kvq_backend_tensor **out)
 {
     /* Every kernel trusts a tensor's sizes and indices, so they are checked here, once. */
-    kvq_status st = kvq_host_check_upload(&ctx->error, qt, out);
+    kvq_status st = kvq_host_check_upload(&ctx->host.error, qt, out);
     if (st != KVQ_OK) return st;
     kvq_backend_tensor *t = ocl_tensor_new();
     if (t == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "tensor: out of memory");
@@ -87,15 +87,9 @@ kvq_status ocl_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt, kv
     return KVQ_OK;
 }
 
-kvq_status ocl_tensor_info(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *header)
+/* tensor_read's staging copy (host_context.h), filled by blocking reads of every array. */
+kvq_status ocl_fill_staging(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *staging)
 {
-    return kvq_host_tensor_info(&ctx->error, t, header);
-}
-
-/* tensor_read's staging copy, filled by blocking reads of every array. */
-static kvq_status fill_staging(void *user, const kvq_backend_tensor *t, kvq_qtensor *staging)
-{
-    kvq_backend_context *ctx = user;
     const kvq_qtensor *h = &t->header;
     size_t n = h->n_tokens, d = h->head_dim;
     kvq_status st = ocl_read(ctx, t->precision, 0, n, staging->precision, "reading a tensor");
@@ -117,11 +111,6 @@ static kvq_status fill_staging(void *user, const kvq_backend_tensor *t, kvq_qten
         st = ocl_read(ctx, t->outlier_value, 0, (size_t)h->n_outliers * sizeof(uint16_t), staging->outlier_value,
                       "reading a tensor");
     return st;
-}
-
-kvq_status ocl_tensor_read(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *dst)
-{
-    return kvq_host_tensor_read(&ctx->error, t, dst, fill_staging, ctx);
 }
 
 kvq_status ocl_dequantize_device(kvq_backend_context *ctx, const kvq_backend_tensor *t, cl_mem out)

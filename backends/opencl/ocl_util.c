@@ -49,7 +49,7 @@ kvq_status ocl_from_cl(kvq_backend_context *ctx, cl_int err, const char *what)
                   err == CL_OUT_OF_RESOURCES || err == CL_INVALID_BUFFER_SIZE;
     char code[96];
     snprintf(code, sizeof code, "%s (%d)", ocl_cl_error_name(err), (int)err);
-    return kvq_host_device_fail(&ctx->error, memory ? KVQ_ERR_OUT_OF_MEMORY : KVQ_ERR_IO, what, "OpenCL", code,
+    return kvq_host_device_fail(&ctx->host.error, memory ? KVQ_ERR_OUT_OF_MEMORY : KVQ_ERR_IO, what, "OpenCL", code,
                                 ctx->name, NULL);
 }
 

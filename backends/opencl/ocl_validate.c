@@ -10,7 +10,7 @@
 
 kvq_status ocl_check_finite(kvq_backend_context *ctx, const float *x, size_t n, const char *name)
 {
-    kvq_status st = kvq_host_check_finite(&ctx->error, x, n, name);
+    kvq_status st = kvq_host_check_finite(&ctx->host.error, x, n, name);
     if (st != KVQ_OK || ctx->denormals) return st;
     /* A device that flushes subnormal operands cannot form the exact group
      * parameters (S3.2, S6.3) of groups whose range is this close to zero;

@@ -11,6 +11,7 @@
 #include "ref_backend.h"
 
 #include "backend_options.h"
+#include "host_slots.h"
 #include "host_tensor.h"
 
 #include <stdio.h>
@@ -18,17 +19,43 @@
 #include <string.h>
 
 struct kvq_backend_context {
-    kvq_host_error error; /* last_error: the reference's message of the last failure */
-    uint32_t profile;     /* S12.4: the profile asked for at open (the reference computes in double, meeting all) */
+    kvq_host_context host; /* first (host_context.h): the reference's message of the last failure */
+    uint32_t profile;      /* S12.4: the profile asked for at open (the reference computes in double, meeting all) */
 };
 
 /* Record the reference's message for a failed call and pass the status on. */
 static kvq_status remember(kvq_backend_context *ctx, kvq_status status)
 {
-    return kvq_host_from_kvq(&ctx->error, status);
+    return kvq_host_from_kvq(&ctx->host.error, status);
 }
 
 static const kvq_qtensor *as_qtensor(const kvq_backend_tensor *t) { return (const kvq_qtensor *)(const void *)t; }
+
+/* ---- the device work the host layer asks for (host_context.h) ---------- */
+
+/* S5: the reference packs one row at a time; the ABI takes n_rows rows (checked and staged by the
+ * host layer, host_context.h). */
+static kvq_status run_rows(kvq_backend_context *ctx, const kvq_host_rows *rows)
+{
+    (void)ctx;
+    size_t row_bytes = kvq_packed_bytes(rows->row_len, rows->bits);
+    for (uint32_t r = 0; r < rows->n_rows; r++) {
+        size_t codes = (size_t)r * rows->row_len, packed = (size_t)r * row_bytes;
+        if (rows->pack)
+            kvq_pack_codes(rows->in + codes, rows->row_len, rows->bits, rows->out + packed);
+        else
+            kvq_unpack_codes(rows->in + packed, rows->row_len, rows->bits, rows->out + codes);
+    }
+    return KVQ_OK;
+}
+
+/* tensor_read's staging copy (host_context.h): the tensor is a kvq_qtensor already. */
+static kvq_status copy_tensor(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *staging)
+{
+    (void)ctx;
+    kvq_host_copy_arrays(staging, as_qtensor(t));
+    return KVQ_OK;
+}
 
 /* ---- lifetime ---------------------------------------------------------- */
 
@@ -45,34 +72,23 @@ static kvq_status ref_list_devices(kvq_backend_device_fn callback, void *user, c
 static kvq_status ref_open(const kvq_backend_options *options, kvq_backend_context **ctx, char *message,
                            size_t message_size)
 {
-    const char *problem = NULL;
-    kvq_status status = KVQ_OK;
     if (ctx == NULL) {
-        problem = "ctx is NULL";
-        status = KVQ_ERR_NULL_ARGUMENT;
-    } else if (kvq_backend_option_platform(options) > 0 || kvq_backend_option_device(options) > 0) {
-        problem = "options: the reference has one device (platform 0, device 0)";
-        status = KVQ_ERR_BAD_ARGUMENT;
+        kvq_host_say(message, message_size, "ctx is NULL");
+        return KVQ_ERR_NULL_ARGUMENT;
+    }
+    if (kvq_backend_option_platform(options) > 0 || kvq_backend_option_device(options) > 0) {
+        kvq_host_say(message, message_size, "options: the reference has one device (platform 0, device 0)");
+        return KVQ_ERR_BAD_ARGUMENT;
     }
     uint32_t profile = KVQ_PROFILE_FP32;
-    if (status == KVQ_OK) {
-        status = kvq_backend_option_profile(options, KVQ_BACKEND_ALL_PROFILES, KVQ_PROFILE_FP32, &profile, message,
-                                            message_size);
-        if (status != KVQ_OK) return status;
-    }
-    if (status == KVQ_OK) {
-        kvq_backend_context *c = calloc(1, sizeof *c);
-        if (c == NULL) {
-            problem = "context: out of memory";
-            status = KVQ_ERR_OUT_OF_MEMORY;
-        } else {
-            c->profile = profile;
-            *ctx = c;
-            return KVQ_OK;
-        }
-    }
-    kvq_host_say(message, message_size, "%s", problem);
-    return status;
+    kvq_status status = kvq_backend_option_profile(options, KVQ_BACKEND_ALL_PROFILES, KVQ_PROFILE_FP32, &profile,
+                                                   message, message_size);
+    if (status != KVQ_OK) return status;
+    kvq_backend_context *c = kvq_host_context_new(sizeof *c, copy_tensor, run_rows, message, message_size);
+    if (c == NULL) return KVQ_ERR_OUT_OF_MEMORY;
+    c->profile = profile;
+    *ctx = c;
+    return KVQ_OK;
 }
 
 static void ref_close(kvq_backend_context *ctx) { free(ctx); }
@@ -83,43 +99,13 @@ static kvq_status ref_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps)
     mine.attention_profile = ctx->profile;
     mine.peer_formats = (1u << KVQ_PEER_FORMAT_COUNT) - 1u;
     mine.peer_ops = KVQ_BACKEND_OP_QUANTIZE | KVQ_BACKEND_OP_DEQUANTIZE | KVQ_BACKEND_OP_ATTENTION;
-    return kvq_host_get_caps(&ctx->error, caps, &mine);
+    return kvq_host_get_caps(&ctx->host.error, caps, &mine);
 }
 
 static const char *ref_device_name(kvq_backend_context *ctx)
 {
     (void)ctx;
     return "host CPU (scalar C reference, spec " KVQ_SPEC_VERSION_STRING ")";
-}
-
-static const char *ref_last_error(kvq_backend_context *ctx) { return ctx->error.message; }
-
-/* ---- L0 ---------------------------------------------------------------- */
-
-/* S5: the reference packs one row at a time; the ABI takes n_rows rows. */
-static kvq_status ref_pack_codes(kvq_backend_context *ctx, const uint8_t *codes_host, uint32_t n_rows,
-                                 uint32_t row_len, uint32_t bits, uint8_t *packed_host)
-{
-    kvq_status status =
-        kvq_host_check_rows(&ctx->error, codes_host, "codes_host", n_rows, row_len, bits, packed_host, "packed_host");
-    if (status == KVQ_OK) status = kvq_host_check_codes(&ctx->error, codes_host, (size_t)n_rows * row_len, bits);
-    if (status != KVQ_OK) return status;
-    size_t row_bytes = kvq_packed_bytes(row_len, bits);
-    for (uint32_t r = 0; r < n_rows; r++)
-        kvq_pack_codes(codes_host + (size_t)r * row_len, row_len, bits, packed_host + (size_t)r * row_bytes);
-    return KVQ_OK;
-}
-
-static kvq_status ref_unpack_codes(kvq_backend_context *ctx, const uint8_t *packed_host, uint32_t n_rows,
-                                   uint32_t row_len, uint32_t bits, uint8_t *codes_host)
-{
-    kvq_status status =
-        kvq_host_check_rows(&ctx->error, packed_host, "packed_host", n_rows, row_len, bits, codes_host, "codes_host");
-    if (status != KVQ_OK) return status;
-    size_t row_bytes = kvq_packed_bytes(row_len, bits);
-    for (uint32_t r = 0; r < n_rows; r++)
-        kvq_unpack_codes(packed_host + (size_t)r * row_bytes, row_len, bits, codes_host + (size_t)r * row_len);
-    return KVQ_OK;
 }
 
 /* ---- L1-L3 ------------------------------------------------------------- */
@@ -129,7 +115,7 @@ static kvq_status ref_quantize_head(kvq_backend_context *ctx, const kvq_head_con
                                     kvq_backend_tensor **out)
 {
     /* S4.1's checks with the ABI's `out` in its place, then the reference itself. */
-    kvq_status status = kvq_host_check_quantize(&ctx->error, config, x_host, n_tokens, head_dim, out);
+    kvq_status status = kvq_host_check_quantize(&ctx->host.error, config, x_host, n_tokens, head_dim, out);
     if (status != KVQ_OK) return status;
     kvq_qtensor *qt = NULL;
     status = kvq_quantize_head(config, x_host, n_tokens, head_dim, modality_host, &qt);
@@ -140,7 +126,7 @@ static kvq_status ref_quantize_head(kvq_backend_context *ctx, const kvq_head_con
 
 static kvq_status ref_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt_host, kvq_backend_tensor **out)
 {
-    if (out == NULL) return kvq_host_fail(&ctx->error, KVQ_ERR_NULL_ARGUMENT, "out is NULL");
+    if (out == NULL) return kvq_host_fail(&ctx->host.error, KVQ_ERR_NULL_ARGUMENT, "out is NULL");
     kvq_qtensor *copy = NULL;
     kvq_status status = kvq_qtensor_copy(qt_host, &copy);
     if (status != KVQ_OK) return remember(ctx, status);
@@ -148,27 +134,9 @@ static kvq_status ref_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor 
     return KVQ_OK;
 }
 
-static kvq_status ref_tensor_info(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *header)
-{
-    return kvq_host_tensor_info(&ctx->error, t, header);
-}
-
-/* The staging copy of tensor_read: the tensor is a kvq_qtensor already. */
-static kvq_status copy_tensor(void *user, const kvq_backend_tensor *t, kvq_qtensor *staging)
-{
-    (void)user;
-    kvq_host_copy_arrays(staging, as_qtensor(t));
-    return KVQ_OK;
-}
-
-static kvq_status ref_tensor_read(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *dst)
-{
-    return kvq_host_tensor_read(&ctx->error, t, dst, copy_tensor, NULL);
-}
-
 static kvq_status ref_dequantize(kvq_backend_context *ctx, const kvq_backend_tensor *t, float *out_host)
 {
-    if (t == NULL) return kvq_host_fail(&ctx->error, KVQ_ERR_NULL_ARGUMENT, "t is NULL");
+    if (t == NULL) return kvq_host_fail(&ctx->host.error, KVQ_ERR_NULL_ARGUMENT, "t is NULL");
     return remember(ctx, kvq_dequantize_head(as_qtensor(t), out_host));
 }
 
@@ -209,7 +177,7 @@ static kvq_status ref_cache_append(kvq_backend_context *ctx, kvq_backend_cache *
                                    const float *values_host, const uint8_t *modality_host,
                                    const uint32_t *positions_host, uint32_t n_new)
 {
-    if (cache == NULL) return kvq_host_fail(&ctx->error, KVQ_ERR_NULL_ARGUMENT, "cache is NULL");
+    if (cache == NULL) return kvq_host_fail(&ctx->host.error, KVQ_ERR_NULL_ARGUMENT, "cache is NULL");
     return remember(ctx, kvq_cache_append(as_cache(cache), keys_host, values_host, modality_host, positions_host,
                                           n_new));
 }
@@ -217,9 +185,9 @@ static kvq_status ref_cache_append(kvq_backend_context *ctx, kvq_backend_cache *
 static kvq_status ref_cache_attend(kvq_backend_context *ctx, kvq_backend_cache *cache, const kvq_rope *rope,
                                    const float *q_host, uint32_t n_q, uint32_t q_position, float *out_host)
 {
-    if (cache == NULL) return kvq_host_fail(&ctx->error, KVQ_ERR_NULL_ARGUMENT, "cache is NULL");
+    if (cache == NULL) return kvq_host_fail(&ctx->host.error, KVQ_ERR_NULL_ARGUMENT, "cache is NULL");
     kvq_cache *c = as_cache(cache);
-    kvq_status status = kvq_host_check_length(&ctx->error, kvq_cache_length(c));
+    kvq_status status = kvq_host_check_length(&ctx->host.error, kvq_cache_length(c));
     if (status != KVQ_OK) return status;
     return remember(ctx, kvq_attention_decode(kvq_cache_keys(c), kvq_cache_values(c), kvq_cache_positions(c), rope,
                                               q_host, n_q, q_position, out_host));
@@ -228,10 +196,10 @@ static kvq_status ref_cache_attend(kvq_backend_context *ctx, kvq_backend_cache *
 static kvq_status ref_cache_view(kvq_backend_context *ctx, const kvq_backend_cache *cache,
                                  const kvq_backend_tensor **keys, const kvq_backend_tensor **values)
 {
-    kvq_status status = kvq_host_check_view(&ctx->error, cache, keys, values);
+    kvq_status status = kvq_host_check_view(&ctx->host.error, cache, keys, values);
     if (status != KVQ_OK) return status;
     const kvq_cache *c = (const kvq_cache *)(const void *)cache;
-    status = kvq_host_check_length(&ctx->error, kvq_cache_length(c));
+    status = kvq_host_check_length(&ctx->host.error, kvq_cache_length(c));
     if (status != KVQ_OK) return status;
     *keys = (const kvq_backend_tensor *)(const void *)kvq_cache_keys(c);
     *values = (const kvq_backend_tensor *)(const void *)kvq_cache_values(c);
@@ -268,31 +236,8 @@ static kvq_status ref_peer_attention_decode(kvq_backend_context *ctx, const kvq_
 }
 
 static const kvq_backend_api ref_api = {
-    .abi_version = KVQ_BACKEND_ABI_VERSION,
-    .struct_size = sizeof(kvq_backend_api),
-    .name = "ref",
-    .description = "scalar C reference (libkvq), the definition every backend is judged against",
-    .list_devices = ref_list_devices,
-    .open = ref_open,
-    .close = ref_close,
-    .get_caps = ref_get_caps,
-    .device_name = ref_device_name,
-    .last_error = ref_last_error,
-    .pack_codes = ref_pack_codes,
-    .unpack_codes = ref_unpack_codes,
-    .quantize_head = ref_quantize_head,
-    .tensor_upload = ref_tensor_upload,
-    .tensor_info = ref_tensor_info,
-    .tensor_read = ref_tensor_read,
-    .dequantize = ref_dequantize,
-    .tensor_free = ref_tensor_free,
-    .attention_decode = ref_attention_decode,
+    KVQ_HOST_API(ref, "ref", "scalar C reference (libkvq), the definition every backend is judged against"),
     .attention_decode_batch = NULL, /* the runner loops over attention_decode */
-    .cache_create = ref_cache_create,
-    .cache_append = ref_cache_append,
-    .cache_attend = ref_cache_attend,
-    .cache_view = ref_cache_view,
-    .cache_free = ref_cache_free,
     .peer_quantize = ref_peer_quantize,
     .peer_dequantize = ref_peer_dequantize,
     .peer_attention_decode = ref_peer_attention_decode,
