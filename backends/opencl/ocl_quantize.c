@@ -42,7 +42,7 @@ static kvq_status quantize_groups(kvq_backend_context *ctx, const kvq_head_confi
     bool values = h->role == KVQ_ROLE_VALUES;
     size_t n_groups = values ? n * (d / h->group_size) : (n / h->group_size) * d;
     ocl_arg args[] = {OCL_MEM(x),          OCL_MEM(t->precision), OCL_U32(d),
-                      OCL_U32(h->group_size), OCL_I32(values ? 0 : 1), OCL_U64(n_groups),
+                      OCL_U32(h->group_size), OCL_I32(ocl_param_layout(h)), OCL_U64(n_groups),
                       OCL_I32(h->scheme),  OCL_U32(h->bits),      OCL_MEM(t->codebook),
                       OCL_U32(config->outlier_ppm), OCL_MEM(t->params), OCL_MEM(codes8),
                       OCL_MEM(mask)};
