@@ -8,7 +8,9 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 void json_put_string(FILE *out, const char *text)
 {
@@ -50,6 +52,14 @@ void json_writer_init(json_writer *w, FILE *out)
     w->failed = false;
 }
 
+/* A writer without a stream (json_text_open failed) writes nothing and stays failed. */
+static bool unusable(json_writer *w)
+{
+    if (w->out != NULL) return false;
+    w->failed = true;
+    return true;
+}
+
 static void indent(json_writer *w, int depth)
 {
     fputc('\n', w->out);
@@ -77,6 +87,7 @@ static void begin_value(json_writer *w, const char *key)
 
 static void open_nested(json_writer *w, const char *key, char bracket, bool on_one_line)
 {
+    if (unusable(w)) return;
     begin_value(w, key);
     fputc(bracket, w->out);
     if (w->depth >= JSON_WRITER_MAX_DEPTH) {
@@ -98,6 +109,7 @@ void json_write_space(json_writer *w, const char *whitespace) { w->space = white
 
 static void close_nested(json_writer *w, const char *whitespace)
 {
+    if (unusable(w)) return;
     if (w->depth == 0) {
         w->failed = true;
         return;
@@ -117,6 +129,7 @@ void json_write_end_spaced(json_writer *w, const char *whitespace) { close_neste
 
 void json_write_string(json_writer *w, const char *key, const char *value)
 {
+    if (unusable(w)) return;
     begin_value(w, key);
     if (value == NULL)
         fputs("null", w->out);
@@ -124,14 +137,35 @@ void json_write_string(json_writer *w, const char *key, const char *value)
         json_put_string(w->out, value);
 }
 
+void json_write_stringf(json_writer *w, const char *key, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    int n = vsnprintf(NULL, 0, format, args);
+    va_end(args);
+    char *text = n >= 0 ? malloc((size_t)n + 1u) : NULL;
+    if (text == NULL) {
+        w->failed = true;
+        json_write_null(w, key);
+        return;
+    }
+    va_start(args, format);
+    vsnprintf(text, (size_t)n + 1u, format, args);
+    va_end(args);
+    json_write_string(w, key, text);
+    free(text);
+}
+
 void json_write_double(json_writer *w, const char *key, double value)
 {
+    if (unusable(w)) return;
     begin_value(w, key);
     json_put_double(w->out, value);
 }
 
 void json_write_fp32(json_writer *w, const char *key, double value)
 {
+    if (unusable(w)) return;
     begin_value(w, key);
     if (!isfinite(value))
         fputs("null", w->out);
@@ -141,32 +175,40 @@ void json_write_fp32(json_writer *w, const char *key, double value)
 
 void json_write_u64(json_writer *w, const char *key, uint64_t value)
 {
+    if (unusable(w)) return;
     begin_value(w, key);
     fprintf(w->out, "%" PRIu64, value);
 }
 
 void json_write_i64(json_writer *w, const char *key, int64_t value)
 {
+    if (unusable(w)) return;
     begin_value(w, key);
     fprintf(w->out, "%" PRId64, value);
 }
 
 void json_write_bool(json_writer *w, const char *key, bool value)
 {
+    if (unusable(w)) return;
     begin_value(w, key);
     fputs(value ? "true" : "false", w->out);
 }
 
 void json_write_null(json_writer *w, const char *key)
 {
+    if (unusable(w)) return;
     begin_value(w, key);
     fputs("null", w->out);
 }
 
 void json_write_raw(json_writer *w, const char *key, const char *json)
 {
+    if (unusable(w)) return;
     begin_value(w, key);
-    fputs(json != NULL ? json : "null", w->out);
+    if (json == NULL) json = "null";
+    size_t n = strlen(json);
+    if (n > 0 && json[n - 1] == '\n') n--; /* a document's final newline is not part of its value */
+    fwrite(json, 1, n, w->out);
 }
 
 void json_write_value(json_writer *w, const char *key, const json_value *v)
@@ -203,9 +245,8 @@ bool json_text_open(json_text *t)
     t->text = NULL;
     t->size = 0;
     FILE *out = open_memstream(&t->text, &t->size);
-    if (out == NULL) return false;
-    json_writer_init(&t->w, out);
-    return true;
+    json_writer_init(&t->w, out); /* without a stream every write is refused, and json_text_close says so */
+    return out != NULL;
 }
 
 const char *json_text_close(json_text *t)
@@ -213,8 +254,6 @@ const char *json_text_close(json_text *t)
     if (t->w.out == NULL) return NULL;
     bool ok = fclose(t->w.out) == 0 && !t->w.failed && t->w.depth == 0;
     t->w.out = NULL;
-    /* The document's closing newline belongs to a file, not to an embedded value. */
-    if (ok && t->size > 0 && t->text[t->size - 1] == '\n') t->text[--t->size] = '\0';
     return ok ? t->text : NULL;
 }
 

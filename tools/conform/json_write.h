@@ -50,22 +50,29 @@ void json_write_end_spaced(json_writer *w, const char *whitespace);
 void json_write_space(json_writer *w, const char *whitespace);
 
 void json_write_string(json_writer *w, const char *key, const char *value); /* NULL: null */
+/* A string value formatted as printf does (escaped like any string). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+void json_write_stringf(json_writer *w, const char *key, const char *format, ...);
 void json_write_double(json_writer *w, const char *key, double value);      /* 17 digits; non-finite: null */
 void json_write_fp32(json_writer *w, const char *key, double value);        /* 9 digits: every fp32 round-trips */
 void json_write_u64(json_writer *w, const char *key, uint64_t value);
 void json_write_i64(json_writer *w, const char *key, int64_t value);
 void json_write_bool(json_writer *w, const char *key, bool value);
 void json_write_null(json_writer *w, const char *key);
-/* A document another json_writer wrote (json_text), as member `key`. */
+/* A document another json_writer wrote (json_text), as member `key`; its
+ * final newline is left out. */
 void json_write_raw(json_writer *w, const char *key, const char *json);
 /* A parsed value (json.h), as member `key`: how kvq bench --keep carries
  * studies of an earlier run into the new bench.json. */
 struct json_value;
 void json_write_value(json_writer *w, const char *key, const struct json_value *v);
 
-/* A JSON text built in memory: json_text_open, write through .w, json_text_close
- * returns the text (NUL-terminated, owned by t; NULL when out of memory or the
- * document is not valid), json_text_free releases it. */
+/* A JSON document built in memory: json_text_open, write through .w,
+ * json_text_close returns the text (NUL-terminated, ending in a newline,
+ * t->size bytes, owned by t; NULL when out of memory or the document is not
+ * complete and valid), json_text_free releases it. */
 typedef struct json_text {
     json_writer w;
     char *text;
