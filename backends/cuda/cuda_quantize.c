@@ -98,6 +98,9 @@ kvq_status cuda_quantize_outliers(kvq_backend_context *ctx, const cuda_quant_job
     return cuda_check(ctx, err, "quantize");
 }
 
+/* The host layer's plan marks QUANTIZED tokens' slots with UINT32_MAX, which the kernels read as "no row". */
+_Static_assert(KVQ_CUDA_NO_SLOT == UINT32_MAX, "fp16 slots of the plan are the kernels'");
+
 /* S4.1 */
 kvq_status cuda_quantize_head(kvq_backend_context *ctx, const kvq_head_config *config, const float *x_host,
                               uint32_t n_tokens, uint32_t head_dim, const uint8_t *modality_host,
