@@ -18,6 +18,7 @@
 #include "inspect_attention.h"
 #include "inspect_maps.h"
 #include "kvq/kvq_io.h"
+#include "kvq/kvq_rules.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -483,9 +484,7 @@ static int write_figures(const char *path, const kvq_qfile *qf, const kvq_kvfile
 /* S4.4: the index into qt->params of element (t, c)'s group. */
 static size_t param_index(const kvq_qtensor *qt, uint32_t t, uint32_t c)
 {
-    if (qt->role == KVQ_ROLE_VALUES) return (size_t)t * (qt->head_dim / qt->group_size) + c / qt->group_size;
-    if (qt->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED) return c;
-    return (size_t)(t / qt->group_size) * qt->head_dim + c;
+    return kvq_param_index(kvq_param_layout_of(qt->role, qt->key_mode), qt->group_size, qt->head_dim, t, c);
 }
 
 /* S4.4: mark[t * head_dim + c] = 1 for every stored outlier. */
