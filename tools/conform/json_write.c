@@ -201,6 +201,13 @@ void json_write_null(json_writer *w, const char *key)
     fputs("null", w->out);
 }
 
+void json_write_u64_array(json_writer *w, const char *key, const uint64_t *values, size_t n)
+{
+    json_write_array_inline(w, key);
+    for (size_t i = 0; i < n; i++) json_write_u64(w, NULL, values[i]);
+    json_write_end(w);
+}
+
 void json_write_raw(json_writer *w, const char *key, const char *json)
 {
     if (unusable(w)) return;

@@ -61,6 +61,8 @@ void json_write_u64(json_writer *w, const char *key, uint64_t value);
 void json_write_i64(json_writer *w, const char *key, int64_t value);
 void json_write_bool(json_writer *w, const char *key, bool value);
 void json_write_null(json_writer *w, const char *key);
+/* [values[0], ..., values[n - 1]] on one line. */
+void json_write_u64_array(json_writer *w, const char *key, const uint64_t *values, size_t n);
 /* A document another json_writer wrote (json_text), as member `key`; its
  * final newline is left out. */
 void json_write_raw(json_writer *w, const char *key, const char *json);

@@ -198,12 +198,7 @@ static void attention_case_run(golden_writer *w, const attention_case *ac)
     json_write_u64(p, "outlier_ppm", 10000);
     json_write_string(p, "codebook", ac->value_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none");
     json_write_end(p);
-    json_write_object_inline(p, "policy");
-    json_write_string(p, "rule", "text_centric");
-    json_write_u64(p, "budget_ppm", 100000);
-    json_write_u64(p, "n_sinks", ac->n_sinks);
-    json_write_u64(p, "recent_window", 0);
-    json_write_end(p);
+    golden_policy_json(p, "policy", &(kvq_token_policy){KVQ_POLICY_TEXT_CENTRIC, 100000, ac->n_sinks, 0});
     json_write_u64(p, "seed", ac->seed);
     json_write_object_inline(p, "inputs");
     json_write_stringf(p, "keys, values, modality",

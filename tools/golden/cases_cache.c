@@ -121,12 +121,7 @@ static void params_json(json_writer *p, const cache_case *cc, bool any_explicit)
     json_write_u64(p, "outlier_ppm", cc->value_ppm);
     json_write_string(p, "codebook", cc->value_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none");
     json_write_end(p);
-    json_write_object_inline(p, "policy");
-    json_write_string(p, "rule", golden_rule_name(cc->policy.rule));
-    json_write_u64(p, "budget_ppm", cc->policy.budget_ppm);
-    json_write_u64(p, "n_sinks", cc->policy.n_sinks);
-    json_write_u64(p, "recent_window", cc->policy.recent_window);
-    json_write_end(p);
+    golden_policy_json(p, "policy", &cc->policy);
     json_write_u64(p, "seed", sp->seed);
     json_write_object_inline(p, "inputs");
     json_write_stringf(p, "keys, values, modality",

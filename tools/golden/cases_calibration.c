@@ -30,11 +30,7 @@ static void channel_range_case(golden_writer *w)
     {
         json_text params;
         json_writer *p = golden_params(&params);
-        json_write_array_inline(p, "outlier_ppm_per_row");
-        json_write_u64(p, NULL, 10000u);
-        json_write_u64(p, NULL, 0u);
-        json_write_u64(p, NULL, 1000000u);
-        json_write_end(p);
+        json_write_u64_array(p, "outlier_ppm_per_row", (const uint64_t[]){10000u, 0u, 1000000u}, 3);
         json_write_string(p, "layout", "[row][channel][lo, hi]");
         json_write_u64(p, "n_samples", 200u);
         json_write_u64(p, "head_dim", 64u);

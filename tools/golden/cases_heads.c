@@ -50,12 +50,7 @@ static void config_json(json_writer *p, const kvq_head_config *c, const head_cas
                       calibrated ? (c->beyond_range == KVQ_BEYOND_RANGE_CLAMP ? "clamp" : "outliers") : "n/a");
     json_write_u64(p, "group_size", c->group_size);
     json_write_u64(p, "outlier_ppm", c->outlier_ppm);
-    json_write_object_inline(p, "policy");
-    json_write_string(p, "rule", golden_rule_name(c->policy.rule));
-    json_write_u64(p, "budget_ppm", c->policy.budget_ppm);
-    json_write_u64(p, "n_sinks", c->policy.n_sinks);
-    json_write_u64(p, "recent_window", c->policy.recent_window);
-    json_write_end(p);
+    golden_policy_json(p, "policy", &c->policy);
     json_write_u64(p, "n_tokens", hc->n_tokens);
     json_write_u64(p, "head_dim", hc->head_dim);
     json_write_u64(p, "seed", hc->seed);
@@ -251,14 +246,7 @@ static void outlier_selection_case(golden_writer *w)
     {
         json_text params;
         json_writer *p = golden_params(&params);
-        json_write_array_inline(p, "outlier_ppm_per_row");
-        json_write_u64(p, NULL, 10000u);
-        json_write_u64(p, NULL, 31250u);
-        json_write_u64(p, NULL, 62500u);
-        json_write_u64(p, NULL, 500000u);
-        json_write_u64(p, NULL, 1000000u);
-        json_write_u64(p, NULL, 0u);
-        json_write_end(p);
+        json_write_u64_array(p, "outlier_ppm_per_row", (const uint64_t[]){10000u, 31250u, 62500u, 500000u, 1000000u, 0u}, 6);
         json_write_u64(p, "stride", 1u);
         json_write_string(p, "is_outlier", "row r: kvq_select_outliers(x[r], 64, 1, NULL (all eligible), "
                                            "outlier_ppm_per_row[r])");

@@ -201,11 +201,7 @@ static void quantizer_cases(golden_writer *w)
     {
         json_text params;
         json_writer *p = golden_params(&params);
-        json_write_array_inline(p, "rows");
-        json_write_u64(p, NULL, 2u);
-        json_write_u64(p, NULL, 3u);
-        json_write_u64(p, NULL, 4u);
-        json_write_end(p);
+        json_write_u64_array(p, "rows", (const uint64_t[]){2u, 3u, 4u}, 3);
         json_write_u64(p, "unused_entries", 0u);
         golden_begin_case(w, "normalfloat_tables", "S6.1,S6.2", "codebook_normalfloat", golden_params_text(&params));
         json_text_free(&params);
@@ -266,12 +262,7 @@ static void prng_cases(golden_writer *w)
     {
         json_text params;
         json_writer *p = golden_params(&params);
-        json_write_array_inline(p, "seeds");
-        json_write_u64(p, NULL, 0u);
-        json_write_u64(p, NULL, 1u);
-        json_write_u64(p, NULL, 42u);
-        json_write_u64(p, NULL, 18446744073709551615ull);
-        json_write_end(p);
+        json_write_u64_array(p, "seeds", (const uint64_t[]){0u, 1u, 42u, 18446744073709551615ull}, 4);
         json_write_u64(p, "per_seed", 32u);
         json_write_string(p, "note", "each stream restarts from its seed");
         golden_begin_case(w, "prng", "S14.1,S14.2", "rng", golden_params_text(&params));

@@ -46,6 +46,8 @@ void golden_begin_case(golden_writer *w, const char *name, const char *section, 
 struct json_text;
 struct json_writer *golden_params(struct json_text *params);
 const char *golden_params_text(struct json_text *params);
+/* "key": {"rule": .., "budget_ppm": .., "n_sinks": .., "recent_window": ..} of a token policy (S10.1). */
+void golden_policy_json(struct json_writer *p, const char *key, const kvq_token_policy *policy);
 /* An array file: shape is up to 4 dimensions, unused ones 0. */
 void golden_array(golden_writer *w, golden_class cls, const char *label, golden_dtype dtype, const void *data,
                   const uint32_t shape[4]);

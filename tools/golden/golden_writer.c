@@ -73,6 +73,16 @@ const char *golden_params_text(json_text *params)
     return json_text_close(params);
 }
 
+void golden_policy_json(json_writer *p, const char *key, const kvq_token_policy *policy)
+{
+    json_write_object_inline(p, key);
+    json_write_string(p, "rule", golden_rule_name(policy->rule));
+    json_write_u64(p, "budget_ppm", policy->budget_ppm);
+    json_write_u64(p, "n_sinks", policy->n_sinks);
+    json_write_u64(p, "recent_window", policy->recent_window);
+    json_write_end(p);
+}
+
 /* Where the parts of a case go in the manifest. */
 #define CASE_SPACE "\n    "
 #define CASE_MEMBER_SPACE "\n     "
