@@ -1,7 +1,10 @@
 /*
  * cuda_internal.h - what the CUDA backend's host files share: the context,
- * tensor and cache objects, error and memory helpers, validation, and the
- * quantization steps used by both quantize_head and the cache. Not installed.
+ * tensor and cache objects, memory helpers, and the quantization steps used
+ * by both quantize_head and the cache. The spec's host rules (checks, plan,
+ * staging, the cache's bookkeeping, errors) are the shared host layer's
+ * (backends/common, docs/PORTING.md), under the cuda_* names the host code
+ * has always used. Not installed.
  *
  * Memory: tensors and caches live in device memory (caps.memory = DEVICE).
  * Every call enqueues its work on the context's stream and synchronises

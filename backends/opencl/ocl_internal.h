@@ -1,7 +1,9 @@
 /*
  * ocl_internal.h - what the OpenCL backend's source files share: the context,
- * tensor and cache objects, error helpers, buffer and launch helpers.
- * Not installed; only the .c files of backends/opencl include it.
+ * tensor and cache objects, buffer and launch helpers. The spec's host rules
+ * (checks, plan, staging, the cache's bookkeeping, errors) are the shared
+ * host layer's (backends/common, docs/PORTING.md). Not installed; the .c
+ * files of backends/opencl and kvq bench's OpenCL study include it.
  */
 #ifndef KVQ_OCL_INTERNAL_H
 #define KVQ_OCL_INTERNAL_H
