@@ -126,9 +126,11 @@ static kvq_status ref_quantize_head(kvq_backend_context *ctx, const kvq_head_con
 
 static kvq_status ref_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt_host, kvq_backend_tensor **out)
 {
-    if (out == NULL) return kvq_host_fail(&ctx->host.error, KVQ_ERR_NULL_ARGUMENT, "out is NULL");
+    /* S4.4: refused here as every backend refuses it, not only when it is used */
+    kvq_status status = kvq_host_check_upload(&ctx->host.error, qt_host, out);
+    if (status != KVQ_OK) return status;
     kvq_qtensor *copy = NULL;
-    kvq_status status = kvq_qtensor_copy(qt_host, &copy);
+    status = kvq_qtensor_copy(qt_host, &copy);
     if (status != KVQ_OK) return remember(ctx, status);
     *out = (kvq_backend_tensor *)(void *)copy;
     return KVQ_OK;
