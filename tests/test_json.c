@@ -7,6 +7,7 @@
 #include "check_main.h"
 #include "kvq/kvq.h"
 #include "json.h"
+#include "json_write.h"
 #include "manifest.h"
 
 #include <math.h>
@@ -426,6 +427,96 @@ START_TEST(duplicate_case_names_cost_n_log_n)
 }
 END_TEST
 
+/* Whatever the writer is given, the reader reads back: strings with every
+ * character that needs escaping, numbers (non-finite ones as null), nesting. */
+START_TEST(writer_output_reads_back)
+{
+    char awkward[40];
+    for (int i = 0; i < 31; i++) awkward[i] = (char)(i + 1); /* every control character */
+    memcpy(awkward + 31, "\"\\/\xc3\xa9", 6);              /* quote, backslash, slash, e-acute */
+    awkward[37] = '\0';
+    json_text t;
+    ck_assert(json_text_open(&t));
+    json_writer *w = &t.w;
+    json_write_object(w, NULL);
+    json_write_string(w, awkward, awkward); /* as a key too */
+    json_write_array_inline(w, "numbers");
+    json_write_double(w, NULL, 0.1);
+    json_write_double(w, NULL, NAN);
+    json_write_fp32(w, NULL, (double)1.1f);
+    json_write_u64(w, NULL, UINT64_MAX);
+    json_write_i64(w, NULL, INT64_MIN);
+    json_write_end(w);
+    json_write_object_inline(w, "nested");
+    json_write_stringf(w, "formatted", "%d%%", 42);
+    json_write_null(w, "nothing");
+    json_write_bool(w, "yes", true);
+    json_write_end(w);
+    json_write_end(w);
+    const char *text = json_text_close(&t);
+    ck_assert_ptr_nonnull(text);
+    char error[256];
+    json_value *v = json_parse(text, strlen(text), error, sizeof error);
+    ck_assert_msg(v != NULL, "%s\n%s", error, text);
+    ck_assert_str_eq(json_get_string(v, awkward), awkward);
+    const json_value *numbers = json_get(v, "numbers");
+    double x;
+    ck_assert(json_number(json_at(numbers, 0), &x) && x == 0.1);
+    ck_assert_int_eq(json_type_of(json_at(numbers, 1)), JSON_NULL);
+    ck_assert(json_number(json_at(numbers, 2), &x) && (float)x == 1.1f);
+    uint64_t big;
+    ck_assert(json_u64(json_at(numbers, 3), &big) && big == UINT64_MAX);
+    ck_assert(json_number(json_at(numbers, 4), &x) && x == (double)INT64_MIN);
+    ck_assert_str_eq(json_get_string(json_get(v, "nested"), "formatted"), "42%");
+    ck_assert_int_eq(json_type_of(json_get(json_get(v, "nested"), "nothing")), JSON_NULL);
+    json_free(v);
+    json_text_free(&t);
+}
+END_TEST
+
+/* The layouts: a member per line, members on one line, spacing by hand. */
+START_TEST(writer_layouts)
+{
+    json_text t;
+    ck_assert(json_text_open(&t));
+    json_writer *w = &t.w;
+    json_write_object(w, NULL);
+    json_write_u64(w, "a", 1);
+    json_write_array_inline(w, "b");
+    json_write_u64(w, NULL, 2);
+    json_write_u64(w, NULL, 3);
+    json_write_end(w);
+    json_write_array(w, "empty");
+    json_write_end(w);
+    json_write_space(w, " ");
+    json_write_array_inline(w, "spaced");
+    json_write_space(w, "\n   ");
+    json_write_u64(w, NULL, 4);
+    json_write_end_spaced(w, "\n ");
+    json_write_end(w);
+    ck_assert_str_eq(json_text_close(&t), "{\n  \"a\": 1,\n  \"b\": [2, 3],\n  \"empty\": [], \"spaced\": [\n   4\n ]\n}\n");
+    json_text_free(&t);
+}
+END_TEST
+
+/* A container closed once too often, or left open, is no document. */
+START_TEST(writer_refuses_broken_nesting)
+{
+    json_text t;
+    ck_assert(json_text_open(&t));
+    json_write_array(&t.w, NULL);
+    ck_assert_ptr_null(json_text_close(&t)); /* left open */
+    json_text_free(&t);
+    ck_assert(json_text_open(&t));
+    json_write_array(&t.w, NULL);
+    json_write_end(&t.w);
+    json_write_end(&t.w); /* nothing left to close */
+    ck_assert(t.w.failed);
+    ck_assert_ptr_null(json_text_close(&t));
+    json_text_free(&t);
+}
+END_TEST
+
 static Suite *json_suite(void)
 {
     Suite *s = suite_create("json");
@@ -442,6 +533,11 @@ static Suite *json_suite(void)
     tcase_add_test(reader, files_parse_and_errors_name_them);
     tcase_add_test(reader, duplicate_keys_cost_n_log_n);
     suite_add_tcase(s, reader);
+    TCase *writer = tcase_create("writer");
+    tcase_add_test(writer, writer_output_reads_back);
+    tcase_add_test(writer, writer_layouts);
+    tcase_add_test(writer, writer_refuses_broken_nesting);
+    suite_add_tcase(s, writer);
     TCase *golden = tcase_create("manifest");
     tcase_add_test(golden, golden_manifest_loads);
     tcase_add_test(golden, manifest_problems_are_named);

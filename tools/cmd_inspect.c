@@ -18,6 +18,7 @@
 #include "inspect_attention.h"
 #include "inspect_maps.h"
 #include "kvq/kvq_io.h"
+#include "kvq/kvq_rules.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -73,23 +74,8 @@ typedef struct inspect_options {
 
 /* ------------------------------------------------------------ helpers -- */
 
-/* JSON numbers: 9 significant digits round-trip every fp32 value. Inputs are
- * finite (every reader checks), so no NaN can reach JSON. */
-static void jnum(double v) { printf("%.9g", v); }
-
-static void jstr(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", (unsigned)(unsigned char)*s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
-}
+/* JSON goes through the tools' one writer (tools/conform/json_write.h); numbers
+ * with 9 significant digits, which round-trip every fp32 value. */
 
 static const char *role_name(int role) { return role == KVQ_ROLE_KEYS ? "keys" : "values"; }
 
@@ -212,66 +198,75 @@ static int inspect_kvt(const char *path, bool json, uint32_t bins)
 
     const char *dtype = f->dtype == KVQ_DTYPE_FP16 ? "fp16" : "fp32";
     if (json) {
-        printf("{\"kind\": \"kvt\", \"path\": ");
-        jstr(path);
-        printf(", \"spec\": \"%u.%u.%u\", \"n_layers\": %u, \"n_heads\": %u, \"n_tokens\": %u, \"head_dim\": %u, "
-               "\"dtype\": \"%s\", \"has_keys\": %s, \"has_values\": %s, \"has_modality\": %s, "
-               "\"has_positions\": %s, \"modality\": {\"text\": %u, \"image\": %u, \"other\": %u}",
-               f->spec_major, f->spec_minor, f->spec_patch, L, H, N, D, dtype, f->keys ? "true" : "false",
-               f->values ? "true" : "false", f->modality ? "true" : "false", f->positions ? "true" : "false",
-               modality_count[0], modality_count[1], modality_count[2]);
-        printf(", \"heads\": [");
+        json_writer jw, *w = &jw;
+        json_writer_init(w, stdout);
+        json_write_object_inline(w, NULL);
+        json_write_string(w, "kind", "kvt");
+        json_write_string(w, "path", path);
+        char spec[48];
+        snprintf(spec, sizeof spec, "%u.%u.%u", f->spec_major, f->spec_minor, f->spec_patch);
+        json_write_string(w, "spec", spec);
+        json_write_u64(w, "n_layers", L);
+        json_write_u64(w, "n_heads", H);
+        json_write_u64(w, "n_tokens", N);
+        json_write_u64(w, "head_dim", D);
+        json_write_string(w, "dtype", dtype);
+        json_write_bool(w, "has_keys", f->keys != NULL);
+        json_write_bool(w, "has_values", f->values != NULL);
+        json_write_bool(w, "has_modality", f->modality != NULL);
+        json_write_bool(w, "has_positions", f->positions != NULL);
+        json_write_object_inline(w, "modality");
+        json_write_u64(w, "text", modality_count[0]);
+        json_write_u64(w, "image", modality_count[1]);
+        json_write_u64(w, "other", modality_count[2]);
+        json_write_end(w);
+        json_write_array_inline(w, "heads");
         for (uint32_t l = 0; l < L; l++)
             for (uint32_t h = 0; h < H; h++) {
-                printf("%s\n  {\"layer\": %u, \"head\": %u", l + h ? "," : "", l, h);
+                json_write_space(w, "\n  ");
+                json_write_object_inline(w, NULL);
+                json_write_u64(w, "layer", l);
+                json_write_u64(w, "head", h);
                 for (int r = 0; r < 2; r++) {
                     const stats *s = &slice[((size_t)l * H + h) * 2 + r];
                     if (s->count == 0) continue;
-                    printf(", \"%s\": {\"min\": ", role_name(r));
-                    jnum(s->min);
-                    printf(", \"max\": ");
-                    jnum(s->max);
-                    printf(", \"mean\": ");
-                    jnum(stats_mean(s));
-                    printf(", \"std\": ");
-                    jnum(stats_std(s));
-                    printf("}");
+                    json_write_object_inline(w, role_name(r));
+                    json_write_fp32(w, "min", s->min);
+                    json_write_fp32(w, "max", s->max);
+                    json_write_fp32(w, "mean", stats_mean(s));
+                    json_write_fp32(w, "std", stats_std(s));
+                    json_write_end(w);
                 }
                 if (f->keys) {
                     const double *a = &absmax[((size_t)l * H + h) * D];
                     memcpy(sorted, a, D * sizeof *sorted);
                     qsort(sorted, D, sizeof *sorted, compare_doubles);
                     double median = sorted[D / 2];
-                    printf(", \"key_channel_absmax\": [");
-                    for (uint32_t c = 0; c < D; c++) {
-                        printf("%s", c ? ", " : "");
-                        jnum(a[c]);
-                    }
-                    printf("], \"key_outlier_channels\": [");
-                    bool first = true;
+                    json_write_array_inline(w, "key_channel_absmax");
+                    for (uint32_t c = 0; c < D; c++) json_write_fp32(w, NULL, a[c]);
+                    json_write_end(w);
+                    json_write_array_inline(w, "key_outlier_channels");
                     for (uint32_t c = 0; c < D; c++)
-                        if (a[c] > 4.0 * median) {
-                            printf("%s%u", first ? "" : ", ", c);
-                            first = false;
-                        }
-                    printf("]");
+                        if (a[c] > 4.0 * median) json_write_u64(w, NULL, c);
+                    json_write_end(w);
                 }
-                printf("}");
+                json_write_end(w);
             }
-        printf("],\n \"histogram\": {");
-        bool first_role = true;
+        json_write_end(w);
+        json_write_space(w, "\n ");
+        json_write_object_inline(w, "histogram");
         for (int r = 0; r < 2; r++) {
             if (all[r].count == 0) continue;
-            printf("%s\"%s\": {\"lo\": ", first_role ? "" : ", ", role_name(r));
-            first_role = false;
-            jnum(all[r].min);
-            printf(", \"hi\": ");
-            jnum(all[r].max);
-            printf(", \"counts\": [");
-            for (uint32_t b = 0; b < bins; b++) printf("%s%llu", b ? ", " : "", (unsigned long long)hist[(size_t)r * bins + b]);
-            printf("]}");
+            json_write_object_inline(w, role_name(r));
+            json_write_fp32(w, "lo", all[r].min);
+            json_write_fp32(w, "hi", all[r].max);
+            json_write_array_inline(w, "counts");
+            for (uint32_t b = 0; b < bins; b++) json_write_u64(w, NULL, hist[(size_t)r * bins + b]);
+            json_write_end(w);
+            json_write_end(w);
         }
-        printf("}}\n");
+        json_write_end(w);
+        json_write_end(w);
     } else {
         printf("%s: KV tensor file (spec %u.%u.%u)\n", path, f->spec_major, f->spec_minor, f->spec_patch);
         printf("shape: %u layers x %u heads x %u tokens x %u channels, dtype %s, arrays:%s%s%s%s\n", L, H, N, D,
@@ -489,9 +484,7 @@ static int write_figures(const char *path, const kvq_qfile *qf, const kvq_kvfile
 /* S4.4: the index into qt->params of element (t, c)'s group. */
 static size_t param_index(const kvq_qtensor *qt, uint32_t t, uint32_t c)
 {
-    if (qt->role == KVQ_ROLE_VALUES) return (size_t)t * (qt->head_dim / qt->group_size) + c / qt->group_size;
-    if (qt->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED) return c;
-    return (size_t)(t / qt->group_size) * qt->head_dim + c;
+    return kvq_param_index(kvq_param_layout_of(qt->role, qt->key_mode), qt->group_size, qt->head_dim, t, c);
 }
 
 /* S4.4: mark[t * head_dim + c] = 1 for every stored outlier. */
@@ -620,14 +613,19 @@ static void measure(const kvq_qtensor *qt, const float *x, const float *y, const
     }
 }
 
-static void print_codebook_json(const kvq_codebook *cb)
+static void codebook_json(json_writer *w, const char *key, const kvq_codebook *cb)
 {
-    printf("[");
-    for (uint32_t j = 0; j < (1u << cb->bits); j++) {
-        printf("%s", j ? ", " : "");
-        jnum(cb->signpost[j]);
-    }
-    printf("]");
+    json_write_array_inline(w, key);
+    for (uint32_t j = 0; j < (1u << cb->bits); j++) json_write_fp32(w, NULL, cb->signpost[j]);
+    json_write_end(w);
+}
+
+/* {"quantized": n, "sink": n, ...}: token rows of each precision (S10.5). */
+static void precision_json(json_writer *w, const uint64_t count[5])
+{
+    json_write_object_inline(w, "precision");
+    for (int k = 0; k < 5; k++) json_write_u64(w, cli_precision_name((kvq_precision)k), count[k]);
+    json_write_end(w);
 }
 
 static int inspect_kvqz(const char *path, const inspect_options *o)
@@ -681,17 +679,23 @@ static int inspect_kvqz(const char *path, const inspect_options *o)
     uint64_t prec_total[5] = {0, 0, 0, 0, 0}, outliers_total = 0, payload_total = 0;
     slice_error overall;
     memset(&overall, 0, sizeof overall);
+    json_writer jw, *w = &jw;
+    json_writer_init(w, stdout);
     if (json) {
-        printf("{\"kind\": \"kvqz\", \"path\": ");
-        jstr(path);
-        printf(", \"n_layers\": %u, \"n_heads\": %u, \"n_tokens\": %u, \"head_dim\": %u, \"slices\": [", L, H, N, D);
+        json_write_object_inline(w, NULL);
+        json_write_string(w, "kind", "kvqz");
+        json_write_string(w, "path", path);
+        json_write_u64(w, "n_layers", L);
+        json_write_u64(w, "n_heads", H);
+        json_write_u64(w, "n_tokens", N);
+        json_write_u64(w, "head_dim", D);
+        json_write_array_inline(w, "slices");
     } else {
         printf("%s: quantized KV file\nshape: %u layers x %u heads x %u tokens x %u channels\n", path, L, H, N, D);
         printf("\nlayer head role   scheme bits keys-mode  group quantized sink policy window residual  "
                "outliers    rate   bytes\n");
     }
     int rc = CLI_OK;
-    bool first = true;
     for (uint32_t l = 0; l < L && rc == CLI_OK; l++) {
         for (uint32_t h = 0; h < H && rc == CLI_OK; h++) {
             for (int r = 0; r < 2; r++) {
@@ -738,68 +742,55 @@ static int inspect_kvqz(const char *path, const inspect_options *o)
                 }
 
                 if (json) {
-                    printf("%s\n  {\"layer\": %u, \"head\": %u, \"role\": \"%s\", \"scheme\": \"%s\", \"bits\": %u, "
-                           "\"key_mode\": ",
-                           first ? "" : ",", l, h, role_name(r), cli_scheme_name(qt->scheme), qt->bits);
-                    first = false;
-                    if (r == KVQ_ROLE_KEYS)
-                        jstr(mode);
-                    else
-                        printf("null");
-                    printf(", \"group_size\": %u, \"n_params\": %u, \"precision\": {", qt->group_size, qt->n_params);
-                    for (int k = 0; k < 5; k++)
-                        printf("%s\"%s\": %llu", k ? ", " : "", cli_precision_name((kvq_precision)k),
-                               (unsigned long long)prec[k]);
-                    printf("}, \"fp16_rows\": %u, \"outliers\": %u, \"outlier_rate\": ", qt->n_fp16_rows,
-                           qt->n_outliers);
-                    jnum(rate);
-                    printf(", \"payload_bytes\": %llu", (unsigned long long)bytes);
-                    if (qt->scheme == KVQ_SCHEME_NUQ) {
-                        printf(", \"codebook\": ");
-                        print_codebook_json(&qt->codebook);
-                    }
+                    json_write_space(w, "\n  ");
+                    json_write_object_inline(w, NULL);
+                    json_write_u64(w, "layer", l);
+                    json_write_u64(w, "head", h);
+                    json_write_string(w, "role", role_name(r));
+                    json_write_string(w, "scheme", cli_scheme_name(qt->scheme));
+                    json_write_u64(w, "bits", qt->bits);
+                    json_write_string(w, "key_mode", r == KVQ_ROLE_KEYS ? mode : NULL);
+                    json_write_u64(w, "group_size", qt->group_size);
+                    json_write_u64(w, "n_params", qt->n_params);
+                    precision_json(w, prec);
+                    json_write_u64(w, "fp16_rows", qt->n_fp16_rows);
+                    json_write_u64(w, "outliers", qt->n_outliers);
+                    json_write_fp32(w, "outlier_rate", rate);
+                    json_write_u64(w, "payload_bytes", bytes);
+                    if (qt->scheme == KVQ_SCHEME_NUQ) codebook_json(w, "codebook", &qt->codebook);
                     if (orig != NULL) {
-                        printf(", \"error\": {\"dense_elements\": %llu, \"fp16_elements\": %llu, \"rmse\": ",
-                               (unsigned long long)e.dense, (unsigned long long)e.fp16_stored);
-                        jnum(n ? sqrt(e.sum_sq / (double)n) : 0.0);
-                        printf(", \"max_abs\": ");
-                        jnum(e.max_abs);
-                        printf(", \"fp16_max_abs\": ");
-                        jnum(e.fp16_max_abs);
+                        json_write_object_inline(w, "error");
+                        json_write_u64(w, "dense_elements", e.dense);
+                        json_write_u64(w, "fp16_elements", e.fp16_stored);
+                        json_write_fp32(w, "rmse", n ? sqrt(e.sum_sq / (double)n) : 0.0);
+                        json_write_fp32(w, "max_abs", e.max_abs);
+                        json_write_fp32(w, "fp16_max_abs", e.fp16_max_abs);
                         if (qt->scheme != KVQ_SCHEME_NUQ) {
-                            printf(", \"max_steps\": ");
-                            jnum(e.max_steps);
-                            printf(", \"worst_group\": %zu, \"bound_violations\": %llu", e.worst_group,
-                                   (unsigned long long)e.violations);
+                            json_write_fp32(w, "max_steps", e.max_steps);
+                            json_write_u64(w, "worst_group", e.worst_group);
+                            json_write_u64(w, "bound_violations", e.violations);
                         } else {
-                            printf(", \"max_half_ranges\": ");
-                            jnum(e.max_half_ranges);
-                            printf(", \"codebook_allowance\": ");
-                            jnum(e.allowance);
-                            printf(", \"worst_group\": %zu, \"above_codebook_bound\": %llu", e.worst_group,
-                                   (unsigned long long)e.nuq_over);
+                            json_write_fp32(w, "max_half_ranges", e.max_half_ranges);
+                            json_write_fp32(w, "codebook_allowance", e.allowance);
+                            json_write_u64(w, "worst_group", e.worst_group);
+                            json_write_u64(w, "above_codebook_bound", e.nuq_over);
                         }
-                        printf(", \"group_max_abs\": [");
+                        json_write_array_inline(w, "group_max_abs");
+                        for (uint32_t g = 0; g < qt->n_params; g++) json_write_fp32(w, NULL, e.group_max_abs[g]);
+                        json_write_end(w);
+                        /* a group with nothing dense to measure has no error in steps: null */
+                        json_write_array_inline(w, qt->scheme != KVQ_SCHEME_NUQ ? "group_max_steps"
+                                                                                : "group_max_half_ranges");
                         for (uint32_t g = 0; g < qt->n_params; g++) {
-                            printf("%s", g ? ", " : "");
-                            jnum(e.group_max_abs[g]);
+                            if (e.group_max_steps[g] < 0.0)
+                                json_write_null(w, NULL);
+                            else
+                                json_write_fp32(w, NULL, e.group_max_steps[g]);
                         }
-                        printf("]");
-                        {
-                            printf(qt->scheme != KVQ_SCHEME_NUQ ? ", \"group_max_steps\": ["
-                                                                : ", \"group_max_half_ranges\": [");
-                            for (uint32_t g = 0; g < qt->n_params; g++) {
-                                printf("%s", g ? ", " : "");
-                                if (e.group_max_steps[g] < 0.0)
-                                    printf("null");
-                                else
-                                    jnum(e.group_max_steps[g]);
-                            }
-                            printf("]");
-                        }
-                        printf("}");
+                        json_write_end(w);
+                        json_write_end(w);
                     }
-                    printf("}");
+                    json_write_end(w);
                 } else {
                     char group[16];
                     snprintf(group, sizeof group, "%u", qt->group_size);
@@ -836,41 +827,37 @@ static int inspect_kvqz(const char *path, const inspect_options *o)
         uint64_t elements = (uint64_t)L * H * 2 * n, size = file_size(path);
         double rmse = elements ? sqrt(overall.sum_sq / (double)elements) : 0.0;
         if (json) {
-            printf("],\n \"precision\": {");
-            for (int k = 0; k < 5; k++)
-                printf("%s\"%s\": %llu", k ? ", " : "", cli_precision_name((kvq_precision)k),
-                       (unsigned long long)prec_total[k]);
-            printf("}, \"outliers\": %llu, \"outlier_rate\": ", (unsigned long long)outliers_total);
-            jnum(elements ? (double)outliers_total / (double)elements : 0.0);
-            printf(", \"payload_bytes\": %llu, \"file_bytes\": %llu, \"fp16_bytes\": %llu",
-                   (unsigned long long)payload_total, (unsigned long long)size, (unsigned long long)(elements * 2));
+            json_write_end(w); /* slices */
+            json_write_space(w, "\n ");
+            precision_json(w, prec_total);
+            json_write_u64(w, "outliers", outliers_total);
+            json_write_fp32(w, "outlier_rate", elements ? (double)outliers_total / (double)elements : 0.0);
+            json_write_u64(w, "payload_bytes", payload_total);
+            json_write_u64(w, "file_bytes", size);
+            json_write_u64(w, "fp16_bytes", elements * 2);
             if (orig != NULL) {
-                printf(", \"error\": {\"against\": ");
-                jstr(against);
-                printf(", \"rmse\": ");
-                jnum(rmse);
-                printf(", \"max_abs\": ");
-                jnum(overall.max_abs);
-                printf(", \"max_steps\": ");
+                json_write_object_inline(w, "error");
+                json_write_string(w, "against", against);
+                json_write_fp32(w, "rmse", rmse);
+                json_write_fp32(w, "max_abs", overall.max_abs);
                 if (overall.uniform)
-                    jnum(overall.max_steps);
+                    json_write_fp32(w, "max_steps", overall.max_steps);
                 else
-                    printf("null");
-                printf(", \"max_half_ranges\": ");
+                    json_write_null(w, "max_steps");
                 if (overall.nuq)
-                    jnum(overall.max_half_ranges);
+                    json_write_fp32(w, "max_half_ranges", overall.max_half_ranges);
                 else
-                    printf("null");
-                printf(", \"above_codebook_bound\": %llu", (unsigned long long)overall.nuq_over);
-                printf(", \"fp16_max_abs\": ");
-                jnum(overall.fp16_max_abs);
-                printf(", \"bound_violations\": %llu}", (unsigned long long)overall.violations);
+                    json_write_null(w, "max_half_ranges");
+                json_write_u64(w, "above_codebook_bound", overall.nuq_over);
+                json_write_fp32(w, "fp16_max_abs", overall.fp16_max_abs);
+                json_write_u64(w, "bound_violations", overall.violations);
+                json_write_end(w);
             }
             if (o->attention) {
-                printf(",\n \"attention\": ");
-                attn_print_json(&attention.report, &attention.queries, attention.rope);
+                json_write_space(w, "\n ");
+                attn_print_json(w, "attention", &attention.report, &attention.queries, attention.rope);
             }
-            printf("}\n");
+            json_write_end(w);
         } else {
             printf("\ntotal: token rows quantized %llu, sink %llu, policy %llu, window %llu, residual %llu\n",
                    (unsigned long long)prec_total[0], (unsigned long long)prec_total[1],
@@ -913,39 +900,41 @@ static int inspect_kvc(const char *path, bool json)
     kvq_status st = kvq_calibration_read(path, &c);
     if (st != KVQ_OK) return cli_fail(CMD, st);
     if (json) {
-        printf("{\"kind\": \"kvc\", \"path\": ");
-        jstr(path);
-        printf(", \"n_layers\": %u, \"n_heads\": %u, \"head_dim\": %u, \"outlier_ppm\": %u, \"layers\": [",
-               c->n_layers, c->n_heads, c->head_dim, c->outlier_ppm);
+        json_writer jw, *w = &jw;
+        json_writer_init(w, stdout);
+        json_write_object_inline(w, NULL);
+        json_write_string(w, "kind", "kvc");
+        json_write_string(w, "path", path);
+        json_write_u64(w, "n_layers", c->n_layers);
+        json_write_u64(w, "n_heads", c->n_heads);
+        json_write_u64(w, "head_dim", c->head_dim);
+        json_write_u64(w, "outlier_ppm", c->outlier_ppm);
+        json_write_array_inline(w, "layers");
         for (uint32_t l = 0; l < c->n_layers; l++) {
-            printf("%s\n  {\"layer\": %u", l ? "," : "", l);
+            json_write_space(w, "\n  ");
+            json_write_object_inline(w, NULL);
+            json_write_u64(w, "layer", l);
             if (c->key_range) {
-                printf(", \"key_ranges\": [");
+                json_write_array_inline(w, "key_ranges");
                 for (uint32_t h = 0; h < c->n_heads; h++) {
                     const kvq_channel_range *r = kvq_calibration_ranges(c, l, h);
-                    printf("%s[", h ? ", " : "");
+                    json_write_array_inline(w, NULL);
                     for (uint32_t k = 0; k < c->head_dim; k++) {
-                        printf("%s[", k ? ", " : "");
-                        jnum(r[k].lo);
-                        printf(", ");
-                        jnum(r[k].hi);
-                        printf("]");
+                        json_write_array_inline(w, NULL);
+                        json_write_fp32(w, NULL, r[k].lo);
+                        json_write_fp32(w, NULL, r[k].hi);
+                        json_write_end(w);
                     }
-                    printf("]");
+                    json_write_end(w);
                 }
-                printf("]");
+                json_write_end(w);
             }
-            if (c->key_codebook) {
-                printf(", \"key_codebook\": ");
-                print_codebook_json(&c->key_codebook[l]);
-            }
-            if (c->value_codebook) {
-                printf(", \"value_codebook\": ");
-                print_codebook_json(&c->value_codebook[l]);
-            }
-            printf("}");
+            if (c->key_codebook) codebook_json(w, "key_codebook", &c->key_codebook[l]);
+            if (c->value_codebook) codebook_json(w, "value_codebook", &c->value_codebook[l]);
+            json_write_end(w);
         }
-        printf("]}\n");
+        json_write_end(w);
+        json_write_end(w);
     } else {
         printf("%s: calibration file\nshape: %u layers x %u heads x %u channels, ranges for %u ppm outliers\n",
                path, c->n_layers, c->n_heads, c->head_dim, c->outlier_ppm);

@@ -420,26 +420,49 @@ void attn_print_text(const attn_report *r, const attn_queries *q, const kvq_rope
            s.check_max);
 }
 
-void attn_print_json(const attn_report *r, const attn_queries *q, const kvq_rope *rope)
+void attn_print_json(json_writer *w, const char *key, const attn_report *r, const attn_queries *q,
+                     const kvq_rope *rope)
 {
     char rt[512];
     rope_text(rope, q->n_layers, rt, sizeof rt);
     summary s = summarize(r);
-    printf("{\"queries\": \"");
-    for (const char *p = q->source; *p; p++) printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-    printf("\", \"rope\": \"%s\", \"query_heads_per_kv_head\": %u, \"output_error_mean\": %.9g, \"output_error_max\": "
-           "%.9g, \"weight_shift_mean\": %.9g, \"weight_shift_max\": %.9g, \"top_token_kept\": %zu, "
-           "\"check_ratio_max\": %.9g, \"heads\": [",
-           rt, q->n_q, s.out_mean, s.out_max, s.tv_mean, s.tv_max, s.top_kept, s.check_max);
+    json_write_object_inline(w, key);
+    json_write_string(w, "queries", q->source);
+    json_write_string(w, "rope", rt);
+    json_write_u64(w, "query_heads_per_kv_head", q->n_q);
+    json_write_fp32(w, "output_error_mean", s.out_mean);
+    json_write_fp32(w, "output_error_max", s.out_max);
+    json_write_fp32(w, "weight_shift_mean", s.tv_mean);
+    json_write_fp32(w, "weight_shift_max", s.tv_max);
+    json_write_u64(w, "top_token_kept", s.top_kept);
+    json_write_fp32(w, "check_ratio_max", s.check_max);
+    json_write_array_inline(w, "heads");
     for (size_t i = 0; i < r->n; i++) {
         const attn_row *a = &r->row[i];
-        printf("%s\n  {\"layer\": %u, \"kv_head\": %u, \"q_head\": %u, \"step\": %u, \"position\": %u, "
-               "\"output_error\": %.9g, \"output_max_abs\": %.9g, \"weight_shift\": %.9g, \"weight_max_abs\": %.9g, "
-               "\"token0_weight\": [%.9g, %.9g], \"top_token\": [%u, %u], \"check_ratio\": %.9g}",
-               i ? "," : "", a->layer, a->kv_head, a->q_head, a->step, a->position, a->out_rel, a->out_max, a->tv,
-               a->dp_max, a->w0_orig, a->w0_quant, a->top_orig, a->top_quant, a->check_ratio);
+        json_write_space(w, "\n  ");
+        json_write_object_inline(w, NULL);
+        json_write_u64(w, "layer", a->layer);
+        json_write_u64(w, "kv_head", a->kv_head);
+        json_write_u64(w, "q_head", a->q_head);
+        json_write_u64(w, "step", a->step);
+        json_write_u64(w, "position", a->position);
+        json_write_fp32(w, "output_error", a->out_rel);
+        json_write_fp32(w, "output_max_abs", a->out_max);
+        json_write_fp32(w, "weight_shift", a->tv);
+        json_write_fp32(w, "weight_max_abs", a->dp_max);
+        json_write_array_inline(w, "token0_weight");
+        json_write_fp32(w, NULL, a->w0_orig);
+        json_write_fp32(w, NULL, a->w0_quant);
+        json_write_end(w);
+        json_write_array_inline(w, "top_token");
+        json_write_u64(w, NULL, a->top_orig);
+        json_write_u64(w, NULL, a->top_quant);
+        json_write_end(w);
+        json_write_fp32(w, "check_ratio", a->check_ratio);
+        json_write_end(w);
     }
-    printf("]}");
+    json_write_end(w);
+    json_write_end(w);
 }
 
 /* x of a query head: its layer, the layer's query heads side by side (or the head with one layer). */

@@ -15,6 +15,7 @@
 #ifndef KVQ_INSPECT_ATTENTION_H
 #define KVQ_INSPECT_ATTENTION_H
 
+#include "json_write.h"
 #include "kvq/kvq.h"
 #include "kvq/kvq_io.h"
 #include "plot/figure.h"
@@ -70,7 +71,9 @@ void attn_report_free(attn_report *r);
 
 /* The table and summary (text), or the "attention" member (JSON, without the key). */
 void attn_print_text(const attn_report *r, const attn_queries *q, const kvq_rope *rope, uint32_t n_tokens);
-void attn_print_json(const attn_report *r, const attn_queries *q, const kvq_rope *rope);
+/* The report as member `key` of the JSON document w writes (tools/conform/json_write.h). */
+void attn_print_json(json_writer *w, const char *key, const attn_report *r, const attn_queries *q,
+                     const kvq_rope *rope);
 
 /* A figure of two panels (output error, weight shift) against the query heads,
  * and one series of a report in it (several reports compare configurations). */

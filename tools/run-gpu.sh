@@ -3,7 +3,7 @@
 # $OUT (or ./gpu-out). Steps, each named on the command line (default: build check conform):
 #   build    configure and build build-gpu with CUDA for sm_90 (nproc jobs)
 #   check    kvq_cuda_selfcheck --attention-tc-only (the tensor-core kernel against the fp16 bound)
-#   selfcheck  the whole kvq_cuda_selfcheck
+#   selfcheck  the whole kvq_cuda_selfcheck (batched quantization, the fast and tensor-core kernels, the fp16 baseline)
 #   conform  the run list conformance/runs/gpu.csv (tools/run-conform.sh gpu): kvq conform on cuda at its
 #            default profile (fp16), with the tensor-core kernel asked for wherever it fits
 #            (KVQ_CUDA_ATTENTION=tc) and at fp32, and on opencl (NVIDIA's); reports under OUT/conform/

@@ -7,20 +7,16 @@
 #include "cuda_internal.h"
 
 #include "backend_options.h"
+#include "host_checks.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void say(char *message, size_t message_size, const char *text, const char *detail)
-{
-    if (message != NULL && message_size > 0) snprintf(message, message_size, "%s%s", text, detail);
-}
-
 kvq_status cuda_list_devices(kvq_backend_device_fn callback, void *user, char *message, size_t message_size)
 {
     if (callback == NULL) {
-        say(message, message_size, "callback: NULL", "");
+        kvq_host_say(message, message_size, "callback is NULL");
         return KVQ_ERR_NULL_ARGUMENT;
     }
     int count = 0;
@@ -44,7 +40,7 @@ kvq_status cuda_open(const kvq_backend_options *options, kvq_backend_context **c
                      size_t message_size)
 {
     if (ctx == NULL) {
-        say(message, message_size, "ctx: NULL", "");
+        kvq_host_say(message, message_size, "ctx is NULL");
         return KVQ_ERR_NULL_ARGUMENT;
     }
     int count = 0;
@@ -52,19 +48,19 @@ kvq_status cuda_open(const kvq_backend_options *options, kvq_backend_context **c
     if (err != cudaSuccess || count == 0) {
         const char *why = err != cudaSuccess ? cudaGetErrorString(err) : "the driver reports 0 devices";
         cudaGetLastError();
-        say(message, message_size, "no CUDA device: ", why);
+        kvq_host_say(message, message_size, "no CUDA device: %s", why);
         return KVQ_ERR_IO;
     }
     int device = 0;
     const int32_t want_platform = kvq_backend_option_platform(options), want_device = kvq_backend_option_device(options);
     if (want_platform > 0) {
-        say(message, message_size, "options.platform: CUDA has one platform (0 or -1)", "");
+        kvq_host_say(message, message_size, "options.platform = %d: CUDA has one platform (0 or -1)",
+                     (int)want_platform);
         return KVQ_ERR_BAD_ARGUMENT;
     }
     if (want_device >= count) {
-        char detail[64];
-        snprintf(detail, sizeof detail, "%d is not below the %d CUDA device(s)", (int)want_device, count);
-        say(message, message_size, "options.device: ", detail);
+        kvq_host_say(message, message_size, "options.device = %d is not below the %d CUDA device(s)", (int)want_device,
+                     count);
         return KVQ_ERR_BAD_ARGUMENT;
     }
     if (want_device >= 0) device = want_device;
@@ -79,24 +75,21 @@ kvq_status cuda_open(const kvq_backend_options *options, kvq_backend_context **c
     if (err == cudaSuccess) err = cudaGetDeviceProperties(&prop, device);
     if (err != cudaSuccess) {
         cudaGetLastError();
-        say(message, message_size, "no CUDA device: ", cudaGetErrorString(err));
+        kvq_host_say(message, message_size, "no CUDA device: %s", cudaGetErrorString(err));
         return KVQ_ERR_IO;
     }
     err = kvq_cuda_probe();
     if (err != cudaSuccess) {
-        char detail[512];
-        snprintf(detail, sizeof detail, "%s is sm_%d%d and this build has no code for it (%s); rebuild with "
-                 "CMAKE_CUDA_ARCHITECTURES including %d%d", prop.name, prop.major, prop.minor,
-                 cudaGetErrorString(err), prop.major, prop.minor);
+        kvq_host_say(message, message_size,
+                     "no usable CUDA device: %s is sm_%d%d and this build has no code for it (%s); rebuild with "
+                     "CMAKE_CUDA_ARCHITECTURES including %d%d",
+                     prop.name, prop.major, prop.minor, cudaGetErrorString(err), prop.major, prop.minor);
         cudaGetLastError();
-        say(message, message_size, "no usable CUDA device: ", detail);
         return KVQ_ERR_IO;
     }
-    kvq_backend_context *c = calloc(1, sizeof *c);
-    if (c == NULL) {
-        say(message, message_size, "context: out of memory", "");
-        return KVQ_ERR_OUT_OF_MEMORY;
-    }
+    kvq_backend_context *c =
+        kvq_host_context_new(sizeof *c, cuda_fill_staging, cuda_run_rows, message, message_size);
+    if (c == NULL) return KVQ_ERR_OUT_OF_MEMORY;
     c->device = device;
     c->profile = profile;
     c->sm_count = (uint32_t)prop.multiProcessorCount;
@@ -104,7 +97,7 @@ kvq_status cuda_open(const kvq_backend_options *options, kvq_backend_context **c
     if (err != cudaSuccess) {
         free(c);
         cudaGetLastError();
-        say(message, message_size, "cannot create a CUDA stream: ", cudaGetErrorString(err));
+        kvq_host_say(message, message_size, "cannot create a CUDA stream: %s", cudaGetErrorString(err));
         return KVQ_ERR_IO;
     }
     int runtime = 0, driver = 0;
@@ -132,61 +125,20 @@ void cuda_close(kvq_backend_context *ctx)
 
 kvq_status cuda_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps)
 {
-    if (caps == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "caps: NULL");
-    if (caps->struct_size < sizeof *caps)
-        return cuda_fail(ctx, KVQ_ERR_SIZE_MISMATCH, "caps->struct_size: smaller than this backend's kvq_backend_caps");
-    kvq_backend_caps c = {
-        .struct_size = sizeof c,
-        .ops = KVQ_BACKEND_OP_PACK | KVQ_BACKEND_OP_QUANTIZE | KVQ_BACKEND_OP_DEQUANTIZE |
-               KVQ_BACKEND_OP_ATTENTION | KVQ_BACKEND_OP_CACHE,
-        .features = KVQ_BACKEND_FEATURE_OUTLIERS | KVQ_BACKEND_FEATURE_SINKS | KVQ_BACKEND_FEATURE_POLICY |
-                    KVQ_BACKEND_FEATURE_GROUPS | KVQ_BACKEND_FEATURE_CLAMP,
-        .uniform_bits = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 8),
-        .nuq_bits = (1u << 2) | (1u << 3) | (1u << 4),
-        .key_modes = (1u << KVQ_KEYS_PER_CHANNEL_CALIBRATED) | (1u << KVQ_KEYS_PER_CHANNEL_ONLINE),
-        .rope_pairings = (1u << KVQ_ROPE_NONE) | (1u << KVQ_ROPE_HALF) | (1u << KVQ_ROPE_INTERLEAVED),
-        .max_head_dim = KVQ_MAX_HEAD_DIM,
-        /* Query heads are processed in groups of 8 per block: no limit but memory. */
-        .max_query_heads = 65535u * 8u,
-        .max_tokens = KVQ_MAX_TOKENS,
-        .memory = KVQ_BACKEND_MEMORY_DEVICE,
-        .attention_profiles = KVQ_BACKEND_ALL_PROFILES,
-        .attention_profile = ctx->profile,
-    };
-    *caps = c;
-    return KVQ_OK;
+    kvq_backend_caps mine = kvq_host_caps_complete();
+    mine.max_query_heads = 65535u * 8u; /* query heads in groups of 8 per block: no limit but memory */
+    mine.memory = KVQ_BACKEND_MEMORY_DEVICE;
+    mine.attention_profile = ctx->profile;
+    return kvq_host_get_caps(&ctx->host.error, caps, &mine);
 }
 
 const char *cuda_device_name(kvq_backend_context *ctx) { return ctx->name; }
 
-const char *cuda_last_error(kvq_backend_context *ctx) { return ctx->message; }
 
 static const kvq_backend_api cuda_api = {
-    .abi_version = KVQ_BACKEND_ABI_VERSION,
-    .struct_size = sizeof(kvq_backend_api),
-    .name = "cuda",
-    .description = "CUDA kernels: device-resident quantized KV, flash-decoding attention with GQA and batches",
-    .list_devices = cuda_list_devices,
-    .open = cuda_open,
-    .close = cuda_close,
-    .get_caps = cuda_get_caps,
-    .device_name = cuda_device_name,
-    .last_error = cuda_last_error,
-    .pack_codes = cuda_pack_codes,
-    .unpack_codes = cuda_unpack_codes,
-    .quantize_head = cuda_quantize_head,
-    .tensor_upload = cuda_tensor_upload,
-    .tensor_info = cuda_tensor_info,
-    .tensor_read = cuda_tensor_read,
-    .dequantize = cuda_dequantize,
-    .tensor_free = cuda_tensor_free,
-    .attention_decode = cuda_attention_decode,
+    KVQ_HOST_API(cuda, "cuda",
+                 "CUDA kernels: device-resident quantized KV, flash-decoding attention with GQA and batches"),
     .attention_decode_batch = cuda_attention_decode_batch,
-    .cache_create = cuda_cache_create,
-    .cache_append = cuda_cache_append,
-    .cache_attend = cuda_cache_attend,
-    .cache_view = cuda_cache_view,
-    .cache_free = cuda_cache_free,
 };
 
 const kvq_backend_api *kvq_backend_cuda(void) { return &cuda_api; }

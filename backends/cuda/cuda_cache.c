@@ -23,14 +23,14 @@
 #include "cuda_internal.h"
 
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* One role's state: the arrays behind its view, its pending inputs, and host
  * mirrors of what the host decides (precision, fp16 slots). */
 typedef struct cache_role {
-    kvq_head_config config;
-    kvq_codebook codebook;
+    const kvq_head_config *config; /* the cache's own copy (its host half's) */
     kvq_backend_tensor view; /* borrowed; header and pointers refreshed after every append */
     uint32_t row_words;
     /* device arrays over the cache's token capacity */
@@ -58,12 +58,12 @@ typedef struct cache_role {
 } cache_role;
 
 struct kvq_backend_cache {
-    uint32_t head_dim, length, capacity, n_policy;
-    uint8_t *decided;       /* host [capacity] S10.3 decisions */
-    uint32_t *positions;    /* host [capacity] */
+    kvq_host_cache host;    /* first (kvq_host_cache_create): configurations, decisions, positions, length */
+    uint32_t capacity;      /* tokens the device arrays and host mirrors hold */
     uint32_t *d_positions;  /* device [capacity] */
     cache_role role[2];     /* [KVQ_ROLE_KEYS], [KVQ_ROLE_VALUES] */
 };
+_Static_assert(offsetof(struct kvq_backend_cache, host) == 0, "kvq_host_cache_create allocates the cache");
 
 /* One append's plan for one role. */
 typedef struct role_plan {
@@ -92,10 +92,8 @@ static bool calibrated_keys(const kvq_head_config *c)
 /* S4.4: parameter words for n tokens. */
 static size_t params_for(const cache_role *r, uint32_t d, uint64_t n)
 {
-    const kvq_head_config *c = &r->config;
-    if (c->role == KVQ_ROLE_VALUES) return (size_t)n * (d / (c->group_size == 0 ? d : c->group_size));
-    if (c->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE) return (size_t)((n + c->group_size - 1u) / c->group_size) * d;
-    return d;
+    return (size_t)kvq_param_count(kvq_param_layout_of(r->view.header.role, r->view.header.key_mode),
+                                   r->view.header.group_size, n, d);
 }
 
 /* A bigger device buffer holding the first `used` bytes of the old one. */
@@ -132,9 +130,8 @@ static kvq_status reserve(kvq_backend_context *ctx, kvq_backend_cache *c, uint32
     uint64_t cap = c->capacity < 16u ? 16u : (uint64_t)c->capacity * 2u;
     if (cap < needed) cap = needed;
     if (cap > KVQ_MAX_TOKENS) cap = KVQ_MAX_TOKENS;
-    const uint32_t d = c->head_dim, n = c->length;
-    kvq_status status = grow_host(ctx, (void **)&c->decided, cap);
-    if (status == KVQ_OK) status = grow_host(ctx, (void **)&c->positions, cap * 4u);
+    const uint32_t d = c->host.head_dim, n = c->host.length;
+    kvq_status status = KVQ_OK; /* decisions and positions grow with the host half (kvq_host_cache_decide) */
     for (int r = 0; r < 2 && status == KVQ_OK; r++) {
         status = grow_host(ctx, (void **)&c->role[r].host_precision, cap);
         if (status == KVQ_OK) status = grow_host(ctx, (void **)&c->role[r].host_slot, cap * 4u);
@@ -186,24 +183,9 @@ static kvq_status reserve(kvq_backend_context *ctx, kvq_backend_cache *c, uint32
 static void refresh_view(kvq_backend_cache *c, cache_role *r)
 {
     kvq_backend_tensor *v = &r->view;
-    const kvq_head_config *cfg = &r->config;
     kvq_qtensor *h = &v->header;
-    memset(h, 0, sizeof *h);
-    bool keys = cfg->role == KVQ_ROLE_KEYS;
-    h->role = cfg->role;
-    h->key_mode = keys ? cfg->key_mode : KVQ_KEYS_PER_CHANNEL_CALIBRATED;
-    h->scheme = cfg->quantizer.scheme;
-    h->bits = cfg->quantizer.bits;
-    h->n_tokens = c->length;
-    h->head_dim = c->head_dim;
-    if (!keys)
-        h->group_size = cfg->group_size == 0 ? c->head_dim : cfg->group_size;
-    else
-        h->group_size = online_keys(cfg) ? cfg->group_size : 0u;
-    if (cfg->quantizer.scheme == KVQ_SCHEME_NUQ) h->codebook = r->codebook;
+    kvq_qtensor_header_for(r->config, c->host.length, c->host.head_dim, h);
     h->n_fp16_rows = r->n_perm + r->n_temp;
-    h->row_bytes = (size_t)r->row_words * 4u;
-    h->n_params = (uint32_t)params_for(r, c->head_dim, c->length);
     h->n_outliers = r->n_outliers;
     v->n_perm_rows = r->n_perm;
     v->n_temp_rows = r->n_temp;
@@ -245,59 +227,29 @@ void cuda_cache_free(kvq_backend_context *ctx, kvq_backend_cache *cache)
     cudaStreamSynchronize(ctx->stream);
     for (int r = 0; r < 2; r++) free_role(&cache->role[r]);
     cuda_free(cache->d_positions);
-    free(cache->decided);
-    free(cache->positions);
-    free(cache);
+    kvq_host_cache_destroy(&cache->host); /* the whole cache: kvq_host_cache_create made it */
 }
 
 /* S15.1 */
 kvq_status cuda_cache_create(kvq_backend_context *ctx, const kvq_head_config *key_config,
                              const kvq_head_config *value_config, uint32_t head_dim, kvq_backend_cache **out)
 {
-    if (key_config == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "key_config: NULL");
-    if (value_config == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "value_config: NULL");
-    if (out == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out: NULL");
-    if (key_config->role != KVQ_ROLE_KEYS)
-        return cuda_fail(ctx, KVQ_ERR_BAD_ARGUMENT, "key_config.role = %d, expected KVQ_ROLE_KEYS",
-                         (int)key_config->role);
-    if (value_config->role != KVQ_ROLE_VALUES)
-        return cuda_fail(ctx, KVQ_ERR_BAD_ARGUMENT, "value_config.role = %d, expected KVQ_ROLE_VALUES",
-                         (int)value_config->role);
-    kvq_status status = cuda_check_config(ctx, key_config, head_dim, "key_config");
-    if (status == KVQ_OK) status = cuda_check_config(ctx, value_config, head_dim, "value_config");
-    if (status != KVQ_OK) return status;
-    const kvq_token_policy *a = &key_config->policy, *b = &value_config->policy;
-    if (a->rule != b->rule || a->budget_ppm != b->budget_ppm || a->n_sinks != b->n_sinks ||
-        a->recent_window != b->recent_window)
-        return cuda_fail(ctx, KVQ_ERR_BAD_ARGUMENT,
-                         "key_config.policy and value_config.policy differ; a token's precision is one decision for "
-                         "keys and values");
+    kvq_status status;
+    kvq_backend_cache *c = kvq_host_cache_create(&ctx->host.error, key_config, value_config, head_dim, out,
+                                                 sizeof(kvq_backend_cache), &status);
+    if (c == NULL) return status;
     cudaSetDevice(ctx->device);
-
-    kvq_backend_cache *c = calloc(1, sizeof *c);
-    if (c == NULL) return cuda_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "cache: out of host memory");
-    c->head_dim = head_dim;
-    const kvq_head_config *configs[2] = {key_config, value_config};
     for (int r = 0; r < 2; r++) {
         cache_role *role = &c->role[r];
-        role->config = *configs[r];
-        role->config.channel_range = NULL; /* the cache's copy lives on the device */
-        if (role->config.quantizer.scheme == KVQ_SCHEME_NUQ) {
-            role->codebook = *configs[r]->quantizer.codebook;
-            role->config.quantizer.codebook = &role->codebook;
-        } else {
-            role->config.quantizer.codebook = NULL;
-        }
-        role->row_words = (uint32_t)(kvq_packed_bytes(head_dim, role->config.quantizer.bits) / 4u);
+        role->config = &c->host.configs.config[r];
+        role->row_words = (uint32_t)(kvq_packed_bytes(head_dim, role->config->quantizer.bits) / 4u);
     }
     /* Calibrated keys: fixed params (S4.2) and ranges for the strict outlier rule. */
     cache_role *keys = &c->role[KVQ_ROLE_KEYS];
     if (calibrated_keys(key_config)) {
         kvq_group_params *params = malloc((size_t)head_dim * sizeof *params);
         if (params == NULL) status = cuda_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "cache: out of host memory");
-        for (uint32_t ch = 0; status == KVQ_OK && ch < head_dim; ch++)
-            params[ch] = kvq_group_params_from_range(&key_config->quantizer, key_config->channel_range[ch].lo,
-                                                     key_config->channel_range[ch].hi);
+        if (status == KVQ_OK) kvq_host_calibrated_params(key_config, head_dim, params);
         if (status == KVQ_OK) status = cuda_alloc(ctx, (size_t)head_dim * 4u, false, (void **)&keys->params, "cache");
         if (status == KVQ_OK)
             status = cuda_alloc(ctx, (size_t)head_dim * 8u, false, (void **)&keys->ranges, "cache");
@@ -322,14 +274,12 @@ kvq_status cuda_cache_create(kvq_backend_context *ctx, const kvq_head_config *ke
 static kvq_status plan_role(kvq_backend_context *ctx, kvq_backend_cache *c, cache_role *r, uint32_t n,
                             role_plan *p)
 {
-    const uint32_t n0 = c->length;
-    const bool online = online_keys(&r->config);
-    const uint32_t g = online ? r->config.group_size : 1u;
-    p->start = r->pend / g * g;
+    const uint32_t n0 = c->host.length;
     p->prec = malloc(n);
     p->slot = malloc((size_t)n * 4u);
     if (p->prec == NULL || p->slot == NULL) return cuda_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "cache: out of host memory");
-    cuda_final_precision(&r->config, n, c->decided, r->pend, p->prec);
+    /* From the block holding the first pending token (online keys), else from that token. */
+    p->start = kvq_final_precision(r->config, n, c->host.decided, r->pend, p->prec);
     p->pend = n;
     for (uint32_t t = p->start; t < n; t++)
         if (p->prec[t] == KVQ_PREC_WINDOW || p->prec[t] == KVQ_PREC_RESIDUAL) {
@@ -357,7 +307,7 @@ static kvq_status plan_role(kvq_backend_context *ctx, kvq_backend_cache *c, cach
 static kvq_status prepare_role(kvq_backend_context *ctx, kvq_backend_cache *c, cache_role *r, uint32_t n,
                                const float *new_rows, role_plan *p)
 {
-    const uint32_t d = c->head_dim, n0 = c->length;
+    const uint32_t d = c->host.head_dim, n0 = c->host.length;
     const size_t rows = (size_t)(n - r->pend);
     p->x_slot = 1 - r->x_cur;
     kvq_status status = KVQ_OK;
@@ -400,16 +350,16 @@ static kvq_status prepare_role(kvq_backend_context *ctx, kvq_backend_cache *c, c
 static void undo_role(kvq_backend_context *ctx, kvq_backend_cache *c, cache_role *r, const role_plan *p)
 {
     if (!p->ran) return;
-    const uint32_t d = c->head_dim, n0 = c->length;
+    const uint32_t d = c->host.head_dim, n0 = c->host.length;
     cudaStream_t s = ctx->stream;
     if (p->pend > r->pend) {
         cudaMemsetAsync(r->codes + (size_t)r->pend * r->row_words, 0,
                         (size_t)(p->pend - r->pend) * r->row_words * 4u, s);
-        if (r->config.role == KVQ_ROLE_VALUES) {
+        if (r->config->role == KVQ_ROLE_VALUES) {
             size_t first = params_for(r, d, r->pend), last = params_for(r, d, p->pend);
             cudaMemsetAsync(r->params + first, 0, (last - first) * 4u, s);
-        } else if (online_keys(&r->config)) {
-            size_t g = r->config.group_size;
+        } else if (online_keys(r->config)) {
+            size_t g = r->config->group_size;
             size_t first = r->pend / g * d, last = p->pend / g * d;
             if (last > first) cudaMemsetAsync(r->params + first, 0, (last - first) * 4u, s);
         }
@@ -429,11 +379,11 @@ static void undo_role(kvq_backend_context *ctx, kvq_backend_cache *c, cache_role
  * params, their outliers appended. */
 static kvq_status run_role(kvq_backend_context *ctx, kvq_backend_cache *c, cache_role *r, uint32_t n, role_plan *p)
 {
-    const uint32_t d = c->head_dim;
+    const uint32_t d = c->host.head_dim;
     p->ran = true;
     kvq_status status = cuda_upload(ctx, r->precision + p->start, p->prec + p->start, n - p->start, "cache");
     p->job = (cuda_quant_job){
-        .config = &r->config,
+        .config = r->config,
         .head_dim = d,
         .x = p->x,
         .x_base = r->pend,
@@ -480,7 +430,7 @@ static kvq_status run_role(kvq_backend_context *ctx, kvq_backend_cache *c, cache
 static kvq_status finish_role(kvq_backend_context *ctx, kvq_backend_cache *c, cache_role *r, uint32_t n,
                               role_plan *p)
 {
-    const uint32_t d = c->head_dim, n0 = c->length;
+    const uint32_t d = c->host.head_dim, n0 = c->host.length;
     if (p->temp_rows != NULL) {
         cuda_free(r->temp_rows);
         r->temp_rows = p->temp_rows;
@@ -511,36 +461,18 @@ kvq_status cuda_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache,
                              const float *values_host, const uint8_t *modality_host, const uint32_t *positions_host,
                              uint32_t n_new)
 {
-    if (cache == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "cache: NULL");
-    if (keys_host == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "keys: NULL");
-    if (values_host == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "values: NULL");
-    if (n_new == 0) return cuda_fail(ctx, KVQ_ERR_ZERO_SIZE, "n_new: 0");
-    const uint32_t n0 = cache->length, d = cache->head_dim;
-    if ((uint64_t)n0 + n_new > KVQ_MAX_TOKENS)
-        return cuda_fail(ctx, KVQ_ERR_BAD_ARGUMENT, "the cache holds %u tokens; %u more exceed the limit of %u (S1.4)",
-                         n0, n_new, KVQ_MAX_TOKENS);
-    const uint64_t next_position = n0 == 0 ? 0u : (uint64_t)cache->positions[n0 - 1u] + 1u;
-    for (uint32_t i = 0; i < n_new; i++) {
-        uint64_t p = positions_host != NULL ? positions_host[i] : next_position + i;
-        if (p > KVQ_MAX_POSITION)
-            return cuda_fail(ctx, KVQ_ERR_BAD_POSITION, "position of new token %u = %llu exceeds %u", i,
-                             (unsigned long long)p, KVQ_MAX_POSITION);
-    }
+    if (cache == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "cache is NULL");
+    kvq_status status =
+        kvq_host_cache_check_append(&ctx->host.error, &cache->host, keys_host, values_host, positions_host, n_new);
+    if (status != KVQ_OK) return status;
     cudaSetDevice(ctx->device);
+    const uint32_t n0 = cache->host.length, d = cache->host.head_dim;
     const uint32_t n = n0 + n_new;
     const size_t elems = (size_t)n_new * d;
 
-    /* S10.3 decisions (also the modality check, reported after the inputs'). */
-    uint8_t *decided = malloc(n_new);
-    if (decided == NULL) return cuda_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "cache: out of host memory");
-    kvq_status decided_status = kvq_token_precision(&cache->role[KVQ_ROLE_KEYS].config.policy, modality_host, n0,
-                                                    cache->n_policy, n_new, decided);
-    char decided_message[512];
-    snprintf(decided_message, sizeof decided_message, "%s", kvq_last_error());
-
     /* Upload keys and values and check them (S1.3) on the device. */
     void *d_in = NULL, *small = NULL, *host = NULL;
-    kvq_status status = cuda_scratch(ctx, CUDA_SCRATCH_INPUT, elems * 8u, &d_in);
+    status = cuda_scratch(ctx, CUDA_SCRATCH_INPUT, elems * 8u, &d_in);
     if (status == KVQ_OK) status = cuda_scratch(ctx, CUDA_SCRATCH_SMALL, 64, &small);
     if (status == KVQ_OK) status = cuda_pinned(ctx, 64, &host);
     float *d_keys = d_in, *d_values = (float *)d_in + elems;
@@ -553,27 +485,16 @@ kvq_status cuda_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache,
         status = cuda_check(ctx, kvq_cuda_find_nonfinite(d_values, elems, bad + 1, ctx->stream), "cache");
     if (status == KVQ_OK) status = cuda_download(ctx, host_bad, bad, 16, "cache_append");
     if (status == KVQ_OK) status = cuda_sync(ctx, "cache_append");
-    if (status == KVQ_OK && host_bad[0] != ~0ull)
-        status = cuda_fail(ctx, KVQ_ERR_NONFINITE_INPUT,
-                           "keys[%llu] = %g is not a finite number within the fp16 range (|x| <= 65504)", host_bad[0],
-                           (double)keys_host[host_bad[0]]);
-    if (status == KVQ_OK && host_bad[1] != ~0ull)
-        status = cuda_fail(ctx, KVQ_ERR_NONFINITE_INPUT,
-                           "values[%llu] = %g is not a finite number within the fp16 range (|x| <= 65504)",
-                           host_bad[1], (double)values_host[host_bad[1]]);
-    if (status == KVQ_OK && decided_status != KVQ_OK) status = cuda_fail(ctx, decided_status, "%s", decided_message);
+    /* The device found the first bad value; the host's check words the message as the reference does. */
+    if (status == KVQ_OK && host_bad[0] != ~0ull) status = cuda_check_finite(ctx, keys_host, elems, "keys");
+    if (status == KVQ_OK && host_bad[1] != ~0ull) status = cuda_check_finite(ctx, values_host, elems, "values");
+    /* S10.3: the new tokens' decisions, taken once (the modality check), beyond `length`. */
+    if (status == KVQ_OK) status = kvq_host_cache_decide(&ctx->host.error, &cache->host, modality_host, positions_host, n_new);
     if (status == KVQ_OK) status = reserve(ctx, cache, n);
     if (status != KVQ_OK) {
         for (int r = 0; r < 2; r++) refresh_view(cache, &cache->role[r]);
-        free(decided);
         return status;
     }
-
-    /* The new decisions go beyond `length`: not part of the cache until the end. */
-    memcpy(cache->decided + n0, decided, n_new);
-    uint32_t n_policy = 0;
-    for (uint32_t i = 0; i < n_new; i++) n_policy += decided[i] == KVQ_PREC_POLICY;
-    free(decided);
 
     role_plan plan[2];
     memset(plan, 0, sizeof plan);
@@ -586,15 +507,10 @@ kvq_status cuda_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache,
         for (int r = 0; r < 2; r++) undo_role(ctx, cache, &cache->role[r], &plan[r]);
     } else {
         for (int r = 0; r < 2 && status == KVQ_OK; r++) status = finish_role(ctx, cache, &cache->role[r], n, &plan[r]);
-        uint32_t *pos = cache->positions + n0;
-        for (uint32_t i = 0; i < n_new; i++)
-            pos[i] = positions_host != NULL ? positions_host[i] : (uint32_t)(next_position + i);
+        const uint32_t *pos = cache->host.positions + n0; /* kvq_host_cache_decide's */
         if (status == KVQ_OK) status = cuda_upload(ctx, cache->d_positions + n0, pos, (size_t)n_new * 4u, "cache");
         if (status == KVQ_OK) status = cuda_sync(ctx, "cache_append");
-        if (status == KVQ_OK) {
-            cache->length = n;
-            cache->n_policy += n_policy;
-        }
+        if (status == KVQ_OK) kvq_host_cache_commit(&cache->host);
     }
     /* Also after a failure: arrays may have moved while growing (same contents). */
     for (int r = 0; r < 2; r++) refresh_view(cache, &cache->role[r]);
@@ -609,19 +525,10 @@ kvq_status cuda_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache,
 kvq_status cuda_cache_attend(kvq_backend_context *ctx, kvq_backend_cache *cache, const kvq_rope *rope,
                              const float *q_host, uint32_t n_q, uint32_t q_position, float *out_host)
 {
-    if (cache == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "cache: NULL");
-    if (cache->length == 0) return cuda_fail(ctx, KVQ_ERR_ZERO_SIZE, "cache: empty (append tokens first)");
+    if (cache == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "cache is NULL");
     /* S11.1 for what the caller passes; the cache's own tensors and positions are valid. */
-    if (q_host == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "q: NULL");
-    if (out_host == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out: NULL");
-    if (n_q == 0) return cuda_fail(ctx, KVQ_ERR_ZERO_SIZE, "n_q: 0");
-    if (rope != NULL) {
-        kvq_status status = cuda_check_rope(ctx, rope, cache->head_dim);
-        if (status != KVQ_OK) return status;
-    }
-    if (q_position > KVQ_MAX_POSITION)
-        return cuda_fail(ctx, KVQ_ERR_BAD_POSITION, "q_position = %u is above %u", q_position, KVQ_MAX_POSITION);
-    kvq_status status = cuda_check_finite(ctx, q_host, (size_t)n_q * cache->head_dim, "q");
+    kvq_status status = kvq_host_check_queries(&ctx->host.error, cache->host.length, cache->host.head_dim, rope, q_host,
+                                               n_q, q_position, out_host);
     if (status != KVQ_OK) return status;
     cuda_attention_seq seq = {&cache->role[KVQ_ROLE_KEYS].view, &cache->role[KVQ_ROLE_VALUES].view, NULL,
                               cache->d_positions, q_position};
@@ -631,10 +538,9 @@ kvq_status cuda_cache_attend(kvq_backend_context *ctx, kvq_backend_cache *cache,
 kvq_status cuda_cache_view(kvq_backend_context *ctx, const kvq_backend_cache *cache, const kvq_backend_tensor **keys,
                            const kvq_backend_tensor **values)
 {
-    if (cache == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "cache: NULL");
-    if (keys == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "keys: NULL");
-    if (values == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "values: NULL");
-    if (cache->length == 0) return cuda_fail(ctx, KVQ_ERR_ZERO_SIZE, "cache: empty (append tokens first)");
+    kvq_status status = kvq_host_check_view(&ctx->host.error, cache, keys, values);
+    if (status == KVQ_OK) status = kvq_host_check_length(&ctx->host.error, cache->host.length);
+    if (status != KVQ_OK) return status;
     *keys = &cache->role[KVQ_ROLE_KEYS].view;
     *values = &cache->role[KVQ_ROLE_VALUES].view;
     return KVQ_OK;

@@ -5,31 +5,16 @@
 #include "cuda_internal.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-kvq_status cuda_fail(kvq_backend_context *ctx, kvq_status status, const char *format, ...)
-{
-    va_list args;
-    va_start(args, format);
-    vsnprintf(ctx->message, sizeof ctx->message, format, args);
-    va_end(args);
-    return status;
-}
-
-kvq_status cuda_from_kvq(kvq_backend_context *ctx, kvq_status status)
-{
-    if (status != KVQ_OK) snprintf(ctx->message, sizeof ctx->message, "%s", kvq_last_error());
-    return status;
-}
 
 kvq_status cuda_check(kvq_backend_context *ctx, cudaError_t err, const char *what)
 {
     if (err == cudaSuccess) return KVQ_OK;
     kvq_status status = err == cudaErrorMemoryAllocation ? KVQ_ERR_OUT_OF_MEMORY : KVQ_ERR_IO;
-    return cuda_fail(ctx, status, "%s: CUDA error %s: %s", what, cudaGetErrorName(err), cudaGetErrorString(err));
+    return kvq_host_device_fail(&ctx->host.error, status, what, "CUDA", cudaGetErrorName(err), ctx->name,
+                                cudaGetErrorString(err));
 }
 
 kvq_status cuda_sync(kvq_backend_context *ctx, const char *what)

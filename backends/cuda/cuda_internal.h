@@ -1,7 +1,10 @@
 /*
  * cuda_internal.h - what the CUDA backend's host files share: the context,
- * tensor and cache objects, error and memory helpers, validation, and the
- * quantization steps used by both quantize_head and the cache. Not installed.
+ * tensor and cache objects, memory helpers, and the quantization steps used
+ * by both quantize_head and the cache. The spec's host rules (checks, plan,
+ * staging, the cache's bookkeeping, errors) are the shared host layer's
+ * (backends/common, docs/PORTING.md), under the cuda_* names the host code
+ * has always used. Not installed.
  *
  * Memory: tensors and caches live in device memory (caps.memory = DEVICE).
  * Every call enqueues its work on the context's stream and synchronises
@@ -20,6 +23,11 @@
 #include "kvq/kvq.h"
 #include "kvq/kvq_backend.h"
 #include "kvq_cuda_kernels.cuh"
+
+#include "host_cache.h"    /* backends/common: the host layer the backends share */
+#include "host_slots.h"
+#include "host_quantize.h"
+#include "host_tensor.h"
 
 /* Device scratch buffers of a context, reused across calls and grown on demand. */
 typedef enum cuda_scratch_id {
@@ -42,12 +50,12 @@ typedef enum cuda_scratch_id {
 #define KVQ_CUDA_DEFAULT_PROFILE KVQ_PROFILE_FP16
 
 struct kvq_backend_context {
+    kvq_host_context host; /* first (host_context.h): last_error() and the device work the host layer asks for */
     int device;
     uint32_t profile; /* S12.4: fp32 runs only the exact kernels; fp16 lets the tensor-core path run */
     cudaStream_t stream;
     uint32_t sm_count;
     char name[320];
-    char message[1024];
     void *scratch[CUDA_SCRATCH_COUNT];
     size_t scratch_bytes[CUDA_SCRATCH_COUNT];
     void *pinned; /* page-locked host staging for uploads and results */
@@ -71,7 +79,7 @@ enum { CUDA_T_PRECISION, CUDA_T_SLOT, CUDA_T_ROWS, CUDA_T_CODES, CUDA_T_PARAMS, 
        CUDA_T_OVAL, CUDA_T_COUNT };
 
 /* A quantized head slice in device memory. Its S4.4 contents are header (the
- * scalars) plus view's arrays; outliers are kept by token for both roles
+ * scalars, first as backends/common expects: kvq_host_header) plus view's arrays; outliers are kept by token for both roles
  * (kvq_cuda_kernels.cuh) and converted to S4.4's CSC for keys on read. */
 struct kvq_backend_tensor {
     kvq_qtensor header;     /* scalar fields and codebook; every array pointer NULL */
@@ -81,14 +89,13 @@ struct kvq_backend_tensor {
     bool borrowed;          /* a cache's view: the cache owns the arrays */
     void *owned[CUDA_T_COUNT];
 };
+_Static_assert(offsetof(struct kvq_backend_tensor, header) == 0, "kvq_host_header reads it");
 
-/* ---- errors (cuda_context.c) -------------------------------------------- */
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-kvq_status cuda_fail(kvq_backend_context *ctx, kvq_status status, const char *format, ...);
+/* ---- errors (cuda_context.c, backends/common/host_error.h) --------------- */
+/* Records a printf-style message in ctx's error and returns status. */
+#define cuda_fail(ctx, status, ...) kvq_host_fail(&(ctx)->host.error, (status), __VA_ARGS__)
 /* Records libkvq's kvq_last_error() for a failed libkvq call; passes status on. */
-kvq_status cuda_from_kvq(kvq_backend_context *ctx, kvq_status status);
+#define cuda_from_kvq(ctx, status) kvq_host_from_kvq(&(ctx)->host.error, (status))
 /* KVQ_OK for cudaSuccess; allocation failures become KVQ_ERR_OUT_OF_MEMORY,
  * anything else KVQ_ERR_IO (the device failed), with CUDA's error string. */
 kvq_status cuda_check(kvq_backend_context *ctx, cudaError_t err, const char *what);
@@ -117,19 +124,19 @@ const double *cuda_rope_step(kvq_backend_context *ctx, float base, uint32_t head
 /* The same for kvq_cuda_rope_step32_table (the fast attention kernel's). */
 const float *cuda_rope_step32(kvq_backend_context *ctx, float base, uint32_t head_dim);
 
-/* ---- validation (cuda_validate.c), libkvq's checks in libkvq's order ---- */
-kvq_status cuda_check_config_enums(kvq_backend_context *ctx, const kvq_head_config *config, const char *name);
+/* ---- validation: libkvq's rules through the host layer (backends/common) -- */
+/* The names the CUDA host code has always used for them. */
+#define cuda_check_config_enums(ctx, config, name)                                                          \
+    kvq_host_from_kvq(&(ctx)->host.error, kvq_head_config_check_enums((config), (name)))
 /* S4.1 step 1 checks 2 and 4-9 for head_dim. */
-kvq_status cuda_check_config(kvq_backend_context *ctx, const kvq_head_config *config, uint32_t head_dim,
-                             const char *name);
+#define cuda_check_config(ctx, config, head_dim, name)                                                      \
+    kvq_host_from_kvq(&(ctx)->host.error, kvq_head_config_check((config), (head_dim), (name)))
 /* S1.3 on host memory: every x[i] finite within the fp16 range. */
-kvq_status cuda_check_finite(kvq_backend_context *ctx, const float *x, size_t n, const char *name);
+#define cuda_check_finite(ctx, x, n, name) kvq_host_check_finite(&(ctx)->host.error, (x), (n), (name))
 /* S9.1: the RoPE configuration for head_dim. */
-kvq_status cuda_check_rope(kvq_backend_context *ctx, const kvq_rope *rope, uint32_t head_dim);
-/* S4.4: a host qtensor that kvq_qtensor_copy accepts and that is consistent
- * (the checks kvq_dequantize_head makes), so the device never reads out of
- * bounds. */
-kvq_status cuda_check_qtensor(kvq_backend_context *ctx, const kvq_qtensor *qt);
+#define cuda_check_rope(ctx, rope, head_dim) kvq_host_check_rope(&(ctx)->host.error, (rope), (head_dim))
+/* S4.4: a host qtensor is consistent (kvq_qtensor_validate), so the device never reads out of bounds. */
+#define cuda_check_qtensor(ctx, qt) kvq_host_from_kvq(&(ctx)->host.error, kvq_qtensor_validate(qt))
 /* The quantizer of a valid configuration as the kernels take it. */
 kvq_cuda_quantizer cuda_quantizer_of(const kvq_quantizer *q);
 
@@ -138,11 +145,12 @@ kvq_backend_tensor *cuda_tensor_new(void);
 void cuda_tensor_destroy(kvq_backend_tensor *t);
 /* Fills t->view's scalars from t->header. */
 void cuda_tensor_set_view_scalars(kvq_backend_tensor *t);
-/* S10.4, S4.3: final precision of tokens [from, n) from the policy decisions
- * of all n tokens; for online keys it starts at the block holding `from`,
- * whose earlier tokens must be final. Writes precision[start .. n). */
-void cuda_final_precision(const kvq_head_config *config, uint32_t n, const uint8_t *decided, uint32_t from,
-                          uint8_t *precision);
+/* Points t->view at the arrays t owns, and fills its scalars. */
+void cuda_tensor_own_view(kvq_backend_tensor *t);
+/* S10.4, S4.3: kvq_final_precision (kvq_rules.h), whose index contract this always had: precision[t]
+ * for t from the start of the block holding `from` to n. */
+#define cuda_final_precision(config, n, decided, from, precision)                                           \
+    ((void)kvq_final_precision((config), (n), (decided), (from), (precision)))
 
 /* ---- quantization steps (cuda_quantize.c) -------------------------------- */
 /* S4.1 steps 4-7 for the QUANTIZED tokens of [t_begin, t_end). */
@@ -215,45 +223,16 @@ typedef struct cuda_attention_seq {
 kvq_status cuda_attention_run(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
                               const kvq_rope *rope, const float *q_host, uint32_t n_q, float *out_host);
 
-/* ---- the API table's slots, by file ------------------------------------- */
-kvq_status cuda_list_devices(kvq_backend_device_fn callback, void *user, char *message, size_t message_size);
-kvq_status cuda_open(const kvq_backend_options *options, kvq_backend_context **ctx, char *message,
-                     size_t message_size);
-void cuda_close(kvq_backend_context *ctx);
-kvq_status cuda_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps);
-const char *cuda_device_name(kvq_backend_context *ctx);
-const char *cuda_last_error(kvq_backend_context *ctx);
-kvq_status cuda_pack_codes(kvq_backend_context *ctx, const uint8_t *codes_host, uint32_t n_rows, uint32_t row_len,
-                           uint32_t bits, uint8_t *packed_host);
-kvq_status cuda_unpack_codes(kvq_backend_context *ctx, const uint8_t *packed_host, uint32_t n_rows,
-                             uint32_t row_len, uint32_t bits, uint8_t *codes_host);
-kvq_status cuda_quantize_head(kvq_backend_context *ctx, const kvq_head_config *config, const float *x_host,
-                              uint32_t n_tokens, uint32_t head_dim, const uint8_t *modality_host,
-                              kvq_backend_tensor **out);
-kvq_status cuda_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt_host, kvq_backend_tensor **out);
-kvq_status cuda_tensor_info(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *header);
-kvq_status cuda_tensor_read(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *dst);
-kvq_status cuda_dequantize(kvq_backend_context *ctx, const kvq_backend_tensor *t, float *out_host);
-void cuda_tensor_free(kvq_backend_context *ctx, kvq_backend_tensor *t);
-kvq_status cuda_attention_decode(kvq_backend_context *ctx, const kvq_backend_tensor *keys,
-                                 const kvq_backend_tensor *values, const uint32_t *key_positions_host,
-                                 const kvq_rope *rope, const float *q_host, uint32_t n_q, uint32_t q_position,
-                                 float *out_host);
-kvq_status cuda_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq,
-                                       const kvq_backend_tensor *const *keys,
-                                       const kvq_backend_tensor *const *values,
-                                       const uint32_t *const *key_positions_host, const kvq_rope *rope,
-                                       const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
-                                       float *out_host);
-kvq_status cuda_cache_create(kvq_backend_context *ctx, const kvq_head_config *key_config,
-                             const kvq_head_config *value_config, uint32_t head_dim, kvq_backend_cache **out);
-kvq_status cuda_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache, const float *keys_host,
-                             const float *values_host, const uint8_t *modality_host, const uint32_t *positions_host,
-                             uint32_t n_new);
-kvq_status cuda_cache_attend(kvq_backend_context *ctx, kvq_backend_cache *cache, const kvq_rope *rope,
-                             const float *q_host, uint32_t n_q, uint32_t q_position, float *out_host);
-kvq_status cuda_cache_view(kvq_backend_context *ctx, const kvq_backend_cache *cache, const kvq_backend_tensor **keys,
-                           const kvq_backend_tensor **values);
-void cuda_cache_free(kvq_backend_context *ctx, kvq_backend_cache *cache);
+/* ---- the API table's slots, by file (backends/common/host_slots.h) ------ */
+KVQ_HOST_DECLARE_SLOTS(cuda);
+/* The device halves of tensor_read and of packing (cuda_tensor.c), for the host layer. */
+kvq_status cuda_fill_staging(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *staging);
+kvq_status cuda_run_rows(kvq_backend_context *ctx, const kvq_host_rows *rows);
+/* The slots the host layer implements, under the names the CUDA host code has used. */
+#define cuda_last_error kvq_host_slot_last_error
+#define cuda_tensor_info kvq_host_slot_tensor_info
+#define cuda_tensor_read kvq_host_slot_tensor_read
+#define cuda_pack_codes kvq_host_slot_pack_codes
+#define cuda_unpack_codes kvq_host_slot_unpack_codes
 
 #endif /* KVQ_CUDA_INTERNAL_H */

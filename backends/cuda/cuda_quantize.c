@@ -10,7 +10,6 @@
  */
 #include "cuda_internal.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,73 +98,34 @@ kvq_status cuda_quantize_outliers(kvq_backend_context *ctx, const cuda_quant_job
     return cuda_check(ctx, err, "quantize");
 }
 
-/* S4.4: the parameter count of each layout. */
-static size_t param_count(const kvq_head_config *config, uint32_t n, uint32_t d)
-{
-    if (config->role == KVQ_ROLE_VALUES) return (size_t)n * (d / (config->group_size == 0 ? d : config->group_size));
-    if (config->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE)
-        return (size_t)(((uint64_t)n + config->group_size - 1u) / config->group_size) * d;
-    return d;
-}
-
-/* S4.4 scalars of a tensor quantized under config. */
-static void fill_header(kvq_qtensor *h, const kvq_head_config *config, uint32_t n, uint32_t d)
-{
-    memset(h, 0, sizeof *h);
-    bool keys = config->role == KVQ_ROLE_KEYS;
-    bool online = keys && config->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE;
-    h->role = config->role;
-    h->key_mode = keys ? config->key_mode : KVQ_KEYS_PER_CHANNEL_CALIBRATED; /* values: unused, 0 */
-    h->scheme = config->quantizer.scheme;
-    h->bits = config->quantizer.bits;
-    h->n_tokens = n;
-    h->head_dim = d;
-    if (!keys)
-        h->group_size = config->group_size == 0 ? d : config->group_size;
-    else
-        h->group_size = online ? config->group_size : 0u;
-    if (config->quantizer.scheme == KVQ_SCHEME_NUQ) h->codebook = *config->quantizer.codebook;
-    h->row_bytes = kvq_packed_bytes(d, config->quantizer.bits);
-    h->n_params = (uint32_t)param_count(config, n, d);
-}
+/* The host layer's plan marks QUANTIZED tokens' slots with UINT32_MAX, which the kernels read as "no row". */
+_Static_assert(KVQ_CUDA_NO_SLOT == UINT32_MAX, "fp16 slots of the plan are the kernels'");
 
 /* S4.1 */
 kvq_status cuda_quantize_head(kvq_backend_context *ctx, const kvq_head_config *config, const float *x_host,
                               uint32_t n_tokens, uint32_t head_dim, const uint8_t *modality_host,
                               kvq_backend_tensor **out)
 {
-    if (config == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "config: NULL");
-    if (x_host == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "x: NULL");
-    if (out == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out: NULL");
-    kvq_status status = cuda_check_config_enums(ctx, config, "config");
-    if (status != KVQ_OK) return status;
-    if (n_tokens == 0) return cuda_fail(ctx, KVQ_ERR_ZERO_SIZE, "n_tokens: 0");
-    if (n_tokens > KVQ_MAX_TOKENS)
-        return cuda_fail(ctx, KVQ_ERR_BAD_ARGUMENT, "n_tokens = %u exceeds the limit of %u tokens (S1.4)", n_tokens,
-                         KVQ_MAX_TOKENS);
-    status = cuda_check_config(ctx, config, head_dim, "config");
+    /* Step 1, checks 1-10 on the host; 11 runs on the device below, while the input is uploaded anyway. */
+    kvq_status status = kvq_host_check_quantize(&ctx->host.error, config, x_host, n_tokens, head_dim, out);
     if (status != KVQ_OK) return status;
     cudaSetDevice(ctx->device);
 
     const uint32_t n = n_tokens, d = head_dim;
     const size_t elems = (size_t)n * d;
     const bool calibrated = config->role == KVQ_ROLE_KEYS && config->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED;
-    uint8_t *decided = malloc(n), *precision = malloc(n);
-    uint32_t *slot = malloc((size_t)n * 4u);
-    kvq_group_params *cal_params = calibrated ? malloc((size_t)d * sizeof *cal_params) : NULL;
+    /* Steps 2-3 on the host (backends/common). The plan's S10.3 decisions check the modality bytes, which
+     * S4.1 reports only after the input values (check 12 after 11): its failure waits for the device. */
+    kvq_host_plan plan;
+    kvq_host_error plan_error;
+    kvq_status plan_status = kvq_host_plan_quantize(&plan_error, config, n, d, modality_host, &plan);
     kvq_backend_tensor *t = cuda_tensor_new();
-    if (!decided || !precision || !slot || !t || (calibrated && !cal_params)) {
+    if (t == NULL) {
         status = cuda_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "quantize_head: out of host memory for %u tokens", n);
         goto done;
     }
 
-    /* S10.3 decisions; they also check the modality bytes, which S4.1 reports
-     * only after the input values (checks 10, 11). */
-    kvq_status decided_status = kvq_token_precision(&config->policy, modality_host, 0, 0, n, decided);
-    char decided_message[512];
-    snprintf(decided_message, sizeof decided_message, "%s", kvq_last_error());
-
-    /* S1.3 on the device, while the input is uploaded anyway. */
+    /* S1.3 on the device. */
     void *d_x = NULL, *small = NULL, *host = NULL;
     status = cuda_scratch(ctx, CUDA_SCRATCH_INPUT, elems * 4u, &d_x);
     if (status == KVQ_OK) status = cuda_scratch(ctx, CUDA_SCRATCH_SMALL, 64, &small);
@@ -178,43 +138,33 @@ kvq_status cuda_quantize_head(kvq_backend_context *ctx, const kvq_head_config *c
     if (status == KVQ_OK) status = cuda_download(ctx, host, small, 8, "quantize_head");
     if (status != KVQ_OK) goto done;
     unsigned long long *first_bad = host;
-    if (decided_status != KVQ_OK) {
+    if (plan_status != KVQ_OK) {
         status = cuda_sync(ctx, "quantize_head");
-        if (status == KVQ_OK && *first_bad != ~0ull)
-            status = cuda_fail(ctx, KVQ_ERR_NONFINITE_INPUT,
-                               "x[%llu] = %g is not a finite number within the fp16 range (|x| <= 65504)", *first_bad,
-                               (double)x_host[*first_bad]);
-        if (status == KVQ_OK) status = cuda_fail(ctx, decided_status, "%s", decided_message);
+        if (status == KVQ_OK && *first_bad != ~0ull) status = cuda_check_finite(ctx, x_host, elems, "x");
+        if (status == KVQ_OK) status = kvq_host_fail(&ctx->host.error, plan_status, "%s", plan_error.message);
         goto done;
     }
 
-    /* S4.1 steps 2-3: precision and fp16 slots on the host. */
-    cuda_final_precision(config, n, decided, 0, precision);
-    uint32_t n_rows = 0;
-    for (uint32_t i = 0; i < n; i++) slot[i] = precision[i] == KVQ_PREC_QUANTIZED ? KVQ_CUDA_NO_SLOT : n_rows++;
-    fill_header(&t->header, config, n, d);
-    t->header.n_fp16_rows = n_rows;
-    t->n_perm_rows = n_rows;
-
+    t->header = plan.header;
+    t->n_perm_rows = plan.header.n_fp16_rows;
     const size_t sizes[CUDA_T_OCHAN] = {
         [CUDA_T_PRECISION] = n,
         [CUDA_T_SLOT] = (size_t)n * 4u,
-        [CUDA_T_ROWS] = (size_t)n_rows * d * 2u,
+        [CUDA_T_ROWS] = (size_t)plan.header.n_fp16_rows * d * 2u,
         [CUDA_T_CODES] = (size_t)n * t->header.row_bytes,
         [CUDA_T_PARAMS] = (size_t)t->header.n_params * 4u,
         [CUDA_T_OPTR] = ((size_t)n + 1u) * 4u,
     };
     for (int i = 0; i < CUDA_T_OCHAN && status == KVQ_OK; i++)
         status = cuda_alloc(ctx, sizes[i], i == CUDA_T_CODES || i == CUDA_T_PARAMS, &t->owned[i], "quantize_head");
-    if (status == KVQ_OK) status = cuda_upload(ctx, t->owned[CUDA_T_PRECISION], precision, n, "quantize_head");
-    if (status == KVQ_OK) status = cuda_upload(ctx, t->owned[CUDA_T_SLOT], slot, (size_t)n * 4u, "quantize_head");
+    if (status == KVQ_OK)
+        status = cuda_upload(ctx, t->owned[CUDA_T_PRECISION], plan.precision, n, "quantize_head");
+    if (status == KVQ_OK)
+        status = cuda_upload(ctx, t->owned[CUDA_T_SLOT], plan.fp16_slot, (size_t)n * 4u, "quantize_head");
     void *ranges = NULL;
     if (status == KVQ_OK && calibrated) {
-        /* S4.2: fixed per-channel params, by libkvq's own function. */
-        for (uint32_t c = 0; c < d; c++)
-            cal_params[c] = kvq_group_params_from_range(&config->quantizer, config->channel_range[c].lo,
-                                                        config->channel_range[c].hi);
-        status = cuda_upload(ctx, t->owned[CUDA_T_PARAMS], cal_params, (size_t)d * 4u, "quantize_head");
+        /* S4.2: fixed per-channel params (the plan's, by libkvq's own function) and the ranges. */
+        status = cuda_upload(ctx, t->owned[CUDA_T_PARAMS], plan.calibrated, (size_t)d * 4u, "quantize_head");
         if (status == KVQ_OK) status = cuda_scratch(ctx, CUDA_SCRATCH_UPLOAD, (size_t)d * 8u, &ranges);
         if (status == KVQ_OK)
             status = cuda_upload(ctx, ranges, config->channel_range, (size_t)d * 8u, "quantize_head");
@@ -238,12 +188,11 @@ kvq_status cuda_quantize_head(kvq_backend_context *ctx, const kvq_head_config *c
         .cal_ranges = ranges,
     };
     if (status == KVQ_OK) status = cuda_quantize_codes(ctx, &job); /* synchronises */
-    if (status == KVQ_OK && *first_bad != ~0ull)
-        status = cuda_fail(ctx, KVQ_ERR_NONFINITE_INPUT,
-                           "x[%llu] = %g is not a finite number within the fp16 range (|x| <= 65504)", *first_bad,
-                           (double)x_host[*first_bad]);
-    if (status == KVQ_OK) status = cuda_alloc(ctx, (size_t)job.n_outliers * 2u, false, &t->owned[CUDA_T_OCHAN], "quantize_head");
-    if (status == KVQ_OK) status = cuda_alloc(ctx, (size_t)job.n_outliers * 2u, false, &t->owned[CUDA_T_OVAL], "quantize_head");
+    if (status == KVQ_OK && *first_bad != ~0ull) status = cuda_check_finite(ctx, x_host, elems, "x");
+    if (status == KVQ_OK)
+        status = cuda_alloc(ctx, (size_t)job.n_outliers * 2u, false, &t->owned[CUDA_T_OCHAN], "quantize_head");
+    if (status == KVQ_OK)
+        status = cuda_alloc(ctx, (size_t)job.n_outliers * 2u, false, &t->owned[CUDA_T_OVAL], "quantize_head");
     if (status == KVQ_OK)
         status = cuda_quantize_outliers(ctx, &job, n, 0, t->owned[CUDA_T_OPTR], t->owned[CUDA_T_OCHAN],
                                         t->owned[CUDA_T_OVAL]);
@@ -251,22 +200,11 @@ kvq_status cuda_quantize_head(kvq_backend_context *ctx, const kvq_head_config *c
     if (status != KVQ_OK) goto done;
 
     t->header.n_outliers = job.n_outliers;
-    t->view.precision = t->owned[CUDA_T_PRECISION];
-    t->view.slot = t->owned[CUDA_T_SLOT];
-    t->view.rows = t->owned[CUDA_T_ROWS];
-    t->view.codes = t->owned[CUDA_T_CODES];
-    t->view.params = t->owned[CUDA_T_PARAMS];
-    t->view.optr = t->owned[CUDA_T_OPTR];
-    t->view.ochan = t->owned[CUDA_T_OCHAN];
-    t->view.oval = t->owned[CUDA_T_OVAL];
-    cuda_tensor_set_view_scalars(t);
+    cuda_tensor_own_view(t);
     *out = t;
     t = NULL;
 done:
     cuda_tensor_destroy(t);
-    free(decided);
-    free(precision);
-    free(slot);
-    free(cal_params);
+    kvq_host_plan_free(&plan); /* empty when planning failed */
     return status;
 }

@@ -29,65 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* S9.1: the reference's RoPE checks (kvq_rope_check), in its order. */
-static kvq_status check_rope(kvq_backend_context *ctx, const kvq_rope *rope, uint32_t head_dim)
-{
-    if (rope->pairing != KVQ_ROPE_NONE && rope->pairing != KVQ_ROPE_HALF && rope->pairing != KVQ_ROPE_INTERLEAVED)
-        return ocl_fail(ctx, KVQ_ERR_BAD_ENUM, "rope.pairing = %d is not a kvq_rope_pairing", (int)rope->pairing);
-    if (head_dim == 0) return ocl_fail(ctx, KVQ_ERR_ZERO_SIZE, "head_dim is 0");
-    if (head_dim > KVQ_MAX_HEAD_DIM)
-        return ocl_fail(ctx, KVQ_ERR_HEAD_DIM_PACKING, "head_dim = %u is above the limit %u (S1.4)", head_dim,
-                        KVQ_MAX_HEAD_DIM);
-    if (rope->pairing != KVQ_ROPE_NONE && head_dim % 2u != 0)
-        return ocl_fail(ctx, KVQ_ERR_BAD_ARGUMENT, "head_dim = %u is odd; RoPE rotates pairs of channels", head_dim);
-    if (!isfinite(rope->base) || !(rope->base > 1.0f))
-        return ocl_fail(ctx, KVQ_ERR_BAD_ARGUMENT, "rope.base = %g must be a finite number above 1",
-                        (double)rope->base);
-    return KVQ_OK;
-}
-
-/* S11.1, in S13.4 order. */
-static kvq_status check_arguments(kvq_backend_context *ctx, const kvq_backend_tensor *keys,
-                                  const kvq_backend_tensor *values, const uint32_t *key_positions,
-                                  const kvq_rope *rope, const float *q, uint32_t n_q, uint32_t q_position,
-                                  const float *out)
-{
-    if (keys == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "keys is NULL");
-    if (values == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "values is NULL");
-    if (key_positions == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "key_positions is NULL");
-    if (q == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "q is NULL");
-    if (out == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out is NULL");
-    const kvq_qtensor *k = &keys->header, *v = &values->header;
-    if (k->role != KVQ_ROLE_KEYS)
-        return ocl_fail(ctx, KVQ_ERR_BAD_ARGUMENT, "keys.role = %d is not KVQ_ROLE_KEYS", (int)k->role);
-    if (v->role != KVQ_ROLE_VALUES)
-        return ocl_fail(ctx, KVQ_ERR_BAD_ARGUMENT, "values.role = %d is not KVQ_ROLE_VALUES", (int)v->role);
-    if (n_q == 0) return ocl_fail(ctx, KVQ_ERR_ZERO_SIZE, "n_q is 0");
-    if (k->n_tokens == 0) return ocl_fail(ctx, KVQ_ERR_ZERO_SIZE, "keys.n_tokens is 0 (nothing to attend to)");
-    if (k->n_tokens != v->n_tokens)
-        return ocl_fail(ctx, KVQ_ERR_SIZE_MISMATCH, "keys.n_tokens = %u but values.n_tokens = %u", k->n_tokens,
-                        v->n_tokens);
-    if (k->head_dim != v->head_dim)
-        return ocl_fail(ctx, KVQ_ERR_SIZE_MISMATCH, "keys.head_dim = %u but values.head_dim = %u", k->head_dim,
-                        v->head_dim);
-    if (rope != NULL) {
-        kvq_status st = check_rope(ctx, rope, k->head_dim);
-        if (st != KVQ_OK) return st;
-    }
-    if (q_position > KVQ_MAX_POSITION)
-        return ocl_fail(ctx, KVQ_ERR_BAD_POSITION, "q_position = %u is above %u", q_position, KVQ_MAX_POSITION);
-    for (uint32_t t = 0; t < k->n_tokens; t++)
-        if (key_positions[t] > KVQ_MAX_POSITION)
-            return ocl_fail(ctx, KVQ_ERR_BAD_POSITION, "key_positions[%u] = %u is above %u", t, key_positions[t],
-                            KVQ_MAX_POSITION);
-    for (size_t i = 0; i < (size_t)n_q * k->head_dim; i++)
-        if (!(q[i] >= -65504.0f && q[i] <= 65504.0f))
-            return ocl_fail(ctx, KVQ_ERR_NONFINITE_INPUT,
-                            "q[%zu] = %g is not a finite number within the fp16 range (|x| <= 65504)", i,
-                            (double)q[i]);
-    return KVQ_OK;
-}
-
 /* Device-side RoPE inputs: key positions and either theta_i in double
  * (device computes the angles) or the host's cos/sin table per token. */
 typedef struct rope_inputs {
@@ -482,7 +423,9 @@ kvq_status ocl_attention(kvq_backend_context *ctx, const kvq_backend_tensor *key
                          const uint32_t *key_positions, const kvq_rope *rope, const float *q, uint32_t n_q,
                          uint32_t q_position, float *out)
 {
-    kvq_status st = check_arguments(ctx, keys, values, key_positions, rope, q, n_q, q_position, out);
+    /* S11.1 in S13.4 order on the host (backends/common); keys/values may be a cache's tensors. */
+    kvq_status st =
+        kvq_host_check_attention(&ctx->host.error, keys, values, key_positions, rope, q, n_q, q_position, out);
     if (st != KVQ_OK) return st;
     uint32_t n = keys->header.n_tokens, d = keys->header.head_dim;
     size_t q_count = (size_t)n_q * d;
@@ -520,45 +463,21 @@ kvq_status ocl_attention_decode(kvq_backend_context *ctx, const kvq_backend_tens
     return ocl_attention(ctx, keys, values, key_positions_host, rope, q_host, n_q, q_position, out_host);
 }
 
-/* Prefixes ctx's message with the sequence that failed; passes status on. */
-static kvq_status in_sequence(kvq_backend_context *ctx, kvq_status status, uint32_t s)
-{
-    char reason[sizeof ctx->message];
-    snprintf(reason, sizeof reason, "%s", ctx->message);
-    return ocl_fail(ctx, status, "sequence %u: %s", s, reason);
-}
-
 kvq_status ocl_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
                                       const kvq_backend_tensor *const *values,
                                       const uint32_t *const *key_positions_host, const kvq_rope *rope,
                                       const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
                                       float *out_host)
 {
-    if (keys == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "keys is NULL");
-    if (values == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "values is NULL");
-    if (key_positions_host == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "key_positions is NULL");
-    if (q_host == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "q is NULL");
-    if (q_positions_host == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "q_positions is NULL");
-    if (out_host == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out is NULL");
-    if (n_seq == 0) return ocl_fail(ctx, KVQ_ERR_ZERO_SIZE, "n_seq is 0");
     /* Each sequence as attention_decode checks it, in order; q and out are [n_seq][n_q][head_dim]. */
-    uint32_t d = 0;
-    for (uint32_t s = 0; s < n_seq; s++) {
-        /* Sequence s's queries start at s * n_q * d, so its head_dim is checked before they are read. */
-        if (s > 0 && keys[s] != NULL && keys[s]->header.head_dim != d)
-            return ocl_fail(ctx, KVQ_ERR_SIZE_MISMATCH,
-                            "sequence %u: keys.head_dim = %u but sequence 0's is %u (a batch shares head_dim)", s,
-                            keys[s]->header.head_dim, d);
-        kvq_status st = check_arguments(ctx, keys[s], values[s], key_positions_host[s], rope,
-                                        q_host + (size_t)s * n_q * d, n_q, q_positions_host[s], out_host);
-        if (st != KVQ_OK) return in_sequence(ctx, st, s);
-        if (s == 0) d = keys[0]->header.head_dim;
-    }
+    kvq_status st = kvq_host_check_attention_batch(&ctx->host.error, n_seq, keys, values, key_positions_host, rope, q_host,
+                                                   n_q, q_positions_host, out_host);
+    if (st != KVQ_OK) return st;
+    uint32_t d = keys[0]->header.head_dim;
     size_t per_seq = (size_t)n_q * d, count = (size_t)n_seq * per_seq;
     float *rotated = malloc(count * sizeof *rotated), *result = malloc(count * sizeof *result);
-    kvq_status st = rotated != NULL && result != NULL
-                        ? KVQ_OK
-                        : ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "attention batch: out of host memory");
+    if (rotated == NULL || result == NULL)
+        st = ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "attention batch: out of host memory");
     if (st == KVQ_OK && ocl_attention_fused(ctx, n_q)) {
         for (uint32_t s = 0; s < n_seq && st == KVQ_OK; s++)
             st = rotate_queries(ctx, rope, d, n_q, q_positions_host[s], q_host + s * per_seq, rotated + s * per_seq);
@@ -569,7 +488,7 @@ kvq_status ocl_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq, 
         for (uint32_t s = 0; s < n_seq && st == KVQ_OK; s++) {
             st = ocl_attention(ctx, keys[s], values[s], key_positions_host[s], rope, q_host + s * per_seq, n_q,
                                q_positions_host[s], result + s * per_seq);
-            if (st != KVQ_OK) st = in_sequence(ctx, st, s);
+            if (st != KVQ_OK) st = kvq_host_within(&ctx->host.error, st, "sequence %u: ", s);
         }
     }
     if (st == KVQ_OK) memcpy(out_host, result, count * sizeof(float));

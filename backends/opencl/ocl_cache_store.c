@@ -43,9 +43,7 @@ kvq_status ocl_grow_buffer(kvq_backend_context *ctx, cl_mem *buf, size_t used_by
 /* S4.4: parameter pairs for n tokens in a role's layout. */
 size_t ocl_params_for(const kvq_qtensor *h, size_t n)
 {
-    if (h->role == KVQ_ROLE_VALUES) return n * (h->head_dim / h->group_size);
-    if (h->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE) return (n + h->group_size - 1u) / h->group_size * h->head_dim;
-    return h->head_dim;
+    return (size_t)kvq_param_count(kvq_param_layout_of(h->role, h->key_mode), h->group_size, n, h->head_dim);
 }
 
 void ocl_role_release(kvq_backend_context *ctx, ocl_cache_role *r)
@@ -113,17 +111,9 @@ kvq_status ocl_role_init(kvq_backend_context *ctx, const kvq_head_config *config
 {
     kvq_backend_tensor *v = ocl_tensor_new();
     if (v == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "cache tensor: out of memory");
-    kvq_qtensor *h = &v->header;
     bool keys = config->role == KVQ_ROLE_KEYS;
-    bool online = keys && config->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE;
-    h->role = config->role;
-    h->key_mode = keys ? config->key_mode : KVQ_KEYS_PER_CHANNEL_CALIBRATED;
-    h->scheme = config->quantizer.scheme;
-    h->bits = config->quantizer.bits;
-    h->head_dim = d;
-    h->group_size = !keys ? (config->group_size == 0 ? d : config->group_size) : online ? config->group_size : 0u;
-    if (h->scheme == KVQ_SCHEME_NUQ) h->codebook = *config->quantizer.codebook;
-    h->row_bytes = kvq_packed_bytes(d, h->bits);
+    kvq_qtensor_header_for(config, 0, d, &v->header); /* no tokens yet */
+    v->header.n_params = 0; /* calibrated keys' d pairs arrive with the first tail */
     v->borrowed = true;
     kvq_status st = ocl_codebook_buffer(ctx, &config->quantizer, &v->codebook);
     /* Keys' CSC pointers have head_dim + 1 entries whatever the length; all zero while empty. */

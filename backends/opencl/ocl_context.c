@@ -6,7 +6,6 @@
 
 #include "backend_options.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,19 +40,6 @@ static const char *const kernel_names[OCL_K_COUNT] = {
 /* CL_PLATFORM_NOT_FOUND_KHR (cl_khr_icd): the ICD loader found no platform. */
 #define OCL_PLATFORM_NOT_FOUND (-1001)
 
-/* A printf-style message for open / list_devices, which have no context yet. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static void set_message(char *message, size_t message_size, const char *format, ...)
-{
-    if (message == NULL || message_size == 0) return;
-    va_list args;
-    va_start(args, format);
-    vsnprintf(message, message_size, format, args);
-    va_end(args);
-}
-
 /* All platforms, malloc'd; *count 0 (and KVQ_OK) when there is no ICD. */
 static kvq_status get_platforms(cl_platform_id **out, cl_uint *count, char *message, size_t message_size)
 {
@@ -63,7 +49,7 @@ static kvq_status get_platforms(cl_platform_id **out, cl_uint *count, char *mess
     cl_int err = clGetPlatformIDs(0, NULL, &n);
     if (err == OCL_PLATFORM_NOT_FOUND || n == 0) return KVQ_OK; /* no ICD installed: no devices */
     if (err != CL_SUCCESS) {
-        set_message(message, message_size, "clGetPlatformIDs failed: %s", ocl_cl_error_name(err));
+        kvq_host_say(message, message_size, "clGetPlatformIDs failed: %s", ocl_cl_error_name(err));
         return KVQ_ERR_IO;
     }
     cl_platform_id *platforms = malloc(n * sizeof *platforms);
@@ -71,7 +57,7 @@ static kvq_status get_platforms(cl_platform_id **out, cl_uint *count, char *mess
     err = clGetPlatformIDs(n, platforms, NULL);
     if (err != CL_SUCCESS) {
         free(platforms);
-        set_message(message, message_size, "clGetPlatformIDs failed: %s", ocl_cl_error_name(err));
+        kvq_host_say(message, message_size, "clGetPlatformIDs failed: %s", ocl_cl_error_name(err));
         return KVQ_ERR_IO;
     }
     *out = platforms;
@@ -122,7 +108,7 @@ static void describe(cl_platform_id platform, cl_device_id device, char *out, si
 kvq_status ocl_list_devices(kvq_backend_device_fn callback, void *user, char *message, size_t message_size)
 {
     if (callback == NULL) {
-        set_message(message, message_size, "callback: NULL");
+        kvq_host_say(message, message_size, "callback: NULL");
         return KVQ_ERR_NULL_ARGUMENT;
     }
     cl_platform_id *platforms = NULL;
@@ -164,7 +150,7 @@ static kvq_status choose_device(const kvq_backend_options *options, cl_platform_
     if (want_p < 0) want_p = env_index("KVQ_OPENCL_PLATFORM");
     if (want_d < 0) want_d = env_index("KVQ_OPENCL_DEVICE");
     if (want_p == -2 || want_d == -2) {
-        set_message(message, message_size, "KVQ_OPENCL_PLATFORM / KVQ_OPENCL_DEVICE: not a non-negative integer");
+        kvq_host_say(message, message_size, "KVQ_OPENCL_PLATFORM / KVQ_OPENCL_DEVICE: not a non-negative integer");
         return KVQ_ERR_BAD_ARGUMENT;
     }
     if (want_p < 0 && want_d >= 0) want_p = 0;
@@ -174,12 +160,12 @@ static kvq_status choose_device(const kvq_backend_options *options, cl_platform_
     kvq_status st = get_platforms(&platforms, &n_platforms, message, message_size);
     if (st != KVQ_OK) return st;
     if (n_platforms == 0) {
-        set_message(message, message_size, "no OpenCL platform found (is an ICD such as PoCL installed?)");
+        kvq_host_say(message, message_size, "no OpenCL platform found (is an ICD such as PoCL installed?)");
         return KVQ_ERR_BAD_ARGUMENT;
     }
     if (want_p >= (int)n_platforms) {
         free(platforms);
-        set_message(message, message_size, "platform: index %d out of range (%u platforms)", want_p, n_platforms);
+        kvq_host_say(message, message_size, "platform: index %d out of range (%u platforms)", want_p, n_platforms);
         return KVQ_ERR_BAD_ARGUMENT;
     }
     bool found = false;
@@ -202,7 +188,7 @@ static kvq_status choose_device(const kvq_backend_options *options, cl_platform_
     }
     free(platforms);
     if (!found) {
-        set_message(message, message_size, "device: %s",
+        kvq_host_say(message, message_size, "device: %s",
                     want_d >= 0 ? "index out of range on the chosen platform" : "no OpenCL device found");
         return KVQ_ERR_BAD_ARGUMENT;
     }
@@ -235,7 +221,7 @@ static kvq_status build_program(kvq_backend_context *ctx, char *message, size_t 
     ctx->program = clCreateProgramWithSource(ctx->context, (cl_uint)kvq_opencl_source_count,
                                              (const char **)kvq_opencl_sources, NULL, &err);
     if (err != CL_SUCCESS) {
-        set_message(message, message_size, "clCreateProgramWithSource failed: %s", ocl_cl_error_name(err));
+        kvq_host_say(message, message_size, "clCreateProgramWithSource failed: %s", ocl_cl_error_name(err));
         return ocl_from_cl(ctx, err, "creating the program");
     }
     const char *options = ctx->fp64 ? "-cl-std=CL1.2 -DKVQ_HAVE_FP64=1" : "-cl-std=CL1.2";
@@ -249,16 +235,16 @@ static kvq_status build_program(kvq_backend_context *ctx, char *message, size_t 
             clGetProgramBuildInfo(ctx->program, ctx->device, CL_PROGRAM_BUILD_LOG, size, log, NULL);
             log[size] = '\0';
         }
-        snprintf(ctx->message, sizeof ctx->message, "building the kvq OpenCL program for %s failed (%s): %s",
-                 ctx->name, ocl_cl_error_name(err), log != NULL ? log : "(no build log)");
-        if (message != NULL && message_size > 0) snprintf(message, message_size, "%s", ctx->message);
+        ocl_fail(ctx, KVQ_ERR_IO, "building the kvq OpenCL program for %s failed (%s): %s", ctx->name,
+                 ocl_cl_error_name(err), log != NULL ? log : "(no build log)");
+        kvq_host_say(message, message_size, "%s", ctx->host.error.message);
         free(log);
         return KVQ_ERR_IO;
     }
     for (int k = 0; k < OCL_K_COUNT; k++) {
         ctx->kernels[k] = clCreateKernel(ctx->program, kernel_names[k], &err);
         if (err != CL_SUCCESS) {
-            set_message(message, message_size, "clCreateKernel(%s) failed: %s", kernel_names[k],
+            kvq_host_say(message, message_size, "clCreateKernel(%s) failed: %s", kernel_names[k],
                         ocl_cl_error_name(err));
             return ocl_from_cl(ctx, err, kernel_names[k]);
         }
@@ -305,7 +291,7 @@ kvq_status ocl_open(const kvq_backend_options *options, kvq_backend_context **ou
                     size_t message_size)
 {
     if (out == NULL) {
-        set_message(message, message_size, "ctx: NULL");
+        kvq_host_say(message, message_size, "ctx: NULL");
         return KVQ_ERR_NULL_ARGUMENT;
     }
     /* fp32 arithmetic meets every profile (S12.4). */
@@ -313,11 +299,9 @@ kvq_status ocl_open(const kvq_backend_options *options, kvq_backend_context **ou
     kvq_status st = kvq_backend_option_profile(options, KVQ_BACKEND_ALL_PROFILES, KVQ_PROFILE_FP32, &profile, message,
                                                message_size);
     if (st != KVQ_OK) return st;
-    kvq_backend_context *ctx = calloc(1, sizeof *ctx);
-    if (ctx == NULL) {
-        set_message(message, message_size, "context: out of memory");
-        return KVQ_ERR_OUT_OF_MEMORY;
-    }
+    kvq_backend_context *ctx =
+        kvq_host_context_new(sizeof *ctx, ocl_fill_staging, ocl_run_rows, message, message_size);
+    if (ctx == NULL) return KVQ_ERR_OUT_OF_MEMORY;
     ctx->profile = profile;
     st = choose_device(options, &ctx->platform, &ctx->device, message, message_size);
     if (st != KVQ_OK) {
@@ -330,7 +314,7 @@ kvq_status ocl_open(const kvq_backend_options *options, kvq_backend_context **ou
     clGetDeviceInfo(ctx->device, CL_DEVICE_ENDIAN_LITTLE, sizeof little, &little, NULL);
     if (!little) {
         /* kvq_group_params and packed rows are read as little-endian words. */
-        set_message(message, message_size, "%s is big-endian; kvq's device layouts assume little-endian", ctx->name);
+        kvq_host_say(message, message_size, "%s is big-endian; kvq's device layouts assume little-endian", ctx->name);
         free(ctx);
         return KVQ_ERR_BAD_ARGUMENT;
     }
@@ -339,7 +323,7 @@ kvq_status ocl_open(const kvq_backend_options *options, kvq_backend_context **ou
     ctx->context = clCreateContext(props, 1, &ctx->device, NULL, NULL, &err);
     if (err == CL_SUCCESS) ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, 0, &err);
     if (err != CL_SUCCESS) {
-        set_message(message, message_size, "creating an OpenCL context on %s failed: %s", ctx->name,
+        kvq_host_say(message, message_size, "creating an OpenCL context on %s failed: %s", ctx->name,
                     ocl_cl_error_name(err));
         ocl_close(ctx);
         return KVQ_ERR_IO;
@@ -349,7 +333,7 @@ kvq_status ocl_open(const kvq_backend_options *options, kvq_backend_context **ou
         ocl_close(ctx);
         return st;
     }
-    ctx->message[0] = '\0';
+    kvq_host_clear(&ctx->host.error);
     *out = ctx;
     return KVQ_OK;
 }
@@ -371,31 +355,12 @@ void ocl_close(kvq_backend_context *ctx)
 
 kvq_status ocl_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps)
 {
-    if (caps == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "caps: NULL");
-    if (caps->struct_size < sizeof *caps)
-        return ocl_fail(ctx, KVQ_ERR_SIZE_MISMATCH, "caps->struct_size: %u, smaller than this backend's %zu",
-                        caps->struct_size, sizeof *caps);
-    kvq_backend_caps c = {
-        .struct_size = sizeof c,
-        .ops = KVQ_BACKEND_OP_PACK | KVQ_BACKEND_OP_QUANTIZE | KVQ_BACKEND_OP_DEQUANTIZE |
-               KVQ_BACKEND_OP_ATTENTION | KVQ_BACKEND_OP_CACHE,
-        .features = KVQ_BACKEND_FEATURE_OUTLIERS | KVQ_BACKEND_FEATURE_SINKS | KVQ_BACKEND_FEATURE_POLICY |
-                    KVQ_BACKEND_FEATURE_GROUPS | KVQ_BACKEND_FEATURE_CLAMP,
-        .uniform_bits = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 8),
-        .nuq_bits = (1u << 2) | (1u << 3) | (1u << 4),
-        .key_modes = (1u << KVQ_KEYS_PER_CHANNEL_CALIBRATED) | (1u << KVQ_KEYS_PER_CHANNEL_ONLINE),
-        .rope_pairings = (1u << KVQ_ROPE_NONE) | (1u << KVQ_ROPE_HALF) | (1u << KVQ_ROPE_INTERLEAVED),
-        .max_head_dim = KVQ_MAX_HEAD_DIM,
-        .max_query_heads = 4096u, /* GEMM path: scores [n_q][n_tokens] in one buffer */
-        .max_tokens = KVQ_MAX_TOKENS,
-        .memory = KVQ_BACKEND_MEMORY_DEVICE,
-        .attention_profiles = KVQ_BACKEND_ALL_PROFILES,
-        .attention_profile = ctx->profile,
-    };
-    *caps = c;
-    return KVQ_OK;
+    kvq_backend_caps mine = kvq_host_caps_complete();
+    mine.max_query_heads = 4096u; /* GEMM path: scores [n_q][n_tokens] in one buffer */
+    mine.memory = KVQ_BACKEND_MEMORY_DEVICE;
+    mine.attention_profile = ctx->profile; /* fp32 kernels: every profile */
+    return kvq_host_get_caps(&ctx->host.error, caps, &mine);
 }
 
 const char *ocl_device_name(kvq_backend_context *ctx) { return ctx == NULL ? "" : ctx->name; }
 
-const char *ocl_last_error(kvq_backend_context *ctx) { return ctx == NULL ? "" : ctx->message; }

@@ -1,7 +1,9 @@
 /*
  * ocl_internal.h - what the OpenCL backend's source files share: the context,
- * tensor and cache objects, error helpers, buffer and launch helpers.
- * Not installed; only the .c files of backends/opencl include it.
+ * tensor and cache objects, buffer and launch helpers. The spec's host rules
+ * (checks, plan, staging, the cache's bookkeeping, errors) are the shared
+ * host layer's (backends/common, docs/PORTING.md). Not installed; the .c
+ * files of backends/opencl and kvq bench's OpenCL study include it.
  */
 #ifndef KVQ_OCL_INTERNAL_H
 #define KVQ_OCL_INTERNAL_H
@@ -14,6 +16,11 @@
 
 #include "kvq/kvq.h"
 #include "kvq/kvq_backend.h"
+
+#include "host_cache.h"    /* backends/common: the host layer the backends share */
+#include "host_slots.h"
+#include "host_quantize.h"
+#include "host_tensor.h"
 
 /* Kernels of the program, in the order ocl_context.c creates them. */
 typedef enum ocl_kernel_id {
@@ -77,6 +84,7 @@ typedef enum ocl_attention_path {
 } ocl_attention_path;
 
 struct kvq_backend_context {
+    kvq_host_context host; /* first (host_context.h): last_error() and the device work the host layer asks for */
     uint32_t profile; /* S12.4: the profile asked for at open; the kernels compute in fp32, meeting all */
     cl_platform_id platform;
     cl_device_id device;
@@ -94,10 +102,10 @@ struct kvq_backend_context {
     cl_ulong max_alloc;     /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
     ocl_arena arena;        /* where tensors' arrays live */
     char name[384];         /* device_name(): "<device> (<platform>, <CL version>)" */
-    char message[1024];     /* last_error() */
 };
 
-/* A quantized head slice on the device, in the layout of kvq_qtensor (S4.4). */
+/* A quantized head slice on the device, in the layout of kvq_qtensor (S4.4).
+ * It starts with its header, as backends/common expects (kvq_host_header). */
 struct kvq_backend_tensor {
     kvq_qtensor header;    /* scalar fields and codebook; every array pointer NULL */
     cl_mem precision;      /* u8 [n_tokens] */
@@ -111,15 +119,13 @@ struct kvq_backend_tensor {
     cl_mem codebook;       /* f32 [16 signposts, 15 thresholds] (zeros unless NUQ) */
     bool borrowed;         /* a cache's view: tensor_free leaves it alone */
 };
+_Static_assert(offsetof(struct kvq_backend_tensor, header) == 0, "kvq_host_header reads it");
 
-/* ---- errors (ocl_util.c) ------------------------------------------------ */
-/* Records a printf-style message in ctx->message and returns status. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-kvq_status ocl_fail(kvq_backend_context *ctx, kvq_status status, const char *format, ...);
+/* ---- errors (ocl_util.c, backends/common/host_error.h) ------------------ */
+/* Records a printf-style message in ctx's error and returns status. */
+#define ocl_fail(ctx, status, ...) kvq_host_fail(&(ctx)->host.error, (status), __VA_ARGS__)
 /* Records libkvq's kvq_last_error() for a failed libkvq call; passes status on. */
-kvq_status ocl_from_kvq(kvq_backend_context *ctx, kvq_status status);
+#define ocl_from_kvq(ctx, status) kvq_host_from_kvq(&(ctx)->host.error, (status))
 /* Maps an OpenCL error of `what` to a status: allocation failures become
  * KVQ_ERR_OUT_OF_MEMORY, anything else KVQ_ERR_IO (the device failed). */
 kvq_status ocl_from_cl(kvq_backend_context *ctx, cl_int err, const char *what);
@@ -171,42 +177,27 @@ kvq_status ocl_arena_locate(kvq_backend_context *ctx, cl_mem mem, cl_mem *slab, 
 /* Releases every slab (at close). */
 void ocl_arena_release(kvq_backend_context *ctx);
 
-/* ---- validation (ocl_validate.c), mirroring libkvq's checks and order --- */
-/* S4.1 step 1 checks 2, 4-9 of a configuration for head_dim (S13.4 order). */
-kvq_status ocl_check_config(kvq_backend_context *ctx, const kvq_head_config *config, uint32_t head_dim,
-                            const char *name);
-kvq_status ocl_check_config_enums(kvq_backend_context *ctx, const kvq_head_config *config, const char *name);
-/* S1.3: every x[i] finite within the fp16 range; on devices that flush
- * subnormals also refuses values the device could not treat exactly. */
+/* ---- validation (ocl_validate.c): the device's own limits ---------------- */
+/* S1.3 (kvq_host_check_finite), and on devices that flush subnormals the
+ * refusal of values the device could not treat exactly. */
 kvq_status ocl_check_finite(kvq_backend_context *ctx, const float *x, size_t n, const char *name);
-/* S4.4: a host qtensor is consistent (tensor_upload). */
-kvq_status ocl_check_qtensor(kvq_backend_context *ctx, const kvq_qtensor *qt);
 
 /* ---- tensors (ocl_tensor.c) --------------------------------------------- */
 kvq_backend_tensor *ocl_tensor_new(void);
 void ocl_tensor_destroy(kvq_backend_context *ctx, kvq_backend_tensor *t);
 /* The codebook buffer of a quantizer (zeros unless NUQ). */
 kvq_status ocl_codebook_buffer(kvq_backend_context *ctx, const kvq_quantizer *q, cl_mem *out);
-/* 0 values, 1 online keys, 2 calibrated keys (common.cl kvq_param_index). */
+/* The S4.4 layout of h (kvq_param_layout), as the kernels take it. */
 int ocl_param_layout(const kvq_qtensor *h);
 /* S4.5 into a device buffer out[n_tokens][head_dim] (outliers applied). */
 kvq_status ocl_dequantize_device(kvq_backend_context *ctx, const kvq_backend_tensor *t, cl_mem out);
 
 /* ---- quantize (ocl_quantize.c) ------------------------------------------ */
-/* S10.4, S4.3: final precision of tokens [first, n) of an n-token sequence
- * from the policy decisions decided[0 .. n) (online keys: `first` a multiple
- * of the block length). precision[i] is token first + i's. */
-void ocl_final_precision(const kvq_head_config *config, uint32_t n, uint32_t first, const uint8_t *decided,
-                         uint8_t *precision);
 /* S4.1 steps 3-7 on the device for x (a device buffer [n][d] fp32) whose
  * tokens have the final precisions `precision` (host). */
 kvq_status ocl_quantize_precision(kvq_backend_context *ctx, const kvq_head_config *config, cl_mem x,
                                   uint32_t n_tokens, uint32_t head_dim, const uint8_t *precision,
                                   kvq_backend_tensor **out);
-/* S4.1 steps 2-7 on the device for x (a device buffer [n][d] fp32) with the
- * policy decisions `decided` (host, S10.3). Config and x were validated. */
-kvq_status ocl_quantize_decided(kvq_backend_context *ctx, const kvq_head_config *config, cl_mem x, uint32_t n_tokens,
-                                uint32_t head_dim, const uint8_t *decided, kvq_backend_tensor **out);
 
 /* ---- attention (ocl_attention.c) ---------------------------------------- */
 /* S11 with the checks of S11.1; keys/values may be a cache's tensors. */
@@ -216,45 +207,11 @@ kvq_status ocl_attention(kvq_backend_context *ctx, const kvq_backend_tensor *key
 /* Whether attention with n_q query heads per KV head takes the fused kernels (else CLBlast). */
 bool ocl_attention_fused(const kvq_backend_context *ctx, uint32_t n_q);
 
-/* ---- the API table's slots, by file ------------------------------------- */
-kvq_status ocl_list_devices(kvq_backend_device_fn callback, void *user, char *message, size_t message_size);
-kvq_status ocl_open(const kvq_backend_options *options, kvq_backend_context **ctx, char *message,
-                    size_t message_size);
-void ocl_close(kvq_backend_context *ctx);
-kvq_status ocl_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps);
-const char *ocl_device_name(kvq_backend_context *ctx);
-const char *ocl_last_error(kvq_backend_context *ctx);
-kvq_status ocl_pack_codes(kvq_backend_context *ctx, const uint8_t *codes_host, uint32_t n_rows, uint32_t row_len,
-                          uint32_t bits, uint8_t *packed_host);
-kvq_status ocl_unpack_codes(kvq_backend_context *ctx, const uint8_t *packed_host, uint32_t n_rows, uint32_t row_len,
-                            uint32_t bits, uint8_t *codes_host);
-kvq_status ocl_quantize_head(kvq_backend_context *ctx, const kvq_head_config *config, const float *x_host,
-                             uint32_t n_tokens, uint32_t head_dim, const uint8_t *modality_host,
-                             kvq_backend_tensor **out);
-kvq_status ocl_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt_host, kvq_backend_tensor **out);
-kvq_status ocl_tensor_info(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *header);
-kvq_status ocl_tensor_read(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *dst);
-kvq_status ocl_dequantize(kvq_backend_context *ctx, const kvq_backend_tensor *t, float *out_host);
-void ocl_tensor_free(kvq_backend_context *ctx, kvq_backend_tensor *t);
-kvq_status ocl_attention_decode(kvq_backend_context *ctx, const kvq_backend_tensor *keys,
-                                const kvq_backend_tensor *values, const uint32_t *key_positions_host,
-                                const kvq_rope *rope, const float *q_host, uint32_t n_q, uint32_t q_position,
-                                float *out_host);
-kvq_status ocl_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
-                                      const kvq_backend_tensor *const *values,
-                                      const uint32_t *const *key_positions_host, const kvq_rope *rope,
-                                      const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
-                                      float *out_host);
-kvq_status ocl_cache_create(kvq_backend_context *ctx, const kvq_head_config *key_config,
-                            const kvq_head_config *value_config, uint32_t head_dim, kvq_backend_cache **out);
-kvq_status ocl_cache_append(kvq_backend_context *ctx, kvq_backend_cache *cache, const float *keys_host,
-                            const float *values_host, const uint8_t *modality_host, const uint32_t *positions_host,
-                            uint32_t n_new);
-kvq_status ocl_cache_attend(kvq_backend_context *ctx, kvq_backend_cache *cache, const kvq_rope *rope,
-                            const float *q_host, uint32_t n_q, uint32_t q_position, float *out_host);
-kvq_status ocl_cache_view(kvq_backend_context *ctx, const kvq_backend_cache *cache, const kvq_backend_tensor **keys,
-                          const kvq_backend_tensor **values);
-void ocl_cache_free(kvq_backend_context *ctx, kvq_backend_cache *cache);
+/* ---- the API table's slots, by file (backends/common/host_slots.h) ------ */
+KVQ_HOST_DECLARE_SLOTS(ocl);
+/* The device halves of tensor_read (ocl_tensor.c) and of packing (ocl_pack.c), for the host layer. */
+kvq_status ocl_fill_staging(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *staging);
+kvq_status ocl_run_rows(kvq_backend_context *ctx, const kvq_host_rows *rows);
 
 /* ---- embedded program source (generated from the .cl files of kernels/opencl) ------- */
 extern const char *const kvq_opencl_sources[];

@@ -1,62 +1,21 @@
 /*
  * ocl_pack.c - L0 of the ABI: S5 packing and unpacking of code rows on the
- * device (pack.cl), with the reference backend's checks.
+ * device (pack.cl); the host layer checks the call and stages the result.
  */
 #include "ocl_internal.h"
 
-#include <stdlib.h>
-#include <string.h>
 
-/* The rows are checked as S5.3 checks a head slice. */
-static kvq_status check_rows(kvq_backend_context *ctx, const void *in, uint32_t n_rows, uint32_t row_len,
-                             uint32_t bits, const void *out)
+/* The device half of pack_codes and unpack_codes (host_context.h: checked and staged by the host layer). */
+kvq_status ocl_run_rows(kvq_backend_context *ctx, const kvq_host_rows *rows)
 {
-    if (in == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "input rows: NULL");
-    if (out == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "output rows: NULL");
-    if (n_rows == 0) return ocl_fail(ctx, KVQ_ERR_ZERO_SIZE, "n_rows: must be >= 1");
-    if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
-        return ocl_fail(ctx, KVQ_ERR_UNSUPPORTED_BITS, "bits: must be 2, 3, 4 or 8");
-    return ocl_from_kvq(ctx, kvq_check_head_dim(row_len, bits));
-}
-
-/* Runs one of the two kernels from in_host (in_bytes) to out_host (out_bytes). */
-static kvq_status run(kvq_backend_context *ctx, ocl_kernel_id k, const uint8_t *in_host, size_t in_bytes,
-                      uint8_t *out_host, size_t out_bytes, uint32_t n_rows, uint32_t row_len, uint32_t bits)
-{
-    uint8_t *staging = malloc(out_bytes);
-    if (staging == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "staging rows: out of memory");
     cl_mem in = NULL, out = NULL;
-    kvq_status st = ocl_buffer(ctx, in_bytes, in_host, false, &in, "input rows");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, out_bytes, NULL, false, &out, "output rows");
-    ocl_arg args[] = {OCL_MEM(in), OCL_U64(n_rows), OCL_U32(row_len), OCL_U32(bits), OCL_MEM(out)};
-    if (st == KVQ_OK) st = ocl_launch(ctx, k, args, 5, out_bytes, 0, true);
-    if (st == KVQ_OK) st = ocl_read(ctx, out, 0, out_bytes, staging, "reading rows");
-    if (st == KVQ_OK) memcpy(out_host, staging, out_bytes);
+    kvq_status st = ocl_buffer(ctx, rows->in_bytes, rows->in, false, &in, "input rows");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, rows->out_bytes, NULL, false, &out, "output rows");
+    ocl_arg args[] = {OCL_MEM(in), OCL_U64(rows->n_rows), OCL_U32(rows->row_len), OCL_U32(rows->bits), OCL_MEM(out)};
+    if (st == KVQ_OK)
+        st = ocl_launch(ctx, rows->pack ? OCL_K_PACK_ROWS : OCL_K_UNPACK_ROWS, args, 5, rows->out_bytes, 0, true);
+    if (st == KVQ_OK) st = ocl_read(ctx, out, 0, rows->out_bytes, rows->out, "reading rows");
     ocl_release(&in);
     ocl_release(&out);
-    free(staging);
     return st;
-}
-
-kvq_status ocl_pack_codes(kvq_backend_context *ctx, const uint8_t *codes_host, uint32_t n_rows, uint32_t row_len,
-                          uint32_t bits, uint8_t *packed_host)
-{
-    kvq_status st = check_rows(ctx, codes_host, n_rows, row_len, bits, packed_host);
-    if (st != KVQ_OK) return st;
-    size_t n_codes = (size_t)n_rows * row_len;
-    for (size_t i = 0; i < n_codes; i++)
-        if (codes_host[i] >= (1u << bits))
-            return ocl_fail(ctx, KVQ_ERR_BAD_ARGUMENT, "codes_host[%zu] = %u does not fit in %u bits", i,
-                            (unsigned)codes_host[i], bits);
-    return run(ctx, OCL_K_PACK_ROWS, codes_host, n_codes, packed_host, (size_t)n_rows * kvq_packed_bytes(row_len, bits),
-               n_rows, row_len, bits);
-}
-
-kvq_status ocl_unpack_codes(kvq_backend_context *ctx, const uint8_t *packed_host, uint32_t n_rows, uint32_t row_len,
-                            uint32_t bits, uint8_t *codes_host)
-{
-    kvq_status st = check_rows(ctx, packed_host, n_rows, row_len, bits, codes_host);
-    if (st != KVQ_OK) return st;
-    return run(ctx, OCL_K_UNPACK_ROWS, packed_host, (size_t)n_rows * kvq_packed_bytes(row_len, bits), codes_host,
-               (size_t)n_rows * row_len, n_rows, row_len, bits);
 }

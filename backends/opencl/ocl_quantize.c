@@ -2,10 +2,11 @@
  * ocl_quantize.c - S4 on the device: quantize_head, and the pipeline that
  * the cache (ocl_cache.c) also runs on the open tail of its sequence.
  *
- * Per-token decisions (S8, S10.3: a sequential budget over a few bytes per
- * token) are made on the host with libkvq's kvq_token_precision, and the
- * window and residual rules (S10.4, S4.3) are applied on the host too: they
- * are O(n_tokens) and inherently sequential. Every per-element step runs in
+ * The checks, the per-token decisions (S8, S10.3: a sequential budget over a
+ * few bytes per token), the window and residual rules (S10.4, S4.3) and the
+ * fp16 slots are the host layer's (backends/common: kvq_host_check_quantize,
+ * kvq_host_plan_quantize): O(n_tokens) and inherently sequential. Every
+ * per-element step runs in
  * kernels: fp16 rows, outlier selection (S7), group ranges and fp16
  * parameters (S3, S6.3), threshold encoding (S3.4, S6.4), packing (S5) and
  * the CSR/CSC outlier arrays (S7.4).
@@ -14,59 +15,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-/* S4.1 step 2 after the decisions, for tokens [first, n) of a sequence of n
- * tokens: the recent window (S10.4), then for online keys the residual rule
- * (S4.3); precedence SINK > POLICY > WINDOW > RESIDUAL > QUANTIZED (S10.5).
- * For online keys `first` must be a multiple of the block length.
- * precision[i] is token first + i's. */
-void ocl_final_precision(const kvq_head_config *config, uint32_t n, uint32_t first, const uint8_t *decided,
-                         uint8_t *precision)
-{
-    uint32_t window = config->policy.recent_window;
-    uint32_t first_window = n > window ? n - window : 0u;
-    for (uint32_t t = first; t < n; t++)
-        precision[t - first] =
-            decided[t] == KVQ_PREC_QUANTIZED && t >= first_window ? (uint8_t)KVQ_PREC_WINDOW : decided[t];
-    if (config->role != KVQ_ROLE_KEYS || config->key_mode != KVQ_KEYS_PER_CHANNEL_ONLINE) return;
-    uint64_t g = config->group_size;
-    for (uint64_t start = first; start < n; start += g) {
-        uint64_t end = start + g < n ? start + g : n;
-        bool quantized = start + g <= n;
-        for (uint64_t t = start; t < end && quantized; t++) quantized = precision[t - first] != KVQ_PREC_WINDOW;
-        if (quantized) continue;
-        for (uint64_t t = start; t < end; t++)
-            if (precision[t - first] == KVQ_PREC_QUANTIZED) precision[t - first] = KVQ_PREC_RESIDUAL;
-    }
-}
-
-/* S4.4: the scalar fields of the result. */
-static void fill_header(const kvq_head_config *config, uint32_t n, uint32_t d, uint32_t n_rows, kvq_qtensor *h)
-{
-    const kvq_quantizer *q = &config->quantizer;
-    bool keys = config->role == KVQ_ROLE_KEYS;
-    bool online = keys && config->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE;
-    memset(h, 0, sizeof *h);
-    h->role = config->role;
-    h->key_mode = keys ? config->key_mode : KVQ_KEYS_PER_CHANNEL_CALIBRATED; /* values: unused, 0 */
-    h->scheme = q->scheme;
-    h->bits = q->bits;
-    h->n_tokens = n;
-    h->head_dim = d;
-    if (!keys)
-        h->group_size = config->group_size == 0 ? d : config->group_size;
-    else
-        h->group_size = online ? config->group_size : 0u;
-    if (q->scheme == KVQ_SCHEME_NUQ) h->codebook = *q->codebook;
-    h->row_bytes = kvq_packed_bytes(d, q->bits);
-    if (!keys)
-        h->n_params = n * (d / h->group_size);
-    else if (online)
-        h->n_params = (uint32_t)(((uint64_t)n + h->group_size - 1u) / h->group_size * d);
-    else
-        h->n_params = d;
-    h->n_fp16_rows = n_rows;
-}
 
 /* S4.1 steps 4-5: codes [n][d] and outlier marks [n][d] (one byte each), and params. */
 static kvq_status quantize_groups(kvq_backend_context *ctx, const kvq_head_config *config, kvq_backend_tensor *t,
@@ -94,7 +42,7 @@ static kvq_status quantize_groups(kvq_backend_context *ctx, const kvq_head_confi
     bool values = h->role == KVQ_ROLE_VALUES;
     size_t n_groups = values ? n * (d / h->group_size) : (n / h->group_size) * d;
     ocl_arg args[] = {OCL_MEM(x),          OCL_MEM(t->precision), OCL_U32(d),
-                      OCL_U32(h->group_size), OCL_I32(values ? 0 : 1), OCL_U64(n_groups),
+                      OCL_U32(h->group_size), OCL_I32(ocl_param_layout(h)), OCL_U64(n_groups),
                       OCL_I32(h->scheme),  OCL_U32(h->bits),      OCL_MEM(t->codebook),
                       OCL_U32(config->outlier_ppm), OCL_MEM(t->params), OCL_MEM(codes8),
                       OCL_MEM(mask)};
@@ -167,10 +115,10 @@ kvq_status ocl_quantize_precision(kvq_backend_context *ctx, const kvq_head_confi
                       head_dim);
         goto done;
     }
-    /* Step 3's fp16 slots (host, per token). */
-    uint32_t n_rows = 0;
-    for (size_t i = 0; i < n; i++) slot[i] = precision[i] == KVQ_PREC_QUANTIZED ? UINT32_MAX : n_rows++;
-    fill_header(config, n_tokens, head_dim, n_rows, &t->header);
+    /* Step 3's fp16 slots (host, per token), and the result's S4.4 scalars. */
+    uint32_t n_rows = kvq_host_fp16_slots(precision, n_tokens, 0, slot);
+    kvq_qtensor_header_for(config, n_tokens, head_dim, &t->header);
+    t->header.n_fp16_rows = n_rows;
     const kvq_qtensor *h = &t->header;
 
     st = ocl_tensor_buffer(ctx, n, precision, false, &t->precision, "precision");
@@ -210,50 +158,24 @@ done:
     return KVQ_OK;
 }
 
-kvq_status ocl_quantize_decided(kvq_backend_context *ctx, const kvq_head_config *config, cl_mem x, uint32_t n_tokens,
-                                uint32_t head_dim, const uint8_t *decided, kvq_backend_tensor **out)
-{
-    uint8_t *precision = malloc(n_tokens);
-    if (precision == NULL)
-        return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "out of memory for %u token precisions", n_tokens);
-    ocl_final_precision(config, n_tokens, 0, decided, precision);
-    kvq_status st = ocl_quantize_precision(ctx, config, x, n_tokens, head_dim, precision, out);
-    free(precision);
-    return st;
-}
-
 /* S4.1 */
 kvq_status ocl_quantize_head(kvq_backend_context *ctx, const kvq_head_config *config, const float *x_host,
                              uint32_t n_tokens, uint32_t head_dim, const uint8_t *modality_host,
                              kvq_backend_tensor **out)
 {
-    if (config == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "config is NULL");
-    if (x_host == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "x is NULL");
-    if (out == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out is NULL");
-    kvq_status st = ocl_check_config_enums(ctx, config, "config");
-    if (st != KVQ_OK) return st;
-    if (n_tokens == 0) return ocl_fail(ctx, KVQ_ERR_ZERO_SIZE, "n_tokens is 0");
-    if (n_tokens > KVQ_MAX_TOKENS)
-        return ocl_fail(ctx, KVQ_ERR_BAD_ARGUMENT, "n_tokens = %u exceeds the limit of %u tokens (S1.4)", n_tokens,
-                        KVQ_MAX_TOKENS);
-    st = ocl_check_config(ctx, config, head_dim, "config");
-    if (st == KVQ_OK) st = ocl_from_kvq(ctx, kvq_check_counts(config, n_tokens, head_dim)); /* S4.4 */
-    if (st != KVQ_OK) return st;
+    /* Step 1: checks 1-10, 11 (with the device's subnormal limit, also on the channel ranges), 12 with the plan. */
+    kvq_status st = kvq_host_check_quantize(&ctx->host.error, config, x_host, n_tokens, head_dim, out);
     size_t count = (size_t)n_tokens * head_dim;
-    st = ocl_check_finite(ctx, x_host, count, "x");
-    if (st != KVQ_OK) return st;
-    if (config->role == KVQ_ROLE_KEYS && config->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED)
+    if (st == KVQ_OK) st = ocl_check_finite(ctx, x_host, count, "x");
+    if (st == KVQ_OK && config->role == KVQ_ROLE_KEYS && config->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED)
         st = ocl_check_finite(ctx, (const float *)config->channel_range, 2u * head_dim, "config.channel_range");
+    kvq_host_plan plan;
+    if (st == KVQ_OK) st = kvq_host_plan_quantize(&ctx->host.error, config, n_tokens, head_dim, modality_host, &plan);
     if (st != KVQ_OK) return st;
-
-    /* S10.3 over the whole slice (n_before = hp_before = 0); also checks modality. */
-    uint8_t *decided = malloc(n_tokens);
-    if (decided == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "out of memory for %u decisions", n_tokens);
-    st = ocl_from_kvq(ctx, kvq_token_precision(&config->policy, modality_host, 0, 0, n_tokens, decided));
     cl_mem x = NULL;
-    if (st == KVQ_OK) st = ocl_buffer(ctx, count * sizeof(float), x_host, false, &x, "x");
-    if (st == KVQ_OK) st = ocl_quantize_decided(ctx, config, x, n_tokens, head_dim, decided, out);
+    st = ocl_buffer(ctx, count * sizeof(float), x_host, false, &x, "x");
+    if (st == KVQ_OK) st = ocl_quantize_precision(ctx, config, x, n_tokens, head_dim, plan.precision, out);
     ocl_release(&x);
-    free(decided);
+    kvq_host_plan_free(&plan);
     return st;
 }

@@ -40,35 +40,21 @@ kvq_status ocl_codebook_buffer(kvq_backend_context *ctx, const kvq_quantizer *q,
     return ocl_tensor_buffer(ctx, sizeof floats, floats, false, out, "codebook");
 }
 
-int ocl_param_layout(const kvq_qtensor *h)
-{
-    if (h->role == KVQ_ROLE_VALUES) return 0;
-    return h->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE ? 1 : 2;
-}
+int ocl_param_layout(const kvq_qtensor *h) { return (int)kvq_param_layout_of(h->role, h->key_mode); }
 
 static size_t outlier_ptr_entries(const kvq_qtensor *h)
 {
-    return (size_t)(h->role == KVQ_ROLE_KEYS ? h->head_dim : h->n_tokens) + 1u;
+    return kvq_outlier_ptr_entries(h->role, h->n_tokens, h->head_dim);
 }
 
 kvq_status ocl_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt, kvq_backend_tensor **out)
 {
-    if (qt == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "qt_host: NULL");
-    if (out == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out: NULL");
     /* Every kernel trusts a tensor's sizes and indices, so they are checked here, once. */
-    kvq_status st = ocl_check_qtensor(ctx, qt);
+    kvq_status st = kvq_host_check_upload(&ctx->host.error, qt, out);
     if (st != KVQ_OK) return st;
     kvq_backend_tensor *t = ocl_tensor_new();
     if (t == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "tensor: out of memory");
-    t->header = *qt;
-    t->header.precision = NULL;
-    t->header.fp16_slot = NULL;
-    t->header.fp16_rows = NULL;
-    t->header.codes = NULL;
-    t->header.params = NULL;
-    t->header.outlier_ptr = NULL;
-    t->header.outlier_index = NULL;
-    t->header.outlier_value = NULL;
+    t->header = kvq_host_scalars(qt);
     if (qt->scheme != KVQ_SCHEME_NUQ) memset(&t->header.codebook, 0, sizeof t->header.codebook);
     size_t n = qt->n_tokens, d = qt->head_dim;
     kvq_quantizer q = {qt->scheme, qt->bits, &qt->codebook};
@@ -101,60 +87,29 @@ kvq_status ocl_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt, kv
     return KVQ_OK;
 }
 
-kvq_status ocl_tensor_info(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *header)
+/* tensor_read's staging copy (host_context.h), filled by blocking reads of every array. */
+kvq_status ocl_fill_staging(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *staging)
 {
-    if (t == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "t: NULL");
-    if (header == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "header: NULL");
-    *header = t->header; /* its array pointers are NULL */
-    return KVQ_OK;
-}
-
-/* The scalar fields that fix every array's size (S4.4). */
-static bool same_shape(const kvq_qtensor *a, const kvq_qtensor *b)
-{
-    return a->role == b->role && a->n_tokens == b->n_tokens && a->head_dim == b->head_dim &&
-           a->row_bytes == b->row_bytes && a->n_params == b->n_params && a->n_fp16_rows == b->n_fp16_rows &&
-           a->n_outliers == b->n_outliers;
-}
-
-kvq_status ocl_tensor_read(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *dst)
-{
-    if (t == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "t: NULL");
-    if (dst == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "dst: NULL");
     const kvq_qtensor *h = &t->header;
-    if (!same_shape(h, dst))
-        return ocl_fail(ctx, KVQ_ERR_SIZE_MISMATCH, "dst: its sizes differ from tensor_info's (call tensor_info first)");
-    if (!dst->precision || !dst->fp16_slot || !dst->fp16_rows || !dst->codes || !dst->params || !dst->outlier_ptr ||
-        !dst->outlier_index || !dst->outlier_value)
-        return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "dst: an array member is NULL (allocate with kvq_qtensor_alloc)");
     size_t n = h->n_tokens, d = h->head_dim;
-    /* Read everything into one staging block first: a failed read then
-     * leaves dst untouched (S13.3). */
-    size_t sizes[8] = {n,
-                       n * sizeof(uint32_t),
-                       (size_t)h->n_fp16_rows * d * sizeof(uint16_t),
-                       n * h->row_bytes,
-                       (size_t)h->n_params * sizeof(kvq_group_params),
-                       outlier_ptr_entries(h) * sizeof(uint32_t),
-                       (size_t)h->n_outliers * sizeof(uint32_t),
-                       (size_t)h->n_outliers * sizeof(uint16_t)};
-    cl_mem sources[8] = {t->precision, t->fp16_slot, t->fp16_rows, t->codes,
-                         t->params, t->outlier_ptr, t->outlier_index, t->outlier_value};
-    void *targets[8] = {dst->precision, dst->fp16_slot, dst->fp16_rows, dst->codes,
-                        dst->params, dst->outlier_ptr, dst->outlier_index, dst->outlier_value};
-    size_t total = 0, offsets[8];
-    for (int i = 0; i < 8; i++) {
-        offsets[i] = total;
-        total += (sizes[i] + 7u) / 8u * 8u;
-    }
-    unsigned char *staging = malloc(total > 0 ? total : 1u);
-    if (staging == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "staging for tensor_read: out of memory");
-    kvq_status st = KVQ_OK;
-    for (int i = 0; i < 8 && st == KVQ_OK; i++)
-        st = ocl_read(ctx, sources[i], 0, sizes[i], staging + offsets[i], "reading a tensor");
+    kvq_status st = ocl_read(ctx, t->precision, 0, n, staging->precision, "reading a tensor");
+    if (st == KVQ_OK) st = ocl_read(ctx, t->fp16_slot, 0, n * sizeof(uint32_t), staging->fp16_slot, "reading a tensor");
     if (st == KVQ_OK)
-        for (int i = 0; i < 8; i++) memcpy(targets[i], staging + offsets[i], sizes[i]);
-    free(staging);
+        st = ocl_read(ctx, t->fp16_rows, 0, (size_t)h->n_fp16_rows * d * sizeof(uint16_t), staging->fp16_rows,
+                      "reading a tensor");
+    if (st == KVQ_OK) st = ocl_read(ctx, t->codes, 0, n * h->row_bytes, staging->codes, "reading a tensor");
+    if (st == KVQ_OK)
+        st = ocl_read(ctx, t->params, 0, (size_t)h->n_params * sizeof(kvq_group_params), staging->params,
+                      "reading a tensor");
+    if (st == KVQ_OK)
+        st = ocl_read(ctx, t->outlier_ptr, 0, outlier_ptr_entries(h) * sizeof(uint32_t), staging->outlier_ptr,
+                      "reading a tensor");
+    if (st == KVQ_OK)
+        st = ocl_read(ctx, t->outlier_index, 0, (size_t)h->n_outliers * sizeof(uint32_t), staging->outlier_index,
+                      "reading a tensor");
+    if (st == KVQ_OK)
+        st = ocl_read(ctx, t->outlier_value, 0, (size_t)h->n_outliers * sizeof(uint16_t), staging->outlier_value,
+                      "reading a tensor");
     return st;
 }
 
@@ -180,7 +135,7 @@ kvq_status ocl_dequantize_device(kvq_backend_context *ctx, const kvq_backend_ten
 
 kvq_status ocl_dequantize(kvq_backend_context *ctx, const kvq_backend_tensor *t, float *out_host)
 {
-    if (t == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "t: NULL");
+    if (t == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "t is NULL");
     if (out_host == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out is NULL");
     size_t count = (size_t)t->header.n_tokens * t->header.head_dim;
     float *staging = malloc(count * sizeof *staging);

@@ -4,24 +4,8 @@
  */
 #include "ocl_internal.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-kvq_status ocl_fail(kvq_backend_context *ctx, kvq_status status, const char *format, ...)
-{
-    va_list args;
-    va_start(args, format);
-    vsnprintf(ctx->message, sizeof ctx->message, format, args);
-    va_end(args);
-    return status;
-}
-
-kvq_status ocl_from_kvq(kvq_backend_context *ctx, kvq_status status)
-{
-    if (status != KVQ_OK) snprintf(ctx->message, sizeof ctx->message, "%s", kvq_last_error());
-    return status;
-}
 
 const char *ocl_cl_error_name(cl_int err)
 {
@@ -63,8 +47,10 @@ kvq_status ocl_from_cl(kvq_backend_context *ctx, cl_int err, const char *what)
 {
     bool memory = err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_HOST_MEMORY ||
                   err == CL_OUT_OF_RESOURCES || err == CL_INVALID_BUFFER_SIZE;
-    return ocl_fail(ctx, memory ? KVQ_ERR_OUT_OF_MEMORY : KVQ_ERR_IO, "%s: OpenCL error %d (%s) on %s", what,
-                    (int)err, ocl_cl_error_name(err), ctx->name);
+    char code[96];
+    snprintf(code, sizeof code, "%s (%d)", ocl_cl_error_name(err), (int)err);
+    return kvq_host_device_fail(&ctx->host.error, memory ? KVQ_ERR_OUT_OF_MEMORY : KVQ_ERR_IO, what, "OpenCL", code,
+                                ctx->name, NULL);
 }
 
 kvq_status ocl_check_alloc(kvq_backend_context *ctx, size_t size, const char *what)

@@ -11,37 +11,58 @@
 #include "ref_backend.h"
 
 #include "backend_options.h"
+#include "host_slots.h"
+#include "host_tensor.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct kvq_backend_context {
-    char message[512]; /* last_error: the reference's message of the last failure */
-    uint32_t profile;  /* S12.4: the profile asked for at open (the reference computes in double, meeting all) */
+    kvq_host_context host; /* first (host_context.h): the reference's message of the last failure */
+    uint32_t profile;      /* S12.4: the profile asked for at open (the reference computes in double, meeting all) */
 };
 
 /* Record the reference's message for a failed call and pass the status on. */
 static kvq_status remember(kvq_backend_context *ctx, kvq_status status)
 {
-    if (status != KVQ_OK) snprintf(ctx->message, sizeof ctx->message, "%s", kvq_last_error());
-    return status;
-}
-
-static kvq_status fail(kvq_backend_context *ctx, kvq_status status, const char *message)
-{
-    snprintf(ctx->message, sizeof ctx->message, "%s", message);
-    return status;
+    return kvq_host_from_kvq(&ctx->host.error, status);
 }
 
 static const kvq_qtensor *as_qtensor(const kvq_backend_tensor *t) { return (const kvq_qtensor *)(const void *)t; }
+
+/* ---- the device work the host layer asks for (host_context.h) ---------- */
+
+/* S5: the reference packs one row at a time; the ABI takes n_rows rows (checked and staged by the
+ * host layer, host_context.h). */
+static kvq_status run_rows(kvq_backend_context *ctx, const kvq_host_rows *rows)
+{
+    (void)ctx;
+    size_t row_bytes = kvq_packed_bytes(rows->row_len, rows->bits);
+    for (uint32_t r = 0; r < rows->n_rows; r++) {
+        size_t codes = (size_t)r * rows->row_len, packed = (size_t)r * row_bytes;
+        if (rows->pack)
+            kvq_pack_codes(rows->in + codes, rows->row_len, rows->bits, rows->out + packed);
+        else
+            kvq_unpack_codes(rows->in + packed, rows->row_len, rows->bits, rows->out + codes);
+    }
+    return KVQ_OK;
+}
+
+/* tensor_read's staging copy (host_context.h): the tensor is a kvq_qtensor already. */
+static kvq_status copy_tensor(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *staging)
+{
+    (void)ctx;
+    kvq_host_copy_arrays(staging, as_qtensor(t));
+    return KVQ_OK;
+}
 
 /* ---- lifetime ---------------------------------------------------------- */
 
 static kvq_status ref_list_devices(kvq_backend_device_fn callback, void *user, char *message, size_t message_size)
 {
     if (callback == NULL) {
-        if (message != NULL && message_size > 0) snprintf(message, message_size, "callback: NULL");
+        kvq_host_say(message, message_size, "callback is NULL");
         return KVQ_ERR_NULL_ARGUMENT;
     }
     callback(user, 0, 0, "host CPU (scalar C reference)");
@@ -51,64 +72,34 @@ static kvq_status ref_list_devices(kvq_backend_device_fn callback, void *user, c
 static kvq_status ref_open(const kvq_backend_options *options, kvq_backend_context **ctx, char *message,
                            size_t message_size)
 {
-    const char *problem = NULL;
-    kvq_status status = KVQ_OK;
     if (ctx == NULL) {
-        problem = "ctx: NULL";
-        status = KVQ_ERR_NULL_ARGUMENT;
-    } else if (kvq_backend_option_platform(options) > 0 || kvq_backend_option_device(options) > 0) {
-        problem = "options: the reference has one device (platform 0, device 0)";
-        status = KVQ_ERR_BAD_ARGUMENT;
+        kvq_host_say(message, message_size, "ctx is NULL");
+        return KVQ_ERR_NULL_ARGUMENT;
+    }
+    if (kvq_backend_option_platform(options) > 0 || kvq_backend_option_device(options) > 0) {
+        kvq_host_say(message, message_size, "options: the reference has one device (platform 0, device 0)");
+        return KVQ_ERR_BAD_ARGUMENT;
     }
     uint32_t profile = KVQ_PROFILE_FP32;
-    if (status == KVQ_OK) {
-        status = kvq_backend_option_profile(options, KVQ_BACKEND_ALL_PROFILES, KVQ_PROFILE_FP32, &profile, message,
-                                            message_size);
-        if (status != KVQ_OK) return status;
-    }
-    if (status == KVQ_OK) {
-        kvq_backend_context *c = calloc(1, sizeof *c);
-        if (c == NULL) {
-            problem = "context: out of memory";
-            status = KVQ_ERR_OUT_OF_MEMORY;
-        } else {
-            c->profile = profile;
-            *ctx = c;
-            return KVQ_OK;
-        }
-    }
-    if (message != NULL && message_size > 0) snprintf(message, message_size, "%s", problem);
-    return status;
+    kvq_status status = kvq_backend_option_profile(options, KVQ_BACKEND_ALL_PROFILES, KVQ_PROFILE_FP32, &profile,
+                                                   message, message_size);
+    if (status != KVQ_OK) return status;
+    kvq_backend_context *c = kvq_host_context_new(sizeof *c, copy_tensor, run_rows, message, message_size);
+    if (c == NULL) return KVQ_ERR_OUT_OF_MEMORY;
+    c->profile = profile;
+    *ctx = c;
+    return KVQ_OK;
 }
 
 static void ref_close(kvq_backend_context *ctx) { free(ctx); }
 
 static kvq_status ref_get_caps(kvq_backend_context *ctx, kvq_backend_caps *caps)
 {
-    if (caps == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "caps: NULL");
-    if (caps->struct_size < sizeof *caps)
-        return fail(ctx, KVQ_ERR_SIZE_MISMATCH, "caps->struct_size: smaller than this backend's kvq_backend_caps");
-    kvq_backend_caps c = {
-        .struct_size = sizeof c,
-        .ops = KVQ_BACKEND_OP_PACK | KVQ_BACKEND_OP_QUANTIZE | KVQ_BACKEND_OP_DEQUANTIZE |
-               KVQ_BACKEND_OP_ATTENTION | KVQ_BACKEND_OP_CACHE,
-        .features = KVQ_BACKEND_FEATURE_OUTLIERS | KVQ_BACKEND_FEATURE_SINKS | KVQ_BACKEND_FEATURE_POLICY |
-                    KVQ_BACKEND_FEATURE_GROUPS | KVQ_BACKEND_FEATURE_CLAMP,
-        .uniform_bits = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 8),
-        .nuq_bits = (1u << 2) | (1u << 3) | (1u << 4),
-        .key_modes = (1u << KVQ_KEYS_PER_CHANNEL_CALIBRATED) | (1u << KVQ_KEYS_PER_CHANNEL_ONLINE),
-        .rope_pairings = (1u << KVQ_ROPE_NONE) | (1u << KVQ_ROPE_HALF) | (1u << KVQ_ROPE_INTERLEAVED),
-        .max_head_dim = KVQ_MAX_HEAD_DIM,
-        .max_query_heads = UINT32_MAX,
-        .max_tokens = KVQ_MAX_TOKENS,
-        .memory = KVQ_BACKEND_MEMORY_HOST,
-        .attention_profiles = KVQ_BACKEND_ALL_PROFILES,
-        .attention_profile = ctx->profile,
-        .peer_formats = (1u << KVQ_PEER_FORMAT_COUNT) - 1u,
-        .peer_ops = KVQ_BACKEND_OP_QUANTIZE | KVQ_BACKEND_OP_DEQUANTIZE | KVQ_BACKEND_OP_ATTENTION,
-    };
-    *caps = c;
-    return KVQ_OK;
+    kvq_backend_caps mine = kvq_host_caps_complete(); /* host memory, every profile */
+    mine.attention_profile = ctx->profile;
+    mine.peer_formats = (1u << KVQ_PEER_FORMAT_COUNT) - 1u;
+    mine.peer_ops = KVQ_BACKEND_OP_QUANTIZE | KVQ_BACKEND_OP_DEQUANTIZE | KVQ_BACKEND_OP_ATTENTION;
+    return kvq_host_get_caps(&ctx->host.error, caps, &mine);
 }
 
 static const char *ref_device_name(kvq_backend_context *ctx)
@@ -117,59 +108,17 @@ static const char *ref_device_name(kvq_backend_context *ctx)
     return "host CPU (scalar C reference, spec " KVQ_SPEC_VERSION_STRING ")";
 }
 
-static const char *ref_last_error(kvq_backend_context *ctx) { return ctx->message; }
-
-/* ---- L0 ---------------------------------------------------------------- */
-
-/* S5: the reference packs one row at a time; the ABI takes n_rows rows. The
- * row length and bit width are checked as S5.3 checks a head slice. */
-static kvq_status check_rows(kvq_backend_context *ctx, const void *in, uint32_t n_rows, uint32_t row_len,
-                             uint32_t bits, const void *out)
-{
-    if (in == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "input rows: NULL");
-    if (out == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "output rows: NULL");
-    if (n_rows == 0) return fail(ctx, KVQ_ERR_ZERO_SIZE, "n_rows: must be >= 1");
-    if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
-        return fail(ctx, KVQ_ERR_UNSUPPORTED_BITS, "bits: must be 2, 3, 4 or 8");
-    return remember(ctx, kvq_check_head_dim(row_len, bits));
-}
-
-static kvq_status ref_pack_codes(kvq_backend_context *ctx, const uint8_t *codes_host, uint32_t n_rows,
-                                 uint32_t row_len, uint32_t bits, uint8_t *packed_host)
-{
-    kvq_status status = check_rows(ctx, codes_host, n_rows, row_len, bits, packed_host);
-    if (status != KVQ_OK) return status;
-    size_t row_bytes = kvq_packed_bytes(row_len, bits);
-    for (uint32_t r = 0; r < n_rows; r++) {
-        for (uint32_t i = 0; i < row_len; i++)
-            if (codes_host[(size_t)r * row_len + i] >= (1u << bits))
-                return fail(ctx, KVQ_ERR_BAD_ARGUMENT, "codes_host: a code does not fit in `bits` bits");
-    }
-    for (uint32_t r = 0; r < n_rows; r++)
-        kvq_pack_codes(codes_host + (size_t)r * row_len, row_len, bits, packed_host + (size_t)r * row_bytes);
-    return KVQ_OK;
-}
-
-static kvq_status ref_unpack_codes(kvq_backend_context *ctx, const uint8_t *packed_host, uint32_t n_rows,
-                                   uint32_t row_len, uint32_t bits, uint8_t *codes_host)
-{
-    kvq_status status = check_rows(ctx, packed_host, n_rows, row_len, bits, codes_host);
-    if (status != KVQ_OK) return status;
-    size_t row_bytes = kvq_packed_bytes(row_len, bits);
-    for (uint32_t r = 0; r < n_rows; r++)
-        kvq_unpack_codes(packed_host + (size_t)r * row_bytes, row_len, bits, codes_host + (size_t)r * row_len);
-    return KVQ_OK;
-}
-
 /* ---- L1-L3 ------------------------------------------------------------- */
 
 static kvq_status ref_quantize_head(kvq_backend_context *ctx, const kvq_head_config *config, const float *x_host,
                                     uint32_t n_tokens, uint32_t head_dim, const uint8_t *modality_host,
                                     kvq_backend_tensor **out)
 {
-    if (out == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out: NULL");
+    /* S4.1's checks with the ABI's `out` in its place, then the reference itself. */
+    kvq_status status = kvq_host_check_quantize(&ctx->host.error, config, x_host, n_tokens, head_dim, out);
+    if (status != KVQ_OK) return status;
     kvq_qtensor *qt = NULL;
-    kvq_status status = kvq_quantize_head(config, x_host, n_tokens, head_dim, modality_host, &qt);
+    status = kvq_quantize_head(config, x_host, n_tokens, head_dim, modality_host, &qt);
     if (status != KVQ_OK) return remember(ctx, status);
     *out = (kvq_backend_tensor *)(void *)qt;
     return KVQ_OK;
@@ -177,65 +126,19 @@ static kvq_status ref_quantize_head(kvq_backend_context *ctx, const kvq_head_con
 
 static kvq_status ref_tensor_upload(kvq_backend_context *ctx, const kvq_qtensor *qt_host, kvq_backend_tensor **out)
 {
-    if (out == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out: NULL");
+    /* S4.4: refused here as every backend refuses it, not only when it is used */
+    kvq_status status = kvq_host_check_upload(&ctx->host.error, qt_host, out);
+    if (status != KVQ_OK) return status;
     kvq_qtensor *copy = NULL;
-    kvq_status status = kvq_qtensor_copy(qt_host, &copy);
+    status = kvq_qtensor_copy(qt_host, &copy);
     if (status != KVQ_OK) return remember(ctx, status);
     *out = (kvq_backend_tensor *)(void *)copy;
     return KVQ_OK;
 }
 
-static kvq_status ref_tensor_info(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *header)
-{
-    if (t == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "t: NULL");
-    if (header == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "header: NULL");
-    kvq_qtensor h = *as_qtensor(t);
-    h.precision = NULL;
-    h.fp16_slot = NULL;
-    h.fp16_rows = NULL;
-    h.codes = NULL;
-    h.params = NULL;
-    h.outlier_ptr = NULL;
-    h.outlier_index = NULL;
-    h.outlier_value = NULL;
-    *header = h;
-    return KVQ_OK;
-}
-
-/* The scalar fields that fix every array's size (S4.4). */
-static int same_shape(const kvq_qtensor *a, const kvq_qtensor *b)
-{
-    return a->role == b->role && a->n_tokens == b->n_tokens && a->head_dim == b->head_dim &&
-           a->row_bytes == b->row_bytes && a->n_params == b->n_params && a->n_fp16_rows == b->n_fp16_rows &&
-           a->n_outliers == b->n_outliers;
-}
-
-static kvq_status ref_tensor_read(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *dst)
-{
-    if (t == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "t: NULL");
-    if (dst == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "dst: NULL");
-    const kvq_qtensor *qt = as_qtensor(t);
-    if (!same_shape(qt, dst))
-        return fail(ctx, KVQ_ERR_SIZE_MISMATCH, "dst: its sizes differ from tensor_info's (call tensor_info first)");
-    if (!dst->precision || !dst->fp16_slot || !dst->fp16_rows || !dst->codes || !dst->params || !dst->outlier_ptr ||
-        !dst->outlier_index || !dst->outlier_value)
-        return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "dst: an array member is NULL (allocate with kvq_qtensor_alloc)");
-    size_t n = qt->n_tokens, d = qt->head_dim;
-    size_t n_ptr = (qt->role == KVQ_ROLE_KEYS ? d : n) + 1u;
-    memcpy(dst->precision, qt->precision, n);
-    memcpy(dst->fp16_slot, qt->fp16_slot, n * sizeof *qt->fp16_slot);
-    memcpy(dst->fp16_rows, qt->fp16_rows, (size_t)qt->n_fp16_rows * d * sizeof *qt->fp16_rows);
-    memcpy(dst->codes, qt->codes, n * qt->row_bytes);
-    memcpy(dst->params, qt->params, (size_t)qt->n_params * sizeof *qt->params);
-    memcpy(dst->outlier_ptr, qt->outlier_ptr, n_ptr * sizeof *qt->outlier_ptr);
-    memcpy(dst->outlier_index, qt->outlier_index, (size_t)qt->n_outliers * sizeof *qt->outlier_index);
-    memcpy(dst->outlier_value, qt->outlier_value, (size_t)qt->n_outliers * sizeof *qt->outlier_value);
-    return KVQ_OK;
-}
-
 static kvq_status ref_dequantize(kvq_backend_context *ctx, const kvq_backend_tensor *t, float *out_host)
 {
-    if (t == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "t: NULL");
+    if (t == NULL) return kvq_host_fail(&ctx->host.error, KVQ_ERR_NULL_ARGUMENT, "t is NULL");
     return remember(ctx, kvq_dequantize_head(as_qtensor(t), out_host));
 }
 
@@ -261,9 +164,10 @@ static kvq_status ref_attention_decode(kvq_backend_context *ctx, const kvq_backe
 static kvq_status ref_cache_create(kvq_backend_context *ctx, const kvq_head_config *key_config,
                                    const kvq_head_config *value_config, uint32_t head_dim, kvq_backend_cache **out)
 {
-    if (out == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out: NULL");
+    kvq_status status = remember(ctx, kvq_cache_check_configs(key_config, value_config, head_dim, out));
+    if (status != KVQ_OK) return status;
     kvq_cache *cache = NULL;
-    kvq_status status = kvq_cache_create(key_config, value_config, head_dim, &cache);
+    status = kvq_cache_create(key_config, value_config, head_dim, &cache);
     if (status != KVQ_OK) return remember(ctx, status);
     *out = (kvq_backend_cache *)(void *)cache;
     return KVQ_OK;
@@ -275,7 +179,7 @@ static kvq_status ref_cache_append(kvq_backend_context *ctx, kvq_backend_cache *
                                    const float *values_host, const uint8_t *modality_host,
                                    const uint32_t *positions_host, uint32_t n_new)
 {
-    if (cache == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "cache: NULL");
+    if (cache == NULL) return kvq_host_fail(&ctx->host.error, KVQ_ERR_NULL_ARGUMENT, "cache is NULL");
     return remember(ctx, kvq_cache_append(as_cache(cache), keys_host, values_host, modality_host, positions_host,
                                           n_new));
 }
@@ -283,9 +187,10 @@ static kvq_status ref_cache_append(kvq_backend_context *ctx, kvq_backend_cache *
 static kvq_status ref_cache_attend(kvq_backend_context *ctx, kvq_backend_cache *cache, const kvq_rope *rope,
                                    const float *q_host, uint32_t n_q, uint32_t q_position, float *out_host)
 {
-    if (cache == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "cache: NULL");
+    if (cache == NULL) return kvq_host_fail(&ctx->host.error, KVQ_ERR_NULL_ARGUMENT, "cache is NULL");
     kvq_cache *c = as_cache(cache);
-    if (kvq_cache_length(c) == 0) return fail(ctx, KVQ_ERR_ZERO_SIZE, "cache: empty (append tokens first)");
+    kvq_status status = kvq_host_check_length(&ctx->host.error, kvq_cache_length(c));
+    if (status != KVQ_OK) return status;
     return remember(ctx, kvq_attention_decode(kvq_cache_keys(c), kvq_cache_values(c), kvq_cache_positions(c), rope,
                                               q_host, n_q, q_position, out_host));
 }
@@ -293,11 +198,11 @@ static kvq_status ref_cache_attend(kvq_backend_context *ctx, kvq_backend_cache *
 static kvq_status ref_cache_view(kvq_backend_context *ctx, const kvq_backend_cache *cache,
                                  const kvq_backend_tensor **keys, const kvq_backend_tensor **values)
 {
-    if (cache == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "cache: NULL");
-    if (keys == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "keys: NULL");
-    if (values == NULL) return fail(ctx, KVQ_ERR_NULL_ARGUMENT, "values: NULL");
+    kvq_status status = kvq_host_check_view(&ctx->host.error, cache, keys, values);
+    if (status != KVQ_OK) return status;
     const kvq_cache *c = (const kvq_cache *)(const void *)cache;
-    if (kvq_cache_length(c) == 0) return fail(ctx, KVQ_ERR_ZERO_SIZE, "cache: empty (append tokens first)");
+    status = kvq_host_check_length(&ctx->host.error, kvq_cache_length(c));
+    if (status != KVQ_OK) return status;
     *keys = (const kvq_backend_tensor *)(const void *)kvq_cache_keys(c);
     *values = (const kvq_backend_tensor *)(const void *)kvq_cache_values(c);
     return KVQ_OK;
@@ -333,31 +238,8 @@ static kvq_status ref_peer_attention_decode(kvq_backend_context *ctx, const kvq_
 }
 
 static const kvq_backend_api ref_api = {
-    .abi_version = KVQ_BACKEND_ABI_VERSION,
-    .struct_size = sizeof(kvq_backend_api),
-    .name = "ref",
-    .description = "scalar C reference (libkvq), the definition every backend is judged against",
-    .list_devices = ref_list_devices,
-    .open = ref_open,
-    .close = ref_close,
-    .get_caps = ref_get_caps,
-    .device_name = ref_device_name,
-    .last_error = ref_last_error,
-    .pack_codes = ref_pack_codes,
-    .unpack_codes = ref_unpack_codes,
-    .quantize_head = ref_quantize_head,
-    .tensor_upload = ref_tensor_upload,
-    .tensor_info = ref_tensor_info,
-    .tensor_read = ref_tensor_read,
-    .dequantize = ref_dequantize,
-    .tensor_free = ref_tensor_free,
-    .attention_decode = ref_attention_decode,
+    KVQ_HOST_API(ref, "ref", "scalar C reference (libkvq), the definition every backend is judged against"),
     .attention_decode_batch = NULL, /* the runner loops over attention_decode */
-    .cache_create = ref_cache_create,
-    .cache_append = ref_cache_append,
-    .cache_attend = ref_cache_attend,
-    .cache_view = ref_cache_view,
-    .cache_free = ref_cache_free,
     .peer_quantize = ref_peer_quantize,
     .peer_dequantize = ref_peer_dequantize,
     .peer_attention_decode = ref_peer_attention_decode,

@@ -14,14 +14,10 @@
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 #endif
 
-/* kvq.h enums, repeated here because device code cannot include host headers. */
-#define KVQ_PREC_QUANTIZED 0u
-#define KVQ_SCHEME_ASYM 0
-#define KVQ_SCHEME_SYM 1
-#define KVQ_SCHEME_NUQ 2
-#define KVQ_ROPE_NONE 0
-#define KVQ_ROPE_HALF 1
-#define KVQ_ROPE_INTERLEAVED 2
+/* kvq.h's enums and constants (KVQ_SCHEME_*, KVQ_PREC_*, KVQ_ROPE_*, kvq_rules.h's
+ * KVQ_PARAMS_*) come with their own names and values in kvq_constants.h, the
+ * program's first source, which the build generates from the headers
+ * (backends/opencl/embed_kernels.cmake): nothing here repeats them. */
 
 /* A codebook buffer holds 16 signposts then 15 thresholds (S6.2). */
 #define KVQ_CB_THRESHOLD 16
@@ -76,12 +72,12 @@ inline float kvq_sym_offset(uint bits) { return (float)(1u << (bits - 1u)); }
 inline uint kvq_params_from_range(int scheme, uint bits, float mn, float mx)
 {
     ushort a = 0, b = 0;
-    if (scheme == KVQ_SCHEME_ASYM) {
+    if (scheme == KVQ_SCHEME_UNIFORM_ASYM) {
         a = kvq_fp16_down(mn);
         float diff = mx - kvq_fp32(a);
         float scaled = diff * kvq_asym_factor(bits);
         b = kvq_fp16_up(scaled);
-    } else if (scheme == KVQ_SCHEME_SYM) {
+    } else if (scheme == KVQ_SCHEME_UNIFORM_SYM) {
         float absmax = fmax(fabs(mn), fabs(mx));
         float scaled = absmax * kvq_sym_factor(bits);
         b = kvq_fp16_up(scaled);
@@ -102,11 +98,11 @@ inline float kvq_param_b(uint p) { return kvq_fp32((ushort)(p >> 16)); }
 /* S3.4, S6.4: decision threshold k (1 <= k <= 2^bits - 1). */
 inline float kvq_threshold(int scheme, uint bits, float a, float b, uint k, __global const float *codebook)
 {
-    if (scheme == KVQ_SCHEME_ASYM) {
+    if (scheme == KVQ_SCHEME_UNIFORM_ASYM) {
         float step = ((float)k - 0.5f) * b; /* exact */
         return a + step;                    /* the one rounding */
     }
-    if (scheme == KVQ_SCHEME_SYM) return ((float)k - 0.5f - kvq_sym_offset(bits)) * b; /* exact */
+    if (scheme == KVQ_SCHEME_UNIFORM_SYM) return ((float)k - 0.5f - kvq_sym_offset(bits)) * b; /* exact */
     return fma(b, codebook[KVQ_CB_THRESHOLD + k - 1u], a);
 }
 
@@ -132,11 +128,11 @@ inline uint kvq_encode(int scheme, uint bits, uint params, float x, __global con
 inline float kvq_decode(int scheme, uint bits, uint params, uint code, __global const float *codebook)
 {
     float a = kvq_param_a(params), b = kvq_param_b(params);
-    if (scheme == KVQ_SCHEME_ASYM) {
+    if (scheme == KVQ_SCHEME_UNIFORM_ASYM) {
         float scaled = (float)code * b; /* exact */
         return a + scaled;
     }
-    if (scheme == KVQ_SCHEME_SYM) return ((float)code - kvq_sym_offset(bits)) * b;
+    if (scheme == KVQ_SCHEME_UNIFORM_SYM) return ((float)code - kvq_sym_offset(bits)) * b;
     return fma(b, codebook[code], a);
 }
 
@@ -151,12 +147,13 @@ inline uint kvq_unpack(__global const uchar *row, uint i, uint bits)
     return (v >> shift) & ((1u << bits) - 1u);
 }
 
-/* S4.5: the parameter index of element (t, c). layout: 0 values (groups of
- * `group` channels), 1 online keys (blocks of `group` tokens), 2 calibrated keys. */
+/* S4.5: the parameter index of element (t, c), as kvq_rules.h's kvq_param_index:
+ * layout is a kvq_param_layout (values: groups of `group` channels; online keys:
+ * blocks of `group` tokens; calibrated keys: one pair per channel). */
 inline size_t kvq_param_index(int layout, uint group, uint d, size_t t, uint c)
 {
-    if (layout == 0) return t * (size_t)(d / group) + c / group;
-    if (layout == 1) return (t / group) * (size_t)d + c;
+    if (layout == KVQ_PARAMS_VALUES) return t * (size_t)(d / group) + c / group;
+    if (layout == KVQ_PARAMS_KEYS_ONLINE) return (t / group) * (size_t)d + c;
     return c;
 }
 

@@ -109,13 +109,13 @@ inline void kvq_pick_tail(int mode, uint count_pick, __global const float *x, __
     }
 }
 
-/* S4.2 values (mode 0: group g is channels [j*G, j*G+G) of token g / (d/G))
- * and S4.3 online keys (mode 1: group g is channel g % d of the complete
- * block g / d of G tokens). One work-group per group at a time. params,
+/* S4.2 values (layout KVQ_PARAMS_VALUES: group g is channels [j*G, j*G+G)
+ * of token g / (d/G)) and S4.3 online keys (KVQ_PARAMS_KEYS_ONLINE: group g
+ * is channel g % d of the complete block g / d of G tokens). One work-group per group at a time. params,
  * codes and mask must be zero on entry: groups without eligible elements
  * keep params {0, 0} and zero codes. */
 __kernel __attribute__((reqd_work_group_size(KVQ_GROUP_WG, 1, 1))) void
-kvq_quantize_groups(__global const float *x, __global const uchar *precision, uint d, uint group, int mode,
+kvq_quantize_groups(__global const float *x, __global const uchar *precision, uint d, uint group, int layout,
                     ulong n_groups, int scheme, uint bits, __global const float *codebook, uint outlier_ppm,
                     __global uint *params, __global uchar *codes, __global uchar *mask)
 {
@@ -126,7 +126,7 @@ kvq_quantize_groups(__global const float *x, __global const uchar *precision, ui
     for (ulong g = get_group_id(0); g < n_groups; g += get_num_groups(0)) {
         ulong base, stride, tok0;
         uint tok_step;
-        if (mode == 0) {
+        if (layout == KVQ_PARAMS_VALUES) {
             uint per_token = d / group;
             ulong t = g / per_token;
             base = t * d + (ulong)(g - t * per_token) * group;

@@ -26,7 +26,7 @@ void kvq_attention_work_free(kvq_attention_work *work)
     memset(work, 0, sizeof *work);
 }
 
-/* S11.1: the argument checks, in S13.4's order. */
+/* S11.1: the argument checks, in S13.4's order; out_name is how messages call the output. */
 static kvq_status check_arguments(const kvq_qtensor *keys, const kvq_qtensor *values, const uint32_t *key_positions,
                                   const kvq_rope *rope, const float *q, uint32_t n_q, uint32_t q_position,
                                   const void *out, const char *out_name)
@@ -59,6 +59,14 @@ static kvq_status check_arguments(const kvq_qtensor *keys, const kvq_qtensor *va
             return kvq_fail(KVQ_ERR_BAD_POSITION, "key_positions[%u] = %u is above %u", t, key_positions[t],
                             KVQ_MAX_POSITION);
     return kvq_check_finite(q, (size_t)n_q * keys->head_dim, "q");
+}
+
+/* S11.1 (kvq_rules.h) */
+kvq_status kvq_attention_check(const kvq_qtensor *keys, const kvq_qtensor *values, const uint32_t *key_positions,
+                               const kvq_rope *rope, const float *q, uint32_t n_q, uint32_t q_position,
+                               const void *out)
+{
+    return check_arguments(keys, values, key_positions, rope, q, n_q, q_position, out, "out");
 }
 
 /* S11.2, S11.3: everything up to the softmax weights. */

@@ -16,12 +16,8 @@
 /* S4.4: the group parameters that element (t, c) of the qtensor was quantized with. */
 static kvq_group_params group_params_of(const kvq_qtensor *qt, uint32_t t, uint32_t c)
 {
-    if (qt->role == KVQ_ROLE_VALUES) {
-        uint32_t g = qt->group_size == 0 ? qt->head_dim : qt->group_size; /* 0 = whole row (S4.2) */
-        return qt->params[(size_t)t * (qt->head_dim / g) + c / g];
-    }
-    if (qt->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED) return qt->params[c];
-    return qt->params[(size_t)(t / qt->group_size) * qt->head_dim + c]; /* online blocks of tokens */
+    kvq_param_layout layout = kvq_param_layout_of(qt->role, qt->key_mode);
+    return qt->params[kvq_param_index(layout, qt->group_size, qt->head_dim, t, c)];
 }
 
 /* S4.4: mark[t*head_dim + c] = 1 for every stored outlier. */

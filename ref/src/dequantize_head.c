@@ -9,13 +9,8 @@
 /* S4.5: the parameters of the group that holds element (t, c). */
 static kvq_group_params params_of(const kvq_qtensor *qt, uint32_t t, uint32_t c)
 {
-    if (qt->role == KVQ_ROLE_VALUES) {
-        uint32_t groups = qt->head_dim / qt->group_size;
-        return qt->params[(size_t)t * groups + c / qt->group_size];
-    }
-    if (qt->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE)
-        return qt->params[(size_t)(t / qt->group_size) * qt->head_dim + c];
-    return qt->params[c];
+    kvq_param_layout layout = kvq_param_layout_of(qt->role, qt->key_mode);
+    return qt->params[kvq_param_index(layout, qt->group_size, qt->head_dim, t, c)];
 }
 
 /* S4.5 */

@@ -5,6 +5,7 @@
 #define KVQ_INTERNAL_H
 
 #include "kvq/kvq.h"
+#include "kvq/kvq_rules.h" /* the host rules this library exports */
 
 #include <stdbool.h>
 
@@ -21,15 +22,9 @@ void kvq_clear_error(void);
 /* S1.3: true when x is finite and |x| <= 65504. */
 bool kvq_in_fp16_range(float x);
 
-/* S1.3: check n floats; on failure record KVQ_ERR_NONFINITE_INPUT naming
- * `argument` and the first bad index. */
-kvq_status kvq_check_finite(const float *x, size_t n, const char *argument);
-
 /* Number of levels L = 2^bits. */
 static inline uint32_t kvq_levels(uint32_t bits) { return 1u << bits; }
 
-/* S9.1: validate a RoPE configuration for head_dim (pairing, head_dim, base). */
-kvq_status kvq_rope_check(const kvq_rope *rope, uint32_t head_dim);
 /* S9.4 for a rope kvq_rope_check accepted and a finite input: what kvq_rope_apply does after its
  * checks. Attention rotates dequantized keys with it: they are finite (S4.4) but may lie just
  * beyond 65504 (S3.2 rounds the step up), which S1.3's input check would refuse (S11.2). */

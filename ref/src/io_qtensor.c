@@ -119,10 +119,7 @@ static bool check_fixed(const record_fixed *r, uint32_t role, uint32_t n_tokens,
 /* S4.4: the number of parameter pairs the layout has. */
 static uint64_t expected_params(const record_fixed *r)
 {
-    if (r->role == KVQ_ROLE_VALUES) return (uint64_t)r->n_tokens * (r->head_dim / r->group_size);
-    if (r->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE)
-        return ((uint64_t)r->n_tokens + r->group_size - 1u) / r->group_size * r->head_dim;
-    return r->head_dim;
+    return kvq_param_count(kvq_param_layout_of(r->role, r->key_mode), r->group_size, r->n_tokens, r->head_dim);
 }
 
 /* S16.5 rules 9-12: the counts, each checked when its field is reached. */

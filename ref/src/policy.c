@@ -93,3 +93,35 @@ kvq_status kvq_token_precision(const kvq_token_policy *policy, const uint8_t *mo
     }
     return KVQ_OK;
 }
+
+/* S4.1 step 2 after the decisions (kvq_rules.h): S10.4's window, then S4.3's
+ * residual blocks, for tokens [start, n_tokens). */
+uint32_t kvq_final_precision(const kvq_head_config *config, uint32_t n_tokens, const uint8_t *decided,
+                             uint32_t from, uint8_t *precision)
+{
+    bool online = config->role == KVQ_ROLE_KEYS && config->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE;
+    uint64_t g = online ? config->group_size : 1u;
+    uint32_t start = (uint32_t)(from / g * g);
+    /* S10.4: the newest recent_window tokens that would be quantized wait in fp16. */
+    uint32_t window = config->policy.recent_window;
+    uint32_t first_window = n_tokens > window ? n_tokens - window : 0u;
+    for (uint32_t t = start; t < n_tokens; t++) {
+        uint8_t p = decided[t];
+        if (p == KVQ_PREC_QUANTIZED && t >= first_window) p = KVQ_PREC_WINDOW;
+        precision[t] = p;
+    }
+    if (!online) return start;
+    /* S4.3: a key block is quantized only when it is complete and has left the
+     * window, because its per-channel range must cover all of its tokens and
+     * must never change afterwards. */
+    for (uint64_t block = start; block < n_tokens; block += g) {
+        uint64_t end = block + g < n_tokens ? block + g : n_tokens;
+        bool quantized = block + g <= n_tokens;
+        for (uint64_t t = block; t < end; t++)
+            if (precision[t] == KVQ_PREC_WINDOW) quantized = false;
+        if (quantized) continue;
+        for (uint64_t t = block; t < end; t++)
+            if (precision[t] == KVQ_PREC_QUANTIZED) precision[t] = KVQ_PREC_RESIDUAL;
+    }
+    return start;
+}

@@ -27,11 +27,10 @@ void kvq_qtensor_free(kvq_qtensor *qt)
 /* n, or 1 when n is 0, so that malloc never sees 0 (whose result may be NULL). */
 static size_t at_least_one(size_t n) { return n == 0 ? 1 : n; }
 
-/* Number of entries of outlier_ptr: one per token (values, CSR) or per
- * channel (keys, CSC), plus one (S4.4). */
+/* Number of entries of outlier_ptr (S4.4). */
 static size_t outlier_ptr_entries(const kvq_qtensor *h)
 {
-    return (size_t)(h->role == KVQ_ROLE_KEYS ? h->head_dim : h->n_tokens) + 1u;
+    return kvq_outlier_ptr_entries(h->role, h->n_tokens, h->head_dim);
 }
 
 /* S4.4: the scalar fields must describe a tensor the spec allows, so that the

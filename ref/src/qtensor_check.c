@@ -39,18 +39,12 @@ kvq_status kvq_qtensor_check(const kvq_qtensor *qt, bool check_slots)
                         qt->row_bytes, kvq_packed_bytes(d, qt->bits), d, qt->bits);
 
     /* Group layout and parameter count (S4.2, S4.3). */
-    uint64_t n_params;
-    if (!keys) {
-        if (qt->group_size == 0 || d % qt->group_size != 0)
-            return kvq_fail(KVQ_ERR_BAD_GROUP_SIZE, "qt->group_size = %u does not divide head_dim = %u",
-                            qt->group_size, d);
-        n_params = (uint64_t)n * (d / qt->group_size);
-    } else if (qt->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE) {
-        if (qt->group_size == 0) return kvq_fail(KVQ_ERR_BAD_GROUP_SIZE, "qt->group_size is 0 for online keys");
-        n_params = ((uint64_t)n + qt->group_size - 1u) / qt->group_size * d;
-    } else {
-        n_params = d;
-    }
+    if (!keys && (qt->group_size == 0 || d % qt->group_size != 0))
+        return kvq_fail(KVQ_ERR_BAD_GROUP_SIZE, "qt->group_size = %u does not divide head_dim = %u", qt->group_size,
+                        d);
+    if (keys && qt->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE && qt->group_size == 0)
+        return kvq_fail(KVQ_ERR_BAD_GROUP_SIZE, "qt->group_size is 0 for online keys");
+    uint64_t n_params = kvq_param_count(kvq_param_layout_of(qt->role, qt->key_mode), qt->group_size, n, d);
     if (qt->n_params != n_params)
         return kvq_fail(KVQ_ERR_SIZE_MISMATCH, "qt->n_params = %u, expected %llu", qt->n_params,
                         (unsigned long long)n_params);
@@ -113,3 +107,10 @@ kvq_status kvq_qtensor_check(const kvq_qtensor *qt, bool check_slots)
     return KVQ_OK;
 }
 
+
+/* S4.4 (kvq_rules.h): the whole check, fp16 slots included. */
+kvq_status kvq_qtensor_validate(const kvq_qtensor *qt)
+{
+    if (qt == NULL) return kvq_fail(KVQ_ERR_NULL_ARGUMENT, "qt is NULL");
+    return kvq_qtensor_check(qt, true);
+}

@@ -11,16 +11,8 @@
  * the argument name used in messages, e.g. "policy" or "config.policy". */
 kvq_status kvq_policy_check(const kvq_token_policy *policy, const char *name);
 
-/* S4.1 step 1: only the enum fields of a head configuration (role, key mode,
- * policy rule, scheme), checked first by S13.4. */
-kvq_status kvq_head_config_check_enums(const kvq_head_config *config, const char *name);
-
-/* S4.1: validate a head configuration for head_dim (everything except the
- * input values). `name` is the argument name used in messages. */
-kvq_status kvq_head_config_check(const kvq_head_config *config, uint32_t head_dim, const char *name);
-
-/* S4.4: kvq_check_counts for a configuration kvq_head_config_check accepted. */
-kvq_status kvq_head_config_check_counts(const kvq_head_config *config, uint32_t n_tokens, uint32_t head_dim);
+/* The checks of a head configuration (kvq_head_config_check_enums, _check,
+ * _check_counts) are exported: kvq_rules.h. */
 
 /* S4.1 steps 2-7: quantize x[n_tokens][head_dim] given each token's policy
  * decision decided[t] (KVQ_PREC_QUANTIZED, _SINK or _POLICY, from S10.3).

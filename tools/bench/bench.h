@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "json_write.h"
 #include "kvq/kvq.h"
 
 /* The issue asks for at least 20 timed runs after warm-up. */
@@ -67,25 +68,21 @@ bench_stats bench_stats_of(double *samples, uint32_t n);
 /* Wall-clock seconds from a monotonic clock (host-side timings only). */
 double bench_now_s(void);
 
-/* ---- JSON output (bench_json.c) --------------------------------------- */
-/* A streaming writer that places commas and indentation itself. Keys are
- * given for members of objects and NULL for items of arrays. */
-typedef struct bench_json {
-    FILE *out;
-    int depth;
-    bool first[64];  /* no member written yet at this depth */
-    char closer[64]; /* '}' or ']' closing each open level */
-    bool failed;     /* nesting error: the document is not valid */
-} bench_json;
-void bench_json_init(bench_json *w, FILE *out);
-void bench_json_object(bench_json *w, const char *key);
-void bench_json_array(bench_json *w, const char *key);
-void bench_json_end(bench_json *w); /* closes the innermost object or array */
-void bench_json_string(bench_json *w, const char *key, const char *value);
-void bench_json_number(bench_json *w, const char *key, double value); /* non-finite: null */
-void bench_json_u64(bench_json *w, const char *key, uint64_t value);
-void bench_json_bool(bench_json *w, const char *key, bool value);
-void bench_json_null(bench_json *w, const char *key);
+/* ---- JSON output: the tools' one writer (tools/conform/json_write.h) ---- */
+/* bench.json is written with json_writer under the names the studies have
+ * always used; the compositions below are bench_json.c's. */
+typedef json_writer bench_json;
+#define bench_json_init json_writer_init
+#define bench_json_object json_write_object
+#define bench_json_array json_write_array
+#define bench_json_end json_write_end       /* closes the innermost object or array */
+#define bench_json_string json_write_string
+#define bench_json_number json_write_double /* non-finite: null */
+#define bench_json_u64 json_write_u64
+#define bench_json_bool json_write_bool
+#define bench_json_null json_write_null
+/* Writes a parsed JSON value (tools/conform/json.h) as member `key`. */
+#define bench_json_value json_write_value
 /* {"median": .., "min": .., "max": .., "runs": ..} */
 void bench_json_stats(bench_json *w, const char *key, const bench_stats *s);
 /* The header of a study object's "plot" member: which fields the SVG draws. */
@@ -94,10 +91,6 @@ void bench_json_plot(bench_json *w, const char *title, const char *x_field, cons
 /* "columns": the report's table for the study, [{field, title}, ...] from
  * pairs[i][0] (a dotted field path of a result row) and pairs[i][1]. */
 void bench_json_columns(bench_json *w, const char *const (*pairs)[2], size_t n);
-/* Writes a parsed JSON value (tools/conform/json.h) as member `key`: how
- * --keep carries studies of an earlier run into the new bench.json. */
-struct json_value;
-void bench_json_value(bench_json *w, const char *key, const struct json_value *v);
 /* A study that could not run: {"status": "skipped", "reason": ...} as member `key`. */
 void bench_json_skipped(bench_json *w, const char *key, const char *reason);
 

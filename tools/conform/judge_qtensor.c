@@ -5,6 +5,7 @@
  * (token, channel) and the rule it breaks.
  */
 #include "judge.h"
+#include "kvq/kvq_rules.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -42,12 +43,9 @@ void qt_labels_for_groups(qt_labels *l)
 
 size_t qt_param_index(const kvq_qtensor *qt, uint32_t t, uint32_t c)
 {
-    if (qt->role == KVQ_ROLE_VALUES) {
-        uint32_t g = qt->group_size ? qt->group_size : qt->head_dim;
-        return (size_t)t * (qt->head_dim / g) + c / g;
-    }
-    if (qt->key_mode == KVQ_KEYS_PER_CHANNEL_ONLINE) return (size_t)(t / qt->group_size) * qt->head_dim + c;
-    return c;
+    /* a backend's tensor with values' group_size 0 is judged as one group per row, not divided by */
+    uint32_t g = qt->role == KVQ_ROLE_VALUES && qt->group_size == 0 ? qt->head_dim : qt->group_size;
+    return kvq_param_index(kvq_param_layout_of(qt->role, qt->key_mode), g, qt->head_dim, t, c);
 }
 
 /* The group that params[i] belongs to, in words. */

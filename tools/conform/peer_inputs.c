@@ -3,6 +3,8 @@
  */
 #include "peer_inputs.h"
 
+#include "json_write.h"
+
 #include "inexact.h"
 
 #include <math.h>
@@ -133,13 +135,17 @@ void peer_describe_config(char *out, size_t size, const kvq_peer_config *c)
     }
 }
 
-void peer_config_json(char *out, size_t size, const kvq_peer_config *c)
+void peer_config_json(json_writer *w, const char *key, const kvq_peer_config *c)
 {
     uint32_t bits;
     memcpy(&bits, &c->scale, sizeof bits);
-    snprintf(out, size,
-             "{\"format\": \"%s\", \"role\": \"%s\", \"bits\": %u, \"group_size\": %u, \"residual\": %u, "
-             "\"scale\": %.9g, \"scale_bits\": %u}",
-             kvq_peer_format_name(c->format), c->role == KVQ_ROLE_KEYS ? "keys" : "values", c->bits, c->group_size,
-             c->residual, (double)c->scale, bits);
+    json_write_object_inline(w, key);
+    json_write_string(w, "format", kvq_peer_format_name(c->format));
+    json_write_string(w, "role", c->role == KVQ_ROLE_KEYS ? "keys" : "values");
+    json_write_u64(w, "bits", c->bits);
+    json_write_u64(w, "group_size", c->group_size);
+    json_write_u64(w, "residual", c->residual);
+    json_write_fp32(w, "scale", c->scale);
+    json_write_u64(w, "scale_bits", bits);
+    json_write_end(w);
 }

@@ -39,6 +39,7 @@ float peer_fp8_scale(const float *x, size_t n, float headroom);
 void peer_describe_config(char *out, size_t size, const kvq_peer_config *c);
 /* The manifest's object for a configuration: format, role, bits, group_size, residual, scale (as the
  * fp32 bits too, so that it is read back exactly). */
-void peer_config_json(char *out, size_t size, const kvq_peer_config *c);
+struct json_writer;
+void peer_config_json(struct json_writer *w, const char *key, const kvq_peer_config *c);
 
 #endif

@@ -6,180 +6,172 @@
 #include "report.h"
 
 #include <stdio.h>
-#include <string.h>
 
-static void bit_list(FILE *out, uint32_t mask, uint32_t low, uint32_t high)
+static void bit_list(json_writer *w, const char *key, uint32_t mask, uint32_t low, uint32_t high)
 {
-    fputc('[', out);
-    bool first = true;
+    json_write_array_inline(w, key);
     for (uint32_t b = low; b <= high; b++)
-        if (mask >> b & 1u) {
-            fprintf(out, "%s%u", first ? "" : ", ", b);
-            first = false;
-        }
-    fputc(']', out);
+        if (mask >> b & 1u) json_write_u64(w, NULL, b);
+    json_write_end(w);
 }
 
-static void name_list(FILE *out, uint32_t mask, const char *const *names, uint32_t count)
+static void name_list(json_writer *w, const char *key, uint32_t mask, const char *const *names, uint32_t count)
 {
-    fputc('[', out);
-    bool first = true;
+    json_write_array_inline(w, key);
     for (uint32_t i = 0; i < count; i++)
-        if (mask >> i & 1u) {
-            if (!first) fputs(", ", out);
-            json_put_string(out, names[i]);
-            first = false;
-        }
-    fputc(']', out);
+        if (mask >> i & 1u) json_write_string(w, NULL, names[i]);
+    json_write_end(w);
 }
 
-static void write_caps(FILE *out, const kvq_backend_caps *c)
+static void write_caps(json_writer *w, const kvq_backend_caps *c)
 {
     static const char *const ops[] = {"PACK", "QUANTIZE", "DEQUANTIZE", "ATTENTION", "CACHE"};
     static const char *const features[] = {"OUTLIERS", "SINKS", "POLICY", "GROUPS", "CLAMP"};
     static const char *const modes[] = {"calibrated", "online"};
     static const char *const pairings[] = {"none", "half", "interleaved"};
-    fputs("{\"ops\": ", out);
-    name_list(out, c->ops, ops, 5);
-    fputs(", \"features\": ", out);
-    name_list(out, c->features, features, 5);
-    fputs(", \"uniform_bits\": ", out);
-    bit_list(out, c->uniform_bits, 2, 8);
-    fputs(", \"nuq_bits\": ", out);
-    bit_list(out, c->nuq_bits, 2, 4);
-    fputs(", \"key_modes\": ", out);
-    name_list(out, c->key_modes, modes, 2);
-    fputs(", \"rope_pairings\": ", out);
-    name_list(out, c->rope_pairings, pairings, 3);
-    fprintf(out, ", \"max_head_dim\": %u, \"max_query_heads\": %u, \"max_tokens\": %u, \"memory\": ", c->max_head_dim,
-            c->max_query_heads, c->max_tokens);
-    json_put_string(out, c->memory == KVQ_BACKEND_MEMORY_DEVICE ? "device" : "host");
     static const char *const profiles[] = {"fp32", "fp16", "bf16"};
-    fputs(", \"attention_profiles\": ", out);
-    name_list(out, c->attention_profiles, profiles, KVQ_PROFILE_COUNT);
-    fputc('}', out);
+    json_write_object_inline(w, "caps");
+    name_list(w, "ops", c->ops, ops, 5);
+    name_list(w, "features", c->features, features, 5);
+    bit_list(w, "uniform_bits", c->uniform_bits, 2, 8);
+    bit_list(w, "nuq_bits", c->nuq_bits, 2, 4);
+    name_list(w, "key_modes", c->key_modes, modes, 2);
+    name_list(w, "rope_pairings", c->rope_pairings, pairings, 3);
+    json_write_u64(w, "max_head_dim", c->max_head_dim);
+    json_write_u64(w, "max_query_heads", c->max_query_heads);
+    json_write_u64(w, "max_tokens", c->max_tokens);
+    json_write_string(w, "memory", c->memory == KVQ_BACKEND_MEMORY_DEVICE ? "device" : "host");
+    name_list(w, "attention_profiles", c->attention_profiles, profiles, KVQ_PROFILE_COUNT);
+    json_write_end(w);
 }
 
-static void member(FILE *out, const char *key, const char *value, bool comma)
+/* A ratio, or null where none was measured (negative). */
+static void ratio(json_writer *w, const char *key, double value)
 {
-    fprintf(out, "%s", comma ? ", " : "");
-    json_put_string(out, key);
-    fputs(": ", out);
-    json_put_string(out, value);
-}
-
-static void write_result(FILE *out, const conform_result *r)
-{
-    fputs("    {", out);
-    member(out, "name", r->name, false);
-    fprintf(out, ", \"level\": %d", r->level);
-    member(out, "outcome", conform_outcome_name(r->outcome), true);
-    member(out, "what", r->what, true);
-    fputs(", \"seconds\": ", out);
-    json_put_double(out, r->seconds);
-    if (r->outcome == CONFORM_SKIP) member(out, "skip_reason", r->skip_reason, true);
-    member(out, "notes", r->notes, true);
-    fprintf(out, ", \"boundary_codes_accepted\": %u, \"attention_ratio\": ", r->boundary_accepted);
-    if (r->attention_ratio >= 0.0)
-        json_put_double(out, r->attention_ratio);
+    if (value >= 0.0)
+        json_write_double(w, key, value);
     else
-        fputs("null", out);
-    member(out, "replay", r->replay, true);
+        json_write_null(w, key);
+}
+
+static void write_result(json_writer *w, const conform_result *r)
+{
+    json_write_object_inline(w, NULL);
+    json_write_string(w, "name", r->name);
+    json_write_i64(w, "level", r->level);
+    json_write_string(w, "outcome", conform_outcome_name(r->outcome));
+    json_write_string(w, "what", r->what);
+    json_write_double(w, "seconds", r->seconds);
+    if (r->outcome == CONFORM_SKIP) json_write_string(w, "skip_reason", r->skip_reason);
+    json_write_string(w, "notes", r->notes);
+    json_write_u64(w, "boundary_codes_accepted", r->boundary_accepted);
+    ratio(w, "attention_ratio", r->attention_ratio);
+    json_write_string(w, "replay", r->replay);
     if (r->outcome == CONFORM_FAIL || r->outcome == CONFORM_ERROR) {
         const conform_diag *d = &r->diag;
-        fputs(", \"failure\": {", out);
-        member(out, "field", d->field, false);
-        fprintf(out, ", \"index\": %lld", d->index);
-        member(out, "where", d->where, true);
-        member(out, "got", d->got, true);
-        member(out, "expected", d->expected, true);
-        fputs(", \"ulps\": ", out);
+        json_write_object_inline(w, "failure");
+        json_write_string(w, "field", d->field);
+        json_write_i64(w, "index", d->index);
+        json_write_string(w, "where", d->where);
+        json_write_string(w, "got", d->got);
+        json_write_string(w, "expected", d->expected);
         if (d->has_ulps)
-            fprintf(out, "%lld", d->ulps);
+            json_write_i64(w, "ulps", d->ulps);
         else
-            fputs("null", out);
-        member(out, "detail", d->detail, true);
-        fputc('}', out);
+            json_write_null(w, "ulps");
+        json_write_string(w, "detail", d->detail);
+        json_write_end(w);
     }
-    fputc('}', out);
+    json_write_end(w);
 }
+
+/* The report's layout: a few related members per line. */
+#define NEW_LINE "\n  "
 
 static bool write_json(FILE *out, const conform_run *run, int low, int high)
 {
-    fputs("{\n  \"format\": \"kvq-conform-report\", \"format_version\": 2", out);
-    member(out, "spec_version", KVQ_SPEC_VERSION_STRING, true);
-    fputs(",\n  \"backend\": ", out);
+    json_writer writer, *w = &writer;
+    json_writer_init(w, out);
+    json_write_object_inline(w, NULL);
+    json_write_space(w, NEW_LINE);
+    json_write_string(w, "format", "kvq-conform-report");
+    json_write_u64(w, "format_version", 2);
+    json_write_string(w, "spec_version", KVQ_SPEC_VERSION_STRING);
+    json_write_space(w, NEW_LINE);
     if (run->outputs_dir != NULL) {
-        fputs("null", out);
+        json_write_null(w, "backend");
     } else {
-        fputc('{', out);
-        member(out, "name", run->backend.name, false);
-        member(out, "description", run->backend.description, true);
-        member(out, "device", run->backend.device, true);
-        fputs(", \"caps\": ", out);
-        write_caps(out, &run->caps);
-        fprintf(out, ", \"attention_decode_batch\": %s}", run->backend.has_batch ? "true" : "false");
+        json_write_object_inline(w, "backend");
+        json_write_string(w, "name", run->backend.name);
+        json_write_string(w, "description", run->backend.description);
+        json_write_string(w, "device", run->backend.device);
+        write_caps(w, &run->caps);
+        json_write_bool(w, "attention_decode_batch", run->backend.has_batch);
+        json_write_end(w);
     }
-    fputs(",\n  \"outputs_dir\": ", out);
-    if (run->outputs_dir != NULL)
-        json_put_string(out, run->outputs_dir);
-    else
-        fputs("null", out);
-    fputs(",\n  ", out);
-    member(out, "golden_dir", run->golden_dir, false);
-    member(out, "attention_profile", kvq_attention_profile_name(run->profile), true);
-    fprintf(out, ",\n  \"seed\": %llu, \"random_per_level\": %u, \"max_context\": %u, \"levels_selected\": [%d, %d],\n",
-            (unsigned long long)run->seed, run->n_random, run->max_context, low, high);
-    fputs("  \"levels\": [\n", out);
+    json_write_space(w, NEW_LINE);
+    json_write_string(w, "outputs_dir", run->outputs_dir);
+    json_write_space(w, NEW_LINE);
+    json_write_string(w, "golden_dir", run->golden_dir);
+    json_write_string(w, "attention_profile", kvq_attention_profile_name(run->profile));
+    json_write_space(w, NEW_LINE);
+    json_write_u64(w, "seed", run->seed);
+    json_write_u64(w, "random_per_level", run->n_random);
+    json_write_u64(w, "max_context", run->max_context);
+    json_write_array_inline(w, "levels_selected");
+    json_write_i64(w, NULL, low);
+    json_write_i64(w, NULL, high);
+    json_write_end(w);
+    json_write_space(w, NEW_LINE);
+    json_write_array(w, "levels");
     bool passed = true;
     for (int level = low; level <= high; level++) {
         level_summary s;
         summarize_level(run, level, &s);
         passed = passed && s.failed == 0 && s.errors == 0;
-        fprintf(out, "    {\"level\": %d", level);
-        member(out, "title", run_level_title(run, level), true);
-        fprintf(out, ", \"cases\": %zu, \"passed\": %zu, \"failed\": %zu, \"skipped\": %zu, \"errors\": %zu, "
-                     "\"boundary_codes_accepted\": %llu, \"worst_attention_ratio\": ",
-                s.cases, s.passed, s.failed, s.skipped, s.errors, (unsigned long long)s.boundary_accepted);
-        if (s.worst_attention_ratio >= 0.0)
-            json_put_double(out, s.worst_attention_ratio);
-        else
-            fputs("null", out);
-        fputs(", \"first_failure\": ", out);
-        if (s.first_failure != NULL)
-            json_put_string(out, s.first_failure->name);
-        else
-            fputs("null", out);
-        fprintf(out, "}%s\n", level < high ? "," : "");
+        json_write_object_inline(w, NULL);
+        json_write_i64(w, "level", level);
+        json_write_string(w, "title", run_level_title(run, level));
+        json_write_u64(w, "cases", s.cases);
+        json_write_u64(w, "passed", s.passed);
+        json_write_u64(w, "failed", s.failed);
+        json_write_u64(w, "skipped", s.skipped);
+        json_write_u64(w, "errors", s.errors);
+        json_write_u64(w, "boundary_codes_accepted", s.boundary_accepted);
+        ratio(w, "worst_attention_ratio", s.worst_attention_ratio);
+        json_write_string(w, "first_failure", s.first_failure != NULL ? s.first_failure->name : NULL);
+        json_write_end(w);
     }
-    fputs("  ],\n  \"cases\": [\n", out);
-    bool first = true;
-    for (size_t i = 0; i < run->n_results; i++) {
-        if (run->results[i].level < low || run->results[i].level > high) continue;
-        if (!first) fputs(",\n", out);
-        write_result(out, &run->results[i]);
-        first = false;
-    }
-    fputs("\n  ],\n  \"reference_only\": [", out);
-    for (size_t i = 0; i < run->n_reference_only; i++) {
-        if (i > 0) fputs(", ", out);
-        json_put_string(out, run->reference_only[i]);
-    }
+    json_write_end_spaced(w, NEW_LINE);
+    json_write_space(w, NEW_LINE);
+    json_write_array(w, "cases");
+    for (size_t i = 0; i < run->n_results; i++)
+        if (run->results[i].level >= low && run->results[i].level <= high) write_result(w, &run->results[i]);
+    json_write_end_spaced(w, NEW_LINE);
+    json_write_space(w, NEW_LINE);
+    json_write_array_inline(w, "reference_only");
+    for (size_t i = 0; i < run->n_reference_only; i++) json_write_string(w, NULL, run->reference_only[i]);
+    json_write_end(w);
     char why[512];
     bool met = requirements_met(run, low, high, why, sizeof why);
-    fprintf(out, "],\n  \"cases_selected\": %zu, \"cases_run\": %zu, \"complete\": %s, \"interrupted\": %s,\n",
-            run->n_selected, run->n_results, run->finished ? "true" : "false", run->interrupted ? "true" : "false");
-    fputs("  \"required_level\": ", out);
+    json_write_space(w, NEW_LINE);
+    json_write_u64(w, "cases_selected", run->n_selected);
+    json_write_u64(w, "cases_run", run->n_results);
+    json_write_bool(w, "complete", run->finished);
+    json_write_bool(w, "interrupted", run->interrupted);
+    json_write_space(w, NEW_LINE);
     if (run->required_level >= 0)
-        fprintf(out, "%d", run->required_level);
+        json_write_i64(w, "required_level", run->required_level);
     else
-        fputs("null", out);
-    fprintf(out, ", \"fail_on_skip\": %s, \"requirements_met\": %s, \"requirements_detail\": ",
-            run->fail_on_skip ? "true" : "false", met ? "true" : "false");
-    json_put_string(out, why);
+        json_write_null(w, "required_level");
+    json_write_bool(w, "fail_on_skip", run->fail_on_skip);
+    json_write_bool(w, "requirements_met", met);
+    json_write_string(w, "requirements_detail", why);
     /* passed: every case that ran passed or was skipped, the requirements hold and the run is complete */
-    fprintf(out, ",\n  \"passed\": %s\n}\n", passed && met && run->finished ? "true" : "false");
-    return !ferror(out);
+    json_write_space(w, NEW_LINE);
+    json_write_bool(w, "passed", passed && met && run->finished);
+    json_write_end_spaced(w, "\n");
+    return !w->failed && !ferror(out);
 }
 
 bool report_json(const char *path, const conform_run *run, int low, int high)

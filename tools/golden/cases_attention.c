@@ -3,6 +3,7 @@
  * the mixed cache (S11), with the per-element error bound (S12.3).
  */
 #include "golden.h"
+#include "json_write.h"
 #include "golden_qtensor.h"
 
 #include "conform/inexact.h"
@@ -35,13 +36,17 @@ static void rope_case(golden_writer *w, kvq_rope_pairing pairing, uint32_t d)
             kvq_rope_angle(&rope, d, i, positions[p], &cosines[p * (d / 2) + i], &sines[p * (d / 2) + i]);
         GOLDEN_CHECK(w, kvq_rope_apply(&rope, d, positions[p], x + p * d, rotated + p * d));
     }
-    char name[64], params_json[320];
+    char name[64];
     snprintf(name, sizeof name, "rope_%s_d%u", pairing_name(pairing), d);
-    snprintf(params_json, sizeof params_json,
-             "{\"pairing\": \"%s\", \"base\": 10000, \"head_dim\": %u, \"tolerance\": "
-             "\"cos, sin: 3 ulps of the reference; rotated: (10u + p 2^-51)(|x_a| + |x_b|) (S12.3 step 1)\"}",
-             pairing_name(pairing), d);
-    golden_begin_case(w, name, "S9", "rope", params_json);
+    json_text params;
+    json_writer *p = golden_params(&params);
+    json_write_string(p, "pairing", pairing_name(pairing));
+    json_write_u64(p, "base", 10000);
+    json_write_u64(p, "head_dim", d);
+    json_write_string(p, "tolerance",
+                      "cos, sin: 3 ulps of the reference; rotated: (10u + p 2^-51)(|x_a| + |x_b|) (S12.3 step 1)");
+    golden_begin_case(w, name, "S9", "rope", golden_params_text(&params));
+    json_text_free(&params);
     golden_array(w, GOLDEN_INPUT, "positions", GOLDEN_U32, positions, SHAPE(N_POS));
     golden_array(w, GOLDEN_INPUT, "x", GOLDEN_F32, x, SHAPE(N_POS, d));
     golden_array(w, GOLDEN_BOUNDED, "cos", GOLDEN_F32, cosines, SHAPE(N_POS, d / 2));
@@ -167,30 +172,53 @@ static void attention_case_run(golden_writer *w, const attention_case *ac)
     golden_profile_bounds(w, kq, vq, positions, &rope, q, ac->n_q, q_position, bounds);
 
     bool calibrated = ac->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED;
-    char params_json[2048];
-    snprintf(params_json, sizeof params_json,
-             "{\"n_tokens\": %u, \"head_dim\": %u, \"n_q\": %u, \"rope\": {\"pairing\": \"%s\", \"base\": 10000}, "
-             "\"q_position\": %u, \"keys\": {\"scheme\": \"%s\", \"bits\": %u, \"key_mode\": \"%s\", "
-             "\"beyond_range\": \"%s\", \"group_size\": %u, \"outlier_ppm\": 10000, \"codebook\": \"%s\"}, "
-             "\"values\": {\"scheme\": \"%s\", \"bits\": %u, \"group_size\": 0, \"outlier_ppm\": 10000, "
-             "\"codebook\": \"%s\"}, \"policy\": {\"rule\": \"text_centric\", \"budget_ppm\": 100000, \"n_sinks\": %u, "
-             "\"recent_window\": 0}, \"seed\": %llu, \"inputs\": {\"keys, values, modality\": \"kvq_synth_kv(n_tokens, "
-             "head_dim, seed, n_outlier_channels 4, tail_probability 0.01, sink_token %u, image_run 24, text_run "
-             "6)%s\", \"positions\": \"%u + t\", \"q\": \"fp16(%g * kvq_rng_normal) from a generator seeded with seed "
-             "+ 7\"%s, \"k_*, v_*\": \"kvq_quantize_head of keys and values with the configs above\"}}",
-             n, d, ac->n_q, pairing_name(ac->pairing), q_position, golden_scheme_name(ac->key_scheme), ac->key_bits,
-             calibrated ? "calibrated" : "online", calibrated ? "outliers" : "n/a", kc.group_size,
-             ac->key_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", golden_scheme_name(ac->value_scheme), ac->value_bits,
-             ac->value_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", ac->n_sinks, (unsigned long long)ac->seed,
-             ac->sink_token,
-             ac->inexact ? ", then keys and values moved off the fp16 grid by conform_inexact(seed + 1000) and "
-                           "conform_inexact(seed + 2000) (tools/conform/inexact.c)"
-                         : "",
-             ac->first_position, (double)ac->q_scale,
-             calibrated ? ", \"channel_range\": \"kvq_calibrate_channel_ranges(10000 ppm) of tokens n_tokens .. "
-                          "n_tokens + 255 of the same generator run made n_tokens + 256 tokens long\""
-                        : "");
-    golden_begin_case(w, ac->name, "S9,S11,S12.3,S12.4", "attention_decode", params_json);
+    json_text params;
+    json_writer *p = golden_params(&params);
+    json_write_u64(p, "n_tokens", n);
+    json_write_u64(p, "head_dim", d);
+    json_write_u64(p, "n_q", ac->n_q);
+    json_write_object_inline(p, "rope");
+    json_write_string(p, "pairing", pairing_name(ac->pairing));
+    json_write_u64(p, "base", 10000);
+    json_write_end(p);
+    json_write_u64(p, "q_position", q_position);
+    json_write_object_inline(p, "keys");
+    json_write_string(p, "scheme", golden_scheme_name(ac->key_scheme));
+    json_write_u64(p, "bits", ac->key_bits);
+    json_write_string(p, "key_mode", calibrated ? "calibrated" : "online");
+    json_write_string(p, "beyond_range", calibrated ? "outliers" : "n/a");
+    json_write_u64(p, "group_size", kc.group_size);
+    json_write_u64(p, "outlier_ppm", 10000);
+    json_write_string(p, "codebook", ac->key_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none");
+    json_write_end(p);
+    json_write_object_inline(p, "values");
+    json_write_string(p, "scheme", golden_scheme_name(ac->value_scheme));
+    json_write_u64(p, "bits", ac->value_bits);
+    json_write_u64(p, "group_size", 0);
+    json_write_u64(p, "outlier_ppm", 10000);
+    json_write_string(p, "codebook", ac->value_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none");
+    json_write_end(p);
+    golden_policy_json(p, "policy", &(kvq_token_policy){KVQ_POLICY_TEXT_CENTRIC, 100000, ac->n_sinks, 0});
+    json_write_u64(p, "seed", ac->seed);
+    json_write_object_inline(p, "inputs");
+    json_write_stringf(p, "keys, values, modality",
+                       "kvq_synth_kv(n_tokens, head_dim, seed, n_outlier_channels 4, tail_probability 0.01, "
+                       "sink_token %u, image_run 24, text_run 6)%s",
+                       ac->sink_token,
+                       ac->inexact ? ", then keys and values moved off the fp16 grid by conform_inexact(seed + 1000) "
+                                     "and conform_inexact(seed + 2000) (tools/conform/inexact.c)"
+                                   : "");
+    json_write_stringf(p, "positions", "%u + t", ac->first_position);
+    json_write_stringf(p, "q", "fp16(%g * kvq_rng_normal) from a generator seeded with seed + 7",
+                       (double)ac->q_scale);
+    if (calibrated)
+        json_write_string(p, "channel_range",
+                          "kvq_calibrate_channel_ranges(10000 ppm) of tokens n_tokens .. n_tokens + 255 of the same "
+                          "generator run made n_tokens + 256 tokens long");
+    json_write_string(p, "k_*, v_*", "kvq_quantize_head of keys and values with the configs above");
+    json_write_end(p);
+    golden_begin_case(w, ac->name, "S9,S11,S12.3,S12.4", "attention_decode", golden_params_text(&params));
+    json_text_free(&params);
     golden_array(w, GOLDEN_INPUT, "keys", GOLDEN_F32, keys, SHAPE(n, d));
     golden_array(w, GOLDEN_INPUT, "values", GOLDEN_F32, values, SHAPE(n, d));
     golden_array(w, GOLDEN_INPUT, "modality", GOLDEN_U8, modality, SHAPE(n));

@@ -9,6 +9,7 @@
  * need a rounding (S4.1 step 3).
  */
 #include "golden.h"
+#include "json_write.h"
 #include "golden_qtensor.h"
 
 #include "conform/inexact.h"
@@ -58,8 +59,16 @@ static const cache_case cache_cases[] = {
      {KVQ_POLICY_IMAGE_CENTRIC, 200000, 2, 0}, {0, 128, 440, 4, 0.01f, 1, 24, 6}, 1.0f, 0, 441},
 };
 
-/* "[a, b, c]" of n numbers. */
-static void json_list(char *out, size_t size, const uint32_t *v, uint32_t n)
+/* "key": [a, b, c] of n numbers. */
+static void json_list(json_writer *p, const char *key, const uint32_t *v, uint32_t n)
+{
+    json_write_array_inline(p, key);
+    for (uint32_t i = 0; i < n; i++) json_write_u64(p, NULL, v[i]);
+    json_write_end(p);
+}
+
+/* "a, b, c" of n numbers, for prose. */
+static void text_list(char *out, size_t size, const uint32_t *v, uint32_t n)
 {
     size_t used = (size_t)snprintf(out, size, "[");
     for (uint32_t i = 0; i < n && used < size; i++)
@@ -67,54 +76,71 @@ static void json_list(char *out, size_t size, const uint32_t *v, uint32_t n)
     if (used < size) snprintf(out + used, size - used, "]");
 }
 
-static void params_json(const cache_case *cc, bool any_explicit, char *out, size_t size)
+static void params_json(json_writer *p, const cache_case *cc, bool any_explicit)
 {
-    char sizes[160], flags[160], given[160];
-    json_list(sizes, sizeof sizes, cc->append_sizes, cc->n_steps);
     uint32_t f[MAX_STEPS], n_given = 0;
     for (uint32_t s = 0; s < cc->n_steps; s++) {
         f[s] = cc->explicit_positions[s];
         if (f[s]) n_given += cc->append_sizes[s];
     }
-    json_list(flags, sizeof flags, f, cc->n_steps);
-    json_list(given, sizeof given, cc->given, n_given);
     bool calibrated = cc->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED;
     const kvq_synth_params *sp = &cc->synth;
-    char positions[1024];
-    if (any_explicit)
-        snprintf(positions, sizeof positions,
-                 "\"explicit_positions\": %s, \"positions\": \"append s passes the entries of the positions file "
-                 "for its tokens when explicit_positions[s] is 1 (%s), NULL otherwise (S15.2 defaults: last "
-                 "position + 1, 0 for the first token)\"",
-                 flags, given);
-    else
-        snprintf(positions, sizeof positions, "\"positions\": \"default (0, 1, 2, ...): every append passes NULL\"");
-    snprintf(out, size,
-             "{\"head_dim\": %u, \"n_q\": %u, \"append_sizes\": %s, %s, \"q_position\": \"last key position + 1\", "
-             "\"rope\": {\"pairing\": \"%s\", \"base\": 10000}, "
-             "\"keys\": {\"scheme\": \"%s\", \"bits\": %u, \"key_mode\": \"%s\", \"beyond_range\": \"%s\", "
-             "\"group_size\": %u, \"outlier_ppm\": %u, \"codebook\": \"%s\"}, "
-             "\"values\": {\"scheme\": \"%s\", \"bits\": %u, \"group_size\": %u, \"outlier_ppm\": %u, "
-             "\"codebook\": \"%s\"}, \"policy\": {\"rule\": \"%s\", \"budget_ppm\": %u, \"n_sinks\": %u, "
-             "\"recent_window\": %u}, \"seed\": %llu, \"inputs\": {\"keys, values, modality\": \"kvq_synth_kv(total "
-             "tokens, head_dim, seed, n_outlier_channels %u, tail_probability %g, sink_token %u, image_run %u, "
-             "text_run %u)%s\", \"queries\": \"fp16(%g * kvq_rng_normal) from a generator seeded with %llu, one "
-             "[n_q][head_dim] per append\"%s}, \"attend\": \"after every append, over everything appended so far\"}",
-             cc->head_dim, cc->n_q, sizes, positions, cc->pairing == KVQ_ROPE_HALF ? "half" : "interleaved",
-             golden_scheme_name(cc->key_scheme), cc->key_bits, calibrated ? "calibrated" : "online",
-             calibrated ? "outliers" : "n/a", calibrated ? 0u : cc->key_block, cc->key_ppm,
-             cc->key_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", golden_scheme_name(cc->value_scheme),
-             cc->value_bits, cc->value_group, cc->value_ppm,
-             cc->value_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", golden_rule_name(cc->policy.rule),
-             cc->policy.budget_ppm, cc->policy.n_sinks, cc->policy.recent_window, (unsigned long long)sp->seed,
-             sp->n_outlier_channels, (double)sp->tail_probability, sp->sink_token, sp->image_run, sp->text_run,
-             cc->inexact ? ", then keys and values moved off the fp16 grid by conform_inexact(seed + 1000) and "
-                           "conform_inexact(seed + 2000) (tools/conform/inexact.c)"
-                         : "",
-             (double)cc->q_scale, (unsigned long long)cc->query_seed,
-             calibrated ? ", \"channel_range\": \"kvq_calibrate_channel_ranges(10000 ppm) of the 256 tokens after "
-                          "the case's tokens in the same generator run\""
-                        : "");
+    json_write_u64(p, "head_dim", cc->head_dim);
+    json_write_u64(p, "n_q", cc->n_q);
+    json_list(p, "append_sizes", cc->append_sizes, cc->n_steps);
+    if (any_explicit) {
+        char given[160];
+        text_list(given, sizeof given, cc->given, n_given);
+        json_list(p, "explicit_positions", f, cc->n_steps);
+        json_write_stringf(p, "positions",
+                           "append s passes the entries of the positions file for its tokens when "
+                           "explicit_positions[s] is 1 (%s), NULL otherwise (S15.2 defaults: last position + 1, 0 "
+                           "for the first token)",
+                           given);
+    } else {
+        json_write_string(p, "positions", "default (0, 1, 2, ...): every append passes NULL");
+    }
+    json_write_string(p, "q_position", "last key position + 1");
+    json_write_object_inline(p, "rope");
+    json_write_string(p, "pairing", cc->pairing == KVQ_ROPE_HALF ? "half" : "interleaved");
+    json_write_u64(p, "base", 10000);
+    json_write_end(p);
+    json_write_object_inline(p, "keys");
+    json_write_string(p, "scheme", golden_scheme_name(cc->key_scheme));
+    json_write_u64(p, "bits", cc->key_bits);
+    json_write_string(p, "key_mode", calibrated ? "calibrated" : "online");
+    json_write_string(p, "beyond_range", calibrated ? "outliers" : "n/a");
+    json_write_u64(p, "group_size", calibrated ? 0u : cc->key_block);
+    json_write_u64(p, "outlier_ppm", cc->key_ppm);
+    json_write_string(p, "codebook", cc->key_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none");
+    json_write_end(p);
+    json_write_object_inline(p, "values");
+    json_write_string(p, "scheme", golden_scheme_name(cc->value_scheme));
+    json_write_u64(p, "bits", cc->value_bits);
+    json_write_u64(p, "group_size", cc->value_group);
+    json_write_u64(p, "outlier_ppm", cc->value_ppm);
+    json_write_string(p, "codebook", cc->value_scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none");
+    json_write_end(p);
+    golden_policy_json(p, "policy", &cc->policy);
+    json_write_u64(p, "seed", sp->seed);
+    json_write_object_inline(p, "inputs");
+    json_write_stringf(p, "keys, values, modality",
+                       "kvq_synth_kv(total tokens, head_dim, seed, n_outlier_channels %u, tail_probability %g, "
+                       "sink_token %u, image_run %u, text_run %u)%s",
+                       sp->n_outlier_channels, (double)sp->tail_probability, sp->sink_token, sp->image_run,
+                       sp->text_run,
+                       cc->inexact ? ", then keys and values moved off the fp16 grid by conform_inexact(seed + 1000) "
+                                     "and conform_inexact(seed + 2000) (tools/conform/inexact.c)"
+                                   : "");
+    json_write_stringf(p, "queries",
+                       "fp16(%g * kvq_rng_normal) from a generator seeded with %llu, one [n_q][head_dim] per append",
+                       (double)cc->q_scale, (unsigned long long)cc->query_seed);
+    if (calibrated)
+        json_write_string(p, "channel_range",
+                          "kvq_calibrate_channel_ranges(10000 ppm) of the 256 tokens after the case's tokens in the "
+                          "same generator run");
+    json_write_end(p);
+    json_write_string(p, "attend", "after every append, over everything appended so far");
 }
 
 static void cache_case_run(golden_writer *w, const cache_case *cc)
@@ -199,10 +225,11 @@ static void cache_case_run(golden_writer *w, const cache_case *cc)
                               queries + s * per, cc->n_q, q_position, step_bounds);
     }
     if (kvq_cache_length(cache) != total) goto done;
-    char params[4096];
-    params_json(cc, any_explicit, params, sizeof params);
+    json_text params;
+    params_json(golden_params(&params), cc, any_explicit);
     golden_begin_case(w, cc->name, any_explicit ? "S15.2,S15.5,S9,S11,S12.4" : "S15,S10.4,S4.3,S11,S12.4", "cache",
-                      params);
+                      golden_params_text(&params));
+    json_text_free(&params);
     golden_array(w, GOLDEN_INPUT, "keys", GOLDEN_F32, keys, SHAPE(total, d));
     golden_array(w, GOLDEN_INPUT, "values", GOLDEN_F32, values, SHAPE(total, d));
     golden_array(w, GOLDEN_INPUT, "modality", GOLDEN_U8, modality, SHAPE(total));

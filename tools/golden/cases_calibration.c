@@ -3,6 +3,7 @@
  * (S6.9) and Fisher-weighted k-means codebooks with optional Q-Norm (S6.6, S6.7).
  */
 #include "golden.h"
+#include "json_write.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -26,12 +27,21 @@ static void channel_range_case(golden_writer *w)
             ranges[r][c][1] = out[c].hi;
         }
     }
-    golden_begin_case(w, "calibrate_channel_ranges", "S6.9,S7.1", "calibrate_channel_ranges",
-                      "{\"outlier_ppm_per_row\": [10000, 0, 1000000], \"layout\": \"[row][channel][lo, hi]\", "
-                      "\"n_samples\": 200, \"head_dim\": 64, \"inputs\": {\"samples\": \"the keys of kvq_synth_kv(200, "
-                      "64, seed 61, n_outlier_channels 4, tail_probability 0.02, sink_token 1, image_run 0, text_run "
-                      "200)\"}, \"ranges\": \"row r: kvq_calibrate_channel_ranges(samples, 200, 64, "
-                      "outlier_ppm_per_row[r])\"}");
+    {
+        json_text params;
+        json_writer *p = golden_params(&params);
+        json_write_u64_array(p, "outlier_ppm_per_row", (const uint64_t[]){10000u, 0u, 1000000u}, 3);
+        json_write_string(p, "layout", "[row][channel][lo, hi]");
+        json_write_u64(p, "n_samples", 200u);
+        json_write_u64(p, "head_dim", 64u);
+        json_write_object_inline(p, "inputs");
+        json_write_string(p, "samples", "the keys of kvq_synth_kv(200, 64, seed 61, n_outlier_channels 4, "
+                                        "tail_probability 0.02, sink_token 1, image_run 0, text_run 200)");
+        json_write_end(p);
+        json_write_string(p, "ranges", "row r: kvq_calibrate_channel_ranges(samples, 200, 64, outlier_ppm_per_row[r])");
+        golden_begin_case(w, "calibrate_channel_ranges", "S6.9,S7.1", "calibrate_channel_ranges", golden_params_text(&params));
+        json_text_free(&params);
+    }
     golden_array(w, GOLDEN_INPUT, "samples", GOLDEN_F32, keys, SHAPE(SAMPLES, D));
     golden_array(w, GOLDEN_EXACT, "ranges", GOLDEN_F32, ranges, SHAPE(ROWS, D, 2));
     golden_end_case(w);
@@ -63,22 +73,32 @@ static void kmeans_case(golden_writer *w, uint32_t bits, uint32_t q_norm, int we
     kvq_codebook cb;
     memset(&cb, 0, sizeof cb);
     GOLDEN_CHECK(w, kvq_calibrate_codebook(z, weights, n, &kp, &cb));
-    char name[64], params_json[1536];
+    char name[64];
     snprintf(name, sizeof name, "kmeans_%ubit%s%s", bits, weighted ? "_fisher" : "", q_norm ? "_qnorm" : "");
-    snprintf(params_json, sizeof params_json,
-             "{\"bits\": %u, \"iterations\": 25, \"q_norm\": %u, \"weights\": \"%s\", \"outlier_ppm\": 10000, "
-             "\"samples\": \"kvq_calibration_samples(config, values, %s, %u tokens, head_dim %u, modality NULL) "
-             "with config = values, NUQ %u-bit (no codebook: NormalFloat), group_size 0 (one group per token), "
-             "outlier_ppm 10000, policy quantize_all with no sinks and no window\", \"codebook\": "
-             "\"kvq_calibrate_codebook(samples, sample_weights, {bits, 25, q_norm})\", \"inputs\": {\"values\": "
-             "\"the values of kvq_synth_kv(%u, %u, seed %u, n_outlier_channels 2, tail_probability 0.02, "
-             "sink_token 1, image_run 0, text_run %u)\"%s}}",
-             bits, q_norm, weighted ? "fisher" : "ones", weighted ? "fisher" : "NULL (weights 1)", N_TOKENS, D, bits,
-             N_TOKENS, D, 71u + bits, N_TOKENS,
-             weighted ? ", \"fisher\": \"g * g for g = kvq_rng_normal from a generator seeded with 81 + bits, in "
-                        "element order\""
-                      : "");
-    golden_begin_case(w, name, q_norm ? "S6.6,S6.7" : "S6.6", "calibrate_codebook", params_json);
+    json_text params;
+    json_writer *p = golden_params(&params);
+    json_write_u64(p, "bits", bits);
+    json_write_u64(p, "iterations", 25);
+    json_write_u64(p, "q_norm", q_norm);
+    json_write_string(p, "weights", weighted ? "fisher" : "ones");
+    json_write_u64(p, "outlier_ppm", 10000);
+    json_write_stringf(p, "samples",
+                       "kvq_calibration_samples(config, values, %s, %u tokens, head_dim %u, modality NULL) with "
+                       "config = values, NUQ %u-bit (no codebook: NormalFloat), group_size 0 (one group per token), "
+                       "outlier_ppm 10000, policy quantize_all with no sinks and no window",
+                       weighted ? "fisher" : "NULL (weights 1)", N_TOKENS, D, bits);
+    json_write_string(p, "codebook", "kvq_calibrate_codebook(samples, sample_weights, {bits, 25, q_norm})");
+    json_write_object_inline(p, "inputs");
+    json_write_stringf(p, "values",
+                       "the values of kvq_synth_kv(%u, %u, seed %u, n_outlier_channels 2, tail_probability 0.02, "
+                       "sink_token 1, image_run 0, text_run %u)",
+                       N_TOKENS, D, 71u + bits, N_TOKENS);
+    if (weighted)
+        json_write_string(p, "fisher",
+                          "g * g for g = kvq_rng_normal from a generator seeded with 81 + bits, in element order");
+    json_write_end(p);
+    golden_begin_case(w, name, q_norm ? "S6.6,S6.7" : "S6.6", "calibrate_codebook", golden_params_text(&params));
+    json_text_free(&params);
     golden_array(w, GOLDEN_INPUT, "values", GOLDEN_F32, values, SHAPE(N_TOKENS, D));
     if (weighted) golden_array(w, GOLDEN_INPUT, "fisher", GOLDEN_F32, fisher, SHAPE(N_TOKENS, D));
     golden_array(w, GOLDEN_EXACT, "samples", GOLDEN_F32, z, SHAPE((uint32_t)n));

@@ -4,6 +4,7 @@
  * quantized file made from them, and corrupted copies with their status.
  */
 #include "golden.h"
+#include "json_write.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,9 +43,12 @@ static bool damaged_copy(const char *from, const char *to, long keep, long flip_
 static void error_case(golden_writer *w, const char *name, const char *source, const char *kind, long keep,
                        long flip_at, uint8_t flip_mask, const char *how)
 {
-    char params_json[256];
-    snprintf(params_json, sizeof params_json, "{\"damage\": \"%s\", \"reader\": \"%s\"}", how, kind);
-    golden_begin_case(w, name, "S16,S13", "read_file", params_json);
+    json_text params;
+    json_writer *p = golden_params(&params);
+    json_write_string(p, "damage", how);
+    json_write_string(p, "reader", kind);
+    golden_begin_case(w, name, "S16,S13", "read_file", golden_params_text(&params));
+    json_text_free(&params);
     const char *ext = strcmp(kind, "kvt") == 0 ? "kvt" : strcmp(kind, "kvc") == 0 ? "kvc" : "kvqz";
     const char *path = golden_file_path(w, "file", ext);
     char copy[2048];
@@ -119,21 +123,42 @@ void golden_cases_files(golden_writer *w)
                                               kv->modality, kvq_qfile_slot(qf, l, h, KVQ_ROLE_VALUES)));
         }
     }
-    golden_begin_case(w, "files_round_trip", "S16.3-S16.5", "files",
-                      "{\"kvt\": {\"layers\": 2, \"heads\": 2, \"tokens\": 32, \"head_dim\": 64, \"dtype\": \"fp16\", "
-                      "\"flags\": \"keys, values, modality, positions\", \"slice (l, h)\": \"keys, values and the "
-                      "(shared) modality of kvq_synth_kv(32, 64, seed 500 + 10 l + h, n_outlier_channels 3, "
-                      "tail_probability 0.01, sink_token 1, image_run 12, text_run 4); the modality of the last slice "
-                      "written is kept\", \"positions\": \"100 + 2 t\"}, "
-                      "\"kvc\": {\"outlier_ppm\": 10000, \"flags\": \"key ranges, key codebooks, value codebooks\", "
-                      "\"key_range (l, h)\": \"kvq_calibrate_channel_ranges(the kvt's keys of slice (l, h), 32, 64, "
-                      "10000)\", \"codebooks\": \"normalfloat 3-bit for keys and values of every layer\"}, "
-                      "\"kvqz\": {\"keys (l, h)\": \"kvq_quantize_head(the kvt's keys of (l, h), modality) with nuq "
-                      "3-bit, the kvc's key codebook of layer l, calibrated with the kvc's ranges of (l, h), "
-                      "beyond_range outliers, the default policy (text_centric 10%, 1 sink, no window)\", "
-                      "\"values (l, h)\": \"kvq_quantize_head(the kvt's values of (l, h), modality) with nuq 3-bit, "
-                      "the kvc's value codebook of layer l, group_size 0, outlier_ppm 10000, the default policy\", "
-                      "\"positions\": \"not used\"}}");
+    {
+        json_text params;
+        json_writer *p = golden_params(&params);
+        json_write_object_inline(p, "kvt");
+        json_write_u64(p, "layers", 2u);
+        json_write_u64(p, "heads", 2u);
+        json_write_u64(p, "tokens", 32u);
+        json_write_u64(p, "head_dim", 64u);
+        json_write_string(p, "dtype", "fp16");
+        json_write_string(p, "flags", "keys, values, modality, positions");
+        json_write_string(p, "slice (l, h)", "keys, values and the (shared) modality of kvq_synth_kv(32, 64, seed "
+                                             "500 + 10 l + h, n_outlier_channels 3, tail_probability 0.01, "
+                                             "sink_token 1, image_run 12, text_run 4); the modality of the last "
+                                             "slice written is kept");
+        json_write_string(p, "positions", "100 + 2 t");
+        json_write_end(p);
+        json_write_object_inline(p, "kvc");
+        json_write_u64(p, "outlier_ppm", 10000u);
+        json_write_string(p, "flags", "key ranges, key codebooks, value codebooks");
+        json_write_string(p, "key_range (l, h)", "kvq_calibrate_channel_ranges(the kvt's keys of slice (l, h), 32, "
+                                                 "64, 10000)");
+        json_write_string(p, "codebooks", "normalfloat 3-bit for keys and values of every layer");
+        json_write_end(p);
+        json_write_object_inline(p, "kvqz");
+        json_write_string(p, "keys (l, h)", "kvq_quantize_head(the kvt's keys of (l, h), modality) with nuq 3-bit, "
+                                            "the kvc's key codebook of layer l, calibrated with the kvc's ranges of "
+                                            "(l, h), beyond_range outliers, the default policy (text_centric 10%, 1 "
+                                            "sink, no window)");
+        json_write_string(p, "values (l, h)", "kvq_quantize_head(the kvt's values of (l, h), modality) with nuq "
+                                              "3-bit, the kvc's value codebook of layer l, group_size 0, outlier_ppm "
+                                              "10000, the default policy");
+        json_write_string(p, "positions", "not used");
+        json_write_end(p);
+        golden_begin_case(w, "files_round_trip", "S16.3-S16.5", "files", golden_params_text(&params));
+        json_text_free(&params);
+    }
     snprintf(kvt_path, sizeof kvt_path, "%s", golden_file_path(w, "kv", "kvt"));
     GOLDEN_CHECK(w, kvq_kvfile_write(kvt_path, kv));
     golden_file_done(w, GOLDEN_EXACT, "kv", "kvt", "kvt");

@@ -3,6 +3,7 @@
  * (S4), outliers (S7), sinks (S8) and the token policy (S10).
  */
 #include "golden.h"
+#include "json_write.h"
 #include "golden_qtensor.h"
 
 #include "conform/inexact.h"
@@ -36,34 +37,40 @@ enum { CALIBRATION_SAMPLES = 256, CALIBRATION_PPM = 10000 };
 /* The JSON object describing a head configuration and how its inputs were
  * made (the manifest's params, S16.7): everything needed to compute the
  * outputs from the input files, and to see where the inputs came from. */
-static void config_json(const kvq_head_config *c, const head_case *hc, char *out, size_t size)
+static void config_json(json_writer *p, const kvq_head_config *c, const head_case *hc)
 {
     bool calibrated = c->role == KVQ_ROLE_KEYS && c->key_mode == KVQ_KEYS_PER_CHANNEL_CALIBRATED;
-    char ranges[320] = "";
+    const char *role = c->role == KVQ_ROLE_KEYS ? "keys" : "values";
+    json_write_string(p, "role", role);
+    json_write_string(p, "scheme", golden_scheme_name(c->quantizer.scheme));
+    json_write_u64(p, "bits", c->quantizer.bits);
+    json_write_string(p, "codebook", c->quantizer.scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none");
+    json_write_string(p, "key_mode", c->role == KVQ_ROLE_VALUES ? "n/a" : calibrated ? "calibrated" : "online");
+    json_write_string(p, "beyond_range",
+                      calibrated ? (c->beyond_range == KVQ_BEYOND_RANGE_CLAMP ? "clamp" : "outliers") : "n/a");
+    json_write_u64(p, "group_size", c->group_size);
+    json_write_u64(p, "outlier_ppm", c->outlier_ppm);
+    golden_policy_json(p, "policy", &c->policy);
+    json_write_u64(p, "n_tokens", hc->n_tokens);
+    json_write_u64(p, "head_dim", hc->head_dim);
+    json_write_u64(p, "seed", hc->seed);
+    json_write_object_inline(p, "inputs");
+    json_write_stringf(p, "x",
+                       "kvq_synth_kv(n_tokens, head_dim, seed, n_outlier_channels 4, tail_probability 0.01, "
+                       "sink_token 1, image_run %u, text_run %u): its %s%s, then token 1 channels 0-5 set to 3 "
+                       "(ranking ties, S7.2)",
+                       hc->image_run, hc->text_run, role,
+                       hc->inexact ? ", every element moved off the fp16 grid by conform_inexact(seed + 1000) "
+                                     "(tools/conform/inexact.c)"
+                                   : "");
+    json_write_string(p, "modality", "the same call's");
     if (calibrated)
-        snprintf(ranges, sizeof ranges,
-                 ", \"channel_range\": \"kvq_calibrate_channel_ranges(%u ppm) of tokens %u .. %u of the same "
-                 "generator run made %u tokens long\"",
-                 CALIBRATION_PPM, hc->n_tokens, hc->n_tokens + CALIBRATION_SAMPLES - 1,
-                 hc->n_tokens + CALIBRATION_SAMPLES);
-    snprintf(out, size,
-             "{\"role\": \"%s\", \"scheme\": \"%s\", \"bits\": %u, \"codebook\": \"%s\", \"key_mode\": \"%s\", "
-             "\"beyond_range\": \"%s\", \"group_size\": %u, \"outlier_ppm\": %u, \"policy\": {\"rule\": \"%s\", "
-             "\"budget_ppm\": %u, \"n_sinks\": %u, \"recent_window\": %u}, \"n_tokens\": %u, \"head_dim\": %u, "
-             "\"seed\": %llu, \"inputs\": {\"x\": \"kvq_synth_kv(n_tokens, head_dim, seed, n_outlier_channels 4, "
-             "tail_probability 0.01, sink_token 1, image_run %u, text_run %u): its %s%s, then token 1 channels 0-5 "
-             "set to 3 (ranking ties, S7.2)\", \"modality\": \"the same call's\"%s}}",
-             c->role == KVQ_ROLE_KEYS ? "keys" : "values", golden_scheme_name(c->quantizer.scheme), c->quantizer.bits,
-             c->quantizer.scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none",
-             c->role == KVQ_ROLE_VALUES ? "n/a" : calibrated ? "calibrated" : "online",
-             calibrated ? (c->beyond_range == KVQ_BEYOND_RANGE_CLAMP ? "clamp" : "outliers") : "n/a", c->group_size,
-             c->outlier_ppm, golden_rule_name(c->policy.rule), c->policy.budget_ppm, c->policy.n_sinks,
-             c->policy.recent_window, hc->n_tokens, hc->head_dim, (unsigned long long)hc->seed, hc->image_run,
-             hc->text_run, c->role == KVQ_ROLE_KEYS ? "keys" : "values",
-             hc->inexact ? ", every element moved off the fp16 grid by conform_inexact(seed + 1000) "
-                           "(tools/conform/inexact.c)"
-                         : "",
-             ranges);
+        json_write_stringf(p, "channel_range",
+                           "kvq_calibrate_channel_ranges(%u ppm) of tokens %u .. %u of the same generator run made "
+                           "%u tokens long",
+                           CALIBRATION_PPM, hc->n_tokens, hc->n_tokens + CALIBRATION_SAMPLES - 1,
+                           hc->n_tokens + CALIBRATION_SAMPLES);
+    json_write_end(p);
 }
 
 static const head_case head_cases[] = {
@@ -201,11 +208,12 @@ static void head_case_run(golden_writer *w, const head_case *hc)
         config.n_channel_range = hc->head_dim;
     }
     config.beyond_range = hc->beyond_range;
-    char params_json[2048];
-    config_json(&config, hc, params_json, sizeof params_json);
+    json_text params;
+    config_json(golden_params(&params), &config, hc);
     kvq_qtensor *qt = NULL;
     kvq_status st = kvq_quantize_head(&config, x, hc->n_tokens, hc->head_dim, modality, &qt);
-    golden_begin_case(w, hc->name, hc->section, "quantize_head", params_json);
+    golden_begin_case(w, hc->name, hc->section, "quantize_head", golden_params_text(&params));
+    json_text_free(&params);
     golden_array(w, GOLDEN_INPUT, "x", GOLDEN_F32, x, SHAPE(hc->n_tokens, hc->head_dim));
     golden_array(w, GOLDEN_INPUT, "modality", GOLDEN_U8, modality, SHAPE(hc->n_tokens));
     if (calibrated) golden_array(w, GOLDEN_INPUT, "channel_range", GOLDEN_F32, ranges, SHAPE(hc->head_dim, 2));
@@ -235,11 +243,20 @@ static void outlier_selection_case(golden_writer *w)
             x[r][i] = kvq_fp32_from_fp16(kvq_fp16_from_fp32((float)(int)(4.0f * kvq_rng_normal(&rng))));
     /* integer values: many ties, including at the largest and smallest */
     for (int r = 0; r < ROWS; r++) GOLDEN_CHECK(w, kvq_select_outliers(x[r], N, 1, NULL, ppm[r], marks[r]));
-    golden_begin_case(w, "outlier_selection_ties", "S7.1,S7.2", "select_outliers",
-                      "{\"outlier_ppm_per_row\": [10000, 31250, 62500, 500000, 1000000, 0], \"stride\": 1, "
-                      "\"is_outlier\": \"row r: kvq_select_outliers(x[r], 64, 1, NULL (all eligible), "
-                      "outlier_ppm_per_row[r])\", \"inputs\": {\"x\": \"fp16(trunc(4 * kvq_rng_normal)) from a "
-                      "generator seeded with 7, row by row: integers, many ties\"}}");
+    {
+        json_text params;
+        json_writer *p = golden_params(&params);
+        json_write_u64_array(p, "outlier_ppm_per_row", (const uint64_t[]){10000u, 31250u, 62500u, 500000u, 1000000u, 0u}, 6);
+        json_write_u64(p, "stride", 1u);
+        json_write_string(p, "is_outlier", "row r: kvq_select_outliers(x[r], 64, 1, NULL (all eligible), "
+                                           "outlier_ppm_per_row[r])");
+        json_write_object_inline(p, "inputs");
+        json_write_string(p, "x", "fp16(trunc(4 * kvq_rng_normal)) from a generator seeded with 7, row by row: "
+                                  "integers, many ties");
+        json_write_end(p);
+        golden_begin_case(w, "outlier_selection_ties", "S7.1,S7.2", "select_outliers", golden_params_text(&params));
+        json_text_free(&params);
+    }
     golden_array(w, GOLDEN_INPUT, "x", GOLDEN_F32, x, SHAPE(ROWS, N));
     golden_array(w, GOLDEN_EXACT, "is_outlier", GOLDEN_U8, marks, SHAPE(ROWS, N));
     golden_end_case(w);
@@ -262,16 +279,41 @@ static void policy_case(golden_writer *w)
         for (int t = 0; t < 150; t++) hp += precision[3 + p][t] == KVQ_PREC_POLICY;
         GOLDEN_CHECK(w, kvq_token_precision(&policies[p], modality + 150, 150, hp, 50, precision[3 + p] + 150));
     }
-    golden_begin_case(w, "token_policy", "S8,S10.1-S10.3", "token_precision",
-                      "{\"rows\": [\"text_centric 10% sinks 1\", \"image_centric 50% sinks 4\", "
-                      "\"quantize_all sinks 2\", \"same, appended as 150 then 50 tokens\"], "
-                      "\"policies\": [{\"rule\": \"text_centric\", \"budget_ppm\": 100000, \"n_sinks\": 1}, "
-                      "{\"rule\": \"image_centric\", \"budget_ppm\": 500000, \"n_sinks\": 4}, "
-                      "{\"rule\": \"quantize_all\", \"budget_ppm\": 100000, \"n_sinks\": 2}], \"recent_window\": 0, "
-                      "\"row_p\": \"kvq_token_precision(policies[p], modality, 0, 0, 200)\", "
-                      "\"row_3_plus_p\": \"kvq_token_precision(policies[p], modality, 0, 0, 150) for tokens 0-149, then "
-                      "kvq_token_precision(policies[p], modality + 150, 150, hp, 50) for tokens 150-199, hp = the "
-                      "number of POLICY decisions among the first 150\"}");
+    {
+        json_text params;
+        json_writer *p = golden_params(&params);
+        json_write_array_inline(p, "rows");
+        json_write_string(p, NULL, "text_centric 10% sinks 1");
+        json_write_string(p, NULL, "image_centric 50% sinks 4");
+        json_write_string(p, NULL, "quantize_all sinks 2");
+        json_write_string(p, NULL, "same, appended as 150 then 50 tokens");
+        json_write_end(p);
+        json_write_array_inline(p, "policies");
+        json_write_object_inline(p, NULL);
+        json_write_string(p, "rule", "text_centric");
+        json_write_u64(p, "budget_ppm", 100000u);
+        json_write_u64(p, "n_sinks", 1u);
+        json_write_end(p);
+        json_write_object_inline(p, NULL);
+        json_write_string(p, "rule", "image_centric");
+        json_write_u64(p, "budget_ppm", 500000u);
+        json_write_u64(p, "n_sinks", 4u);
+        json_write_end(p);
+        json_write_object_inline(p, NULL);
+        json_write_string(p, "rule", "quantize_all");
+        json_write_u64(p, "budget_ppm", 100000u);
+        json_write_u64(p, "n_sinks", 2u);
+        json_write_end(p);
+        json_write_end(p);
+        json_write_u64(p, "recent_window", 0u);
+        json_write_string(p, "row_p", "kvq_token_precision(policies[p], modality, 0, 0, 200)");
+        json_write_string(p, "row_3_plus_p", "kvq_token_precision(policies[p], modality, 0, 0, 150) for tokens "
+                                             "0-149, then kvq_token_precision(policies[p], modality + 150, 150, hp, "
+                                             "50) for tokens 150-199, hp = the number of POLICY decisions among the "
+                                             "first 150");
+        golden_begin_case(w, "token_policy", "S8,S10.1-S10.3", "token_precision", golden_params_text(&params));
+        json_text_free(&params);
+    }
     golden_array(w, GOLDEN_INPUT, "modality", GOLDEN_U8, modality, SHAPE(N));
     golden_array(w, GOLDEN_EXACT, "precision", GOLDEN_U8, precision, SHAPE(6, N));
     golden_end_case(w);

@@ -4,6 +4,7 @@
  * NormalFloat tables (S6.1-S6.5), and the generator (S14.1-S14.2).
  */
 #include "golden.h"
+#include "json_write.h"
 
 #include "conform/inexact.h"
 
@@ -47,9 +48,19 @@ static void fp16_cases(golden_writer *w)
         down[i] = kvq_fp16_round_down(x[i]);
         up[i] = kvq_fp16_round_up(x[i]);
     }
-    golden_begin_case(w, "fp16_narrow", "S2.2-S2.5", "fp16_from_fp32",
-                      "{\"rounding\": [\"nearest_even\", \"down\", \"up\"], \"inputs\": \"30 edge values (S2.6, "
-                      "S2.5's neighbours of +-0, +-65504, +-infinity, NaN), then 1000 random fp32 patterns\"}");
+    {
+        json_text params;
+        json_writer *p = golden_params(&params);
+        json_write_array_inline(p, "rounding");
+        json_write_string(p, NULL, "nearest_even");
+        json_write_string(p, NULL, "down");
+        json_write_string(p, NULL, "up");
+        json_write_end(p);
+        json_write_string(p, "inputs", "30 edge values (S2.6, S2.5's neighbours of +-0, +-65504, +-infinity, NaN), "
+                                       "then 1000 random fp32 patterns");
+        golden_begin_case(w, "fp16_narrow", "S2.2-S2.5", "fp16_from_fp32", golden_params_text(&params));
+        json_text_free(&params);
+    }
     golden_array(w, GOLDEN_INPUT, "x", GOLDEN_F32, x, SHAPE(N));
     golden_array(w, GOLDEN_EXACT, "nearest", GOLDEN_U16, nearest, SHAPE(N));
     golden_array(w, GOLDEN_EXACT, "down", GOLDEN_U16, down, SHAPE(N));
@@ -62,7 +73,12 @@ static void fp16_cases(golden_writer *w)
         all[h] = (uint16_t)h;
         widened[h] = kvq_fp32_from_fp16((uint16_t)h);
     }
-    golden_begin_case(w, "fp16_widen", "S2.1", "fp32_from_fp16", "{}");
+    {
+        json_text params; /* no params: {} */
+        golden_params(&params);
+        golden_begin_case(w, "fp16_widen", "S2.1", "fp32_from_fp16", golden_params_text(&params));
+        json_text_free(&params);
+    }
     golden_array(w, GOLDEN_INPUT, "h", GOLDEN_U16, all, SHAPE(65536));
     golden_array(w, GOLDEN_EXACT, "x", GOLDEN_F32, widened, SHAPE(65536));
     golden_end_case(w);
@@ -135,14 +151,18 @@ static void group_case(golden_writer *w, const kvq_quantizer *q, const char *nam
             decoded[g][i] = kvq_decode(q, p, codes[g][i]);
         }
     }
-    char params_json[512];
-    snprintf(params_json, sizeof params_json,
-             "{\"scheme\": \"%s\", \"bits\": %u, \"codebook\": \"%s\", \"group\": %d, \"layout\": \"each row of x "
-             "is one group: min and max over the whole row (no outliers), then every element's code and decoded "
-             "value\", \"inputs\": \"groups 3, 7, .., 39 not fp16-exact; 1, 5, .. with thresholds; 42 S3.7 "
-             "example 5; 43-47 fixed edges\"}",
-             golden_scheme_name(q->scheme), q->bits, q->scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none", GROUP);
-    golden_begin_case(w, name, section, "quantize_groups", params_json);
+    json_text case_params;
+    json_writer *j = golden_params(&case_params);
+    json_write_string(j, "scheme", golden_scheme_name(q->scheme));
+    json_write_u64(j, "bits", q->bits);
+    json_write_string(j, "codebook", q->scheme == KVQ_SCHEME_NUQ ? "normalfloat" : "none");
+    json_write_i64(j, "group", GROUP);
+    json_write_string(j, "layout", "each row of x is one group: min and max over the whole row (no outliers), then "
+                                   "every element's code and decoded value");
+    json_write_string(j, "inputs", "groups 3, 7, .., 39 not fp16-exact; 1, 5, .. with thresholds; 42 S3.7 example "
+                                   "5; 43-47 fixed edges");
+    golden_begin_case(w, name, section, "quantize_groups", golden_params_text(&case_params));
+    json_text_free(&case_params);
     golden_array(w, GOLDEN_INPUT, "x", GOLDEN_F32, x, SHAPE(N_GROUPS, GROUP));
     golden_array(w, GOLDEN_EXACT, "params", GOLDEN_U16, params, SHAPE(N_GROUPS, 2));
     golden_array(w, GOLDEN_BOUNDARY, "codes", GOLDEN_U8, codes, SHAPE(N_GROUPS, GROUP));
@@ -178,8 +198,14 @@ static void quantizer_cases(golden_writer *w)
         memcpy(signposts[bits - 2], cb.signpost, sizeof cb.signpost);
         memcpy(thresholds[bits - 2], cb.threshold, sizeof cb.threshold);
     }
-    golden_begin_case(w, "normalfloat_tables", "S6.1,S6.2", "codebook_normalfloat",
-                      "{\"rows\": [2, 3, 4], \"unused_entries\": 0}");
+    {
+        json_text params;
+        json_writer *p = golden_params(&params);
+        json_write_u64_array(p, "rows", (const uint64_t[]){2u, 3u, 4u}, 3);
+        json_write_u64(p, "unused_entries", 0u);
+        golden_begin_case(w, "normalfloat_tables", "S6.1,S6.2", "codebook_normalfloat", golden_params_text(&params));
+        json_text_free(&params);
+    }
     golden_array(w, GOLDEN_EXACT, "signposts", GOLDEN_F32, signposts, SHAPE(3, 16));
     golden_array(w, GOLDEN_EXACT, "thresholds", GOLDEN_F32, thresholds, SHAPE(3, 15));
     golden_end_case(w);
@@ -201,10 +227,15 @@ static void packing_cases(golden_writer *w)
             size_t row_bytes = kvq_packed_bytes(d, bits);
             for (uint32_t i = 0; i < ROWS * d; i++) codes[i] = (uint8_t)(kvq_rng_next_u64(&rng) >> (64 - bits));
             for (uint32_t r = 0; r < ROWS; r++) kvq_pack_codes(codes + r * d, d, bits, packed + r * row_bytes);
-            char name[64], params_json[96];
+            char name[64];
             snprintf(name, sizeof name, "pack_%ubit_d%u", bits, d);
-            snprintf(params_json, sizeof params_json, "{\"bits\": %u, \"head_dim\": %u, \"rows\": %d}", bits, d, ROWS);
-            golden_begin_case(w, name, "S5.1-S5.3", "pack_codes", params_json);
+            json_text params;
+            json_writer *p = golden_params(&params);
+            json_write_u64(p, "bits", bits);
+            json_write_u64(p, "head_dim", d);
+            json_write_i64(p, "rows", ROWS);
+            golden_begin_case(w, name, "S5.1-S5.3", "pack_codes", golden_params_text(&params));
+            json_text_free(&params);
             golden_array(w, GOLDEN_INPUT, "codes", GOLDEN_U8, codes, SHAPE(ROWS, d));
             golden_array(w, GOLDEN_EXACT, "packed", GOLDEN_U8, packed, SHAPE(ROWS, (uint32_t)row_bytes));
             golden_end_case(w);
@@ -228,9 +259,15 @@ static void prng_cases(golden_writer *w)
         kvq_rng_seed(&rng, seeds[s]);
         for (int i = 0; i < N; i++) normal[s][i] = kvq_rng_normal(&rng);
     }
-    golden_begin_case(w, "prng", "S14.1,S14.2", "rng",
-                      "{\"seeds\": [0, 1, 42, 18446744073709551615], \"per_seed\": 32, "
-                      "\"note\": \"each stream restarts from its seed\"}");
+    {
+        json_text params;
+        json_writer *p = golden_params(&params);
+        json_write_u64_array(p, "seeds", (const uint64_t[]){0u, 1u, 42u, 18446744073709551615ull}, 4);
+        json_write_u64(p, "per_seed", 32u);
+        json_write_string(p, "note", "each stream restarts from its seed");
+        golden_begin_case(w, "prng", "S14.1,S14.2", "rng", golden_params_text(&params));
+        json_text_free(&params);
+    }
     golden_array(w, GOLDEN_EXACT, "next_u64", GOLDEN_U64, raw, SHAPE(4, N));
     golden_array(w, GOLDEN_EXACT, "uniform", GOLDEN_F32, uniform, SHAPE(4, N));
     golden_array(w, GOLDEN_EXACT, "normal", GOLDEN_F32, normal, SHAPE(4, N));

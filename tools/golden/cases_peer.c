@@ -5,6 +5,7 @@
  * tensors with its bounds at every precision profile.
  */
 #include "golden.h"
+#include "json_write.h"
 
 #include "conform/peer_inputs.h"
 
@@ -128,8 +129,7 @@ static void quantize_case_run(golden_writer *w, const peer_quantize_case *pc)
     GOLDEN_CHECK(w, kvq_peer_quantize(&c, x, n, d, data));
     GOLDEN_CHECK(w, kvq_peer_dequantize(&c, data, n, d, y));
 
-    char config[512], synth[1024], params[3072];
-    peer_config_json(config, sizeof config, &c);
+    char synth[1024];
     peer_describe_synth(&pc->inputs, synth, sizeof synth);
     static const char *const edits[] = {
         "",
@@ -137,14 +137,21 @@ static void quantize_case_run(golden_writer *w, const peer_quantize_case *pc)
         "9, token 1 block 1 to zeros with 1e-30 at 7, token 2 block 0 to -65504, +65504 alternately",
         "; the first group set to -0.75 everywhere, the second to 2^-24 at every third element and 0 elsewhere",
         "; x[0..9] set to 0, -0, 2^-11, -2^-11, 2^-12, 449 scale, -10000 scale, 464 scale, 0.0001, -0.0001"};
-    snprintf(params, sizeof params,
-             "{\"config\": %s, \"n_tokens\": %u, \"head_dim\": %u, \"inputs\": {\"x\": \"the %s of %s; then %u "
-             "groups rebuilt on code boundaries by peer_plant_ties(seed) (tools/conform/peer_inputs.c)%s\"%s}}",
-             config, n, d, pc->use_keys ? "keys" : "values", synth, planted, edits[pc->edit],
-             c.format == KVQ_PEER_FP8_E4M3 && pc->config.scale == 0.0f
-                 ? ", \"scale\": \"fl32(max |x| / (448 * headroom)) of x before the ties were planted\""
-                 : "");
-    golden_begin_case(w, pc->name, "S17", "peer_quantize", params);
+    json_text params;
+    json_writer *p = golden_params(&params);
+    peer_config_json(p, "config", &c);
+    json_write_u64(p, "n_tokens", n);
+    json_write_u64(p, "head_dim", d);
+    json_write_object_inline(p, "inputs");
+    json_write_stringf(p, "x",
+                       "the %s of %s; then %u groups rebuilt on code boundaries by peer_plant_ties(seed) "
+                       "(tools/conform/peer_inputs.c)%s",
+                       pc->use_keys ? "keys" : "values", synth, planted, edits[pc->edit]);
+    if (c.format == KVQ_PEER_FP8_E4M3 && pc->config.scale == 0.0f)
+        json_write_string(p, "scale", "fl32(max |x| / (448 * headroom)) of x before the ties were planted");
+    json_write_end(p);
+    golden_begin_case(w, pc->name, "S17", "peer_quantize", golden_params_text(&params));
+    json_text_free(&params);
     golden_array(w, GOLDEN_INPUT, "x", GOLDEN_F32, x, SHAPE(n, d));
     golden_array(w, GOLDEN_BOUNDARY, "data", GOLDEN_U8, data, SHAPE((uint32_t)bytes));
     golden_array(w, GOLDEN_EXACT, "dequantized", GOLDEN_F32, y, SHAPE(n, d));
@@ -224,18 +231,26 @@ static void attention_case_run(golden_writer *w, const peer_attention_case *ac)
         GOLDEN_CHECK(w, kvq_peer_attention_error_bound(&kc, kd, &vc, vd, n, d, q, n_q, (kvq_attention_profile)p,
                                                        bounds[p]));
 
-    char kjson[512], vjson[512], synth[1024], params[3072];
-    peer_config_json(kjson, sizeof kjson, &kc);
-    peer_config_json(vjson, sizeof vjson, &vc);
+    char synth[1024];
     peer_describe_synth(&ac->inputs, synth, sizeof synth);
-    snprintf(params, sizeof params,
-             "{\"keys\": %s, \"values\": %s, \"n_tokens\": %u, \"head_dim\": %u, \"n_q\": %u, \"inputs\": "
-             "{\"keys, values\": \"%s\", \"q\": \"fp16(%g * kvq_rng_normal) from a generator seeded with seed + 7, "
-             "then rotated by HALF RoPE at position n_tokens\", \"k_data, v_data\": \"kvq_peer_quantize of keys and "
-             "values with the configurations above%s\"}}",
-             kjson, vjson, n, d, n_q, synth, (double)ac->q_scale,
-             kc.format == KVQ_PEER_FP8_E4M3 ? " (each scale fl32(max |x| / 448) of its tensor)" : "");
-    golden_begin_case(w, ac->name, "S17.7,S12.3,S12.4", "peer_attention", params);
+    json_text params;
+    json_writer *p = golden_params(&params);
+    peer_config_json(p, "keys", &kc);
+    peer_config_json(p, "values", &vc);
+    json_write_u64(p, "n_tokens", n);
+    json_write_u64(p, "head_dim", d);
+    json_write_u64(p, "n_q", n_q);
+    json_write_object_inline(p, "inputs");
+    json_write_string(p, "keys, values", synth);
+    json_write_stringf(p, "q",
+                       "fp16(%g * kvq_rng_normal) from a generator seeded with seed + 7, then rotated by HALF RoPE at "
+                       "position n_tokens",
+                       (double)ac->q_scale);
+    json_write_stringf(p, "k_data, v_data", "kvq_peer_quantize of keys and values with the configurations above%s",
+                       kc.format == KVQ_PEER_FP8_E4M3 ? " (each scale fl32(max |x| / 448) of its tensor)" : "");
+    json_write_end(p);
+    golden_begin_case(w, ac->name, "S17.7,S12.3,S12.4", "peer_attention", golden_params_text(&params));
+    json_text_free(&params);
     golden_array(w, GOLDEN_INPUT, "keys", GOLDEN_F32, keys, SHAPE(n, d));
     golden_array(w, GOLDEN_INPUT, "values", GOLDEN_F32, values, SHAPE(n, d));
     golden_array(w, GOLDEN_INPUT, "q", GOLDEN_F32, q, SHAPE(n_q, d));

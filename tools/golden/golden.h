@@ -39,6 +39,15 @@ bool golden_close(golden_writer *w);
  * with its parameters (written verbatim, e.g. "{\"bits\": 4}"). */
 void golden_begin_case(golden_writer *w, const char *name, const char *section, const char *operation,
                        const char *params_json);
+/* A case's params, written with the tools' JSON writer: golden_params opens the
+ * object and returns the writer for its members, golden_params_text closes it
+ * and returns the text for golden_begin_case (NULL when out of memory, which
+ * golden_begin_case records as a failure), json_text_free releases it. */
+struct json_text;
+struct json_writer *golden_params(struct json_text *params);
+const char *golden_params_text(struct json_text *params);
+/* "key": {"rule": .., "budget_ppm": .., "n_sinks": .., "recent_window": ..} of a token policy (S10.1). */
+void golden_policy_json(struct json_writer *p, const char *key, const kvq_token_policy *policy);
 /* An array file: shape is up to 4 dimensions, unused ones 0. */
 void golden_array(golden_writer *w, golden_class cls, const char *label, golden_dtype dtype, const void *data,
                   const uint32_t shape[4]);

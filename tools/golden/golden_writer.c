@@ -1,20 +1,21 @@
 /*
- * golden_writer.c - files and manifest of the golden set (S16.7).
+ * golden_writer.c - files and manifest of the golden set (S16.7). The
+ * manifest is written with the tools' one JSON writer (json_write.h) in its
+ * own layout: a case's first members on one line, then its params and its
+ * files on lines of their own.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "golden.h"
 
+#include "json_write.h"
 #include "kvq/kvq_io.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct golden_writer {
     char directory[1024];
-    FILE *manifest; /* the "cases" array, streamed into memory (open_memstream) */
-    char *manifest_bytes;
-    size_t manifest_size;
+    json_text cases; /* the "cases" array, built in memory: the manifest's counts come first */
     bool failed;
     bool in_case;
     unsigned n_cases, n_files_in_case, n_files;
@@ -50,29 +51,81 @@ golden_writer *golden_open(const char *directory)
     golden_writer *w = calloc(1, sizeof *w);
     if (w == NULL) return NULL;
     snprintf(w->directory, sizeof w->directory, "%s", directory);
-    w->manifest = open_memstream(&w->manifest_bytes, &w->manifest_size);
-    if (w->manifest == NULL) {
+    if (!json_text_open(&w->cases)) {
         fprintf(stderr, "kvq golden: out of memory for the manifest of %s\n", directory);
         free(w);
         return NULL;
     }
+    json_write_array(&w->cases.w, NULL);
     return w;
 }
+
+json_writer *golden_params(json_text *params)
+{
+    json_text_open(params);
+    json_write_object_inline(&params->w, NULL);
+    return &params->w;
+}
+
+const char *golden_params_text(json_text *params)
+{
+    json_write_end(&params->w);
+    return json_text_close(params);
+}
+
+void golden_policy_json(json_writer *p, const char *key, const kvq_token_policy *policy)
+{
+    json_write_object_inline(p, key);
+    json_write_string(p, "rule", golden_rule_name(policy->rule));
+    json_write_u64(p, "budget_ppm", policy->budget_ppm);
+    json_write_u64(p, "n_sinks", policy->n_sinks);
+    json_write_u64(p, "recent_window", policy->recent_window);
+    json_write_end(p);
+}
+
+/* Where the parts of a case go in the manifest. */
+#define CASE_SPACE "\n    "
+#define CASE_MEMBER_SPACE "\n     "
+#define FILE_SPACE "\n       "
 
 void golden_begin_case(golden_writer *w, const char *name, const char *section, const char *operation,
                        const char *params_json)
 {
-    fprintf(w->manifest, "%s    {\"case\": \"%s\", \"section\": \"%s\", \"operation\": \"%s\",\n",
-            w->n_cases ? ",\n" : "", name, section, operation);
-    fprintf(w->manifest, "     \"params\": %s,\n     \"files\": [", params_json ? params_json : "{}");
+    json_writer *m = &w->cases.w;
+    json_write_space(m, CASE_SPACE);
+    json_write_object_inline(m, NULL);
+    json_write_string(m, "case", name);
+    json_write_string(m, "section", section);
+    json_write_string(m, "operation", operation);
+    json_write_space(m, CASE_MEMBER_SPACE);
+    if (params_json == NULL) {
+        fprintf(stderr, "kvq golden: case %s: out of memory for its params\n", name);
+        w->failed = true;
+    }
+    json_write_raw(m, "params", params_json ? params_json : "{}");
+    json_write_space(m, CASE_MEMBER_SPACE);
+    json_write_array_inline(m, "files");
     snprintf(w->case_name, sizeof w->case_name, "%s", name);
     w->in_case = true;
     w->n_files_in_case = 0;
     w->n_cases++;
 }
 
+/* The start of a file's entry in the case's "files": label and class. */
+static json_writer *begin_file(golden_writer *w, const char *label, const char *class)
+{
+    json_writer *m = &w->cases.w;
+    json_write_space(m, FILE_SPACE);
+    json_write_object_inline(m, NULL);
+    json_write_string(m, "label", label);
+    json_write_string(m, "class", class);
+    w->n_files_in_case++;
+    return m;
+}
+
+/* The entry of a file the case wrote; an array's dtype and shape come with it. */
 static void record_file(golden_writer *w, golden_class cls, const char *label, const char *file_name,
-                        const char *kind, const char *extra_json)
+                        const char *kind, const char *dtype, const uint32_t shape[4])
 {
     char path[1400];
     snprintf(path, sizeof path, "%s/%s", w->directory, file_name);
@@ -88,11 +141,20 @@ static void record_file(golden_writer *w, golden_class cls, const char *label, c
     long size = -1;
     if (f != NULL && fseek(f, 0, SEEK_END) == 0) size = ftell(f);
     if (f != NULL) fclose(f);
-    fprintf(w->manifest,
-            "%s\n       {\"label\": \"%s\", \"class\": \"%s\", \"file\": \"%s\", \"kind\": \"%s\", %s\"bytes\": %ld, "
-            "\"sha256\": \"%s\"}",
-            w->n_files_in_case ? "," : "", label, class_name(cls), file_name, kind, extra_json, size, hex);
-    w->n_files_in_case++;
+    json_writer *m = begin_file(w, label, class_name(cls));
+    json_write_string(m, "file", file_name);
+    json_write_string(m, "kind", kind);
+    if (dtype != NULL) {
+        json_write_string(m, "dtype", dtype);
+        /* shape[0] == 0 is an empty array (e.g. no outliers): shape [0] */
+        json_write_array_inline(m, "shape");
+        json_write_u64(m, NULL, shape[0]);
+        for (int i = 1; i < 4 && shape[0] != 0 && shape[i] != 0; i++) json_write_u64(m, NULL, shape[i]);
+        json_write_end(m);
+    }
+    json_write_i64(m, "bytes", size);
+    json_write_string(m, "sha256", hex);
+    json_write_end(m);
     w->n_files++;
 }
 
@@ -101,15 +163,7 @@ void golden_array(golden_writer *w, golden_class cls, const char *label, golden_
 {
     /* shape[0] == 0 is an empty array (e.g. no outliers): an empty file with shape [0] */
     size_t count = shape[0] == 0 ? 0 : 1;
-    char shape_json[128] = "[";
-    for (int i = 0; i < 4 && shape[i] != 0; i++) {
-        count *= shape[i];
-        char part[24];
-        snprintf(part, sizeof part, "%s%u", i ? ", " : "", shape[i]);
-        strcat(shape_json, part);
-    }
-    if (shape[0] == 0) strcat(shape_json, "0");
-    strcat(shape_json, "]");
+    for (int i = 0; i < 4 && shape[i] != 0; i++) count *= shape[i];
     char file_name[512], path[1600];
     snprintf(file_name, sizeof file_name, "%s.%s.bin", w->case_name, label);
     snprintf(path, sizeof path, "%s/%s", w->directory, file_name);
@@ -133,9 +187,7 @@ void golden_array(golden_writer *w, golden_class cls, const char *label, golden_
         w->failed = true;
     }
     free(le);
-    char extra[256];
-    snprintf(extra, sizeof extra, "\"dtype\": \"%s\", \"shape\": %s, ", dtype_name(dtype), shape_json);
-    record_file(w, cls, label, file_name, "array", extra);
+    record_file(w, cls, label, file_name, "array", dtype_name(dtype), shape);
 }
 
 const char *golden_file_path(golden_writer *w, const char *label, const char *extension)
@@ -149,46 +201,52 @@ void golden_file_done(golden_writer *w, golden_class cls, const char *label, con
 {
     char file_name[512];
     snprintf(file_name, sizeof file_name, "%s.%s.%s", w->case_name, label, extension);
-    record_file(w, cls, label, file_name, kind, "");
+    record_file(w, cls, label, file_name, kind, NULL, NULL);
 }
 
 void golden_expect_status(golden_writer *w, kvq_status status)
 {
-    fprintf(w->manifest, "%s\n       {\"label\": \"status\", \"class\": \"exact\", \"kind\": \"status\", \"status\": \"%s\"}",
-            w->n_files_in_case ? "," : "", kvq_status_name(status));
-    w->n_files_in_case++;
+    json_writer *m = begin_file(w, "status", "exact");
+    json_write_string(m, "kind", "status");
+    json_write_string(m, "status", kvq_status_name(status));
+    json_write_end(m);
 }
 
 void golden_end_case(golden_writer *w)
 {
-    fprintf(w->manifest, "\n     ]}");
+    json_write_end_spaced(&w->cases.w, CASE_MEMBER_SPACE); /* files */
+    json_write_end(&w->cases.w);
     w->in_case = false;
 }
 
 bool golden_close(golden_writer *w)
 {
-    bool ok = fclose(w->manifest) == 0 && !w->failed;
+    json_write_end_spaced(&w->cases.w, "\n  ");
+    const char *cases = json_text_close(&w->cases);
+    bool ok = cases != NULL && !w->failed;
     char path[1100];
     snprintf(path, sizeof path, "%s/manifest.json", w->directory);
-    char *doc = NULL;
-    size_t doc_size = 0;
-    FILE *out = ok ? open_memstream(&doc, &doc_size) : NULL;
-    if (out == NULL) ok = false;
+    json_text doc;
+    if (ok) ok = json_text_open(&doc);
     if (ok) {
-        fprintf(out, "{\n  \"format\": \"kvq-golden\",\n  \"format_version\": 1,\n  \"spec_version\": \"%s\",\n",
-                KVQ_SPEC_VERSION_STRING);
-        fprintf(out, "  \"generator\": \"kvq golden\",\n  \"n_cases\": %u,\n  \"n_files\": %u,\n  \"cases\": [\n",
-                w->n_cases, w->n_files);
-        fwrite(w->manifest_bytes, 1, w->manifest_size, out);
-        fprintf(out, "\n  ]\n}\n");
-        ok = fclose(out) == 0;
-        if (ok && kvq_write_file(path, doc, doc_size) != KVQ_OK) {
+        json_writer *m = &doc.w;
+        json_write_object(m, NULL);
+        json_write_string(m, "format", "kvq-golden");
+        json_write_u64(m, "format_version", 1);
+        json_write_string(m, "spec_version", KVQ_SPEC_VERSION_STRING);
+        json_write_string(m, "generator", "kvq golden");
+        json_write_u64(m, "n_cases", w->n_cases);
+        json_write_u64(m, "n_files", w->n_files);
+        json_write_raw(m, "cases", cases);
+        json_write_end(m);
+        ok = json_text_close(&doc) != NULL;
+        if (ok && kvq_write_file(path, doc.text, doc.size) != KVQ_OK) {
             fprintf(stderr, "kvq golden: %s\n", kvq_last_error());
             ok = false;
         }
+        json_text_free(&doc);
     }
-    free(doc);
-    free(w->manifest_bytes);
+    json_text_free(&w->cases);
     free(w);
     return ok;
 }
