@@ -758,7 +758,7 @@ static kvq_status read_slice(kvq_cuda_layer *layer, uint32_t seq_id, uint32_t he
         status = layer_fail(KVQ_ERR_OUT_OF_MEMORY, "read: %s", kvq_last_error());
     d->ctx.stream = (cudaStream_t)stream;
     if (status == KVQ_OK && cuda_tensor_read(&d->ctx, &t, qt) != KVQ_OK)
-        status = layer_fail(KVQ_ERR_IO, "read: %s", d->ctx.message);
+        status = layer_fail(KVQ_ERR_IO, "read: %s", d->ctx.host.error.message);
     leave(layer, o);
     if (status != KVQ_OK) {
         kvq_qtensor_free(qt);
