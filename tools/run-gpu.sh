@@ -7,7 +7,7 @@
 #   conform  the run list conformance/runs/gpu.csv (tools/run-conform.sh gpu): kvq conform on cuda at its
 #            default profile (fp16), with the tensor-core kernel asked for wherever it fits
 #            (KVQ_CUDA_ATTENTION=tc) and at fp32, and on opencl (NVIDIA's); reports under OUT/conform/
-#   sanitize compute-sanitizer memcheck and racecheck over the tensor-core cases (--short)
+#   sanitize compute-sanitizer memcheck (the tensor-core cases, --short) and racecheck (--tiny)
 #   bench    kvq bench study a with KVQ_GPU_BENCH_ARGS (default: the issue 13 points)
 #   profile  ncu (full set, SASS stall samples) on one tensor-core and one fast-kernel launch at 32K
 #   point    one bench point with PyTorch (KVQ_GPU_POINT_ARGS)
@@ -56,8 +56,9 @@ for step in "${steps[@]}"; do
     sanitize)
         run memcheck compute-sanitizer --tool memcheck --error-exitcode 1 \
             $build/backends/cuda/kvq_cuda_selfcheck --attention-tc-only --short
+        # racecheck is about a hundred times slower than a plain run: the tiny case list
         run racecheck compute-sanitizer --tool racecheck --error-exitcode 1 \
-            $build/backends/cuda/kvq_cuda_selfcheck --attention-tc-only --short ;;
+            $build/backends/cuda/kvq_cuda_selfcheck --attention-tc-only --tiny ;;
     bench)
         # FlashInfer, when its wheels were carried in .whl (the GPU machine has no network).
         fi_args=()

@@ -183,9 +183,10 @@ int main(int argc, char **argv)
     bool fast_only = strcmp(mode, "--attention-fast-only") == 0;
     bool tc_only = strcmp(mode, "--attention-tc-only") == 0;
     bool tc_short = tc_only && argc > 2 && strcmp(argv[2], "--short") == 0;
-    if ((argc > 1 && !jobs_only && !fast_only && !tc_only) || argc > (tc_short ? 3 : 2)) {
+    bool tc_tiny = tc_only && argc > 2 && strcmp(argv[2], "--tiny") == 0;
+    if ((argc > 1 && !jobs_only && !fast_only && !tc_only) || argc > (tc_short || tc_tiny ? 3 : 2)) {
         fprintf(stderr, "usage: kvq_cuda_selfcheck [--jobs-only | --attention-fast-only | --attention-tc-only "
-                        "[--short]]\n  (the conformance runner judges the rest: kvq conform --backend cuda; timing "
+                        "[--short | --tiny]]\n  (the conformance runner judges the rest: kvq conform --backend cuda; timing "
                         "is kvq bench's)\n");
         return 2;
     }
@@ -207,7 +208,7 @@ int main(int argc, char **argv)
     kvq_rng_seed(&rng, 20251123u);
     for (uint32_t b = 2; b <= 4; b++) kvq_codebook_normalfloat(b, &codebooks[b]);
     if (tc_only) {
-        check_attention_tc(tc_short);
+        check_attention_tc(tc_tiny ? 12 : tc_short ? 40 : 90, tc_tiny ? 9u : tc_short ? 10u : 13u);
         return finish();
     }
     if (fast_only) {
@@ -217,7 +218,7 @@ int main(int argc, char **argv)
     check_quantize_jobs();
     if (jobs_only) return finish();
     check_attention_fast(false);
-    check_attention_tc(false);
+    check_attention_tc(90, 13u);
     check_baseline();
     return finish();
 }

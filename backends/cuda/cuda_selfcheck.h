@@ -65,7 +65,10 @@ double compare_attention_at(kvq_attention_profile profile, const kvq_qtensor *k,
 /* The checks (cuda_selfcheck_jobs.c, cuda_selfcheck_attention.c, cuda_selfcheck.c). */
 void check_quantize_jobs(void);
 void check_attention_fast(bool short_only);
-void check_attention_tc(bool short_only);
+/* `iterations` random cases, lengths from the first n_lengths of {1, 15, 16, 17, 63, 64, 65, 129, 300,
+ * 1000, 4097, 20000, 70000}: 90 and 13 in the full run, 40 and 10 with --short (compute-sanitizer
+ * memcheck), 12 and 9 with --tiny (racecheck, about a hundred times slower). */
+void check_attention_tc(int iterations, uint32_t n_lengths);
 void check_baseline(void);
 
 #endif

@@ -16,7 +16,7 @@
  * calibrated or online keys (blocks of 16k tokens), one value group per token, HALF RoPE at
  * consecutive positions or no RoPE at any positions; outliers, sinks and fp16 tokens; lengths
  * around its 16- and 64-token tiles up to many splits; MHA and GQA groups, single and batched. */
-void check_attention_tc(bool short_only)
+void check_attention_tc(int iterations, uint32_t n_lengths)
 {
     /* Where the fast kernel fits too, the backend prefers it (it measured faster); these cases are
      * about the tensor-core kernel, so it is asked for (kvq_cuda_attention_kernel_for). */
@@ -27,11 +27,11 @@ void check_attention_tc(bool short_only)
     const unsigned long long launches0 = kvq_cuda_attention_tc_launches();
     int count = 0, batches = 0;
     double worst = 0.0;
-    for (int it = 0; it < (short_only ? 40 : 90); it++) {
+    for (int it = 0; it < iterations; it++) {
         const uint32_t d = (uint32_t[]){64, 128, 128, 256}[rnd(4)];
         const uint32_t bits = d >= 128u ? (uint32_t[]){2, 4, 4, 8}[rnd(4)] : (uint32_t[]){4, 8}[rnd(2)];
         static const uint32_t lengths[] = {1, 15, 16, 17, 63, 64, 65, 129, 300, 1000, 4097, 20000, 70000};
-        const uint32_t n = lengths[rnd(short_only ? 10 : 13)];
+        const uint32_t n = lengths[rnd(n_lengths)];
         const uint32_t n_q = (uint32_t[]){1, 1, 2, 4, 8, 12, 16}[rnd(7)];
         const int rope_kind = (int)rnd(4); /* 0, 1: HALF; 2: NONE; 3: NULL */
         size_t elems = (size_t)n * d;
