@@ -273,6 +273,9 @@ static kvq_status create(kvq_cuda_layer *layer, kvq_cuda_stream stream)
     device_half *d = calloc(1, sizeof *d);
     if (d == NULL) return layer_fail(KVQ_ERR_OUT_OF_MEMORY, "create: out of host memory");
     layer->device = d;
+    /* The context's host half (backends/common): cuda_tensor_read stages through its fill. */
+    d->ctx.host.fill = cuda_fill_staging;
+    d->ctx.host.run_rows = cuda_run_rows;
     d->ctx.device = device;
     d->ctx.profile = layer->profile;
     d->ctx.sm_count = (uint32_t)prop.multiProcessorCount;
