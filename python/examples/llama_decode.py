@@ -113,6 +113,12 @@ class Model:
 def sdpa(torch: Any, q: Any, k: Any, v: Any, causal: bool) -> Any:
     attention = torch.nn.functional.scaled_dot_product_attention
     groups = q.shape[1] // k.shape[1]
+    if groups > 1 and q.shape[2] == 1:
+        # One query token: the heads of a group (consecutive, as enable_gqa pairs them) become the
+        # query rows of their KV head, so the fused kernels read each KV head once.
+        b, heads, _, d = q.shape
+        folded = attention(q.reshape(b, k.shape[1], groups, d), k, v)
+        return folded.reshape(b, heads, 1, d)
     if groups > 1:
         try:  # PyTorch >= 2.5 reads the KV heads of a group in place
             return attention(q, k, v, is_causal=causal, enable_gqa=True)
@@ -131,9 +137,11 @@ class Fp16Cache:
         self.k = [torch.empty(shape, dtype=torch.float16, device=model.embed.device) for _ in range(a.layers)]
         self.v = [torch.empty_like(self.k[0]) for _ in range(a.layers)]
         self.bytes = 2 * a.layers * self.k[0].numel() * 2
+        self.length = [0] * a.layers  # tokens held per layer, on the host (no device read per step)
 
     def __call__(self, layer: int, q: Any, k: Any, v: Any, positions: Any) -> Any:
-        first, n = int(positions[0]), q.shape[2]
+        first, n = self.length[layer], q.shape[2]
+        self.length[layer] += n
         q, k = self.model.rope(q, positions), self.model.rope(k, positions)
         self.k[layer][:, :, first:first + n] = k
         self.v[layer][:, :, first:first + n] = v
