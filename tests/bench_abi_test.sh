@@ -25,6 +25,16 @@ set +e
 "$kvq" bench --quick --backend "$dir/libkvq_plugin_no_entry.so" --out "$work/bad" > "$work/bad.log" 2>&1; rc=$?
 set -e
 [ "$rc" = 1 ] || fail "a plugin without kvq_backend_entry: exit $rc, not 1"
+# Checkpoints: a finished run leaves no bench.partial.json; a run the plugin crashes (abort() in
+# quantize_head at 2 bits) leaves no bench.json but a bench.partial.json that is a valid document.
+[ ! -e "$work/example/bench.partial.json" ] || fail "a finished run left bench.partial.json"
+set +e
+"$kvq" bench --quick --max-context 256 --backend "$dir/libkvq_plugin_foreign_broken_crash.so" --out "$work/crash" \
+    > "$work/crash.log" 2>&1; rc=$?
+set -e
+[ "$rc" != 0 ] || fail "a crashing plugin: exit 0"
+[ ! -e "$work/crash/bench.json" ] || fail "a crashed run wrote bench.json"
+[ -s "$work/crash/bench.partial.json" ] || { cat "$work/crash.log" >&2; fail "a crashed run left no bench.partial.json"; }
 
 python3 - "$work" <<'PY'
 import json, sys, xml.etree.ElementTree as ET
@@ -57,6 +67,8 @@ assert root.tag == "{http://www.w3.org/2000/svg}svg" and kvq_ops | peer_ops <= t
 # the foreign plugin (foreign_absmax.c): uniform 2/4/8 bits, no outliers, no peer slots
 doc, s = study("foreign")
 assert check_rows(doc, s) == {(op, f) for op in kvq_ops for f in ("int2", "int4")}, s["results"]
+partial = json.load(open(f"{w}/crash/bench.partial.json"))  # what the run had written, closed
+assert partial["schema"] == json.load(open(f"{w}/example/bench.json"))["schema"] and "studies" in partial, partial
 doc, s = study("ref")
 assert s["backend"] == "ref" and ("attention_decode", "nuq4+outliers+sink") in check_rows(doc, s)
 bad = json.load(open(f"{w}/bad/bench.json"))["studies"]["backend_abi"]

@@ -499,6 +499,48 @@ START_TEST(writer_layouts)
 }
 END_TEST
 
+/* A document cut after any complete member, with json_writer_closing appended,
+ * reads back as what was written so far (kvq bench's checkpoints). */
+START_TEST(writer_prefix_closes_into_a_document)
+{
+    json_text t;
+    ck_assert(json_text_open(&t));
+    json_writer *w = &t.w;
+    json_write_object(w, NULL);
+    json_write_string(w, "schema", "x");
+    json_write_object(w, "studies");
+    json_write_object(w, "a");
+    json_write_array(w, "results");
+    for (int row = 0; row < 3; row++) {
+        json_write_object(w, NULL);
+        json_write_u64(w, "row", (uint64_t)row);
+        json_write_end(w);
+        ck_assert_int_eq(fflush(w->out), 0);
+        const size_t tail = json_writer_closing(w, NULL, 0);
+        ck_assert_uint_eq(tail, 2u * (size_t)w->depth + 1u);
+        char *doc = malloc(t.size + tail + 1u);
+        ck_assert_ptr_nonnull(doc);
+        memcpy(doc, t.text, t.size);
+        ck_assert_uint_eq(json_writer_closing(w, doc + t.size, tail + 1u), tail);
+        char error[256];
+        json_value *v = json_parse(doc, t.size + tail, error, sizeof error);
+        ck_assert_msg(v != NULL, "%s\n%s", error, doc);
+        const json_value *results = json_get(json_get(json_get(v, "studies"), "a"), "results");
+        ck_assert_uint_eq(json_length(results), (size_t)row + 1u);
+        uint64_t last;
+        ck_assert(json_u64(json_get(json_at(results, (size_t)row), "row"), &last) && last == (uint64_t)row);
+        json_free(v);
+        free(doc);
+    }
+    char small[4];
+    ck_assert_uint_eq(json_writer_closing(w, small, sizeof small), 2u * 4u + 1u); /* truncated, still terminated */
+    ck_assert_int_eq(small[sizeof small - 1u], '\0');
+    for (int d = 0; d < 4; d++) json_write_end(w);
+    ck_assert_ptr_nonnull(json_text_close(&t));
+    json_text_free(&t);
+}
+END_TEST
+
 /* A container closed once too often, or left open, is no document. */
 START_TEST(writer_refuses_broken_nesting)
 {
@@ -537,6 +579,7 @@ static Suite *json_suite(void)
     tcase_add_test(writer, writer_output_reads_back);
     tcase_add_test(writer, writer_layouts);
     tcase_add_test(writer, writer_refuses_broken_nesting);
+    tcase_add_test(writer, writer_prefix_closes_into_a_document);
     suite_add_tcase(s, writer);
     TCase *golden = tcase_create("manifest");
     tcase_add_test(golden, golden_manifest_loads);

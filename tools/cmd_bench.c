@@ -147,6 +147,9 @@ static int run(const bench_options *o)
     bench_torch_status(o, torch, sizeof torch);
     bench_json w;
     bench_json_init(&w, out);
+    char partial[4096];
+    snprintf(partial, sizeof partial, "%s/%s", o->out_dir, BENCH_PARTIAL_FILE);
+    bench_checkpoint_start(out, &doc, &doc_size, partial);
     bench_json_object(&w, NULL);
     bench_json_string(&w, "schema", BENCH_JSON_SCHEMA);
     bench_json_string(&w, "kvq_version", KVQ_TOOL_VERSION);
@@ -170,6 +173,7 @@ static int run(const bench_options *o)
             continue;
         }
         fprintf(stderr, "kvq bench: study %s\n", key);
+        bench_checkpoint(&w); /* the studies so far, even if this one writes no row before it stops */
         failed |= run_study((bench_study)s, o, &w);
     }
     bench_json_end(&w);
@@ -185,6 +189,7 @@ static int run(const bench_options *o)
     bench_json_end(&w);
     json_free(old);
     bench_json_end(&w);
+    bench_checkpoint_stop(); /* the stream is closed next; the partial file stays until bench.json is written */
     bool build_failed = ferror(out) != 0 || w.failed || w.depth != 0;
     if (fclose(out) != 0 || build_failed) {
         fprintf(stderr, "kvq bench: error: building %s failed (out of memory or a nesting error)\n", path);
@@ -197,6 +202,7 @@ static int run(const bench_options *o)
         fprintf(stderr, "kvq bench: error: %s: %s\n", kvq_status_name(written), kvq_last_error());
         return CLI_FAILED;
     }
+    unlink(partial); /* bench.json holds all of it now */
     int plot_rc = bench_plot_all(o->out_dir);
     printf("kvq bench: wrote %s and the plots of its studies (%s/*.svg)\n", path, o->out_dir);
     if (failed) fprintf(stderr, "kvq bench: at least one study failed (its entry says \"status\": \"failed\")\n");

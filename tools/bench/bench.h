@@ -23,6 +23,7 @@
 #define BENCH_MAX_RUNS 1000u
 #define BENCH_JSON_SCHEMA "kvq-bench/1"
 #define BENCH_JSON_FILE "bench.json"
+#define BENCH_PARTIAL_FILE "bench.partial.json" /* the checkpoints of a run not yet finished */
 
 typedef enum bench_study {
     BENCH_ATTENTION_CUDA = 0, /* (a) decode attention on CUDA against fp16 baselines */
@@ -93,6 +94,16 @@ void bench_json_plot(bench_json *w, const char *title, const char *x_field, cons
 void bench_json_columns(bench_json *w, const char *const (*pairs)[2], size_t n);
 /* A study that could not run: {"status": "skipped", "reason": ...} as member `key`. */
 void bench_json_skipped(bench_json *w, const char *key, const char *reason);
+
+/* Checkpoints (bench_checkpoint.c). bench.json is written once, at the end of a run; so that a run stopped
+ * by a time limit or a crash keeps what it measured, every study calls bench_checkpoint after each
+ * result row, which rewrites `path` (<out>/bench.partial.json, by kvq_write_file) with the document so
+ * far, closed. run() starts them on its document's memory stream, stops them before closing it and
+ * removes the partial file once bench.json is written. Failing to write a checkpoint is reported once
+ * and does not stop the run. */
+void bench_checkpoint_start(FILE *stream, char *const *doc, const size_t *doc_size, const char *path);
+void bench_checkpoint(bench_json *w);
+void bench_checkpoint_stop(void);
 
 /* ---- cache formats of studies (a) and (d) (bench_formats.c) ------------ */
 typedef struct bench_format {

@@ -124,6 +124,7 @@ static void write_row(abi_point *p, const char *op, const bench_stats *ms)
     bench_json_stats(w, "time_ms", ms);
     bench_json_number(w, "tokens_per_s", ms->median > 0.0 ? p->n / (ms->median * 1e-3) : 0.0);
     bench_json_end(w);
+    bench_checkpoint(w);
 }
 
 static int time_and_write(abi_point *p, const char *op, abi_call call)

@@ -121,6 +121,7 @@ static void write_row(att_study *s, const bench_shape *shape, const char *format
     bench_json_number(w, "copy_fraction", s->copy_gbs > 0.0 ? gbs / s->copy_gbs : 0.0);
     bench_json_number(w, "speedup_vs_fastest_fp16", ms->median > 0.0 ? fastest_fp16_ms / ms->median : 0.0);
     bench_json_end(w);
+    bench_checkpoint(w);
 }
 
 /* ---- the quantized cache -------------------------------------------------- */

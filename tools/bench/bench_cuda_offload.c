@@ -330,6 +330,7 @@ static void write_row(bench_json *w, const offload_format *f, const prompt *p, u
     bench_json_number(w, "ttft_ratio", r->ttft.median > 0.0 ? fp16->ttft.median / r->ttft.median : 0.0);
     bench_json_number(w, "tpot_ratio", r->tpot.median > 0.0 ? fp16->tpot.median / r->tpot.median : 0.0);
     bench_json_end(w);
+    bench_checkpoint(w);
 }
 
 int bench_study_cuda_offload(const bench_options *o, bench_json *w)

@@ -93,6 +93,7 @@ static void write_row(bench_json *w, const bench_format *f, const char *kind, ui
     bench_json_number(w, "tokens_per_s", tokens_s);
     bench_json_number(w, "input_gbs", ms->median > 0.0 ? input_bytes / (ms->median * 1e6) : 0.0);
     bench_json_end(w);
+    bench_checkpoint(w);
 }
 
 /* Device-side quantization of one layer's block of n tokens. */

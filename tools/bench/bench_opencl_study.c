@@ -207,6 +207,7 @@ static void write_row(ocl_study *s, const bench_shape *shape, const ocl_row *row
     bench_json_number(w, "speedup_vs_fastest_fp16", ms->median > 0.0 ? row->baseline_ms / ms->median : 0.0);
     if (row->cuda_ms > 0.0) bench_json_number(w, "time_vs_cuda", ms->median / row->cuda_ms);
     bench_json_end(w);
+    bench_checkpoint(w);
 }
 
 static int sweep_shape(ocl_study *s, const bench_shape *shape, const bench_format *formats, size_t n_formats)

@@ -125,6 +125,22 @@ static void close_nested(json_writer *w, const char *whitespace)
 }
 
 void json_write_end(json_writer *w) { close_nested(w, NULL); }
+
+size_t json_writer_closing(const json_writer *w, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (int d = w->depth - 1; d >= 0; d--) {
+        if (n + 2u < size) {
+            buf[n] = '\n';
+            buf[n + 1u] = w->closer[d];
+        }
+        n += 2u;
+    }
+    if (n + 1u < size) buf[n] = '\n';
+    n += 1u;
+    if (size > 0u) buf[n < size ? n : size - 1u] = '\0';
+    return n;
+}
 void json_write_end_spaced(json_writer *w, const char *whitespace) { close_nested(w, whitespace); }
 
 void json_write_string(json_writer *w, const char *key, const char *value)

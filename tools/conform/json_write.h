@@ -44,6 +44,10 @@ void json_write_array_inline(json_writer *w, const char *key);
 /* Closes the innermost container (a line-per-member one on a line of its own
  * unless empty); closing the document ends it with a newline. */
 void json_write_end(json_writer *w);
+/* What closes every container open now, innermost first (a newline before each closer, one at
+ * the end), into buf as snprintf does: the length it needs. Written after a complete member,
+ * it makes what the writer has written so far a valid document (bench's checkpoints). */
+size_t json_writer_closing(const json_writer *w, char *buf, size_t size);
 /* Closes the innermost container after `whitespace`, written even when it is empty. */
 void json_write_end_spaced(json_writer *w, const char *whitespace);
 /* The whitespace that comes after the next member's comma instead of the container's own. */
