@@ -112,12 +112,17 @@ typedef struct bench_format {
     uint32_t bits;
     uint32_t outlier_ppm; /* 0 or 10000 (1%) */
     uint32_t n_sinks;     /* 0 or 1 */
+    bool post_rope;       /* keys stored after RoPE: attention rotates nothing (KVQ_ROPE_NONE, the layout
+                             of vLLM and KIVI); otherwise pre-RoPE keys rotated at attention (HALF) */
 } bench_format;
 /* The formats of the sweep: 2/3/4/8-bit uniform (asym), 2/3/4-bit NUQ
  * (NormalFloat), each plain and with 1% outliers and one sink. Quick mode
  * keeps 2- and 4-bit uniform and 4-bit NUQ. Returns the count written. */
 size_t bench_formats(bool quick, bench_format *out, size_t capacity);
-#define BENCH_MAX_FORMATS 16u
+/* Appends to out[0..n) the post-RoPE variants of its plain uniform formats (names "<format>-post-rope")
+ * that fit `capacity`: the attention studies time both key layouts. Returns the new count. */
+size_t bench_formats_post_rope(bench_format *out, size_t n, size_t capacity);
+#define BENCH_MAX_FORMATS 24u
 /* Head configs of a format for keys (online per-channel, blocks of 128
  * tokens) and values (one group per token); `codebook` must outlive them. */
 void bench_format_configs(const bench_format *f, kvq_codebook *codebook, kvq_head_config *keys,

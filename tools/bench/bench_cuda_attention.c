@@ -231,11 +231,12 @@ static const char *kernel_name(kvq_cuda_attention_kernel k)
 /* Times the first n tokens with kernel `want` (automatic: the backend's choice); *kernel names
  * the one that ran, *ran its enum. A kernel asked for that does not fit the format, or that is
  * `already` (timed as the automatic choice), is not timed: *kernel stays NULL. */
-static bool time_prefix(att_study *s, const bench_shape *shape, kvq_backend_tensor **t, uint32_t n, att_buffers *b,
-                        kvq_cuda_attention_kernel want, kvq_cuda_attention_kernel already, bench_stats *ms,
+static bool time_prefix(att_study *s, const bench_shape *shape, const bench_format *f, kvq_backend_tensor **t,
+                        uint32_t n, att_buffers *b, kvq_cuda_attention_kernel want, kvq_cuda_attention_kernel already, bench_stats *ms,
                         uint64_t *bytes, const char **kernel, kvq_cuda_attention_kernel *ran)
 {
     uint32_t d = shape->head_dim, n_kv = shape->n_kv, n_q = shape->n_q;
+    const kvq_rope_pairing pairing = f->post_rope ? KVQ_ROPE_NONE : KVQ_ROPE_HALF;
     kvq_cuda_seq *desc = calloc(n_kv, sizeof *desc);
     if (desc == NULL) {
         fprintf(stderr, "kvq bench: " STUDY ": out of host memory\n");
@@ -259,7 +260,7 @@ static bool time_prefix(att_study *s, const bench_shape *shape, kvq_backend_tens
     kvq_cuda_attention_args plan = {.theta = b->theta,
                                     .rope_step32 = cuda_rope_step32(s->ctx, 10000.0f, d),
                                     .seqs_host = desc,
-                                    .pairing = KVQ_ROPE_HALF,
+                                    .pairing = pairing,
                                     .n_seq = n_kv,
                                     .n_q = n_q,
                                     .head_dim = d,
@@ -279,7 +280,7 @@ static bool time_prefix(att_study *s, const bench_shape *shape, kvq_backend_tens
                     .rope_step = cuda_rope_step(s->ctx, 10000.0f, d),
                     .rope_step32 = cuda_rope_step32(s->ctx, 10000.0f, d),
                     .seqs_host = desc,
-                    .pairing = KVQ_ROPE_HALF,
+                    .pairing = pairing,
                     .n_seq = n_kv,
                     .n_q = n_q,
                     .head_dim = d,
@@ -332,7 +333,7 @@ static bool sweep_format(att_study *s, const bench_shape *shape, const bench_for
             uint64_t bytes = 0;
             const char *kernel = NULL;
             kvq_cuda_attention_kernel ran;
-            ok = time_prefix(s, shape, t, ctxs[c], b, kernels[k], auto_ran, &ms, &bytes, &kernel, &ran);
+            ok = time_prefix(s, shape, f, t, ctxs[c], b, kernels[k], auto_ran, &ms, &bytes, &kernel, &ran);
             if (!ok || kernel == NULL) continue; /* did not fit, or already timed */
             if (k == 0) auto_ran = ran;
             write_row(s, shape, f->name, f, k == 0 ? "kvq" : "kvq-kernel", f->bits, ctxs[c], &ms, bytes, fastest[c],
@@ -403,6 +404,7 @@ static bool sweep_shape(att_study *s, const bench_shape *shape)
     ok = ok && buffers_make(s, shape, max_n, &b);
     bench_format formats[BENCH_MAX_FORMATS];
     size_t n_formats = bench_formats(s->o->quick, formats, BENCH_MAX_FORMATS);
+    n_formats = bench_formats_post_rope(formats, n_formats, BENCH_MAX_FORMATS);
     for (size_t i = 0; ok && i < n_formats; i++)
         if (bench_selected(s->o->formats, formats[i].name))
             ok = sweep_format(s, shape, &formats[i], ctxs, n_ctx, kv, fastest, &b);
@@ -426,7 +428,7 @@ int bench_study_cuda_attention(const bench_options *o, bench_json *w)
     bench_cuda_describe(w, s.ctx->device);
     bench_json_string(w, "timed",
                       "kvq: CUDA events on the backend's stream around kvq_cuda_attention (split and combine "
-                      "kernels) for all KV heads in one launch, RoPE rotate-half applied to pre-RoPE keys, queries "
+                      "kernels) for all KV heads in one launch, RoPE rotate-half applied to pre-RoPE keys (none to the *-post-rope formats' keys), queries "
                       "and tensors resident on the device (no host copies); fp16-cublas: kvq_cuda_baseline_time, "
                       "CUDA events around one step (two cuBLAS strided-batched GEMMs and a softmax kernel); "
                       "fp16-torch-sdpa: CUDA events around F.scaled_dot_product_attention");

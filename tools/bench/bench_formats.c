@@ -77,6 +77,21 @@ size_t bench_formats(bool quick, bench_format *out, size_t capacity)
     return n;
 }
 
+size_t bench_formats_post_rope(bench_format *out, size_t n, size_t capacity)
+{
+    /* The same quantized tensors (RoPE is not part of quantization, S9): only attention differs. */
+    const size_t given = n;
+    for (size_t i = 0; i < given && n < capacity; i++) {
+        const bench_format *f = &out[i];
+        if (f->scheme != KVQ_SCHEME_UNIFORM_ASYM || f->outlier_ppm != 0u || f->n_sinks != 0u || f->post_rope) continue;
+        out[n] = *f;
+        out[n].post_rope = true;
+        snprintf(out[n].name, sizeof out[n].name, "%.30s-post-rope", f->name);
+        n++;
+    }
+    return n;
+}
+
 void bench_format_configs(const bench_format *f, kvq_codebook *codebook, kvq_head_config *keys, kvq_head_config *values)
 {
     memset(keys, 0, sizeof *keys);
@@ -105,7 +120,10 @@ void bench_json_format(bench_json *w, const bench_format *f)
     bench_json_string(w, "scheme", f->scheme == KVQ_SCHEME_NUQ ? "nuq (NormalFloat codebook)" : "uniform asym");
     bench_json_u64(w, "outlier_ppm", f->outlier_ppm);
     bench_json_u64(w, "n_sinks", f->n_sinks);
-    bench_json_string(w, "keys", "per channel, online, blocks of 128 tokens (S4.3)");
+    bench_json_string(w, "keys", f->post_rope ? "per channel, online, blocks of 128 tokens (S4.3), post-RoPE (no "
+                                                "rotation at attention)"
+                                              : "per channel, online, blocks of 128 tokens (S4.3), pre-RoPE "
+                                                "(rotate-half at attention)");
     bench_json_string(w, "values", "per token, one group of head_dim (S4.1)");
 }
 
