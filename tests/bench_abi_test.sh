@@ -35,6 +35,32 @@ set -e
 [ "$rc" != 0 ] || fail "a crashing plugin: exit 0"
 [ ! -e "$work/crash/bench.json" ] || fail "a crashed run wrote bench.json"
 [ -s "$work/crash/bench.partial.json" ] || { cat "$work/crash.log" >&2; fail "a crashed run left no bench.partial.json"; }
+# The same crash after --keep carried a study over: the partial file has the kept study with its date
+# (study_dates), and `kvq bench report` renders it, without a bench.json, as a stopped run.
+mkdir -p "$work/crashkeep"
+cat > "$work/crashkeep/bench.json" <<'JSON'
+{"schema": "kvq-bench/1", "kvq_version": "1.0.0", "date": "2026-01-01T00:00:00Z", "host": "h", "quick": true,
+ "runs": 20, "warmup": 3, "pytorch": "not available", "study_dates": {"attention_cuda": "2026-01-01T00:00:00Z"},
+ "studies": {"attention_cuda": {"status": "ok", "device": "D", "driver": "V", "timed": "T",
+  "columns": [{"field": "format", "title": "format"}, {"field": "context", "title": "tokens"}],
+  "results": [{"label": "m int4", "shape": "m", "format": "int4", "kind": "kvq", "bits": 4, "context": 4096}]}}}
+JSON
+set +e
+"$kvq" bench --quick --max-context 256 --keep --backend "$dir/libkvq_plugin_foreign_broken_crash.so" \
+    --out "$work/crashkeep" > "$work/crashkeep.log" 2>&1; rc=$?
+set -e
+[ "$rc" != 0 ] || fail "a crashing plugin after --keep: exit 0"
+mv "$work/crashkeep/bench.json" "$work/crashkeep.before.json"
+"$kvq" bench report "$work/crashkeep" > "$work/crashkeep.md" 2>&1 || { cat "$work/crashkeep.md" >&2; fail "kvq bench report on a crashed run's bench.partial.json failed"; }
+for text in '**This run was stopped before its end (bench.partial.json): ' "from \`$work/crashkeep/bench.partial.json\`" \
+            '- measured (UTC): 2026-01-01T00:00:00Z' '| int4 | 4096 |' \
+            'Not run (not selected, or not reached before the run stopped).'; do
+    grep -qF -- "$text" "$work/crashkeep.md" || { cat "$work/crashkeep.md" >&2; fail "the crashed run's report lacks '$text'"; }
+done
+cp "$work/crashkeep/bench.partial.json" "$work/crashkeep.partial.json"
+# --keep with only bench.partial.json keeps its studies, dates included.
+run --keep --backend "$dir/libkvq_plugin_example.so" --out "$work/crashkeep"
+grep -qF -- "keeping the studies of $work/crashkeep/bench.partial.json" "$work/log" || { cat "$work/log" >&2; fail "--keep did not say it kept the partial file's studies"; }
 
 python3 - "$work" <<'PY'
 import json, sys, xml.etree.ElementTree as ET
@@ -69,6 +95,14 @@ doc, s = study("foreign")
 assert check_rows(doc, s) == {(op, f) for op in kvq_ops for f in ("int2", "int4")}, s["results"]
 partial = json.load(open(f"{w}/crash/bench.partial.json"))  # what the run had written, closed
 assert partial["schema"] == json.load(open(f"{w}/example/bench.json"))["schema"] and "studies" in partial, partial
+assert partial["study_dates"] == {}, partial  # no study was complete when it crashed
+partial = json.load(open(f"{w}/crashkeep.partial.json"))
+assert list(partial["studies"]) == ["attention_cuda"], partial  # the kept study; backend_abi had no row yet
+assert partial["study_dates"] == {"attention_cuda": "2026-01-01T00:00:00Z"}, partial["study_dates"]
+kept = json.load(open(f"{w}/crashkeep/bench.json"))  # --keep from the partial file, then study e
+assert list(kept["studies"]) == ["attention_cuda", "backend_abi"], list(kept["studies"])
+assert kept["study_dates"] == {"attention_cuda": "2026-01-01T00:00:00Z", "backend_abi": kept["date"]}, kept["study_dates"]
+assert kept["studies"]["attention_cuda"]["results"][0]["context"] == 4096
 doc, s = study("ref")
 assert s["backend"] == "ref" and ("attention_decode", "nuq4+outliers+sink") in check_rows(doc, s)
 bad = json.load(open(f"{w}/bad/bench.json"))["studies"]["backend_abi"]

@@ -117,6 +117,53 @@ for text in '| attention_cuda: m int4, speedup over the fastest fp16 baseline at
             '- measured (UTC): 2026-01-01T00:00:00Z'; do
     grep -qF -- "$text" "$work/fixed.md" || { cat "$work/fixed.md" >&2; fail "the fixed report lacks: $text"; }
 done
+# A complete bench.json is reported as it always was: no stopped-run marks.
+grep -qF -- "from \`$work/fixed/bench.json\`" "$work/fixed.md" || fail "the fixed report does not name bench.json"
+grep -qF -- '## (b) Quantize / append throughput on CUDA
+
+Not run (not selected).' "$work/fixed.md" || { cat "$work/fixed.md" >&2; fail "the fixed report lacks 'Not run (not selected).'"; }
+if grep -qE 'stopped before its end|run stopped' "$work/fixed.md" "$work/report.md" "$work/report2.md"; then
+    fail "a complete run's report says stopped"
+fi
+# A run stopped inside study b leaves only bench.partial.json: a finished study a (with its date in
+# study_dates) and study b's rows so far, without "status" or a date. The report renders it, says so at
+# the top, marks b as stopped with the run's start as its date, and names c as not run or not reached.
+mkdir -p "$work/stopped"
+cat > "$work/stopped/bench.partial.json" <<'JSON'
+{"schema": "kvq-bench/1", "kvq_version": "1.0.0", "date": "2026-02-02T02:00:00Z", "host": "h", "quick": false,
+ "runs": 20, "warmup": 3, "pytorch": "not available",
+ "studies": {
+  "attention_cuda": {"status": "ok", "device": "D", "driver": "V", "timed": "T",
+   "columns": [{"field": "format", "title": "format"}, {"field": "time_ms.median", "title": "median ms"}],
+   "results": [{"label": "m int4", "shape": "m", "format": "int4", "kind": "kvq", "bits": 4, "context": 1024,
+                "time_ms": {"median": 0.5, "min": 0.5, "max": 0.5, "runs": 20}}]},
+  "quantize_cuda": {"device": "D", "driver": "V", "timed": "T",
+   "columns": [{"field": "format", "title": "format"}, {"field": "tokens_per_s", "title": "tokens/s"}],
+   "results": [{"label": "int2", "format": "int2", "tokens_per_s": 12345}]}},
+ "study_dates": {"attention_cuda": "2026-01-01T00:00:00Z"}}
+JSON
+"$kvq" bench report "$work/stopped" > "$work/stopped.md" || fail "kvq bench report on a stopped run's bench.partial.json failed"
+section() { awk -v h="## $1" 'index($0, "## ") == 1 { on = index($0, h) == 1 } on' "$work/stopped.md"; }
+grep -qF -- '**This run was stopped before its end (bench.partial.json): ' "$work/stopped.md" ||
+    { cat "$work/stopped.md" >&2; fail "the stopped run's report does not say so at the top"; }
+grep -qF -- "from \`$work/stopped/bench.partial.json\`" "$work/stopped.md" || fail "the stopped run's report names another file"
+section '(b)' > "$work/stopped-b.md"
+for text in '**The study was stopped before its end' "- measured (UTC): 2026-02-02T02:00:00Z (the run's start)" '| int2 | 12345 |'; do
+    grep -qF -- "$text" "$work/stopped-b.md" || { cat "$work/stopped.md" >&2; fail "study (b) of the stopped run lacks: $text"; }
+done
+section '(a)' > "$work/stopped-a.md"
+for text in '- measured (UTC): 2026-01-01T00:00:00Z' '| int4 | 0.5 |'; do
+    grep -qF -- "$text" "$work/stopped-a.md" || { cat "$work/stopped.md" >&2; fail "study (a) of the stopped run lacks: $text"; }
+done
+if grep -q 'stopped before its end' "$work/stopped-a.md"; then fail "a finished study of the stopped run is marked as stopped"; fi
+grep -qF -- 'Not run (not selected, or not reached before the run stopped).' "$work/stopped.md" ||
+    fail "the stopped run's report does not say study (c) may not have been reached"
+# With a bench.json beside it, bench.json is the document reported, and a note names the partial file.
+cp "$work/fixed/bench.json" "$work/stopped/"
+"$kvq" bench report "$work/stopped" > "$work/both.md" 2> "$work/both.err" || fail "kvq bench report with both files failed"
+grep -qF -- "$work/stopped/bench.partial.json is there too" "$work/both.err" || fail "no note about the partial file: $(cat "$work/both.err")"
+if grep -qE 'stopped before its end|run stopped' "$work/both.md"; then fail "bench.json beside a partial file was reported as a stopped run"; fi
+cmp -s "$work/both.md" <(sed "s|$work/fixed|$work/stopped|g" "$work/fixed.md") || fail "bench.json beside a partial file is not reported as alone"
 # The whole-cache memory section: bytes per token and layer from the largest context of each format of the
 # llama7b-mha shape (int2: 6144 bytes at 2048 tokens = 3 per token; fp16: 64 per token), times 32 layers and
 # 1,048,576 tokens (int2: 100663296 bytes, 9% of the 1024 MiB the driver text names; fp16: 2147483648, 200%).

@@ -541,6 +541,56 @@ START_TEST(writer_prefix_closes_into_a_document)
 }
 END_TEST
 
+/* A copy of the writer on a stream of its own goes on from where the original is: closed down to
+ * the root, given a member of the root and closed, it ends the prefix into a document that reads
+ * back with that member, while the original writes on unchanged (kvq bench's checkpoints, which
+ * add "study_dates" to the rows so far this way). */
+START_TEST(writer_copy_ends_the_prefix_with_members_of_its_own)
+{
+    json_text t;
+    ck_assert(json_text_open(&t));
+    json_writer *w = &t.w;
+    json_write_object(w, NULL);
+    json_write_object(w, "studies");
+    json_write_object(w, "a");
+    json_write_array(w, "results");
+    json_write_u64(w, NULL, 7);
+    ck_assert_int_eq(fflush(w->out), 0);
+    char *tail_text = NULL;
+    size_t tail_size = 0;
+    FILE *tail_out = open_memstream(&tail_text, &tail_size);
+    ck_assert_ptr_nonnull(tail_out);
+    json_writer tail = *w;
+    tail.out = tail_out;
+    while (tail.depth > 1) json_write_end(&tail);
+    json_write_object(&tail, "dates");
+    json_write_string(&tail, "a", "today");
+    json_write_end(&tail);
+    json_write_end(&tail);
+    ck_assert(!tail.failed && tail.depth == 0);
+    ck_assert_int_eq(fclose(tail_out), 0);
+    char *doc = malloc(t.size + tail_size);
+    ck_assert_ptr_nonnull(doc);
+    memcpy(doc, t.text, t.size);
+    memcpy(doc + t.size, tail_text, tail_size);
+    char error[256];
+    json_value *v = json_parse(doc, t.size + tail_size, error, sizeof error);
+    ck_assert_msg(v != NULL, "%s", error);
+    ck_assert_uint_eq(json_length(json_get(json_get(json_get(v, "studies"), "a"), "results")), 1u);
+    ck_assert_str_eq(json_get_string(json_get(v, "dates"), "a"), "today");
+    json_free(v);
+    free(doc);
+    free(tail_text);
+    json_write_u64(w, NULL, 8); /* the original goes on where it was */
+    for (int d = 0; d < 4; d++) json_write_end(w);
+    const char *whole = json_text_close(&t);
+    ck_assert_ptr_nonnull(whole);
+    ck_assert_ptr_nonnull(strstr(whole, "7,\n        8\n"));
+    ck_assert_ptr_null(strstr(whole, "dates"));
+    json_text_free(&t);
+}
+END_TEST
+
 /* A container closed once too often, or left open, is no document. */
 START_TEST(writer_refuses_broken_nesting)
 {
@@ -580,6 +630,7 @@ static Suite *json_suite(void)
     tcase_add_test(writer, writer_layouts);
     tcase_add_test(writer, writer_refuses_broken_nesting);
     tcase_add_test(writer, writer_prefix_closes_into_a_document);
+    tcase_add_test(writer, writer_copy_ends_the_prefix_with_members_of_its_own);
     suite_add_tcase(s, writer);
     TCase *golden = tcase_create("manifest");
     tcase_add_test(golden, golden_manifest_loads);

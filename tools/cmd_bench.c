@@ -1,11 +1,13 @@
 /*
  * cmd_bench.c - `kvq bench`: runs the benchmark studies of issue 5 and writes
  * DIR/bench.json, one SVG per study, and prints where they are;
- * `kvq bench report DIR` renders docs/PERFORMANCE.md from DIR/bench.json;
+ * `kvq bench report DIR` renders docs/PERFORMANCE.md from DIR/bench.json (or
+ * from the bench.partial.json of a run stopped before its end);
  * `kvq bench plot DIR` redraws the SVGs (docs/CLI.md, docs/PERFORMANCE.md).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bench/bench.h"
+#include "bench/bench_results.h"
 #include "bench/cmd_bench.h"
 #include "cli_common.h"
 #include "json.h"
@@ -31,7 +33,9 @@ void cli_usage_bench(FILE *out)
     fprintf(out,
             "usage: kvq bench [OPTIONS] --out DIR     run the studies, write DIR/bench.json and DIR/*.svg\n"
             "       kvq bench report DIR [PLOTS]      print docs/PERFORMANCE.md rendered from DIR/bench.json,\n"
-            "                                         linking the plots as PLOTS/<study>.svg (default DIR)\n"
+            "                                         linking the plots as PLOTS/<study>.svg (default DIR);\n"
+            "                                         without bench.json, from the bench.partial.json of a\n"
+            "                                         run stopped before its end, marked as such\n"
             "       kvq bench plot DIR                redraw DIR/*.svg from DIR/bench.json\n"
             "\n"
             "studies: a attention_cuda, b quantize_cuda, c offload_cuda, d attention_opencl, e backend_abi\n"
@@ -57,7 +61,8 @@ void cli_usage_bench(FILE *out)
             "  --shapes LIST          only these shapes, e.g. llama7b-mha,gqa-8kv-8q\n"
             "  --out DIR              output directory (created if missing)\n"
             "  --keep                 keep the studies of DIR/bench.json that this run does not repeat\n"
-            "                         (e.g. one study per run under a time limit)\n",
+            "                         (e.g. one study per run under a time limit); without bench.json, those\n"
+            "                         of DIR/bench.partial.json, the rows of a run stopped before its end\n",
             BENCH_MIN_RUNS);
 }
 
@@ -118,18 +123,61 @@ static int run_study(bench_study s, const bench_options *o, bench_json *w)
     }
 }
 
+/* "study_dates": when each study of the document was measured, i.e. the start of the run that measured
+ * it (this run's "date" for its own studies; a kept study's date from the document it was kept from).
+ * Only studies whose object is complete in the document are named, so that the checkpoints, which
+ * write it too (after each row), are valid bench documents: a study still running has none. */
+typedef struct study_dates {
+    const bench_options *o;
+    const char *date;                /* this run's "date" */
+    const json_value *old;           /* the document of --keep, or NULL */
+    bool complete[BENCH_STUDY_COUNT]; /* the study's object is complete in the document */
+} study_dates;
+
+/* A kept study's date: its entry in the old "study_dates"; for a study that has no "status" (the one
+ * a stopped run was measuring, kept from its bench.partial.json) the old run's start, which is what
+ * study_dates would have said for it. NULL when the old document does not say. */
+static const char *kept_date(const json_value *old, const char *key)
+{
+    const char *date = json_get_string(json_get(old, "study_dates"), key);
+    if (date == NULL && json_get(json_get(json_get(old, "studies"), key), "status") == NULL)
+        date = json_get_string(old, "date");
+    return date;
+}
+
+static void write_study_dates(bench_json *w, const void *ctx)
+{
+    const study_dates *d = ctx;
+    bench_json_object(w, "study_dates");
+    for (int s = 0; s < BENCH_STUDY_COUNT; s++) {
+        const char *key = bench_study_key((bench_study)s);
+        const char *date = !d->complete[s] ? NULL : d->o->study[s] ? d->date : kept_date(d->old, key);
+        if (date != NULL) bench_json_string(w, key, date);
+    }
+    bench_json_end(w);
+}
+
+/* --keep: the document of the previous run in DIR (bench.json, or the bench.partial.json of a run
+ * stopped before its end when there is no bench.json), or NULL after saying nothing is kept. */
+static json_value *load_kept(const char *dir)
+{
+    const char *file = NULL;
+    json_value *old = bench_results_load(dir, &file);
+    if (old == NULL)
+        fprintf(stderr, "kvq bench: --keep: nothing kept (%s/%s: see above)\n", dir, BENCH_JSON_FILE);
+    else if (strcmp(file, BENCH_PARTIAL_FILE) == 0)
+        fprintf(stderr, "kvq bench: --keep: no %s; keeping the studies of %s/%s, a run stopped before its end\n",
+                BENCH_JSON_FILE, dir, file);
+    return old;
+}
+
 static int run(const bench_options *o)
 {
     if (!make_dir(o->out_dir)) return CLI_FAILED;
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", o->out_dir, BENCH_JSON_FILE);
     /* --keep: the studies of the previous bench.json that this run does not repeat. */
-    json_value *old = NULL;
-    if (o->keep) {
-        char error[512];
-        old = json_parse_file(path, error, sizeof error);
-        if (old == NULL) fprintf(stderr, "kvq bench: --keep: nothing kept: %s\n", error);
-    }
+    json_value *old = o->keep ? load_kept(o->out_dir) : NULL;
     /* The document is built in memory and written as kvq writes every file (kvq_write_file): no
      * half-written bench.json, no shared temporary name. */
     char *doc = NULL;
@@ -149,7 +197,8 @@ static int run(const bench_options *o)
     bench_json_init(&w, out);
     char partial[4096];
     snprintf(partial, sizeof partial, "%s/%s", o->out_dir, BENCH_PARTIAL_FILE);
-    bench_checkpoint_start(out, &doc, &doc_size, partial);
+    study_dates dates = {.o = o, .date = date, .old = old};
+    bench_checkpoint_start(out, &doc, &doc_size, partial, write_study_dates, &dates);
     bench_json_object(&w, NULL);
     bench_json_string(&w, "schema", BENCH_JSON_SCHEMA);
     bench_json_string(&w, "kvq_version", KVQ_TOOL_VERSION);
@@ -165,28 +214,23 @@ static int run(const bench_options *o)
     bench_json_string(&w, "pytorch", torch);
     bench_json_object(&w, "studies");
     int failed = 0;
-    const json_value *old_studies = json_get(old, "studies"), *old_dates = json_get(old, "study_dates");
+    const json_value *old_studies = json_get(old, "studies");
     for (int s = 0; s < BENCH_STUDY_COUNT; s++) {
         const char *key = bench_study_key((bench_study)s);
         if (!o->study[s]) {
-            if (json_get(old_studies, key) != NULL) bench_json_value(&w, key, json_get(old_studies, key));
+            if (json_get(old_studies, key) != NULL) {
+                bench_json_value(&w, key, json_get(old_studies, key));
+                dates.complete[s] = true;
+            }
             continue;
         }
         fprintf(stderr, "kvq bench: study %s\n", key);
         bench_checkpoint(&w); /* the studies so far, even if this one writes no row before it stops */
         failed |= run_study((bench_study)s, o, &w);
+        dates.complete[s] = true;
     }
     bench_json_end(&w);
-    /* When each study was measured (kept studies keep their dates). */
-    bench_json_object(&w, "study_dates");
-    for (int s = 0; s < BENCH_STUDY_COUNT; s++) {
-        const char *key = bench_study_key((bench_study)s);
-        if (o->study[s])
-            bench_json_string(&w, key, date);
-        else if (json_get(old_studies, key) != NULL && json_get_string(old_dates, key) != NULL)
-            bench_json_string(&w, key, json_get_string(old_dates, key));
-    }
-    bench_json_end(&w);
+    write_study_dates(&w, &dates); /* every study is complete now: bench.json names them all */
     json_free(old);
     bench_json_end(&w);
     bench_checkpoint_stop(); /* the stream is closed next; the partial file stays until bench.json is written */

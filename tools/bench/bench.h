@@ -98,10 +98,14 @@ void bench_json_skipped(bench_json *w, const char *key, const char *reason);
 /* Checkpoints (bench_checkpoint.c). bench.json is written once, at the end of a run; so that a run stopped
  * by a time limit or a crash keeps what it measured, every study calls bench_checkpoint after each
  * result row, which rewrites `path` (<out>/bench.partial.json, by kvq_write_file) with the document so
- * far, closed. run() starts them on its document's memory stream, stops them before closing it and
- * removes the partial file once bench.json is written. Failing to write a checkpoint is reported once
- * and does not stop the run. */
-void bench_checkpoint_start(FILE *stream, char *const *doc, const size_t *doc_size, const char *path);
+ * far, closed: the containers open inside the root are closed, then `trailer` (if not NULL) writes the
+ * members that end the document into the root object (run()'s "study_dates", of the studies complete
+ * so far), then the root is closed. run() starts them on its document's memory stream, stops them
+ * before closing it and removes the partial file once bench.json is written. Failing to write a
+ * checkpoint is reported once and does not stop the run. */
+typedef void bench_checkpoint_trailer(bench_json *w, const void *ctx);
+void bench_checkpoint_start(FILE *stream, char *const *doc, const size_t *doc_size, const char *path,
+                            bench_checkpoint_trailer *trailer, const void *trailer_ctx);
 void bench_checkpoint(bench_json *w);
 void bench_checkpoint_stop(void);
 
@@ -180,11 +184,13 @@ bool bench_torch_baseline(const bench_options *o, const bench_shape *shape, uint
                           char *why, size_t why_size);
 
 /* ---- after the run: plots and the report (bench_plot.c, bench_report.c) -- */
-/* Draws DIR/<study>.svg for every study of DIR/bench.json that has results.
+/* Draws DIR/<study>.svg for every study of DIR/bench.json (or bench.partial.json when there is no
+ * bench.json) that has results.
  * Returns 0, or 1 after printing why. */
 int bench_plot_all(const char *dir);
-/* Markdown of DIR/bench.json (docs/PERFORMANCE.md) to out; the plots are
- * linked as PLOTS/<study>.svg (plots NULL: DIR). Returns 0 or 1. */
+/* Markdown of DIR/bench.json (docs/PERFORMANCE.md) to out, or of DIR/bench.partial.json, marked as
+ * a stopped run, when there is no bench.json; the plots are linked as PLOTS/<study>.svg (plots
+ * NULL: DIR). Returns 0 or 1. */
 int bench_report(const char *dir, const char *plots, FILE *out);
 
 #endif /* KVQ_BENCH_H */

@@ -345,7 +345,7 @@ static bool plot_study(const char *dir, const char *key, const json_value *study
 
 int bench_plot_all(const char *dir)
 {
-    json_value *doc = bench_results_load(dir);
+    json_value *doc = bench_results_load(dir, NULL);
     if (doc == NULL) return 1;
     const json_value *studies = json_get(doc, "studies");
     int rc = 0;

@@ -1,17 +1,41 @@
 /*
- * bench_results.c - loads DIR/bench.json (schema BENCH_JSON_SCHEMA) and reads
- * numbers at dotted paths, for bench_plot.c and bench_report.c.
+ * bench_results.c - loads DIR/bench.json (schema BENCH_JSON_SCHEMA), or the
+ * checkpoint DIR/bench.partial.json of a run stopped before its end, and reads
+ * numbers at dotted paths, for bench_plot.c, bench_report.c and --keep.
  */
 #include "bench_results.h"
 #include "bench.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
-json_value *bench_results_load(const char *dir)
+static bool file_absent(const char *path) { return access(path, F_OK) != 0 && errno == ENOENT; }
+
+/* bench.json, or bench.partial.json only when there is no bench.json: a finished run's document is
+ * the one to use; the checkpoint is what a run that never wrote one leaves. */
+static const char *results_file(const char *dir)
 {
-    char path[4096], error[512];
+    char path[4096], partial[4096];
     snprintf(path, sizeof path, "%s/%s", dir, BENCH_JSON_FILE);
+    snprintf(partial, sizeof partial, "%s/%s", dir, BENCH_PARTIAL_FILE);
+    if (!file_absent(path)) {
+        if (!file_absent(partial))
+            fprintf(stderr,
+                    "kvq bench: note: %s is there too (a run that stopped before its end); using %s (move it "
+                    "away to use the stopped run's rows)\n",
+                    partial, path);
+        return BENCH_JSON_FILE;
+    }
+    return file_absent(partial) ? BENCH_JSON_FILE : BENCH_PARTIAL_FILE;
+}
+
+json_value *bench_results_load(const char *dir, const char **file)
+{
+    const char *name = results_file(dir);
+    char path[4096], error[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     json_value *doc = json_parse_file(path, error, sizeof error);
     if (doc == NULL) {
         fprintf(stderr, "kvq bench: %s\n", error);
@@ -24,6 +48,7 @@ json_value *bench_results_load(const char *dir)
         json_free(doc);
         return NULL;
     }
+    if (file != NULL) *file = name;
     return doc;
 }
 

@@ -1,5 +1,6 @@
 /*
- * bench_results.h - reading DIR/bench.json back for the plots and the report.
+ * bench_results.h - reading DIR/bench.json (or a stopped run's bench.partial.json) back for the
+ * plots, the report and --keep.
  */
 #ifndef KVQ_BENCH_RESULTS_H
 #define KVQ_BENCH_RESULTS_H
@@ -8,8 +9,10 @@
 
 #include "json.h"
 
-/* Parses DIR/bench.json and checks its schema; NULL after printing why. */
-json_value *bench_results_load(const char *dir);
+/* Parses DIR/bench.json, or DIR/bench.partial.json when there is no bench.json (a note on stderr
+ * when both are there), and checks its schema; NULL after printing why. *file (if not NULL) is set
+ * to the name read, BENCH_JSON_FILE or BENCH_PARTIAL_FILE. */
+json_value *bench_results_load(const char *dir, const char **file);
 /* The number at a dotted path ("time_ms.median") under object; false if absent. */
 bool bench_field_number(const json_value *object, const char *path, double *out);
 
