@@ -81,10 +81,14 @@ doc, s = study("example")
 rows = check_rows(doc, s)
 kvq_ops = {"quantize_head", "dequantize", "attention_decode"}
 peer_ops = {"peer_quantize", "peer_dequantize", "peer_attention_decode"}
-# tests/plugin/example_backend.c advertises uniform 2/3/4/8 bits with outliers and sinks, no NUQ, every peer format
-want = {(op, f) for op in kvq_ops for f in ("int2", "int4")} | \
+# tests/plugin/example_backend.c advertises uniform 2/3/4/8 bits with outliers and sinks, no NUQ, every peer
+# format, and offers the benchmarking slots (example_timing.c): attention is also timed through
+# time_attention_decode_batch, and the driver line is its device_info's
+slot_op = "attention_decode (device clock)"
+want = {(op, f) for op in kvq_ops | {slot_op} for f in ("int2", "int4")} | \
        {(op, f) for op in peer_ops for f in ("q8_0", "q4_0", "kivi4", "fp8_e4m3")}
 assert rows == want, sorted(rows ^ want)
+assert "CLOCK_MONOTONIC" in s["driver"], s["driver"]
 assert "nuq4+outliers+sink: caps.nuq_bits lacks 4-bit codes" in s["notes"], s["notes"]
 assert s["backend"] == "example" and s["plot"]["panel"] == "op"
 root = ET.parse(f"{w}/example/backend_abi.svg").getroot()
@@ -92,7 +96,7 @@ texts = {t.text for t in root.iter("{http://www.w3.org/2000/svg}text")}
 assert root.tag == "{http://www.w3.org/2000/svg}svg" and kvq_ops | peer_ops <= texts, texts  # a panel per operation
 # the foreign plugin (foreign_absmax.c): uniform 2/4/8 bits, no outliers, no peer slots
 doc, s = study("foreign")
-assert check_rows(doc, s) == {(op, f) for op in kvq_ops for f in ("int2", "int4")}, s["results"]
+assert check_rows(doc, s) == {(op, f) for op in kvq_ops for f in ("int2", "int4")}, s["results"]  # no timing slots
 partial = json.load(open(f"{w}/crash/bench.partial.json"))  # what the run had written, closed
 assert partial["schema"] == json.load(open(f"{w}/example/bench.json"))["schema"] and "studies" in partial, partial
 assert partial["study_dates"] == {}, partial  # no study was complete when it crashed

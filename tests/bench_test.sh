@@ -57,6 +57,11 @@ rows = s["results"]
 shapes = {r["shape"] for r in rows}
 assert shapes == {"llama7b-mha", "gqa-8kv-4q"}, shapes
 assert any(r["kind"] == "baseline" for r in rows) and any(r["kind"] == "kvq" for r in rows)
+# Timed through the ABI's benchmarking slots: the kernel words come from time_attention_decode_batch
+assert "time_attention_decode_batch" in s["timed"], s["timed"]
+for r in rows:
+    if r["kind"] == "kvq":
+        assert r["kernel"].startswith("fused") or r["kernel"].startswith("CLBlast"), r
 for r in rows:
     t = r["time_ms"]
     assert t["runs"] == doc["runs"], r

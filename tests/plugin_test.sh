@@ -82,7 +82,8 @@ failing_levels() {
 broken=(broken_ties broken_outlier broken_sink broken_rope broken_fp16_rows broken_outlier_values broken_asym_min
         broken_one_rounding broken_outlier_count broken_block_count broken_clamp broken_key_outlier
         broken_weights_fp16 broken_wide_rope broken_positions broken_crash broken_hang broken_segv
-        broken_q8_0_scale broken_q4_0_nibbles broken_kivi_scale broken_kivi_residual broken_fp8_nan broken_fp8_k_scale)
+        broken_q8_0_scale broken_q4_0_nibbles broken_kivi_scale broken_kivi_residual broken_fp8_nan broken_fp8_k_scale
+        broken_timed_work)
 for name in example "${broken[@]}" no_entry wrong_abi; do
     so=$(module "$name")
     [[ -f $so ]] || fail "missing module $so"
@@ -200,6 +201,11 @@ check_broken broken_fp8_nan "L1" '^FAIL L1 peer_fp8_e4m3_[a-z0-9_]+: data\.code 
     'vLLM.s conversion saturates to \+-448' --format fp8_e4m3
 check_broken broken_fp8_k_scale "L4" '^FAIL L4 peer_attention_fp8_e4m3_[a-z0-9_]+: out \[query head [0-9]+, channel' \
     'Hint: the output matches attention with the key scale left out' --format fp8_e4m3
+
+# A benchmarking slot that times other work than it claims (kvq_backend.h): judged with the batch.
+check_broken broken_timed_work "L4" \
+    '^FAIL L4 random_L4_s[0-9]+_batch[0-9]+: out \(time_attention_decode_batch\) \[other bits than attention_decode_batch\]' \
+    'A timing slot must run attention_decode_batch.s work on the same inputs'
 
 # ---- backends that crash or hang: each case that does not finish is an error, the run goes on --
 # check_unfinished NAME LEVELS CASE TYPE [ARGS...]: exit 1, errors exactly at LEVELS, CASE named as

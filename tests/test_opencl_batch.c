@@ -5,7 +5,9 @@
  * bound), on every attention path (fused, CLBlast), with
  * RoPE from the device's doubles and from the host table, with the tensors spread over many
  * small slabs of the device arena (several launches per batch), and for caches' views; and that
- * a bad sequence fails the whole call with its index named and the output untouched.
+ * a bad sequence fails the whole call with its index named and the output untouched. The
+ * benchmarking slots too: time_attention_decode_batch gives attention_decode_batch's bits on every
+ * path, device_info and time_copy describe and time the device, bad timing arguments fail cleanly.
  *
  * Exit status 77 (skipped) when this build has no OpenCL backend or no OpenCL device opens.
  */
@@ -152,6 +154,20 @@ static void batch_equals_calls(void)
                 ck_assert_msg(memcmp(&got[i], &want[i], sizeof got[i]) == 0,
                               "pairing %d, n_q %u: sequence %zu, element %zu: batch %a, attention_decode %a", pairing,
                               n_q, i / per, i % per, (double)got[i], (double)want[i]);
+            /* The benchmarking slot runs the same launches on the same staged inputs: the same bits,
+             * and a time on the device's clock for every run. */
+            float *timed = malloc(count * sizeof *timed);
+            ck_assert_ptr_nonnull(timed);
+            double ms[3] = {-1.0, -1.0, -1.0};
+            kvq_backend_timing timing = {.struct_size = sizeof timing, .warmup = 1, .runs = 3, .ms_host = ms};
+            ck_assert_msg(api->time_attention_decode_batch(ctx, N_SEQ, keys, values, positions, &rope, q, n_q,
+                                                           b.q_positions, timed, &timing) == KVQ_OK,
+                          "time_attention_decode_batch: %s", api->last_error(ctx));
+            ck_assert_mem_eq(timed, got, count * sizeof *timed);
+            for (int r = 0; r < 3; r++) ck_assert_msg(ms[r] > 0.0 && isfinite(ms[r]), "run %d: %g ms", r, ms[r]);
+            ck_assert_msg(strstr(timing.kernel, "fused") != NULL || strstr(timing.kernel, "CLBlast") != NULL,
+                          "kernel: '%s'", timing.kernel);
+            free(timed);
             /* Same bits could still be wrong twice over: the batch against the reference (S11) within
              * S12.3's per-element bound (the backend opens at the fp32 profile). */
             float ref[N_SEQ * 8 * D], bound[N_SEQ * 8 * D];
@@ -318,6 +334,90 @@ START_TEST(batch_errors)
 }
 END_TEST
 
+/* The benchmarking slots (kvq_backend.h): device_info describes the device, time_copy times a
+ * copy, and every bad timing argument fails with its status and name and writes nothing. */
+START_TEST(timing_slots)
+{
+    batch b;
+    make_batch(&b);
+    kvq_backend_context *ctx = open_opencl();
+    kvq_backend_device_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info - 1u;
+    ck_assert_int_eq(api->device_info(ctx, &info), KVQ_ERR_SIZE_MISMATCH);
+    ck_assert_uint_eq(info.global_memory_bytes, 0);
+    ck_assert_int_eq(api->device_info(ctx, NULL), KVQ_ERR_NULL_ARGUMENT);
+    info.struct_size = sizeof info;
+    ck_assert_int_eq(api->device_info(ctx, &info), KVQ_OK);
+    ck_assert_uint_gt(info.global_memory_bytes, 0);
+    ck_assert_uint_gt(info.max_allocation_bytes, 0);
+    ck_assert_uint_le(info.max_allocation_bytes, info.global_memory_bytes);
+    ck_assert_uint_gt(info.compute_units, 0);
+    ck_assert_ptr_nonnull(strstr(info.driver, "driver "));
+
+    double ms[2] = {-1.0, -1.0};
+    kvq_backend_timing timing = {.struct_size = sizeof timing, .warmup = 0, .runs = 2, .ms_host = ms};
+    ck_assert_int_eq(api->time_copy(ctx, 1u << 20, &timing), KVQ_OK);
+    ck_assert(ms[0] > 0.0 && ms[1] > 0.0);
+    ck_assert_str_eq(timing.kernel, "clEnqueueCopyBuffer");
+    ms[0] = ms[1] = -1.0;
+    ck_assert_int_eq(api->time_copy(ctx, 0, &timing), KVQ_ERR_ZERO_SIZE);
+    ck_assert_ptr_nonnull(strstr(api->last_error(ctx), "bytes"));
+    ck_assert_int_eq(api->time_copy(ctx, info.max_allocation_bytes + 1u, &timing), KVQ_ERR_BAD_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(api->last_error(ctx), "max_allocation_bytes"));
+    ck_assert_int_eq(api->time_copy(ctx, 1024, NULL), KVQ_ERR_NULL_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(api->last_error(ctx), "timing"));
+    timing.struct_size = 8;
+    ck_assert_int_eq(api->time_copy(ctx, 1024, &timing), KVQ_ERR_SIZE_MISMATCH);
+    timing.struct_size = sizeof timing;
+    timing.runs = 0;
+    ck_assert_int_eq(api->time_copy(ctx, 1024, &timing), KVQ_ERR_ZERO_SIZE);
+    ck_assert_ptr_nonnull(strstr(api->last_error(ctx), "timing->runs"));
+    timing.runs = 2;
+    timing.ms_host = NULL;
+    ck_assert_int_eq(api->time_copy(ctx, 1024, &timing), KVQ_ERR_NULL_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(api->last_error(ctx), "timing->ms_host"));
+    timing.ms_host = ms;
+    ck_assert(ms[0] == -1.0 && ms[1] == -1.0); /* no failed call wrote a time */
+
+    /* A bad sequence fails time_attention_decode_batch as it fails attention_decode_batch: its index
+     * named, neither the output nor the times written. */
+    kvq_backend_tensor *kt[N_SEQ], *vt[N_SEQ];
+    const kvq_backend_tensor *keys[N_SEQ], *values[N_SEQ];
+    const uint32_t *positions[N_SEQ];
+    for (uint32_t s = 0; s < N_SEQ; s++) {
+        ck_assert_int_eq(api->tensor_upload(ctx, b.k[s], &kt[s]), KVQ_OK);
+        ck_assert_int_eq(api->tensor_upload(ctx, b.v[s], &vt[s]), KVQ_OK);
+        keys[s] = kt[s];
+        values[s] = vt[s];
+        positions[s] = b.positions[s];
+    }
+    kvq_rope rope = {KVQ_ROPE_HALF, 10000.0f};
+    float q[N_SEQ * D], out[N_SEQ * D], sentinel[N_SEQ * D];
+    queries(q, N_SEQ * D, 17u);
+    for (size_t i = 0; i < N_SEQ * D; i++) out[i] = sentinel[i] = -777.0f;
+    q[3 * D + 1] = INFINITY;
+    timing.kernel[0] = '\0';
+    ck_assert_int_eq(api->time_attention_decode_batch(ctx, N_SEQ, keys, values, positions, &rope, q, 1, b.q_positions,
+                                                      out, &timing),
+                     KVQ_ERR_NONFINITE_INPUT);
+    ck_assert_ptr_nonnull(strstr(api->last_error(ctx), "sequence 3"));
+    q[3 * D + 1] = 0.25f;
+    ck_assert_int_eq(api->time_attention_decode_batch(ctx, N_SEQ, keys, values, positions, &rope, q, 1, b.q_positions,
+                                                      out, NULL),
+                     KVQ_ERR_NULL_ARGUMENT);
+    ck_assert_mem_eq(out, sentinel, sizeof out);
+    ck_assert(ms[0] == -1.0 && ms[1] == -1.0);
+    ck_assert_str_eq(timing.kernel, "");
+    for (uint32_t s = 0; s < N_SEQ; s++) {
+        api->tensor_free(ctx, kt[s]);
+        api->tensor_free(ctx, vt[s]);
+    }
+    api->close(ctx);
+    free_batch(&b);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("opencl_batch");
@@ -329,6 +429,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, batch_is_the_calls_small_slabs);
     tcase_add_test(tc, batch_of_cache_views);
     tcase_add_test(tc, batch_errors);
+    tcase_add_test(tc, timing_slots);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -136,6 +136,40 @@ kvq_status kvq_host_get_caps(kvq_host_error *e, kvq_backend_caps *caps, const kv
     return KVQ_OK;
 }
 
+kvq_status kvq_host_check_timing(kvq_host_error *e, const kvq_backend_timing *timing)
+{
+    if (timing == NULL) return kvq_host_fail(e, KVQ_ERR_NULL_ARGUMENT, "timing is NULL");
+    if (timing->struct_size < sizeof *timing)
+        return kvq_host_fail(e, KVQ_ERR_SIZE_MISMATCH, "timing->struct_size = %u, smaller than this backend's %zu",
+                             timing->struct_size, sizeof *timing);
+    if (timing->runs == 0) return kvq_host_fail(e, KVQ_ERR_ZERO_SIZE, "timing->runs is 0: at least one run is timed");
+    if (timing->ms_host == NULL) return kvq_host_fail(e, KVQ_ERR_NULL_ARGUMENT, "timing->ms_host is NULL");
+    return KVQ_OK;
+}
+
+kvq_status kvq_host_check_copy_bytes(kvq_host_error *e, uint64_t bytes, uint64_t max_allocation_bytes)
+{
+    if (bytes == 0) return kvq_host_fail(e, KVQ_ERR_ZERO_SIZE, "bytes is 0");
+    if (max_allocation_bytes != 0 && bytes > max_allocation_bytes)
+        return kvq_host_fail(e, KVQ_ERR_BAD_ARGUMENT,
+                             "bytes = %llu is larger than the device's largest buffer (%llu bytes, "
+                             "device_info's max_allocation_bytes)",
+                             (unsigned long long)bytes, (unsigned long long)max_allocation_bytes);
+    return KVQ_OK;
+}
+
+kvq_status kvq_host_put_device_info(kvq_host_error *e, kvq_backend_device_info *info,
+                                    const kvq_backend_device_info *mine)
+{
+    if (info == NULL) return kvq_host_fail(e, KVQ_ERR_NULL_ARGUMENT, "info is NULL");
+    if (info->struct_size < sizeof *info)
+        return kvq_host_fail(e, KVQ_ERR_SIZE_MISMATCH, "info->struct_size = %u, smaller than this backend's %zu",
+                             info->struct_size, sizeof *info);
+    *info = *mine;
+    info->struct_size = (uint32_t)sizeof *info;
+    return KVQ_OK;
+}
+
 kvq_backend_caps kvq_host_caps_complete(void)
 {
     kvq_backend_caps c;

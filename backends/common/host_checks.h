@@ -72,6 +72,16 @@ kvq_status kvq_host_check_view(kvq_host_error *e, const kvq_backend_cache *cache
 /* cache_attend and cache_view need a token: KVQ_ERR_ZERO_SIZE for an empty cache. */
 kvq_status kvq_host_check_length(kvq_host_error *e, uint32_t length);
 
+/* time_copy and time_attention_decode_batch: timing not NULL, timing->struct_size at least this
+ * build's (KVQ_ERR_SIZE_MISMATCH), runs >= 1 (KVQ_ERR_ZERO_SIZE), ms_host not NULL. */
+kvq_status kvq_host_check_timing(kvq_host_error *e, const kvq_backend_timing *timing);
+/* time_copy's bytes: >= 1, and at most max_allocation_bytes when that is not 0. */
+kvq_status kvq_host_check_copy_bytes(kvq_host_error *e, uint64_t bytes, uint64_t max_allocation_bytes);
+/* device_info: info not NULL and its struct_size at least this build's (KVQ_ERR_SIZE_MISMATCH,
+ * nothing written); then *info = *mine. */
+kvq_status kvq_host_put_device_info(kvq_host_error *e, kvq_backend_device_info *info,
+                                    const kvq_backend_device_info *mine);
+
 /* get_caps: caps not NULL and its struct_size at least this build's
  * (KVQ_ERR_SIZE_MISMATCH, nothing written); then *caps = *mine. */
 kvq_status kvq_host_get_caps(kvq_host_error *e, kvq_backend_caps *caps, const kvq_backend_caps *mine);

@@ -13,7 +13,9 @@
  *     };
  *
  * Covered: the mandatory slots and L0-L5 (list_devices .. cache_free) but the
- * optional attention_decode_batch and the peer slots (S17).
+ * optional attention_decode_batch and the peer slots (S17). The optional
+ * benchmarking slots (device_info, time_copy, time_attention_decode_batch)
+ * have their own pair, KVQ_HOST_DECLARE_TIMING_SLOTS and KVQ_HOST_TIMING_API.
  */
 #ifndef KVQ_HOST_SLOTS_H
 #define KVQ_HOST_SLOTS_H
@@ -63,5 +65,18 @@
     .dequantize = p##_dequantize, .tensor_free = p##_tensor_free, .attention_decode = p##_attention_decode,      \
     .cache_create = p##_cache_create, .cache_append = p##_cache_append, .cache_attend = p##_cache_attend,        \
     .cache_view = p##_cache_view, .cache_free = p##_cache_free
+
+#define KVQ_HOST_DECLARE_TIMING_SLOTS(p)                                                                         \
+    kvq_status p##_device_info(kvq_backend_context *ctx, kvq_backend_device_info *info);                        \
+    kvq_status p##_time_copy(kvq_backend_context *ctx, uint64_t bytes, kvq_backend_timing *timing);             \
+    kvq_status p##_time_attention_decode_batch(                                                                 \
+        kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,                         \
+        const kvq_backend_tensor *const *values, const uint32_t *const *key_positions_host, const kvq_rope *rope, \
+        const float *q_host, uint32_t n_q, const uint32_t *q_positions_host, float *out_host,                    \
+        kvq_backend_timing *timing)
+
+#define KVQ_HOST_TIMING_API(p)                                                                                   \
+    .device_info = p##_device_info, .time_copy = p##_time_copy,                                                  \
+    .time_attention_decode_batch = p##_time_attention_decode_batch
 
 #endif

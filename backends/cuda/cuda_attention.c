@@ -81,10 +81,17 @@ static bool queries_in_fp16_domain(const float *q, size_t n, uint32_t d)
 
 static kvq_status attention_run_once(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
                                      const kvq_rope *rope, const float *q_host, uint32_t n_q, bool allow_fp16,
-                                     float *out_host, bool *outside_fp16_domain);
+                                     float *out_host, bool *outside_fp16_domain, cuda_timer *timer);
 
 kvq_status cuda_attention_run(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
                               const kvq_rope *rope, const float *q_host, uint32_t n_q, float *out_host)
+{
+    return cuda_attention_run_timed(ctx, seqs, n_seq, rope, q_host, n_q, out_host, NULL);
+}
+
+kvq_status cuda_attention_run_timed(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
+                                    const kvq_rope *rope, const float *q_host, uint32_t n_q, float *out_host,
+                                    cuda_timer *timer)
 {
     /* S12.4: the tensor-core path runs when the context's profile is fp16 and the inputs are in its
      * domain; a key outside it (found on the device) makes the call run again on the fp32 kernels. */
@@ -92,15 +99,49 @@ kvq_status cuda_attention_run(kvq_backend_context *ctx, const cuda_attention_seq
     bool allow_fp16 = ctx->profile == KVQ_PROFILE_FP16 &&
                       queries_in_fp16_domain(q_host, (size_t)n_seq * n_q * d, d);
     bool outside = false;
-    kvq_status status = attention_run_once(ctx, seqs, n_seq, rope, q_host, n_q, allow_fp16, out_host, &outside);
-    if (status == KVQ_OK && outside)
-        status = attention_run_once(ctx, seqs, n_seq, rope, q_host, n_q, false, out_host, &outside);
+    kvq_status status =
+        attention_run_once(ctx, seqs, n_seq, rope, q_host, n_q, allow_fp16, out_host, &outside, timer);
+    if (status == KVQ_OK && outside) {
+        if (timer != NULL) cuda_timer_reset(timer); /* the times are the fp32 kernels', which give the result */
+        status = attention_run_once(ctx, seqs, n_seq, rope, q_host, n_q, false, out_host, &outside, timer);
+    }
+    return status;
+}
+
+static const char *kernel_words(kvq_cuda_attention_kernel k)
+{
+    return k == KVQ_CUDA_KERNEL_TC     ? "tensor-core (fp16 profile)"
+           : k == KVQ_CUDA_KERNEL_FAST ? "fast (fp32)"
+                                       : "general (fp32)";
+}
+
+/* The launches of one step: every group of CUDA_MAX_SEQ_PER_LAUNCH sequences, from one template. */
+typedef struct attention_launches {
+    kvq_cuda_attention_args args; /* for sequence 0; seqs, q, seqs_host, out and n_seq move per group */
+    uint32_t n_seq;
+} attention_launches;
+
+static kvq_status launch_all(kvq_backend_context *ctx, void *user)
+{
+    const attention_launches *l = user;
+    const kvq_cuda_attention_args *a = &l->args;
+    const size_t per_seq = (size_t)a->n_q * a->head_dim;
+    kvq_status status = KVQ_OK;
+    for (uint32_t first = 0; status == KVQ_OK && first < l->n_seq; first += CUDA_MAX_SEQ_PER_LAUNCH) {
+        kvq_cuda_attention_args g = *a;
+        g.seqs = a->seqs + first;
+        g.q = a->q + first * per_seq;
+        g.seqs_host = a->seqs_host + first;
+        g.out = a->out + first * per_seq;
+        g.n_seq = l->n_seq - first < CUDA_MAX_SEQ_PER_LAUNCH ? l->n_seq - first : CUDA_MAX_SEQ_PER_LAUNCH;
+        status = cuda_check(ctx, kvq_cuda_attention(&g, ctx->stream), "attention");
+    }
     return status;
 }
 
 static kvq_status attention_run_once(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
                                      const kvq_rope *rope, const float *q_host, uint32_t n_q, bool allow_fp16,
-                                     float *out_host, bool *outside_fp16_domain)
+                                     float *out_host, bool *outside_fp16_domain, cuda_timer *timer)
 {
     cudaSetDevice(ctx->device);
     *outside_fp16_domain = false;
@@ -194,32 +235,33 @@ static kvq_status attention_run_once(kvq_backend_context *ctx, const cuda_attent
 
     status = cuda_upload(ctx, dev, host, upload_bytes, "attention");
     if (status == KVQ_OK) status = cuda_check(ctx, cudaMemsetAsync(dev_flags, 0, 4, ctx->stream), "attention");
-    for (uint32_t first = 0; status == KVQ_OK && first < n_seq; first += CUDA_MAX_SEQ_PER_LAUNCH) {
-        uint32_t count = n_seq - first < CUDA_MAX_SEQ_PER_LAUNCH ? n_seq - first : CUDA_MAX_SEQ_PER_LAUNCH;
-        kvq_cuda_attention_args args = {
-            .seqs = (const kvq_cuda_seq *)dev + first,
-            .q = (const float *)(dev + desc_bytes + theta_bytes) + (size_t)first * n_q * d,
-            .theta = rotate ? (const double *)(dev + desc_bytes) : NULL,
-            .rope_step = rope_step,
-            .rope_step32 = rope_step32,
-            .seqs_host = desc + first,
-            .pairing = rotate ? (uint32_t)rope->pairing : 0u,
-            .n_seq = count,
-            .n_q = n_q,
-            .head_dim = d,
-            .tokens_per_split = tokens_per_split,
-            .max_splits = max_splits,
-            .max_key_words = max_key_words,
-            .max_value_words = max_value_words,
-            .score_scale = (float)(1.4426950408889634 / sqrt((double)d)), /* log2(e) / sqrt(d), S12.3 */
-            .partial_o = dev_partial,
-            .partial_ml = dev_partial != NULL ? (float *)dev_partial + partial_o : NULL,
-            .out = (float *)dev_out + (size_t)first * n_q * d,
-            .flags = dev_flags,
-            .allow_fp16 = allow_fp16 ? 1u : 0u,
-        };
-        status = cuda_check(ctx, kvq_cuda_attention(&args, ctx->stream), "attention");
-    }
+    attention_launches launches = {
+        .args =
+            {
+                .seqs = (const kvq_cuda_seq *)dev,
+                .q = (const float *)(dev + desc_bytes + theta_bytes),
+                .theta = rotate ? (const double *)(dev + desc_bytes) : NULL,
+                .rope_step = rope_step,
+                .rope_step32 = rope_step32,
+                .seqs_host = desc,
+                .pairing = rotate ? (uint32_t)rope->pairing : 0u,
+                .n_seq = n_seq < CUDA_MAX_SEQ_PER_LAUNCH ? n_seq : CUDA_MAX_SEQ_PER_LAUNCH,
+                .n_q = n_q,
+                .head_dim = d,
+                .tokens_per_split = tokens_per_split,
+                .max_splits = max_splits,
+                .max_key_words = max_key_words,
+                .max_value_words = max_value_words,
+                .score_scale = (float)(1.4426950408889634 / sqrt((double)d)), /* log2(e) / sqrt(d), S12.3 */
+                .partial_o = dev_partial,
+                .partial_ml = dev_partial != NULL ? (float *)dev_partial + partial_o : NULL,
+                .out = (float *)dev_out,
+                .flags = dev_flags,
+                .allow_fp16 = allow_fp16 ? 1u : 0u,
+            },
+        .n_seq = n_seq};
+    if (status == KVQ_OK) status = cuda_timed(ctx, timer, launch_all, &launches);
+    if (status == KVQ_OK && timer != NULL) timer->kernel = kernel_words(kvq_cuda_attention_kernel_for(&launches.args));
     unsigned char *result = host + align_up(upload_bytes, 16);
     if (status == KVQ_OK) status = cuda_download(ctx, result, dev_out, out_bytes, "attention");
     if (status == KVQ_OK) status = cuda_download(ctx, result + out_bytes, dev_flags, 4, "attention");
@@ -259,6 +301,16 @@ kvq_status cuda_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq,
                                        const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
                                        float *out_host)
 {
+    return cuda_attention_batch_timed(ctx, n_seq, keys, values, key_positions_host, rope, q_host, n_q,
+                                      q_positions_host, out_host, NULL);
+}
+
+kvq_status cuda_attention_batch_timed(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
+                                      const kvq_backend_tensor *const *values,
+                                      const uint32_t *const *key_positions_host, const kvq_rope *rope,
+                                      const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
+                                      float *out_host, cuda_timer *timer)
+{
     if (keys == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "keys: NULL");
     if (values == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "values: NULL");
     if (key_positions_host == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "key_positions: NULL");
@@ -285,7 +337,7 @@ kvq_status cuda_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq,
             status = cuda_check_finite(ctx, q_host + (size_t)s * n_q * d, (size_t)n_q * d, "q");
         seqs[s] = (cuda_attention_seq){keys[s], values[s], key_positions_host[s], NULL, q_positions_host[s]};
     }
-    if (status == KVQ_OK) status = cuda_attention_run(ctx, seqs, n_seq, rope, q_host, n_q, out_host);
+    if (status == KVQ_OK) status = cuda_attention_run_timed(ctx, seqs, n_seq, rope, q_host, n_q, out_host, timer);
     free(seqs);
     return status;
 }

@@ -139,6 +139,7 @@ static const kvq_backend_api cuda_api = {
     KVQ_HOST_API(cuda, "cuda",
                  "CUDA kernels: device-resident quantized KV, flash-decoding attention with GQA and batches"),
     .attention_decode_batch = cuda_attention_decode_batch,
+    KVQ_HOST_TIMING_API(cuda),
 };
 
 const kvq_backend_api *kvq_backend_cuda(void) { return &cuda_api; }

@@ -223,8 +223,33 @@ typedef struct cuda_attention_seq {
 kvq_status cuda_attention_run(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
                               const kvq_rope *rope, const float *q_host, uint32_t n_q, float *out_host);
 
+/* ---- timing on the device's clock (cuda_timing.c) ----------------------- */
+/* The repetitions a benchmarking slot asks for: work runs warmup + runs times, each timed run
+ * between two events on ctx->stream, and adds its time to ms[run]. NULL: the work runs once. */
+typedef struct cuda_timer {
+    uint32_t warmup, runs;
+    double *ms;             /* [runs], zeroed by cuda_timer_make and cuda_timer_reset */
+    const char *kernel;     /* what ran, set by the timed work ("" until then) */
+} cuda_timer;
+kvq_status cuda_timer_make(kvq_backend_context *ctx, const kvq_backend_timing *timing, cuda_timer *timer);
+void cuda_timer_reset(cuda_timer *timer);
+void cuda_timer_free(cuda_timer *timer);
+typedef kvq_status (*cuda_work_fn)(kvq_backend_context *ctx, void *user);
+kvq_status cuda_timed(kvq_backend_context *ctx, cuda_timer *timer, cuda_work_fn work, void *user);
+/* cuda_attention_run with its launches as timer says (cuda_attention.c). */
+kvq_status cuda_attention_run_timed(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
+                                    const kvq_rope *rope, const float *q_host, uint32_t n_q, float *out_host,
+                                    cuda_timer *timer);
+/* attention_decode_batch with its launches as timer says (cuda_attention.c). */
+kvq_status cuda_attention_batch_timed(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
+                                      const kvq_backend_tensor *const *values,
+                                      const uint32_t *const *key_positions_host, const kvq_rope *rope,
+                                      const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
+                                      float *out_host, cuda_timer *timer);
+
 /* ---- the API table's slots, by file (backends/common/host_slots.h) ------ */
 KVQ_HOST_DECLARE_SLOTS(cuda);
+KVQ_HOST_DECLARE_TIMING_SLOTS(cuda);
 /* The device halves of tensor_read and of packing (cuda_tensor.c), for the host layer. */
 kvq_status cuda_fill_staging(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *staging);
 kvq_status cuda_run_rows(kvq_backend_context *ctx, const kvq_host_rows *rows);

@@ -8,6 +8,7 @@
 static const kvq_backend_api opencl_api = {
     KVQ_HOST_API(ocl, "opencl", "OpenCL kernels (kernels/opencl) with CLBlast GEMMs for grouped-query attention"),
     .attention_decode_batch = ocl_attention_decode_batch,
+    KVQ_HOST_TIMING_API(ocl),
 };
 
 const kvq_backend_api *kvq_backend_opencl(void) { return &opencl_api; }

@@ -323,74 +323,89 @@ static kvq_status fused_batch_stage(kvq_backend_context *ctx, const kvq_backend_
     return KVQ_OK;
 }
 
-/* The two launches for the staged sequences; result[n_seq][n_q][d] on the host. */
+/* The device buffers of one staged batch and the batch itself: what its two launches read. */
+typedef struct fused_launch {
+    const fused_batch *b;
+    cl_mem seqs, positions, rope, q, out, part_m, part_l, part_o;
+} fused_launch;
+
+/* kvq_attention_partial_batch, then kvq_attention_combine_batch, on the staged buffers. */
+static kvq_status fused_batch_launch(kvq_backend_context *ctx, void *user)
+{
+    fused_launch *l = user;
+    const fused_batch *b = l->b;
+    uint32_t d = b->d, n_q = b->n_q;
+    float scale = (float)(1.0 / sqrt((double)d)); /* S12.3 allows scaling by fl32(1/sqrt(d)) */
+    ocl_arg args[KVQ_BATCH_SLABS + 17];
+    size_t n_args = 0;
+    /* Unused slab arguments repeat slab 0: every argument is a valid buffer. */
+    for (uint32_t i = 0; i < KVQ_BATCH_SLABS; i++) args[n_args++] = OCL_MEM(b->slabs[i < b->n_slabs ? i : 0]);
+    args[n_args++] = OCL_MEM(l->seqs);
+    args[n_args++] = OCL_MEM(l->positions);
+    args[n_args++] = OCL_I32(b->pairing);
+    args[n_args++] = OCL_I32(b->use_table);
+    args[n_args++] = OCL_MEM(l->rope);
+    args[n_args++] = OCL_MEM(l->q);
+    args[n_args++] = OCL_U32(n_q);
+    args[n_args++] = OCL_F32(scale);
+    args[n_args++] = OCL_U32(d);
+    args[n_args++] = OCL_U32(b->tile);
+    args[n_args++] = OCL_U64(b->max_tiles);
+    args[n_args++] = OCL_MEM(l->part_m);
+    args[n_args++] = OCL_MEM(l->part_l);
+    args[n_args++] = OCL_MEM(l->part_o);
+    args[n_args++] = OCL_LOCAL((size_t)b->tile * d * sizeof(float));
+    args[n_args++] = OCL_LOCAL((size_t)OCL_FUSED_MAX_Q * b->tile * sizeof(float));
+    /* ocl_launch with 0 items only sets the arguments: the grid is two-dimensional. */
+    kvq_status st = ocl_launch(ctx, OCL_K_ATTENTION_PARTIAL_BATCH, args, n_args, 0, 0, false);
+    size_t wg = kernel_work_group(ctx, OCL_K_ATTENTION_PARTIAL_BATCH, 128u);
+    size_t global[2] = {b->max_tiles * wg, b->n_seq}, local[2] = {wg, 1};
+    cl_int err = st == KVQ_OK ? clEnqueueNDRangeKernel(ctx->queue, ctx->kernels[OCL_K_ATTENTION_PARTIAL_BATCH], 2,
+                                                        NULL, global, local, 0, NULL, NULL)
+                              : CL_SUCCESS;
+    if (err != CL_SUCCESS) st = ocl_from_cl(ctx, err, "launching kvq_attention_partial_batch");
+    if (st == KVQ_OK) {
+        ocl_arg combine[] = {OCL_MEM(l->seqs),  OCL_MEM(l->part_m),    OCL_MEM(l->part_l), OCL_MEM(l->part_o),
+                             OCL_U64(b->n_seq), OCL_U64(b->max_tiles), OCL_U32(b->tile),   OCL_U32(n_q),
+                             OCL_U32(d),        OCL_MEM(l->out)};
+        st = ocl_launch(ctx, OCL_K_ATTENTION_COMBINE_BATCH, combine, sizeof combine / sizeof *combine,
+                        (size_t)b->n_seq * n_q * d, 0, true);
+    }
+    return st;
+}
+
+/* The two launches for the staged sequences (as timer says: once, or repeated and timed);
+ * result[n_seq][n_q][d] on the host. */
 static kvq_status fused_batch_run(kvq_backend_context *ctx, const fused_batch *b, const float *rotated,
-                                  float *result)
+                                  float *result, ocl_timer *timer)
 {
     uint32_t d = b->d, n_q = b->n_q;
     size_t q_bytes = (size_t)b->n_seq * n_q * d * sizeof(float);
     size_t parts = b->max_tiles * b->n_seq * n_q;
-    cl_mem seqs = NULL, positions = NULL, rope = NULL, q = NULL, out = NULL, part_m = NULL, part_l = NULL,
-           part_o = NULL;
-    kvq_status st = ocl_buffer(ctx, (size_t)b->n_seq * KVQ_SEQ_WORDS * sizeof(cl_ulong), b->words, false, &seqs,
+    fused_launch l;
+    memset(&l, 0, sizeof l);
+    l.b = b;
+    kvq_status st = ocl_buffer(ctx, (size_t)b->n_seq * KVQ_SEQ_WORDS * sizeof(cl_ulong), b->words, false, &l.seqs,
                                "attention descriptors");
     if (st == KVQ_OK)
-        st = ocl_buffer(ctx, b->n_positions * sizeof(uint32_t), b->positions, false, &positions, "key positions");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, b->rope_bytes, b->rope, false, &rope, "rope data");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, q_bytes, rotated, false, &q, "queries");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, q_bytes, NULL, false, &out, "attention output");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, parts * sizeof(float), NULL, false, &part_m, "partial maxima");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, parts * sizeof(float), NULL, false, &part_l, "partial sums");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, parts * d * sizeof(float), NULL, false, &part_o, "partial outputs");
-    if (st == KVQ_OK) {
-        float scale = (float)(1.0 / sqrt((double)d)); /* S12.3 allows scaling by fl32(1/sqrt(d)) */
-        ocl_arg args[KVQ_BATCH_SLABS + 17];
-        size_t n_args = 0;
-        /* Unused slab arguments repeat slab 0: every argument is a valid buffer. */
-        for (uint32_t i = 0; i < KVQ_BATCH_SLABS; i++)
-            args[n_args++] = OCL_MEM(b->slabs[i < b->n_slabs ? i : 0]);
-        args[n_args++] = OCL_MEM(seqs);
-        args[n_args++] = OCL_MEM(positions);
-        args[n_args++] = OCL_I32(b->pairing);
-        args[n_args++] = OCL_I32(b->use_table);
-        args[n_args++] = OCL_MEM(rope);
-        args[n_args++] = OCL_MEM(q);
-        args[n_args++] = OCL_U32(n_q);
-        args[n_args++] = OCL_F32(scale);
-        args[n_args++] = OCL_U32(d);
-        args[n_args++] = OCL_U32(b->tile);
-        args[n_args++] = OCL_U64(b->max_tiles);
-        args[n_args++] = OCL_MEM(part_m);
-        args[n_args++] = OCL_MEM(part_l);
-        args[n_args++] = OCL_MEM(part_o);
-        args[n_args++] = OCL_LOCAL((size_t)b->tile * d * sizeof(float));
-        args[n_args++] = OCL_LOCAL((size_t)OCL_FUSED_MAX_Q * b->tile * sizeof(float));
-        /* ocl_launch with 0 items only sets the arguments: the grid is two-dimensional. */
-        st = ocl_launch(ctx, OCL_K_ATTENTION_PARTIAL_BATCH, args, n_args, 0, 0, false);
-        size_t wg = kernel_work_group(ctx, OCL_K_ATTENTION_PARTIAL_BATCH, 128u);
-        size_t global[2] = {b->max_tiles * wg, b->n_seq}, local[2] = {wg, 1};
-        cl_int err = st == KVQ_OK ? clEnqueueNDRangeKernel(ctx->queue, ctx->kernels[OCL_K_ATTENTION_PARTIAL_BATCH],
-                                                            2, NULL, global, local, 0, NULL, NULL)
-                                  : CL_SUCCESS;
-        if (err != CL_SUCCESS) st = ocl_from_cl(ctx, err, "launching kvq_attention_partial_batch");
-    }
-    if (st == KVQ_OK) {
-        ocl_arg args[] = {OCL_MEM(seqs),     OCL_MEM(part_m),       OCL_MEM(part_l), OCL_MEM(part_o),
-                          OCL_U64(b->n_seq), OCL_U64(b->max_tiles), OCL_U32(b->tile), OCL_U32(n_q),
-                          OCL_U32(d),        OCL_MEM(out)};
-        st = ocl_launch(ctx, OCL_K_ATTENTION_COMBINE_BATCH, args, sizeof args / sizeof *args,
-                        (size_t)b->n_seq * n_q * d, 0, true);
-    }
-    if (st == KVQ_OK) st = ocl_read(ctx, out, 0, q_bytes, result, "reading the output");
+        st = ocl_buffer(ctx, b->n_positions * sizeof(uint32_t), b->positions, false, &l.positions, "key positions");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, b->rope_bytes, b->rope, false, &l.rope, "rope data");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, q_bytes, rotated, false, &l.q, "queries");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, q_bytes, NULL, false, &l.out, "attention output");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, parts * sizeof(float), NULL, false, &l.part_m, "partial maxima");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, parts * sizeof(float), NULL, false, &l.part_l, "partial sums");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, parts * d * sizeof(float), NULL, false, &l.part_o, "partial outputs");
+    if (st == KVQ_OK) st = ocl_timed(ctx, timer, fused_batch_launch, &l);
+    if (st == KVQ_OK) st = ocl_read(ctx, l.out, 0, q_bytes, result, "reading the output");
     if (st != KVQ_OK) ocl_finish(ctx, "fused attention"); /* nothing still runs on what is released below */
-    ocl_release(&seqs);
-    ocl_release(&positions);
-    ocl_release(&rope);
-    ocl_release(&q);
-    ocl_release(&out);
-    ocl_release(&part_m);
-    ocl_release(&part_l);
-    ocl_release(&part_o);
+    ocl_release(&l.seqs);
+    ocl_release(&l.positions);
+    ocl_release(&l.rope);
+    ocl_release(&l.q);
+    ocl_release(&l.out);
+    ocl_release(&l.part_m);
+    ocl_release(&l.part_l);
+    ocl_release(&l.part_o);
     return st;
 }
 
@@ -398,7 +413,8 @@ static kvq_status fused_batch_run(kvq_backend_context *ctx, const fused_batch *b
  * [n_seq][n_q][d] in, result [n_seq][n_q][d] out (host). */
 static kvq_status attention_fused(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
                                   const kvq_backend_tensor *const *values, const uint32_t *const *positions,
-                                  const kvq_rope *rope, const float *rotated, uint32_t n_q, float *result)
+                                  const kvq_rope *rope, const float *rotated, uint32_t n_q, float *result,
+                                  ocl_timer *timer)
 {
     uint32_t d = keys[0]->header.head_dim;
     size_t per_seq = (size_t)n_q * d;
@@ -412,16 +428,32 @@ static kvq_status attention_fused(kvq_backend_context *ctx, uint32_t n_seq, cons
         b.pairing = rope != NULL ? (int)rope->pairing : KVQ_ROPE_NONE;
         b.use_table = ctx->rope_host_table;
         st = fused_batch_stage(ctx, keys, values, positions, rope, first, n_seq - first, &b);
-        if (st == KVQ_OK) st = fused_batch_run(ctx, &b, rotated + first * per_seq, result + first * per_seq);
+        if (st == KVQ_OK) st = fused_batch_run(ctx, &b, rotated + first * per_seq, result + first * per_seq, timer);
         first += b.n_seq;
         fused_batch_free(&b);
     }
     return st;
 }
 
-kvq_status ocl_attention(kvq_backend_context *ctx, const kvq_backend_tensor *keys, const kvq_backend_tensor *values,
-                         const uint32_t *key_positions, const kvq_rope *rope, const float *q, uint32_t n_q,
-                         uint32_t q_position, float *out)
+/* The CLBlast path's device work for one sequence on its staged inputs. */
+typedef struct gemm_work {
+    const kvq_backend_tensor *keys, *values;
+    const rope_inputs *rope;
+    cl_mem q, out;
+    uint32_t n_q;
+    float scale;
+} gemm_work;
+
+static kvq_status gemm_once(kvq_backend_context *ctx, void *user)
+{
+    const gemm_work *g = user;
+    return attention_gemm(ctx, g->keys, g->values, g->rope, g->q, g->n_q, g->scale, g->out);
+}
+
+/* One sequence, checked, its device work as timer says (once, or repeated and timed). */
+static kvq_status attention_one(kvq_backend_context *ctx, const kvq_backend_tensor *keys,
+                                const kvq_backend_tensor *values, const uint32_t *key_positions, const kvq_rope *rope,
+                                const float *q, uint32_t n_q, uint32_t q_position, float *out, ocl_timer *timer)
 {
     /* S11.1 in S13.4 order on the host (backends/common); keys/values may be a cache's tensors. */
     kvq_status st =
@@ -433,26 +465,32 @@ kvq_status ocl_attention(kvq_backend_context *ctx, const kvq_backend_tensor *key
     if (rotated == NULL || result == NULL) st = ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "queries: out of memory");
     if (st == KVQ_OK) st = rotate_queries(ctx, rope, d, n_q, q_position, q, rotated);
     if (st == KVQ_OK && ocl_attention_fused(ctx, n_q)) {
-        st = attention_fused(ctx, 1, &keys, &values, &key_positions, rope, rotated, n_q, result);
+        st = attention_fused(ctx, 1, &keys, &values, &key_positions, rope, rotated, n_q, result, timer);
     } else if (st == KVQ_OK) {
         rope_inputs r = {0, 0, NULL, NULL};
-        cl_mem q_dev = NULL, out_dev = NULL;
-        st = rope_inputs_make(ctx, rope, key_positions, n, d, &r);
-        if (st == KVQ_OK) st = ocl_buffer(ctx, q_count * sizeof(float), rotated, false, &q_dev, "queries");
-        if (st == KVQ_OK) st = ocl_buffer(ctx, q_count * sizeof(float), NULL, false, &out_dev, "attention output");
         /* S12.3 allows scaling by fl32(1/sqrt(d)). */
-        float scale = (float)(1.0 / sqrt((double)d));
-        if (st == KVQ_OK) st = attention_gemm(ctx, keys, values, &r, q_dev, n_q, scale, out_dev);
-        if (st == KVQ_OK) st = ocl_read(ctx, out_dev, 0, q_count * sizeof(float), result, "reading the output");
+        gemm_work g = {keys, values, &r, NULL, NULL, n_q, (float)(1.0 / sqrt((double)d))};
+        st = rope_inputs_make(ctx, rope, key_positions, n, d, &r);
+        if (st == KVQ_OK) st = ocl_buffer(ctx, q_count * sizeof(float), rotated, false, &g.q, "queries");
+        if (st == KVQ_OK) st = ocl_buffer(ctx, q_count * sizeof(float), NULL, false, &g.out, "attention output");
+        if (st == KVQ_OK) st = ocl_timed(ctx, timer, gemm_once, &g);
+        if (st == KVQ_OK) st = ocl_read(ctx, g.out, 0, q_count * sizeof(float), result, "reading the output");
         rope_inputs_release(&r);
-        ocl_release(&q_dev);
-        ocl_release(&out_dev);
+        ocl_release(&g.q);
+        ocl_release(&g.out);
     }
     /* The result reaches the caller's buffer only when everything succeeded (S13.3). */
     if (st == KVQ_OK) memcpy(out, result, q_count * sizeof(float));
     free(rotated);
     free(result);
     return st;
+}
+
+kvq_status ocl_attention(kvq_backend_context *ctx, const kvq_backend_tensor *keys, const kvq_backend_tensor *values,
+                         const uint32_t *key_positions, const kvq_rope *rope, const float *q, uint32_t n_q,
+                         uint32_t q_position, float *out)
+{
+    return attention_one(ctx, keys, values, key_positions, rope, q, n_q, q_position, out, NULL);
 }
 
 kvq_status ocl_attention_decode(kvq_backend_context *ctx, const kvq_backend_tensor *keys,
@@ -463,11 +501,13 @@ kvq_status ocl_attention_decode(kvq_backend_context *ctx, const kvq_backend_tens
     return ocl_attention(ctx, keys, values, key_positions_host, rope, q_host, n_q, q_position, out_host);
 }
 
-kvq_status ocl_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
-                                      const kvq_backend_tensor *const *values,
-                                      const uint32_t *const *key_positions_host, const kvq_rope *rope,
-                                      const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
-                                      float *out_host)
+/* attention_decode_batch, its device work as timer says (once, or repeated and timed: each run's
+ * time is the sum of the spans of its launch groups, the fused path's one per group of sequences
+ * that share the arena's slabs, the CLBlast path's one per sequence). */
+static kvq_status attention_batch(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
+                                  const kvq_backend_tensor *const *values, const uint32_t *const *key_positions_host,
+                                  const kvq_rope *rope, const float *q_host, uint32_t n_q,
+                                  const uint32_t *q_positions_host, float *out_host, ocl_timer *timer)
 {
     /* Each sequence as attention_decode checks it, in order; q and out are [n_seq][n_q][head_dim]. */
     kvq_status st = kvq_host_check_attention_batch(&ctx->host.error, n_seq, keys, values, key_positions_host, rope, q_host,
@@ -482,17 +522,49 @@ kvq_status ocl_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq, 
         for (uint32_t s = 0; s < n_seq && st == KVQ_OK; s++)
             st = rotate_queries(ctx, rope, d, n_q, q_positions_host[s], q_host + s * per_seq, rotated + s * per_seq);
         if (st == KVQ_OK)
-            st = attention_fused(ctx, n_seq, keys, values, key_positions_host, rope, rotated, n_q, result);
+            st = attention_fused(ctx, n_seq, keys, values, key_positions_host, rope, rotated, n_q, result, timer);
     } else {
         /* The CLBlast path, one sequence at a time, exactly as attention_decode runs it. */
         for (uint32_t s = 0; s < n_seq && st == KVQ_OK; s++) {
-            st = ocl_attention(ctx, keys[s], values[s], key_positions_host[s], rope, q_host + s * per_seq, n_q,
-                               q_positions_host[s], result + s * per_seq);
+            st = attention_one(ctx, keys[s], values[s], key_positions_host[s], rope, q_host + s * per_seq, n_q,
+                               q_positions_host[s], result + s * per_seq, timer);
             if (st != KVQ_OK) st = kvq_host_within(&ctx->host.error, st, "sequence %u: ", s);
         }
     }
     if (st == KVQ_OK) memcpy(out_host, result, count * sizeof(float));
     free(rotated);
     free(result);
+    return st;
+}
+
+kvq_status ocl_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
+                                      const kvq_backend_tensor *const *values,
+                                      const uint32_t *const *key_positions_host, const kvq_rope *rope,
+                                      const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
+                                      float *out_host)
+{
+    return attention_batch(ctx, n_seq, keys, values, key_positions_host, rope, q_host, n_q, q_positions_host, out_host,
+                           NULL);
+}
+
+kvq_status ocl_time_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq,
+                                           const kvq_backend_tensor *const *keys,
+                                           const kvq_backend_tensor *const *values,
+                                           const uint32_t *const *key_positions_host, const kvq_rope *rope,
+                                           const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
+                                           float *out_host, kvq_backend_timing *timing)
+{
+    ocl_timer timer;
+    kvq_status st = ocl_timer_make(ctx, timing, &timer);
+    if (st == KVQ_OK)
+        st = attention_batch(ctx, n_seq, keys, values, key_positions_host, rope, q_host, n_q, q_positions_host,
+                             out_host, &timer);
+    if (st == KVQ_OK) {
+        memcpy(timing->ms_host, timer.ms, timer.runs * sizeof *timer.ms);
+        snprintf(timing->kernel, sizeof timing->kernel, "%s",
+                 ocl_attention_fused(ctx, n_q) ? "fused, one launch pair per step"
+                                               : "CLBlast GEMMs, one sequence after another");
+    }
+    ocl_timer_free(&timer);
     return st;
 }

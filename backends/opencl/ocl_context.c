@@ -321,7 +321,15 @@ kvq_status ocl_open(const kvq_backend_options *options, kvq_backend_context **ou
     cl_int err = CL_SUCCESS;
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->platform, 0};
     ctx->context = clCreateContext(props, 1, &ctx->device, NULL, NULL, &err);
-    if (err == CL_SUCCESS) ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, 0, &err);
+    /* A profiling queue where the device has one: the timing slots read its events' clocks (ocl_timing.c);
+     * nothing else reads them. */
+    cl_command_queue_properties queue_props = 0;
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_QUEUE_PROPERTIES, sizeof queue_props, &queue_props, NULL) != CL_SUCCESS)
+        queue_props = 0;
+    ctx->profiling = (queue_props & CL_QUEUE_PROFILING_ENABLE) != 0;
+    if (err == CL_SUCCESS)
+        ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, ctx->profiling ? CL_QUEUE_PROFILING_ENABLE : 0,
+                                          &err);
     if (err != CL_SUCCESS) {
         kvq_host_say(message, message_size, "creating an OpenCL context on %s failed: %s", ctx->name,
                     ocl_cl_error_name(err));

@@ -90,6 +90,7 @@ struct kvq_backend_context {
     cl_device_id device;
     cl_context context;
     cl_command_queue queue;
+    bool profiling;       /* queue made with CL_QUEUE_PROFILING_ENABLE: the timing slots can run */
     cl_program program;
     cl_kernel kernels[OCL_K_COUNT];
     bool fp64;            /* cl_khr_fp64: RoPE angles on the device (S9.3) */
@@ -207,8 +208,25 @@ kvq_status ocl_attention(kvq_backend_context *ctx, const kvq_backend_tensor *key
 /* Whether attention with n_q query heads per KV head takes the fused kernels (else CLBlast). */
 bool ocl_attention_fused(const kvq_backend_context *ctx, uint32_t n_q);
 
+/* ---- timing on the device's clock (ocl_timing.c) ------------------------ */
+/* The repetitions a benchmarking slot asks for: work runs warmup + runs times, and each timed run
+ * adds its device span to ms[run] (a batch whose work is several launch groups adds one span per
+ * group). NULL: the work runs once, untimed. */
+typedef struct ocl_timer {
+    uint32_t warmup, runs;
+    double *ms; /* [runs], zeroed by ocl_timer_make */
+} ocl_timer;
+kvq_status ocl_timer_make(kvq_backend_context *ctx, const kvq_backend_timing *timing, ocl_timer *timer);
+void ocl_timer_free(ocl_timer *timer);
+/* Runs work(ctx, user) once (timer NULL) or as timer says, each timed run between two markers on
+ * the queue: its span is from the end of the first marker to the end of the second, so the time
+ * the device waits for the host's next command inside the work counts. */
+typedef kvq_status (*ocl_work_fn)(kvq_backend_context *ctx, void *user);
+kvq_status ocl_timed(kvq_backend_context *ctx, ocl_timer *timer, ocl_work_fn work, void *user);
+
 /* ---- the API table's slots, by file (backends/common/host_slots.h) ------ */
 KVQ_HOST_DECLARE_SLOTS(ocl);
+KVQ_HOST_DECLARE_TIMING_SLOTS(ocl);
 /* The device halves of tensor_read (ocl_tensor.c) and of packing (ocl_pack.c), for the host layer. */
 kvq_status ocl_fill_staging(kvq_backend_context *ctx, const kvq_backend_tensor *t, kvq_qtensor *staging);
 kvq_status ocl_run_rows(kvq_backend_context *ctx, const kvq_host_rows *rows);

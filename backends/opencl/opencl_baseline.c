@@ -8,6 +8,7 @@
 
 #include <clblast_c.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,10 +101,56 @@ static kvq_status widen(kvq_backend_context *ctx, cl_mem src, size_t count, cl_m
     return ocl_launch(ctx, OCL_K_WIDEN_FP16, args, 3, count, 0, true);
 }
 
-kvq_status kvq_opencl_baseline_attend(kvq_backend_context *ctx, kvq_opencl_baseline *b, const float *q_host,
-                                      uint32_t n_q, float *out_host)
+/* One call's device buffers and the baseline they serve. */
+typedef struct baseline_work {
+    kvq_opencl_baseline *b;
+    cl_mem q, scores, out;
+    uint32_t n_q;
+} baseline_work;
+
+/* The device work of one call on staged queries: widen an fp16 store, scores, softmax, output. */
+static kvq_status baseline_once(kvq_backend_context *ctx, void *user)
 {
-    if (ctx == NULL) return KVQ_ERR_NULL_ARGUMENT;
+    const baseline_work *w = user;
+    kvq_opencl_baseline *b = w->b;
+    size_t n = b->n_tokens, d = b->head_dim;
+    uint32_t n_q = w->n_q;
+    cl_mem keys = b->keys, values = b->values;
+    kvq_status st = KVQ_OK;
+    if (b->storage == KVQ_OPENCL_BASELINE_FP16) {
+        st = widen(ctx, b->keys, n * d, b->keys32);
+        if (st == KVQ_OK) st = widen(ctx, b->values, n * d, b->values32);
+        keys = b->keys32;
+        values = b->values32;
+    }
+    float scale = (float)(1.0 / sqrt((double)d));
+    if (st == KVQ_OK) {
+        CLBlastStatusCode code =
+            n_q == 1 ? CLBlastSgemv(CLBlastLayoutRowMajor, CLBlastTransposeNo, n, d, scale, keys, 0, d, w->q, 0, 1,
+                                    0.0f, w->scores, 0, 1, &ctx->queue, NULL)
+                     : CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, n_q, n, d, scale,
+                                    w->q, 0, d, keys, 0, d, 0.0f, w->scores, 0, n, &ctx->queue, NULL);
+        st = from_clblast(ctx, code, "baseline scores");
+    }
+    if (st == KVQ_OK) {
+        ocl_arg args[] = {OCL_MEM(w->scores), OCL_U64(n)};
+        st = ocl_launch(ctx, OCL_K_SOFTMAX_ROWS, args, 2, (size_t)n_q * OCL_SOFTMAX_WG, OCL_SOFTMAX_WG, false);
+    }
+    if (st == KVQ_OK) {
+        CLBlastStatusCode code =
+            n_q == 1 ? CLBlastSgemv(CLBlastLayoutRowMajor, CLBlastTransposeYes, n, d, 1.0f, values, 0, d, w->scores,
+                                    0, 1, 0.0f, w->out, 0, 1, &ctx->queue, NULL)
+                     : CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, n_q, d, n, 1.0f,
+                                    w->scores, 0, n, values, 0, d, 0.0f, w->out, 0, d, &ctx->queue, NULL);
+        st = from_clblast(ctx, code, "baseline output");
+    }
+    return st;
+}
+
+/* attend, its device work as timer says (once, or repeated and timed). */
+static kvq_status attend(kvq_backend_context *ctx, kvq_opencl_baseline *b, const float *q_host, uint32_t n_q,
+                         float *out_host, ocl_timer *timer)
+{
     if (b == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "baseline is NULL");
     if (q_host == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "q is NULL");
     if (out_host == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "out is NULL");
@@ -113,43 +160,39 @@ kvq_status kvq_opencl_baseline_attend(kvq_backend_context *ctx, kvq_opencl_basel
     if (st != KVQ_OK) return st;
     float *staging = malloc(q_count * sizeof *staging);
     if (staging == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "output staging: out of memory");
-    cl_mem q = NULL, scores = NULL, out = NULL;
-    cl_mem keys = b->keys, values = b->values;
-    st = ocl_buffer(ctx, q_count * sizeof(float), q_host, false, &q, "queries");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, (size_t)n_q * n * sizeof(float), NULL, false, &scores, "scores");
-    if (st == KVQ_OK) st = ocl_buffer(ctx, q_count * sizeof(float), NULL, false, &out, "output");
-    if (st == KVQ_OK && b->storage == KVQ_OPENCL_BASELINE_FP16) {
-        st = widen(ctx, b->keys, n * d, b->keys32);
-        if (st == KVQ_OK) st = widen(ctx, b->values, n * d, b->values32);
-        keys = b->keys32;
-        values = b->values32;
-    }
-    float scale = (float)(1.0 / sqrt((double)d));
-    if (st == KVQ_OK) {
-        CLBlastStatusCode code =
-            n_q == 1 ? CLBlastSgemv(CLBlastLayoutRowMajor, CLBlastTransposeNo, n, d, scale, keys, 0, d, q, 0, 1, 0.0f,
-                                    scores, 0, 1, &ctx->queue, NULL)
-                     : CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, n_q, n, d, scale,
-                                    q, 0, d, keys, 0, d, 0.0f, scores, 0, n, &ctx->queue, NULL);
-        st = from_clblast(ctx, code, "baseline scores");
-    }
-    if (st == KVQ_OK) {
-        ocl_arg args[] = {OCL_MEM(scores), OCL_U64(n)};
-        st = ocl_launch(ctx, OCL_K_SOFTMAX_ROWS, args, 2, (size_t)n_q * OCL_SOFTMAX_WG, OCL_SOFTMAX_WG, false);
-    }
-    if (st == KVQ_OK) {
-        CLBlastStatusCode code =
-            n_q == 1 ? CLBlastSgemv(CLBlastLayoutRowMajor, CLBlastTransposeYes, n, d, 1.0f, values, 0, d, scores, 0,
-                                    1, 0.0f, out, 0, 1, &ctx->queue, NULL)
-                     : CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, n_q, d, n, 1.0f,
-                                    scores, 0, n, values, 0, d, 0.0f, out, 0, d, &ctx->queue, NULL);
-        st = from_clblast(ctx, code, "baseline output");
-    }
-    if (st == KVQ_OK) st = ocl_read(ctx, out, 0, q_count * sizeof(float), staging, "reading the baseline output");
+    baseline_work w = {b, NULL, NULL, NULL, n_q};
+    st = ocl_buffer(ctx, q_count * sizeof(float), q_host, false, &w.q, "queries");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, (size_t)n_q * n * sizeof(float), NULL, false, &w.scores, "scores");
+    if (st == KVQ_OK) st = ocl_buffer(ctx, q_count * sizeof(float), NULL, false, &w.out, "output");
+    if (st == KVQ_OK) st = ocl_timed(ctx, timer, baseline_once, &w);
+    if (st == KVQ_OK) st = ocl_read(ctx, w.out, 0, q_count * sizeof(float), staging, "reading the baseline output");
+    if (st != KVQ_OK) ocl_finish(ctx, "baseline"); /* nothing still runs on what is released below */
     if (st == KVQ_OK) memcpy(out_host, staging, q_count * sizeof(float));
-    ocl_release(&q);
-    ocl_release(&scores);
-    ocl_release(&out);
+    ocl_release(&w.q);
+    ocl_release(&w.scores);
+    ocl_release(&w.out);
     free(staging);
+    return st;
+}
+
+kvq_status kvq_opencl_baseline_attend(kvq_backend_context *ctx, kvq_opencl_baseline *b, const float *q_host,
+                                      uint32_t n_q, float *out_host)
+{
+    if (ctx == NULL) return KVQ_ERR_NULL_ARGUMENT;
+    return attend(ctx, b, q_host, n_q, out_host, NULL);
+}
+
+kvq_status kvq_opencl_baseline_time(kvq_backend_context *ctx, kvq_opencl_baseline *b, const float *q_host,
+                                    uint32_t n_q, float *out_host, kvq_backend_timing *timing)
+{
+    if (ctx == NULL) return KVQ_ERR_NULL_ARGUMENT;
+    ocl_timer timer;
+    kvq_status st = ocl_timer_make(ctx, timing, &timer);
+    if (st == KVQ_OK) st = attend(ctx, b, q_host, n_q, out_host, &timer);
+    if (st == KVQ_OK) {
+        memcpy(timing->ms_host, timer.ms, timer.runs * sizeof *timer.ms);
+        snprintf(timing->kernel, sizeof timing->kernel, "%s", n_q == 1 ? "CLBlast SGEMV" : "CLBlast SGEMM");
+    }
+    ocl_timer_free(&timer);
     return st;
 }

@@ -38,6 +38,11 @@ kvq_status kvq_opencl_baseline_create(kvq_backend_context *ctx, kvq_opencl_basel
 /* out_host[n_q][head_dim] = softmax(q K^T / sqrt(head_dim)) V for q_host[n_q][head_dim]. */
 kvq_status kvq_opencl_baseline_attend(kvq_backend_context *ctx, kvq_opencl_baseline *baseline, const float *q_host,
                                       uint32_t n_q, float *out_host);
+/* kvq_opencl_baseline_attend with the queries uploaded once and its device work (widening, scores,
+ * softmax, output) repeated as timing says, each run timed on the device's clock as the ABI's
+ * timing slots do (kvq_backend.h); out_host gets the last run's output. */
+kvq_status kvq_opencl_baseline_time(kvq_backend_context *ctx, kvq_opencl_baseline *baseline, const float *q_host,
+                                    uint32_t n_q, float *out_host, kvq_backend_timing *timing);
 /* Device bytes that hold the keys and values (what a cache of this kind stores). */
 size_t kvq_opencl_baseline_bytes(const kvq_opencl_baseline *baseline);
 void kvq_opencl_baseline_free(kvq_opencl_baseline *baseline);

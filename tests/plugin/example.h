@@ -52,6 +52,8 @@
 #define EX_BREAK_KIVI_RESIDUAL 22  /* KIVI keys keep the newest R tokens in fp16, as values do */
 #define EX_BREAK_FP8_NAN 23        /* fp8 NaN from 480 on (PyTorch's conversion), no saturation */
 #define EX_BREAK_FP8_K_SCALE 24    /* fp8 attention forgets the key scale */
+/* the benchmarking slots (example_timing.c) */
+#define EX_BREAK_TIMED_WORK 25     /* time_attention_decode_batch times attention without RoPE */
 #ifndef KVQ_PLUGIN_BREAK
 #define KVQ_PLUGIN_BREAK EX_BREAK_NONE
 #endif
@@ -165,6 +167,19 @@ void ex_attend_one(const float *k, const float *v, size_t n, size_t d, const flo
 kvq_status ex_attention(ex_error *err, const kvq_qtensor *keys, const kvq_qtensor *values,
                         const uint32_t *key_positions, const kvq_rope *rope, const float *q, uint32_t n_q,
                         uint32_t q_position, float *out);
+
+/* ---- the optional slots (example_timing.c) -------------------------------- */
+/* attention_decode_batch: every sequence as ex_attention, "sequence <s>: " before a failure's message. */
+kvq_status ex_attention_batch(ex_error *err, uint32_t n_seq, const kvq_backend_tensor *const *keys,
+                              const kvq_backend_tensor *const *values, const uint32_t *const *key_positions,
+                              const kvq_rope *rope, const float *q, uint32_t n_q, const uint32_t *q_positions,
+                              float *out);
+kvq_status ex_device_info(ex_error *err, kvq_backend_device_info *info);
+kvq_status ex_time_copy(ex_error *err, uint64_t bytes, kvq_backend_timing *timing);
+kvq_status ex_time_attention_batch(ex_error *err, uint32_t n_seq, const kvq_backend_tensor *const *keys,
+                                   const kvq_backend_tensor *const *values, const uint32_t *const *key_positions,
+                                   const kvq_rope *rope, const float *q, uint32_t n_q, const uint32_t *q_positions,
+                                   float *out, kvq_backend_timing *timing);
 
 /* ---- S17: peer formats -------------------------------------------------- */
 /* S17.1 checks of a configuration for n x d (`name` in messages). */

@@ -9,6 +9,8 @@
  *    clamping beyond the range), outliers, sinks, the token policy, RoPE
  *    half/interleaved/none, a cache, host memory; no NUQ (L2 is skipped);
  *    every peer format of S17 (ggml q8_0/q4_0, KIVI, fp8 e4m3) through the peer slots;
+ *  - the optional slots: attention_decode_batch, and the benchmarking slots
+ *    that `kvq bench --backend` times a plugin with (example_timing.c);
  *  - every failure returns the spec's status (S13) and leaves a message for
  *    last_error; no output is written on failure;
  *  - tensors are opaque to the caller: here they are qtensors in host memory,
@@ -243,6 +245,44 @@ static kvq_status ex_attention_decode(kvq_backend_context *ctx, const kvq_backen
                         key_positions_host, rope, q_host, n_q, q_position, out_host);
 }
 
+static kvq_status ex_attention_batch_slot(kvq_backend_context *ctx, uint32_t n_seq,
+                                         const kvq_backend_tensor *const *keys,
+                                         const kvq_backend_tensor *const *values,
+                                         const uint32_t *const *key_positions_host, const kvq_rope *rope,
+                                         const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
+                                         float *out_host)
+{
+    if (ctx == NULL) return KVQ_ERR_NULL_ARGUMENT;
+    return ex_attention_batch(&ctx->err, n_seq, keys, values, key_positions_host, rope, q_host, n_q,
+                              q_positions_host, out_host);
+}
+
+/* ---- benchmarking (optional; example_timing.c) ------------------------------- */
+
+static kvq_status ex_device_info_slot(kvq_backend_context *ctx, kvq_backend_device_info *info)
+{
+    if (ctx == NULL) return KVQ_ERR_NULL_ARGUMENT;
+    return ex_device_info(&ctx->err, info);
+}
+
+static kvq_status ex_time_copy_slot(kvq_backend_context *ctx, uint64_t bytes, kvq_backend_timing *timing)
+{
+    if (ctx == NULL) return KVQ_ERR_NULL_ARGUMENT;
+    return ex_time_copy(&ctx->err, bytes, timing);
+}
+
+static kvq_status ex_time_attention_slot(kvq_backend_context *ctx, uint32_t n_seq,
+                                         const kvq_backend_tensor *const *keys,
+                                         const kvq_backend_tensor *const *values,
+                                         const uint32_t *const *key_positions_host, const kvq_rope *rope,
+                                         const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
+                                         float *out_host, kvq_backend_timing *timing)
+{
+    if (ctx == NULL) return KVQ_ERR_NULL_ARGUMENT;
+    return ex_time_attention_batch(&ctx->err, n_seq, keys, values, key_positions_host, rope, q_host, n_q,
+                                   q_positions_host, out_host, timing);
+}
+
 /* ---- L5: the cache (S15) ------------------------------------------------------ */
 
 static kvq_status ex_cache_create_slot(kvq_backend_context *ctx, const kvq_head_config *key_config,
@@ -331,7 +371,7 @@ static const kvq_backend_api example_api = {
     .dequantize = ex_dequantize_tensor,
     .tensor_free = ex_free_tensor,
     .attention_decode = ex_attention_decode,
-    .attention_decode_batch = NULL, /* optional: the runner loops over attention_decode */
+    .attention_decode_batch = ex_attention_batch_slot, /* optional: without it the runner loops over attention_decode */
     .cache_create = ex_cache_create_slot,
     .cache_append = ex_cache_append_slot,
     .cache_attend = ex_cache_attend_slot,
@@ -340,6 +380,10 @@ static const kvq_backend_api example_api = {
     .peer_quantize = ex_peer_quantize_slot,
     .peer_dequantize = ex_peer_dequantize_slot,
     .peer_attention_decode = ex_peer_attention_slot,
+    /* optional: what `kvq bench --backend` times this plugin with (study e) */
+    .device_info = ex_device_info_slot,
+    .time_copy = ex_time_copy_slot,
+    .time_attention_decode_batch = ex_time_attention_slot,
 };
 
 /* The one exported symbol. A plugin built against another ABI version

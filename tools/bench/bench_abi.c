@@ -127,6 +127,29 @@ static void write_row(abi_point *p, const char *op, const bench_stats *ms)
     bench_checkpoint(w);
 }
 
+/* attention_decode's work through the backend's time_attention_decode_batch (a batch of the one
+ * sequence): its inputs staged once, its device work timed on the device's clock. */
+static int time_attention_slot(abi_point *p, bench_stats *ms)
+{
+    const bench_options *o = p->s->o;
+    double *samples = calloc(o->runs, sizeof *samples);
+    if (samples == NULL) {
+        fprintf(stderr, "kvq bench: backend_abi: out of host memory\n");
+        return 1;
+    }
+    const kvq_backend_tensor *keys[1] = {p->kt}, *values[1] = {p->vt};
+    const uint32_t *positions[1] = {p->positions};
+    uint32_t q_position = p->n;
+    kvq_backend_timing timing = {.struct_size = sizeof timing, .warmup = o->warmup, .runs = o->runs,
+                                 .ms_host = samples};
+    kvq_status st = p->s->api->time_attention_decode_batch(p->s->ctx, 1u, keys, values, positions, &p->s->rope, p->q,
+                                                           1u, &q_position, p->out, &timing);
+    int rc = st == KVQ_OK ? 0 : fail(p, "time_attention_decode_batch", st);
+    if (rc == 0) *ms = bench_stats_of(samples, o->runs);
+    free(samples);
+    return rc;
+}
+
 static int time_and_write(abi_point *p, const char *op, abi_call call)
 {
     bench_stats ms = {0, 0, 0, 0};
@@ -173,6 +196,11 @@ static int kvq_format(abi_point *p, const bench_format *f)
         if (st != KVQ_OK) rc = fail(p, quantize ? "quantize_head" : "tensor_upload", st);
         if (rc == 0 && dequantize) rc = time_and_write(p, "dequantize", call_dequantize);
         if (rc == 0 && attention) rc = time_and_write(p, "attention_decode", call_attention);
+        if (rc == 0 && attention && KVQ_BACKEND_API_HAS(api, time_attention_decode_batch)) {
+            bench_stats ms = {0, 0, 0, 0};
+            rc = time_attention_slot(p, &ms);
+            if (rc == 0) write_row(p, "attention_decode (device clock)", &ms);
+        }
     }
     if (p->kt != NULL) api->tensor_free(p->s->ctx, p->kt);
     if (p->vt != NULL) api->tensor_free(p->s->ctx, p->vt);
@@ -344,14 +372,20 @@ int bench_study_abi(const bench_options *o, bench_json *w)
     bench_json_string(w, "backend", s.api->name);
     bench_json_string(w, "argument", o->backend);
     bench_json_string(w, "device", device != NULL ? device : "");
-    bench_json_string(w, "driver", s.api->description != NULL ? s.api->description : "");
+    kvq_backend_device_info info = {.struct_size = sizeof info};
+    if (KVQ_BACKEND_API_HAS(s.api, device_info) && s.api->device_info(s.ctx, &info) == KVQ_OK)
+        bench_json_string(w, "driver", info.driver);
+    else
+        bench_json_string(w, "driver", s.api->description != NULL ? s.api->description : "");
     bench_json_string(w, "timed",
                       "host clock around one ABI call (kvq_backend.h) for one KV head of 128 channels: quantize_head "
                       "and peer_quantize of the keys (the tensor freed outside the clock), dequantize and "
                       "peer_dequantize of the keys into host memory, attention_decode and peer_attention_decode of "
                       "one query over keys and values (RoPE HALF when caps.rope_pairings has it, else none), output "
                       "in host memory; tensors the backend did not quantize itself are the reference's (tensor_upload, "
-                      "S17 bytes)");
+                      "S17 bytes). attention_decode (device clock): the same work through the backend's "
+                      "time_attention_decode_batch slot where it has one (inputs staged once, device work timed by "
+                      "the device's clock)");
     bench_json_object(w, "plot");
     bench_json_string(w, "title", "A backend through the ABI: time per call, one KV head of 128 channels");
     bench_json_string(w, "caption", "time per call");

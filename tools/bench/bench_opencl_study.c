@@ -1,13 +1,17 @@
 /*
  * bench_opencl_study.c - study (d): decode attention on the OpenCL backend for
- * the shapes of study (a), through the backend ABI's attention_decode_batch
- * (every KV head of a step in one call), against the backend's fp16 baseline
- * through CLBlast (opencl_baseline.h), and beside the CUDA backend's
- * attention_decode_batch (fp32 profile) timed the same way when this build has
- * it and a CUDA device opens. On PoCL with --quick it is the test of the whole
- * bench pipeline.
+ * the shapes of study (a), through the backend ABI only: every KV head of a
+ * step in one attention_decode_batch, timed by the ABI's benchmarking slot
+ * time_attention_decode_batch (inputs staged once, the device's clock), with
+ * the device described by device_info and the bytes limit measured by
+ * time_copy; against the backend's fp16 baseline through CLBlast
+ * (opencl_baseline.h, timed the same way), and beside the CUDA backend's
+ * attention_decode_batch (fp32 profile) through the same slot when this build
+ * has it and a CUDA device opens. A backend without the slots is timed by the
+ * host clock around attention_decode_batch, and the row says so. On PoCL with
+ * --quick it is the test of the whole bench pipeline.
  */
-#include "bench_opencl.h"
+#include "bench_slots.h"
 #include "opencl_backend.h"
 #include "opencl_baseline.h"
 
@@ -23,6 +27,7 @@ typedef struct ocl_study {
     const kvq_backend_api *api;
     kvq_backend_context *ctx;
     bench_json *w;
+    kvq_backend_device_info info; /* of the OpenCL device (device_info) */
     double copy_gbs; /* median device-to-device copy bandwidth */
     /* The CUDA backend through the ABI, when built and a device opens (else NULL, and why). */
     const kvq_backend_api *cuda;
@@ -52,28 +57,27 @@ static size_t contexts(const ocl_study *s, const bench_shape *shape, uint32_t *o
         out[n++] = 1024u;
         return n;
     }
-    uint64_t mem = bench_ocl_global_mem(s->ctx);
+    uint64_t mem = s->info.global_memory_bytes, max_alloc = s->info.max_allocation_bytes;
     for (uint64_t c = 1024u; c <= (1u << 20) && n < capacity; c *= 4u) {
         if (s->o->max_context != 0 && c > s->o->max_context) break;
         if (c < s->o->min_context) continue;
         uint64_t per_token = (uint64_t)shape->n_kv * shape->head_dim * (12u + 3u);
-        if (c * per_token > mem / 2u || c * shape->head_dim * 4u > s->ctx->max_alloc) break;
+        if (c * per_token > mem / 2u || (max_alloc != 0 && c * shape->head_dim * 4u > max_alloc)) break;
         out[n++] = (uint32_t)c;
     }
     return n;
 }
 
-/* The fp16 baseline of every KV head, timed as one span of queue work per
- * step (its attend takes host queries: the span includes their upload and the
- * download of the output, between two markers). */
+/* The fp16 baseline of every KV head: each head's device work timed on the device's clock with its
+ * queries staged (kvq_opencl_baseline_time), a run's time the sum over the heads. */
 static int time_baseline(ocl_study *s, const bench_shape *shape, uint32_t n, const float *kv, bench_stats *ms,
                          uint64_t *bytes)
 {
     kvq_opencl_baseline **b = calloc(shape->n_kv, sizeof *b);
     float *q = malloc((size_t)shape->n_q * shape->head_dim * sizeof *q);
     float *out = malloc((size_t)shape->n_q * shape->head_dim * sizeof *out);
-    double *samples = calloc(s->o->runs, sizeof *samples);
-    int rc = b == NULL || q == NULL || out == NULL || samples == NULL;
+    double *samples = calloc(s->o->runs, sizeof *samples), *head_ms = calloc(s->o->runs, sizeof *head_ms);
+    int rc = b == NULL || q == NULL || out == NULL || samples == NULL || head_ms == NULL;
     if (rc) fprintf(stderr, "kvq bench: opencl: baseline: out of host memory\n");
     if (!rc) bench_fill_random(q, (size_t)shape->n_q * shape->head_dim, 11u);
     *bytes = 0;
@@ -84,13 +88,12 @@ static int time_baseline(ocl_study *s, const bench_shape *shape, uint32_t n, con
         else
             *bytes += kvq_opencl_baseline_bytes(b[h]);
     }
-    for (uint32_t r = 0; !rc && r < s->o->warmup + s->o->runs; r++) {
-        double t0 = bench_now_s();
-        for (uint32_t h = 0; !rc && h < shape->n_kv; h++)
-            if (kvq_opencl_baseline_attend(s->ctx, b[h], q, shape->n_q, out) != KVQ_OK)
-                rc = fail(s, "fp16 baseline attend");
-        double t1 = bench_now_s();
-        if (!rc && r >= s->o->warmup) samples[r - s->o->warmup] = (t1 - t0) * 1e3;
+    for (uint32_t h = 0; !rc && h < shape->n_kv; h++) {
+        kvq_backend_timing timing = {.struct_size = sizeof timing, .warmup = s->o->warmup, .runs = s->o->runs,
+                                     .ms_host = head_ms};
+        if (kvq_opencl_baseline_time(s->ctx, b[h], q, shape->n_q, out, &timing) != KVQ_OK)
+            rc = fail(s, "fp16 baseline attend");
+        for (uint32_t r = 0; !rc && r < s->o->runs; r++) samples[r] += head_ms[r];
     }
     if (!rc) *ms = bench_stats_of(samples, s->o->runs);
     for (uint32_t h = 0; b != NULL && h < shape->n_kv; h++) kvq_opencl_baseline_free(b[h]);
@@ -98,14 +101,17 @@ static int time_baseline(ocl_study *s, const bench_shape *shape, uint32_t n, con
     free(q);
     free(out);
     free(samples);
+    free(head_ms);
     return rc;
 }
 
 /* One format at one context on one backend: quantize every KV head's keys and values with it,
- * then time attention_decode_batch over all heads, one call per decode step (host clock: the call
- * returns with the output in host memory). */
+ * then time attention_decode_batch over all heads, one call per decode step: through the
+ * backend's time_attention_decode_batch where it has one (the device's clock, inputs staged once;
+ * kernel gets its words), else by the host clock around the whole call (kernel says so). */
 static int time_format(ocl_study *s, const kvq_backend_api *api, kvq_backend_context *ctx, const bench_shape *shape,
-                       const bench_format *f, uint32_t n, const float *kv, bench_stats *ms, uint64_t *bytes)
+                       const bench_format *f, uint32_t n, const float *kv, bench_stats *ms, uint64_t *bytes,
+                       char *kernel, size_t kernel_size)
 {
     kvq_codebook codebook;
     kvq_head_config kc, vc;
@@ -145,7 +151,19 @@ static int time_format(ocl_study *s, const kvq_backend_api *api, kvq_backend_con
         bench_fill_random(q, q_count, 7u);
     }
     const kvq_rope rope = {KVQ_ROPE_HALF, 10000.0f};
-    for (uint32_t r = 0; !rc && r < s->o->warmup + s->o->runs; r++) {
+    if (!rc && KVQ_BACKEND_API_HAS(api, time_attention_decode_batch)) {
+        kvq_backend_timing timing = {.struct_size = sizeof timing, .warmup = s->o->warmup, .runs = s->o->runs,
+                                     .ms_host = samples};
+        if (api->time_attention_decode_batch(ctx, n_kv, keys, values, positions, &rope, q, shape->n_q, q_positions,
+                                             out, &timing) != KVQ_OK)
+            rc = fail_with(api, ctx, "time_attention_decode_batch");
+        else
+            snprintf(kernel, kernel_size, "%s", timing.kernel);
+    } else if (!rc) {
+        snprintf(kernel, kernel_size, "host clock around attention_decode_batch (the backend has no timing slot)");
+    }
+    for (uint32_t r = 0; !rc && !KVQ_BACKEND_API_HAS(api, time_attention_decode_batch) && r < s->o->warmup + s->o->runs;
+         r++) {
         double t0 = bench_now_s();
         if (api->attention_decode_batch(ctx, n_kv, keys, values, positions, &rope, q, shape->n_q, q_positions, out) !=
             KVQ_OK)
@@ -172,7 +190,8 @@ static int time_format(ocl_study *s, const kvq_backend_api *api, kvq_backend_con
  * (the CUDA backend beside it, kept out of the OpenCL targets); cuda_ms > 0 adds the OpenCL row's
  * time over CUDA's at the same point. */
 typedef struct ocl_row {
-    const char *format, *kind, *backend, *kernel;
+    const char *format, *kind, *backend;
+    char kernel[128];
     const bench_format *f;
     uint32_t bits, n;
     bench_stats ms;
@@ -194,7 +213,7 @@ static void write_row(ocl_study *s, const bench_shape *shape, const ocl_row *row
     bench_json_string(w, "format", row->format);
     bench_json_string(w, "kind", row->kind);
     bench_json_string(w, "backend", row->backend);
-    if (row->kernel != NULL) bench_json_string(w, "kernel", row->kernel);
+    if (row->kernel[0] != '\0') bench_json_string(w, "kernel", row->kernel);
     bench_json_u64(w, "bits", row->bits);
     if (row->f != NULL) bench_json_format(w, row->f);
     bench_json_u64(w, "context", row->n);
@@ -215,10 +234,6 @@ static int sweep_shape(ocl_study *s, const bench_shape *shape, const bench_forma
     uint32_t ctxs[16];
     size_t n_ctx = contexts(s, shape, ctxs, 16);
     int rc = 0;
-    /* What the OpenCL backend runs for this shape (ocl_attention.c): one launch pair for the whole step, or
-     * CLBlast sequence by sequence. */
-    const char *kernel = ocl_attention_fused(s->ctx, shape->n_q) ? "fused, one launch per step"
-                                                                : "CLBlast GEMMs, per KV head";
     for (size_t c = 0; c < n_ctx && rc == 0; c++) {
         uint32_t n = ctxs[c];
         float *kv = malloc((size_t)2u * n * shape->head_dim * sizeof *kv);
@@ -228,19 +243,21 @@ static int sweep_shape(ocl_study *s, const bench_shape *shape, const bench_forma
         }
         bench_fill_random(kv, (size_t)2u * n * shape->head_dim, n);
         fprintf(stderr, "kvq bench: opencl: %s, %u tokens\n", shape->name, n);
-        ocl_row base = {"fp16-clblast", "baseline", "opencl", NULL, NULL, 16u, n, {0, 0, 0, 0}, 0, 0.0, 0.0, true};
+        ocl_row base = {"fp16-clblast", "baseline", "opencl", "", NULL, 16u, n, {0, 0, 0, 0}, 0, 0.0, 0.0, true};
         rc = time_baseline(s, shape, n, kv, &base.ms, &base.bytes);
         base.baseline_ms = base.ms.median;
         if (rc == 0) write_row(s, shape, &base);
         for (size_t i = 0; i < n_formats && rc == 0; i++) {
             const bench_format *f = &formats[i];
-            ocl_row cuda = {f->name, "kvq-cuda", "cuda", "attention_decode_batch, fp32 profile", f, f->bits, n,
-                            {0, 0, 0, 0}, 0, base.ms.median, 0.0, s->cuda_same_device};
+            ocl_row cuda = {f->name, "kvq-cuda", "cuda", "", f, f->bits, n, {0, 0, 0, 0}, 0, base.ms.median, 0.0,
+                            s->cuda_same_device};
             if (s->cuda != NULL)
-                rc = time_format(s, s->cuda, s->cuda_ctx, shape, f, n, kv, &cuda.ms, &cuda.bytes);
-            ocl_row row = {f->name, "kvq", "opencl", kernel, f, f->bits, n, {0, 0, 0, 0}, 0, base.ms.median,
+                rc = time_format(s, s->cuda, s->cuda_ctx, shape, f, n, kv, &cuda.ms, &cuda.bytes, cuda.kernel,
+                                 sizeof cuda.kernel);
+            ocl_row row = {f->name, "kvq", "opencl", "", f, f->bits, n, {0, 0, 0, 0}, 0, base.ms.median,
                            s->cuda != NULL ? cuda.ms.median : 0.0, true};
-            if (rc == 0) rc = time_format(s, s->api, s->ctx, shape, f, n, kv, &row.ms, &row.bytes);
+            if (rc == 0)
+                rc = time_format(s, s->api, s->ctx, shape, f, n, kv, &row.ms, &row.bytes, row.kernel, sizeof row.kernel);
             if (rc == 0) write_row(s, shape, &row);
             if (rc == 0 && s->cuda != NULL) write_row(s, shape, &cuda);
         }
@@ -271,7 +288,7 @@ static void open_cuda(ocl_study *s)
     size_t len = end != NULL ? (size_t)(end - a) : strlen(a);
     s->cuda_same_device = len > 0 && strncmp(a, b, len) == 0 && (b[len] == ' ' || b[len] == '\0');
     snprintf(s->cuda_note, sizeof s->cuda_note,
-             "rows of kind kvq-cuda: the CUDA backend on %.200s through the same ABI call, timed the same way%s", a,
+             "rows of kind kvq-cuda: the CUDA backend on %.200s through the same ABI slot, timed the same way%s", a,
              s->cuda_same_device ? "" : "; not the OpenCL device, so their copy_fraction is not given");
 }
 
@@ -294,28 +311,35 @@ int bench_study_opencl(const bench_options *o, bench_json *w)
     }
     int rc = 0;
     bench_json_object(w, key);
-    if (bench_ocl_enable_profiling(s.ctx) != KVQ_OK) rc = fail(&s, "profiling queue");
-    char driver[640];
-    bench_ocl_driver(s.ctx, driver, sizeof driver);
+    s.info.struct_size = sizeof s.info;
+    if (!KVQ_BACKEND_API_HAS(s.api, device_info) || !KVQ_BACKEND_API_HAS(s.api, time_copy)) {
+        fprintf(stderr, "kvq bench: opencl: the backend has no device_info / time_copy slots\n");
+        rc = 1;
+    } else if (s.api->device_info(s.ctx, &s.info) != KVQ_OK) {
+        rc = fail(&s, "device_info");
+    }
     bench_json_string(w, "device", s.api->device_name(s.ctx));
-    bench_json_string(w, "driver", driver);
+    bench_json_string(w, "driver", s.info.driver);
     bench_json_string(w, "timed",
-                      "host clock around one decode step as an application makes it. kvq: one "
-                      "attention_decode_batch call through the backend ABI for every KV head (host queries and "
-                      "positions in, output in host memory; RoPE rotate-half on pre-RoPE keys at consecutive "
-                      "positions; the tensors resident on the device); fp16-clblast: kvq_opencl_baseline_attend "
-                      "for every KV head in turn, each uploading its queries and downloading its output");
+                      "the device's clock, through the ABI's benchmarking slots. kvq: "
+                      "time_attention_decode_batch, one attention_decode_batch step for every KV head with its "
+                      "inputs staged once (queries rotated and uploaded, descriptors, RoPE data; RoPE rotate-half "
+                      "on pre-RoPE keys at consecutive positions) and only its device work repeated and timed; "
+                      "fp16-clblast: kvq_opencl_baseline_time for every KV head, each with its queries staged, "
+                      "a step's time the sum over the heads");
     bench_json_string(w, "bytes_read",
                       "kvq: the S4.4 arrays attention reads (codes, params, precision, fp16 rows "
                       "and slots, outliers); fp16: kvq_opencl_baseline_bytes");
     bench_stats copy = {0, 0, 0, 0};
     size_t copy_bytes = o->quick ? ((size_t)16u << 20) : ((size_t)512u << 20);
-    if (rc == 0 && bench_ocl_copy_bandwidth(s.ctx, copy_bytes, o->warmup, o->runs, &copy) != KVQ_OK)
-        rc = fail(&s, "copy bandwidth");
+    if (s.info.max_allocation_bytes != 0 && copy_bytes > s.info.max_allocation_bytes)
+        copy_bytes = (size_t)s.info.max_allocation_bytes;
+    if (rc == 0 && bench_copy_bandwidth(s.api, s.ctx, copy_bytes, o, &copy) != KVQ_OK)
+        rc = fail(&s, "time_copy");
     s.copy_gbs = copy.median;
     bench_json_object(w, "copy_bandwidth_gbs");
     bench_json_u64(w, "buffer_bytes", copy_bytes);
-    bench_json_string(w, "counts", "bytes read + bytes written per clEnqueueCopyBuffer");
+    bench_json_string(w, "counts", "bytes read + bytes written per copy (time_copy: clEnqueueCopyBuffer)");
     bench_json_stats(w, "gbs", &copy);
     bench_json_end(w);
     open_cuda(&s);

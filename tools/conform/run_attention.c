@@ -119,6 +119,47 @@ void run_attention(conform_run *run, const attention_model *m, conform_result *r
     guarded_free(out);
 }
 
+/* time_attention_decode_batch on the batch attention_decode_batch just computed as want[count]:
+ * KVQ_OK, a finite time, and want's bits. */
+static bool timed_batch_matches(conform_run *run, uint32_t n, const kvq_backend_tensor *const *keys,
+                                const kvq_backend_tensor *const *values, const uint32_t *const *positions,
+                                const kvq_rope *rope, const float *q, uint32_t n_q, const uint32_t *q_positions,
+                                const float *want, size_t count, conform_diag *d)
+{
+    float *got = guarded_alloc(count * sizeof *got);
+    double ms = -1.0;
+    kvq_backend_timing timing = {.struct_size = sizeof timing, .warmup = 0, .runs = 1, .ms_host = &ms};
+    bool ok = got != NULL;
+    if (!ok) {
+        diag_at(d, "runner", -1, "memory");
+        diag_explain(d, "out of memory");
+    }
+    ok = ok && session_expect_ok(run,
+                                 run->api->time_attention_decode_batch(run->ctx, n, keys, values, positions, rope, q,
+                                                                       n_q, q_positions, got, &timing),
+                                 "time_attention_decode_batch", d);
+    if (ok && !(ms >= 0.0 && ms < 1e9)) {
+        ok = false;
+        diag_at(d, "timing.ms_host[0]", 0, "not a time");
+        diag_explain(d, "time_attention_decode_batch returned KVQ_OK with %g ms.", ms);
+    }
+    if (ok && !guarded_tail_intact(got, count * sizeof *got)) {
+        ok = false;
+        diag_at(d, "out", (long long)count, "past the end of the output");
+        diag_explain(d, "time_attention_decode_batch wrote beyond n_seq * n_q * head_dim floats.");
+    }
+    for (size_t i = 0; ok && i < count; i++)
+        if (memcmp(&got[i], &want[i], sizeof got[i]) != 0) {
+            ok = false;
+            diag_at(d, "out (time_attention_decode_batch)", (long long)i, "other bits than attention_decode_batch");
+            diag_floats(d, got[i], want[i]);
+            diag_explain(d, "A timing slot must run attention_decode_batch's work on the same inputs, so it gives "
+                            "the same bits (kvq_backend.h).");
+        }
+    guarded_free(got);
+    return ok;
+}
+
 void run_attention_batch(conform_run *run, const attention_model *const *models, uint32_t n, conform_result *r)
 {
     const attention_model *first = models[0];
@@ -179,6 +220,13 @@ void run_attention_batch(conform_run *run, const attention_model *const *models,
                                    m->profile, out + s * per, &r->diag);
         }
     }
+    /* A benchmarking slot must time the work it claims to: the same launches on the same inputs give
+     * the same bits as attention_decode_batch (kvq_backend.h). */
+    if (ok && KVQ_BACKEND_API_HAS(run->api, time_attention_decode_batch))
+        ok = timed_batch_matches(run, n, keys, values, positions, &first->rope, q, first->n_q, q_positions, out,
+                                 (size_t)n * per, &r->diag);
+    if (ok && KVQ_BACKEND_API_HAS(run->api, time_attention_decode_batch))
+        result_note(r, "time_attention_decode_batch: the same bits");
     r->attention_ratio = worst;
     if (!ok) result_fail(r);
     for (uint32_t s = 0; owned != NULL && s < 2 * n; s++)

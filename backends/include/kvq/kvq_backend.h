@@ -142,6 +142,28 @@ typedef struct kvq_backend_options {
 #define KVQ_BACKEND_OPTIONS_HAS(options, field)                                                            \
     ((options) != NULL && (options)->struct_size >= offsetof(kvq_backend_options, field) + sizeof((options)->field))
 
+/* What a benchmark prints beside its numbers and sizes its sweep by (device_info; appended in ABI 1
+ * after spec 1.3.0). The caller sets struct_size to at least the backend's sizeof (else
+ * KVQ_ERR_SIZE_MISMATCH, as get_caps); the backend fills every field. */
+typedef struct kvq_backend_device_info {
+    uint32_t struct_size;          /* sizeof(kvq_backend_device_info) of the caller's build */
+    uint64_t global_memory_bytes;  /* the device memory tensors and caches are made in (0: unknown) */
+    uint64_t max_allocation_bytes; /* the largest single buffer (0: no limit below global_memory_bytes) */
+    uint32_t compute_units;        /* SMs, compute units, cores (0: unknown) */
+    char driver[256];              /* one line: driver and runtime versions, device version */
+} kvq_backend_device_info;
+
+/* In and out of the timing slots (time_copy, time_attention_decode_batch). The caller sets
+ * struct_size (at least the backend's sizeof), warmup, runs and ms_host; the backend fills ms_host
+ * and kernel, and on failure neither. */
+typedef struct kvq_backend_timing {
+    uint32_t struct_size; /* sizeof(kvq_backend_timing) of the caller's build */
+    uint32_t warmup;      /* untimed repetitions first */
+    uint32_t runs;        /* timed repetitions, at least 1 */
+    double *ms_host;      /* [runs]: each timed repetition's time on the device's clock, in ms */
+    char kernel[128];     /* what ran, in words ("fused, one launch per step"); "" if nothing to say */
+} kvq_backend_timing;
+
 typedef struct kvq_backend_context kvq_backend_context; /* one opened backend */
 typedef struct kvq_backend_tensor kvq_backend_tensor;   /* a quantized head slice */
 typedef struct kvq_backend_cache kvq_backend_cache;     /* a growing one-head KV cache */
@@ -248,6 +270,28 @@ typedef struct kvq_backend_api {
                                         const uint8_t *keys_host, const kvq_peer_config *value_config,
                                         const uint8_t *values_host, uint32_t n_tokens, uint32_t head_dim,
                                         const float *q_host, uint32_t n_q, float *out_host);
+
+    /* ---- benchmarking (appended in ABI 1 after spec 1.3.0; optional) ------- */
+    /* What `kvq bench` needs to time a backend the way it times the built-in ones, so that a
+     * plugin can be benchmarked the same way (docs/PLUGINS.md). None of them is judged by the
+     * conformance levels; the runner checks that time_attention_decode_batch returns what
+     * attention_decode_batch returns. A backend built before them has a smaller struct_size. */
+    /* Fills *info. */
+    kvq_status (*device_info)(kvq_backend_context *ctx, kvq_backend_device_info *info);
+    /* A device-to-device copy of `bytes` between two buffers of the device, warmup + runs times,
+     * each timed by the device's clock (bandwidth = 2 * bytes / time: read and written). */
+    kvq_status (*time_copy)(kvq_backend_context *ctx, uint64_t bytes, kvq_backend_timing *timing);
+    /* attention_decode_batch's checks and staging once (queries, descriptors, RoPE tables on the
+     * device), then only its device work warmup + runs times on those staged inputs, each run timed
+     * by the device's clock from its first command to its last; then the output of the last run to
+     * out_host: the same bits attention_decode_batch returns for the same arguments. */
+    kvq_status (*time_attention_decode_batch)(kvq_backend_context *ctx, uint32_t n_seq,
+                                              const kvq_backend_tensor *const *keys,
+                                              const kvq_backend_tensor *const *values,
+                                              const uint32_t *const *key_positions_host, const kvq_rope *rope,
+                                              const float *q_host, uint32_t n_q,
+                                              const uint32_t *q_positions_host, float *out_host,
+                                              kvq_backend_timing *timing);
 } kvq_backend_api;
 
 /* The size of the table of spec 1.2.0's ABI 1, before the peer slots: the
