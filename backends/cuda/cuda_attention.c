@@ -261,7 +261,16 @@ static kvq_status attention_run_once(kvq_backend_context *ctx, const cuda_attent
             },
         .n_seq = n_seq};
     if (status == KVQ_OK) status = cuda_timed(ctx, timer, launch_all, &launches);
-    if (status == KVQ_OK && timer != NULL) timer->kernel = kernel_words(kvq_cuda_attention_kernel_for(&launches.args));
+    if (status == KVQ_OK && timer != NULL) {
+        /* The kernel, and for the tensor-core one its resident blocks per SM (occupancy explains much of
+         * its speed, docs/PERFORMANCE-ANALYSIS.md). */
+        const kvq_cuda_attention_kernel k = kvq_cuda_attention_kernel_for(&launches.args);
+        if (k == KVQ_CUDA_KERNEL_TC)
+            snprintf(timer->kernel, sizeof timer->kernel, "%s, %d blocks/SM", kernel_words(k),
+                     kvq_cuda_attention_tc_blocks_per_sm(d, seqs[0].keys->header.bits));
+        else
+            snprintf(timer->kernel, sizeof timer->kernel, "%s", kernel_words(k));
+    }
     unsigned char *result = host + align_up(upload_bytes, 16);
     if (status == KVQ_OK) status = cuda_download(ctx, result, dev_out, out_bytes, "attention");
     if (status == KVQ_OK) status = cuda_download(ctx, result + out_bytes, dev_flags, 4, "attention");

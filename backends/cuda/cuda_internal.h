@@ -229,7 +229,7 @@ kvq_status cuda_attention_run(kvq_backend_context *ctx, const cuda_attention_seq
 typedef struct cuda_timer {
     uint32_t warmup, runs;
     double *ms;             /* [runs], zeroed by cuda_timer_make and cuda_timer_reset */
-    const char *kernel;     /* what ran, set by the timed work ("" until then) */
+    char kernel[128];       /* what ran, in words, set by the timed work ("" until then) */
 } cuda_timer;
 kvq_status cuda_timer_make(kvq_backend_context *ctx, const kvq_backend_timing *timing, cuda_timer *timer);
 void cuda_timer_reset(cuda_timer *timer);

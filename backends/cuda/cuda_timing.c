@@ -16,7 +16,6 @@
 kvq_status cuda_timer_make(kvq_backend_context *ctx, const kvq_backend_timing *timing, cuda_timer *timer)
 {
     memset(timer, 0, sizeof *timer);
-    timer->kernel = "";
     kvq_status st = kvq_host_check_timing(&ctx->host.error, timing);
     if (st != KVQ_OK) return st;
     timer->warmup = timing->warmup;

@@ -4,9 +4,11 @@
  * a stream, the device's description and its device-to-device copy bandwidth,
  * and the cuBLAS stand-in for the rest of a LLaVA-like model (study c).
  *
- * The studies open the "cuda" backend through its table and then use its
- * internal objects (cuda_internal.h: the context's stream, a tensor's device
- * view) to launch the attention kernel with events around it only.
+ * Study (a) opens the "cuda" backend through its table and times it through
+ * the ABI's benchmarking slots (bench_slots.h), study (b) through the ABI and
+ * the device API (kvq/kvq_cuda.h); only study (c) still reaches into the
+ * backend's internals (bench_cuda_offload.h: layers streamed through staging
+ * buffers, which the device API's layers cannot be yet).
  */
 #ifndef KVQ_BENCH_CUDA_H
 #define KVQ_BENCH_CUDA_H

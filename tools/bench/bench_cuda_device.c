@@ -4,7 +4,6 @@
  */
 #include "bench_cuda.h"
 #include "cuda_backend.h"
-#include "cuda_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

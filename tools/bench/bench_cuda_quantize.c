@@ -3,16 +3,19 @@
  * prefill-sized blocks, for every format of bench_formats().
  *
  * Two measurements per (format, block):
- *  - "device": the backend's quantization steps for the keys and values of
- *    the 32 KV heads of one LLaMA-7B layer on inputs already on the device:
- *    all 64 slices as one cuda_quantize_jobs batch (fp16 rows included), a
- *    fixed number of launches and one synchronisation per layer (to learn
- *    the outlier counts); timed with CUDA events on the backend's stream.
+ *  - "device": kvq_cuda_layer_append (the CUDA device API, kvq/kvq_cuda.h) of
+ *    a block of n tokens to an empty sequence of a layer of 32 KV heads of
+ *    head_dim 128 (one LLaMA-7B layer), keys and values already on the device
+ *    (fp32, every head reading the same rows), as an engine's prefill appends
+ *    them: the token policy, fp16 rows, codes, params and outliers of all 64
+ *    slices; CUDA events on the caller's stream around the call, the slot
+ *    emptied (kvq_cuda_layer_reset) outside them before each run.
  *  - "cache_append": the ABI's cache_append of the block into an empty cache
  *    for one KV head, host wall clock: host-to-device copies included.
  */
 #include "bench_cuda.h"
-#include "cuda_internal.h"
+
+#include "kvq/kvq_cuda.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,60 +24,6 @@
 #define STUDY "quantize_cuda"
 #define LAYER_HEADS 32u
 #define HEAD_DIM 128u
-
-typedef struct q_point {
-    kvq_backend_context *ctx;
-    const kvq_head_config *config[2];
-    kvq_backend_tensor *t[2]; /* keys, values quantized once: their arrays are the outputs */
-    const float *x[2];        /* device inputs */
-    uint32_t n;
-} q_point;
-
-/* One layer: 32 heads x (keys, values) as one batch of the backend's
- * cuda_quantize_jobs, fp16 rows (S4.1 step 3) included. Every head reads the
- * same input and writes the same tensor (identical bytes), as the per-slice
- * version of this bench did. */
-static bool quantize_step(void *user, cudaStream_t stream)
-{
-    (void)stream; /* the backend's functions enqueue on ctx->stream, which is this stream */
-    q_point *p = user;
-    enum { JOBS = 2u * LAYER_HEADS };
-    cuda_quant_job jobs[JOBS];
-    uint32_t *optr[JOBS], capacity[JOBS];
-    uint16_t *ochan[JOBS], *oval[JOBS];
-    for (uint32_t j = 0; j < JOBS; j++) {
-        const int r = (int)(j % 2u);
-        kvq_backend_tensor *t = p->t[r];
-        jobs[j] = (cuda_quant_job){.config = p->config[r],
-                                   .head_dim = HEAD_DIM,
-                                   .x = p->x[r],
-                                   .x_base = 0,
-                                   .t_begin = 0,
-                                   .t_end = p->n,
-                                   .precision = t->view.precision,
-                                   .params = t->owned[CUDA_T_PARAMS],
-                                   .codes = t->owned[CUDA_T_CODES],
-                                   .cal_params = NULL,
-                                   .cal_ranges = NULL,
-                                   .fp16_slot = t->owned[CUDA_T_SLOT],
-                                   .fp16_rows = t->owned[CUDA_T_ROWS]};
-        optr[j] = t->owned[CUDA_T_OPTR];
-        ochan[j] = t->owned[CUDA_T_OCHAN];
-        oval[j] = t->owned[CUDA_T_OVAL];
-        capacity[j] = t->header.n_outliers; /* the tensor's arrays hold exactly the first run's outliers */
-    }
-    /* Steps 3-7 of all 64 slices: one synchronisation for the outlier counts. */
-    kvq_status st = cuda_quantize_jobs(p->ctx, jobs, JOBS, optr, ochan, oval, capacity);
-    for (uint32_t j = 0; j < JOBS && st == KVQ_OK; j++)
-        if (jobs[j].n_outliers != capacity[j])
-            st = cuda_fail(p->ctx, KVQ_ERR_IO, "outlier count changed between runs (%u, then %u)", capacity[j],
-                           jobs[j].n_outliers);
-    if (st != KVQ_OK) {
-        fprintf(stderr, "kvq bench: " STUDY ": quantizing: %s\n", cuda_last_error(p->ctx));
-        return false;
-    }
-    return true;
-}
 
 static void write_row(bench_json *w, const bench_format *f, const char *kind, uint32_t n, uint32_t heads,
                       const bench_stats *ms)
@@ -96,32 +45,83 @@ static void write_row(bench_json *w, const bench_format *f, const char *kind, ui
     bench_checkpoint(w);
 }
 
-/* Device-side quantization of one layer's block of n tokens. */
-static bool time_device(const bench_options *o, const kvq_backend_api *api, kvq_backend_context *ctx,
-                        const bench_format *f, const float *x_host, uint32_t n, bench_json *w)
+static bool layer_ok(kvq_status st, const char *what)
+{
+    if (st == KVQ_OK) return true;
+    fprintf(stderr, "kvq bench: " STUDY ": %s: %s: %s\n", what, kvq_status_name(st), kvq_cuda_last_error());
+    return false;
+}
+
+/* One layer's block of n tokens appended through the device API, warmup + runs times. */
+static bool time_device(const bench_options *o, const bench_format *f, const float *x_host, uint32_t n,
+                        bench_json *w)
 {
     kvq_codebook codebook;
     kvq_head_config kc, vc;
     bench_format_configs(f, &codebook, &kc, &vc);
-    q_point p = {ctx, {&kc, &vc}, {NULL, NULL}, {NULL, NULL}, n};
-    float *dx = NULL;
+    kvq_cuda_layer_config config = {.struct_size = sizeof config,
+                                    .head_dim = HEAD_DIM,
+                                    .n_kv_heads = LAYER_HEADS,
+                                    .n_q_heads = LAYER_HEADS,
+                                    .max_seqs = 1,
+                                    .max_tokens = n,
+                                    .max_append_tokens = n,
+                                    .kv_dtype = KVQ_CUDA_FP32,
+                                    .key_config = &kc,
+                                    .value_config = &vc,
+                                    .rope = {KVQ_ROPE_HALF, 10000.0f},
+                                    .attention_profile = -1};
+    kvq_cuda_layer_sizes sizes = {.struct_size = sizeof sizes};
     size_t elems = (size_t)n * HEAD_DIM;
-    bool ok = true;
-    for (int r = 0; ok && r < 2; r++)
-        if (api->quantize_head(ctx, p.config[r], x_host + (size_t)r * elems, n, HEAD_DIM, NULL, &p.t[r]) != KVQ_OK) {
-            fprintf(stderr, "kvq bench: " STUDY ": %s: %s\n", f->name, api->last_error(ctx));
-            ok = false;
-        }
-    ok = ok && bench_cuda_ok(STUDY, cudaMalloc((void **)&dx, 2u * elems * sizeof(float)), "inputs") &&
+    float *dx = NULL;
+    void *memory = NULL;
+    kvq_cuda_layer *layer = NULL;
+    cudaStream_t stream = NULL;
+    cudaEvent_t start = NULL, stop = NULL;
+    double *samples = calloc(o->runs, sizeof *samples);
+    bool ok = samples != NULL;
+    if (!ok) fprintf(stderr, "kvq bench: " STUDY ": out of host memory\n");
+    ok = ok && layer_ok(kvq_cuda_layer_size(&config, &sizes), "kvq_cuda_layer_size");
+    ok = ok && bench_cuda_ok(STUDY, cudaSetDevice(o->device >= 0 ? o->device : 0), "cudaSetDevice") &&
+         bench_cuda_ok(STUDY, cudaStreamCreate(&stream), "cudaStreamCreate") &&
+         bench_cuda_ok(STUDY, cudaEventCreate(&start), "cudaEventCreate") &&
+         bench_cuda_ok(STUDY, cudaEventCreate(&stop), "cudaEventCreate") &&
+         bench_cuda_ok(STUDY, cudaMalloc(&memory, sizes.total_bytes), "the layer's memory") &&
+         bench_cuda_ok(STUDY, cudaMalloc((void **)&dx, 2u * elems * sizeof(float)), "inputs") &&
          bench_cuda_ok(STUDY, cudaMemcpy(dx, x_host, 2u * elems * sizeof(float), cudaMemcpyHostToDevice), "inputs");
-    p.x[0] = dx;
-    p.x[1] = dx + elems;
-    bench_stats ms;
-    ok = ok && bench_cuda_time(STUDY, ctx->stream, quantize_step, &p, o, &ms);
-    if (ok) write_row(w, f, "device", n, LAYER_HEADS, &ms);
-    for (int r = 0; r < 2; r++)
-        if (p.t[r] != NULL) api->tensor_free(ctx, p.t[r]);
+    ok = ok && layer_ok(kvq_cuda_layer_create(&config, memory, sizes.total_bytes, (kvq_cuda_stream)stream, &layer),
+                        "kvq_cuda_layer_create");
+    const uint32_t seq = 0;
+    /* head_stride 0: every head reads the same rows (the values do not change the work) */
+    kvq_cuda_append_args a = {.struct_size = sizeof a,
+                              .n_seqs = 1,
+                              .seq_ids = &seq,
+                              .n_new = &n,
+                              .keys = {dx, KVQ_CUDA_FP32, 0, 0, HEAD_DIM},
+                              .values = {dx + elems, KVQ_CUDA_FP32, 0, 0, HEAD_DIM}};
+    for (uint32_t r = 0; ok && r < o->warmup + o->runs; r++) {
+        ok = layer_ok(kvq_cuda_layer_reset(layer, seq, (kvq_cuda_stream)stream), "kvq_cuda_layer_reset") &&
+             bench_cuda_ok(STUDY, cudaEventRecord(start, stream), "cudaEventRecord") &&
+             layer_ok(kvq_cuda_layer_append(layer, &a, (kvq_cuda_stream)stream), "kvq_cuda_layer_append") &&
+             bench_cuda_ok(STUDY, cudaEventRecord(stop, stream), "cudaEventRecord") &&
+             bench_cuda_ok(STUDY, cudaEventSynchronize(stop), "running the append");
+        float t = 0.0f;
+        ok = ok && bench_cuda_ok(STUDY, cudaEventElapsedTime(&t, start, stop), "cudaEventElapsedTime");
+        if (ok && r >= o->warmup) samples[r - o->warmup] = (double)t;
+    }
+    /* What only the device sees (a non-finite input, too many outliers) is reported here. */
+    ok = ok && layer_ok(kvq_cuda_layer_status(layer, (kvq_cuda_stream)stream), "kvq_cuda_layer_status");
+    if (ok) {
+        bench_stats ms = bench_stats_of(samples, o->runs);
+        write_row(w, f, "device", n, LAYER_HEADS, &ms);
+    }
+    if (layer != NULL) kvq_cuda_layer_destroy(layer);
+    cudaFree(memory);
     cudaFree(dx);
+    if (start != NULL) cudaEventDestroy(start);
+    if (stop != NULL) cudaEventDestroy(stop);
+    if (stream != NULL) cudaStreamDestroy(stream);
+    free(samples);
     return ok;
 }
 
@@ -172,15 +172,14 @@ int bench_study_cuda_quantize(const bench_options *o, bench_json *w)
     size_t n_blocks = o->quick ? 2u : 4u;
     uint32_t max_n = blocks[n_blocks - 1u];
     bench_json_object(w, STUDY);
-    bench_cuda_describe(w, ctx->device);
+    bench_cuda_describe(w, o->device >= 0 ? o->device : 0);
     bench_json_string(w, "timed",
-                      "device: CUDA events around one layer's quantization, keys and values of 32 KV heads of "
-                      "head_dim 128 (one LLaMA-7B layer) as one batch: cuda_quantize_jobs over the 64 slices "
-                      "(fp16 rows, codes, params, packing and outlier counts of all slices in one launch per "
-                      "step, one download of the counts and one synchronisation per layer, then the outliers), "
-                      "inputs already on the device, every head reading the same input slice; cache_append: host "
-                      "wall clock of the ABI call for one KV head into an empty cache, host-to-device copies "
-                      "included");
+                      "device: CUDA events on the caller's stream around kvq_cuda_layer_append (the device API) of "
+                      "the block to an empty sequence of a layer of 32 KV heads of head_dim 128 (one LLaMA-7B "
+                      "layer): the token policy, fp16 rows, codes, params, packing and outliers of the 64 slices, "
+                      "fp32 inputs already on the device, every head reading the same rows, the slot emptied "
+                      "outside the events before each run; cache_append: host wall clock of the ABI call for one "
+                      "KV head into an empty cache, host-to-device copies included");
     bench_json_string(w, "notes",
                       "tokens_per_s counts the block's tokens (for device: per layer of 32 heads); "
                       "input_gbs counts the fp32 keys and values read");
@@ -206,7 +205,7 @@ int bench_study_cuda_quantize(const bench_options *o, bench_json *w)
     for (size_t i = 0; ok && i < n_formats; i++)
         for (size_t b = 0; ok && b < n_blocks; b++) {
             fprintf(stderr, "kvq bench: " STUDY ": %s, %u tokens\n", formats[i].name, blocks[b]);
-            ok = time_device(o, api, ctx, &formats[i], x, blocks[b], w) &&
+            ok = time_device(o, &formats[i], x, blocks[b], w) &&
                  time_append(o, api, ctx, &formats[i], x, blocks[b], w);
         }
     bench_json_end(w);

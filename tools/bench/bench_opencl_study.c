@@ -105,84 +105,19 @@ static int time_baseline(ocl_study *s, const bench_shape *shape, uint32_t n, con
     return rc;
 }
 
-/* One format at one context on one backend: quantize every KV head's keys and values with it,
- * then time attention_decode_batch over all heads, one call per decode step: through the
- * backend's time_attention_decode_batch where it has one (the device's clock, inputs staged once;
- * kernel gets its words), else by the host clock around the whole call (kernel says so). */
+/* One format at one context on one backend: quantized by it, one step over every KV head timed
+ * (bench_abi_step_time: the backend's timing slot, else the host clock). */
 static int time_format(ocl_study *s, const kvq_backend_api *api, kvq_backend_context *ctx, const bench_shape *shape,
                        const bench_format *f, uint32_t n, const float *kv, bench_stats *ms, uint64_t *bytes,
                        char *kernel, size_t kernel_size)
 {
-    kvq_codebook codebook;
-    kvq_head_config kc, vc;
-    bench_format_configs(f, &codebook, &kc, &vc);
-    uint32_t n_kv = shape->n_kv, d = shape->head_dim;
-    size_t q_count = (size_t)n_kv * shape->n_q * d;
-    kvq_backend_tensor **t = calloc(2u * n_kv, sizeof *t);
-    const kvq_backend_tensor **keys = calloc(n_kv, sizeof *keys), **values = calloc(n_kv, sizeof *values);
-    const uint32_t **positions = calloc(n_kv, sizeof *positions);
-    uint32_t *pos = malloc((size_t)n * sizeof *pos), *q_positions = malloc(n_kv * sizeof *q_positions);
-    float *q = malloc(q_count * sizeof *q), *out = malloc(q_count * sizeof *out);
-    double *samples = calloc(s->o->runs, sizeof *samples);
-    int rc = !t || !keys || !values || !positions || !pos || !q_positions || !q || !out || !samples;
-    if (rc) fprintf(stderr, "kvq bench: opencl: out of host memory\n");
-    *bytes = 0;
-    const float *k_in = kv, *v_in = kv + (size_t)n * d;
-    for (uint32_t h = 0; !rc && h < n_kv; h++) {
-        if (api->quantize_head(ctx, &kc, k_in, n, d, NULL, &t[2u * h]) != KVQ_OK ||
-            api->quantize_head(ctx, &vc, v_in, n, d, NULL, &t[2u * h + 1u]) != KVQ_OK) {
-            rc = fail_with(api, ctx, f->name);
-            break;
-        }
-        for (int i = 0; i < 2; i++) {
-            kvq_qtensor header;
-            if (api->tensor_info(ctx, t[2u * h + (uint32_t)i], &header) != KVQ_OK)
-                rc = fail_with(api, ctx, "tensor_info");
-            else
-                *bytes += bench_qtensor_bytes(&header);
-        }
-        keys[h] = t[2u * h];
-        values[h] = t[2u * h + 1u];
-        positions[h] = pos;
-        q_positions[h] = n;
-    }
-    if (!rc) {
-        for (uint32_t i = 0; i < n; i++) pos[i] = i; /* consecutive positions, pre-RoPE keys (S9) */
-        bench_fill_random(q, q_count, 7u);
-    }
+    bench_abi_step step;
+    if (bench_abi_step_make(api, ctx, shape, f, n, kv, kv + (size_t)n * shape->head_dim, "opencl", &step) != 0)
+        return 1;
     const kvq_rope rope = {KVQ_ROPE_HALF, 10000.0f};
-    if (!rc && KVQ_BACKEND_API_HAS(api, time_attention_decode_batch)) {
-        kvq_backend_timing timing = {.struct_size = sizeof timing, .warmup = s->o->warmup, .runs = s->o->runs,
-                                     .ms_host = samples};
-        if (api->time_attention_decode_batch(ctx, n_kv, keys, values, positions, &rope, q, shape->n_q, q_positions,
-                                             out, &timing) != KVQ_OK)
-            rc = fail_with(api, ctx, "time_attention_decode_batch");
-        else
-            snprintf(kernel, kernel_size, "%s", timing.kernel);
-    } else if (!rc) {
-        snprintf(kernel, kernel_size, "host clock around attention_decode_batch (the backend has no timing slot)");
-    }
-    for (uint32_t r = 0; !rc && !KVQ_BACKEND_API_HAS(api, time_attention_decode_batch) && r < s->o->warmup + s->o->runs;
-         r++) {
-        double t0 = bench_now_s();
-        if (api->attention_decode_batch(ctx, n_kv, keys, values, positions, &rope, q, shape->n_q, q_positions, out) !=
-            KVQ_OK)
-            rc = fail_with(api, ctx, "attention_decode_batch");
-        double t1 = bench_now_s();
-        if (!rc && r >= s->o->warmup) samples[r - s->o->warmup] = (t1 - t0) * 1e3;
-    }
-    if (!rc) *ms = bench_stats_of(samples, s->o->runs);
-    for (uint32_t i = 0; t != NULL && i < 2u * n_kv; i++)
-        if (t[i] != NULL) api->tensor_free(ctx, t[i]);
-    free(t);
-    free(keys);
-    free(values);
-    free(positions);
-    free(pos);
-    free(q_positions);
-    free(q);
-    free(out);
-    free(samples);
+    int rc = bench_abi_step_time(&step, &rope, s->o, "opencl", ms, kernel, kernel_size);
+    *bytes = step.bytes;
+    bench_abi_step_free(&step);
     return rc;
 }
 
