@@ -14,6 +14,7 @@
 #include "host_context.h"
 #include "host_quantize.h"
 #include "host_tensor.h"
+#include "host_timer.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -289,6 +290,55 @@ START_TEST(errors_say_where_they_came_from)
 }
 END_TEST
 
+/* The timing slots' bookkeeping (host_timer.h): the checks of kvq_host_check_timing in their order,
+ * and the times reach the caller's timing only when the work succeeded. */
+START_TEST(timer_all_or_nothing)
+{
+    kvq_host_error e;
+    kvq_host_clear(&e);
+    kvq_host_timer t;
+    double ms[3] = {-1.0, -1.0, -1.0};
+    kvq_backend_timing timing = {.struct_size = sizeof timing, .warmup = 2, .runs = 3, .ms_host = ms};
+    ck_assert_int_eq(kvq_host_timer_make(&e, NULL, &t), KVQ_ERR_NULL_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(e.message, "timing is NULL"));
+    timing.struct_size = 4;
+    ck_assert_int_eq(kvq_host_timer_make(&e, &timing, &t), KVQ_ERR_SIZE_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(e.message, "timing->struct_size = 4"));
+    timing.struct_size = sizeof timing;
+    timing.runs = 0;
+    ck_assert_int_eq(kvq_host_timer_make(&e, &timing, &t), KVQ_ERR_ZERO_SIZE);
+    timing.runs = 3;
+    timing.ms_host = NULL;
+    ck_assert_int_eq(kvq_host_timer_make(&e, &timing, &t), KVQ_ERR_NULL_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(e.message, "timing->ms_host"));
+    timing.ms_host = ms;
+
+    /* A run that fails: nothing written. */
+    ck_assert_int_eq(kvq_host_timer_make(&e, &timing, &t), KVQ_OK);
+    ck_assert_uint_eq(t.warmup, 2);
+    ck_assert_uint_eq(t.runs, 3);
+    for (uint32_t r = 0; r < t.warmup + t.runs; r++)
+        if (kvq_host_timer_counts(&t, r)) t.ms[r - t.warmup] += 1.5;
+    snprintf(t.kernel, sizeof t.kernel, "k");
+    snprintf(timing.kernel, sizeof timing.kernel, "untouched");
+    ck_assert_int_eq(kvq_host_timer_finish(&t, KVQ_ERR_IO, &timing), KVQ_ERR_IO);
+    ck_assert(ms[0] == -1.0 && ms[1] == -1.0 && ms[2] == -1.0);
+    ck_assert_str_eq(timing.kernel, "untouched");
+    ck_assert_ptr_null(t.ms);
+
+    /* A run that succeeds after a reset: only the second attempt's times, and the words. */
+    ck_assert_int_eq(kvq_host_timer_make(&e, &timing, &t), KVQ_OK);
+    for (uint32_t i = 0; i < t.runs; i++) t.ms[i] = 100.0;
+    kvq_host_timer_reset(&t);
+    for (uint32_t r = 0; r < t.warmup + t.runs; r++)
+        if (kvq_host_timer_counts(&t, r)) t.ms[r - t.warmup] += (double)r;
+    snprintf(t.kernel, sizeof t.kernel, "fused");
+    ck_assert_int_eq(kvq_host_timer_finish(&t, KVQ_OK, &timing), KVQ_OK);
+    ck_assert(ms[0] == 2.0 && ms[1] == 3.0 && ms[2] == 4.0);
+    ck_assert_str_eq(timing.kernel, "fused");
+}
+END_TEST
+
 static Suite *host_layer_suite(void)
 {
     Suite *s = suite_create("host_layer");
@@ -299,6 +349,7 @@ static Suite *host_layer_suite(void)
     tcase_add_test(tc, checks_speak_as_the_reference);
     tcase_add_test(tc, cache_host_half);
     tcase_add_test(tc, errors_say_where_they_came_from);
+    tcase_add_test(tc, timer_all_or_nothing);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 #include "host_error.h"
+#include "host_timer.h"
 #include "kvq/kvq_backend.h"
 
 /* One L0 call's device work: `in` (in_bytes) becomes out (out_bytes, host
@@ -38,6 +39,10 @@ typedef struct kvq_host_context {
     kvq_host_error error;      /* last_error() */
     kvq_host_fill_fn fill;     /* tensor_read's device half */
     kvq_host_rows_fn run_rows; /* pack_codes' and unpack_codes' device half */
+    /* The benchmarking slots' device halves (host_timer.h), set at open by a backend whose table has
+     * KVQ_HOST_TIMING_API; NULL: the slot fails with KVQ_ERR_BAD_ARGUMENT, saying so. */
+    kvq_host_timed_copy_fn timed_copy;
+    kvq_host_timed_batch_fn timed_batch;
 } kvq_host_context;
 
 static inline kvq_host_context *kvq_host_context_of(kvq_backend_context *ctx)
@@ -59,5 +64,16 @@ kvq_status kvq_host_slot_pack_codes(kvq_backend_context *ctx, const uint8_t *cod
                                     uint32_t row_len, uint32_t bits, uint8_t *packed_host);
 kvq_status kvq_host_slot_unpack_codes(kvq_backend_context *ctx, const uint8_t *packed_host, uint32_t n_rows,
                                       uint32_t row_len, uint32_t bits, uint8_t *codes_host);
+
+/* The benchmarking slots time_copy and time_attention_decode_batch (kvq_backend.h): the timing
+ * checked, the device half run, the times handed over only on success. */
+kvq_status kvq_host_slot_time_copy(kvq_backend_context *ctx, uint64_t bytes, kvq_backend_timing *timing);
+kvq_status kvq_host_slot_time_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq,
+                                                     const kvq_backend_tensor *const *keys,
+                                                     const kvq_backend_tensor *const *values,
+                                                     const uint32_t *const *key_positions_host, const kvq_rope *rope,
+                                                     const float *q_host, uint32_t n_q,
+                                                     const uint32_t *q_positions_host, float *out_host,
+                                                     kvq_backend_timing *timing);
 
 #endif

@@ -15,7 +15,8 @@
  * Covered: the mandatory slots and L0-L5 (list_devices .. cache_free) but the
  * optional attention_decode_batch and the peer slots (S17). The optional
  * benchmarking slots (device_info, time_copy, time_attention_decode_batch)
- * have their own pair, KVQ_HOST_DECLARE_TIMING_SLOTS and KVQ_HOST_TIMING_API.
+ * have their own pair, KVQ_HOST_DECLARE_TIMING_SLOTS and KVQ_HOST_TIMING_API
+ * (the backend then sets ctx->host.timed_copy and .timed_batch at open).
  */
 #ifndef KVQ_HOST_SLOTS_H
 #define KVQ_HOST_SLOTS_H
@@ -66,17 +67,19 @@
     .cache_create = p##_cache_create, .cache_append = p##_cache_append, .cache_attend = p##_cache_attend,        \
     .cache_view = p##_cache_view, .cache_free = p##_cache_free
 
+/* The benchmarking slots: the backend writes p##_device_info and the device halves p##_timed_copy
+ * and p##_timed_batch (host_timer.h), which it sets in its context at open; the host layer is the
+ * slots time_copy and time_attention_decode_batch. */
 #define KVQ_HOST_DECLARE_TIMING_SLOTS(p)                                                                         \
     kvq_status p##_device_info(kvq_backend_context *ctx, kvq_backend_device_info *info);                        \
-    kvq_status p##_time_copy(kvq_backend_context *ctx, uint64_t bytes, kvq_backend_timing *timing);             \
-    kvq_status p##_time_attention_decode_batch(                                                                 \
-        kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,                         \
-        const kvq_backend_tensor *const *values, const uint32_t *const *key_positions_host, const kvq_rope *rope, \
-        const float *q_host, uint32_t n_q, const uint32_t *q_positions_host, float *out_host,                    \
-        kvq_backend_timing *timing)
+    kvq_status p##_timed_copy(kvq_backend_context *ctx, uint64_t bytes, kvq_host_timer *timer);                 \
+    kvq_status p##_timed_batch(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,  \
+                               const kvq_backend_tensor *const *values, const uint32_t *const *key_positions,    \
+                               const kvq_rope *rope, const float *q, uint32_t n_q, const uint32_t *q_positions, \
+                               float *out, kvq_host_timer *timer)
 
 #define KVQ_HOST_TIMING_API(p)                                                                                   \
-    .device_info = p##_device_info, .time_copy = p##_time_copy,                                                  \
-    .time_attention_decode_batch = p##_time_attention_decode_batch
+    .device_info = p##_device_info, .time_copy = kvq_host_slot_time_copy,                                        \
+    .time_attention_decode_batch = kvq_host_slot_time_attention_decode_batch
 
 #endif

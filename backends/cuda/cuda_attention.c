@@ -81,7 +81,7 @@ static bool queries_in_fp16_domain(const float *q, size_t n, uint32_t d)
 
 static kvq_status attention_run_once(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
                                      const kvq_rope *rope, const float *q_host, uint32_t n_q, bool allow_fp16,
-                                     float *out_host, bool *outside_fp16_domain, cuda_timer *timer);
+                                     float *out_host, bool *outside_fp16_domain, kvq_host_timer *timer);
 
 kvq_status cuda_attention_run(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
                               const kvq_rope *rope, const float *q_host, uint32_t n_q, float *out_host)
@@ -91,7 +91,7 @@ kvq_status cuda_attention_run(kvq_backend_context *ctx, const cuda_attention_seq
 
 kvq_status cuda_attention_run_timed(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
                                     const kvq_rope *rope, const float *q_host, uint32_t n_q, float *out_host,
-                                    cuda_timer *timer)
+                                    kvq_host_timer *timer)
 {
     /* S12.4: the tensor-core path runs when the context's profile is fp16 and the inputs are in its
      * domain; a key outside it (found on the device) makes the call run again on the fp32 kernels. */
@@ -102,7 +102,7 @@ kvq_status cuda_attention_run_timed(kvq_backend_context *ctx, const cuda_attenti
     kvq_status status =
         attention_run_once(ctx, seqs, n_seq, rope, q_host, n_q, allow_fp16, out_host, &outside, timer);
     if (status == KVQ_OK && outside) {
-        if (timer != NULL) cuda_timer_reset(timer); /* the times are the fp32 kernels', which give the result */
+        if (timer != NULL) kvq_host_timer_reset(timer); /* the times are the fp32 kernels', which give the result */
         status = attention_run_once(ctx, seqs, n_seq, rope, q_host, n_q, false, out_host, &outside, timer);
     }
     return status;
@@ -141,7 +141,7 @@ static kvq_status launch_all(kvq_backend_context *ctx, void *user)
 
 static kvq_status attention_run_once(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
                                      const kvq_rope *rope, const float *q_host, uint32_t n_q, bool allow_fp16,
-                                     float *out_host, bool *outside_fp16_domain, cuda_timer *timer)
+                                     float *out_host, bool *outside_fp16_domain, kvq_host_timer *timer)
 {
     cudaSetDevice(ctx->device);
     *outside_fp16_domain = false;
@@ -310,15 +310,16 @@ kvq_status cuda_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq,
                                        const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
                                        float *out_host)
 {
-    return cuda_attention_batch_timed(ctx, n_seq, keys, values, key_positions_host, rope, q_host, n_q,
-                                      q_positions_host, out_host, NULL);
+    return cuda_timed_batch(ctx, n_seq, keys, values, key_positions_host, rope, q_host, n_q, q_positions_host,
+                            out_host, NULL);
 }
 
-kvq_status cuda_attention_batch_timed(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
-                                      const kvq_backend_tensor *const *values,
-                                      const uint32_t *const *key_positions_host, const kvq_rope *rope,
-                                      const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
-                                      float *out_host, cuda_timer *timer)
+/* attention_decode_batch with its launches as timer says (NULL: once): time_attention_decode_batch's
+ * device half (host_timer.h). */
+kvq_status cuda_timed_batch(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
+                            const kvq_backend_tensor *const *values, const uint32_t *const *key_positions_host,
+                            const kvq_rope *rope, const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
+                            float *out_host, kvq_host_timer *timer)
 {
     if (keys == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "keys: NULL");
     if (values == NULL) return cuda_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "values: NULL");

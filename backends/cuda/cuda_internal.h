@@ -28,6 +28,7 @@
 #include "host_slots.h"
 #include "host_quantize.h"
 #include "host_tensor.h"
+#include "host_timer.h"
 
 /* Device scratch buffers of a context, reused across calls and grown on demand. */
 typedef enum cuda_scratch_id {
@@ -224,28 +225,14 @@ kvq_status cuda_attention_run(kvq_backend_context *ctx, const cuda_attention_seq
                               const kvq_rope *rope, const float *q_host, uint32_t n_q, float *out_host);
 
 /* ---- timing on the device's clock (cuda_timing.c) ----------------------- */
-/* The repetitions a benchmarking slot asks for: work runs warmup + runs times, each timed run
- * between two events on ctx->stream, and adds its time to ms[run]. NULL: the work runs once. */
-typedef struct cuda_timer {
-    uint32_t warmup, runs;
-    double *ms;             /* [runs], zeroed by cuda_timer_make and cuda_timer_reset */
-    char kernel[128];       /* what ran, in words, set by the timed work ("" until then) */
-} cuda_timer;
-kvq_status cuda_timer_make(kvq_backend_context *ctx, const kvq_backend_timing *timing, cuda_timer *timer);
-void cuda_timer_reset(cuda_timer *timer);
-void cuda_timer_free(cuda_timer *timer);
+/* Runs work(ctx, user) once (timer NULL: untimed) or warmup + runs times (backends/common/
+ * host_timer.h), each run between two events on ctx->stream, adding its time to timer->ms. */
 typedef kvq_status (*cuda_work_fn)(kvq_backend_context *ctx, void *user);
-kvq_status cuda_timed(kvq_backend_context *ctx, cuda_timer *timer, cuda_work_fn work, void *user);
+kvq_status cuda_timed(kvq_backend_context *ctx, kvq_host_timer *timer, cuda_work_fn work, void *user);
 /* cuda_attention_run with its launches as timer says (cuda_attention.c). */
 kvq_status cuda_attention_run_timed(kvq_backend_context *ctx, const cuda_attention_seq *seqs, uint32_t n_seq,
                                     const kvq_rope *rope, const float *q_host, uint32_t n_q, float *out_host,
-                                    cuda_timer *timer);
-/* attention_decode_batch with its launches as timer says (cuda_attention.c). */
-kvq_status cuda_attention_batch_timed(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
-                                      const kvq_backend_tensor *const *values,
-                                      const uint32_t *const *key_positions_host, const kvq_rope *rope,
-                                      const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
-                                      float *out_host, cuda_timer *timer);
+                                    kvq_host_timer *timer);
 
 /* ---- the API table's slots, by file (backends/common/host_slots.h) ------ */
 KVQ_HOST_DECLARE_SLOTS(cuda);

@@ -1,8 +1,8 @@
 /*
- * cuda_timing.c - the CUDA backend's benchmarking slots (kvq_backend.h):
- * device_info, time_copy, and the repetition-and-events helper that
- * time_attention_decode_batch runs the attention launches through
- * (cuda_attention.c). Times are CUDA events recorded on the context's stream
+ * cuda_timing.c - the CUDA backend's halves of the benchmarking slots
+ * (kvq_backend.h; the host layer's host_timer.h does the rest): device_info,
+ * the timed copy, and the repetition-and-events helper the timed attention
+ * batch runs its launches through (cuda_attention.c). Times are CUDA events recorded on the context's stream
  * around each timed run: the device's clock, with nothing copied between runs.
  */
 #include "cuda_internal.h"
@@ -12,49 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-kvq_status cuda_timer_make(kvq_backend_context *ctx, const kvq_backend_timing *timing, cuda_timer *timer)
-{
-    memset(timer, 0, sizeof *timer);
-    kvq_status st = kvq_host_check_timing(&ctx->host.error, timing);
-    if (st != KVQ_OK) return st;
-    timer->warmup = timing->warmup;
-    timer->runs = timing->runs;
-    timer->ms = calloc(timing->runs, sizeof *timer->ms);
-    if (timer->ms == NULL) return cuda_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "timing: out of host memory");
-    return KVQ_OK;
-}
-
-void cuda_timer_reset(cuda_timer *timer)
-{
-    if (timer->ms != NULL) memset(timer->ms, 0, timer->runs * sizeof *timer->ms);
-}
-
-void cuda_timer_free(cuda_timer *timer)
-{
-    free(timer->ms);
-    memset(timer, 0, sizeof *timer);
-}
-
-kvq_status cuda_timed(kvq_backend_context *ctx, cuda_timer *timer, cuda_work_fn work, void *user)
-{
-    if (timer == NULL) return work(ctx, user);
-    cudaEvent_t start = NULL, stop = NULL;
-    kvq_status st = cuda_check(ctx, cudaEventCreate(&start), "timing: cudaEventCreate");
-    if (st == KVQ_OK) st = cuda_check(ctx, cudaEventCreate(&stop), "timing: cudaEventCreate");
-    for (uint32_t r = 0; st == KVQ_OK && r < timer->warmup + timer->runs; r++) {
-        st = cuda_check(ctx, cudaEventRecord(start, ctx->stream), "timing: cudaEventRecord");
-        if (st == KVQ_OK) st = work(ctx, user);
-        if (st == KVQ_OK) st = cuda_check(ctx, cudaEventRecord(stop, ctx->stream), "timing: cudaEventRecord");
-        if (st == KVQ_OK) st = cuda_check(ctx, cudaEventSynchronize(stop), "the timed work");
-        float ms = 0.0f;
-        if (st == KVQ_OK) st = cuda_check(ctx, cudaEventElapsedTime(&ms, start, stop), "timing: cudaEventElapsedTime");
-        if (st == KVQ_OK && r >= timer->warmup) timer->ms[r - timer->warmup] += (double)ms;
-    }
-    if (start != NULL) cudaEventDestroy(start);
-    if (stop != NULL) cudaEventDestroy(stop);
-    return st;
-}
 
 kvq_status cuda_device_info(kvq_backend_context *ctx, kvq_backend_device_info *info)
 {
@@ -75,6 +32,26 @@ kvq_status cuda_device_info(kvq_backend_context *ctx, kvq_backend_device_info *i
     return kvq_host_put_device_info(&ctx->host.error, info, &mine);
 }
 
+kvq_status cuda_timed(kvq_backend_context *ctx, kvq_host_timer *timer, cuda_work_fn work, void *user)
+{
+    if (timer == NULL) return work(ctx, user);
+    cudaEvent_t start = NULL, stop = NULL;
+    kvq_status st = cuda_check(ctx, cudaEventCreate(&start), "timing: cudaEventCreate");
+    if (st == KVQ_OK) st = cuda_check(ctx, cudaEventCreate(&stop), "timing: cudaEventCreate");
+    for (uint32_t r = 0; st == KVQ_OK && r < timer->warmup + timer->runs; r++) {
+        st = cuda_check(ctx, cudaEventRecord(start, ctx->stream), "timing: cudaEventRecord");
+        if (st == KVQ_OK) st = work(ctx, user);
+        if (st == KVQ_OK) st = cuda_check(ctx, cudaEventRecord(stop, ctx->stream), "timing: cudaEventRecord");
+        if (st == KVQ_OK) st = cuda_check(ctx, cudaEventSynchronize(stop), "the timed work");
+        float ms = 0.0f;
+        if (st == KVQ_OK) st = cuda_check(ctx, cudaEventElapsedTime(&ms, start, stop), "timing: cudaEventElapsedTime");
+        if (st == KVQ_OK && kvq_host_timer_counts(timer, r)) timer->ms[r - timer->warmup] += (double)ms;
+    }
+    if (start != NULL) cudaEventDestroy(start);
+    if (stop != NULL) cudaEventDestroy(stop);
+    return st;
+}
+
 typedef struct copy_work {
     void *src, *dst;
     size_t bytes;
@@ -87,43 +64,17 @@ static kvq_status copy_once(kvq_backend_context *ctx, void *user)
                       "cudaMemcpyAsync device to device");
 }
 
-kvq_status cuda_time_copy(kvq_backend_context *ctx, uint64_t bytes, kvq_backend_timing *timing)
+kvq_status cuda_timed_copy(kvq_backend_context *ctx, uint64_t bytes, kvq_host_timer *timer)
 {
-    cuda_timer timer;
-    kvq_status st = cuda_timer_make(ctx, timing, &timer);
-    if (st == KVQ_OK) st = kvq_host_check_copy_bytes(&ctx->host.error, bytes, 0);
+    kvq_status st = kvq_host_check_copy_bytes(&ctx->host.error, bytes, 0);
     copy_work c = {NULL, NULL, (size_t)bytes};
     if (st == KVQ_OK) st = cuda_check(ctx, cudaSetDevice(ctx->device), "cudaSetDevice");
     if (st == KVQ_OK) st = cuda_alloc(ctx, c.bytes, true, &c.src, "copy source");
     if (st == KVQ_OK) st = cuda_alloc(ctx, c.bytes, true, &c.dst, "copy destination");
-    if (st == KVQ_OK) st = cuda_timed(ctx, &timer, copy_once, &c);
+    if (st == KVQ_OK) st = cuda_timed(ctx, timer, copy_once, &c);
     if (st != KVQ_OK) cudaStreamSynchronize(ctx->stream); /* nothing still runs on what is freed below */
-    if (st == KVQ_OK) {
-        memcpy(timing->ms_host, timer.ms, timer.runs * sizeof *timer.ms);
-        snprintf(timing->kernel, sizeof timing->kernel, "cudaMemcpyAsync device to device");
-    }
+    snprintf(timer->kernel, sizeof timer->kernel, "cudaMemcpyAsync device to device");
     cuda_free(c.src);
     cuda_free(c.dst);
-    cuda_timer_free(&timer);
-    return st;
-}
-
-kvq_status cuda_time_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq,
-                                            const kvq_backend_tensor *const *keys,
-                                            const kvq_backend_tensor *const *values,
-                                            const uint32_t *const *key_positions_host, const kvq_rope *rope,
-                                            const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
-                                            float *out_host, kvq_backend_timing *timing)
-{
-    cuda_timer timer;
-    kvq_status st = cuda_timer_make(ctx, timing, &timer);
-    if (st == KVQ_OK)
-        st = cuda_attention_batch_timed(ctx, n_seq, keys, values, key_positions_host, rope, q_host, n_q,
-                                        q_positions_host, out_host, &timer);
-    if (st == KVQ_OK) {
-        memcpy(timing->ms_host, timer.ms, timer.runs * sizeof *timer.ms);
-        snprintf(timing->kernel, sizeof timing->kernel, "%s", timer.kernel);
-    }
-    cuda_timer_free(&timer);
     return st;
 }

@@ -377,7 +377,7 @@ static kvq_status fused_batch_launch(kvq_backend_context *ctx, void *user)
 /* The two launches for the staged sequences (as timer says: once, or repeated and timed);
  * result[n_seq][n_q][d] on the host. */
 static kvq_status fused_batch_run(kvq_backend_context *ctx, const fused_batch *b, const float *rotated,
-                                  float *result, ocl_timer *timer)
+                                  float *result, kvq_host_timer *timer)
 {
     uint32_t d = b->d, n_q = b->n_q;
     size_t q_bytes = (size_t)b->n_seq * n_q * d * sizeof(float);
@@ -414,7 +414,7 @@ static kvq_status fused_batch_run(kvq_backend_context *ctx, const fused_batch *b
 static kvq_status attention_fused(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
                                   const kvq_backend_tensor *const *values, const uint32_t *const *positions,
                                   const kvq_rope *rope, const float *rotated, uint32_t n_q, float *result,
-                                  ocl_timer *timer)
+                                  kvq_host_timer *timer)
 {
     uint32_t d = keys[0]->header.head_dim;
     size_t per_seq = (size_t)n_q * d;
@@ -453,7 +453,7 @@ static kvq_status gemm_once(kvq_backend_context *ctx, void *user)
 /* One sequence, checked, its device work as timer says (once, or repeated and timed). */
 static kvq_status attention_one(kvq_backend_context *ctx, const kvq_backend_tensor *keys,
                                 const kvq_backend_tensor *values, const uint32_t *key_positions, const kvq_rope *rope,
-                                const float *q, uint32_t n_q, uint32_t q_position, float *out, ocl_timer *timer)
+                                const float *q, uint32_t n_q, uint32_t q_position, float *out, kvq_host_timer *timer)
 {
     /* S11.1 in S13.4 order on the host (backends/common); keys/values may be a cache's tensors. */
     kvq_status st =
@@ -501,13 +501,14 @@ kvq_status ocl_attention_decode(kvq_backend_context *ctx, const kvq_backend_tens
     return ocl_attention(ctx, keys, values, key_positions_host, rope, q_host, n_q, q_position, out_host);
 }
 
-/* attention_decode_batch, its device work as timer says (once, or repeated and timed: each run's
- * time is the sum of the spans of its launch groups, the fused path's one per group of sequences
- * that share the arena's slabs, the CLBlast path's one per sequence). */
-static kvq_status attention_batch(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
-                                  const kvq_backend_tensor *const *values, const uint32_t *const *key_positions_host,
-                                  const kvq_rope *rope, const float *q_host, uint32_t n_q,
-                                  const uint32_t *q_positions_host, float *out_host, ocl_timer *timer)
+/* attention_decode_batch, its device work as timer says (NULL: once; else repeated and timed, each
+ * run's time the sum of the spans of its launch groups, the fused path's one per group of sequences
+ * that share the arena's slabs, the CLBlast path's one per sequence): time_attention_decode_batch's
+ * device half (host_timer.h). */
+kvq_status ocl_timed_batch(kvq_backend_context *ctx, uint32_t n_seq, const kvq_backend_tensor *const *keys,
+                           const kvq_backend_tensor *const *values, const uint32_t *const *key_positions_host,
+                           const kvq_rope *rope, const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
+                           float *out_host, kvq_host_timer *timer)
 {
     /* Each sequence as attention_decode checks it, in order; q and out are [n_seq][n_q][head_dim]. */
     kvq_status st = kvq_host_check_attention_batch(&ctx->host.error, n_seq, keys, values, key_positions_host, rope, q_host,
@@ -532,6 +533,10 @@ static kvq_status attention_batch(kvq_backend_context *ctx, uint32_t n_seq, cons
         }
     }
     if (st == KVQ_OK) memcpy(out_host, result, count * sizeof(float));
+    if (timer != NULL)
+        snprintf(timer->kernel, sizeof timer->kernel, "%s",
+                 ocl_attention_fused(ctx, n_q) ? "fused, one launch pair per step"
+                                               : "CLBlast GEMMs, one sequence after another");
     free(rotated);
     free(result);
     return st;
@@ -543,28 +548,6 @@ kvq_status ocl_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq, 
                                       const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
                                       float *out_host)
 {
-    return attention_batch(ctx, n_seq, keys, values, key_positions_host, rope, q_host, n_q, q_positions_host, out_host,
+    return ocl_timed_batch(ctx, n_seq, keys, values, key_positions_host, rope, q_host, n_q, q_positions_host, out_host,
                            NULL);
-}
-
-kvq_status ocl_time_attention_decode_batch(kvq_backend_context *ctx, uint32_t n_seq,
-                                           const kvq_backend_tensor *const *keys,
-                                           const kvq_backend_tensor *const *values,
-                                           const uint32_t *const *key_positions_host, const kvq_rope *rope,
-                                           const float *q_host, uint32_t n_q, const uint32_t *q_positions_host,
-                                           float *out_host, kvq_backend_timing *timing)
-{
-    ocl_timer timer;
-    kvq_status st = ocl_timer_make(ctx, timing, &timer);
-    if (st == KVQ_OK)
-        st = attention_batch(ctx, n_seq, keys, values, key_positions_host, rope, q_host, n_q, q_positions_host,
-                             out_host, &timer);
-    if (st == KVQ_OK) {
-        memcpy(timing->ms_host, timer.ms, timer.runs * sizeof *timer.ms);
-        snprintf(timing->kernel, sizeof timing->kernel, "%s",
-                 ocl_attention_fused(ctx, n_q) ? "fused, one launch pair per step"
-                                               : "CLBlast GEMMs, one sequence after another");
-    }
-    ocl_timer_free(&timer);
-    return st;
 }

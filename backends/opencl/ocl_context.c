@@ -327,6 +327,8 @@ kvq_status ocl_open(const kvq_backend_options *options, kvq_backend_context **ou
     if (clGetDeviceInfo(ctx->device, CL_DEVICE_QUEUE_PROPERTIES, sizeof queue_props, &queue_props, NULL) != CL_SUCCESS)
         queue_props = 0;
     ctx->profiling = (queue_props & CL_QUEUE_PROFILING_ENABLE) != 0;
+    ctx->host.timed_copy = ocl_timed_copy; /* the benchmarking slots' device halves (ocl_timing.c) */
+    ctx->host.timed_batch = ocl_timed_batch;
     if (err == CL_SUCCESS)
         ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, ctx->profiling ? CL_QUEUE_PROFILING_ENABLE : 0,
                                           &err);

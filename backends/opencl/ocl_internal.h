@@ -21,6 +21,7 @@
 #include "host_slots.h"
 #include "host_quantize.h"
 #include "host_tensor.h"
+#include "host_timer.h"
 
 /* Kernels of the program, in the order ocl_context.c creates them. */
 typedef enum ocl_kernel_id {
@@ -209,20 +210,13 @@ kvq_status ocl_attention(kvq_backend_context *ctx, const kvq_backend_tensor *key
 bool ocl_attention_fused(const kvq_backend_context *ctx, uint32_t n_q);
 
 /* ---- timing on the device's clock (ocl_timing.c) ------------------------ */
-/* The repetitions a benchmarking slot asks for: work runs warmup + runs times, and each timed run
- * adds its device span to ms[run] (a batch whose work is several launch groups adds one span per
- * group). NULL: the work runs once, untimed. */
-typedef struct ocl_timer {
-    uint32_t warmup, runs;
-    double *ms; /* [runs], zeroed by ocl_timer_make */
-} ocl_timer;
-kvq_status ocl_timer_make(kvq_backend_context *ctx, const kvq_backend_timing *timing, ocl_timer *timer);
-void ocl_timer_free(ocl_timer *timer);
-/* Runs work(ctx, user) once (timer NULL) or as timer says, each timed run between two markers on
- * the queue: its span is from the end of the first marker to the end of the second, so the time
- * the device waits for the host's next command inside the work counts. */
+/* Runs work(ctx, user) once (timer NULL) or warmup + runs times (backends/common/host_timer.h; a
+ * queue without profiling refuses it), each run between two markers on
+ * the queue, adding its span to timer->ms: from the end of the first marker to the end of the
+ * second, so the time the device waits for the host's next command inside the work counts (a batch
+ * whose work is several launch groups adds one span per group). */
 typedef kvq_status (*ocl_work_fn)(kvq_backend_context *ctx, void *user);
-kvq_status ocl_timed(kvq_backend_context *ctx, ocl_timer *timer, ocl_work_fn work, void *user);
+kvq_status ocl_timed(kvq_backend_context *ctx, kvq_host_timer *timer, ocl_work_fn work, void *user);
 
 /* ---- the API table's slots, by file (backends/common/host_slots.h) ------ */
 KVQ_HOST_DECLARE_SLOTS(ocl);

@@ -1,7 +1,8 @@
 /*
- * ocl_timing.c - the OpenCL backend's benchmarking slots (kvq_backend.h):
- * device_info, time_copy, and the repetition-and-markers helper that
- * time_attention_decode_batch (ocl_attention.c) runs its launches through.
+ * ocl_timing.c - the OpenCL backend's halves of the benchmarking slots
+ * (kvq_backend.h; the host layer's host_timer.h does the rest): device_info,
+ * the timed copy, and the repetition-and-markers helper the timed attention
+ * batch (ocl_attention.c) runs its launches through.
  *
  * Times come from the device's own clock: CL_PROFILING_COMMAND_END of two
  * markers enqueued around the timed work on the context's in-order queue,
@@ -20,25 +21,6 @@ static kvq_status need_profiling(kvq_backend_context *ctx)
                     "%s has no profiling command queue (CL_QUEUE_PROFILING_ENABLE), so nothing can be timed on its "
                     "clock",
                     ctx->name);
-}
-
-kvq_status ocl_timer_make(kvq_backend_context *ctx, const kvq_backend_timing *timing, ocl_timer *timer)
-{
-    memset(timer, 0, sizeof *timer);
-    kvq_status st = kvq_host_check_timing(&ctx->host.error, timing);
-    if (st == KVQ_OK) st = need_profiling(ctx);
-    if (st != KVQ_OK) return st;
-    timer->warmup = timing->warmup;
-    timer->runs = timing->runs;
-    timer->ms = calloc(timing->runs, sizeof *timer->ms);
-    if (timer->ms == NULL) return ocl_fail(ctx, KVQ_ERR_OUT_OF_MEMORY, "timing: out of host memory");
-    return KVQ_OK;
-}
-
-void ocl_timer_free(ocl_timer *timer)
-{
-    free(timer->ms);
-    memset(timer, 0, sizeof *timer);
 }
 
 static kvq_status marker(kvq_backend_context *ctx, cl_event *ev)
@@ -60,10 +42,10 @@ static kvq_status span_ms(kvq_backend_context *ctx, cl_event start, cl_event sto
     return KVQ_OK;
 }
 
-kvq_status ocl_timed(kvq_backend_context *ctx, ocl_timer *timer, ocl_work_fn work, void *user)
+kvq_status ocl_timed(kvq_backend_context *ctx, kvq_host_timer *timer, ocl_work_fn work, void *user)
 {
     if (timer == NULL) return work(ctx, user);
-    kvq_status st = KVQ_OK;
+    kvq_status st = need_profiling(ctx);
     for (uint32_t r = 0; r < timer->warmup + timer->runs && st == KVQ_OK; r++) {
         cl_event start = NULL, stop = NULL;
         double ms = 0.0;
@@ -71,7 +53,7 @@ kvq_status ocl_timed(kvq_backend_context *ctx, ocl_timer *timer, ocl_work_fn wor
         if (st == KVQ_OK) st = work(ctx, user);
         if (st == KVQ_OK) st = marker(ctx, &stop);
         if (st == KVQ_OK) st = span_ms(ctx, start, stop, &ms);
-        if (st == KVQ_OK && r >= timer->warmup) timer->ms[r - timer->warmup] += ms;
+        if (st == KVQ_OK && kvq_host_timer_counts(timer, r)) timer->ms[r - timer->warmup] += ms;
         if (start != NULL) clReleaseEvent(start);
         if (stop != NULL) clReleaseEvent(stop);
     }
@@ -113,22 +95,16 @@ static kvq_status copy_once(kvq_backend_context *ctx, void *user)
     return err == CL_SUCCESS ? KVQ_OK : ocl_from_cl(ctx, err, "clEnqueueCopyBuffer");
 }
 
-kvq_status ocl_time_copy(kvq_backend_context *ctx, uint64_t bytes, kvq_backend_timing *timing)
+kvq_status ocl_timed_copy(kvq_backend_context *ctx, uint64_t bytes, kvq_host_timer *timer)
 {
-    ocl_timer timer;
-    kvq_status st = ocl_timer_make(ctx, timing, &timer);
-    if (st == KVQ_OK) st = kvq_host_check_copy_bytes(&ctx->host.error, bytes, ctx->max_alloc);
+    kvq_status st = kvq_host_check_copy_bytes(&ctx->host.error, bytes, ctx->max_alloc);
     copy_work c = {NULL, NULL, (size_t)bytes};
     if (st == KVQ_OK) st = ocl_buffer(ctx, c.bytes, NULL, true, &c.src, "copy source");
     if (st == KVQ_OK) st = ocl_buffer(ctx, c.bytes, NULL, true, &c.dst, "copy destination");
-    if (st == KVQ_OK) st = ocl_timed(ctx, &timer, copy_once, &c);
+    if (st == KVQ_OK) st = ocl_timed(ctx, timer, copy_once, &c);
     if (st != KVQ_OK) ocl_finish(ctx, "copy"); /* nothing still runs on what is released below */
-    if (st == KVQ_OK) {
-        memcpy(timing->ms_host, timer.ms, timer.runs * sizeof *timer.ms);
-        snprintf(timing->kernel, sizeof timing->kernel, "clEnqueueCopyBuffer");
-    }
+    snprintf(timer->kernel, sizeof timer->kernel, "clEnqueueCopyBuffer");
     ocl_release(&c.src);
     ocl_release(&c.dst);
-    ocl_timer_free(&timer);
     return st;
 }

@@ -149,7 +149,7 @@ static kvq_status baseline_once(kvq_backend_context *ctx, void *user)
 
 /* attend, its device work as timer says (once, or repeated and timed). */
 static kvq_status attend(kvq_backend_context *ctx, kvq_opencl_baseline *b, const float *q_host, uint32_t n_q,
-                         float *out_host, ocl_timer *timer)
+                         float *out_host, kvq_host_timer *timer)
 {
     if (b == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "baseline is NULL");
     if (q_host == NULL) return ocl_fail(ctx, KVQ_ERR_NULL_ARGUMENT, "q is NULL");
@@ -186,13 +186,9 @@ kvq_status kvq_opencl_baseline_time(kvq_backend_context *ctx, kvq_opencl_baselin
                                     uint32_t n_q, float *out_host, kvq_backend_timing *timing)
 {
     if (ctx == NULL) return KVQ_ERR_NULL_ARGUMENT;
-    ocl_timer timer;
-    kvq_status st = ocl_timer_make(ctx, timing, &timer);
+    kvq_host_timer timer;
+    kvq_status st = kvq_host_timer_make(&ctx->host.error, timing, &timer);
     if (st == KVQ_OK) st = attend(ctx, b, q_host, n_q, out_host, &timer);
-    if (st == KVQ_OK) {
-        memcpy(timing->ms_host, timer.ms, timer.runs * sizeof *timer.ms);
-        snprintf(timing->kernel, sizeof timing->kernel, "%s", n_q == 1 ? "CLBlast SGEMV" : "CLBlast SGEMM");
-    }
-    ocl_timer_free(&timer);
-    return st;
+    snprintf(timer.kernel, sizeof timer.kernel, "%s", n_q == 1 ? "CLBlast SGEMV" : "CLBlast SGEMM");
+    return kvq_host_timer_finish(&timer, st, timing);
 }

@@ -15,10 +15,16 @@ step's keys and values and attends through the cache. kvq's run is fed the token
 
 Prints the model, both caches' memory, ms per decode step of each, and how far kvq's logits are from
 the fp16 run's (top-1 agreement, cosine similarity). Speed is measured, never asserted.
+
+SDPA's backends: by default (``--sdpa no-cudnn``) the runs may use PyTorch's flash, memory-efficient
+and math kernels but not cuDNN's, whose attention builds an execution graph for every new key length
+(on Hopper PyTorch can prefer it, and a decode loop has a new length at every step: the fp16 run of
+2026-12-03 took 40 ms per step against kvq's 1.9). ``--sdpa auto`` leaves the choice to PyTorch.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -40,6 +46,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--bits", type=int, default=4, choices=(2, 4, 8))
     p.add_argument("--key-group", type=int, default=128, help="tokens per key block (S4.3)")
     p.add_argument("--profile", default="fp16", choices=("fp16", "fp32"))
+    p.add_argument("--sdpa", default="no-cudnn", choices=("no-cudnn", "auto"),
+                   help="SDPA backends PyTorch may use (no-cudnn: flash, memory-efficient, math)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the results to this file")
     a = p.parse_args(argv)
@@ -127,6 +135,18 @@ def sdpa(torch: Any, q: Any, k: Any, v: Any, causal: bool) -> Any:
     return attention(q, k, v, is_causal=causal)
 
 
+def sdpa_backends(torch: Any, choice: str) -> Any:
+    """The context in which both runs call SDPA: with "no-cudnn", every backend but cuDNN's (see the
+    module's docstring); with "auto", or a PyTorch without torch.nn.attention, PyTorch's choice."""
+    if choice == "auto":
+        return contextlib.nullcontext()
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # PyTorch < 2.3: no cuDNN backend to leave out
+        return contextlib.nullcontext()
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
 class Fp16Cache:
     """The baseline: RoPE applied, keys and values kept in fp16, SDPA over them."""
 
@@ -212,7 +232,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import kvq.cuda
     device = torch.device("cuda", 0)
     torch.manual_seed(a.seed)
-    with torch.inference_mode():
+    with torch.inference_mode(), sdpa_backends(torch, a.sdpa):
         model = Model(torch, a, device)
         max_tokens = a.prompt + a.warmup + a.steps + 1
         prompt = torch.randint(0, a.vocab, (a.batch, a.prompt), device=device)
@@ -230,15 +250,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "model": {"layers": a.layers, "hidden": a.hidden, "heads": a.heads, "kv_heads": a.kv_heads,
                   "head_dim": model.head_dim, "intermediate": a.intermediate, "vocab": a.vocab},
         "batch": a.batch, "prompt": a.prompt, "steps": a.steps, "bits": a.bits, "profile": a.profile,
+        "sdpa": a.sdpa,
         "device": torch.cuda.get_device_name(device), "torch": torch.__version__,
         "fp16_cache_bytes": base.bytes, "kvq_cache_bytes": quant.bytes, "kvq_device_bytes": quant.total_bytes,
         "fp16_ms_per_step": base_ms, "kvq_ms_per_step": kvq_ms,
         "top1_agreement": agree / steps, "mean_cosine": cosine / steps,
     }
     mib = 1 << 20
+    backends = "flash, memory-efficient, math (no cuDNN)" if a.sdpa == "no-cudnn" else "PyTorch's choice"
     print(f"model: {a.layers} layers, hidden {a.hidden}, {a.heads} query heads, {a.kv_heads} KV heads of "
           f"{model.head_dim}, vocab {a.vocab}, random fp16 weights; batch {a.batch}, prompt {a.prompt}, "
-          f"{a.steps} timed decode steps on {result['device']} (torch {torch.__version__})")
+          f"{a.steps} timed decode steps on {result['device']} (torch {torch.__version__}, SDPA backends: "
+          f"{backends})")
     print(f"KV cache: fp16 {base.bytes / mib:.1f} MiB; kvq int{a.bits} {quant.bytes / mib:.1f} MiB "
           f"({quant.total_bytes / mib:.1f} MiB of device memory with its work space)")
     print(f"decode: fp16 cache {base_ms:.3f} ms/step, kvq int{a.bits} ({a.profile} profile) {kvq_ms:.3f} ms/step "

@@ -3,6 +3,7 @@ without PyTorch, the strides of every tensor layout, the errors of a missing lib
 that cannot work, and the example's argument checks. What needs a GPU is skipped here and run by
 tools/run-gpu.sh (steps deviceapi and torch-example)."""
 import importlib.util
+import math
 import os
 import subprocess
 import sys
@@ -116,6 +117,20 @@ def test_the_example_checks_its_arguments_before_torch(argv, words, capsys):
 def test_the_example_defaults_are_a_llama_shape():
     a = load_example().parse_args([])
     assert a.hidden // a.heads == 128 and a.heads % a.kv_heads == 0
+    assert a.sdpa == "no-cudnn"  # cuDNN's SDPA rebuilds its graph at every new length (the docstring)
+
+
+@needs_torch
+def test_the_example_leaves_cudnn_out_of_sdpa():
+    example = load_example()
+    with example.sdpa_backends(torch, "no-cudnn"):
+        q = torch.randn(1, 2, 1, 8)
+        k = v = torch.randn(1, 2, 5, 8)
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v)  # the math backend on the CPU
+    weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), dim=-1)
+    assert torch.allclose(out, weights @ v, atol=1e-5)
+    with example.sdpa_backends(torch, "auto"):
+        assert torch.allclose(torch.nn.functional.scaled_dot_product_attention(q, k, v), out, atol=1e-5)
 
 
 @pytest.mark.skipif(torch is not None, reason="PyTorch is installed")
