@@ -817,7 +817,9 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                         }
                         uint32_t atig, aslot, ahalf;
                         kvq_tc_key_slot(D, BITS, i, &atig, &aslot, &ahalf);
-                        for (uint32_t h = 0; h < kHeads; h++) {
+                        /* Only the block's nh real query heads: the padding heads' scores are never output
+                         * (their queries are zero, so their corrections would be zero too). */
+                        for (uint32_t h = 0; h < nh; h++) {
                             const float qa = __half2float(sh.q[buf][ROT ? m : 0][aslot][4u * h + atig][ahalf]);
                             const float qb = __half2float(sh.q[buf][ROT ? m : 0][aslot + G::kPartSlots][4u * h + atig][ahalf]);
                             atomicAdd(&os.scorr[warp][tl][h], __fmaf_rn(qa, da, __fmul_rn(qb, db)));
@@ -876,7 +878,8 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                 }
                 if (GEN && any_vout) { /* the fp32 corrections follow the same scale */
                     __syncwarp();
-                    for (uint32_t i = lane; i < kHeads * (uint32_t)D; i += 32u) {
+                    /* nh * D is a multiple of 32: every lane runs as many iterations (the shuffle's mask) */
+                    for (uint32_t i = lane; i < nh * (uint32_t)D; i += 32u) {
                         const uint32_t h = i / D;
                         const float a = __shfl_sync(kAttFullMask, (h & 1u) ? alpha[1] : alpha[0], (h >> 1), 32); /* from column h / 2 */
                         os.oacc[warp][h][i % D] *= a;
@@ -967,7 +970,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                         const __half b = __ushort_as_half((unsigned short)(w >> 16));
                         const __half dense = __hfma(b, __float2half_rn((float)code - voff), a);
                         const float delta = y - __half2float(dense);
-                        for (uint32_t h = 0; h < kHeads; h++) atomicAdd(&os.oacc[warp][h][c], os.pw[warp][tl][h] * delta);
+                        for (uint32_t h = 0; h < nh; h++) atomicAdd(&os.oacc[warp][h][c], os.pw[warp][tl][h] * delta);
                     }
                     __syncwarp();
                 }
