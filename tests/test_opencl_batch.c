@@ -270,6 +270,20 @@ START_TEST(batch_of_cache_views)
 }
 END_TEST
 
+/* The reference's tensors of b uploaded to ctx, with the batch's argument arrays. */
+static void upload_batch(kvq_backend_context *ctx, const batch *b, kvq_backend_tensor **kt, kvq_backend_tensor **vt,
+                         const kvq_backend_tensor **keys, const kvq_backend_tensor **values,
+                         const uint32_t **positions)
+{
+    for (uint32_t s = 0; s < N_SEQ; s++) {
+        ck_assert_int_eq(api->tensor_upload(ctx, b->k[s], &kt[s]), KVQ_OK);
+        ck_assert_int_eq(api->tensor_upload(ctx, b->v[s], &vt[s]), KVQ_OK);
+        keys[s] = kt[s];
+        values[s] = vt[s];
+        positions[s] = b->positions[s];
+    }
+}
+
 /* S13: a bad sequence fails the call, names its index, and leaves the output as it was. */
 START_TEST(batch_errors)
 {
@@ -279,13 +293,7 @@ START_TEST(batch_errors)
     kvq_backend_tensor *kt[N_SEQ], *vt[N_SEQ], *foreign = NULL;
     const kvq_backend_tensor *keys[N_SEQ], *values[N_SEQ];
     const uint32_t *positions[N_SEQ];
-    for (uint32_t s = 0; s < N_SEQ; s++) {
-        ck_assert_int_eq(api->tensor_upload(ctx, b.k[s], &kt[s]), KVQ_OK);
-        ck_assert_int_eq(api->tensor_upload(ctx, b.v[s], &vt[s]), KVQ_OK);
-        keys[s] = kt[s];
-        values[s] = vt[s];
-        positions[s] = b.positions[s];
-    }
+    upload_batch(ctx, &b, kt, vt, keys, values, positions);
     kvq_rope rope = {KVQ_ROPE_HALF, 10000.0f};
     float q[N_SEQ * D], out[N_SEQ * D], sentinel[N_SEQ * D];
     queries(q, N_SEQ * D, 5u);
@@ -385,13 +393,7 @@ START_TEST(timing_slots)
     kvq_backend_tensor *kt[N_SEQ], *vt[N_SEQ];
     const kvq_backend_tensor *keys[N_SEQ], *values[N_SEQ];
     const uint32_t *positions[N_SEQ];
-    for (uint32_t s = 0; s < N_SEQ; s++) {
-        ck_assert_int_eq(api->tensor_upload(ctx, b.k[s], &kt[s]), KVQ_OK);
-        ck_assert_int_eq(api->tensor_upload(ctx, b.v[s], &vt[s]), KVQ_OK);
-        keys[s] = kt[s];
-        values[s] = vt[s];
-        positions[s] = b.positions[s];
-    }
+    upload_batch(ctx, &b, kt, vt, keys, values, positions);
     kvq_rope rope = {KVQ_ROPE_HALF, 10000.0f};
     float q[N_SEQ * D], out[N_SEQ * D], sentinel[N_SEQ * D];
     queries(q, N_SEQ * D, 17u);
