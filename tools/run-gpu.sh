@@ -10,6 +10,7 @@
 #   sanitize compute-sanitizer memcheck (the tensor-core cases, --short) and racecheck (--tiny)
 #   bench    kvq bench study a with KVQ_GPU_BENCH_ARGS (default: the issue 13 points)
 #   profile  ncu (full set, SASS stall samples) on one tensor-core and one fast-kernel launch at 32K
+#            (KVQ_GPU_PROFILE_FORMAT: the bench format, default int4; KVQ_GPU_PROFILE_KERNELS: the kernels)
 #   point    one bench point with PyTorch (KVQ_GPU_POINT_ARGS)
 #   deviceapi  kvq_cuda_layer_check: the device API (kvq/kvq_cuda.h) against the validation ABI, bit for bit
 #            (KVQ_GPU_DEVICEAPI_ARGS, e.g. --short)
@@ -77,11 +78,11 @@ for step in "${steps[@]}"; do
             "${fi_args[@]}" --out "$out/bench" ;;
     profile)
         # ncu (the full set, per-instruction stall samples included) on one launch of each attention
-        # kernel at 32K tokens, int4, 32 heads (after the bench's 3 warm-up runs); the reports, their
-        # details page and their SASS with samples as CSV.
+        # kernel at 32K tokens, int4 (or KVQ_GPU_PROFILE_FORMAT), 32 heads (after the bench's 3 warm-up
+        # runs); the reports, their details page and their SASS with samples as CSV.
         for kernel in ${KVQ_GPU_PROFILE_KERNELS:-tc_split fast_split}; do
             run "profile-$kernel" ncu --set full --kernel-name "regex:$kernel" --launch-skip 3 --launch-count 1 \
-                -f -o "$out/profile-$kernel" $build/tools/kvq bench --study a --formats int4 --shapes llama7b-mha \
+                -f -o "$out/profile-$kernel" $build/tools/kvq bench --study a --formats "${KVQ_GPU_PROFILE_FORMAT:-int4}" --shapes llama7b-mha \
                 --min-context 32768 --max-context 32768 --torch-script '' --out "/tmp/kvq-profile-$kernel"
             run "profile-$kernel-details" ncu -i "$out/profile-$kernel.ncu-rep" --page details
             run "profile-$kernel-source" ncu -i "$out/profile-$kernel.ncu-rep" --page source --csv --print-source sass

@@ -267,7 +267,7 @@ static kvq_status attention_run_once(kvq_backend_context *ctx, const cuda_attent
         const kvq_cuda_attention_kernel k = kvq_cuda_attention_kernel_for(&launches.args);
         if (k == KVQ_CUDA_KERNEL_TC)
             snprintf(timer->kernel, sizeof timer->kernel, "%s, %d blocks/SM", kernel_words(k),
-                     kvq_cuda_attention_tc_blocks_per_sm(d, seqs[0].keys->header.bits));
+                     kvq_cuda_attention_tc_blocks_per_sm(&launches.args));
         else
             snprintf(timer->kernel, sizeof timer->kernel, "%s", kernel_words(k));
     }

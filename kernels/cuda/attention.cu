@@ -743,7 +743,7 @@ extern "C" uint32_t kvq_cuda_attention_tokens_per_split(const kvq_cuda_attention
      * (their register budget of 128 threads x 127 registers, docs/PERFORMANCE-ANALYSIS.md). */
     int per_sm = 4;
     if (k == KVQ_CUDA_KERNEL_TC) {
-        per_sm = kvq_cuda_attention_tc_blocks_per_sm(args->head_dim, args->seqs_host[0].keys.bits);
+        per_sm = kvq_cuda_attention_tc_blocks_per_sm(args);
         if (per_sm < 1) per_sm = 1;
     }
     const uint64_t slots = (uint64_t)(sm_count == 0u ? 1u : sm_count) * (uint64_t)per_sm;

@@ -154,14 +154,25 @@ struct Outlier {
     uint32_t tl, c, code;
     float y;
 };
+/* The token within the m-tile of outlier e: the last t < ntm with optr[t] <= e (optr does not
+ * decrease and optr[0] <= e). Four halving steps for the m-tile's 16 tokens: a linear search
+ * took up to 15 dependent shared-memory loads and was 30% of the instructions of a call with
+ * 1% outliers (ncu, H200, 2026-12-03). */
+__device__ __forceinline__ uint32_t outlier_token(uint32_t e, const uint32_t *optr, uint32_t ntm)
+{
+    uint32_t tl = 0;
+#pragma unroll
+    for (uint32_t step = 8u; step != 0u; step >>= 1)
+        if (tl + step < ntm && optr[tl + step] <= e) tl += step;
+    return tl;
+}
 template <int BITS>
 __device__ __forceinline__ Outlier outlier_at(uint32_t e, uint32_t first, uint32_t prefetched, const uint32_t *optr,
                                               uint32_t ntm, const kvq_cuda_view &t, const uint32_t *codes,
                                               uint32_t row_words)
 {
     Outlier o;
-    o.tl = 0;
-    while (o.tl + 1u < ntm && optr[o.tl + 1u] <= e) o.tl++;
+    o.tl = outlier_token(e, optr, ntm);
     const uint32_t cv = e < first + 32u ? prefetched : (uint32_t)t.ochan[e] | (uint32_t)t.oval[e] << 16;
     o.c = cv & 0xFFFFu;
     o.y = kvq_dev_fp32((uint16_t)(cv >> 16));
@@ -222,8 +233,7 @@ struct Geometry {
      * SM beside the rest; two otherwise, which still keeps a whole tile in flight. */
     static constexpr uint32_t kStages = kStageBytes * 3u <= 48u * 1024u ? 3u : 2u;
     static constexpr bool kRopeInRegisters = D <= 128;
-    /* The warps' partial outputs meet in the stages' memory after the last tile (unless the call
-     * has outliers, whose fp32 sums live in OutlierShared from the start). */
+    /* The warps' partial outputs meet in the stages' memory after the last tile. */
     static constexpr uint32_t kCombineBytes = kWarps * kHeads * D * 4u;
     static_assert(kStageBytes % 16u == 0u, "stages are 16-byte aligned");
     static_assert(kLaneWords >= 1u, "a lane owns whole words of codes");
@@ -249,12 +259,25 @@ struct Shared {
     uint32_t flag;
 };
 
-/* Shared memory only a call with outliers has (after Shared): the fp32 corrections. */
+/* Shared memory only a launch with outliers has (after Shared): the fp32 corrections, for the
+ * H = min(8, n_q) query heads a block holds (MHA: one). Sized for 8 heads, the 20 KiB cost MHA
+ * a resident block per SM and a second, partial wave (ncu, H200, 2026-12-03); for H heads it is
+ * (32 + d) H 16 bytes. The arrays follow each other: score corrections [warp][token][h], the
+ * m-tile's fp16 weights [warp][token][h] (for value outliers), value corrections [warp][h][c]. */
 template <int D>
 struct OutlierShared {
-    float scorr[kWarps][16][kHeads];              /* key-outlier score corrections of the m-tile */
-    float pw[kWarps][16][kHeads];                 /* the m-tile's fp16 weights, for value outliers */
-    float oacc[kWarps][kHeads][D];                /* value-outlier corrections, then the warps' outputs */
+    float *base;
+    uint32_t H;
+    __host__ __device__ static constexpr size_t bytes(uint32_t heads) { return (size_t)kWarps * heads * (32u + (uint32_t)D) * 4u; }
+    __device__ __forceinline__ float &score(uint32_t warp, uint32_t t, uint32_t h) const { return base[(warp * 16u + t) * H + h]; }
+    __device__ __forceinline__ float &weight(uint32_t warp, uint32_t t, uint32_t h) const
+    {
+        return base[kWarps * 16u * H + (warp * 16u + t) * H + h];
+    }
+    __device__ __forceinline__ float &out(uint32_t warp, uint32_t h, uint32_t c) const
+    {
+        return base[kWarps * 32u * H + (warp * H + h) * (uint32_t)D + c];
+    }
 };
 
 /* The tile's bytes into stage buffer `stage` (all threads; one commit group). `plain`: the
@@ -459,15 +482,19 @@ __device__ __forceinline__ void rope_pair(const float2 *step32, uint32_t tig, ui
 
 /* Three resident blocks (12 warps) per SM up to head_dim 128: at most 168 registers per thread
  * (ptxas otherwise takes about 180, which leaves room for two). Larger heads have the shared
- * memory for two. `outliers`: the launch has OutlierShared (the call's tensors hold outliers). */
+ * memory for two. `outlier_heads`: the H of the launch's OutlierShared, 0 when it has none (the
+ * call's tensors hold no outliers). */
 template <int D, int BITS, bool ROT>
-__global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kvq_cuda_attention_args args, uint32_t outliers)
+__global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kvq_cuda_attention_args args,
+                                                                           uint32_t outlier_heads)
 {
     using G = Geometry<D, BITS>;
     constexpr uint32_t kSub = Tiling<D>::kSub, kTileTokens = G::kTileTokens;
     extern __shared__ __align__(16) unsigned char smem[];
     Shared<D, BITS> &sh = *reinterpret_cast<Shared<D, BITS> *>(smem + G::kStages * G::kStageBytes);
-    OutlierShared<D> &os = *reinterpret_cast<OutlierShared<D> *>(smem + G::kStages * G::kStageBytes + sizeof(Shared<D, BITS>));
+    const OutlierShared<D> os{reinterpret_cast<float *>(smem + G::kStages * G::kStageBytes + sizeof(Shared<D, BITS>)),
+                              outlier_heads};
+    const bool outliers = outlier_heads != 0u;
     const uint32_t split = blockIdx.x, hg = blockIdx.y, seq = blockIdx.z;
     const uint32_t n = args.seqs[seq].n_tokens;
     const uint32_t t_begin = split * args.tokens_per_split;
@@ -525,10 +552,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
             double2 *table = which == 0u ? sh.base : which == 1u ? sh.step : which == 2u ? sh.sub : sh.pq;
             table[i] = make_double2(c, s);
         }
-    if (outliers) {
-        for (uint32_t i = tid; i < kWarps * kHeads * (uint32_t)D; i += kThreads) (&os.oacc[0][0][0])[i] = 0.0f;
-        for (uint32_t i = tid; i < kWarps * 16u * kHeads; i += kThreads) (&os.scorr[0][0][0])[i] = 0.0f;
-    }
+    for (uint32_t i = tid; i < OutlierShared<D>::bytes(outlier_heads) / 4u; i += kThreads) os.base[i] = 0.0f;
     for (uint32_t i = tid; i < sizeof sh.q / 4u; i += kThreads) reinterpret_cast<uint32_t *>(&sh.q[0][0][0][0][0])[i] = 0u;
     __syncthreads();
     const float qscale = args.score_scale; /* fl32(log2(e) / sqrt(d)): scores in base 2 */
@@ -602,7 +626,9 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
         bool krow16[kSub][2], any16 = false, anyv16 = false;
 #pragma unroll
         for (uint32_t m = 0; m < kSub; m++) krow16[m][0] = krow16[m][1] = false;
-        if (!plain) {
+        /* Only blocks with a token in fp16 scan the tile's precisions (about 200 instructions per
+         * warp and tile: with outliers every block was scanned, ncu, H200, 2026-12-03). */
+        if (fp16_tokens) {
 #pragma unroll
             for (uint32_t m = 0; m < kSub; m++) {
                 const uint32_t mo = Tiling<D>::kSubTokens * m + 16u * warp;
@@ -822,16 +848,19 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                         for (uint32_t h = 0; h < nh; h++) {
                             const float qa = __half2float(sh.q[buf][ROT ? m : 0][aslot][4u * h + atig][ahalf]);
                             const float qb = __half2float(sh.q[buf][ROT ? m : 0][aslot + G::kPartSlots][4u * h + atig][ahalf]);
-                            atomicAdd(&os.scorr[warp][tl][h], __fmaf_rn(qa, da, __fmul_rn(qb, db)));
+                            atomicAdd(&os.score(warp, tl, h), __fmaf_rn(qa, da, __fmul_rn(qb, db)));
                         }
                     }
                     __syncwarp();
-                    sacc[m][0] += os.scorr[warp][g][2u * tig];
-                    sacc[m][1] += os.scorr[warp][g][2u * tig + 1u];
-                    sacc[m][2] += os.scorr[warp][g + 8u][2u * tig];
-                    sacc[m][3] += os.scorr[warp][g + 8u][2u * tig + 1u];
+                    /* Columns 2 tig, 2 tig + 1; those past the block's heads have no corrections (nh <= H). */
+#pragma unroll
+                    for (uint32_t hh = 0; hh < 2u; hh++)
+                        if (2u * tig + hh < nh) {
+                            sacc[m][hh] += os.score(warp, g, 2u * tig + hh);
+                            sacc[m][2u + hh] += os.score(warp, g + 8u, 2u * tig + hh);
+                        }
                     __syncwarp();
-                    for (uint32_t i = lane; i < 16u * kHeads; i += 32u) (&os.scorr[warp][0][0])[i] = 0.0f;
+                    for (uint32_t i = lane; i < 16u * os.H; i += 32u) os.score(warp, 0, i) = 0.0f;
                     __syncwarp();
                 }
                 if (g >= ntm[m]) sacc[m][0] = sacc[m][1] = -INFINITY;
@@ -882,7 +911,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                     for (uint32_t i = lane; i < nh * (uint32_t)D; i += 32u) {
                         const uint32_t h = i / D;
                         const float a = __shfl_sync(kAttFullMask, (h & 1u) ? alpha[1] : alpha[0], (h >> 1), 32); /* from column h / 2 */
-                        os.oacc[warp][h][i % D] *= a;
+                        os.out(warp, h, i % D) *= a;
                     }
                     __syncwarp();
                 }
@@ -911,10 +940,14 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                     vob = voptr[0], voe = voptr[ntm[m]];
                     if (vob + lane < voe) vout_pf = (uint32_t)V.ochan[vob + lane] | (uint32_t)V.oval[vob + lane] << 16;
                     const float2 f01 = __half22float2(h01), f23 = __half22float2(h23);
-                    os.pw[warp][g][2u * tig] = f01.x;
-                    os.pw[warp][g][2u * tig + 1u] = f01.y;
-                    os.pw[warp][g + 8u][2u * tig] = f23.x;
-                    os.pw[warp][g + 8u][2u * tig + 1u] = f23.y;
+                    if (2u * tig < nh) {
+                        os.weight(warp, g, 2u * tig) = f01.x;
+                        os.weight(warp, g + 8u, 2u * tig) = f23.x;
+                    }
+                    if (2u * tig + 1u < nh) {
+                        os.weight(warp, g, 2u * tig + 1u) = f01.y;
+                        os.weight(warp, g + 8u, 2u * tig + 1u) = f23.y;
+                    }
                 }
 
                 uint32_t vreg[2][G::kValueRegs];
@@ -970,7 +1003,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                         const __half b = __ushort_as_half((unsigned short)(w >> 16));
                         const __half dense = __hfma(b, __float2half_rn((float)code - voff), a);
                         const float delta = y - __half2float(dense);
-                        for (uint32_t h = 0; h < nh; h++) atomicAdd(&os.oacc[warp][h][c], os.pw[warp][tl][h] * delta);
+                        for (uint32_t h = 0; h < nh; h++) atomicAdd(&os.out(warp, h, c), os.weight(warp, tl, h) * delta);
                     }
                     __syncwarp();
                 }
@@ -988,15 +1021,16 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
     for (int hh = 0; hh < 2; hh++)
 #pragma unroll
         for (int off = 4; off < 32; off <<= 1) l_run[hh] += __shfl_xor_sync(kAttFullMask, l_run[hh], off);
-    /* Without outliers the warps' outputs meet in the stages' memory, free once every warp is
-     * past its last tile. */
-    float (*comb)[kHeads][D] = outliers ? os.oacc : reinterpret_cast<float (*)[kHeads][D]>(smem);
+    /* The warps' outputs meet in the stages' memory, free once every warp is past its last tile,
+     * each with its value-outlier corrections added (the block's nh heads). */
+    float (*comb)[kHeads][D] = reinterpret_cast<float (*)[kHeads][D]>(smem);
     __syncthreads();
+    const bool add0 = outliers && 2u * tig < nh, add1 = outliers && 2u * tig + 1u < nh;
 #pragma unroll
     for (uint32_t mt = 0; mt < G::kChannelTiles; mt++) {
         const uint32_t c0 = kvq_tc_value_channel(D, g, 2u * mt), c1 = c0 + 1u;
-        const float prev[4] = {outliers ? comb[warp][2u * tig][c0] : 0.0f, outliers ? comb[warp][2u * tig + 1u][c0] : 0.0f,
-                               outliers ? comb[warp][2u * tig][c1] : 0.0f, outliers ? comb[warp][2u * tig + 1u][c1] : 0.0f};
+        const float prev[4] = {add0 ? os.out(warp, 2u * tig, c0) : 0.0f, add1 ? os.out(warp, 2u * tig + 1u, c0) : 0.0f,
+                               add0 ? os.out(warp, 2u * tig, c1) : 0.0f, add1 ? os.out(warp, 2u * tig + 1u, c1) : 0.0f};
         comb[warp][2u * tig][c0] = prev[0] + oacc[mt][0];
         comb[warp][2u * tig + 1u][c0] = prev[1] + oacc[mt][1];
         comb[warp][2u * tig][c1] = prev[2] + oacc[mt][2];
@@ -1034,24 +1068,24 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
     }
 }
 
-/* Dynamic shared memory of one block: the stages, Shared, and OutlierShared when the launch
- * has outliers. */
+/* Dynamic shared memory of one block: the stages, Shared, and OutlierShared for outlier_heads
+ * heads (0: the launch has no outliers). */
 template <int D, int BITS>
-size_t smem_bytes(bool outliers)
+size_t smem_bytes(uint32_t outlier_heads)
 {
     using G = Geometry<D, BITS>;
-    return G::kStages * G::kStageBytes + sizeof(Shared<D, BITS>) + (outliers ? sizeof(OutlierShared<D>) : 0u);
+    return G::kStages * G::kStageBytes + sizeof(Shared<D, BITS>) + OutlierShared<D>::bytes(outlier_heads);
 }
 
-/* The kernel's attributes, set once per instantiation and process (for the larger launch, with
- * outliers, so that both fit). */
+/* The kernel's attributes, set once per instantiation and process (for the largest launch, with
+ * outliers for 8 heads, so that every launch fits). */
 template <int D, int BITS, bool ROT>
 cudaError_t launch_config()
 {
     static bool configured = false;
     if (!configured) {
         cudaError_t err = cudaFuncSetAttribute(tc_split_kernel<D, BITS, ROT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                               (int)smem_bytes<D, BITS>(true));
+                                               (int)smem_bytes<D, BITS>(kHeads));
         /* All of the unified L1/shared memory as shared memory: without it the driver may pick a
          * carveout that holds one block per SM, and one block's four warps cannot hide latency. */
         if (err == cudaSuccess)
@@ -1063,36 +1097,40 @@ cudaError_t launch_config()
     return cudaSuccess;
 }
 
-/* Whether any tensor of the call holds outliers (the host's hint, kvq_cuda_view.n_outliers). */
-bool call_has_outliers(const kvq_cuda_attention_args &a)
+/* The heads of the call's OutlierShared: min(8, n_q) when any tensor of the call holds outliers
+ * (the host's hint, kvq_cuda_view.n_outliers), else 0. */
+uint32_t call_outlier_heads(const kvq_cuda_attention_args &a)
 {
     for (uint32_t s = 0; s < a.n_seq; s++)
-        if (a.seqs_host[s].keys.n_outliers != 0u || a.seqs_host[s].values.n_outliers != 0u) return true;
-    return false;
+        if (a.seqs_host[s].keys.n_outliers != 0u || a.seqs_host[s].values.n_outliers != 0u)
+            return a.n_q < kHeads ? a.n_q : kHeads;
+    return 0u;
 }
 
 template <int D, int BITS, bool ROT>
 cudaError_t launch(const kvq_cuda_attention_args &a, cudaStream_t stream)
 {
-    const bool outliers = call_has_outliers(a);
+    const uint32_t outlier_heads = call_outlier_heads(a);
     cudaError_t err = launch_config<D, BITS, ROT>();
     if (err != cudaSuccess) return err;
     dim3 grid(a.max_splits, (a.n_q + kHeads - 1u) / kHeads, a.n_seq);
-    tc_split_kernel<D, BITS, ROT><<<grid, kThreads, smem_bytes<D, BITS>(outliers), stream>>>(a, outliers ? 1u : 0u);
+    tc_split_kernel<D, BITS, ROT><<<grid, kThreads, smem_bytes<D, BITS>(outlier_heads), stream>>>(a, outlier_heads);
     return cudaGetLastError();
 }
 
+/* Resident blocks per SM of a launch whose OutlierShared has outlier_heads heads. */
 template <int D, int BITS>
-int occupancy()
+int occupancy(uint32_t outlier_heads)
 {
-    static int cached = 0; /* the split rule asks on every call */
-    if (cached > 0) return cached;
+    static int cached[kHeads + 1u] = {0}; /* the split rule asks on every call */
+    if (outlier_heads > kHeads) return -1;
+    if (cached[outlier_heads] > 0) return cached[outlier_heads];
     int blocks = 0;
     if (launch_config<D, BITS, true>() != cudaSuccess ||
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, tc_split_kernel<D, BITS, true>, kThreads,
-                                                      smem_bytes<D, BITS>(false)) != cudaSuccess)
+                                                      smem_bytes<D, BITS>(outlier_heads)) != cudaSuccess)
         return -1;
-    cached = blocks; /* per process: kvq's CUDA contexts in one process are assumed to share a GPU model */
+    cached[outlier_heads] = blocks; /* per process: kvq's CUDA contexts in one process are assumed to share a GPU model */
     return blocks;
 }
 
@@ -1125,12 +1163,9 @@ struct Launch {
     }
 };
 struct Occupancy {
+    uint32_t outlier_heads;
     template <int D, int BITS>
-    int run() const { return occupancy<D, BITS>(); }
-};
-struct SmemBytes {
-    template <int D, int BITS>
-    size_t run() const { return smem_bytes<D, BITS>(false); }
+    int run() const { return occupancy<D, BITS>(outlier_heads); }
 };
 
 bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0u; }
@@ -1176,12 +1211,8 @@ extern "C" cudaError_t kvq_cuda_attention_tc_split(const kvq_cuda_attention_args
 
 extern "C" unsigned long long kvq_cuda_attention_tc_launches(void) { return tc_launches; }
 
-extern "C" int kvq_cuda_attention_tc_blocks_per_sm(uint32_t head_dim, uint32_t bits)
+extern "C" int kvq_cuda_attention_tc_blocks_per_sm(const kvq_cuda_attention_args *a)
 {
-    return for_format(head_dim, bits, Occupancy{}, 0);
-}
-
-extern "C" size_t kvq_cuda_attention_tc_smem_bytes(uint32_t head_dim, uint32_t bits)
-{
-    return for_format(head_dim, bits, SmemBytes{}, (size_t)0);
+    if (a->seqs_host == nullptr || a->n_seq == 0) return 0;
+    return for_format(a->head_dim, a->seqs_host[0].keys.bits, Occupancy{call_outlier_heads(*a)}, 0);
 }

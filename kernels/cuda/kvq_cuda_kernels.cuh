@@ -292,11 +292,11 @@ int kvq_cuda_attention_tc_eligible(const kvq_cuda_attention_args *args);
  * whose format does not fit falls back to the next (tc -> fast -> general). */
 kvq_cuda_attention_kernel kvq_cuda_attention_kernel_for(const kvq_cuda_attention_args *args);
 unsigned long long kvq_cuda_attention_tc_launches(void);
-/* Dynamic shared memory of one block of that kernel (0: no such format). */
-size_t kvq_cuda_attention_tc_smem_bytes(uint32_t head_dim, uint32_t bits);
-/* Blocks of it resident per SM (cudaOccupancyMaxActiveBlocksPerMultiprocessor, RoPE variant;
- * -1 on error, 0 for a format without a table entry here). */
-int kvq_cuda_attention_tc_blocks_per_sm(uint32_t head_dim, uint32_t bits);
+/* Blocks of that kernel resident per SM for the call args describes (args->seqs_host, n_seq,
+ * n_q, head_dim: a call with outliers has their fp32 sums in shared memory, for min(8, n_q)
+ * heads); cudaOccupancyMaxActiveBlocksPerMultiprocessor of the RoPE variant; -1 on error, 0
+ * for a format without a table entry here. */
+int kvq_cuda_attention_tc_blocks_per_sm(const kvq_cuda_attention_args *args);
 /* Launches of the fast kernel in this process (lets tests show it ran). */
 unsigned long long kvq_cuda_attention_fast_launches(void);
 
