@@ -85,7 +85,7 @@ static uint32_t fused_tile_tokens(const kvq_backend_context *ctx, uint32_t d)
 {
     size_t budget = 16384u;
     if (ctx->local_mem > 0 && ctx->local_mem / 2u < budget) budget = ctx->local_mem / 2u;
-    size_t tokens = budget / (sizeof(float) * (d + OCL_FUSED_MAX_Q));
+    size_t tokens = budget / (sizeof(float) * ((size_t)KVQ_TILE_STRIDE(d) + OCL_FUSED_MAX_Q));
     if (tokens > 64u) tokens = 64u;
     return tokens > 0 ? (uint32_t)tokens : 1u;
 }
@@ -354,7 +354,7 @@ static kvq_status fused_batch_launch(kvq_backend_context *ctx, void *user)
     args[n_args++] = OCL_MEM(l->part_m);
     args[n_args++] = OCL_MEM(l->part_l);
     args[n_args++] = OCL_MEM(l->part_o);
-    args[n_args++] = OCL_LOCAL((size_t)b->tile * d * sizeof(float));
+    args[n_args++] = OCL_LOCAL((size_t)b->tile * (size_t)KVQ_TILE_STRIDE(d) * sizeof(float));
     args[n_args++] = OCL_LOCAL((size_t)OCL_FUSED_MAX_Q * b->tile * sizeof(float));
     /* ocl_launch with 0 items only sets the arguments: the grid is two-dimensional. */
     kvq_status st = ocl_launch(ctx, OCL_K_ATTENTION_PARTIAL_BATCH, args, n_args, 0, 0, false);

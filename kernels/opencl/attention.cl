@@ -17,7 +17,7 @@
 /* Largest n_q of the fused path (local score rows). */
 #define KVQ_FUSED_MAX_Q 8
 
-/* Loads the tile's rows [t0, t0 + nt) of one tensor into tile[nt][d]
+/* Loads the tile's rows [t0, t0 + nt) of one tensor into tile[nt][KVQ_TILE_STRIDE(d)]
  * (S4.5 steps 1-3). Called by all work-items; ends with a barrier. */
 inline void kvq_load_tile(__local float *tile, ulong t0, uint nt, uint d, int keys, __global const uchar *prec,
                           __global const uint *slot, __global const ushort *rows, __global const uchar *codes,
@@ -25,10 +25,10 @@ inline void kvq_load_tile(__local float *tile, ulong t0, uint nt, uint d, int ke
                           int layout, uint group, __global const uint *optr, __global const uint *oidx,
                           __global const ushort *oval)
 {
-    uint lid = (uint)get_local_id(0), wg = (uint)get_local_size(0);
+    uint lid = (uint)get_local_id(0), wg = (uint)get_local_size(0), ts = KVQ_TILE_STRIDE(d);
     for (uint e = lid; e < nt * d; e += wg) {
         uint t = e / d, c = e - t * d;
-        tile[e] = kvq_dequant_element(prec, slot, rows, codes, params, codebook, scheme, bits, layout, group, d,
+        tile[t * ts + c] = kvq_dequant_element(prec, slot, rows, codes, params, codebook, scheme, bits, layout, group, d,
                                       t0 + t, c);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -37,13 +37,13 @@ inline void kvq_load_tile(__local float *tile, ulong t0, uint nt, uint d, int ke
         for (uint c = lid; c < d; c += wg) {
             uint end = optr[c + 1u];
             for (uint k = kvq_lower_bound(oidx, optr[c], end, (uint)t0); k < end && oidx[k] < t0 + nt; k++)
-                tile[(oidx[k] - (uint)t0) * d + c] = vload_half(k, (__global const half *)oval);
+                tile[(oidx[k] - (uint)t0) * ts + c] = vload_half(k, (__global const half *)oval);
         }
     } else {
         /* CSR: token t's outliers. */
         for (uint t = lid; t < nt; t += wg)
             for (uint k = optr[t0 + t]; k < optr[t0 + t + 1u]; k++)
-                tile[t * d + oidx[k]] = vload_half(k, (__global const half *)oval);
+                tile[t * ts + oidx[k]] = vload_half(k, (__global const half *)oval);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 }
@@ -66,7 +66,7 @@ inline void kvq_attention_partial_tile(
     __global float *part_m, __global float *part_l, __global float *part_o, __local float *tile,
     __local float *score)
 {
-    uint lid = (uint)get_local_id(0), wg = (uint)get_local_size(0);
+    uint lid = (uint)get_local_id(0), wg = (uint)get_local_size(0), ts = KVQ_TILE_STRIDE(d);
     ulong t0 = g * tile_tokens;
     uint nt = (uint)min((ulong)tile_tokens, n - t0);
 
@@ -80,9 +80,9 @@ inline void kvq_attention_partial_tile(
             kvq_rope_pair(pairing, d, i, &ia, &ib);
             uint position = consecutive ? pos0 + (uint)(t0 + t) : positions[t0 + t];
             float2 cs = kvq_rope_cs(use_table, rope_data, position, t0 + t, d, i);
-            float2 r = kvq_rope_rotate(tile[t * d + ia], tile[t * d + ib], cs);
-            tile[t * d + ia] = r.x;
-            tile[t * d + ib] = r.y;
+            float2 r = kvq_rope_rotate(tile[t * ts + ia], tile[t * ts + ib], cs);
+            tile[t * ts + ia] = r.x;
+            tile[t * ts + ib] = r.y;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
@@ -93,7 +93,7 @@ inline void kvq_attention_partial_tile(
         __global const float *qh = q + (ulong)h * d;
         float acc = 0.0f;
         for (uint i = 0; i < d; i++) {
-            float prod = qh[i] * tile[t * d + i];
+            float prod = qh[i] * tile[t * ts + i];
             acc += prod;
         }
         score[h * tile_tokens + t] = acc * scale;
@@ -121,7 +121,7 @@ inline void kvq_attention_partial_tile(
         uint h = e / d, j = e - h * d;
         float acc = 0.0f;
         for (uint t = 0; t < nt; t++) {
-            float prod = score[h * tile_tokens + t] * tile[t * d + j];
+            float prod = score[h * tile_tokens + t] * tile[t * ts + j];
             acc += prod;
         }
         part_o[(g * n_q + h) * d + j] = acc;

@@ -45,4 +45,9 @@
 #define KVQ_SEQ_POSITIONS 27   /* pos0, or the first of the sequence's entries in `positions` */
 #define KVQ_SEQ_ROPE_ROW 28    /* the sequence's first row of the host cos/sin table */
 
+/* Floats per row of the fused kernel's local key/value tile: head_dim + 1. The score loop's
+ * work-item t reads row t; with rows of head_dim floats (a multiple of the 32 local-memory banks)
+ * every work-item of a wavefront read the same bank. */
+#define KVQ_TILE_STRIDE(d) ((d) + 1u)
+
 #endif /* KVQ_ATTENTION_BATCH_H */
