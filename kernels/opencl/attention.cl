@@ -87,16 +87,41 @@ inline void kvq_attention_partial_tile(
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
-    /* S11.3 in fp32: scores, then the tile's maximum and exp(s - max). */
-    for (uint e = lid; e < n_q * nt; e += wg) {
-        uint h = e / nt, t = e - h * nt;
-        __global const float *qh = q + (ulong)h * d;
-        float acc = 0.0f;
-        for (uint i = 0; i < d; i++) {
-            float prod = qh[i] * tile[t * ts + i];
-            acc += prod;
+    /* S11.3 in fp32: scores, then the tile's maximum and exp(s - max). With one query head a
+     * tile has fewer (head, token) dot products than work-items; each is then split into up to 4
+     * channel ranges whose sums are added in a fixed order (S12.3 allows any order), so that
+     * 4x the work-items share the tile. */
+    uint items = n_q * nt, parts = 1u;
+    while (parts < 4u && items * parts * 2u <= wg && items * parts * 2u <= KVQ_FUSED_MAX_Q * tile_tokens) parts *= 2u;
+    if (parts == 1u) {
+        for (uint e = lid; e < items; e += wg) {
+            uint h = e / nt, t = e - h * nt;
+            __global const float *qh = q + (ulong)h * d;
+            float acc = 0.0f;
+            for (uint i = 0; i < d; i++) {
+                float prod = qh[i] * tile[t * ts + i];
+                acc += prod;
+            }
+            score[h * tile_tokens + t] = acc * scale;
         }
-        score[h * tile_tokens + t] = acc * scale;
+    } else { /* items * parts <= wg: one partial sum per work-item, in score[part * items + item] */
+        if (lid < items * parts) {
+            uint part = lid / items, e = lid - part * items, h = e / nt, t = e - h * nt;
+            uint i0 = part * d / parts, i1 = (part + 1u) * d / parts;
+            __global const float *qh = q + (ulong)h * d;
+            float acc = 0.0f;
+            for (uint i = i0; i < i1; i++) {
+                float prod = qh[i] * tile[t * ts + i];
+                acc += prod;
+            }
+            score[lid] = acc;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float total = 0.0f;
+        if (lid < items)
+            for (uint part = 0; part < parts; part++) total += score[part * items + lid];
+        barrier(CLK_LOCAL_MEM_FENCE); /* every partial is read before the scores overwrite them */
+        if (lid < items) score[(lid / nt) * tile_tokens + lid % nt] = total * scale;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (uint h = lid; h < n_q; h += wg) {
