@@ -700,15 +700,16 @@ extern "C" kvq_cuda_attention_kernel kvq_cuda_attention_kernel_for(const kvq_cud
     case KVQ_CUDA_KERNEL_FAST: return fast ? KVQ_CUDA_KERNEL_FAST : KVQ_CUDA_KERNEL_GENERAL;
     case KVQ_CUDA_KERNEL_TC: return tc ? KVQ_CUDA_KERNEL_TC : fast ? KVQ_CUDA_KERNEL_FAST : KVQ_CUDA_KERNEL_GENERAL;
     default: {
-        /* Measured on the H200 (docs/PERFORMANCE-ANALYSIS.md, 2026-12-02, second round): without
-         * outliers the tensor-core kernel is the faster one wherever it fits (int4, 32 heads, 32K:
-         * 0.144 ms against the fp32 fast kernel's 0.230), with 1% outliers the fast kernel is (0.40
-         * against 0.79 ms: the tensor-core kernel adds their corrections through shared-memory
-         * atomics). */
+        /* Measured on the H200 (docs/PERFORMANCE-ANALYSIS.md): without outliers the tensor-core
+         * kernel is the faster one wherever it fits (int4, 32 heads, 32K: 0.113 ms against the fp32
+         * fast kernel's 0.212, 2026-12-03). With 1% outliers and a sink it is faster for one query
+         * head per KV head (MHA: 0.330 against 0.404 ms at 32K, 1.20 against 1.55 at 128K) and not
+         * for GQA groups (4 heads: 0.150 against 0.130 ms at 32K; 8: 0.282 against 0.207), whose
+         * corrections are an atomic per head and outlier. */
         bool outliers = false;
         for (uint32_t s = 0; s < a->n_seq; s++)
             outliers = outliers || a->seqs_host[s].keys.n_outliers != 0u || a->seqs_host[s].values.n_outliers != 0u;
-        if (tc && (!outliers || !fast)) return KVQ_CUDA_KERNEL_TC;
+        if (tc && (!outliers || !fast || a->n_q == 1u)) return KVQ_CUDA_KERNEL_TC;
         return fast ? KVQ_CUDA_KERNEL_FAST : KVQ_CUDA_KERNEL_GENERAL;
     }
     }
