@@ -300,6 +300,9 @@ static struct {
     uint32_t slot[8][512];
     uint32_t n_seqs;
     layer_attend_plan attend;
+    const unsigned char *attend_memory; /* where the layer was when it attended */
+    const void *refused_memory;         /* the memory fake_check_memory refuses */
+    int memory_checks;
 } fake;
 
 static kvq_status fake_create(kvq_cuda_layer *layer, kvq_cuda_stream stream)
@@ -337,6 +340,7 @@ static kvq_status fake_attend(kvq_cuda_layer *layer, const layer_attend_plan *pl
     (void)stream;
     fake.attends++;
     fake.attend = *plan;
+    fake.attend_memory = layer->memory;
     return KVQ_OK;
 }
 
@@ -370,11 +374,24 @@ static kvq_status fake_read(kvq_cuda_layer *layer, uint32_t seq_id, uint32_t hea
     return KVQ_OK;
 }
 
-static const layer_device_ops fake_ops = {fake_create, fake_destroy, fake_append, fake_attend,
-                                          fake_reset,  fake_status,  fake_read};
+static kvq_status fake_check_memory(const kvq_cuda_layer *layer, const void *memory)
+{
+    (void)layer;
+    fake.memory_checks++;
+    return memory == fake.refused_memory ? layer_fail(KVQ_ERR_BAD_ARGUMENT, "memory: the stand-in refuses it") : KVQ_OK;
+}
+
+static const layer_device_ops fake_ops = {.create = fake_create,
+                                          .destroy = fake_destroy,
+                                          .append = fake_append,
+                                          .attend = fake_attend,
+                                          .reset = fake_reset,
+                                          .status = fake_status,
+                                          .read = fake_read,
+                                          .check_memory = fake_check_memory};
 
 /* The memory is never touched by the host half: any aligned address will do. */
-static _Alignas(256) unsigned char memory[256];
+static _Alignas(256) unsigned char memory[256], other_memory[256];
 
 static kvq_cuda_layer *fake_layer(const kvq_cuda_layer_config *config)
 {
@@ -549,6 +566,48 @@ START_TEST(every_bad_attend_is_named)
 }
 END_TEST
 
+START_TEST(move_checks_then_changes_only_where_the_layer_is)
+{
+    setup s;
+    make_setup(&s, 128, 4, 8);
+    kvq_cuda_layer *layer = fake_layer(&s.layer);
+    kvq_cuda_layer_sizes sizes;
+    EXPECT_OK(size_of(&s.layer, &sizes));
+    const size_t total = sizes.total_bytes;
+    EXPECT_FAIL(kvq_cuda_layer_move(NULL, other_memory, total), KVQ_ERR_NULL_ARGUMENT, "layer");
+    EXPECT_FAIL(kvq_cuda_layer_move(layer, NULL, total), KVQ_ERR_NULL_ARGUMENT, "memory");
+    EXPECT_FAIL(kvq_cuda_layer_move(layer, other_memory, total - 1u), KVQ_ERR_SIZE_MISMATCH, "total_bytes");
+    EXPECT_FAIL(kvq_cuda_layer_move(layer, other_memory + 16, total), KVQ_ERR_BAD_ARGUMENT, "aligned");
+    ck_assert_int_eq(fake.memory_checks, 0); /* the host's checks come first */
+    fake.refused_memory = other_memory;
+    EXPECT_FAIL(kvq_cuda_layer_move(layer, other_memory, total), KVQ_ERR_BAD_ARGUMENT, "stand-in refuses");
+    ck_assert_int_eq(fake.memory_checks, 1);
+    ck_assert_ptr_eq(layer->memory, memory); /* every failed move left the layer where it was */
+    fake.refused_memory = NULL;
+    const uint32_t first[1] = {0};
+    kvq_cuda_append_args ap = append_args(first, 1, NULL);
+    EXPECT_OK(kvq_cuda_layer_append(layer, &ap, NULL));
+    EXPECT_OK(kvq_cuda_layer_move(layer, other_memory, total));
+    ck_assert_ptr_eq(layer->memory, other_memory);
+    ck_assert_uint_eq(length_of(layer, 0), 1); /* the host's bookkeeping moves with it */
+    uint16_t out[8 * 128];
+    kvq_cuda_attend_args a = {
+        .struct_size = sizeof a,
+        .n_seqs = 1,
+        .seq_ids = first,
+        .q = {rows16, KVQ_CUDA_FP16, 8 * 128, 128, 0},
+        .out = {out, KVQ_CUDA_FP16, 8 * 128, 128},
+    };
+    EXPECT_OK(kvq_cuda_layer_attend(layer, &a, NULL));
+    ck_assert_ptr_eq(fake.attend_memory, other_memory);
+    layer->broken = true; /* a layer after a device failure moves nowhere */
+    snprintf(layer->broken_message, sizeof layer->broken_message, "the stand-in failed");
+    EXPECT_FAIL(kvq_cuda_layer_move(layer, memory, total), KVQ_ERR_IO, "unusable");
+    ck_assert_ptr_eq(layer->memory, other_memory);
+    kvq_cuda_layer_destroy(layer);
+}
+END_TEST
+
 START_TEST(every_bad_small_call_is_named)
 {
     setup s;
@@ -672,6 +731,7 @@ static Suite *cuda_layer_suite(void)
     tcase_add_test(calls, every_bad_append_is_named_and_changes_nothing);
     tcase_add_test(calls, every_bad_attend_is_named);
     tcase_add_test(calls, every_bad_small_call_is_named);
+    tcase_add_test(calls, move_checks_then_changes_only_where_the_layer_is);
     suite_add_tcase(s, calls);
     TCase *plans = tcase_create("plans");
     tcase_add_test(plans, appends_follow_s15_5);

@@ -211,6 +211,9 @@ typedef struct run {
     /* the device API */
     kvq_cuda_layer *layer;
     void *memory;
+    size_t cache_bytes, total_bytes;
+    void *other, *host_copy;       /* kvq_cuda_layer_move: the next memory, and the host copy between them */
+    int moves;
     cudaStream_t stream;
     void *d_in[2];                 /* keys, values of one call */
     void *d_q, *d_out;
@@ -331,6 +334,10 @@ static void create_layer(run *r, uint32_t max_append)
     kvq_status st = kvq_cuda_layer_size(&config, &sizes);
     CHECK(st == KVQ_OK, "%s: kvq_cuda_layer_size: %s", lc->name, kvq_cuda_last_error());
     CUDA_OK(cudaMalloc(&r->memory, sizes.total_bytes));
+    CUDA_OK(cudaMalloc(&r->other, sizes.total_bytes));
+    CUDA_OK(cudaMallocHost(&r->host_copy, sizes.cache_bytes));
+    r->cache_bytes = sizes.cache_bytes;
+    r->total_bytes = sizes.total_bytes;
     st = kvq_cuda_layer_create(&config, r->memory, sizes.total_bytes, (kvq_cuda_stream)r->stream, &r->layer);
     CHECK(st == KVQ_OK, "%s: kvq_cuda_layer_create: %s", lc->name, kvq_cuda_last_error());
     printf("  %s: %zu bytes of device memory (cache %zu, %zu per sequence; scratch %zu), %zu of host\n", lc->name,
@@ -500,6 +507,8 @@ static void close_run(run *r)
     if (r->ctx != NULL) r->api->close(r->ctx);
     kvq_cuda_layer_destroy(r->layer);
     cudaFree(r->memory);
+    cudaFree(r->other);
+    cudaFreeHost(r->host_copy);
     for (int k = 0; k < 2; k++) cudaFree(r->d_in[k]);
     cudaFree(r->d_q);
     cudaFree(r->d_out);
@@ -509,7 +518,24 @@ static void close_run(run *r)
     free(r->ranges);
 }
 
-/* A prompt of 300 and one of 130 tokens in chunks, then decode steps, checked after each. */
+/* The layer's state to other memory through host memory, as CPU-GPU offload moves it
+ * (kvq_cuda_layer_move): its first cache_bytes out to the host, in to the next buffer, the old
+ * memory overwritten so that nothing can still read it. */
+static void move_layer(run *r)
+{
+    CUDA_OK(cudaMemcpyAsync(r->host_copy, r->memory, r->cache_bytes, cudaMemcpyDeviceToHost, r->stream));
+    CUDA_OK(cudaMemcpyAsync(r->other, r->host_copy, r->cache_bytes, cudaMemcpyHostToDevice, r->stream));
+    kvq_status st = kvq_cuda_layer_move(r->layer, r->other, r->total_bytes);
+    CHECK(st == KVQ_OK, "%s: kvq_cuda_layer_move: %s", r->lc->name, kvq_cuda_last_error());
+    CUDA_OK(cudaMemsetAsync(r->memory, 0xA5, r->total_bytes, r->stream));
+    void *old = r->memory;
+    r->memory = r->other;
+    r->other = old;
+    r->moves++;
+}
+
+/* A prompt of 300 and one of 130 tokens in chunks, then decode steps, checked after each; every
+ * third step the layer moves to other memory first (through the host). */
 static bool check_case(const layer_case *lc, uint32_t steps)
 {
     run r;
@@ -542,6 +568,7 @@ static bool check_case(const layer_case *lc, uint32_t steps)
     compare_attention(&r, "after the prompt");
     const uint32_t one[SEQS] = {1, 1};
     for (uint32_t step = 0; step < steps; step++) {
+        if (step % 3u == 1u) move_layer(&r);
         append(&r, at, one);
         for (uint32_t s = 0; s < SEQS; s++) at[s]++;
         char when[48];
@@ -551,8 +578,9 @@ static bool check_case(const layer_case *lc, uint32_t steps)
     }
     kvq_status st = kvq_cuda_layer_status(r.layer, (kvq_cuda_stream)r.stream);
     CHECK(st == KVQ_OK, "%s: kvq_cuda_layer_status: %s", lc->name, kvq_cuda_last_error());
-    printf("  %s: %d head slices and %d attention calls bit-identical to the validation ABI\n", lc->name,
-           r.identical_slices, r.identical_calls);
+    printf("  %s: %d head slices and %d attention calls bit-identical to the validation ABI (the layer moved %d "
+           "times through host memory)\n",
+           lc->name, r.identical_slices, r.identical_calls, r.moves);
     close_run(&r);
     return true;
 }

@@ -237,23 +237,29 @@ static void destroy(kvq_cuda_layer *layer)
     layer->device = NULL;
 }
 
-/* Whether memory is device memory of `device` (or managed memory). */
-static kvq_status check_memory(const kvq_cuda_layer *layer, int device)
+/* Whether memory is device memory of `device` (or managed memory); `whose` names the device. */
+static kvq_status check_memory(const void *memory, int device, const char *whose)
 {
     struct cudaPointerAttributes attr;
-    cudaError_t err = cudaPointerGetAttributes(&attr, layer->memory);
+    cudaError_t err = cudaPointerGetAttributes(&attr, memory);
     if (err != cudaSuccess) {
         cudaGetLastError();
-        return layer_fail(KVQ_ERR_BAD_ARGUMENT, "memory = %p: CUDA does not know it (%s)", (void *)layer->memory,
+        return layer_fail(KVQ_ERR_BAD_ARGUMENT, "memory = %p: CUDA does not know it (%s)", memory,
                           cudaGetErrorString(err));
     }
     if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged)
         return layer_fail(KVQ_ERR_BAD_ARGUMENT, "memory = %p is not device memory (allocate it with cudaMalloc or as a "
-                          "CUDA tensor)", (void *)layer->memory);
+                          "CUDA tensor)", memory);
     if (attr.type == cudaMemoryTypeDevice && attr.device != device)
-        return layer_fail(KVQ_ERR_BAD_ARGUMENT, "memory = %p belongs to CUDA device %d, the current device is %d",
-                          (void *)layer->memory, attr.device, device);
+        return layer_fail(KVQ_ERR_BAD_ARGUMENT, "memory = %p belongs to CUDA device %d, %s is %d", memory, attr.device,
+                          whose, device);
     return KVQ_OK;
+}
+
+/* kvq_cuda_layer_move's check: the new memory is on the layer's own device. */
+static kvq_status check_move(const kvq_cuda_layer *layer, const void *memory)
+{
+    return check_memory(memory, half(layer)->ctx.device, "the layer's device");
 }
 
 static kvq_status create(kvq_cuda_layer *layer, kvq_cuda_stream stream)
@@ -268,7 +274,7 @@ static kvq_status create(kvq_cuda_layer *layer, kvq_cuda_stream stream)
         cudaGetLastError();
         return layer_fail(KVQ_ERR_IO, "no usable CUDA device: %s", cudaGetErrorString(err));
     }
-    kvq_status status = check_memory(layer, device);
+    kvq_status status = check_memory(layer->memory, device, "the current device");
     if (status != KVQ_OK) return status;
     device_half *d = calloc(1, sizeof *d);
     if (d == NULL) return layer_fail(KVQ_ERR_OUT_OF_MEMORY, "create: out of host memory");
@@ -779,6 +785,7 @@ static const layer_device_ops cuda_ops = {
     .reset = reset,
     .status = status_of,
     .read = read_slice,
+    .check_memory = check_move,
 };
 
 const layer_device_ops *layer_default_ops(void) { return &cuda_ops; }

@@ -443,6 +443,27 @@ kvq_status kvq_cuda_layer_reset(kvq_cuda_layer *layer, uint32_t seq_id, kvq_cuda
     return KVQ_OK;
 }
 
+kvq_status kvq_cuda_layer_move(kvq_cuda_layer *layer, void *memory, size_t bytes)
+{
+    kvq_status status = check_layer(layer);
+    if (status != KVQ_OK) return status;
+    if (memory == NULL) return layer_fail(KVQ_ERR_NULL_ARGUMENT, "memory: NULL");
+    if (bytes < layer->layout.total_bytes)
+        return layer_fail(KVQ_ERR_SIZE_MISMATCH,
+                          "bytes = %zu, but this layer needs %zu bytes (kvq_cuda_layer_size: total_bytes)", bytes,
+                          layer->layout.total_bytes);
+    if ((uintptr_t)memory % KVQ_CUDA_MEMORY_ALIGNMENT != 0)
+        return layer_fail(KVQ_ERR_BAD_ARGUMENT, "memory = %p is not aligned to %u bytes", memory,
+                          KVQ_CUDA_MEMORY_ALIGNMENT);
+    status = layer->ops->check_memory(layer, memory);
+    if (status != KVQ_OK) return status;
+    /* Every device address of a call is made from layer->memory when the call is planned (the
+     * layout holds offsets only), so this is the whole move. */
+    layer->memory = memory;
+    layer->bytes = bytes;
+    return KVQ_OK;
+}
+
 kvq_status kvq_cuda_layer_length(const kvq_cuda_layer *layer, uint32_t seq_id, uint32_t *length)
 {
     if (layer == NULL) return layer_fail(KVQ_ERR_NULL_ARGUMENT, "layer: NULL");

@@ -164,6 +164,9 @@ struct layer_device_ops {
     /* The S4.4 slice; n_perm / n_temp rows, the sequence's state as the host knows it. */
     kvq_status (*read)(kvq_cuda_layer *layer, uint32_t seq_id, uint32_t head, kvq_role role,
                        kvq_cuda_stream stream, kvq_qtensor **out);
+    /* Whether memory may hold the layer (kvq_cuda_layer_move: device memory of its device);
+     * changes nothing. */
+    kvq_status (*check_memory)(const kvq_cuda_layer *layer, const void *memory);
 };
 
 /* The real device half (layer_device.c), or the stand-in of a build without CUDA. */

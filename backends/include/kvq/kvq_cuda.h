@@ -234,6 +234,18 @@ kvq_status kvq_cuda_layer_status(kvq_cuda_layer *layer, kvq_cuda_stream stream);
 kvq_status kvq_cuda_layer_read(kvq_cuda_layer *layer, uint32_t seq_id, uint32_t head, kvq_role role,
                                kvq_cuda_stream stream, kvq_qtensor **out);
 
+/* Moves the layer to other device memory, for CPU-GPU offload (a layer whose cache lives in host
+ * memory between steps and is streamed through device buffers) or compaction. The layer's state is
+ * the first sizes.cache_bytes bytes of its memory (the deferred-error record, the tables and every
+ * sequence; the rest is work space, not kept between calls): the caller copies them to `memory`
+ * (cudaMemcpyAsync from the old memory, or from a host copy made earlier), ordered after the calls
+ * already enqueued on the layer and before the next one, then calls this. From then on the layer's
+ * calls use memory[bytes] (device memory of the layer's device, aligned to
+ * KVQ_CUDA_MEMORY_ALIGNMENT, bytes >= sizes.total_bytes); the old memory is the caller's again
+ * once the calls enqueued before have run. No device work, no wait: only the host's record of where
+ * the layer is changes, so a failed call leaves it where it was. */
+kvq_status kvq_cuda_layer_move(kvq_cuda_layer *layer, void *memory, size_t bytes);
+
 /* sizeof of this build's structs, for bindings that declare them (0 for an unknown name):
  * "kvq_cuda_layer_config", "kvq_cuda_layer_sizes", "kvq_cuda_rows", "kvq_cuda_out_rows",
  * "kvq_cuda_append_args", "kvq_cuda_attend_args", "kvq_head_config". */
