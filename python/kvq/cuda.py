@@ -88,6 +88,7 @@ _FUNCTIONS = {
     "kvq_cuda_layer_reset": (_st, [C.c_void_p, C.c_uint32, C.c_void_p]),
     "kvq_cuda_layer_length": (_st, [C.c_void_p, C.c_uint32, _P(C.c_uint32)]),
     "kvq_cuda_layer_status": (_st, [C.c_void_p, C.c_void_p]),
+    "kvq_cuda_layer_move": (_st, [C.c_void_p, C.c_void_p, C.c_size_t]),
     "kvq_cuda_layer_read": (_st, [C.c_void_p, C.c_uint32, C.c_uint32, C.c_int, C.c_void_p,
                                   _P(_P(L.QTensor))]),
     "kvq_qtensor_free": (None, [_P(L.QTensor)]),
@@ -350,6 +351,31 @@ class LayerCache:
             return QTensor._borrowed_copy(out)
         finally:
             self._lib.kvq_qtensor_free(out)
+
+    def state_to_host(self) -> Any:
+        """The layer's state (the first ``sizes.cache_bytes`` bytes of its memory: every sequence
+        slot and the tables) copied into a new page-locked host tensor, enqueued on the current
+        stream (synchronise before reading it). With :meth:`move`, the two halves of CPU-GPU
+        offload."""
+        torch = self._torch
+        host = torch.empty(self.sizes.cache_bytes, dtype=torch.uint8, pin_memory=True)
+        host.copy_(self._memory[: self.sizes.cache_bytes], non_blocking=True)
+        return host
+
+    def move(self, memory: Any) -> None:
+        """Moves the layer to ``memory`` (kvq_cuda_layer_move): a contiguous uint8 CUDA tensor of at
+        least ``sizes.total_bytes`` on the layer's device, into whose first ``sizes.cache_bytes`` the
+        caller has copied the state (from :meth:`state_to_host`'s tensor or the old memory), ordered
+        on the current stream before the next call. The layer keeps a reference to it and drops its
+        reference to the old memory (which later calls no longer touch)."""
+        torch = self._torch
+        if not isinstance(memory, torch.Tensor) or memory.dtype != torch.uint8 or not memory.is_contiguous():
+            raise ValueError("memory must be a contiguous uint8 torch.Tensor")
+        if memory.device != self.device:
+            raise ValueError(f"memory is on {memory.device}, the layer on {self.device}")
+        _call(self._lib, "kvq_cuda_layer_move", self._layer, C.c_void_p(memory.data_ptr()),
+              memory.numel())
+        self._memory = memory
 
     def close(self) -> None:
         """Waits for the layer's work and frees it (also done when the object goes away)."""

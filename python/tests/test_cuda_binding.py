@@ -158,3 +158,31 @@ def test_a_small_cache_on_the_gpu_attends_like_sdpa():
     assert cache.length(0) == 40 and cache.length(1) == 40
     assert torch.allclose(out.float(), want, atol=5e-2), float((out.float() - want).abs().max())
     assert cache.read(1, 0, "values").n_tokens == 40
+
+
+@needs_gpu
+def test_a_layer_moved_through_host_memory_attends_as_before():
+    """state_to_host, then move into new memory: the same bits, and the old memory is not read."""
+    torch.manual_seed(1)
+    cfg = small_configs()
+    cache = kc.LayerCache(rope=kvq.Rope("half"), **cfg)
+    k = torch.randn(2, 2, 40, 64, device="cuda", dtype=torch.float16)
+    v = torch.randn_like(k)
+    q = torch.randn(2, 4, 64, device="cuda", dtype=torch.float16)
+    cache.append(k, v)
+    before = cache.attend(q).clone()
+    host = cache.state_to_host()
+    torch.cuda.synchronize()
+    old = cache._memory
+    memory = torch.empty(cache.sizes.total_bytes, dtype=torch.uint8, device="cuda")
+    memory[: cache.sizes.cache_bytes].copy_(host)
+    cache.move(memory)
+    old.fill_(0xA5)
+    after = cache.attend(q)
+    cache.check()
+    assert torch.equal(before, after)
+    with pytest.raises(kvq.KvqError, match="total_bytes"):
+        cache.move(memory[: cache.sizes.total_bytes - 256])
+    with pytest.raises(ValueError, match="uint8"):
+        cache.move(memory.float())
+    assert cache._memory is memory
