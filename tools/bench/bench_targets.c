@@ -120,30 +120,49 @@ static void attention_targets(FILE *out, const char *study_name, const json_valu
     }
 }
 
+/* One format's TPOT and TTFT verdicts from an object with format, images and the two ratios. */
+static void offload_verdicts(FILE *out, const json_value *r, const char *source)
+{
+    const char *format = json_get_string(r, "format");
+    double tpot = 0.0, ttft = 0.0, images = 0.0;
+    bool have_tpot = bench_field_number(r, "tpot_ratio", &tpot), have_ttft = bench_field_number(r, "ttft_ratio", &ttft);
+    bench_field_number(r, "images", &images);
+    char what[256], text[64];
+    snprintf(what, sizeof what, "offload: TPOT fp16 / %s (%.0f images%s; paper: 4.3x)", format ? format : "?", images,
+             source);
+    snprintf(text, sizeof text, "%.2fx", tpot);
+    verdict(out, what, text, tpot, 4.3, "x", have_tpot, false);
+    snprintf(what, sizeof what, "offload: TTFT fp16 / %s (%.0f images%s; paper: 1.7x)", format ? format : "?", images,
+             source);
+    snprintf(text, sizeof text, "%.2fx", ttft);
+    verdict(out, what, text, ttft, 1.7, "x", have_ttft, false);
+}
+
+/* The study's "ratios" (its summary at the largest prompt); a study stopped before it wrote them
+ * is judged by its own rows at the largest prompt it measured (each row has both ratios). */
 static void offload_targets(FILE *out, const json_value *study)
 {
     const json_value *ratios = json_get(study, "ratios");
-    if (json_length(ratios) == 0) {
+    for (size_t i = 0; i < json_length(ratios); i++) offload_verdicts(out, json_at(ratios, i), "");
+    if (json_length(ratios) != 0) return;
+    const json_value *rows = json_get(study, "results");
+    double most = -1.0, images;
+    for (size_t i = 0; i < json_length(rows); i++)
+        if (bench_field_number(json_at(rows, i), "images", &images) && images > most) most = images;
+    bool any = false;
+    for (size_t i = 0; i < json_length(rows); i++) {
+        const json_value *r = json_at(rows, i);
+        const char *format = json_get_string(r, "format");
+        double t;
+        if (format == NULL || strcmp(format, "fp16") == 0 || !bench_field_number(r, "images", &images) ||
+            images != most || !bench_field_number(r, "tpot_ratio", &t))
+            continue;
+        offload_verdicts(out, r, ", from the rows of a stopped run");
+        any = true;
+    }
+    if (!any) {
         verdict(out, "offload: TPOT fp16 / text-centric", "", 0.0, 4.3, "x", false, false);
         verdict(out, "offload: TTFT fp16 / text-centric", "", 0.0, 1.7, "x", false, false);
-        return;
-    }
-    for (size_t i = 0; i < json_length(ratios); i++) {
-        const json_value *r = json_at(ratios, i);
-        const char *format = json_get_string(r, "format");
-        double tpot = 0.0, ttft = 0.0, images = 0.0;
-        bool have_tpot = bench_field_number(r, "tpot_ratio", &tpot),
-             have_ttft = bench_field_number(r, "ttft_ratio", &ttft);
-        bench_field_number(r, "images", &images);
-        char what[256], text[64];
-        snprintf(what, sizeof what, "offload: TPOT fp16 / %s (%.0f images; paper: 4.3x)", format ? format : "?",
-                 images);
-        snprintf(text, sizeof text, "%.2fx", tpot);
-        verdict(out, what, text, tpot, 4.3, "x", have_tpot, false);
-        snprintf(what, sizeof what, "offload: TTFT fp16 / %s (%.0f images; paper: 1.7x)", format ? format : "?",
-                 images);
-        snprintf(text, sizeof text, "%.2fx", ttft);
-        verdict(out, what, text, ttft, 1.7, "x", have_ttft, false);
     }
 }
 
