@@ -450,6 +450,18 @@ static kvq_cuda_append_args append_args(const uint32_t *seq_ids, uint32_t n_seqs
     };
 }
 
+/* Attention for n_seqs sequences of 8 query heads of 128 fp16 channels, into out. */
+static kvq_cuda_attend_args attend_args(const uint32_t *seq_ids, uint32_t n_seqs, uint16_t *out)
+{
+    return (kvq_cuda_attend_args){
+        .struct_size = sizeof(kvq_cuda_attend_args),
+        .n_seqs = n_seqs,
+        .seq_ids = seq_ids,
+        .q = {rows16, KVQ_CUDA_FP16, 8 * 128, 128, 0},
+        .out = {out, KVQ_CUDA_FP16, 8 * 128, 128},
+    };
+}
+
 static uint32_t length_of(const kvq_cuda_layer *layer, uint32_t seq)
 {
     uint32_t n = 0;
@@ -526,13 +538,7 @@ START_TEST(every_bad_attend_is_named)
     kvq_cuda_layer *layer = fake_layer(&s.layer);
     const uint32_t ids[2] = {0, 1}, far[1] = {2}, first[1] = {0};
     uint16_t out[2 * 8 * 128];
-    kvq_cuda_attend_args a = {
-        .struct_size = sizeof a,
-        .n_seqs = 2,
-        .seq_ids = ids,
-        .q = {rows16, KVQ_CUDA_FP16, 8 * 128, 128, 0},
-        .out = {out, KVQ_CUDA_FP16, 8 * 128, 128},
-    };
+    kvq_cuda_attend_args a = attend_args(ids, 2, out);
     EXPECT_FAIL(kvq_cuda_layer_attend(NULL, &a, NULL), KVQ_ERR_NULL_ARGUMENT, "layer");
     EXPECT_FAIL(kvq_cuda_layer_attend(layer, NULL, NULL), KVQ_ERR_NULL_ARGUMENT, "args");
 #define BAD(field, value, status, needle)                                                                          \
@@ -591,13 +597,7 @@ START_TEST(move_checks_then_changes_only_where_the_layer_is)
     ck_assert_ptr_eq(layer->memory, other_memory);
     ck_assert_uint_eq(length_of(layer, 0), 1); /* the host's bookkeeping moves with it */
     uint16_t out[8 * 128];
-    kvq_cuda_attend_args a = {
-        .struct_size = sizeof a,
-        .n_seqs = 1,
-        .seq_ids = first,
-        .q = {rows16, KVQ_CUDA_FP16, 8 * 128, 128, 0},
-        .out = {out, KVQ_CUDA_FP16, 8 * 128, 128},
-    };
+    kvq_cuda_attend_args a = attend_args(first, 1, out);
     EXPECT_OK(kvq_cuda_layer_attend(layer, &a, NULL));
     ck_assert_ptr_eq(fake.attend_memory, other_memory);
     layer->broken = true; /* a layer after a device failure moves nowhere */
