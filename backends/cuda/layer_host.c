@@ -78,6 +78,20 @@ static size_t plan_tokens(const kvq_cuda_layer_config *cfg, const layer_layout *
     return n;
 }
 
+/* The host's checks of a layer's memory (create and move): present, large enough, aligned. */
+static kvq_status check_memory_args(const void *memory, size_t bytes, size_t total_bytes)
+{
+    if (memory == NULL) return layer_fail(KVQ_ERR_NULL_ARGUMENT, "memory: NULL");
+    if (bytes < total_bytes)
+        return layer_fail(KVQ_ERR_SIZE_MISMATCH,
+                          "bytes = %zu, but this configuration needs %zu bytes (kvq_cuda_layer_size: total_bytes)",
+                          bytes, total_bytes);
+    if ((uintptr_t)memory % KVQ_CUDA_MEMORY_ALIGNMENT != 0)
+        return layer_fail(KVQ_ERR_BAD_ARGUMENT, "memory = %p is not aligned to %u bytes", memory,
+                          KVQ_CUDA_MEMORY_ALIGNMENT);
+    return KVQ_OK;
+}
+
 kvq_status layer_create_with_ops(const kvq_cuda_layer_config *config, void *memory, size_t bytes,
                                  kvq_cuda_stream stream, const layer_device_ops *ops, kvq_cuda_layer **out)
 {
@@ -85,14 +99,8 @@ kvq_status layer_create_with_ops(const kvq_cuda_layer_config *config, void *memo
     if (memory == NULL) return layer_fail(KVQ_ERR_NULL_ARGUMENT, "memory: NULL");
     layer_layout L;
     kvq_status status = layer_layout_compute(config, &L);
+    if (status == KVQ_OK) status = check_memory_args(memory, bytes, L.total_bytes);
     if (status != KVQ_OK) return status;
-    if (bytes < L.total_bytes)
-        return layer_fail(KVQ_ERR_SIZE_MISMATCH,
-                          "bytes = %zu, but this configuration needs %zu bytes (kvq_cuda_layer_size: total_bytes)",
-                          bytes, L.total_bytes);
-    if ((uintptr_t)memory % KVQ_CUDA_MEMORY_ALIGNMENT != 0)
-        return layer_fail(KVQ_ERR_BAD_ARGUMENT, "memory = %p is not aligned to %u bytes", memory,
-                          KVQ_CUDA_MEMORY_ALIGNMENT);
 
     kvq_cuda_layer *layer = calloc(1, sizeof *layer);
     if (layer == NULL) return layer_fail(KVQ_ERR_OUT_OF_MEMORY, "layer: out of host memory");
@@ -447,15 +455,8 @@ kvq_status kvq_cuda_layer_move(kvq_cuda_layer *layer, void *memory, size_t bytes
 {
     kvq_status status = check_layer(layer);
     if (status != KVQ_OK) return status;
-    if (memory == NULL) return layer_fail(KVQ_ERR_NULL_ARGUMENT, "memory: NULL");
-    if (bytes < layer->layout.total_bytes)
-        return layer_fail(KVQ_ERR_SIZE_MISMATCH,
-                          "bytes = %zu, but this layer needs %zu bytes (kvq_cuda_layer_size: total_bytes)", bytes,
-                          layer->layout.total_bytes);
-    if ((uintptr_t)memory % KVQ_CUDA_MEMORY_ALIGNMENT != 0)
-        return layer_fail(KVQ_ERR_BAD_ARGUMENT, "memory = %p is not aligned to %u bytes", memory,
-                          KVQ_CUDA_MEMORY_ALIGNMENT);
-    status = layer->ops->check_memory(layer, memory);
+    status = check_memory_args(memory, bytes, layer->layout.total_bytes);
+    if (status == KVQ_OK) status = layer->ops->check_memory(layer, memory);
     if (status != KVQ_OK) return status;
     /* Every device address of a call is made from layer->memory when the call is planned (the
      * layout holds offsets only), so this is the whole move. */
