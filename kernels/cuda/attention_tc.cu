@@ -148,8 +148,8 @@ __device__ __forceinline__ void code_subtrahends(float offset, uint32_t (&sub)[1
 
 /* Outlier e of an m-tile (S7.4): its token within the m-tile (from the staged pointers optr of
  * the m-tile's ntm tokens), its channel, exact value, and the (clamped) code the dense decode
- * used. The first 32 of the m-tile (from `first`) were fetched ahead into `prefetched`, one a
- * lane (channel | fp16 value << 16). */
+ * used. The first n_ahead of the m-tile (from `first`) were fetched ahead into `prefetched`, one
+ * a lane (channel | fp16 value << 16). */
 struct Outlier {
     uint32_t tl, c, code;
     float y;
@@ -167,13 +167,13 @@ __device__ __forceinline__ uint32_t outlier_token(uint32_t e, const uint32_t *op
     return tl;
 }
 template <int BITS>
-__device__ __forceinline__ Outlier outlier_at(uint32_t e, uint32_t first, uint32_t prefetched, const uint32_t *optr,
-                                              uint32_t ntm, const kvq_cuda_view &t, const uint32_t *codes,
-                                              uint32_t row_words)
+__device__ __forceinline__ Outlier outlier_at(uint32_t e, uint32_t first, uint32_t n_ahead, uint32_t prefetched,
+                                              const uint32_t *optr, uint32_t ntm, const kvq_cuda_view &t,
+                                              const uint32_t *codes, uint32_t row_words)
 {
     Outlier o;
     o.tl = outlier_token(e, optr, ntm);
-    const uint32_t cv = e < first + 32u ? prefetched : (uint32_t)t.ochan[e] | (uint32_t)t.oval[e] << 16;
+    const uint32_t cv = e < first + n_ahead ? prefetched : (uint32_t)t.ochan[e] | (uint32_t)t.oval[e] << 16;
     o.c = cv & 0xFFFFu;
     o.y = kvq_dev_fp32((uint16_t)(cv >> 16));
     const uint32_t bit = o.c * BITS;
@@ -262,21 +262,23 @@ struct Shared {
 /* Shared memory only a launch with outliers has (after Shared): the fp32 corrections, for the
  * H = min(8, n_q) query heads a block holds (MHA: one). Sized for 8 heads, the 20 KiB cost MHA
  * a resident block per SM and a second, partial wave (ncu, H200, 2026-12-03); for H heads it is
- * (32 + d) H 16 bytes. The arrays follow each other: score corrections [warp][token][h], the
- * m-tile's fp16 weights [warp][token][h] (for value outliers), value corrections [warp][h][c]. */
+ * (48 + d) H 16 bytes. The arrays follow each other: score corrections [warp][token of the
+ * warp's two m-tiles][h], the m-tile's fp16 weights [warp][token][h] (for value outliers),
+ * value corrections [warp][h][c]. */
 template <int D>
 struct OutlierShared {
     float *base;
     uint32_t H;
-    __host__ __device__ static constexpr size_t bytes(uint32_t heads) { return (size_t)kWarps * heads * (32u + (uint32_t)D) * 4u; }
-    __device__ __forceinline__ float &score(uint32_t warp, uint32_t t, uint32_t h) const { return base[(warp * 16u + t) * H + h]; }
+    __host__ __device__ static constexpr size_t bytes(uint32_t heads) { return (size_t)kWarps * heads * (48u + (uint32_t)D) * 4u; }
+    /* t: 16 m + the token within m-tile m */
+    __device__ __forceinline__ float &score(uint32_t warp, uint32_t t, uint32_t h) const { return base[(warp * 32u + t) * H + h]; }
     __device__ __forceinline__ float &weight(uint32_t warp, uint32_t t, uint32_t h) const
     {
-        return base[kWarps * 16u * H + (warp * 16u + t) * H + h];
+        return base[kWarps * 32u * H + (warp * 16u + t) * H + h];
     }
     __device__ __forceinline__ float &out(uint32_t warp, uint32_t h, uint32_t c) const
     {
-        return base[kWarps * 32u * H + (warp * H + h) * (uint32_t)D + c];
+        return base[kWarps * 48u * H + (warp * H + h) * (uint32_t)D + c];
     }
 };
 
@@ -647,8 +649,13 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
             anyv16 = __any_sync(kAttFullMask, anyv16);
         }
 
-        auto tile_body = [&](auto general) {
-            constexpr bool GEN = decltype(general)::value;
+        /* ROWS: the tile has tokens stored in fp16 (patched into the fragments); OUTL: the block has
+         * outliers (fp32 corrections). Blocks with outliers but no fp16 token (all but the sink's)
+         * take a body without the row patches, which also decodes paired m-tiles: with one general
+         * body they cost twice the plain one (ncu, H200, 2026-12-03: 1,297 instructions per warp and
+         * m-tile against 660, half of the difference the row tests and the unpaired decode). */
+        auto tile_body = [&](auto rows, auto outl) {
+            constexpr bool ROWS = decltype(rows)::value, OUTL = decltype(outl)::value;
             /* ---- scores S^T = K Q^T of each m-tile ---- */
             float sacc[kSub][4];
             /* RoPE of a dequantized key pair (ka: channel i, kb2: i + d/2) of row `row` at slot `slot`. */
@@ -669,17 +676,85 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                 ka = xa;
                 kb2 = xb;
             };
+            /* Key outliers (S12.4 (a')): their dense decode goes through the MMA, and the rotated exact
+             * difference is added to the score in fp32, a lane per outlier, for the mc m-tiles from
+             * m0 (both of a paired tile, in one pass of 16 lanes each, or one with all 32). A lane's
+             * first outlier is fetched before the decode, so that its latency hides behind the
+             * MMAs; later ones are fetched when they are used. */
+            auto ntm_of = [&](uint32_t m) { return kSub == 2u && m != 0u ? ntm[kSub - 1u] : ntm[0]; };
+            auto key_outliers_ahead = [&](uint32_t m0, uint32_t mc) -> uint32_t { /* channel | fp16 value << 16 */
+                const uint32_t lanes = 32u / mc, m = m0 + lane / lanes, li = lane % lanes;
+                const uint32_t *koptr = reinterpret_cast<const uint32_t *>(stage + G::kKeyOptr) +
+                                        Tiling<D>::kSubTokens * m + 16u * warp;
+                const uint32_t nt = ntm_of(m);
+                const uint32_t kob = nt != 0u ? koptr[0] : 0u, koe = nt != 0u ? koptr[nt] : 0u;
+                return kob + li < koe ? (uint32_t)K.ochan[kob + li] | (uint32_t)K.oval[kob + li] << 16 : 0u;
+            };
+            auto key_corrections = [&](uint32_t m0, uint32_t mc, uint32_t ahead) {
+                const uint32_t lanes = 32u / mc, m = m0 + lane / lanes, li = lane % lanes;
+                const uint32_t mo = Tiling<D>::kSubTokens * m + 16u * warp, nt = ntm_of(m);
+                const uint32_t *kcode = reinterpret_cast<const uint32_t *>(stage + G::kKeyCodes) + mo * G::kRowWords;
+                const uint32_t *koptr = reinterpret_cast<const uint32_t *>(stage + G::kKeyOptr) + mo;
+                const uint32_t kob = nt != 0u ? koptr[0] : 0u, koe = nt != 0u ? koptr[nt] : 0u;
+                if (!__any_sync(kAttFullMask, koe != kob)) return;
+                for (uint32_t e = kob + li; e < koe; e += lanes) {
+                    const Outlier o = outlier_at<BITS>(e, kob, lanes, ahead, koptr, nt, K, kcode, G::kRowWords);
+                    const uint32_t tl = o.tl, c = o.c, code = o.code;
+                    const float y = o.y;
+                    uint32_t ctig, cslot, chalf;
+                    kvq_tc_key_slot(D, BITS, c, &ctig, &cslot, &chalf);
+                    const __half a = reinterpret_cast<const __half *>(&sh.kpar[warp][cslot][ctig][0])[chalf];
+                    const __half b = reinterpret_cast<const __half *>(&sh.kpar[warp][cslot][ctig][1])[chalf];
+                    const __half dense = __hfma(b, __float2half_rn((float)code - koff), a);
+                    const float delta = y - __half2float(dense); /* exact: two fp16 numbers */
+                    if (fabsf(y) > kDomain / 2.0f) atomicOr(&sh.flag, 2u);
+                    const uint32_t i = c % (D / 2u);
+                    float da = delta, db = 0.0f;
+                    if (ROT) {
+                        const float2 cs = __ldg(step32 + (size_t)i * KVQ_CUDA_STEP32_OFFSETS + 16u * warp + tl);
+                        da = c < D / 2u ? delta * cs.x : -delta * cs.y;
+                        db = c < D / 2u ? delta * cs.y : delta * cs.x;
+                    } else if (c >= D / 2u) {
+                        da = 0.0f;
+                        db = delta;
+                    }
+                    uint32_t atig, aslot, ahalf;
+                    kvq_tc_key_slot(D, BITS, i, &atig, &aslot, &ahalf);
+                    /* Only the block's nh real query heads: the padding heads' scores are never output
+                     * (their queries are zero, so their corrections would be zero too). */
+                    for (uint32_t h = 0; h < nh; h++) {
+                        const float qa = __half2float(sh.q[buf][ROT ? m : 0][aslot][4u * h + atig][ahalf]);
+                        const float qb = __half2float(sh.q[buf][ROT ? m : 0][aslot + G::kPartSlots][4u * h + atig][ahalf]);
+                        atomicAdd(&os.score(warp, 16u * m + tl, h), __fmaf_rn(qa, da, __fmul_rn(qb, db)));
+                    }
+                }
+                __syncwarp();
+                /* Columns 2 tig, 2 tig + 1; those past the block's heads have no corrections (nh <= H). */
+#pragma unroll
+                for (uint32_t mm = 0; mm < kSub; mm++)
+                    if (mm >= m0 && mm < m0 + mc)
+#pragma unroll
+                        for (uint32_t hh = 0; hh < 2u; hh++)
+                            if (2u * tig + hh < nh) {
+                                sacc[mm][hh] += os.score(warp, 16u * mm + g, 2u * tig + hh);
+                                sacc[mm][2u + hh] += os.score(warp, 16u * mm + g + 8u, 2u * tig + hh);
+                            }
+                __syncwarp();
+                for (uint32_t i = lane; i < 16u * mc * os.H; i += 32u) (&os.score(warp, 16u * m0, 0))[i] = 0.0f;
+                __syncwarp();
+            };
             /* Both m-tiles of a plain tile in one key block: decoded side by side, with one load of
              * each key parameter for both and two independent chains of MMAs (the warp's only
              * source of parallelism at three warps per scheduler). */
             bool paired = false;
-            if constexpr (!GEN && kSub == 2u) paired = ntm[1] != 0u && kb.of(tm[0]) == kb.of(tm[1]);
+            if constexpr (!ROWS && kSub == 2u) paired = ntm[1] != 0u && kb.of(tm[0]) == kb.of(tm[1]);
             if (paired) {
                 const uint32_t blk = kb.of(tm[0]);
                 if (sh.kpar_block[warp] != blk) {
                     const uint32_t *prow = reinterpret_cast<const uint32_t *>(stage + G::kKeyParams) + (blk - first_blk) * D;
                     load_key_params<D, BITS>(sh, prow, ksym, warp, lane, blk);
                 }
+                const uint32_t kahead = OUTL && any_kout ? key_outliers_ahead(0u, kSub) : 0u;
                 uint32_t kw[kSub][2][2][G::kLaneWords], kws[kSub][2][2][G::kLaneWords]; /* [m][row][part][word] */
 #pragma unroll
                 for (uint32_t m = 0; m < kSub; m++) {
@@ -733,9 +808,12 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                     }
                 }
 #pragma unroll
-                for (uint32_t m = 0; m < kSub; m++) {
+                for (uint32_t m = 0; m < kSub; m++)
 #pragma unroll
                     for (int e = 0; e < 4; e++) sacc[m][e] = s_lo[m][e] + s_hi[m][e];
+                if (OUTL && any_kout) key_corrections(0u, kSub, kahead);
+#pragma unroll
+                for (uint32_t m = 0; m < kSub; m++) {
                     if (g >= ntm[m]) sacc[m][0] = sacc[m][1] = -INFINITY;
                     if (g + 8u >= ntm[m]) sacc[m][2] = sacc[m][3] = -INFINITY;
                 }
@@ -748,7 +826,6 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                 if (ntm[m] == 0u) continue;
                 const uint32_t mo = Tiling<D>::kSubTokens * m + 16u * warp; /* m-tile offset in the tile */
                 const uint32_t *kcode = reinterpret_cast<const uint32_t *>(stage + G::kKeyCodes) + mo * G::kRowWords;
-                const uint32_t *koptr = reinterpret_cast<const uint32_t *>(stage + G::kKeyOptr) + mo;
                 const uint32_t blk = kb.of(tm[m]);
                 if (sh.kpar_block[warp] != blk) {
                     const uint32_t *prow = reinterpret_cast<const uint32_t *>(stage + G::kKeyParams) + (blk - first_blk) * D;
@@ -766,13 +843,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                                                      tig * G::kLaneWords + w];
                             kws[row][part][w] = kw[row][part][w] >> kvq_tc_code_shift(BITS);
                         }
-                /* The m-tile's first 32 key outliers, fetched now so that their latency hides behind
-                 * the MMAs (a lane per outlier; more are fetched when they are used). */
-                uint32_t kob = 0, koe = 0, kout_pf = 0; /* channel | fp16 value << 16 */
-                if (GEN && any_kout) {
-                    kob = koptr[0], koe = koptr[ntm[m]];
-                    if (kob + lane < koe) kout_pf = (uint32_t)K.ochan[kob + lane] | (uint32_t)K.oval[kob + lane] << 16;
-                }
+                const uint32_t kahead = OUTL && any_kout ? key_outliers_ahead(m, 1u) : 0u;
                 /* Two accumulators (first and second halves of the head) halve the chain of dependent MMAs. */
                 float s_lo[4] = {0.0f, 0.0f, 0.0f, 0.0f}, s_hi[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
@@ -790,7 +861,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                                                  u2h(par_a.x));
                             __half2 kb2 = __hfma2(u2h(par_b.y), code_pair<BITS>(kw[row][1][word], kws[row][1][word], p, ksub[p]),
                                                   u2h(par_b.x));
-                            if (GEN && any16 && krow16[m][row]) {
+                            if (ROWS && any16 && krow16[m][row]) {
                                 const uint32_t t = tm[m] + g + 8u * row;
                                 const uint16_t *r16 = kvq_att_fp16_row(K, K.slot[t]);
                                 __half ha[2], hb[2];
@@ -817,52 +888,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
 #pragma unroll
                 for (int e = 0; e < 4; e++) sacc[m][e] = s_lo[e] + s_hi[e];
 
-                /* Key outliers: their dense decode went through the MMA; add the rotated exact difference
-                 * to the score in fp32, a lane per outlier (S12.4 (a')). */
-                if (GEN && any_kout && koe != kob) {
-                    for (uint32_t e = kob + lane; e < koe; e += 32u) {
-                        const Outlier o = outlier_at<BITS>(e, kob, kout_pf, koptr, ntm[m], K, kcode, G::kRowWords);
-                        const uint32_t tl = o.tl, c = o.c, code = o.code;
-                        const float y = o.y;
-                        uint32_t ctig, cslot, chalf;
-                        kvq_tc_key_slot(D, BITS, c, &ctig, &cslot, &chalf);
-                        const __half a = reinterpret_cast<const __half *>(&sh.kpar[warp][cslot][ctig][0])[chalf];
-                        const __half b = reinterpret_cast<const __half *>(&sh.kpar[warp][cslot][ctig][1])[chalf];
-                        const __half dense = __hfma(b, __float2half_rn((float)code - koff), a);
-                        const float delta = y - __half2float(dense); /* exact: two fp16 numbers */
-                        if (fabsf(y) > kDomain / 2.0f) atomicOr(&sh.flag, 2u);
-                        const uint32_t i = c % (D / 2u);
-                        float da = delta, db = 0.0f;
-                        if (ROT) {
-                            const float2 cs = __ldg(step32 + (size_t)i * KVQ_CUDA_STEP32_OFFSETS + 16u * warp + tl);
-                            da = c < D / 2u ? delta * cs.x : -delta * cs.y;
-                            db = c < D / 2u ? delta * cs.y : delta * cs.x;
-                        } else if (c >= D / 2u) {
-                            da = 0.0f;
-                            db = delta;
-                        }
-                        uint32_t atig, aslot, ahalf;
-                        kvq_tc_key_slot(D, BITS, i, &atig, &aslot, &ahalf);
-                        /* Only the block's nh real query heads: the padding heads' scores are never output
-                         * (their queries are zero, so their corrections would be zero too). */
-                        for (uint32_t h = 0; h < nh; h++) {
-                            const float qa = __half2float(sh.q[buf][ROT ? m : 0][aslot][4u * h + atig][ahalf]);
-                            const float qb = __half2float(sh.q[buf][ROT ? m : 0][aslot + G::kPartSlots][4u * h + atig][ahalf]);
-                            atomicAdd(&os.score(warp, tl, h), __fmaf_rn(qa, da, __fmul_rn(qb, db)));
-                        }
-                    }
-                    __syncwarp();
-                    /* Columns 2 tig, 2 tig + 1; those past the block's heads have no corrections (nh <= H). */
-#pragma unroll
-                    for (uint32_t hh = 0; hh < 2u; hh++)
-                        if (2u * tig + hh < nh) {
-                            sacc[m][hh] += os.score(warp, g, 2u * tig + hh);
-                            sacc[m][2u + hh] += os.score(warp, g + 8u, 2u * tig + hh);
-                        }
-                    __syncwarp();
-                    for (uint32_t i = lane; i < 16u * os.H; i += 32u) os.score(warp, 0, i) = 0.0f;
-                    __syncwarp();
-                }
+                if (OUTL && any_kout) key_corrections(m, 1u, kahead);
                 if (g >= ntm[m]) sacc[m][0] = sacc[m][1] = -INFINITY;
                 if (g + 8u >= ntm[m]) sacc[m][2] = sacc[m][3] = -INFINITY;
             }
@@ -905,7 +931,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                     oacc[mt][2] *= alpha[0];
                     oacc[mt][3] *= alpha[1];
                 }
-                if (GEN && any_vout) { /* the fp32 corrections follow the same scale */
+                if (OUTL && any_vout) { /* the fp32 corrections follow the same scale */
                     __syncwarp();
                     /* nh * D is a multiple of 32: every lane runs as many iterations (the shuffle's mask) */
                     for (uint32_t i = lane; i < nh * (uint32_t)D; i += 32u) {
@@ -936,7 +962,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                 const uint32_t sel = (g & 1u) ? 0x7632u : 0x5410u;
                 const uint32_t pb0 = __byte_perm(x0, x1, sel), pb1 = __byte_perm(y0, y1, sel);
                 uint32_t vob = 0, voe = 0, vout_pf = 0;
-                if (GEN && any_vout) {
+                if (OUTL && any_vout) {
                     vob = voptr[0], voe = voptr[ntm[m]];
                     if (vob + lane < voe) vout_pf = (uint32_t)V.ochan[vob + lane] | (uint32_t)V.oval[vob + lane] << 16;
                     const float2 f01 = __half22float2(h01), f23 = __half22float2(h23);
@@ -976,7 +1002,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
 #pragma unroll
                     for (uint32_t half = 0; half < 2u; half++) {
                         const uint32_t t = ta + half;
-                        if (GEN && anyv16 && t < ntm[m] && vprec[t] != KVQ_PREC_QUANTIZED) {
+                        if (ROWS && anyv16 && t < ntm[m] && vprec[t] != KVQ_PREC_QUANTIZED) {
                             const uint32_t *r32 = reinterpret_cast<const uint32_t *>(
                                 kvq_att_fp16_row(V, V.slot[tm[m] + t]) + g * (D / 8u));
 #pragma unroll
@@ -992,10 +1018,10 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                 }
 
                 /* Value outliers: the dense decode went through the MMA; add P~ (exact - dense) in fp32. */
-                if (GEN && any_vout && voe != vob) {
+                if (OUTL && any_vout && voe != vob) {
                     __syncwarp(); /* pw is written */
                     for (uint32_t e = vob + lane; e < voe; e += 32u) {
-                        const Outlier o = outlier_at<BITS>(e, vob, vout_pf, voptr, ntm[m], V, vcode, G::kRowWords);
+                        const Outlier o = outlier_at<BITS>(e, vob, 32u, vout_pf, voptr, ntm[m], V, vcode, G::kRowWords);
                         const uint32_t tl = o.tl, c = o.c, code = o.code;
                         const float y = o.y;
                         const uint32_t w = vpar[tl];
@@ -1007,12 +1033,14 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                     }
                     __syncwarp();
                 }
-                if (GEN && any_vout) __syncwarp(); /* pw is read before the next m-tile writes it */
+                if (OUTL && any_vout) __syncwarp(); /* pw is read before the next m-tile writes it */
             }
         };
-        /* The block's outliers make every tile general: their fp32 sums follow each rescale. */
-        if (any_kout || any_vout || any16 || anyv16) tile_body(Flag<true>{});
-        else tile_body(Flag<false>{});
+        /* A block's outliers make every tile of it take a body with outliers (their fp32 sums follow
+         * each rescale); only tiles with fp16 rows take the general one. */
+        if (any16 || anyv16) tile_body(Flag<true>{}, Flag<true>{});
+        else if (any_kout || any_vout) tile_body(Flag<false>{}, Flag<true>{});
+        else tile_body(Flag<false>{}, Flag<false>{});
     }
     cp_async_wait<0>();
 
