@@ -6,9 +6,9 @@
  *
  * Study (a) opens the "cuda" backend through its table and times it through
  * the ABI's benchmarking slots (bench_slots.h), study (b) through the ABI and
- * the device API (kvq/kvq_cuda.h); only study (c) still reaches into the
- * backend's internals (bench_cuda_offload.h: layers streamed through staging
- * buffers, which the device API's layers cannot be yet).
+ * the device API (kvq/kvq_cuda.h); study (c) opens no backend: the CUDA
+ * runtime and the device API (bench_cuda_offload.h: layers streamed through
+ * staging buffers with kvq_cuda_layer_move).
  */
 #ifndef KVQ_BENCH_CUDA_H
 #define KVQ_BENCH_CUDA_H

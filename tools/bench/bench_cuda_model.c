@@ -151,7 +151,7 @@ static bool post_attention(bench_model *m, uint32_t n)
            gemm(m, n, m->hidden, m->ffn, m->mlp, m->w_down, m->x, CUDA_R_16F);
 }
 
-bool bench_model_prefill_layer(bench_model *m, uint32_t n, uint16_t *kv16_out)
+bool bench_model_prefill_layer(bench_model *m, uint32_t n, uint16_t *kv16_out, cudaEvent_t kv_ready)
 {
     size_t hh = (size_t)m->hidden * m->hidden, kv_half = (size_t)m->heads * n * m->head_dim;
     bool ok = head_projection(m, n, m->w_qkv, m->q, CUDA_R_16F);
@@ -168,6 +168,7 @@ bool bench_model_prefill_layer(bench_model *m, uint32_t n, uint16_t *kv16_out)
         k = m->kv16;
         v = m->kv16 + kv_half;
     }
+    if (ok && kv_ready != NULL) ok = bench_cuda_ok(STUDY, cudaEventRecord(kv_ready, m->stream), "cudaEventRecord");
     return ok && prefill_attention(m, n, k, v) && post_attention(m, n);
 }
 

@@ -35,8 +35,11 @@ void bench_model_free(bench_model *m);
 
 /* Prefill of one layer for n prompt tokens (n <= max_tokens):
  * K and V of every head into kv ([2][heads][n][head_dim], fp16 when kv16_out,
- * else fp32 into m->kv32 with an fp16 copy in m->kv16 for the attention). */
-bool bench_model_prefill_layer(bench_model *m, uint32_t n, uint16_t *kv16_out);
+ * else fp32 into m->kv32 with an fp16 copy in m->kv16 for the attention).
+ * kv_ready (NULL: none) is recorded on the stream once K and V are written,
+ * before the layer's attention and MLP, so that another stream can read them
+ * while those run. */
+bool bench_model_prefill_layer(bench_model *m, uint32_t n, uint16_t *kv16_out, cudaEvent_t kv_ready);
 /* Decode of one layer, before and after attention (M = 1 GEMMs). */
 bool bench_model_decode_pre(bench_model *m);
 bool bench_model_decode_post(bench_model *m);

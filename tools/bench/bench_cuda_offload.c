@@ -7,14 +7,16 @@
  * stream and two staging buffers, bench_cuda_offload.h).
  *
  * Measured per (format, prompt): TTFT (prefill of every layer including
- * writing the cache out: quantizing it with the backend's batched steps
- * (cuda_quantize_jobs, one host synchronisation per layer), copying
- * streamed layers to the host) and TPOT (one decode step: every layer's
- * GEMMs and attention over the whole cache, streamed layers copied in).
- * Formats: fp16, and the text-centric policy (S10: text tokens and the
- * sink in fp16 within a 10% budget, the rest 4-bit or 2-bit, uniform or NUQ).
+ * writing the cache out: the quantized formats append the model's K/V to
+ * their layers through the public device API, kvq_cuda_layer_append on a
+ * stream beside the model's, streamed layers copied to the host) and TPOT
+ * (one decode step: every layer's GEMMs and attention over the whole cache,
+ * kvq_cuda_layer_attend, streamed layers copied in and moved there with
+ * kvq_cuda_layer_move). Formats: fp16, and the text-centric policy (S10: text
+ * tokens and the sink in fp16 within a 10% budget, the rest 4-bit or 2-bit,
+ * uniform or NUQ). Only the CUDA runtime, cuBLAS and kvq/kvq_cuda.h are used:
+ * no backend's internals.
  */
-#include "bench_cuda_model.h"
 #include "bench_cuda_offload.h"
 
 #include <math.h>
@@ -36,229 +38,6 @@ typedef struct prompt {
     uint32_t images, tokens_per_image;
 } prompt;
 
-typedef struct run_state {
-    const bench_options *o;
-    kvq_backend_context *ctx;
-    bench_model *m;
-    offload_cache *c;
-    const kvq_head_config *cfg[2];
-    cudaStream_t copy;
-    cudaEvent_t loaded[2], freed[2], written[2], copied[2], done;
-    /* quantized decode attention */
-    float *q32, *partial, *out;
-    double *theta;
-    uint32_t *flags;
-    uint32_t tokens_per_split, splits;
-} run_state;
-
-/* ---- one decode step ------------------------------------------------------ */
-
-static bool attention(run_state *s, uint32_t buffer, const unsigned char *blob)
-{
-    offload_cache *c = s->c;
-    if (!c->format->quantized) return bench_model_decode_attention_fp16(s->m, c->n_tokens, (const uint16_t *)blob);
-    uint32_t d = c->head_dim;
-    kvq_cuda_attention_args a = {.seqs = offload_descriptors(c, buffer),
-                                 .q = s->q32,
-                                 .theta = s->theta,
-                                 .rope_step = cuda_rope_step(s->ctx, 10000.0f, d),
-                                 .rope_step32 = cuda_rope_step32(s->ctx, 10000.0f, d),
-                                 .seqs_host = offload_descriptors_host(c, buffer),
-                                 .pairing = KVQ_ROPE_HALF,
-                                 .n_seq = c->heads,
-                                 .n_q = 1u,
-                                 .head_dim = d,
-                                 .tokens_per_split = s->tokens_per_split,
-                                 .max_splits = s->splits,
-                                 .max_key_words = c->view[0].row_words,
-                                 .max_value_words = c->view[1].row_words,
-                                 .score_scale = (float)(1.4426950408889634 / sqrt((double)d)),
-                                 .partial_o = s->splits > 1u ? s->partial : NULL,
-                                 .partial_ml = s->splits > 1u ? s->partial + (size_t)c->heads * s->splits * d : NULL,
-                                 .out = s->out,
-                                 .flags = s->flags};
-    return bench_cuda_ok(STUDY, kvq_cuda_attention(&a, s->m->stream), "kvq_cuda_attention");
-}
-
-/* Enqueues the copy of streamed layer i (layer resident + i) into staging i % 2. */
-static bool enqueue_load(run_state *s, uint32_t i)
-{
-    offload_cache *c = s->c;
-    uint32_t b = i % 2u;
-    return bench_cuda_ok(STUDY, cudaStreamWaitEvent(s->copy, s->freed[b], 0), "cudaStreamWaitEvent") &&
-           bench_cuda_ok(STUDY,
-                         cudaMemcpyAsync(offload_staging(c, b), c->host + (size_t)i * c->layer_bytes, c->layer_bytes,
-                                         cudaMemcpyHostToDevice, s->copy),
-                         "host-to-device layer") &&
-           bench_cuda_ok(STUDY, cudaEventRecord(s->loaded[b], s->copy), "cudaEventRecord");
-}
-
-static bool decode_step(void *user, cudaStream_t stream)
-{
-    run_state *s = user;
-    offload_cache *c = s->c;
-    uint32_t streamed = c->layers - c->resident;
-    bool ok = true;
-    /* The compute stream's start is recorded before this: the copies start with it. */
-    ok = bench_cuda_ok(STUDY, cudaEventRecord(s->done, stream), "cudaEventRecord") &&
-         bench_cuda_ok(STUDY, cudaStreamWaitEvent(s->copy, s->done, 0), "cudaStreamWaitEvent");
-    for (uint32_t i = 0; ok && i < streamed && i < 2u; i++) ok = enqueue_load(s, i);
-    for (uint32_t l = 0; ok && l < c->layers; l++) {
-        ok = bench_model_decode_pre(s->m);
-        if (ok && l < c->resident) {
-            ok = attention(s, l, offload_resident(c, l));
-        } else if (ok) {
-            uint32_t i = l - c->resident, b = i % 2u;
-            ok = bench_cuda_ok(STUDY, cudaStreamWaitEvent(stream, s->loaded[b], 0), "cudaStreamWaitEvent") &&
-                 attention(s, c->resident + b, offload_staging(c, b)) &&
-                 bench_cuda_ok(STUDY, cudaEventRecord(s->freed[b], stream), "cudaEventRecord");
-            if (ok && i + 2u < streamed) ok = enqueue_load(s, i + 2u);
-        }
-        ok = ok && bench_model_decode_post(s->m);
-    }
-    return ok && bench_model_lm_head(s->m);
-}
-
-/* ---- the prefill ---------------------------------------------------------- */
-
-/* kvq's quantization of layer blob `base` from the model's fp32 K and V:
- * all heads x (keys, values), fp16 rows included, as one batch of
- * cuda_quantize_jobs (one launch per step, one host synchronisation per
- * layer for the outlier counts); the outliers are still in flight on the stream when it returns,
- * which orders the copy of the blob after them. */
-static bool quantize_layer(run_state *s, unsigned char *base)
-{
-    offload_cache *c = s->c;
-    uint32_t n = c->n_tokens, d = c->head_dim, n_jobs = 2u * c->heads;
-    size_t half = (size_t)c->heads * n * d;
-    cuda_quant_job *jobs = malloc(n_jobs * sizeof *jobs);
-    uint32_t **optr = malloc(n_jobs * sizeof *optr), *capacity = malloc(n_jobs * sizeof *capacity);
-    uint16_t **ochan = malloc(n_jobs * sizeof *ochan), **oval = malloc(n_jobs * sizeof *oval);
-    kvq_status st = jobs && optr && capacity && ochan && oval
-                        ? KVQ_OK
-                        : cuda_fail(s->ctx, KVQ_ERR_OUT_OF_MEMORY, "out of host memory for %u jobs", n_jobs);
-    for (uint32_t j = 0; j < n_jobs && st == KVQ_OK; j++) {
-        const uint32_t h = j / 2u;
-        const int r = (int)(j % 2u);
-        const float *x = s->m->kv32 + (size_t)r * half + (size_t)h * n * d;
-        /* The batch writes the fp16 rows (sinks, text) too: one launch per layer. */
-        jobs[j] = (cuda_quant_job){.config = s->cfg[r],
-                                   .head_dim = d,
-                                   .x = x,
-                                   .x_base = 0,
-                                   .t_begin = 0,
-                                   .t_end = n,
-                                   .precision = offload_array(c, base, h, r, 0),
-                                   .params = offload_array(c, base, h, r, 4),
-                                   .codes = offload_array(c, base, h, r, 3),
-                                   .cal_params = NULL,
-                                   .cal_ranges = NULL,
-                                   .fp16_slot = offload_array(c, base, h, r, 1),
-                                   .fp16_rows = offload_array(c, base, h, r, 2),
-                                   .fp16_temp_rows = NULL};
-        optr[j] = offload_array(c, base, h, r, 5);
-        ochan[j] = offload_array(c, base, h, r, 6);
-        oval[j] = offload_array(c, base, h, r, 7);
-        /* The blob has room for the template's outliers (and the 16 bytes of
-         * slack); the model's data has its own count. */
-        capacity[j] = (uint32_t)((c->bytes[r][6] + 16u) / 2u);
-    }
-    if (st == KVQ_OK) st = cuda_quantize_jobs(s->ctx, jobs, n_jobs, optr, ochan, oval, capacity);
-    if (st != KVQ_OK)
-        fprintf(stderr, "kvq bench: " STUDY ": quantizing the prefill's cache: %s\n", cuda_last_error(s->ctx));
-    free(jobs);
-    free(optr);
-    free(capacity);
-    free(ochan);
-    free(oval);
-    return st == KVQ_OK;
-}
-
-static bool prefill_step(void *user, cudaStream_t stream)
-{
-    run_state *s = user;
-    offload_cache *c = s->c;
-    bool ok = true;
-    for (uint32_t l = 0; ok && l < c->layers; l++) {
-        bool streamed = l >= c->resident;
-        uint32_t b = streamed ? (l - c->resident) % 2u : 0u;
-        unsigned char *dest = streamed ? offload_staging(c, b) : offload_resident(c, l);
-        /* Staging buffer b is free once its previous layer reached the host. */
-        if (streamed) ok = bench_cuda_ok(STUDY, cudaStreamWaitEvent(stream, s->copied[b], 0), "cudaStreamWaitEvent");
-        ok = ok && bench_model_prefill_layer(s->m, c->n_tokens, c->format->quantized ? NULL : (uint16_t *)dest);
-        if (ok && c->format->quantized) ok = quantize_layer(s, dest);
-        if (ok && streamed)
-            ok = bench_cuda_ok(STUDY, cudaEventRecord(s->written[b], stream), "cudaEventRecord") &&
-                 bench_cuda_ok(STUDY, cudaStreamWaitEvent(s->copy, s->written[b], 0), "cudaStreamWaitEvent") &&
-                 bench_cuda_ok(STUDY,
-                               cudaMemcpyAsync(c->host + (size_t)(l - c->resident) * c->layer_bytes, dest,
-                                               c->layer_bytes, cudaMemcpyDeviceToHost, s->copy),
-                               "device-to-host layer") &&
-                 bench_cuda_ok(STUDY, cudaEventRecord(s->copied[b], s->copy), "cudaEventRecord");
-    }
-    /* The first token needs the vocabulary projection; TTFT ends when the cache is out too. */
-    return ok && bench_model_lm_head(s->m) &&
-           bench_cuda_ok(STUDY, cudaEventRecord(s->done, s->copy), "cudaEventRecord") &&
-           bench_cuda_ok(STUDY, cudaStreamWaitEvent(stream, s->done, 0), "cudaStreamWaitEvent");
-}
-
-/* ---- set-up ---------------------------------------------------------------- */
-
-static void state_free(run_state *s)
-{
-    for (int i = 0; i < 2; i++) {
-        if (s->loaded[i]) cudaEventDestroy(s->loaded[i]);
-        if (s->freed[i]) cudaEventDestroy(s->freed[i]);
-        if (s->written[i]) cudaEventDestroy(s->written[i]);
-        if (s->copied[i]) cudaEventDestroy(s->copied[i]);
-    }
-    if (s->done) cudaEventDestroy(s->done);
-    if (s->copy) cudaStreamDestroy(s->copy);
-    cudaFree(s->q32);
-    cudaFree(s->partial);
-    cudaFree(s->out);
-    cudaFree(s->theta);
-    cudaFree(s->flags);
-}
-
-static bool state_make(run_state *s)
-{
-    offload_cache *c = s->c;
-    uint32_t d = c->head_dim, T = kvq_cuda_attention_tile(d), n = c->n_tokens;
-    /* cuda_attention_run's split rule for one query head per sequence. */
-    uint64_t tiles = (uint64_t)c->heads * ((n + T - 1u) / T), target = (uint64_t)s->ctx->sm_count * 4u;
-    uint64_t per = (tiles + target - 1u) / target;
-    s->tokens_per_split = (uint32_t)((per > 0 ? per : 1u) * T);
-    s->splits = (n + s->tokens_per_split - 1u) / s->tokens_per_split;
-    if (!offload_set_splits(c, s->splits)) return false;
-    bool ok = bench_cuda_ok(STUDY, cudaStreamCreateWithFlags(&s->copy, cudaStreamNonBlocking), "copy stream") &&
-              bench_cuda_ok(STUDY, cudaEventCreateWithFlags(&s->done, cudaEventDisableTiming), "events");
-    for (int i = 0; ok && i < 2; i++)
-        ok = bench_cuda_ok(STUDY, cudaEventCreateWithFlags(&s->loaded[i], cudaEventDisableTiming), "events") &&
-             bench_cuda_ok(STUDY, cudaEventCreateWithFlags(&s->freed[i], cudaEventDisableTiming), "events") &&
-             bench_cuda_ok(STUDY, cudaEventCreateWithFlags(&s->written[i], cudaEventDisableTiming), "events") &&
-             bench_cuda_ok(STUDY, cudaEventCreateWithFlags(&s->copied[i], cudaEventDisableTiming), "events");
-    size_t q_bytes = (size_t)c->heads * d * sizeof(float);
-    float *q = malloc(q_bytes);
-    ok = ok && q != NULL && bench_cuda_ok(STUDY, cudaMalloc((void **)&s->q32, q_bytes), "queries") &&
-         bench_cuda_ok(STUDY, cudaMalloc((void **)&s->out, q_bytes), "output") &&
-         bench_cuda_ok(STUDY, cudaMalloc((void **)&s->partial, (size_t)c->heads * s->splits * (d + 2u) * sizeof(float)),
-                       "partials") &&
-         bench_cuda_ok(STUDY, cudaMalloc((void **)&s->theta, d / 2u * sizeof(double)), "RoPE table") &&
-         bench_cuda_ok(STUDY, cudaMalloc((void **)&s->flags, 16), "flags") &&
-         bench_cuda_ok(STUDY, cudaMemset(s->flags, 0, 16), "flags");
-    if (ok) {
-        bench_fill_random(q, (size_t)c->heads * d, 29u);
-        ok = bench_cuda_ok(STUDY, cudaMemcpy(s->q32, q, q_bytes, cudaMemcpyHostToDevice), "queries") &&
-             bench_cuda_ok(STUDY,
-                           cudaMemcpy(s->theta, cuda_rope_theta(s->ctx, 10000.0f, d), d / 2u * sizeof(double),
-                                      cudaMemcpyHostToDevice),
-                           "RoPE table");
-    }
-    free(q);
-    return ok;
-}
-
 /* The text-centric policy (S10.3): 10% fp16 budget filled by text tokens, one sink. */
 static void text_centric(const offload_format *f, kvq_codebook *codebook, kvq_head_config *kc, kvq_head_config *vc)
 {
@@ -275,39 +54,39 @@ static void text_centric(const offload_format *f, kvq_codebook *codebook, kvq_he
 typedef struct point_result {
     bench_stats ttft, tpot;
     uint32_t resident;
-    size_t layer_bytes;
+    size_t state_bytes;  /* one layer's cache: the fp16 blob, or the layer's sizes.cache_bytes */
+    size_t device_bytes; /* one layer's device memory: the blob, or sizes.total_bytes (work space included) */
 } point_result;
 
-static bool measure(const bench_options *o, const kvq_backend_api *api, kvq_backend_context *ctx, bench_model *m,
-                    const offload_format *f, const prompt *p, size_t budget, point_result *res)
+static bool measure(const bench_options *o, bench_model *m, const offload_format *f, const prompt *p, size_t budget,
+                    point_result *res)
 {
     uint32_t n = TEXT_TOKENS + p->images * p->tokens_per_image;
     uint8_t *modality = malloc(n);
-    if (modality == NULL) return false;
+    if (modality == NULL) {
+        fprintf(stderr, "kvq bench: " STUDY ": out of host memory\n");
+        return false;
+    }
     /* LLaVA's layout: a text preamble, the images, the question. */
     for (uint32_t t = 0; t < n; t++)
         modality[t] = t < TEXT_TOKENS / 2u || t >= n - TEXT_TOKENS / 2u ? KVQ_MODALITY_TEXT : KVQ_MODALITY_IMAGE;
-    kvq_codebook codebook;
+    kvq_codebook codebook; /* the NUQ configs point at it: kept while the layers live */
     kvq_head_config kc, vc;
     text_centric(f, &codebook, &kc, &vc);
     offload_cache c;
-    run_state s;
-    memset(&s, 0, sizeof s);
-    s.o = o;
-    s.ctx = ctx;
-    s.m = m;
-    s.c = &c;
-    s.cfg[0] = &kc;
-    s.cfg[1] = &vc;
-    bool ok = offload_cache_create(&c, f, api, ctx, &kc, &vc, m->layers, n, modality, budget);
+    offload_run r;
+    bool ok = offload_cache_create(&c, f, &kc, &vc, m->layers, n, budget, m->stream);
+    if (ok) {
+        ok = offload_run_make(&r, m, &c, modality) &&
+             bench_cuda_time(STUDY, m->stream, offload_prefill, &r, o, &res->ttft) &&
+             bench_cuda_time(STUDY, m->stream, offload_decode, &r, o, &res->tpot) && offload_cache_check(&c, m->stream);
+        res->resident = c.resident;
+        res->state_bytes = c.state_bytes;
+        res->device_bytes = c.device_bytes;
+        offload_run_free(&r);
+        offload_cache_free(&c);
+    }
     free(modality);
-    if (!ok) return false;
-    ok = state_make(&s) && bench_cuda_time(STUDY, m->stream, prefill_step, &s, o, &res->ttft) &&
-         bench_cuda_time(STUDY, m->stream, decode_step, &s, o, &res->tpot);
-    res->resident = c.resident;
-    res->layer_bytes = c.layer_bytes;
-    state_free(&s);
-    offload_cache_free(&c, api, ctx);
     return ok;
 }
 
@@ -321,8 +100,9 @@ static void write_row(bench_json *w, const offload_format *f, const prompt *p, u
     bench_json_u64(w, "images", p->images);
     bench_json_u64(w, "tokens_per_image", p->tokens_per_image);
     bench_json_u64(w, "context", n);
-    bench_json_u64(w, "layer_bytes", r->layer_bytes);
-    bench_json_u64(w, "cache_bytes", (uint64_t)r->layer_bytes * layers);
+    bench_json_u64(w, "layer_bytes", r->state_bytes);
+    bench_json_u64(w, "layer_device_bytes", r->device_bytes);
+    bench_json_u64(w, "cache_bytes", (uint64_t)r->state_bytes * layers);
     bench_json_u64(w, "resident_layers", r->resident);
     bench_json_u64(w, "streamed_layers", layers - r->resident);
     bench_json_stats(w, "ttft_ms", &r->ttft);
@@ -333,12 +113,39 @@ static void write_row(bench_json *w, const offload_format *f, const prompt *p, u
     bench_checkpoint(w);
 }
 
+/* The CUDA runtime's device o->device (default 0) and a stream for the model:
+ * the study needs no backend context. false, with the reason, when there is
+ * no device (the study is then skipped). */
+static bool open_device(const bench_options *o, int *device, cudaStream_t *stream, char *reason, size_t reason_size)
+{
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    *device = o->device >= 0 ? o->device : 0;
+    if (err == cudaSuccess && count == 0) err = cudaErrorNoDevice;
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        snprintf(reason, reason_size, "no CUDA device: %s", cudaGetErrorString(err));
+    } else if (*device >= count) {
+        snprintf(reason, reason_size, "--device %d is not below the %d CUDA device(s)", *device, count);
+        err = cudaErrorInvalidDevice;
+    } else {
+        err = cudaSetDevice(*device);
+        if (err == cudaSuccess) err = cudaStreamCreateWithFlags(stream, cudaStreamNonBlocking);
+        if (err != cudaSuccess) {
+            cudaGetLastError();
+            snprintf(reason, reason_size, "CUDA device %d: %s", *device, cudaGetErrorString(err));
+        }
+    }
+    if (err != cudaSuccess) fprintf(stderr, "kvq bench: " STUDY ": %s\n", reason);
+    return err == cudaSuccess;
+}
+
 int bench_study_cuda_offload(const bench_options *o, bench_json *w)
 {
-    const kvq_backend_api *api = NULL;
-    kvq_backend_context *ctx = NULL;
+    int device = 0;
+    cudaStream_t stream = NULL;
     char reason[600];
-    if (!bench_cuda_open(STUDY, o, &api, &ctx, reason, sizeof reason)) {
+    if (!open_device(o, &device, &stream, reason, sizeof reason)) {
         bench_json_skipped(w, STUDY, reason);
         return 0;
     }
@@ -358,26 +165,40 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
      * cache; quick: 12 MiB, less than two layers, so that every format streams. */
     size_t budget = o->quick ? ((size_t)12u << 20) : ((size_t)4u << 30);
     bench_json_object(w, STUDY);
-    bench_cuda_describe(w, ctx->device);
-    bench_json_string(w, "timed",
-                      "CUDA events on the compute stream (the backend's stream) around a whole prefill "
-                      "(TTFT: every layer, the cache quantized (one cuda_quantize_jobs batch of 32 heads x keys/"
-                      "values per layer: one launch per step, one host synchronisation) and streamed layers copied to pinned host "
-                      "memory, the vocabulary projection, joined with the copy stream) and a whole decode "
-                      "step (TPOT: every layer's GEMMs and attention over the cache, streamed layers "
-                      "copied in on a second stream into two staging buffers)");
-    char notes[1024];
+    bench_cuda_describe(w, device);
+    char timed[1200];
+    snprintf(timed, sizeof timed,
+             "CUDA events on the model's (compute) stream around a whole prefill (TTFT: every layer's "
+             "GEMMs; for text-* formats each layer's K/V appended to its kvq_cuda_layer through kvq/kvq_cuda.h "
+             "(kvq_cuda_layer_reset, then kvq_cuda_layer_append in chunks of %u tokens, fp32 rows) on a "
+             "quantize stream while the compute stream runs the layer's attention and MLP, no host "
+             "synchronisation but the append's staging slots (at most %u appends of a layer in flight); "
+             "streamed layers' states (sizes.cache_bytes) copied to pinned host memory on a copy stream; "
+             "the vocabulary projection; joined with both streams) and a whole decode step (TPOT: every "
+             "layer's GEMMs and kvq_cuda_layer_attend of the model's query over the cache, streamed layers' "
+             "states copied in on the copy stream into two staging buffers and the layer moved there with "
+             "kvq_cuda_layer_move before its attend)",
+             OFFLOAD_PREFILL_CHUNK, KVQ_CUDA_STAGING_SLOTS);
+    bench_json_string(w, "timed", timed);
+    char notes[1400];
     snprintf(notes, sizeof notes,
              "LLaVA-1.5-7B-like: %u layers, 32 heads of 128, hidden 4096, MLP 11008, vocabulary 32000, one layer's "
              "random fp16 weights shared by all layers; prompts of %u text tokens plus images; KV cache GPU budget "
              "%zu MiB (staging buffers inside it); prefill attention is full (non-causal) batched GEMMs; the decode "
-             "step does not append its own token to the cache; the backend quantizes each layer's 64 slices as one "
-             "batch (cuda_quantize_jobs, one launch per step) that synchronises once per layer to learn the outlier counts, which the "
-             "TTFT includes; text-* formats: text-centric policy, 10%% fp16 budget, "
-             "one sink, keys per channel in blocks of 128 tokens, values per token, no outliers",
-             layers, TEXT_TOKENS, budget >> 20);
+             "step does not append its own token to the cache (its attention reads the prompt's); text-* formats "
+             "run through the public device API only (kvq/kvq_cuda.h: append, attend, reset, move): one "
+             "kvq_cuda_layer per model layer, one sequence of exactly the prompt's tokens, RoPE rotate-half base "
+             "10000, default (fp16) profile; a layer's device memory is its sizes.total_bytes, which includes the "
+             "append's work space for %u-token chunks, so that work space counts against the budget (a resident "
+             "layer's layer_device_bytes); layer_bytes and the capacity are sizes.cache_bytes, which reserves fp16 "
+             "rows for the whole 10%% budget; a streamed layer's prefill brings in only the state before its "
+             "sequence slot (cache_bytes - sequence_bytes: tables and error record), reset clears the slot; "
+             "text-centric policy, 10%% fp16 budget, one sink, keys per channel in blocks of 128 tokens, values per "
+             "token, no outliers",
+             layers, TEXT_TOKENS, budget >> 20, OFFLOAD_PREFILL_CHUNK);
     bench_json_string(w, "notes", notes);
     bench_json_u64(w, "budget_bytes", budget);
+    bench_json_u64(w, "prefill_chunk_tokens", OFFLOAD_PREFILL_CHUNK);
     bench_json_plot(w, "CPU-GPU offload: time per output token", "context", "prompt (tokens)", "tpot_ms.median",
                     "TPOT (ms)", false, false);
     static const char *const columns[][2] = {{"format", "format"},
@@ -394,7 +215,7 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
                                              {"tpot_ratio", "TPOT fp16/this"}};
     bench_json_columns(w, columns, sizeof columns / sizeof columns[0]);
     bench_model m;
-    bool ok = bench_model_create(&m, layers, max_n, ctx->stream);
+    bool ok = bench_model_create(&m, layers, max_n, stream);
     point_result res[N_FORMATS][8];
     memset(res, 0, sizeof res);
     bench_json_array(w, "results");
@@ -402,7 +223,7 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
         for (size_t f = 0; ok && f < N_FORMATS; f++) {
             fprintf(stderr, "kvq bench: " STUDY ": %s, %u x %u image tokens\n", formats[f].name, prompts[p].images,
                     prompts[p].tokens_per_image);
-            ok = measure(o, api, ctx, &m, &formats[f], &prompts[p], budget, &res[f][p]);
+            ok = measure(o, &m, &formats[f], &prompts[p], budget, &res[f][p]);
             if (ok) write_row(w, &formats[f], &prompts[p], layers, &res[f][p], &res[0][p]);
         }
     bench_json_end(w);
@@ -421,14 +242,14 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
         bench_json_end(w);
     }
     bench_json_end(w);
-    /* Capacity: cache bytes per token from the largest prompt's layer blob. */
+    /* Capacity: cache bytes per token from the largest prompt's layer (sized for exactly its tokens). */
     size_t free_bytes = 0, total = 0;
     if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) cudaGetLastError();
     bench_json_array(w, "capacity");
     for (size_t f = 0; ok && f < N_FORMATS; f++) {
         size_t p = n_prompts - 1u;
         uint32_t n = TEXT_TOKENS + prompts[p].images * prompts[p].tokens_per_image;
-        double per_token = (double)res[f][p].layer_bytes * layers / n;
+        double per_token = (double)res[f][p].state_bytes * layers / n;
         double in_budget = per_token > 0 ? (double)budget / per_token : 0.0;
         double on_device = per_token > 0 ? (double)free_bytes / per_token : 0.0;
         bench_json_object(w, NULL);
@@ -447,6 +268,6 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
     bench_json_string(w, "status", ok ? "ok" : "failed");
     bench_json_end(w);
     if (m.blas != NULL) bench_model_free(&m);
-    api->close(ctx);
+    cudaStreamDestroy(stream);
     return ok ? 0 : 1;
 }
