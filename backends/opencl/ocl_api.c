@@ -6,7 +6,7 @@
 #include "ocl_internal.h"
 
 static const kvq_backend_api opencl_api = {
-    KVQ_HOST_API(ocl, "opencl", "OpenCL kernels (kernels/opencl) with CLBlast GEMMs for grouped-query attention"),
+    KVQ_HOST_API(ocl, "opencl", "OpenCL kernels (kernels/opencl): fused dequantize and attention, CLBlast GEMMs beyond 8 query heads per KV head"),
     .attention_decode_batch = ocl_attention_decode_batch,
     KVQ_HOST_TIMING_API(ocl),
 };

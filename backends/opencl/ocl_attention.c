@@ -5,7 +5,10 @@
  * numbers, the reference's exact values). Keys are rotated on the device
  * (S9.3: angles in double when the device has cl_khr_fp64, else a host
  * table of the reference's cos/sin). Two paths:
- *  - fused (n_q == 1, or up to OCL_FUSED_MAX_Q with KVQ_OPENCL_ATTENTION=fused):
+ *  - fused (up to OCL_FUSED_MAX_Q query heads per KV head: MHA and GQA groups
+ *    of up to 8; it was the path of n_q == 1 only until the H200's study (d)
+ *    of 2026-12-03, where GQA 8 x 4 took 31 ms on the GEMM path at 64K tokens,
+ *    about 5x MHA's fused time for a quarter of its KV heads):
  *    kvq_attention_partial_batch dequantizes keys and values tile by tile in
  *    local memory and never writes them out, then kvq_attention_combine_batch
  *    merges the tiles (flash decoding). Both take a whole batch of sequences:
@@ -13,7 +16,8 @@
  *    each (more only when its tensors span more than KVQ_BATCH_SLABS slabs of
  *    the device arena, ocl_arena.c), and attention_decode is a batch of one,
  *    so the two give the same bits;
- *  - GQA (n_q >= 2): the keys (rotated) and values are dequantized once into
+ *  - GEMM (n_q > OCL_FUSED_MAX_Q, or KVQ_OPENCL_ATTENTION=gemm): the keys
+ *    (rotated) and values are dequantized once into
  *    fp32 scratch, shared by all query heads, and CLBlast's SGEMM computes the
  *    scores (n_q x n) and the output (n_q x d) around kvq_softmax_rows; a
  *    batch runs it sequence by sequence.
@@ -79,11 +83,14 @@ static kvq_status rope_inputs_make(kvq_backend_context *ctx, const kvq_rope *rop
     return st;
 }
 
-/* Tokens per tile of the fused kernel: keep the key/value tile within about
- * 16 KiB of local memory (and what the device has), at most 64 tokens. */
+/* Tokens per tile of the fused kernel: keep the key/value tile and the scores
+ * within about 32 KiB of local memory (and half of what the device has), at
+ * most 64 tokens. At 16 KiB a tile of head_dim 128 held 29 tokens, and what a
+ * work-group pays per tile (its six barriers, the serial row reductions, the
+ * partials the combine reads) was paid every 29 tokens; at 32 KiB, 58. */
 static uint32_t fused_tile_tokens(const kvq_backend_context *ctx, uint32_t d)
 {
-    size_t budget = 16384u;
+    size_t budget = 32768u;
     if (ctx->local_mem > 0 && ctx->local_mem / 2u < budget) budget = ctx->local_mem / 2u;
     size_t tokens = budget / (sizeof(float) * ((size_t)KVQ_TILE_STRIDE(d) + OCL_FUSED_MAX_Q));
     if (tokens > 64u) tokens = 64u;
@@ -149,7 +156,7 @@ static kvq_status attention_gemm(kvq_backend_context *ctx, const kvq_backend_ten
 
 bool ocl_attention_fused(const kvq_backend_context *ctx, uint32_t n_q)
 {
-    return !(ctx->path == OCL_PATH_GEMM || n_q > OCL_FUSED_MAX_Q || (ctx->path == OCL_PATH_AUTO && n_q >= 2u));
+    return !(ctx->path == OCL_PATH_GEMM || n_q > OCL_FUSED_MAX_Q);
 }
 
 /* S11.2: q'_h = rope(q_h, q_position) for the n_q heads of one sequence, the reference's own computation. */

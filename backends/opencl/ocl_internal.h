@@ -79,8 +79,8 @@ typedef struct ocl_arena {
 
 /* How attention_decode chooses between the fused kernel and CLBlast. */
 typedef enum ocl_attention_path {
-    OCL_PATH_AUTO = 0,  /* fused for n_q == 1, CLBlast GEMMs for GQA (n_q >= 2) */
-    OCL_PATH_FUSED = 1, /* fused whenever n_q <= OCL_FUSED_MAX_Q */
+    OCL_PATH_AUTO = 0,  /* fused whenever n_q <= OCL_FUSED_MAX_Q, CLBlast GEMMs beyond */
+    OCL_PATH_FUSED = 1, /* the same (KVQ_OPENCL_ATTENTION=fused: the test hook names it) */
     OCL_PATH_GEMM = 2   /* CLBlast always */
 } ocl_attention_path;
 

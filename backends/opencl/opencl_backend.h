@@ -8,8 +8,9 @@
  * them), else the first GPU, else the first device.
  *
  * Test hooks (environment, read at open): KVQ_OPENCL_ATTENTION=fused|gemm
- * forces one attention path for every n_q (default: fused kernel for one
- * query head, CLBlast GEMMs for GQA); KVQ_OPENCL_ROPE_TABLE=1 takes RoPE's
+ * forces one attention path for every n_q it can serve (default: the fused
+ * kernel up to 8 query heads per KV head, CLBlast GEMMs beyond, which is what
+ * `fused` gives too); KVQ_OPENCL_ROPE_TABLE=1 takes RoPE's
  * cos/sin from a host table even on devices with cl_khr_fp64 (the path
  * devices without fp64 always use).
  */
