@@ -301,6 +301,7 @@ static struct {
     uint32_t n_seqs;
     layer_attend_plan attend;
     const unsigned char *attend_memory; /* where the layer was when it attended */
+    const unsigned char *append_work, *attend_work; /* the work space of the last append and attend */
     const void *refused_memory;         /* the memory fake_check_memory refuses */
     int memory_checks;
 } fake;
@@ -324,6 +325,7 @@ static kvq_status fake_append(kvq_cuda_layer *layer, const layer_append_plan *pl
         return layer_fail(KVQ_ERR_IO, "append: the stand-in failed");
     }
     fake.appends++;
+    fake.append_work = layer->work;
     fake.n_seqs = plan->n_seqs;
     for (uint32_t k = 0; k < 2u * plan->n_seqs && k < 8u; k++) {
         fake.roles[k] = plan->roles[k];
@@ -341,6 +343,7 @@ static kvq_status fake_attend(kvq_cuda_layer *layer, const layer_attend_plan *pl
     fake.attends++;
     fake.attend = *plan;
     fake.attend_memory = layer->memory;
+    fake.attend_work = layer->work;
     return KVQ_OK;
 }
 
@@ -414,8 +417,8 @@ START_TEST(create_checks_its_memory)
     EXPECT_FAIL(kvq_cuda_layer_create(&s.layer, memory, sizes.total_bytes, NULL, NULL), KVQ_ERR_NULL_ARGUMENT, "out");
     EXPECT_FAIL(kvq_cuda_layer_create(&s.layer, NULL, sizes.total_bytes, NULL, &layer), KVQ_ERR_NULL_ARGUMENT,
                 "memory");
-    EXPECT_FAIL(kvq_cuda_layer_create(&s.layer, memory, sizes.total_bytes - 1u, NULL, &layer), KVQ_ERR_SIZE_MISMATCH,
-                "bytes");
+    EXPECT_FAIL(kvq_cuda_layer_create(&s.layer, memory, sizes.cache_bytes - 1u, NULL, &layer), KVQ_ERR_SIZE_MISMATCH,
+                "cache_bytes");
     EXPECT_FAIL(kvq_cuda_layer_create(&s.layer, memory + 16, sizes.total_bytes, NULL, &layer), KVQ_ERR_BAD_ARGUMENT,
                 "aligned");
     s.layer.n_kv_heads = 0;
@@ -582,7 +585,7 @@ START_TEST(move_checks_then_changes_only_where_the_layer_is)
     const size_t total = sizes.total_bytes;
     EXPECT_FAIL(kvq_cuda_layer_move(NULL, other_memory, total), KVQ_ERR_NULL_ARGUMENT, "layer");
     EXPECT_FAIL(kvq_cuda_layer_move(layer, NULL, total), KVQ_ERR_NULL_ARGUMENT, "memory");
-    EXPECT_FAIL(kvq_cuda_layer_move(layer, other_memory, total - 1u), KVQ_ERR_SIZE_MISMATCH, "total_bytes");
+    EXPECT_FAIL(kvq_cuda_layer_move(layer, other_memory, sizes.cache_bytes - 1u), KVQ_ERR_SIZE_MISMATCH, "cache_bytes");
     EXPECT_FAIL(kvq_cuda_layer_move(layer, other_memory + 16, total), KVQ_ERR_BAD_ARGUMENT, "aligned");
     ck_assert_int_eq(fake.memory_checks, 0); /* the host's checks come first */
     fake.refused_memory = other_memory;
@@ -605,6 +608,79 @@ START_TEST(move_checks_then_changes_only_where_the_layer_is)
     EXPECT_FAIL(kvq_cuda_layer_move(layer, memory, total), KVQ_ERR_IO, "unusable");
     ck_assert_ptr_eq(layer->memory, other_memory);
     kvq_cuda_layer_destroy(layer);
+}
+END_TEST
+
+/* Device addresses far apart (the stand-in never dereferences a layer's memory), so that a
+ * cache of megabytes at one does not overlap a work space at another. */
+static unsigned char *far_address(uintptr_t gib) { return (unsigned char *)(uintptr_t)(gib << 30); }
+
+START_TEST(layers_share_a_work_space_they_are_given)
+{
+    setup s;
+    make_setup(&s, 128, 4, 8);
+    kvq_cuda_layer_sizes sizes;
+    EXPECT_OK(size_of(&s.layer, &sizes));
+    ck_assert_uint_ge(sizes.total_bytes, sizes.cache_bytes + sizes.scratch_bytes);
+    memset(&fake, 0, sizeof fake);
+    unsigned char *cache_a = far_address(1), *cache_b = far_address(2), *cache_c = far_address(3);
+    unsigned char *work = far_address(4);
+    /* Two layers over their caches only: no work space, so no append or attend reaches the device. */
+    kvq_cuda_layer *a = NULL, *b = NULL;
+    EXPECT_OK(layer_create_with_ops(&s.layer, cache_a, sizes.cache_bytes, NULL, &fake_ops, &a));
+    EXPECT_OK(layer_create_with_ops(&s.layer, cache_b, sizes.cache_bytes, NULL, &fake_ops, &b));
+    const uint32_t first[1] = {0};
+    kvq_cuda_append_args ap = append_args(first, 1, NULL);
+    EXPECT_FAIL(kvq_cuda_layer_append(a, &ap, NULL), KVQ_ERR_BAD_ARGUMENT, "kvq_cuda_layer_set_work_space");
+    ck_assert_int_eq(fake.appends, 0);
+    ck_assert_uint_eq(length_of(a, 0), 0); /* the refused append changed nothing */
+    /* set_work_space's checks, each naming what was wrong, none changing the layer */
+    EXPECT_FAIL(kvq_cuda_layer_set_work_space(NULL, work, sizes.scratch_bytes), KVQ_ERR_NULL_ARGUMENT, "layer");
+    EXPECT_FAIL(kvq_cuda_layer_set_work_space(a, NULL, 5), KVQ_ERR_BAD_ARGUMENT, "bytes = 5");
+    EXPECT_FAIL(kvq_cuda_layer_set_work_space(a, work, sizes.scratch_bytes - 1u), KVQ_ERR_SIZE_MISMATCH,
+                "scratch_bytes");
+    EXPECT_FAIL(kvq_cuda_layer_set_work_space(a, work + 16, sizes.scratch_bytes), KVQ_ERR_BAD_ARGUMENT, "aligned");
+    EXPECT_FAIL(kvq_cuda_layer_set_work_space(a, cache_a + 256, sizes.scratch_bytes), KVQ_ERR_BAD_ARGUMENT,
+                "overlaps the layer's cache");
+    ck_assert_int_eq(fake.memory_checks, 0); /* the host's checks come first */
+    fake.refused_memory = work;
+    EXPECT_FAIL(kvq_cuda_layer_set_work_space(a, work, sizes.scratch_bytes), KVQ_ERR_BAD_ARGUMENT, "stand-in refuses");
+    ck_assert_int_eq(fake.memory_checks, 1);
+    ck_assert_ptr_null(a->work);
+    fake.refused_memory = NULL;
+    /* One work space for both layers: their calls use it. */
+    EXPECT_OK(kvq_cuda_layer_set_work_space(a, work, sizes.scratch_bytes));
+    EXPECT_OK(kvq_cuda_layer_set_work_space(b, work, sizes.scratch_bytes));
+    EXPECT_OK(kvq_cuda_layer_append(a, &ap, NULL));
+    ck_assert_ptr_eq(fake.append_work, work);
+    EXPECT_OK(kvq_cuda_layer_append(b, &ap, NULL));
+    ck_assert_ptr_eq(fake.append_work, work);
+    uint16_t out[8 * 128];
+    kvq_cuda_attend_args at = attend_args(first, 1, out);
+    EXPECT_OK(kvq_cuda_layer_attend(b, &at, NULL));
+    ck_assert_ptr_eq(fake.attend_work, work);
+    /* A moved layer keeps the shared work space, and may not move its cache onto it. */
+    EXPECT_FAIL(kvq_cuda_layer_move(a, work - 256, sizes.cache_bytes), KVQ_ERR_BAD_ARGUMENT, "overlap");
+    ck_assert_ptr_eq(a->memory, cache_a);
+    EXPECT_OK(kvq_cuda_layer_move(a, cache_c, sizes.cache_bytes));
+    EXPECT_OK(kvq_cuda_layer_attend(a, &at, NULL));
+    ck_assert_ptr_eq(fake.attend_memory, cache_c);
+    ck_assert_ptr_eq(fake.attend_work, work);
+    /* NULL: back to none (the memory has fewer than total_bytes) */
+    EXPECT_OK(kvq_cuda_layer_set_work_space(a, NULL, 0));
+    const int attends = fake.attends;
+    EXPECT_FAIL(kvq_cuda_layer_attend(a, &at, NULL), KVQ_ERR_BAD_ARGUMENT, "no work space");
+    ck_assert_int_eq(fake.attends, attends);
+    /* A layer's own work space is the end of its memory, and follows it only into total_bytes. */
+    EXPECT_OK(kvq_cuda_layer_move(a, cache_a, sizes.total_bytes));
+    ck_assert_ptr_eq(a->work, cache_a + a->layout.scratch);
+    EXPECT_OK(kvq_cuda_layer_move(a, cache_c, sizes.total_bytes));
+    EXPECT_OK(kvq_cuda_layer_attend(a, &at, NULL));
+    ck_assert_ptr_eq(fake.attend_work, cache_c + a->layout.scratch);
+    EXPECT_OK(kvq_cuda_layer_move(a, cache_a, sizes.cache_bytes));
+    EXPECT_FAIL(kvq_cuda_layer_attend(a, &at, NULL), KVQ_ERR_BAD_ARGUMENT, "no work space");
+    kvq_cuda_layer_destroy(a);
+    kvq_cuda_layer_destroy(b);
 }
 END_TEST
 
@@ -732,6 +808,7 @@ static Suite *cuda_layer_suite(void)
     tcase_add_test(calls, every_bad_attend_is_named);
     tcase_add_test(calls, every_bad_small_call_is_named);
     tcase_add_test(calls, move_checks_then_changes_only_where_the_layer_is);
+    tcase_add_test(calls, layers_share_a_work_space_they_are_given);
     suite_add_tcase(s, calls);
     TCase *plans = tcase_create("plans");
     tcase_add_test(plans, appends_follow_s15_5);

@@ -47,6 +47,8 @@ typedef struct device_half {
 static device_half *half(const kvq_cuda_layer *layer) { return layer->device; }
 
 static unsigned char *at(const kvq_cuda_layer *layer, size_t offset) { return layer->memory + offset; }
+/* An offset in the work space (the host checked that the layer has one before the call). */
+static unsigned char *work_at(const kvq_cuda_layer *layer, size_t offset) { return layer->work + offset; }
 
 static kvq_cuda_layer_record *record(const kvq_cuda_layer *layer, int which)
 {
@@ -297,7 +299,8 @@ static kvq_status create(kvq_cuda_layer *layer, kvq_cuda_stream stream)
         return layer_fail(KVQ_ERR_OUT_OF_MEMORY, "create: page-locked staging of %zu bytes: %s",
                           (size_t)KVQ_CUDA_STAGING_SLOTS * layer->layout.plan_bytes, cudaGetErrorString(err));
     }
-    err = cudaMemsetAsync(layer->memory, 0, layer->layout.total_bytes, s);
+    /* the cache, and the layer's own work space (a shared one is the caller's) */
+    err = cudaMemsetAsync(layer->memory, 0, layer->work_own ? layer->layout.total_bytes : layer->layout.cache_bytes, s);
     status = err == cudaSuccess ? KVQ_OK : device_failed(layer, err, "create: clearing the memory");
     if (status == KVQ_OK && layer->layout.role[KVQ_ROLE_KEYS].calibrated) status = upload_calibration(layer, s);
     if (status == KVQ_OK) status = upload_rope(layer, s);
@@ -394,8 +397,8 @@ static kvq_status describe_append(kvq_cuda_layer *layer, const layer_append_plan
     a->batch = (kvq_cuda_batch_job *)(void *)(host + a->batch_at);
     a->jobs = (kvq_cuda_layer_job *)(void *)(host + a->jobs_at);
     a->updates = (kvq_cuda_layer_update *)(void *)(host + a->updates_at);
-    unsigned char *dev = at(layer, L->scratch + L->append_upload);
-    float *rows = (float *)(void *)at(layer, L->scratch + L->append_rows);
+    unsigned char *dev = work_at(layer, L->append_upload);
+    float *rows = (float *)(void *)work_at(layer, L->append_rows);
     size_t row_at = 0, byte_at = 0;
     for (uint32_t i = 0; i < plan->n_seqs; i++)
         for (int r = 0; r < 2; r++) {
@@ -418,8 +421,8 @@ static kvq_status describe_append(kvq_cuda_layer *layer, const layer_append_plan
             const size_t span = ((size_t)(p->pend_new - u_base) * d + 1u + 15u) / 16u * 16u;
             for (uint32_t h = 0; h < H; h++) {
                 const uint32_t k = (uint32_t)r * n_jobs + i * H + h;
-                describe_job(layer, plan, i, h, (kvq_role)r, rows + row_at, at(layer, L->scratch + L->append_codes) + byte_at,
-                             at(layer, L->scratch + L->append_marks) + byte_at, &a->batch[k], &a->jobs[k]);
+                describe_job(layer, plan, i, h, (kvq_role)r, rows + row_at, work_at(layer, L->append_codes) + byte_at,
+                             work_at(layer, L->append_marks) + byte_at, &a->batch[k], &a->jobs[k]);
                 row_at += (size_t)(p->n - p->pend_old) * d;
                 byte_at += span;
             }
@@ -502,7 +505,7 @@ static kvq_status append(kvq_cuda_layer *layer, const layer_append_plan *plan, k
     const layer_layout *L = &layer->layout;
     const uint32_t n_jobs = plan->n_seqs * layer->config.n_kv_heads;
     const bool checked = (plan->flags & KVQ_CUDA_CHECKED) != 0;
-    unsigned char *dev = at(layer, L->scratch + L->append_upload);
+    unsigned char *dev = work_at(layer, L->append_upload);
     const kvq_cuda_batch_job *batch = (const kvq_cuda_batch_job *)(void *)(dev + a.batch_at);
     const kvq_cuda_layer_job *jobs = (const kvq_cuda_layer_job *)(void *)(dev + a.jobs_at);
     kvq_cuda_layer_call call = {record(layer, checked ? RECORD_CHECKED : RECORD_DEFERRED), plan->call,
@@ -521,7 +524,7 @@ static kvq_status append(kvq_cuda_layer *layer, const layer_append_plan *plan, k
         err = kvq_cuda_layer_launch_update_rows((const kvq_cuda_layer_update *)(void *)(dev + a.updates_at), a.updates,
                                          2u * plan->n_seqs, s);
         if (err == cudaSuccess) err = kvq_cuda_layer_launch_store(jobs, a.jobs, 2u * n_jobs, call, s);
-        if (err == cudaSuccess) err = cudaMemsetAsync(at(layer, L->scratch + L->append_marks), 0, a.marks_bytes, s);
+        if (err == cudaSuccess) err = cudaMemsetAsync(work_at(layer, L->append_marks), 0, a.marks_bytes, s);
         const layer_role *keys = &L->role[KVQ_ROLE_KEYS];
         if (err == cudaSuccess)
             err = keys->online ? kvq_cuda_batch_quantize_keys_online(batch, a.batch, n_jobs, s)
@@ -601,13 +604,13 @@ static kvq_status stage_attention(kvq_cuda_layer *layer, const layer_attend_plan
     a.max_key_words = max_key_words;
     a.max_value_words = max_value_words;
     a.score_scale = (float)(1.4426950408889634 / sqrt((double)d)); /* log2(e) / sqrt(d), S12.3 */
-    float *partial = (float *)(void *)at(layer, L->scratch + L->attend_partial);
+    float *partial = (float *)(void *)work_at(layer, L->attend_partial);
     a.partial_o = a.max_splits > 1 ? partial : NULL;
     a.partial_ml = a.max_splits > 1 ? partial + (size_t)n_seq * a.max_splits * g * d : NULL;
-    a.flags = (uint32_t *)(void *)at(layer, L->scratch + L->attend_flags);
+    a.flags = (uint32_t *)(void *)work_at(layer, L->attend_flags);
     run->args = a;
     run->desc = desc;
-    run->dev = at(layer, L->scratch + L->attend_upload);
+    run->dev = work_at(layer, L->attend_upload);
     run->n_seq = n_seq;
     cudaError_t err = cudaMemcpyAsync(run->dev, host, (size_t)n_seq * sizeof *desc + plan->n_seqs * 4u,
                                       cudaMemcpyHostToDevice, s);
@@ -627,8 +630,8 @@ static kvq_status launch_attention(kvq_cuda_layer *layer, const attention_run *r
         args.seqs = (const kvq_cuda_seq *)(void *)run->dev + first;
         args.seqs_host = run->desc + first;
         args.n_seq = count;
-        args.q = (const float *)(void *)at(layer, L->scratch + L->attend_q) + (size_t)first * gd;
-        args.out = (float *)(void *)at(layer, L->scratch + L->attend_out) + (size_t)first * gd;
+        args.q = (const float *)(void *)work_at(layer, L->attend_q) + (size_t)first * gd;
+        args.out = (float *)(void *)work_at(layer, L->attend_out) + (size_t)first * gd;
         err = kvq_cuda_attention(&args, s);
     }
     return err == cudaSuccess ? KVQ_OK : device_failed(layer, err, "attend: the attention kernels");
@@ -649,7 +652,7 @@ static kvq_status attend_checked(kvq_cuda_layer *layer, const layer_attend_plan 
                                  kvq_cuda_layer_call call, cudaStream_t s)
 {
     const layer_layout *L = &layer->layout;
-    uint32_t *flags = (uint32_t *)(void *)at(layer, L->scratch + L->attend_flags);
+    uint32_t *flags = (uint32_t *)(void *)work_at(layer, L->attend_flags);
     attention_run run;
     kvq_status status = stage_attention(layer, plan, allow_fp16, s, &run);
     cudaError_t err = cudaSuccess;
@@ -657,7 +660,7 @@ static kvq_status attend_checked(kvq_cuda_layer *layer, const layer_attend_plan 
         err = kvq_cuda_layer_launch_queries(plan->q.data, (uint32_t)plan->q.dtype, plan->q.seq_stride, plan->q.head_stride,
                                      plan->n_seqs, layer->config.n_q_heads, (const uint32_t *)(void *)(run.dev +
                                      (size_t)run.n_seq * sizeof(kvq_cuda_seq)),
-                                     (float *)(void *)at(layer, L->scratch + L->attend_q), allow_fp16, flags + 1, call,
+                                     (float *)(void *)work_at(layer, L->attend_q), allow_fp16, flags + 1, call,
                                      s);
     if (status == KVQ_OK && err != cudaSuccess) status = device_failed(layer, err, "attend: the queries");
     if (status == KVQ_OK) status = take_record(layer, RECORD_CHECKED, s);
@@ -692,7 +695,7 @@ static kvq_status attend(kvq_cuda_layer *layer, const layer_attend_plan *plan, k
     const bool allow_fp16 = layer->profile == KVQ_PROFILE_FP16;
     const kvq_cuda_layer_call call = {record(layer, checked ? RECORD_CHECKED : RECORD_DEFERRED), plan->call,
                                       layer->config.head_dim, 0};
-    uint32_t *flags = (uint32_t *)(void *)at(layer, L->scratch + L->attend_flags);
+    uint32_t *flags = (uint32_t *)(void *)work_at(layer, L->attend_flags);
     kvq_status status = KVQ_OK;
     cudaError_t err = cudaMemsetAsync(flags + 1, 0, 4, s);
     if (err == cudaSuccess && checked) err = cudaMemsetAsync(call.record, 0, sizeof *call.record, s);
@@ -706,14 +709,14 @@ static kvq_status attend(kvq_cuda_layer *layer, const layer_attend_plan *plan, k
             (err = kvq_cuda_layer_launch_queries(plan->q.data, (uint32_t)plan->q.dtype, plan->q.seq_stride,
                                           plan->q.head_stride, plan->n_seqs, layer->config.n_q_heads,
                                           (const uint32_t *)(void *)(run.dev + (size_t)run.n_seq * sizeof(kvq_cuda_seq)),
-                                          (float *)(void *)at(layer, L->scratch + L->attend_q), allow_fp16, flags + 1,
+                                          (float *)(void *)work_at(layer, L->attend_q), allow_fp16, flags + 1,
                                           call, s)) != cudaSuccess)
             status = device_failed(layer, err, "attend: the queries");
         if (status == KVQ_OK) status = launch_attention(layer, &run, s);
     }
     if (status == KVQ_OK) {
         /* the outputs in the caller's type; unchecked, the flags become deferred errors */
-        err = kvq_cuda_layer_launch_outputs((const float *)(void *)at(layer, L->scratch + L->attend_out), plan->out.data,
+        err = kvq_cuda_layer_launch_outputs((const float *)(void *)work_at(layer, L->attend_out), plan->out.data,
                                      (uint32_t)plan->out.dtype, plan->out.seq_stride, plan->out.head_stride,
                                      plan->n_seqs, layer->config.n_q_heads, flags, flags + 1, checked ? 0u : 1u, call,
                                      s);

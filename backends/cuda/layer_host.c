@@ -79,13 +79,16 @@ static size_t plan_tokens(const kvq_cuda_layer_config *cfg, const layer_layout *
 }
 
 /* The host's checks of a layer's memory (create and move): present, large enough, aligned. */
-static kvq_status check_memory_args(const void *memory, size_t bytes, size_t total_bytes)
+/* A layer's memory holds at least its cache (cache_bytes); with total_bytes, its own work space
+ * too, else the layer needs one from kvq_cuda_layer_set_work_space before it appends or attends. */
+static kvq_status check_memory_args(const void *memory, size_t bytes, const layer_layout *L)
 {
     if (memory == NULL) return layer_fail(KVQ_ERR_NULL_ARGUMENT, "memory: NULL");
-    if (bytes < total_bytes)
+    if (bytes < L->cache_bytes)
         return layer_fail(KVQ_ERR_SIZE_MISMATCH,
-                          "bytes = %zu, but this configuration needs %zu bytes (kvq_cuda_layer_size: total_bytes)",
-                          bytes, total_bytes);
+                          "bytes = %zu, but this configuration's cache needs %zu bytes (kvq_cuda_layer_size: "
+                          "cache_bytes; total_bytes = %zu with its own work space)",
+                          bytes, L->cache_bytes, L->total_bytes);
     if ((uintptr_t)memory % KVQ_CUDA_MEMORY_ALIGNMENT != 0)
         return layer_fail(KVQ_ERR_BAD_ARGUMENT, "memory = %p is not aligned to %u bytes", memory,
                           KVQ_CUDA_MEMORY_ALIGNMENT);
@@ -99,7 +102,7 @@ kvq_status layer_create_with_ops(const kvq_cuda_layer_config *config, void *memo
     if (memory == NULL) return layer_fail(KVQ_ERR_NULL_ARGUMENT, "memory: NULL");
     layer_layout L;
     kvq_status status = layer_layout_compute(config, &L);
-    if (status == KVQ_OK) status = check_memory_args(memory, bytes, L.total_bytes);
+    if (status == KVQ_OK) status = check_memory_args(memory, bytes, &L);
     if (status != KVQ_OK) return status;
 
     kvq_cuda_layer *layer = calloc(1, sizeof *layer);
@@ -112,6 +115,8 @@ kvq_status layer_create_with_ops(const kvq_cuda_layer_config *config, void *memo
     layer->config.value_config = &layer->layout.role[KVQ_ROLE_VALUES].config;
     layer->memory = memory;
     layer->bytes = bytes;
+    layer->work_own = bytes >= L.total_bytes;
+    layer->work = layer->work_own ? layer->memory + L.scratch : NULL;
     layer->profile = config->attention_profile < 0 ? (uint32_t)KVQ_PROFILE_FP16 : (uint32_t)config->attention_profile;
     layer->ops = ops;
     const uint32_t S = config->max_seqs;
@@ -159,6 +164,23 @@ void kvq_cuda_layer_destroy(kvq_cuda_layer *layer)
 }
 
 /* ---- checks shared by the calls ------------------------------------------ */
+
+/* Whether [a, a + a_bytes) and [b, b + b_bytes) share a byte (device addresses, compared as numbers). */
+static bool overlaps(const void *a, size_t a_bytes, const void *b, size_t b_bytes)
+{
+    const uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return x < y + b_bytes && y < x + a_bytes;
+}
+
+/* Append and attend need a work space (kvq_cuda_layer_set_work_space). */
+static kvq_status check_work_space(const kvq_cuda_layer *layer)
+{
+    if (layer->work != NULL) return KVQ_OK;
+    return layer_fail(KVQ_ERR_BAD_ARGUMENT,
+                      "layer: no work space (its memory has %zu bytes, fewer than total_bytes = %zu): give it one of "
+                      "scratch_bytes = %zu with kvq_cuda_layer_set_work_space",
+                      layer->bytes, layer->layout.total_bytes, layer->layout.scratch_bytes);
+}
 
 static kvq_status check_layer(const kvq_cuda_layer *layer)
 {
@@ -334,6 +356,7 @@ static kvq_status decide(kvq_cuda_layer *layer, const kvq_cuda_append_args *args
 kvq_status kvq_cuda_layer_append(kvq_cuda_layer *layer, const kvq_cuda_append_args *args, kvq_cuda_stream stream)
 {
     kvq_status status = check_layer(layer);
+    if (status == KVQ_OK) status = check_work_space(layer);
     if (status != KVQ_OK) return status;
     if (args == NULL) return layer_fail(KVQ_ERR_NULL_ARGUMENT, "args: NULL");
     if (args->struct_size < sizeof(kvq_cuda_append_args))
@@ -401,6 +424,7 @@ kvq_status kvq_cuda_layer_append(kvq_cuda_layer *layer, const kvq_cuda_append_ar
 kvq_status kvq_cuda_layer_attend(kvq_cuda_layer *layer, const kvq_cuda_attend_args *args, kvq_cuda_stream stream)
 {
     kvq_status status = check_layer(layer);
+    if (status == KVQ_OK) status = check_work_space(layer);
     if (status != KVQ_OK) return status;
     if (args == NULL) return layer_fail(KVQ_ERR_NULL_ARGUMENT, "args: NULL");
     if (args->struct_size < sizeof(kvq_cuda_attend_args))
@@ -455,13 +479,51 @@ kvq_status kvq_cuda_layer_move(kvq_cuda_layer *layer, void *memory, size_t bytes
 {
     kvq_status status = check_layer(layer);
     if (status != KVQ_OK) return status;
-    status = check_memory_args(memory, bytes, layer->layout.total_bytes);
+    status = check_memory_args(memory, bytes, &layer->layout);
+    const bool shared = layer->work != NULL && !layer->work_own;
+    if (status == KVQ_OK && shared && overlaps(memory, layer->layout.cache_bytes, layer->work, layer->layout.scratch_bytes))
+        status = layer_fail(KVQ_ERR_BAD_ARGUMENT, "memory = %p: its first %zu bytes (the cache) overlap the layer's "
+                            "work space at %p", memory, layer->layout.cache_bytes, (void *)layer->work);
     if (status == KVQ_OK) status = layer->ops->check_memory(layer, memory);
     if (status != KVQ_OK) return status;
-    /* Every device address of a call is made from layer->memory when the call is planned (the
-     * layout holds offsets only), so this is the whole move. */
+    /* Every device address of a call is made from layer->memory and layer->work when the call is
+     * planned (the layout holds offsets only), so this is the whole move. A shared work space
+     * stays; the layer's own follows it into memory of total_bytes, and is gone otherwise. */
     layer->memory = memory;
     layer->bytes = bytes;
+    if (!shared) {
+        layer->work_own = bytes >= layer->layout.total_bytes;
+        layer->work = layer->work_own ? layer->memory + layer->layout.scratch : NULL;
+    }
+    return KVQ_OK;
+}
+
+kvq_status kvq_cuda_layer_set_work_space(kvq_cuda_layer *layer, void *work, size_t bytes)
+{
+    kvq_status status = check_layer(layer);
+    if (status != KVQ_OK) return status;
+    const layer_layout *L = &layer->layout;
+    if (work == NULL) {
+        if (bytes != 0)
+            return layer_fail(KVQ_ERR_BAD_ARGUMENT, "work = NULL with bytes = %zu (NULL returns the layer to the work "
+                              "space at the end of its own memory, and takes bytes = 0)", bytes);
+        layer->work_own = layer->bytes >= L->total_bytes;
+        layer->work = layer->work_own ? layer->memory + L->scratch : NULL;
+        return KVQ_OK;
+    }
+    if (bytes < L->scratch_bytes)
+        return layer_fail(KVQ_ERR_SIZE_MISMATCH,
+                          "bytes = %zu, but this configuration's work space needs %zu bytes (kvq_cuda_layer_size: "
+                          "scratch_bytes)", bytes, L->scratch_bytes);
+    if ((uintptr_t)work % KVQ_CUDA_MEMORY_ALIGNMENT != 0)
+        return layer_fail(KVQ_ERR_BAD_ARGUMENT, "work = %p is not aligned to %u bytes", work, KVQ_CUDA_MEMORY_ALIGNMENT);
+    if (overlaps(work, L->scratch_bytes, layer->memory, L->cache_bytes))
+        return layer_fail(KVQ_ERR_BAD_ARGUMENT, "work = %p overlaps the layer's cache (%zu bytes at %p)", work,
+                          L->cache_bytes, (void *)layer->memory);
+    status = layer->ops->check_memory(layer, work);
+    if (status != KVQ_OK) return status;
+    layer->work = work;
+    layer->work_own = false;
     return KVQ_OK;
 }
 

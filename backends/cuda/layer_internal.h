@@ -133,6 +133,11 @@ struct kvq_cuda_layer {
     layer_layout layout;
     unsigned char *memory;
     size_t bytes;
+    /* The work space of append and attend (layout.scratch_bytes): the end of the layer's own
+     * memory when that has total_bytes (work_own), one the caller shares between layers
+     * (kvq_cuda_layer_set_work_space), or NULL: none yet, every append and attend refuses. */
+    unsigned char *work;
+    bool work_own;
     uint32_t profile;                 /* kvq_attention_profile */
     layer_seq *seqs;                  /* [max_seqs] */
     uint32_t calls;

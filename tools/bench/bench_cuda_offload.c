@@ -55,7 +55,7 @@ typedef struct point_result {
     bench_stats ttft, tpot;
     uint32_t resident;
     size_t state_bytes;  /* one layer's cache: the fp16 blob, or the layer's sizes.cache_bytes */
-    size_t device_bytes; /* one layer's device memory: the blob, or sizes.total_bytes (work space included) */
+    size_t device_bytes; /* one layer's device memory: the blob, or sizes.cache_bytes (the work space is shared) */
 } point_result;
 
 static bool measure(const bench_options *o, bench_model *m, const offload_format *f, const prompt *p, size_t budget,
@@ -180,7 +180,7 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
              "kvq_cuda_layer_move before its attend)",
              OFFLOAD_PREFILL_CHUNK, KVQ_CUDA_STAGING_SLOTS);
     bench_json_string(w, "timed", timed);
-    char notes[1400];
+    char notes[2048];
     snprintf(notes, sizeof notes,
              "LLaVA-1.5-7B-like: %u layers, 32 heads of 128, hidden 4096, MLP 11008, vocabulary 32000, one layer's "
              "random fp16 weights shared by all layers; prompts of %u text tokens plus images; KV cache GPU budget "
@@ -188,9 +188,10 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
              "step does not append its own token to the cache (its attention reads the prompt's); text-* formats "
              "run through the public device API only (kvq/kvq_cuda.h: append, attend, reset, move): one "
              "kvq_cuda_layer per model layer, one sequence of exactly the prompt's tokens, RoPE rotate-half base "
-             "10000, default (fp16) profile; a layer's device memory is its sizes.total_bytes, which includes the "
-             "append's work space for %u-token chunks, so that work space counts against the budget (a resident "
-             "layer's layer_device_bytes); layer_bytes and the capacity are sizes.cache_bytes, which reserves fp16 "
+             "10000, default (fp16) profile; a layer's device memory is its sizes.cache_bytes (layer_device_bytes), "
+             "and one work space (sizes.scratch_bytes, for %u-token appends) shared by every layer through "
+             "kvq_cuda_layer_set_work_space counts against the budget too; layer_bytes and the capacity are "
+             "sizes.cache_bytes, which reserves fp16 "
              "rows for the whole 10%% budget; a streamed layer's prefill brings in only the state before its "
              "sequence slot (cache_bytes - sequence_bytes: tables and error record), reset clears the slot; "
              "text-centric policy, 10%% fp16 budget, one sink, keys per channel in blocks of 128 tokens, values per "

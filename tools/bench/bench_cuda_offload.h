@@ -36,7 +36,7 @@ typedef struct offload_format {
 typedef struct offload_cache {
     const offload_format *format;
     uint32_t layers, heads, head_dim, n_tokens;
-    size_t device_bytes; /* device memory of one layer: the blob, or sizes.total_bytes */
+    size_t device_bytes; /* device memory of one layer: the blob, or sizes.cache_bytes (256-aligned) */
     size_t state_bytes;  /* what a streamed layer keeps in host memory: the blob, or sizes.cache_bytes */
     /* Quantized: the state before the sequence slot (error record, RoPE tables; cache_bytes -
      * sequence_bytes). A new prompt needs only this at the staging buffer: reset clears the slot. */
@@ -44,6 +44,8 @@ typedef struct offload_cache {
     uint32_t chunk;         /* quantized: tokens per append */
     uint32_t resident;      /* layers [0, resident) live on the device */
     unsigned char *device;  /* resident layers, then 2 staging buffers, device_bytes each */
+    unsigned char *work;    /* quantized: the work space every layer shares (sizes.scratch_bytes) */
+    size_t work_bytes;
     unsigned char *host;    /* pinned: the states of layers [resident, layers), state_bytes each */
     kvq_cuda_layer **layer; /* quantized: [layers] */
 } offload_cache;

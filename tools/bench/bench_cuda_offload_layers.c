@@ -68,7 +68,9 @@ static bool create_layers(offload_cache *c, const kvq_cuda_layer_config *cfg, cu
         bool streamed = l >= c->resident;
         unsigned char *memory = streamed ? offload_staging(c, (l - c->resident) % 2u) : offload_resident(c, l);
         ok = layer_ok(kvq_cuda_layer_create(cfg, memory, c->device_bytes, (kvq_cuda_stream)stream, &c->layer[l]),
-                      "kvq_cuda_layer_create", l);
+                      "kvq_cuda_layer_create", l) &&
+             layer_ok(kvq_cuda_layer_set_work_space(c->layer[l], c->work, c->work_bytes), "kvq_cuda_layer_set_work_space",
+                      l);
         if (ok && streamed)
             ok = bench_cuda_ok(STUDY,
                                cudaMemcpyAsync(offload_host(c, l - c->resident), memory, c->state_bytes,
@@ -96,19 +98,26 @@ bool offload_cache_create(offload_cache *c, const offload_format *f, const kvq_h
         memset(&sizes, 0, sizeof sizes);
         sizes.struct_size = sizeof sizes;
         if (!layer_ok(kvq_cuda_layer_size(&cfg, &sizes), "kvq_cuda_layer_size", 0u)) return false;
-        c->device_bytes = align256(sizes.total_bytes); /* every layer's memory 256-byte aligned */
+        /* Every layer's memory is its cache (256-byte aligned), and one work space serves them all:
+         * the study's appends run one after another on one stream, and its attends on another,
+         * never at once with the appends (an engine shares it the same way). */
+        c->device_bytes = align256(sizes.cache_bytes);
+        c->work_bytes = sizes.scratch_bytes;
         c->state_bytes = sizes.cache_bytes;
         c->shared_bytes = sizes.cache_bytes - sizes.sequence_bytes;
     } else {
         c->device_bytes = 2u * (size_t)c->heads * n_tokens * c->head_dim * 2u;
         c->state_bytes = c->device_bytes;
     }
-    /* Residency: everything if it fits; else keep two staging buffers inside the budget. */
-    size_t fit = budget_bytes / c->device_bytes;
+    /* Residency: everything if it fits; else keep two staging buffers inside the budget (and the
+     * shared work space). */
+    size_t fit = budget_bytes > c->work_bytes ? (budget_bytes - c->work_bytes) / c->device_bytes : 0u;
     c->resident = fit >= layers ? layers : (fit >= 2u ? (uint32_t)fit - 2u : 0u);
     uint32_t buffers = c->resident + (c->resident < layers ? 2u : 0u);
     size_t host_bytes = (size_t)(layers - c->resident) * c->state_bytes;
     bool ok = bench_cuda_ok(STUDY, cudaMalloc((void **)&c->device, (size_t)buffers * c->device_bytes), "device cache");
+    if (ok && c->work_bytes > 0)
+        ok = bench_cuda_ok(STUDY, cudaMalloc((void **)&c->work, c->work_bytes), "the layers' work space");
     if (ok && !f->quantized)
         ok = bench_cuda_ok(STUDY, cudaMemset(c->device, 0, (size_t)buffers * c->device_bytes), "device cache");
     if (ok && host_bytes > 0) {
@@ -145,6 +154,7 @@ void offload_cache_free(offload_cache *c)
         if (c->layer[l] != NULL) kvq_cuda_layer_destroy(c->layer[l]);
     free(c->layer);
     cudaFree(c->device);
+    cudaFree(c->work);
     if (c->host != NULL) cudaFreeHost(c->host);
     memset(c, 0, sizeof *c);
 }

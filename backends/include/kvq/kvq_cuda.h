@@ -207,9 +207,13 @@ const char *kvq_cuda_last_error(void);
 kvq_status kvq_cuda_layer_size(const kvq_cuda_layer_config *config, kvq_cuda_layer_sizes *sizes);
 
 /* A layer over memory[bytes] (device memory of the current device, aligned to
- * KVQ_CUDA_MEMORY_ALIGNMENT, bytes >= sizes.total_bytes). Zeroes it and
- * uploads the layer's tables on `stream`, and waits for them. Every sequence
- * starts empty. The memory must stay allocated until kvq_cuda_layer_destroy. */
+ * KVQ_CUDA_MEMORY_ALIGNMENT, bytes >= sizes.cache_bytes). With bytes >=
+ * sizes.total_bytes the layer's work space is the end of its memory; with
+ * fewer it has none until kvq_cuda_layer_set_work_space gives it one (its
+ * append and attend refuse until then). Zeroes the cache (and its own work
+ * space) and uploads the layer's tables on `stream`, and waits for them.
+ * Every sequence starts empty. The memory must stay allocated until
+ * kvq_cuda_layer_destroy. */
 kvq_status kvq_cuda_layer_create(const kvq_cuda_layer_config *config, void *memory, size_t bytes,
                                  kvq_cuda_stream stream, kvq_cuda_layer **out);
 /* Waits for the layer's work and frees its host state; the device memory stays the caller's. */
@@ -241,10 +245,21 @@ kvq_status kvq_cuda_layer_read(kvq_cuda_layer *layer, uint32_t seq_id, uint32_t 
  * (cudaMemcpyAsync from the old memory, or from a host copy made earlier), ordered after the calls
  * already enqueued on the layer and before the next one, then calls this. From then on the layer's
  * calls use memory[bytes] (device memory of the layer's device, aligned to
- * KVQ_CUDA_MEMORY_ALIGNMENT, bytes >= sizes.total_bytes); the old memory is the caller's again
- * once the calls enqueued before have run. No device work, no wait: only the host's record of where
- * the layer is changes, so a failed call leaves it where it was. */
+ * KVQ_CUDA_MEMORY_ALIGNMENT, bytes >= sizes.cache_bytes); the old memory is the caller's again
+ * once the calls enqueued before have run. A work space given by kvq_cuda_layer_set_work_space
+ * stays; the layer's own moves with it into memory of sizes.total_bytes, and is gone with fewer.
+ * No device work, no wait: only the host's record of where the layer is changes, so a failed call
+ * leaves it where it was. */
 kvq_status kvq_cuda_layer_move(kvq_cuda_layer *layer, void *memory, size_t bytes);
+
+/* Gives the layer the work space of its append and attend calls: work[bytes], device memory of
+ * the layer's device, aligned to KVQ_CUDA_MEMORY_ALIGNMENT, bytes >= sizes.scratch_bytes, not
+ * overlapping the layer's cache. The work space holds nothing between calls, so the layers of a
+ * model can share one (create each with sizes.cache_bytes of memory): an engine then pays one
+ * work space instead of one per layer. Calls of the layers that share it must be ordered as the
+ * calls of one layer are (one stream, or events). work = NULL (bytes 0) returns the layer to the
+ * end of its own memory when that has total_bytes, else to none. No device work, no wait. */
+kvq_status kvq_cuda_layer_set_work_space(kvq_cuda_layer *layer, void *work, size_t bytes);
 
 /* sizeof of this build's structs, for bindings that declare them (0 for an unknown name):
  * "kvq_cuda_layer_config", "kvq_cuda_layer_sizes", "kvq_cuda_rows", "kvq_cuda_out_rows",
