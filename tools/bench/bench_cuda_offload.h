@@ -70,6 +70,9 @@ unsigned char *offload_host(const offload_cache *c, uint32_t i);
  * what its prefill wrote. */
 bool offload_cache_check(offload_cache *c, cudaStream_t stream);
 
+/* false after printing the device API's message for st ("<what> of layer <l>: ..."). */
+bool offload_layer_ok(kvq_status st, const char *what, uint32_t l);
+
 /* What the two timed steps share. */
 typedef struct offload_run {
     bench_model *m;

@@ -11,8 +11,7 @@
 
 #define STUDY "offload_cuda"
 
-/* false after printing the device API's message for st. */
-static bool layer_ok(kvq_status st, const char *what, uint32_t l)
+bool offload_layer_ok(kvq_status st, const char *what, uint32_t l)
 {
     if (st == KVQ_OK) return true;
     fprintf(stderr, "kvq bench: " STUDY ": %s of layer %u: %s (%s)\n", what, l, kvq_cuda_last_error(),
@@ -67,9 +66,9 @@ static bool create_layers(offload_cache *c, const kvq_cuda_layer_config *cfg, cu
     for (uint32_t l = 0; ok && l < c->layers; l++) {
         bool streamed = l >= c->resident;
         unsigned char *memory = streamed ? offload_staging(c, (l - c->resident) % 2u) : offload_resident(c, l);
-        ok = layer_ok(kvq_cuda_layer_create(cfg, memory, c->device_bytes, (kvq_cuda_stream)stream, &c->layer[l]),
+        ok = offload_layer_ok(kvq_cuda_layer_create(cfg, memory, c->device_bytes, (kvq_cuda_stream)stream, &c->layer[l]),
                       "kvq_cuda_layer_create", l) &&
-             layer_ok(kvq_cuda_layer_set_work_space(c->layer[l], c->work, c->work_bytes), "kvq_cuda_layer_set_work_space",
+             offload_layer_ok(kvq_cuda_layer_set_work_space(c->layer[l], c->work, c->work_bytes), "kvq_cuda_layer_set_work_space",
                       l);
         if (ok && streamed)
             ok = bench_cuda_ok(STUDY,
@@ -97,7 +96,7 @@ bool offload_cache_create(offload_cache *c, const offload_format *f, const kvq_h
         kvq_cuda_layer_sizes sizes;
         memset(&sizes, 0, sizeof sizes);
         sizes.struct_size = sizeof sizes;
-        if (!layer_ok(kvq_cuda_layer_size(&cfg, &sizes), "kvq_cuda_layer_size", 0u)) return false;
+        if (!offload_layer_ok(kvq_cuda_layer_size(&cfg, &sizes), "kvq_cuda_layer_size", 0u)) return false;
         /* Every layer's memory is its cache (256-byte aligned), and one work space serves them all:
          * the study's appends run one after another on one stream, and its attends on another,
          * never at once with the appends (an engine shares it the same way). */
@@ -140,9 +139,9 @@ bool offload_cache_check(offload_cache *c, cudaStream_t stream)
                                cudaMemcpyAsync(staging, offload_host(c, l - c->resident), c->state_bytes,
                                                cudaMemcpyHostToDevice, stream),
                                "a layer's state from the host") &&
-                 layer_ok(kvq_cuda_layer_move(c->layer[l], staging, c->device_bytes), "kvq_cuda_layer_move", l);
+                 offload_layer_ok(kvq_cuda_layer_move(c->layer[l], staging, c->device_bytes), "kvq_cuda_layer_move", l);
         }
-        ok = ok && layer_ok(kvq_cuda_layer_status(c->layer[l], (kvq_cuda_stream)stream), "the device's record", l);
+        ok = ok && offload_layer_ok(kvq_cuda_layer_status(c->layer[l], (kvq_cuda_stream)stream), "the device's record", l);
     }
     return ok;
 }

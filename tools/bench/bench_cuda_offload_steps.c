@@ -21,13 +21,6 @@
 
 #define STUDY "offload_cuda"
 
-static bool layer_ok(kvq_status st, const char *what, uint32_t l)
-{
-    if (st == KVQ_OK) return true;
-    fprintf(stderr, "kvq bench: " STUDY ": %s of layer %u: %s (%s)\n", what, l, kvq_cuda_last_error(),
-            kvq_status_name(st));
-    return false;
-}
 
 static bool record_event(cudaEvent_t e, cudaStream_t s)
 {
@@ -51,7 +44,7 @@ static bool attention(offload_run *r, uint32_t l, unsigned char *memory, cudaStr
     if (!c->format->quantized) return bench_model_decode_attention_fp16(m, c->n_tokens, (const uint16_t *)memory);
     /* A streamed layer's state was copied into `memory`; only the host's record moves. */
     if (l >= c->resident &&
-        !layer_ok(kvq_cuda_layer_move(c->layer[l], memory, c->device_bytes), "kvq_cuda_layer_move", l))
+        !offload_layer_ok(kvq_cuda_layer_move(c->layer[l], memory, c->device_bytes), "kvq_cuda_layer_move", l))
         return false;
     const uint32_t seq = 0;
     kvq_cuda_attend_args a;
@@ -61,7 +54,7 @@ static bool attention(offload_run *r, uint32_t l, unsigned char *memory, cudaStr
     a.seq_ids = &seq;
     a.q = (kvq_cuda_rows){m->q, KVQ_CUDA_FP16, 3 * (int64_t)m->hidden, (int64_t)m->head_dim, 0};
     a.out = (kvq_cuda_out_rows){m->attn, KVQ_CUDA_FP16, (int64_t)m->hidden, (int64_t)m->head_dim};
-    return layer_ok(kvq_cuda_layer_attend(c->layer[l], &a, (kvq_cuda_stream)stream), "kvq_cuda_layer_attend", l);
+    return offload_layer_ok(kvq_cuda_layer_attend(c->layer[l], &a, (kvq_cuda_stream)stream), "kvq_cuda_layer_attend", l);
 }
 
 /* Enqueues the copy of streamed layer i's state into staging i % 2, once the
@@ -123,9 +116,9 @@ static bool append_layer(offload_run *r, uint32_t l)
              bench_cuda_ok(STUDY,
                            cudaMemcpyAsync(staging, offload_host(c, i), c->shared_bytes, cudaMemcpyHostToDevice, q),
                            "a layer's tables to its staging buffer") &&
-             layer_ok(kvq_cuda_layer_move(c->layer[l], staging, c->device_bytes), "kvq_cuda_layer_move", l);
+             offload_layer_ok(kvq_cuda_layer_move(c->layer[l], staging, c->device_bytes), "kvq_cuda_layer_move", l);
     }
-    ok = ok && layer_ok(kvq_cuda_layer_reset(c->layer[l], 0u, (kvq_cuda_stream)q), "kvq_cuda_layer_reset", l) &&
+    ok = ok && offload_layer_ok(kvq_cuda_layer_reset(c->layer[l], 0u, (kvq_cuda_stream)q), "kvq_cuda_layer_reset", l) &&
          wait_event(q, r->kv_ready);
     /* m->kv32: fp32 [2][heads][n][head_dim], keys then values. */
     size_t n = c->n_tokens, d = c->head_dim, half = (size_t)c->heads * n * d;
@@ -141,7 +134,7 @@ static bool append_layer(offload_run *r, uint32_t l)
         a.modality = &modality;
         a.keys = (kvq_cuda_rows){m->kv32 + (size_t)t0 * d, KVQ_CUDA_FP32, 0, (int64_t)(n * d), (int64_t)d};
         a.values = (kvq_cuda_rows){m->kv32 + half + (size_t)t0 * d, KVQ_CUDA_FP32, 0, (int64_t)(n * d), (int64_t)d};
-        ok = layer_ok(kvq_cuda_layer_append(c->layer[l], &a, (kvq_cuda_stream)q), "kvq_cuda_layer_append", l);
+        ok = offload_layer_ok(kvq_cuda_layer_append(c->layer[l], &a, (kvq_cuda_stream)q), "kvq_cuda_layer_append", l);
     }
     ok = ok && record_event(r->kv_read, q);
     if (ok && streamed)
