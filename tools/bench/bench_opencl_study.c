@@ -297,10 +297,14 @@ int bench_study_opencl(const bench_options *o, bench_json *w)
         {"time_vs_cuda", "time / CUDA's"},
     };
     bench_json_columns(w, columns, sizeof columns / sizeof *columns);
-    bench_format formats[BENCH_MAX_FORMATS];
-    size_t n_formats = bench_formats(o->quick, formats, BENCH_MAX_FORMATS);
+    /* --formats and --shapes choose among the study's formats and its two shapes, as in study (a). */
+    bench_format all[BENCH_MAX_FORMATS], formats[BENCH_MAX_FORMATS];
+    size_t n_all = bench_formats(o->quick, all, BENCH_MAX_FORMATS), n_formats = 0;
+    for (size_t i = 0; i < n_all; i++)
+        if (bench_selected(o->formats, all[i].name)) formats[n_formats++] = all[i];
     bench_json_array(w, "shapes");
     for (size_t i = 0; i < 2; i++) {
+        if (!bench_selected(o->shapes, bench_shapes[i].name)) continue;
         bench_json_object(w, NULL);
         bench_json_string(w, "name", bench_shapes[i].name);
         bench_json_u64(w, "kv_heads", bench_shapes[i].n_kv);
@@ -310,7 +314,8 @@ int bench_study_opencl(const bench_options *o, bench_json *w)
     }
     bench_json_end(w);
     bench_json_array(w, "results");
-    for (size_t i = 0; i < 2 && rc == 0; i++) rc = sweep_shape(&s, &bench_shapes[i], formats, n_formats);
+    for (size_t i = 0; i < 2 && rc == 0; i++)
+        if (bench_selected(o->shapes, bench_shapes[i].name)) rc = sweep_shape(&s, &bench_shapes[i], formats, n_formats);
     bench_json_end(w);
     bench_json_string(w, "status", rc == 0 ? "ok" : "failed");
     bench_json_end(w);
