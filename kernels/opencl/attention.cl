@@ -26,10 +26,33 @@ inline void kvq_load_tile(__local float *tile, ulong t0, uint nt, uint d, int ke
                           __global const ushort *oval)
 {
     uint lid = (uint)get_local_id(0), wg = (uint)get_local_size(0), ts = KVQ_TILE_STRIDE(d);
-    for (uint e = lid; e < nt * d; e += wg) {
-        uint t = e / d, c = e - t * d;
-        tile[t * ts + c] = kvq_dequant_element(prec, slot, rows, codes, params, codebook, scheme, bits, layout, group, d,
-                                      t0 + t, c);
+    uint row_bytes = d * bits / 8u;
+    if ((bits == 2u || bits == 4u || bits == 8u) && (row_bytes & 3u) == 0u) {
+        /* A work-item per four bytes of a token's codes (32 / bits codes): one load, one precision
+         * test and one division per word instead of per element (the generic loop below costs
+         * about twice the instructions per element); the same kvq_decode, so the same bits. */
+        uint per_word = 32u / bits, words = row_bytes / 4u, mask = (1u << bits) - 1u;
+        for (uint e = lid; e < nt * words; e += wg) {
+            uint t = e / words, w = e - t * words, c0 = w * per_word;
+            ulong tt = t0 + t;
+            __local float *dst = tile + t * ts + c0;
+            if (prec[tt] != KVQ_PREC_QUANTIZED) {
+                for (uint k = 0; k < per_word; k++)
+                    dst[k] = vload_half((size_t)slot[tt] * d + c0 + k, (__global const half *)rows);
+            } else {
+                uchar4 b = vload4(w, codes + tt * row_bytes); /* bytes in order: any endianness */
+                uint word = (uint)b.s0 | (uint)b.s1 << 8 | (uint)b.s2 << 16 | (uint)b.s3 << 24;
+                for (uint k = 0; k < per_word; k++)
+                    dst[k] = kvq_decode(scheme, bits, params[kvq_param_index(layout, group, d, tt, c0 + k)],
+                                        (word >> (k * bits)) & mask, codebook);
+            }
+        }
+    } else {
+        for (uint e = lid; e < nt * d; e += wg) {
+            uint t = e / d, c = e - t * d;
+            tile[t * ts + c] = kvq_dequant_element(prec, slot, rows, codes, params, codebook, scheme, bits, layout,
+                                                   group, d, t0 + t, c);
+        }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     if (keys) {
