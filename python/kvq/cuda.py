@@ -89,6 +89,7 @@ _FUNCTIONS = {
     "kvq_cuda_layer_length": (_st, [C.c_void_p, C.c_uint32, _P(C.c_uint32)]),
     "kvq_cuda_layer_status": (_st, [C.c_void_p, C.c_void_p]),
     "kvq_cuda_layer_move": (_st, [C.c_void_p, C.c_void_p, C.c_size_t]),
+    "kvq_cuda_layer_set_work_space": (_st, [C.c_void_p, C.c_void_p, C.c_size_t]),
     "kvq_cuda_layer_read": (_st, [C.c_void_p, C.c_uint32, C.c_uint32, C.c_int, C.c_void_p,
                                   _P(_P(L.QTensor))]),
     "kvq_qtensor_free": (None, [_P(L.QTensor)]),
@@ -212,6 +213,7 @@ class LayerCache:
                  library: Optional[str] = None) -> None:
         self._layer = C.c_void_p()
         self._memory = None
+        self._work = None
         if profile not in _PROFILES:
             raise ValueError(f"profile {profile!r} is not one of {', '.join(_PROFILES)}")
         torch = _torch()
@@ -364,7 +366,8 @@ class LayerCache:
 
     def move(self, memory: Any) -> None:
         """Moves the layer to ``memory`` (kvq_cuda_layer_move): a contiguous uint8 CUDA tensor of at
-        least ``sizes.total_bytes`` on the layer's device, into whose first ``sizes.cache_bytes`` the
+        least ``sizes.total_bytes`` on the layer's device (``sizes.cache_bytes`` after
+        :meth:`set_work_space`), into whose first ``sizes.cache_bytes`` the
         caller has copied the state (from :meth:`state_to_host`'s tensor or the old memory), ordered
         on the current stream before the next call. The layer keeps a reference to it and drops its
         reference to the old memory (which later calls no longer touch)."""
@@ -377,12 +380,31 @@ class LayerCache:
               memory.numel())
         self._memory = memory
 
+    def set_work_space(self, work: Any) -> None:
+        """Gives the layer the work space of its append and attend calls (kvq_cuda_layer_set_work_space):
+        a contiguous uint8 CUDA tensor of at least ``sizes.scratch_bytes`` on the layer's device, which
+        the caches of a model's layers can share (it holds nothing between calls; their calls must be
+        ordered, as on one stream). ``None`` returns the layer to the end of its own memory. The layer
+        keeps a reference to the tensor."""
+        torch = self._torch
+        if work is None:
+            _call(self._lib, "kvq_cuda_layer_set_work_space", self._layer, None, 0)
+            self._work = None
+            return
+        if not isinstance(work, torch.Tensor) or work.dtype != torch.uint8 or not work.is_contiguous():
+            raise ValueError("work must be a contiguous uint8 torch.Tensor")
+        if work.device != self.device:
+            raise ValueError(f"work is on {work.device}, the layer on {self.device}")
+        _call(self._lib, "kvq_cuda_layer_set_work_space", self._layer, C.c_void_p(work.data_ptr()), work.numel())
+        self._work = work
+
     def close(self) -> None:
         """Waits for the layer's work and frees it (also done when the object goes away)."""
         if getattr(self, "_layer", None):
             self._lib.kvq_cuda_layer_destroy(self._layer)
             self._layer = C.c_void_p()
         self._memory = None
+        self._work = None
 
     def __del__(self) -> None:
         try:

@@ -181,8 +181,33 @@ def test_a_layer_moved_through_host_memory_attends_as_before():
     after = cache.attend(q)
     cache.check()
     assert torch.equal(before, after)
-    with pytest.raises(kvq.KvqError, match="total_bytes"):
-        cache.move(memory[: cache.sizes.total_bytes - 256])
+    with pytest.raises(kvq.KvqError, match="cache_bytes"):
+        cache.move(memory[: cache.sizes.cache_bytes - 256])
     with pytest.raises(ValueError, match="uint8"):
         cache.move(memory.float())
     assert cache._memory is memory
+
+
+@needs_gpu
+def test_layers_sharing_a_work_space_attend_as_with_their_own():
+    """set_work_space: two caches given one work space give the bits they gave with their own."""
+    torch.manual_seed(2)
+    cfg = small_configs()
+    caches = [kc.LayerCache(rope=kvq.Rope("half"), **cfg) for _ in range(2)]
+    k = torch.randn(2, 2, 40, 64, device="cuda", dtype=torch.float16)
+    v = torch.randn_like(k)
+    q = torch.randn(2, 4, 64, device="cuda", dtype=torch.float16)
+    for c in caches:
+        c.append(k, v)
+    before = [c.attend(q).clone() for c in caches]
+    work = torch.full((caches[0].sizes.scratch_bytes,), 0xA5, dtype=torch.uint8, device="cuda")
+    for c in caches:
+        c.set_work_space(work)
+    after = [c.attend(q).clone() for c in caches]
+    for c in caches:
+        c.check()
+    assert all(torch.equal(b, a) for b, a in zip(before, after))
+    with pytest.raises(kvq.KvqError, match="scratch_bytes"):
+        caches[0].set_work_space(work[:256])
+    caches[0].set_work_space(None)
+    assert torch.equal(caches[0].attend(q), before[0])
