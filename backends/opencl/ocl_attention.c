@@ -93,7 +93,7 @@ static uint32_t fused_tile_tokens(const kvq_backend_context *ctx, uint32_t d)
     size_t budget = 32768u;
     if (ctx->local_mem > 0 && ctx->local_mem / 2u < budget) budget = ctx->local_mem / 2u;
     size_t tokens = budget / (sizeof(float) * ((size_t)KVQ_TILE_STRIDE(d) + OCL_FUSED_MAX_Q));
-    if (tokens > 64u) tokens = 64u;
+    if (tokens > KVQ_ROPE_STEP_OFFSETS) tokens = KVQ_ROPE_STEP_OFFSETS;
     return tokens > 0 ? (uint32_t)tokens : 1u;
 }
 
@@ -306,11 +306,18 @@ static kvq_status fused_batch_stage(kvq_backend_context *ctx, const kvq_backend_
         b->rope_bytes = sizeof(float);
         b->rope = calloc(1, b->rope_bytes);
     } else if (!b->use_table) {
-        /* S9.3: theta_i = pow(base, -2i/d) in double, as the reference forms it. */
-        b->rope_bytes = half * sizeof(double);
+        /* S9.3: theta_i = pow(base, -2i/d) in double, as the reference forms it; then the fused
+         * kernel's step table, cis(o theta_i) for o < KVQ_ROPE_STEP_OFFSETS (attention_batch.h). */
+        b->rope_bytes = ((size_t)half + 2u * KVQ_ROPE_STEP_OFFSETS * half) * sizeof(double);
         double *theta = malloc(b->rope_bytes);
         for (uint32_t i = 0; theta != NULL && i < half; i++)
             theta[i] = pow((double)rope->base, -2.0 * (double)i / (double)d);
+        for (uint32_t o = 0; theta != NULL && o < KVQ_ROPE_STEP_OFFSETS; o++)
+            for (uint32_t i = 0; i < half; i++) {
+                double angle = fmod((double)o * theta[i], 6.283185307179586); /* as the kernel forms an angle */
+                theta[half + 2u * ((size_t)o * half + i)] = cos(angle);
+                theta[half + 2u * ((size_t)o * half + i) + 1u] = sin(angle);
+            }
         b->rope = theta;
     } else {
         /* No fp64 on the device: the reference's own cos/sin (kvq_rope_angle), one pair per (token, i). */
@@ -343,7 +350,7 @@ static kvq_status fused_batch_launch(kvq_backend_context *ctx, void *user)
     const fused_batch *b = l->b;
     uint32_t d = b->d, n_q = b->n_q;
     float scale = (float)(1.0 / sqrt((double)d)); /* S12.3 allows scaling by fl32(1/sqrt(d)) */
-    ocl_arg args[KVQ_BATCH_SLABS + 17];
+    ocl_arg args[KVQ_BATCH_SLABS + 18];
     size_t n_args = 0;
     /* Unused slab arguments repeat slab 0: every argument is a valid buffer. */
     for (uint32_t i = 0; i < KVQ_BATCH_SLABS; i++) args[n_args++] = OCL_MEM(b->slabs[i < b->n_slabs ? i : 0]);
@@ -363,6 +370,8 @@ static kvq_status fused_batch_launch(kvq_backend_context *ctx, void *user)
     args[n_args++] = OCL_MEM(l->part_o);
     args[n_args++] = OCL_LOCAL((size_t)b->tile * (size_t)KVQ_TILE_STRIDE(d) * sizeof(float));
     args[n_args++] = OCL_LOCAL((size_t)OCL_FUSED_MAX_Q * b->tile * sizeof(float));
+    /* the tile's base cis(p0 theta_i), d/2 double pairs, where the device has fp64 */
+    args[n_args++] = OCL_LOCAL(ctx->fp64 ? (size_t)(d / 2u) * 2u * sizeof(double) : sizeof(float));
     /* ocl_launch with 0 items only sets the arguments: the grid is two-dimensional. */
     kvq_status st = ocl_launch(ctx, OCL_K_ATTENTION_PARTIAL_BATCH, args, n_args, 0, 0, false);
     size_t wg = kernel_work_group(ctx, OCL_K_ATTENTION_PARTIAL_BATCH, 128u);

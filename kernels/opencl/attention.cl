@@ -87,7 +87,7 @@ inline void kvq_attention_partial_tile(
     uint consecutive, uint pos0, int pairing, int use_table, __global const float *rope_data,
     __global const float *q, uint n_q, float scale, ulong n, uint d, uint tile_tokens, ulong g,
     __global float *part_m, __global float *part_l, __global float *part_o, __local float *tile,
-    __local float *score)
+    __local float *score, __local float *rope_base)
 {
     uint lid = (uint)get_local_id(0), wg = (uint)get_local_size(0), ts = KVQ_TILE_STRIDE(d);
     ulong t0 = g * tile_tokens;
@@ -98,11 +98,37 @@ inline void kvq_attention_partial_tile(
                   k_layout, k_group, k_optr, k_oidx, k_oval);
     if (pairing != KVQ_ROPE_NONE) {
         uint half_d = d / 2u;
+#ifdef KVQ_HAVE_FP64
+        /* Consecutive positions: each token's cis(p theta_i) by one angle addition in double, from
+         * the tile's base cis(p0 theta_i) (fmod, cos and sin once per pair and tile) and the host's
+         * cis(o theta_i) for the offset o (attention_batch.h), instead of fmod, cos and sin in double
+         * per token and pair; either way one double rounded to fp32 (S9.3; S12.3 bounds the rest). */
+        __local double2 *base = (__local double2 *)rope_base;
+        const uint p0 = pos0 + (uint)t0;
+        const int steps = !use_table && consecutive && (ulong)p0 + nt <= 0xFFFFFFFFul;
+        if (steps) {
+            __global const double *theta = (__global const double *)rope_data;
+            for (uint i = lid; i < half_d; i += wg) {
+                double angle = fmod((double)p0 * theta[i], 0x1.921fb54442d18p+2); /* fmod is exact */
+                base[i] = (double2)(cos(angle), sin(angle));
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+#endif
         for (uint e = lid; e < nt * half_d; e += wg) {
             uint t = e / half_d, i = e - t * half_d, ia, ib;
             kvq_rope_pair(pairing, d, i, &ia, &ib);
             uint position = consecutive ? pos0 + (uint)(t0 + t) : positions[t0 + t];
-            float2 cs = kvq_rope_cs(use_table, rope_data, position, t0 + t, d, i);
+            float2 cs;
+#ifdef KVQ_HAVE_FP64
+            if (steps) {
+                __global const double *step = (__global const double *)rope_data + half_d + 2u * (t * half_d + i);
+                double2 b = base[i];
+                double c = b.x * step[0] - b.y * step[1], s = b.x * step[1] + b.y * step[0];
+                cs = (float2)((float)c, (float)s);
+            } else
+#endif
+                cs = kvq_rope_cs(use_table, rope_data, position, t0 + t, d, i);
             float2 r = kvq_rope_rotate(tile[t * ts + ia], tile[t * ts + ib], cs);
             tile[t * ts + ia] = r.x;
             tile[t * ts + ib] = r.y;
@@ -224,7 +250,7 @@ __kernel void kvq_attention_partial_batch(KVQ_SLAB_PARAMS, __global const ulong 
                                           __global const float *rope_data, __global const float *q, uint n_q,
                                           float scale, uint d, uint tile_tokens, ulong max_tiles,
                                           __global float *part_m, __global float *part_l, __global float *part_o,
-                                          __local float *tile, __local float *score)
+                                          __local float *tile, __local float *score, __local float *rope_base)
 {
     ulong g = get_group_id(0), s = get_group_id(1);
     __global const ulong *w = seqs + s * KVQ_SEQ_WORDS;
@@ -248,7 +274,7 @@ __kernel void kvq_attention_partial_batch(KVQ_SLAB_PARAMS, __global const ulong 
         (uint)w[KVQ_SEQ_V_GROUP], positions + (w[KVQ_SEQ_CONSECUTIVE] ? 0 : w[KVQ_SEQ_POSITIONS]),
         (uint)w[KVQ_SEQ_CONSECUTIVE], (uint)w[KVQ_SEQ_POSITIONS], pairing, use_table,
         use_table ? rope_data + w[KVQ_SEQ_ROPE_ROW] * d : rope_data, q + s * n_q * d, n_q, scale, n, d,
-        tile_tokens, g, part_m + part * n_q, part_l + part * n_q, part_o + part * n_q * d, tile, score);
+        tile_tokens, g, part_m + part * n_q, part_l + part * n_q, part_o + part * n_q * d, tile, score, rope_base);
 #undef KVQ_ARRAY
 }
 

@@ -50,4 +50,8 @@
  * every work-item of a wavefront read the same bank. */
 #define KVQ_TILE_STRIDE(d) ((d) + 1u)
 
+/* Offsets of the fused kernel's RoPE step table (rope_data after theta: cis(o theta_i) in double for
+ * o < KVQ_ROPE_STEP_OFFSETS, pair-major within an offset); a tile has at most this many tokens. */
+#define KVQ_ROPE_STEP_OFFSETS 64u
+
 #endif /* KVQ_ATTENTION_BATCH_H */
