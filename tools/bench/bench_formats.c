@@ -84,9 +84,11 @@ size_t bench_formats_post_rope(bench_format *out, size_t n, size_t capacity)
     for (size_t i = 0; i < given && n < capacity; i++) {
         const bench_format *f = &out[i];
         if (f->scheme != KVQ_SCHEME_UNIFORM_ASYM || f->outlier_ppm != 0u || f->n_sinks != 0u || f->post_rope) continue;
+        char base[sizeof f->name];
+        memcpy(base, f->name, sizeof base); /* out[i] and out[n] differ, but gcc's -Wrestrict cannot tell */
         out[n] = *f;
         out[n].post_rope = true;
-        snprintf(out[n].name, sizeof out[n].name, "%.30s-post-rope", f->name);
+        snprintf(out[n].name, sizeof out[n].name, "%.30s-post-rope", base);
         n++;
     }
     return n;
