@@ -95,6 +95,13 @@ static kvq_status check_memory_args(const void *memory, size_t bytes, const laye
     return KVQ_OK;
 }
 
+/* The work space at the end of the layer's memory when that has total_bytes, else none. */
+static void own_work_space(kvq_cuda_layer *layer)
+{
+    layer->work_own = layer->bytes >= layer->layout.total_bytes;
+    layer->work = layer->work_own ? layer->memory + layer->layout.scratch : NULL;
+}
+
 kvq_status layer_create_with_ops(const kvq_cuda_layer_config *config, void *memory, size_t bytes,
                                  kvq_cuda_stream stream, const layer_device_ops *ops, kvq_cuda_layer **out)
 {
@@ -115,8 +122,7 @@ kvq_status layer_create_with_ops(const kvq_cuda_layer_config *config, void *memo
     layer->config.value_config = &layer->layout.role[KVQ_ROLE_VALUES].config;
     layer->memory = memory;
     layer->bytes = bytes;
-    layer->work_own = bytes >= L.total_bytes;
-    layer->work = layer->work_own ? layer->memory + L.scratch : NULL;
+    own_work_space(layer);
     layer->profile = config->attention_profile < 0 ? (uint32_t)KVQ_PROFILE_FP16 : (uint32_t)config->attention_profile;
     layer->ops = ops;
     const uint32_t S = config->max_seqs;
@@ -492,8 +498,7 @@ kvq_status kvq_cuda_layer_move(kvq_cuda_layer *layer, void *memory, size_t bytes
     layer->memory = memory;
     layer->bytes = bytes;
     if (!shared) {
-        layer->work_own = bytes >= layer->layout.total_bytes;
-        layer->work = layer->work_own ? layer->memory + layer->layout.scratch : NULL;
+        own_work_space(layer);
     }
     return KVQ_OK;
 }
@@ -507,8 +512,7 @@ kvq_status kvq_cuda_layer_set_work_space(kvq_cuda_layer *layer, void *work, size
         if (bytes != 0)
             return layer_fail(KVQ_ERR_BAD_ARGUMENT, "work = NULL with bytes = %zu (NULL returns the layer to the work "
                               "space at the end of its own memory, and takes bytes = 0)", bytes);
-        layer->work_own = layer->bytes >= L->total_bytes;
-        layer->work = layer->work_own ? layer->memory + L->scratch : NULL;
+        own_work_space(layer);
         return KVQ_OK;
     }
     if (bytes < L->scratch_bytes)
