@@ -97,6 +97,12 @@ static uint32_t fused_tile_tokens(const kvq_backend_context *ctx, uint32_t d)
     return tokens > 0 ? (uint32_t)tokens : 1u;
 }
 
+/* A local array's bytes rounded up to 16, the alignment of the widest local type (double2). */
+static size_t local_bytes(size_t bytes)
+{
+    return (bytes + 15u) & ~(size_t)15u;
+}
+
 static size_t kernel_work_group(kvq_backend_context *ctx, ocl_kernel_id k, size_t wanted)
 {
     size_t limit = 0;
@@ -368,10 +374,13 @@ static kvq_status fused_batch_launch(kvq_backend_context *ctx, void *user)
     args[n_args++] = OCL_MEM(l->part_m);
     args[n_args++] = OCL_MEM(l->part_l);
     args[n_args++] = OCL_MEM(l->part_o);
-    args[n_args++] = OCL_LOCAL((size_t)b->tile * (size_t)KVQ_TILE_STRIDE(d) * sizeof(float));
-    args[n_args++] = OCL_LOCAL((size_t)OCL_FUSED_MAX_Q * b->tile * sizeof(float));
-    /* the tile's base cis(p0 theta_i), d/2 double pairs, where the device has fp64 */
-    args[n_args++] = OCL_LOCAL(ctx->fp64 ? (size_t)(d / 2u) * 2u * sizeof(double) : sizeof(float));
+    /* Local arrays in multiples of 16 bytes: a runtime that lays them out one after another (as
+     * NVIDIA's does) then starts the double2 RoPE base on a 16-byte boundary; the H200 faulted
+     * (CL_INVALID_COMMAND_QUEUE) when a tile of 59 rows of 129 floats left it at 12 mod 16. */
+    args[n_args++] = OCL_LOCAL(local_bytes((size_t)b->tile * (size_t)KVQ_TILE_STRIDE(d) * sizeof(float)));
+    args[n_args++] = OCL_LOCAL(local_bytes((size_t)OCL_FUSED_MAX_Q * b->tile * sizeof(float)));
+    /* the tile's base cis(p0 theta_i), d/2 double pairs, where the device has fp64 (kvq_rope_base_t) */
+    args[n_args++] = OCL_LOCAL(local_bytes(ctx->fp64 ? (size_t)(d / 2u) * 2u * sizeof(double) : 2u * sizeof(float)));
     /* ocl_launch with 0 items only sets the arguments: the grid is two-dimensional. */
     kvq_status st = ocl_launch(ctx, OCL_K_ATTENTION_PARTIAL_BATCH, args, n_args, 0, 0, false);
     size_t wg = kernel_work_group(ctx, OCL_K_ATTENTION_PARTIAL_BATCH, 128u);

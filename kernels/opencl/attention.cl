@@ -17,6 +17,14 @@
 /* Largest n_q of the fused path (local score rows). */
 #define KVQ_FUSED_MAX_Q 8
 
+/* The fused kernel's local RoPE base, typed so that the runtime aligns it for its loads (NVIDIA's
+ * OpenCL faulted on double2 loads through a float argument placed after a tile of odd size). */
+#ifdef KVQ_HAVE_FP64
+typedef double2 kvq_rope_base_t;
+#else
+typedef float2 kvq_rope_base_t;
+#endif
+
 /* Loads the tile's rows [t0, t0 + nt) of one tensor into tile[nt][KVQ_TILE_STRIDE(d)]
  * (S4.5 steps 1-3). Called by all work-items; ends with a barrier. */
 inline void kvq_load_tile(__local float *tile, ulong t0, uint nt, uint d, int keys, __global const uchar *prec,
@@ -87,7 +95,7 @@ inline void kvq_attention_partial_tile(
     uint consecutive, uint pos0, int pairing, int use_table, __global const float *rope_data,
     __global const float *q, uint n_q, float scale, ulong n, uint d, uint tile_tokens, ulong g,
     __global float *part_m, __global float *part_l, __global float *part_o, __local float *tile,
-    __local float *score, __local float *rope_base)
+    __local float *score, __local kvq_rope_base_t *rope_base)
 {
     uint lid = (uint)get_local_id(0), wg = (uint)get_local_size(0), ts = KVQ_TILE_STRIDE(d);
     ulong t0 = g * tile_tokens;
@@ -103,7 +111,7 @@ inline void kvq_attention_partial_tile(
          * the tile's base cis(p0 theta_i) (fmod, cos and sin once per pair and tile) and the host's
          * cis(o theta_i) for the offset o (attention_batch.h), instead of fmod, cos and sin in double
          * per token and pair; either way one double rounded to fp32 (S9.3; S12.3 bounds the rest). */
-        __local double2 *base = (__local double2 *)rope_base;
+        __local double2 *base = rope_base;
         const uint p0 = pos0 + (uint)t0;
         const int steps = !use_table && consecutive && (ulong)p0 + nt <= 0xFFFFFFFFul;
         if (steps) {
@@ -250,7 +258,7 @@ __kernel void kvq_attention_partial_batch(KVQ_SLAB_PARAMS, __global const ulong 
                                           __global const float *rope_data, __global const float *q, uint n_q,
                                           float scale, uint d, uint tile_tokens, ulong max_tiles,
                                           __global float *part_m, __global float *part_l, __global float *part_o,
-                                          __local float *tile, __local float *score, __local float *rope_base)
+                                          __local float *tile, __local float *score, __local kvq_rope_base_t *rope_base)
 {
     ulong g = get_group_id(0), s = get_group_id(1);
     __global const ulong *w = seqs + s * KVQ_SEQ_WORDS;
