@@ -240,18 +240,21 @@ struct Geometry {
     static_assert(kStages * kStageBytes >= kCombineBytes, "the combine fits the stages");
 };
 
-/* Shared memory besides the stages (dynamic, after them). */
-template <int D, int BITS>
+/* Shared memory besides the stages (dynamic, after them). Without RoPE (post-RoPE keys) there
+ * are no cis tables and one query serves every tile: 10 KiB less at head_dim 128, so that four
+ * blocks fit an SM (see tc_split_kernel). */
+template <int D, int BITS, bool ROT>
 struct Shared {
     using G = Geometry<D, BITS>;
     static constexpr uint32_t kSub = Tiling<D>::kSub;
+    static constexpr uint32_t kPairs = ROT ? D / 2 : 1;
     kvq_cuda_seq sq;
-    double2 base[D / 2];                          /* cis(p0 theta_i) of the current tile */
-    double2 step[D / 2];                          /* cis(T theta_i), T the tile's tokens */
-    double2 sub[D / 2];                           /* cis(64 theta_i): a sub-tile's base from the previous */
-    double2 pq[D / 2];                            /* cis(q_position theta_i) */
-    __half q[2][kSub][G::kSlots][32][2];          /* the tile's queries, one per sub-tile, in B operand order:
-                                                     slot, lane (4 head + tig) */
+    double2 base[kPairs];                         /* cis(p0 theta_i) of the current tile */
+    double2 step[kPairs];                         /* cis(T theta_i), T the tile's tokens */
+    double2 sub[kPairs];                          /* cis(64 theta_i): a sub-tile's base from the previous */
+    double2 pq[kPairs];                           /* cis(q_position theta_i) */
+    __half q[ROT ? 2 : 1][ROT ? kSub : 1][G::kSlots][32][2]; /* the tile's queries, one per sub-tile, in B operand
+                                                     order: slot, lane (4 head + tig) */
     uint32_t kpar[kWarps][G::kSlots][4][2];       /* key params of the warp's block: slot, lane column, (a, b) half2 */
     uint32_t kpar_block[kWarps];                  /* which key block kpar holds */
     float ml[kWarps][kHeads][2];
@@ -358,7 +361,7 @@ __device__ __forceinline__ void load_tile(unsigned char *stage, const kvq_cuda_s
  * fp32 before its rounding to fp16). The fp32 query comes from global memory (L1): the block
  * reads it once per tile. */
 template <int D, int BITS, bool ROT>
-__device__ __forceinline__ void make_query(Shared<D, BITS> &sh, uint32_t buf, uint32_t nh, float scale,
+__device__ __forceinline__ void make_query(Shared<D, BITS, ROT> &sh, uint32_t buf, uint32_t nh, float scale,
                                            bool advance, uint32_t tid, const float *__restrict__ qg)
 {
     /* (pair, sub-tile) items, D/2 x kSub of them, the same share for every warp before the next
@@ -374,7 +377,7 @@ __device__ __forceinline__ void make_query(Shared<D, BITS> &sh, uint32_t buf, ui
         uint32_t tig, slot, half;
         kvq_tc_key_slot(D, BITS, i, &tig, &slot, &half);
         float c = 1.0f, s = 0.0f;
-        if (ROT) {
+        if constexpr (ROT) {
             double2 b = sh.base[i];
             if (advance) {
                 const double2 st = sh.step[i];
@@ -404,8 +407,8 @@ __device__ __forceinline__ void make_query(Shared<D, BITS> &sh, uint32_t buf, ui
 /* The key params row `prow` (in shared memory: the tile's staged rows) into the warp's
  * lane-column table (the fp16 profile's domain check of every row the block uses ran before
  * the tile loop). */
-template <int D, int BITS>
-__device__ __forceinline__ void load_key_params(Shared<D, BITS> &sh, const uint32_t *prow, bool sym, uint32_t warp,
+template <int D, int BITS, bool ROT>
+__device__ __forceinline__ void load_key_params(Shared<D, BITS, ROT> &sh, const uint32_t *prow, bool sym, uint32_t warp,
                                                 uint32_t lane, uint32_t blk)
 {
     __half *kp = reinterpret_cast<__half *>(&sh.kpar[warp][0][0][0]);
@@ -483,18 +486,19 @@ __device__ __forceinline__ void rope_pair(const float2 *step32, uint32_t tig, ui
 }
 
 /* Three resident blocks (12 warps) per SM up to head_dim 128: at most 168 registers per thread
- * (ptxas otherwise takes about 180, which leaves room for two). Larger heads have the shared
- * memory for two. `outlier_heads`: the H of the launch's OutlierShared, 0 when it has none (the
+ * (ptxas otherwise takes about 180, which leaves room for two). Without RoPE there is no cos/sin
+ * table in registers and the shared memory is smaller, so four (128 registers). Larger heads
+ * have the shared memory for two. `outlier_heads`: the H of the launch's OutlierShared, 0 when it has none (the
  * call's tensors hold no outliers). */
 template <int D, int BITS, bool ROT>
-__global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kvq_cuda_attention_args args,
+__global__ void __launch_bounds__(kThreads, D <= 128 ? (ROT ? 3 : 4) : 2) tc_split_kernel(kvq_cuda_attention_args args,
                                                                            uint32_t outlier_heads)
 {
     using G = Geometry<D, BITS>;
     constexpr uint32_t kSub = Tiling<D>::kSub, kTileTokens = G::kTileTokens;
     extern __shared__ __align__(16) unsigned char smem[];
-    Shared<D, BITS> &sh = *reinterpret_cast<Shared<D, BITS> *>(smem + G::kStages * G::kStageBytes);
-    const OutlierShared<D> os{reinterpret_cast<float *>(smem + G::kStages * G::kStageBytes + sizeof(Shared<D, BITS>)),
+    Shared<D, BITS, ROT> &sh = *reinterpret_cast<Shared<D, BITS, ROT> *>(smem + G::kStages * G::kStageBytes);
+    const OutlierShared<D> os{reinterpret_cast<float *>(smem + G::kStages * G::kStageBytes + sizeof(Shared<D, BITS, ROT>)),
                               outlier_heads};
     const bool outliers = outlier_heads != 0u;
     const uint32_t split = blockIdx.x, hg = blockIdx.y, seq = blockIdx.z;
@@ -542,7 +546,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
     if (lane == 0) sh.kpar_block[warp] = 0xFFFFFFFFu;
     /* The four cis tables, one (table, pair) per thread at a time: the block's first queries wait
      * for them, so every thread takes a share. */
-    if (ROT)
+    if constexpr (ROT)
         for (uint32_t e = tid; e < 4u * ((uint32_t)D / 2u); e += kThreads) {
             const uint32_t i = e % (D / 2u), which = e / (D / 2u);
             const uint32_t position = which == 0u   ? sq.pos0 + t_begin
@@ -752,7 +756,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                 const uint32_t blk = kb.of(tm[0]);
                 if (sh.kpar_block[warp] != blk) {
                     const uint32_t *prow = reinterpret_cast<const uint32_t *>(stage + G::kKeyParams) + (blk - first_blk) * D;
-                    load_key_params<D, BITS>(sh, prow, ksym, warp, lane, blk);
+                    load_key_params<D, BITS, ROT>(sh, prow, ksym, warp, lane, blk);
                 }
                 const uint32_t kahead = OUTL && any_kout ? key_outliers_ahead(0u, kSub) : 0u;
                 uint32_t kw[kSub][2][2][G::kLaneWords], kws[kSub][2][2][G::kLaneWords]; /* [m][row][part][word] */
@@ -829,7 +833,7 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
                 const uint32_t blk = kb.of(tm[m]);
                 if (sh.kpar_block[warp] != blk) {
                     const uint32_t *prow = reinterpret_cast<const uint32_t *>(stage + G::kKeyParams) + (blk - first_blk) * D;
-                    load_key_params<D, BITS>(sh, prow, ksym, warp, lane, blk);
+                    load_key_params<D, BITS, ROT>(sh, prow, ksym, warp, lane, blk);
                 }
                 const uint32_t *qw = reinterpret_cast<const uint32_t *>(&sh.q[buf][ROT ? m : 0][0][lane][0]); /* slot s: qw[32 s] */
                 uint32_t kw[2][2][G::kLaneWords], kws[2][2][G::kLaneWords]; /* [row][part][word], and shifted */
@@ -1098,11 +1102,11 @@ __global__ void __launch_bounds__(kThreads, D <= 128 ? 3 : 2) tc_split_kernel(kv
 
 /* Dynamic shared memory of one block: the stages, Shared, and OutlierShared for outlier_heads
  * heads (0: the launch has no outliers). */
-template <int D, int BITS>
+template <int D, int BITS, bool ROT>
 size_t smem_bytes(uint32_t outlier_heads)
 {
     using G = Geometry<D, BITS>;
-    return G::kStages * G::kStageBytes + sizeof(Shared<D, BITS>) + OutlierShared<D>::bytes(outlier_heads);
+    return G::kStages * G::kStageBytes + sizeof(Shared<D, BITS, ROT>) + OutlierShared<D>::bytes(outlier_heads);
 }
 
 /* The kernel's attributes, set once per instantiation and process (for the largest launch, with
@@ -1113,7 +1117,7 @@ cudaError_t launch_config()
     static bool configured = false;
     if (!configured) {
         cudaError_t err = cudaFuncSetAttribute(tc_split_kernel<D, BITS, ROT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                               (int)smem_bytes<D, BITS>(kHeads));
+                                               (int)smem_bytes<D, BITS, ROT>(kHeads));
         /* All of the unified L1/shared memory as shared memory: without it the driver may pick a
          * carveout that holds one block per SM, and one block's four warps cannot hide latency. */
         if (err == cudaSuccess)
@@ -1142,21 +1146,21 @@ cudaError_t launch(const kvq_cuda_attention_args &a, cudaStream_t stream)
     cudaError_t err = launch_config<D, BITS, ROT>();
     if (err != cudaSuccess) return err;
     dim3 grid(a.max_splits, (a.n_q + kHeads - 1u) / kHeads, a.n_seq);
-    tc_split_kernel<D, BITS, ROT><<<grid, kThreads, smem_bytes<D, BITS>(outlier_heads), stream>>>(a, outlier_heads);
+    tc_split_kernel<D, BITS, ROT><<<grid, kThreads, smem_bytes<D, BITS, ROT>(outlier_heads), stream>>>(a, outlier_heads);
     return cudaGetLastError();
 }
 
 /* Resident blocks per SM of a launch whose OutlierShared has outlier_heads heads. */
-template <int D, int BITS>
+template <int D, int BITS, bool ROT>
 int occupancy(uint32_t outlier_heads)
 {
     static int cached[kHeads + 1u] = {0}; /* the split rule asks on every call */
     if (outlier_heads > kHeads) return -1;
     if (cached[outlier_heads] > 0) return cached[outlier_heads];
     int blocks = 0;
-    if (launch_config<D, BITS, true>() != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, tc_split_kernel<D, BITS, true>, kThreads,
-                                                      smem_bytes<D, BITS>(outlier_heads)) != cudaSuccess)
+    if (launch_config<D, BITS, ROT>() != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, tc_split_kernel<D, BITS, ROT>, kThreads,
+                                                      smem_bytes<D, BITS, ROT>(outlier_heads)) != cudaSuccess)
         return -1;
     cached[outlier_heads] = blocks; /* per process: kvq's CUDA contexts in one process are assumed to share a GPU model */
     return blocks;
@@ -1192,8 +1196,9 @@ struct Launch {
 };
 struct Occupancy {
     uint32_t outlier_heads;
+    bool rotate;
     template <int D, int BITS>
-    int run() const { return occupancy<D, BITS>(outlier_heads); }
+    int run() const { return rotate ? occupancy<D, BITS, true>(outlier_heads) : occupancy<D, BITS, false>(outlier_heads); }
 };
 
 bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0u; }
@@ -1242,5 +1247,6 @@ extern "C" unsigned long long kvq_cuda_attention_tc_launches(void) { return tc_l
 extern "C" int kvq_cuda_attention_tc_blocks_per_sm(const kvq_cuda_attention_args *a)
 {
     if (a->seqs_host == nullptr || a->n_seq == 0) return 0;
-    return for_format(a->head_dim, a->seqs_host[0].keys.bits, Occupancy{call_outlier_heads(*a)}, 0);
+    const bool rotate = a->theta != nullptr && a->pairing != KVQ_ROPE_NONE;
+    return for_format(a->head_dim, a->seqs_host[0].keys.bits, Occupancy{call_outlier_heads(*a), rotate}, 0);
 }
