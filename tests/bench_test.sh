@@ -224,6 +224,40 @@ cp "$work/fixed/bench.json" "$work/stopped/"
 grep -qF -- "$work/stopped/bench.partial.json is there too" "$work/both.err" || fail "no note about the partial file: $(cat "$work/both.err")"
 if grep -qE 'stopped before its end|run stopped' "$work/both.md"; then fail "bench.json beside a partial file was reported as a stopped run"; fi
 cmp -s "$work/both.md" <(sed "s|$work/fixed|$work/stopped|g" "$work/fixed.md") || fail "bench.json beside a partial file is not reported as alone"
+# --resume goes on with the stopped run: it refuses another timing (here --quick) or a directory without
+# a stopped run, leaving the files as they were; otherwise it keeps the partial file's studies (the stopped
+# one, not run again, still without status) and, from bench.json, those the stopped run had not reached.
+cp "$work/stopped/bench.json" "$work/before-resume.json"
+if "$kvq" bench --quick --study e --resume --out "$work/stopped" > /dev/null 2> "$work/resume-quick.err"; then
+    fail "--resume accepted another timing than the stopped run's"
+fi
+grep -qF -- "--resume: $work/stopped/bench.partial.json was timed with --runs 20 --warmup 3; this run asks for --runs 20 --warmup 3 --quick" \
+    "$work/resume-quick.err" || fail "--resume with another timing: $(cat "$work/resume-quick.err")"
+[ -f "$work/stopped/bench.partial.json" ] && cmp -s "$work/stopped/bench.json" "$work/before-resume.json" ||
+    fail "a refused --resume changed the files"
+mkdir -p "$work/nothing-stopped"
+if "$kvq" bench --study e --resume --out "$work/nothing-stopped" > /dev/null 2> "$work/resume-none.err"; then
+    fail "--resume without a stopped run succeeded"
+fi
+grep -qF -- "--resume: no stopped run to go on with in $work/nothing-stopped" "$work/resume-none.err" ||
+    fail "--resume without a stopped run: $(cat "$work/resume-none.err")"
+"$kvq" bench --study e --resume --max-context 256 --formats int4 --out "$work/stopped" > /dev/null 2> "$work/resume.err" ||
+    { cat "$work/resume.err" >&2; fail "kvq bench --resume failed"; }
+[ ! -f "$work/stopped/bench.partial.json" ] || fail "--resume left the partial file"
+python3 - "$work/stopped/bench.json" "$work/before-resume.json" <<'PY' || fail "--resume kept the wrong studies"
+import json, sys
+doc, before = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+studies, dates = doc["studies"], doc["study_dates"]
+assert studies["attention_cuda"]["results"][0]["time_ms"]["median"] == 0.5, "a: not the partial file's"
+assert dates["attention_cuda"] == "2026-01-01T00:00:00Z", dates
+assert "status" not in studies["quantize_cuda"] and studies["quantize_cuda"]["results"][0]["tokens_per_s"] == 12345
+assert dates["quantize_cuda"] == "2026-02-02T02:00:00Z", dates  # the stopped run's start
+for key in before["studies"]:
+    if key not in ("attention_cuda", "quantize_cuda"):
+        assert studies[key] == before["studies"][key], key + ": not bench.json's"
+        assert key not in before["study_dates"] or dates[key] == before["study_dates"][key], key
+assert studies["backend_abi"]["status"] == "ok", studies["backend_abi"].get("status")
+PY
 # The whole-cache memory section: bytes per token and layer from the largest context of each format of the
 # llama7b-mha shape (int2: 6144 bytes at 2048 tokens = 3 per token; fp16: 64 per token), times 32 layers and
 # 1,048,576 tokens (int2: 100663296 bytes, 9% of the 1024 MiB the driver text names; fp16: 2147483648, 200%).

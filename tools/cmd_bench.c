@@ -62,7 +62,11 @@ void cli_usage_bench(FILE *out)
             "  --out DIR              output directory (created if missing)\n"
             "  --keep                 keep the studies of DIR/bench.json that this run does not repeat\n"
             "                         (e.g. one study per run under a time limit); without bench.json, those\n"
-            "                         of DIR/bench.partial.json, the rows of a run stopped before its end\n",
+            "                         of DIR/bench.partial.json, the rows of a run stopped before its end\n"
+            "  --resume               go on with a run stopped before its end: keep the studies of\n"
+            "                         DIR/bench.partial.json (not its bench.json), and in the study it was\n"
+            "                         measuring keep the rows it measured (study c; other studies measure\n"
+            "                         again); needs the stopped run's --runs, --warmup and --quick\n",
             BENCH_MIN_RUNS);
 }
 
@@ -131,6 +135,7 @@ typedef struct study_dates {
     const bench_options *o;
     const char *date;                /* this run's "date" */
     const json_value *old;           /* the document of --keep, or NULL */
+    const json_value *older;         /* --resume: DIR/bench.json, for the studies the stopped run had not reached */
     bool complete[BENCH_STUDY_COUNT]; /* the study's object is complete in the document */
 } study_dates;
 
@@ -151,7 +156,8 @@ static void write_study_dates(bench_json *w, const void *ctx)
     bench_json_object(w, "study_dates");
     for (int s = 0; s < BENCH_STUDY_COUNT; s++) {
         const char *key = bench_study_key((bench_study)s);
-        const char *date = !d->complete[s] ? NULL : d->o->study[s] ? d->date : kept_date(d->old, key);
+        const json_value *from = json_get(json_get(d->old, "studies"), key) != NULL ? d->old : d->older;
+        const char *date = !d->complete[s] ? NULL : d->o->study[s] ? d->date : kept_date(from, key);
         if (date != NULL) bench_json_string(w, key, date);
     }
     bench_json_end(w);
@@ -171,13 +177,50 @@ static json_value *load_kept(const char *dir)
     return old;
 }
 
+/* --resume: the stopped run's document (DIR/bench.partial.json), if it was timed as this run is
+ * (runs, warm-up, quick), so that its rows and this run's are of one kind; NULL after saying why not. */
+static json_value *load_resumed(const bench_options *o)
+{
+    json_value *old = bench_results_load_file(o->out_dir, BENCH_PARTIAL_FILE);
+    if (old == NULL) {
+        fprintf(stderr, "kvq bench: error: KVQ_ERR_IO: --resume: no stopped run to go on with in %s (%s: see above)\n",
+                o->out_dir, BENCH_PARTIAL_FILE);
+        return NULL;
+    }
+    uint32_t runs = 0, warmup = 0;
+    bool quick = false;
+    if (!json_get_u32(old, "runs", &runs) || !json_get_u32(old, "warmup", &warmup) ||
+        !json_bool(json_get(old, "quick"), &quick) || runs != o->runs || warmup != o->warmup || quick != o->quick) {
+        fprintf(stderr,
+                "kvq bench: error: KVQ_ERR_INVALID_ARGUMENT: --resume: %s/%s was timed with --runs %u --warmup %u%s; "
+                "this run asks for --runs %u --warmup %u%s (give the stopped run's)\n",
+                o->out_dir, BENCH_PARTIAL_FILE, runs, warmup, quick ? " --quick" : "", o->runs, o->warmup,
+                o->quick ? " --quick" : "");
+        json_free(old);
+        return NULL;
+    }
+    return old;
+}
+
 static int run(const bench_options *o)
 {
     if (!make_dir(o->out_dir)) return CLI_FAILED;
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", o->out_dir, BENCH_JSON_FILE);
-    /* --keep: the studies of the previous bench.json that this run does not repeat. */
-    json_value *old = o->keep ? load_kept(o->out_dir) : NULL;
+    /* --keep: the studies of the previous bench.json that this run does not repeat; --resume: those
+     * of the stopped run's bench.partial.json. */
+    json_value *old = NULL, *older = NULL;
+    if (o->resume) {
+        old = load_resumed(o);
+        if (old == NULL) return CLI_FAILED;
+        /* The studies after the stopped one were not yet copied into its checkpoint: what --keep
+         * would have kept of them is in DIR/bench.json, if there is one. */
+        char full[4096];
+        snprintf(full, sizeof full, "%s/%s", o->out_dir, BENCH_JSON_FILE);
+        if (access(full, F_OK) == 0) older = bench_results_load_file(o->out_dir, BENCH_JSON_FILE);
+    } else if (o->keep) {
+        old = load_kept(o->out_dir);
+    }
     /* The document is built in memory and written as kvq writes every file (kvq_write_file): no
      * half-written bench.json, no shared temporary name. */
     char *doc = NULL;
@@ -186,6 +229,7 @@ static int run(const bench_options *o)
     if (out == NULL) {
         fprintf(stderr, "kvq bench: error: KVQ_ERR_OUT_OF_MEMORY: cannot build %s: %s\n", path, strerror(errno));
         json_free(old);
+        json_free(older);
         return CLI_FAILED;
     }
     char date[64], host[256] = "?", torch[320];
@@ -197,7 +241,7 @@ static int run(const bench_options *o)
     bench_json_init(&w, out);
     char partial[4096];
     snprintf(partial, sizeof partial, "%s/%s", o->out_dir, BENCH_PARTIAL_FILE);
-    study_dates dates = {.o = o, .date = date, .old = old};
+    study_dates dates = {.o = o, .date = date, .old = old, .older = older};
     bench_checkpoint_start(out, &doc, &doc_size, partial, write_study_dates, &dates);
     bench_json_object(&w, NULL);
     bench_json_string(&w, "schema", BENCH_JSON_SCHEMA);
@@ -214,24 +258,36 @@ static int run(const bench_options *o)
     bench_json_string(&w, "pytorch", torch);
     bench_json_object(&w, "studies");
     int failed = 0;
-    const json_value *old_studies = json_get(old, "studies");
+    const json_value *old_studies = json_get(old, "studies"), *older_studies = json_get(older, "studies");
     for (int s = 0; s < BENCH_STUDY_COUNT; s++) {
         const char *key = bench_study_key((bench_study)s);
         if (!o->study[s]) {
-            if (json_get(old_studies, key) != NULL) {
-                bench_json_value(&w, key, json_get(old_studies, key));
+            const json_value *kept = json_get(old_studies, key) != NULL ? json_get(old_studies, key)
+                                                                         : json_get(older_studies, key);
+            if (kept != NULL) {
+                bench_json_value(&w, key, kept);
                 dates.complete[s] = true;
             }
             continue;
         }
         fprintf(stderr, "kvq bench: study %s\n", key);
         bench_checkpoint(&w); /* the studies so far, even if this one writes no row before it stops */
-        failed |= run_study((bench_study)s, o, &w);
+        /* --resume: the study the stopped run was measuring is the one without "status". */
+        bench_options so = *o;
+        const json_value *stopped = json_get(old_studies, key);
+        if (o->resume && stopped != NULL && json_get(stopped, "status") == NULL) {
+            so.resume_study = stopped;
+            so.resume_date = json_get_string(old, "date");
+            fprintf(stderr, "kvq bench: --resume: study %s was stopped in the run of %s; its rows are kept where "
+                            "the study can resume them\n", key, so.resume_date != NULL ? so.resume_date : "?");
+        }
+        failed |= run_study((bench_study)s, &so, &w);
         dates.complete[s] = true;
     }
     bench_json_end(&w);
     write_study_dates(&w, &dates); /* every study is complete now: bench.json names them all */
     json_free(old);
+    json_free(older);
     bench_json_end(&w);
     bench_checkpoint_stop(); /* the stream is closed next; the partial file stays until bench.json is written */
     bool build_failed = ferror(out) != 0 || w.failed || w.depth != 0;
@@ -280,6 +336,7 @@ int cmd_bench(int argc, char **argv)
         OPT_FLASHINFER,
         OPT_SHAPES,
         OPT_KEEP,
+        OPT_RESUME,
         OPT_HELP
     };
     static const struct option options[] = {{"all", no_argument, NULL, OPT_ALL},
@@ -298,6 +355,7 @@ int cmd_bench(int argc, char **argv)
                                             {"flashinfer-script", required_argument, NULL, OPT_FLASHINFER},
                                             {"shapes", required_argument, NULL, OPT_SHAPES},
                                             {"keep", no_argument, NULL, OPT_KEEP},
+                                            {"resume", no_argument, NULL, OPT_RESUME},
                                             {"help", no_argument, NULL, OPT_HELP},
                                             {NULL, 0, NULL, 0}};
     bench_options o;
@@ -361,6 +419,7 @@ int cmd_bench(int argc, char **argv)
         case OPT_FLASHINFER: o.flashinfer_script = optarg; break;
         case OPT_SHAPES: o.shapes = optarg; break;
         case OPT_KEEP: o.keep = true; break;
+        case OPT_RESUME: o.resume = o.keep = true; break;
         default: return cli_usage_error(cmd, "unexpected option");
         }
     }

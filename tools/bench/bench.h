@@ -53,6 +53,12 @@ typedef struct bench_options {
     const char *formats;      /* comma-separated format names (bench_formats), or NULL: all */
     const char *shapes;       /* comma-separated shape names (bench_shapes), or NULL: all */
     const char *backend;      /* study (e): a backend name or plugin path (kvq_backend_find) */
+    bool resume;              /* --resume: go on from DIR/bench.partial.json (implies keep) */
+    /* Set for the study a stopped run was measuring (its object in bench.partial.json, without
+     * "status") while that study runs again under --resume, and the start of that run; NULL
+     * otherwise. A study that can resume (c) keeps the rows measured there and measures the rest. */
+    const struct json_value *resume_study;
+    const char *resume_date;
 } bench_options;
 
 /* Whether `name` is in the comma-separated list (NULL: every name is). */

@@ -18,6 +18,7 @@
  * no backend's internals.
  */
 #include "bench_cuda_offload.h"
+#include "bench_results.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -90,8 +91,42 @@ static bool measure(const bench_options *o, bench_model *m, const offload_format
     return ok;
 }
 
+/* --resume: the row the stopped run measured for (f, p), read back into *res; false when it has none.
+ * The stopped study must have had this study's budget and prefill chunks (checked by the caller). */
+static bool resumed_point(const json_value *stopped, const offload_format *f, const prompt *p, point_result *res)
+{
+    static const char *const keys[] = {"images", "tokens_per_image"};
+    const uint64_t values[] = {p->images, p->tokens_per_image};
+    const json_value *row = bench_results_row(stopped, f->name, keys, values, 2u);
+    uint64_t state = 0, device = 0;
+    uint32_t resident = 0;
+    double v[8];
+    static const char *const fields[] = {"ttft_ms.median", "ttft_ms.min", "ttft_ms.max", "ttft_ms.runs",
+                                         "tpot_ms.median", "tpot_ms.min", "tpot_ms.max", "tpot_ms.runs"};
+    for (size_t i = 0; i < 8u; i++)
+        if (row == NULL || !bench_field_number(row, fields[i], &v[i])) return false;
+    if (!json_u64(json_get(row, "layer_bytes"), &state) || !json_u64(json_get(row, "layer_device_bytes"), &device) ||
+        !json_get_u32(row, "resident_layers", &resident))
+        return false;
+    res->ttft = (bench_stats){v[0], v[1], v[2], (uint32_t)v[3]};
+    res->tpot = (bench_stats){v[4], v[5], v[6], (uint32_t)v[7]};
+    res->resident = resident;
+    res->state_bytes = (size_t)state;
+    res->device_bytes = (size_t)device;
+    return true;
+}
+
+/* Whether the stopped study of --resume timed what this one does: the same budget and prefill
+ * chunks (runs, warm-up and quick were checked for the whole document). */
+static bool resumable(const json_value *stopped, size_t budget)
+{
+    uint64_t b = 0, chunk = 0;
+    return stopped != NULL && json_u64(json_get(stopped, "budget_bytes"), &b) && b == budget &&
+           json_u64(json_get(stopped, "prefill_chunk_tokens"), &chunk) && chunk == OFFLOAD_PREFILL_CHUNK;
+}
+
 static void write_row(bench_json *w, const offload_format *f, const prompt *p, uint32_t layers, const point_result *r,
-                      const point_result *fp16)
+                      const point_result *fp16, const char *resumed_from)
 {
     uint32_t n = TEXT_TOKENS + p->images * p->tokens_per_image;
     bench_json_object(w, NULL);
@@ -109,6 +144,8 @@ static void write_row(bench_json *w, const offload_format *f, const prompt *p, u
     bench_json_stats(w, "tpot_ms", &r->tpot);
     bench_json_number(w, "ttft_ratio", r->ttft.median > 0.0 ? fp16->ttft.median / r->ttft.median : 0.0);
     bench_json_number(w, "tpot_ratio", r->tpot.median > 0.0 ? fp16->tpot.median / r->tpot.median : 0.0);
+    /* A row kept by --resume says when it was measured (the stopped run's start). */
+    if (resumed_from != NULL) bench_json_string(w, "resumed_from", resumed_from);
     bench_json_end(w);
     bench_checkpoint(w);
 }
@@ -198,6 +235,18 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
              "token, no outliers",
              layers, TEXT_TOKENS, budget >> 20, OFFLOAD_PREFILL_CHUNK);
     bench_json_string(w, "notes", notes);
+    const bool resume = o->resume_study != NULL && resumable(o->resume_study, budget);
+    if (o->resume_study != NULL && !resume)
+        fprintf(stderr, "kvq bench: " STUDY ": --resume: the stopped study had another budget or prefill chunk; "
+                        "every row is measured again\n");
+    if (resume) {
+        char resumed[400];
+        snprintf(resumed, sizeof resumed,
+                 "rows with \"resumed_from\" were measured by the run of %s, stopped before its end, and kept by "
+                 "--resume; the others by this run (a prompt's ratios may join rows of both runs)",
+                 o->resume_date != NULL ? o->resume_date : "?");
+        bench_json_string(w, "resumed", resumed);
+    }
     bench_json_u64(w, "budget_bytes", budget);
     bench_json_u64(w, "prefill_chunk_tokens", OFFLOAD_PREFILL_CHUNK);
     bench_json_plot(w, "CPU-GPU offload: time per output token", "context", "prompt (tokens)", "tpot_ms.median",
@@ -222,10 +271,16 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
     bench_json_array(w, "results");
     for (size_t p = 0; ok && p < n_prompts; p++)
         for (size_t f = 0; ok && f < N_FORMATS; f++) {
+            if (resume && resumed_point(o->resume_study, &formats[f], &prompts[p], &res[f][p])) {
+                fprintf(stderr, "kvq bench: " STUDY ": %s, %u x %u image tokens: kept from the stopped run\n",
+                        formats[f].name, prompts[p].images, prompts[p].tokens_per_image);
+                write_row(w, &formats[f], &prompts[p], layers, &res[f][p], &res[0][p], o->resume_date);
+                continue;
+            }
             fprintf(stderr, "kvq bench: " STUDY ": %s, %u x %u image tokens\n", formats[f].name, prompts[p].images,
                     prompts[p].tokens_per_image);
             ok = measure(o, &m, &formats[f], &prompts[p], budget, &res[f][p]);
-            if (ok) write_row(w, &formats[f], &prompts[p], layers, &res[f][p], &res[0][p]);
+            if (ok) write_row(w, &formats[f], &prompts[p], layers, &res[f][p], &res[0][p], NULL);
         }
     bench_json_end(w);
     /* The targets: ratios at the largest prompt. */

@@ -31,9 +31,8 @@ static const char *results_file(const char *dir)
     return file_absent(partial) ? BENCH_JSON_FILE : BENCH_PARTIAL_FILE;
 }
 
-json_value *bench_results_load(const char *dir, const char **file)
+static json_value *load_named(const char *dir, const char *name)
 {
-    const char *name = results_file(dir);
     char path[4096], error[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     json_value *doc = json_parse_file(path, error, sizeof error);
@@ -48,8 +47,34 @@ json_value *bench_results_load(const char *dir, const char **file)
         json_free(doc);
         return NULL;
     }
-    if (file != NULL) *file = name;
     return doc;
+}
+
+json_value *bench_results_load(const char *dir, const char **file)
+{
+    const char *name = results_file(dir);
+    json_value *doc = load_named(dir, name);
+    if (doc != NULL && file != NULL) *file = name;
+    return doc;
+}
+
+json_value *bench_results_load_file(const char *dir, const char *name) { return load_named(dir, name); }
+
+const json_value *bench_results_row(const json_value *study, const char *format, const char *const *keys,
+                                    const uint64_t *values, size_t n)
+{
+    const json_value *rows = json_get(study, "results");
+    for (size_t r = 0; r < json_length(rows); r++) {
+        const json_value *row = json_at(rows, r);
+        const char *f = json_get_string(row, "format");
+        bool match = f != NULL && strcmp(f, format) == 0;
+        for (size_t k = 0; match && k < n; k++) {
+            uint64_t v;
+            match = json_u64(json_get(row, keys[k]), &v) && v == values[k];
+        }
+        if (match) return row;
+    }
+    return NULL;
 }
 
 bool bench_field_number(const json_value *object, const char *path, double *out)
