@@ -157,7 +157,7 @@ cat > "$work/unsummarized/bench.json" <<'JSON'
 {"schema": "kvq-bench/1", "kvq_version": "1.0.0", "date": "2026-01-01T00:00:00Z", "host": "h", "quick": false,
  "runs": 20, "warmup": 3, "pytorch": "not available", "study_dates": {"offload_cuda": "2026-01-01T00:00:00Z"},
  "studies": {
-  "offload_cuda": {"device": "D", "driver": "V", "timed": "T",
+  "offload_cuda": {"device": "D", "driver": "V", "timed": "T", "resumed": "rows R were kept",
    "columns": [{"field": "format", "title": "format"}],
    "results": [
     {"label": "fp16", "format": "fp16", "images": 1, "ttft_ratio": 1, "tpot_ratio": 1},
@@ -170,6 +170,7 @@ for text in '| offload: TPOT fp16 / text-int4 (2 images, from the rows of a stop
             '| offload: TTFT fp16 / text-int4 (2 images, from the rows of a stopped run; paper: 1.7x) | >= 1.7x | 0.90x | missed by 0.80x |'; do
     grep -qF -- "$text" "$work/unsummarized.md" || { cat "$work/unsummarized.md" >&2; fail "the stopped run's report lacks: $text"; }
 done
+grep -qF -- '- resumed: rows R were kept' "$work/unsummarized.md" || fail "the report does not say which rows --resume kept"
 if grep -qF '(1 images' "$work/unsummarized.md" || grep -qF 'fp16 / fp16' "$work/unsummarized.md"; then
     fail "the stopped run's targets use a smaller prompt or the fp16 rows"
 fi

@@ -239,14 +239,6 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
     if (o->resume_study != NULL && !resume)
         fprintf(stderr, "kvq bench: " STUDY ": --resume: the stopped study had another budget or prefill chunk; "
                         "every row is measured again\n");
-    if (resume) {
-        char resumed[400];
-        snprintf(resumed, sizeof resumed,
-                 "rows with \"resumed_from\" were measured by the run of %s, stopped before its end, and kept by "
-                 "--resume; the others by this run (a prompt's ratios may join rows of both runs)",
-                 o->resume_date != NULL ? o->resume_date : "?");
-        bench_json_string(w, "resumed", resumed);
-    }
     bench_json_u64(w, "budget_bytes", budget);
     bench_json_u64(w, "prefill_chunk_tokens", OFFLOAD_PREFILL_CHUNK);
     bench_json_plot(w, "CPU-GPU offload: time per output token", "context", "prompt (tokens)", "tpot_ms.median",
@@ -268,6 +260,9 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
     bool ok = bench_model_create(&m, layers, max_n, stream);
     point_result res[N_FORMATS][8];
     memset(res, 0, sizeof res);
+    /* --resume: how many rows were kept, and the ones this run measured (for "resumed"). */
+    size_t kept = 0, measured = 0;
+    char measured_rows[600] = "";
     bench_json_array(w, "results");
     for (size_t p = 0; ok && p < n_prompts; p++)
         for (size_t f = 0; ok && f < N_FORMATS; f++) {
@@ -275,14 +270,28 @@ int bench_study_cuda_offload(const bench_options *o, bench_json *w)
                 fprintf(stderr, "kvq bench: " STUDY ": %s, %u x %u image tokens: kept from the stopped run\n",
                         formats[f].name, prompts[p].images, prompts[p].tokens_per_image);
                 write_row(w, &formats[f], &prompts[p], layers, &res[f][p], &res[0][p], o->resume_date);
+                kept++;
                 continue;
             }
             fprintf(stderr, "kvq bench: " STUDY ": %s, %u x %u image tokens\n", formats[f].name, prompts[p].images,
                     prompts[p].tokens_per_image);
             ok = measure(o, &m, &formats[f], &prompts[p], budget, &res[f][p]);
             if (ok) write_row(w, &formats[f], &prompts[p], layers, &res[f][p], &res[0][p], NULL);
+            if (ok && resume) {
+                size_t used = strlen(measured_rows);
+                snprintf(measured_rows + used, sizeof measured_rows - used, "%s%s at %u x %u", measured++ ? ", " : "",
+                         formats[f].name, prompts[p].images, prompts[p].tokens_per_image);
+            }
         }
     bench_json_end(w);
+    if (resume) {
+        char resumed[900];
+        snprintf(resumed, sizeof resumed,
+                 "%zu rows (\"resumed_from\") were measured by the run of %s, stopped before its end, and kept by "
+                 "--resume; %zu measured by this run: %s (a prompt's ratios may join rows of both runs)",
+                 kept, o->resume_date != NULL ? o->resume_date : "?", measured, measured ? measured_rows : "none");
+        bench_json_string(w, "resumed", resumed);
+    }
     /* The targets: ratios at the largest prompt. */
     bench_json_array(w, "ratios");
     for (size_t f = 1; ok && f < N_FORMATS; f++) {

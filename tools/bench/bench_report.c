@@ -143,6 +143,9 @@ static void study_section(FILE *out, const char *plots, bench_study s, const jso
                 text_or(json_get(study, "copy_bandwidth_gbs"), "counts", "?"));
     const char *notes = json_get_string(study, "notes");
     if (notes != NULL) fprintf(out, "- notes: %s\n", notes);
+    /* --resume: which rows a stopped run measured (they say "resumed_from"). */
+    const char *resumed = json_get_string(study, "resumed");
+    if (resumed != NULL) fprintf(out, "- resumed: %s\n", resumed);
     fputc('\n', out);
     bench_plot_file files[BENCH_MAX_PLOTS];
     size_t n_plots = bench_plot_files(bench_study_key(s), study, files);
