@@ -224,9 +224,19 @@ static kvq_status build_program(kvq_backend_context *ctx, char *message, size_t 
         kvq_host_say(message, message_size, "clCreateProgramWithSource failed: %s", ocl_cl_error_name(err));
         return ocl_from_cl(ctx, err, "creating the program");
     }
-    const char *options = ctx->fp64 ? "-cl-std=CL1.2 -DKVQ_HAVE_FP64=1" : "-cl-std=CL1.2";
+    /* KVQ_OPENCL_BUILD_LOG=1 prints the compiler's log of a successful build to stderr, for porters
+     * who want to see what their compiler made of the kernels; on NVIDIA's OpenCL it also asks for
+     * -cl-nv-verbose, whose log has ptxas's registers, spills and shared memory per kernel (ncu
+     * does not profile OpenCL launches, so this is what there is to learn occupancy from). */
+    const bool show_log = getenv("KVQ_OPENCL_BUILD_LOG") != NULL && strcmp(getenv("KVQ_OPENCL_BUILD_LOG"), "1") == 0;
+    char vendor[128] = "";
+    clGetDeviceInfo(ctx->device, CL_DEVICE_VENDOR, sizeof vendor - 1u, vendor, NULL);
+    const bool nvidia = strstr(vendor, "NVIDIA") != NULL;
+    char options[160];
+    snprintf(options, sizeof options, "-cl-std=CL1.2%s%s", ctx->fp64 ? " -DKVQ_HAVE_FP64=1" : "",
+             show_log && nvidia ? " -cl-nv-verbose" : "");
     err = clBuildProgram(ctx->program, 1, &ctx->device, options, NULL, NULL);
-    if (err != CL_SUCCESS) {
+    if (err != CL_SUCCESS || show_log) {
         size_t size = 0;
         clGetProgramBuildInfo(ctx->program, ctx->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &size);
         char *log = malloc(size + 1u);
@@ -235,11 +245,17 @@ static kvq_status build_program(kvq_backend_context *ctx, char *message, size_t 
             clGetProgramBuildInfo(ctx->program, ctx->device, CL_PROGRAM_BUILD_LOG, size, log, NULL);
             log[size] = '\0';
         }
-        ocl_fail(ctx, KVQ_ERR_IO, "building the kvq OpenCL program for %s failed (%s): %s", ctx->name,
-                 ocl_cl_error_name(err), log != NULL ? log : "(no build log)");
-        kvq_host_say(message, message_size, "%s", ctx->host.error.message);
-        free(log);
-        return KVQ_ERR_IO;
+        if (err == CL_SUCCESS) { /* show_log */
+            fprintf(stderr, "kvq opencl: build log for %s (options: %s):\n%s\n", ctx->name, options,
+                    log != NULL && log[0] != '\0' ? log : "(empty)");
+            free(log);
+        } else {
+            ocl_fail(ctx, KVQ_ERR_IO, "building the kvq OpenCL program for %s failed (%s): %s", ctx->name,
+                     ocl_cl_error_name(err), log != NULL ? log : "(no build log)");
+            kvq_host_say(message, message_size, "%s", ctx->host.error.message);
+            free(log);
+            return KVQ_ERR_IO;
+        }
     }
     for (int k = 0; k < OCL_K_COUNT; k++) {
         ctx->kernels[k] = clCreateKernel(ctx->program, kernel_names[k], &err);
