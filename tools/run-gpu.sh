@@ -8,7 +8,8 @@
 #            default profile (fp16), with the tensor-core kernel asked for wherever it fits
 #            (KVQ_CUDA_ATTENTION=tc) and at fp32, and on opencl (NVIDIA's); reports under OUT/conform/
 #   sanitize compute-sanitizer memcheck (the tensor-core cases, --short) and racecheck (--tiny)
-#   bench    kvq bench study a with KVQ_GPU_BENCH_ARGS (default: the issue 13 points)
+#   bench    kvq bench study a with KVQ_GPU_BENCH_ARGS (default: the issue 13 points); KVQ_GPU_BENCH_KEEP=1
+#            keeps docs/bench/bench.json's other studies, KVQ_GPU_BENCH_RESUME=FILE resumes a stopped run
 #   profile  ncu (full set, SASS stall samples) on one tensor-core and one fast-kernel launch at 32K
 #            (KVQ_GPU_PROFILE_FORMAT: the bench format, default int4; KVQ_GPU_PROFILE_KERNELS: the kernels)
 #   point    one bench point with PyTorch (KVQ_GPU_POINT_ARGS)
@@ -69,9 +70,15 @@ for step in "${steps[@]}"; do
             fi_args=(--flashinfer-script tools/scripts/flashinfer_decode_baseline.py)
         fi
         # KVQ_GPU_BENCH_KEEP=1: start from the committed docs/bench/bench.json and keep its other studies.
+        # KVQ_GPU_BENCH_RESUME=FILE: go on with the run stopped before its end whose bench.partial.json
+        # is FILE (e.g. a point file of the tree), beside docs/bench/bench.json (kvq bench --resume; give
+        # the stopped run's --runs and --warmup in KVQ_GPU_BENCH_ARGS).
         keep=()
-        if [ -n "${KVQ_GPU_BENCH_KEEP:-}" ]; then
+        if [ -n "${KVQ_GPU_BENCH_KEEP:-}" ] || [ -n "${KVQ_GPU_BENCH_RESUME:-}" ]; then
             mkdir -p "$out/bench" && cp docs/bench/bench.json "$out/bench/" && keep=(--keep)
+        fi
+        if [ -n "${KVQ_GPU_BENCH_RESUME:-}" ]; then
+            cp "$KVQ_GPU_BENCH_RESUME" "$out/bench/bench.partial.json" && keep=(--resume)
         fi
         # shellcheck disable=SC2086
         run bench $build/tools/kvq bench $bench_args "${keep[@]}" --torch-script tools/scripts/torch_sdpa_baseline.py \
