@@ -20,10 +20,10 @@
 # Every step writes OUT/<step>.log; a failing step is reported and the next one still runs; the
 # exit status is the number of failed steps.
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 out=${OUT:-gpu-out}
 mkdir -p "$out"
-build=build-gpu
+build="build-gpu"
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(build check conform)
 failed=0
@@ -48,8 +48,9 @@ for step in "${steps[@]}"; do
         run configure cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release -DKVQ_ENABLE_CUDA=ON \
             -DCMAKE_CUDA_ARCHITECTURES=90 -DKVQ_BUILD_TESTS=ON
         run build cmake --build $build -j "$(nproc)" ${KVQ_GPU_TARGETS:+--target $KVQ_GPU_TARGETS} ;;
-    # shellcheck disable=SC2086
-    check) run check $build/backends/cuda/kvq_cuda_selfcheck --attention-tc-only ${KVQ_GPU_CHECK_ARGS:-} ;;
+    check)
+        # shellcheck disable=SC2086
+        run check $build/backends/cuda/kvq_cuda_selfcheck --attention-tc-only ${KVQ_GPU_CHECK_ARGS:-} ;;
     selfcheck) run selfcheck $build/backends/cuda/kvq_cuda_selfcheck ;;
     conform)
         # KVQ_GPU_CONFORM_ARGS adds arguments to every run of the list (e.g. "--seed 7")
@@ -106,8 +107,8 @@ for step in "${steps[@]}"; do
         # The package from the source tree (no pip install: no network there), its two libraries from build-gpu.
         run torch-example-build bash -c "cmake -S . -B $build -DKVQ_PYTHON=ON > /dev/null &&
             cmake --build $build -j $(nproc) --target kvq_python kvq_cuda"
-        torch_env=(env PYTHONPATH=python KVQ_PYTHON_LIBRARY=$build/python/libkvq_python.so
-            KVQ_CUDA_LIBRARY=$build/backends/cuda/libkvq_cuda.so)
+        torch_env=(env PYTHONPATH=python "KVQ_PYTHON_LIBRARY=$build/python/libkvq_python.so"
+            "KVQ_CUDA_LIBRARY=$build/backends/cuda/libkvq_cuda.so")
         if python3 -c "import pytest" > /dev/null 2>&1; then
             run torch-example-pytest "${torch_env[@]}" python3 -m pytest -p no:cacheprovider -q python/tests/test_cuda_binding.py
         fi
