@@ -50,9 +50,25 @@ inline void kvq_load_tile(__local float *tile, ulong t0, uint nt, uint d, int ke
             } else {
                 uchar4 b = vload4(w, codes + tt * row_bytes); /* bytes in order: any endianness */
                 uint word = (uint)b.s0 | (uint)b.s1 << 8 | (uint)b.s2 << 16 | (uint)b.s3 << 24;
-                for (uint k = 0; k < per_word; k++)
-                    dst[k] = kvq_decode(scheme, bits, params[kvq_param_index(layout, group, d, tt, c0 + k)],
-                                        (word >> (k * bits)) & mask, codebook);
+                /* kvq_param_index of each element without its divisions (two per element for values,
+                 * one for online keys: each some twenty instructions where the device has no integer
+                 * divide): keys take consecutive parameters from their row, values move to the next
+                 * group every `group` channels and load its parameters once. */
+                if (layout == KVQ_PARAMS_VALUES) {
+                    size_t row = tt * (size_t)(d / group);
+                    uint gi = c0 / group, left = group - (c0 - gi * group), p = params[row + gi];
+                    for (uint k = 0; k < per_word; k++, left--) {
+                        if (left == 0u) {
+                            left = group;
+                            p = params[row + ++gi];
+                        }
+                        dst[k] = kvq_decode(scheme, bits, p, (word >> (k * bits)) & mask, codebook);
+                    }
+                } else {
+                    __global const uint *row = params + (layout == KVQ_PARAMS_KEYS_ONLINE ? (tt / group) * (size_t)d : 0u) + c0;
+                    for (uint k = 0; k < per_word; k++)
+                        dst[k] = kvq_decode(scheme, bits, row[k], (word >> (k * bits)) & mask, codebook);
+                }
             }
         }
     } else {
