@@ -57,12 +57,15 @@ inline void kvq_load_tile(__local float *tile, ulong t0, uint nt, uint d, int ke
                 if (layout == KVQ_PARAMS_VALUES) {
                     size_t row = tt * (size_t)(d / group);
                     uint gi = c0 / group, left = group - (c0 - gi * group), p = params[row + gi];
+                    float a = kvq_param_a(p), pb = kvq_param_b(p);
                     for (uint k = 0; k < per_word; k++, left--) {
                         if (left == 0u) {
                             left = group;
                             p = params[row + ++gi];
+                            a = kvq_param_a(p);
+                            pb = kvq_param_b(p);
                         }
-                        dst[k] = kvq_decode(scheme, bits, p, (word >> (k * bits)) & mask, codebook);
+                        dst[k] = kvq_decode_ab(scheme, bits, a, pb, (word >> (k * bits)) & mask, codebook);
                     }
                 } else {
                     __global const uint *row = params + (layout == KVQ_PARAMS_KEYS_ONLINE ? (tt / group) * (size_t)d : 0u) + c0;

@@ -124,16 +124,22 @@ inline uint kvq_encode(int scheme, uint bits, uint params, float x, __global con
     return lo;
 }
 
-/* S3.5, S6.5: the exact fp32 value of a code. */
-inline float kvq_decode(int scheme, uint bits, uint params, uint code, __global const float *codebook)
+/* S3.5, S6.5: the exact fp32 value of a code, from the group's parameters a, b already in fp32 (a
+ * caller that decodes many codes of one group converts them once). */
+inline float kvq_decode_ab(int scheme, uint bits, float a, float b, uint code, __global const float *codebook)
 {
-    float a = kvq_param_a(params), b = kvq_param_b(params);
     if (scheme == KVQ_SCHEME_UNIFORM_ASYM) {
         float scaled = (float)code * b; /* exact */
         return a + scaled;
     }
     if (scheme == KVQ_SCHEME_UNIFORM_SYM) return ((float)code - kvq_sym_offset(bits)) * b;
     return fma(b, codebook[code], a);
+}
+
+/* S3.5, S6.5: the exact fp32 value of a code, from the group's packed parameters. */
+inline float kvq_decode(int scheme, uint bits, uint params, uint code, __global const float *codebook)
+{
+    return kvq_decode_ab(scheme, bits, kvq_param_a(params), kvq_param_b(params), code, codebook);
 }
 
 /* S5.2: code i of a packed row (LSB-first bit stream; 3-bit codes may cross
