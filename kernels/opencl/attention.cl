@@ -40,6 +40,10 @@ inline void kvq_load_tile(__local float *tile, ulong t0, uint nt, uint d, int ke
          * test and one division per word instead of per element (the generic loop below costs
          * about twice the instructions per element); the same kvq_decode, so the same bits. */
         uint per_word = 32u / bits, words = row_bytes / 4u, mask = (1u << bits) - 1u;
+        /* Keys: the fp32 parameters of the work-item's word (per channel, the same for every token of
+         * a key block), converted when the word's parameter row changes; 0xFF..: none yet. */
+        float ka[16], kb[16];
+        size_t cached = (size_t)-1;
         for (uint e = lid; e < nt * words; e += wg) {
             uint t = e / words, w = e - t * words, c0 = w * per_word;
             ulong tt = t0 + t;
@@ -68,9 +72,20 @@ inline void kvq_load_tile(__local float *tile, ulong t0, uint nt, uint d, int ke
                         dst[k] = kvq_decode_ab(scheme, bits, a, pb, (word >> (k * bits)) & mask, codebook);
                     }
                 } else {
-                    __global const uint *row = params + (layout == KVQ_PARAMS_KEYS_ONLINE ? (tt / group) * (size_t)d : 0u) + c0;
-                    for (uint k = 0; k < per_word; k++)
-                        dst[k] = kvq_decode(scheme, bits, row[k], (word >> (k * bits)) & mask, codebook);
+                    size_t at = (layout == KVQ_PARAMS_KEYS_ONLINE ? (tt / group) * (size_t)d : 0u) + c0;
+                    if (at != cached) {
+#pragma unroll
+                        for (uint k = 0; k < 16u; k++)
+                            if (k < per_word) {
+                                ka[k] = kvq_param_a(params[at + k]);
+                                kb[k] = kvq_param_b(params[at + k]);
+                            }
+                        cached = at;
+                    }
+#pragma unroll
+                    for (uint k = 0; k < 16u; k++)
+                        if (k < per_word)
+                            dst[k] = kvq_decode_ab(scheme, bits, ka[k], kb[k], (word >> (k * bits)) & mask, codebook);
                 }
             }
         }
