@@ -90,10 +90,42 @@ inline void kvq_load_tile(__local float *tile, ulong t0, uint nt, uint d, int ke
             }
         }
     } else {
+        /* An element per work-item and step (3-bit codes, rows of odd bytes), its (token, channel)
+         * and its parameters' group or key block advanced without a division per element; the fp32
+         * parameters are converted when their index changes (a key's stay for the block while the
+         * work-item keeps its channel, which it does when d divides the work-group). Element for
+         * element what kvq_dequant_element gives. */
+        const int values = layout == KVQ_PARAMS_VALUES, online = layout == KVQ_PARAMS_KEYS_ONLINE;
+        const uint per_row = values ? d / group : 0u, dt = wg / d, dc = wg - dt * d;
+        uint t = lid / d, c = lid - t * d, cg = values ? c / group : 0u;
+        ulong blk = online ? (t0 + t) / group : 0u;
+        uint in_blk = online ? (uint)(t0 + t - blk * group) : 0u;
+        size_t cached = (size_t)-1;
+        float a = 0.0f, b = 0.0f;
         for (uint e = lid; e < nt * d; e += wg) {
-            uint t = e / d, c = e - t * d;
-            tile[t * ts + c] = kvq_dequant_element(prec, slot, rows, codes, params, codebook, scheme, bits, layout,
-                                                   group, d, t0 + t, c);
+            ulong tt = t0 + t;
+            float x;
+            if (prec[tt] != KVQ_PREC_QUANTIZED) {
+                x = vload_half((size_t)slot[tt] * d + c, (__global const half *)rows);
+            } else {
+                size_t at = values ? tt * (size_t)per_row + cg : online ? blk * (size_t)d + c : c;
+                if (at != cached) {
+                    a = kvq_param_a(params[at]);
+                    b = kvq_param_b(params[at]);
+                    cached = at;
+                }
+                x = kvq_decode_ab(scheme, bits, a, b, kvq_unpack(codes + tt * row_bytes, c, bits), codebook);
+            }
+            tile[t * ts + c] = x;
+            uint step = dt; /* tokens the next element is ahead */
+            c += dc;
+            if (c >= d) {
+                c -= d;
+                step++;
+            }
+            t += step;
+            if (values && dc != 0u) cg = c / group;
+            for (in_blk += online ? step : 0u; online && in_blk >= group; in_blk -= group) blk++;
         }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
